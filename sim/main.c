@@ -1,0 +1,339 @@
+/*
+ * main.c - flowsim's command line: options, the dataset, signals.
+ *
+ * SIGTERM and SIGINT are blocked before any thread starts and taken with
+ * sigwait() here, so no handler runs inside a server thread and shutdown
+ * is an ordinary function call.
+ */
+#include "sim.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define FILE_MAX (1 << 20)
+
+static void usage(FILE *out)
+{
+	fputs("usage: flowsim [options]\n"
+	      "  --listen HOST:PORT      listen address (default 127.0.0.1:8080; port 0: any)\n"
+	      "  --port-file FILE        write the port there once listening\n"
+	      "  --seed N                dataset seed (default 1)\n"
+	      "  --scenario FILE         scenario file (default: built in)\n"
+	      "  --print-scenario        print the built-in scenario and exit\n"
+	      "  --days N                days of data ending today (default 7)\n"
+	      "  --now T                 freeze the clock (ms since the epoch or ISO 8601 UTC)\n"
+	      "  --max-records N         per-request cap (default 10000)\n"
+	      "  --match start|overlap   how a window selects flows (default start)\n"
+	      "  --export-delay S        export delay in seconds (default 300)\n"
+	      "  --retention-days N      retention reported by /info (default 90)\n"
+	      "  --token T, --token-file F  require this bearer token\n"
+	      "  --truth                 enable the /_sim test endpoints\n"
+	      "  --log                   log one line a request to stderr\n"
+	      "  --fail-500 R --fail-503 R --fail-429 R --slow R --stall R\n"
+	      "  --reset R --cut R --malformed R --html R   fault rates, 0 to 1\n"
+	      "  --retry-after S --slow-ms MS --stall-s S   fault parameters\n"
+	      "  --fault-scope flows|all  which endpoints faults hit (default flows)\n"
+	      "  --fault-seed N          seed of the fault draws\n"
+	      "See docs/flowsim.md.\n", out);
+}
+
+/* Read a whole small file into a new string.  -errno with cause in err. */
+static int read_file(const char *path, char **out, char *err)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	size_t n;
+
+	if (!f) {
+		snprintf(err, SIM_ERRLEN, "cannot open %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	buf = malloc(FILE_MAX + 1);
+	if (!buf) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	n = fread(buf, 1, FILE_MAX + 1, f);
+	fclose(f);
+	if (n > FILE_MAX) {
+		free(buf);
+		snprintf(err, SIM_ERRLEN, "%s is larger than %d bytes", path, FILE_MAX);
+		return -EFBIG;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	return 0;
+}
+
+int sim_time_parse(const char *text, int64_t *ms)
+{
+	struct tm tm;
+	char *end;
+	unsigned frac = 0;
+
+	if (text[0] >= '0' && text[0] <= '9' && !strchr(text, '-')) {
+		long long v;
+		errno = 0;
+		v = strtoll(text, &end, 10);
+		if (errno || *end || v < 0)
+			return -EINVAL;
+		*ms = v;
+		return 0;
+	}
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(text, "%Y-%m-%d", &tm);
+	if (!end)
+		return -EINVAL;
+	if (*end == 'T') {
+		end = strptime(end + 1, "%H:%M:%S", &tm);
+		if (!end)
+			return -EINVAL;
+		if (*end == '.') {
+			int n = 0;
+			if (sscanf(end + 1, "%3u%n", &frac, &n) != 1 || n != 3)
+				return -EINVAL;
+			end += 4;
+		}
+		if (*end == 'Z')
+			end++;
+	}
+	if (*end)
+		return -EINVAL;
+	*ms = (int64_t)timegm(&tm) * 1000 + frac;
+	return 0;
+}
+
+static int parse_rate(const char *s, double *out)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (end == s || *end || !(v >= 0 && v <= 1))
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+enum {
+	O_LISTEN = 256, O_PORTFILE, O_SEED, O_SCENARIO, O_PRINT, O_DAYS, O_NOW,
+	O_MAXREC, O_MATCH, O_DELAY, O_RETENTION, O_TOKEN, O_TOKENFILE, O_TRUTH,
+	O_LOG, O_RETRYAFTER, O_SLOWMS, O_STALLS, O_SCOPE, O_FSEED, O_HELP,
+	O_FAULT0 = 512,
+};
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"listen", 1, 0, O_LISTEN}, {"port-file", 1, 0, O_PORTFILE},
+		{"seed", 1, 0, O_SEED}, {"scenario", 1, 0, O_SCENARIO},
+		{"print-scenario", 0, 0, O_PRINT}, {"days", 1, 0, O_DAYS},
+		{"now", 1, 0, O_NOW}, {"max-records", 1, 0, O_MAXREC},
+		{"match", 1, 0, O_MATCH}, {"export-delay", 1, 0, O_DELAY},
+		{"retention-days", 1, 0, O_RETENTION}, {"token", 1, 0, O_TOKEN},
+		{"token-file", 1, 0, O_TOKENFILE}, {"truth", 0, 0, O_TRUTH},
+		{"log", 0, 0, O_LOG}, {"retry-after", 1, 0, O_RETRYAFTER},
+		{"slow-ms", 1, 0, O_SLOWMS}, {"stall-s", 1, 0, O_STALLS},
+		{"fault-scope", 1, 0, O_SCOPE}, {"fault-seed", 1, 0, O_FSEED},
+		{"help", 0, 0, O_HELP},
+		{"fail-500", 1, 0, O_FAULT0 + SIM_FAULT_500},
+		{"fail-503", 1, 0, O_FAULT0 + SIM_FAULT_503},
+		{"fail-429", 1, 0, O_FAULT0 + SIM_FAULT_429},
+		{"slow", 1, 0, O_FAULT0 + SIM_FAULT_SLOW},
+		{"stall", 1, 0, O_FAULT0 + SIM_FAULT_STALL},
+		{"reset", 1, 0, O_FAULT0 + SIM_FAULT_RESET},
+		{"cut", 1, 0, O_FAULT0 + SIM_FAULT_CUT},
+		{"malformed", 1, 0, O_FAULT0 + SIM_FAULT_MALFORMED},
+		{"html", 1, 0, O_FAULT0 + SIM_FAULT_HTML},
+		{0, 0, 0, 0},
+	};
+	struct sim_config cfg;
+	static struct sim_scenario sc;	/* large: keep it off the stack */
+	static struct sim_dataset ds;
+	struct sim_server *srv = NULL;
+	char err[SIM_ERRLEN] = "", *text = NULL;
+	const char *scenario_path = NULL;
+	sigset_t set;
+	long v;
+	int c, sig, rc;
+
+	memset(&cfg, 0, sizeof(cfg));
+	strcpy(cfg.listen, "127.0.0.1:8080");
+	cfg.seed = 1;
+	cfg.ndays = 7;
+	cfg.max_records = 10000;
+	cfg.export_delay_s = 300;
+	cfg.retention_days = 90;
+	cfg.retry_after_s = 1;
+	cfg.slow_ms = 2000;
+	cfg.stall_s = 600;
+	cfg.fault_seed = (uint64_t)time(NULL);
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		rc = 0;
+		switch (c) {
+		case O_LISTEN:
+			rc = strlen(optarg) < sizeof(cfg.listen) ? 0 : -EINVAL;
+			if (!rc)
+				strcpy(cfg.listen, optarg);
+			break;
+		case O_PORTFILE:
+			rc = strlen(optarg) < sizeof(cfg.port_file) ? 0 : -EINVAL;
+			if (!rc)
+				strcpy(cfg.port_file, optarg);
+			break;
+		case O_SEED:
+			rc = parse_int(optarg, 0, 0x7fffffffffffffffL, &v);
+			cfg.seed = (uint64_t)v;
+			break;
+		case O_SCENARIO: scenario_path = optarg; break;
+		case O_PRINT: fputs(sim_default_scenario, stdout); return 0;
+		case O_DAYS:
+			rc = parse_int(optarg, 1, 60, &v);
+			cfg.ndays = (int)v;
+			break;
+		case O_NOW: rc = sim_time_parse(optarg, &cfg.now_ms); break;
+		case O_MAXREC:
+			rc = parse_int(optarg, 1, 1000000, &v);
+			cfg.max_records = (uint32_t)v;
+			break;
+		case O_MATCH:
+			if (strcmp(optarg, "start") == 0)
+				cfg.match = SIM_MATCH_START;
+			else if (strcmp(optarg, "overlap") == 0)
+				cfg.match = SIM_MATCH_OVERLAP;
+			else
+				rc = -EINVAL;
+			break;
+		case O_DELAY:
+			rc = parse_int(optarg, 0, 86400, &v);
+			cfg.export_delay_s = (int)v;
+			break;
+		case O_RETENTION:
+			rc = parse_int(optarg, 1, 3650, &v);
+			cfg.retention_days = (int)v;
+			break;
+		case O_TOKEN:
+			rc = strlen(optarg) && strlen(optarg) < sizeof(cfg.token) ? 0 : -EINVAL;
+			if (!rc)
+				strcpy(cfg.token, optarg);
+			break;
+		case O_TOKENFILE:
+			if (read_file(optarg, &text, err))
+				goto bad_err;
+			text[strcspn(text, "\r\n")] = '\0';
+			rc = strlen(text) && strlen(text) < sizeof(cfg.token) ? 0 : -EINVAL;
+			if (!rc)
+				strcpy(cfg.token, text);
+			free(text);
+			text = NULL;
+			break;
+		case O_TRUTH: cfg.truth = true; break;
+		case O_LOG: cfg.log = true; break;
+		case O_RETRYAFTER:
+			rc = parse_int(optarg, 0, 3600, &v);
+			cfg.retry_after_s = (int)v;
+			break;
+		case O_SLOWMS:
+			rc = parse_int(optarg, 0, 3600000, &v);
+			cfg.slow_ms = (int)v;
+			break;
+		case O_STALLS:
+			rc = parse_int(optarg, 0, 86400, &v);
+			cfg.stall_s = (int)v;
+			break;
+		case O_SCOPE:
+			if (strcmp(optarg, "flows") == 0)
+				cfg.faults_all = false;
+			else if (strcmp(optarg, "all") == 0)
+				cfg.faults_all = true;
+			else
+				rc = -EINVAL;
+			break;
+		case O_FSEED:
+			rc = parse_int(optarg, 0, 0x7fffffffffffffffL, &v);
+			cfg.fault_seed = (uint64_t)v;
+			break;
+		case O_HELP:
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			if (c >= O_FAULT0 && c < O_FAULT0 + SIM_NFAULTS) {
+				rc = parse_rate(optarg, &cfg.rate[c - O_FAULT0]);
+				break;
+			}
+			usage(stderr);
+			return 2;
+		}
+		if (rc) {
+			const char *name = "?";
+			for (const struct option *o = opts; o->name; o++)
+				if (o->val == c)
+					name = o->name;
+			fprintf(stderr, "flowsim: bad value '%s' for --%s\n", optarg, name);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "flowsim: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (sim_config_check(&cfg, err))
+		goto bad_err;
+	if (scenario_path) {
+		if (read_file(scenario_path, &text, err))
+			goto bad_err;
+		rc = sim_scenario_parse(text, &sc, err);
+		free(text);
+		if (rc) {
+			fprintf(stderr, "flowsim: %s: %s\n", scenario_path, err);
+			return 2;
+		}
+	} else if (sim_scenario_parse(sim_default_scenario, &sc, err)) {
+		goto bad_err;
+	}
+	if (sim_dataset_init(&ds, &sc, cfg.seed, sim_now_ms(&cfg), cfg.ndays)) {
+		fprintf(stderr, "flowsim: out of memory\n");
+		return 1;
+	}
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	rc = sim_server_start(&cfg, &ds, &srv, err);
+	if (rc) {
+		fprintf(stderr, "flowsim: %s\n", err);
+		sim_dataset_free(&ds);
+		return 1;
+	}
+	sigwait(&set, &sig);
+	fprintf(stderr, "flowsim: %s, shutting down\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	sim_server_stop(srv);
+	sim_dataset_free(&ds);
+	return 0;
+
+bad_err:
+	fprintf(stderr, "flowsim: %s\n", err);
+	return 2;
+}

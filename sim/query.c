@@ -1,0 +1,267 @@
+/*
+ * query.c - which flows a request matches, and which of them it gets.
+ *
+ * A stream whose subject lies in the query's address (and whose peer range
+ * lies in the query's peer) matches on every flow, so its flows in a time
+ * window are one contiguous run of its sorted chunk, found by binary search
+ * and never walked.  Everything else (a query for a peer address, the
+ * overlap margin, the live edge where flows are still being exported) is
+ * tested flow by flow, but only inside the window.  The cost of a query is
+ * therefore bounded by the flows of the streams it can touch in its window.
+ *
+ * Sampling a saturated answer uses Floyd's algorithm over the virtual
+ * concatenation of the matches: O(limit), whatever the number matched.
+ */
+#include "sim.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct sim_prefix any_of_family(bool v4)
+{
+	struct sim_prefix p;
+
+	memset(&p, 0, sizeof(p));
+	p.v4 = v4;
+	if (v4) {
+		p.addr.b[10] = p.addr.b[11] = 0xff;
+		p.len = 96;
+	}
+	return p;
+}
+
+bool sim_query_match_flow(const struct sim_query *q, const struct sim_flow *f)
+{
+	bool src_ip = sim_prefix_contains(&q->ip, &f->src);
+	bool dst_ip = sim_prefix_contains(&q->ip, &f->dst);
+
+	if (!q->has_peer)
+		return src_ip || dst_ip;
+	return (src_ip && sim_prefix_contains(&q->peer, &f->dst)) ||
+	       (dst_ip && sim_prefix_contains(&q->peer, &f->src));
+}
+
+/* First index in c whose start is >= t. */
+static uint64_t lower_bound(const struct sim_chunk *c, int64_t t)
+{
+	uint64_t lo = 0, hi = c->n;
+
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (c->start[mid] < t)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int add_run(struct sim_matches *m, int stream, int day, uint64_t lo,
+		   uint64_t hi)
+{
+	if (lo >= hi)
+		return 0;
+	if (m->nruns == m->caprun) {
+		size_t cap = m->caprun ? m->caprun * 2 : 16;
+		struct sim_run *r = realloc(m->runs, cap * sizeof(*r));
+		if (!r)
+			return -ENOMEM;
+		m->runs = r;
+		m->caprun = cap;
+	}
+	m->runs[m->nruns++] = (struct sim_run){stream, day, lo, hi};
+	m->total += hi - lo;
+	return 0;
+}
+
+static int add_ref(struct sim_matches *m, int stream, int day, uint64_t pos)
+{
+	if (m->nrefs == m->capref) {
+		size_t cap = m->capref ? m->capref * 2 : 64;
+		struct sim_ref *r = realloc(m->refs, cap * sizeof(*r));
+		if (!r)
+			return -ENOMEM;
+		m->refs = r;
+		m->capref = cap;
+	}
+	m->refs[m->nrefs++] = (struct sim_ref){stream, day, pos};
+	m->total++;
+	return 0;
+}
+
+/* Is a flow with this id exported by 'visible_before'? */
+static bool visible(const struct sim_query *q, uint64_t id, int64_t start)
+{
+	int64_t lag = q->export_delay_ms > 0 ?
+		(int64_t)(sim_mix(id ^ 0x1a9) % (uint64_t)q->export_delay_ms) : 0;
+	return start + lag <= q->visible_before;
+}
+
+/* Test flows [lo, hi) of a chunk one by one. */
+static int scan_range(struct sim_dataset *ds, const struct sim_query *q,
+		      struct sim_matches *m, int si, int di,
+		      const struct sim_chunk *c, uint64_t lo, uint64_t hi)
+{
+	struct sim_flow f;
+
+	for (uint64_t i = lo; i < hi; i++) {
+		sim_flow_make(ds, si, di, i, c->start[i], &f);
+		if (f.start >= q->end)
+			break;
+		if (q->match == SIM_MATCH_START ? f.start < q->start : f.end < q->start)
+			continue;
+		if (!visible(q, f.id, f.start) || !sim_query_match_flow(q, &f))
+			continue;
+		if (add_ref(m, si, di, i))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int sim_query_collect(struct sim_dataset *ds, const struct sim_query *q,
+		      struct sim_matches *m)
+{
+	struct sim_prefix peer = q->has_peer ? q->peer : any_of_family(q->ip.v4);
+	int64_t safe = q->visible_before - q->export_delay_ms;	/* all exported up to here */
+
+	memset(m, 0, sizeof(*m));
+	for (int si = 0; si < ds->sc.nstreams; si++) {
+		const struct sim_stream *st = &ds->sc.streams[si];
+		bool fwd = sim_prefix_intersects(&q->ip, &st->subject) &&
+			   sim_prefix_intersects(&peer, &st->peers);
+		bool rev = sim_prefix_intersects(&q->ip, &st->peers) &&
+			   sim_prefix_intersects(&peer, &st->subject);
+		bool whole = sim_prefix_covers(&q->ip, &st->subject) &&
+			     sim_prefix_covers(&peer, &st->peers);
+		int64_t from = q->start - (q->match == SIM_MATCH_OVERLAP ? st->max_dur_ms : 0);
+		int64_t d0, d1;
+
+		if (!fwd && !rev)
+			continue;
+		d0 = (from - ds->first_day_ms) / SIM_DAY_MS - (from < ds->first_day_ms);
+		d1 = (q->end - 1 - ds->first_day_ms) / SIM_DAY_MS;
+		if (d0 < 0)
+			d0 = 0;
+		if (d1 >= ds->ndays)
+			d1 = ds->ndays - 1;
+		for (int64_t d = d0; d <= d1; d++) {
+			const struct sim_chunk *c = sim_dataset_chunk(ds, si, (int)d);
+			uint64_t lo_x, lo, hi, v;
+
+			if (!c)
+				goto nomem;
+			if (c->n == 0)
+				continue;
+			lo_x = lower_bound(c, from);
+			lo = lower_bound(c, q->start);
+			hi = lower_bound(c, q->end);
+			v = lower_bound(c, safe + 1);
+			if (!whole) {
+				if (scan_range(ds, q, m, si, (int)d, c, lo_x, hi))
+					goto nomem;
+				continue;
+			}
+			/* overlap margin: flows that began before the window */
+			if (scan_range(ds, q, m, si, (int)d, c, lo_x, lo))
+				goto nomem;
+			if (add_run(m, si, (int)d, lo, hi < v ? hi : v))
+				goto nomem;
+			/* the live edge: flows that may not be exported yet */
+			if (scan_range(ds, q, m, si, (int)d, c, lo > v ? lo : v, hi))
+				goto nomem;
+		}
+	}
+	return 0;
+nomem:
+	sim_matches_free(m);
+	return -ENOMEM;
+}
+
+void sim_matches_free(struct sim_matches *m)
+{
+	free(m->runs);
+	free(m->refs);
+	memset(m, 0, sizeof(*m));
+}
+
+struct sim_ref sim_matches_at(const struct sim_matches *m, uint64_t i)
+{
+	for (size_t r = 0; r < m->nruns; r++) {
+		uint64_t n = m->runs[r].hi - m->runs[r].lo;
+		if (i < n)
+			return (struct sim_ref){m->runs[r].stream, m->runs[r].day,
+						m->runs[r].lo + i};
+		i -= n;
+	}
+	return m->refs[i];
+}
+
+/* An open-addressing set of indices, for Floyd's sampling. */
+struct idxset {
+	uint64_t *slot;	/* value + 1; 0 is empty */
+	size_t mask;
+};
+
+static bool idxset_add(struct idxset *s, uint64_t v)
+{
+	size_t i = (size_t)sim_mix(v) & s->mask;
+
+	while (s->slot[i]) {
+		if (s->slot[i] == v + 1)
+			return false;
+		i = (i + 1) & s->mask;
+	}
+	s->slot[i] = v + 1;
+	return true;
+}
+
+int sim_query_pick(const struct sim_matches *m, uint64_t limit, uint64_t rng,
+		   struct sim_ref **out, size_t *nout)
+{
+	uint64_t n = m->total < limit ? m->total : limit;
+	uint64_t *idx = NULL, r = rng | 1;
+	struct sim_ref *refs = NULL;
+	struct idxset set = {NULL, 0};
+	int rc = -ENOMEM;
+
+	idx = malloc((n ? n : 1) * sizeof(*idx));
+	refs = malloc((n ? n : 1) * sizeof(*refs));
+	if (!idx || !refs)
+		goto out;
+	if (n == m->total) {
+		for (uint64_t i = 0; i < n; i++)
+			idx[i] = i;
+	} else {
+		size_t cap = 16;
+		while (cap < 2 * n)
+			cap *= 2;
+		set.slot = calloc(cap, sizeof(*set.slot));
+		if (!set.slot)
+			goto out;
+		set.mask = cap - 1;
+		uint64_t k = 0;
+		for (uint64_t j = m->total - n; j < m->total; j++) {
+			uint64_t t = sim_rand_below(&r, j + 1);
+			idx[k++] = idxset_add(&set, t) ? t : (idxset_add(&set, j), j);
+		}
+	}
+	/* Fisher-Yates: a new order on every answer */
+	for (uint64_t i = n; i > 1; i--) {
+		uint64_t j = sim_rand_below(&r, i);
+		uint64_t t = idx[i - 1];
+		idx[i - 1] = idx[j];
+		idx[j] = t;
+	}
+	for (uint64_t i = 0; i < n; i++)
+		refs[i] = sim_matches_at(m, idx[i]);
+	*out = refs;
+	*nout = (size_t)n;
+	refs = NULL;
+	rc = 0;
+out:
+	free(idx);
+	free(refs);
+	free(set.slot);
+	return rc;
+}

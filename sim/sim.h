@@ -1,0 +1,328 @@
+/*
+ * sim.h - the whole face of flowsim, the simulated flow collector.
+ *
+ * flowsim serves the reference dialect (flowapi/1, see
+ * shared/docs/collector-api.md) over HTTP with every nasty property that
+ * dialect allows: a per-request cap, an arbitrary subset and a shuffled
+ * order when more records match, unordered answers, internal ids, and
+ * injected faults.  Behind --truth it also answers what the real API never
+ * does: the exact set of flows a query matches, and request counters.
+ *
+ * The room uses nothing of fs/, fetch/ or cache/: a simulator that shared
+ * the client's address parser or matcher would hide the client's bugs.
+ *
+ * Data model.  A scenario is a list of streams (a steady host, a heavy host,
+ * a port scan, a flood, ...).  A stream's flows for one UTC day are a
+ * "chunk": only the sorted start times are stored (8 bytes a flow); every
+ * other field of a flow is a pure function of (dataset seed, stream, day,
+ * position), computed when it is served.  Chunks are generated on first use
+ * and kept, so start-up is instant and a query costs time in proportion to
+ * the records it touches, never to the dataset.
+ *
+ * Conventions: functions return 0 or a negative errno; on error they write
+ * a one-line cause into the caller's err buffer (SIM_ERRLEN bytes) and
+ * change nothing the caller owns.
+ */
+#ifndef FLOWSIM_SIM_H
+#define FLOWSIM_SIM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SIM_ERRLEN 256
+#define SIM_DAY_MS 86400000LL
+#define SIM_MAX_RANGE_MS (31LL * SIM_DAY_MS)
+#define SIM_MAX_STREAMS 256
+
+/* ---- addresses ---------------------------------------------------------- */
+
+/* An address is 16 bytes; IPv4 is held IPv4-mapped (::ffff:a.b.c.d). */
+struct sim_addr {
+	uint8_t b[16];
+};
+
+/* A prefix: an address with its host bits cleared, a length counted on the
+ * 16-byte form (an IPv4 /24 is 120), and the family it was written in.  A
+ * prefix matches only addresses of its own family. */
+struct sim_prefix {
+	struct sim_addr addr;
+	int len;	/* 0..128, on the 16-byte form */
+	bool v4;
+};
+
+bool sim_addr_is_v4(const struct sim_addr *a);
+
+/* Parse an address or CIDR prefix ("10.0.0.1", "2001:db8::/32").  A bare
+ * address becomes a full-length prefix; host bits are cleared.  -EINVAL on
+ * anything else. */
+int sim_prefix_parse(const char *text, struct sim_prefix *out);
+
+/* Canonical text of an address (inet_ntop); buf needs 46 bytes. */
+void sim_addr_format(const struct sim_addr *a, char *buf, size_t len);
+
+/* Text of an IPv6 address in one of several valid but non-canonical forms
+ * chosen by 'style' (0 canonical, 1 fully expanded, 2 upper case, 3 expanded
+ * upper case, 4 uncompressed zeros).  IPv4 is always dotted quad. */
+void sim_addr_format_style(const struct sim_addr *a, unsigned style, char *buf,
+			   size_t len);
+
+bool sim_prefix_contains(const struct sim_prefix *p, const struct sim_addr *a);
+/* True when every address of 'inner' lies in 'outer'. */
+bool sim_prefix_covers(const struct sim_prefix *outer,
+		       const struct sim_prefix *inner);
+bool sim_prefix_intersects(const struct sim_prefix *a,
+			   const struct sim_prefix *b);
+
+/* ---- scenario ----------------------------------------------------------- */
+
+enum sim_kind {
+	SIM_STEADY,	/* N flows a day with a day/night curve */
+	SIM_HEAVY,	/* like steady, millions a day */
+	SIM_BURSTY,	/* most flows in a few short bursts a day */
+	SIM_SCAN,	/* one attacker, many ports, inside a few seconds */
+	SIM_FLOOD,	/* distinct sources, inside one millisecond */
+};
+
+/* One line of a scenario.  'day' is relative to the dataset's last day
+ * (0 = today, -1 = yesterday) for events; ignored for hosts. */
+struct sim_stream {
+	enum sim_kind kind;
+	char name[32];
+	struct sim_prefix subject;	/* one address */
+	struct sim_prefix peers;	/* where the other side is drawn from */
+	uint32_t peer_pool;		/* distinct peers (0: as many as flows) */
+	uint64_t flows;			/* a day (hosts) or in all (events) */
+	int day;			/* events: day offset from today */
+	int64_t at_ms;			/* events: offset into that day */
+	int64_t span_ms;		/* events: length of the burst */
+	uint32_t groups[4];		/* host group ids of the subject */
+	int ngroups;
+	int64_t max_dur_ms;		/* longest flow the stream makes */
+};
+
+struct sim_scenario {
+	struct sim_stream streams[SIM_MAX_STREAMS];
+	int nstreams;
+};
+
+/* Parse a scenario from text (see docs/flowsim.md for the format).  On a bad
+ * line: -EINVAL and err names the line and the problem. */
+int sim_scenario_parse(const char *text, struct sim_scenario *sc, char *err);
+
+/* The built-in default scenario's text. */
+extern const char sim_default_scenario[];
+
+/* ---- the dataset -------------------------------------------------------- */
+
+/* A stream's flows for one day, sorted by start time. */
+struct sim_chunk {
+	int64_t *start;		/* ms since the epoch, ascending */
+	uint64_t n;
+};
+
+struct sim_dataset {
+	struct sim_scenario sc;
+	uint64_t seed;
+	int64_t first_day_ms;	/* 00:00 UTC of the first day */
+	int ndays;
+	pthread_mutex_t lock;	/* guards lazy generation of chunks */
+	struct sim_chunk *chunks;	/* nstreams * ndays, n == UINT64_MAX: not yet made */
+};
+
+/* Set up a dataset of 'ndays' days ending with the UTC day holding 'now_ms'.
+ * Chunks are made lazily.  -ENOMEM on failure. */
+int sim_dataset_init(struct sim_dataset *ds, const struct sim_scenario *sc,
+		     uint64_t seed, int64_t now_ms, int ndays);
+void sim_dataset_free(struct sim_dataset *ds);
+
+/* The chunk of one stream and day, made on first use (thread-safe).
+ * Returns NULL only when out of memory. */
+const struct sim_chunk *sim_dataset_chunk(struct sim_dataset *ds, int stream,
+					  int day);
+
+/* A flow record as served. */
+struct sim_flow {
+	uint64_t id;
+	int64_t start, end;
+	struct sim_addr src, dst;
+	uint16_t sport, dport;
+	uint8_t proto, tcp_flags, icmp_type, icmp_code;
+	uint64_t pkts, bytes;
+	uint32_t in_if, out_if, exporter, app;
+	uint32_t src_groups[4], dst_groups[4];
+	uint8_t nsrc_groups, ndst_groups;
+	uint32_t src_as, dst_as, sampling;
+	uint8_t addr_style;	/* how an IPv6 address is spelled */
+	uint8_t omit;		/* SIM_OMIT_* bits: optional fields left out */
+	bool extra;		/* carries fields the API does not define */
+};
+
+#define SIM_OMIT_APP 1u
+#define SIM_OMIT_AS 2u
+#define SIM_OMIT_IF 4u
+
+/* Fill 'f' with flow number 'pos' of stream 'stream' on day 'day'. */
+void sim_flow_make(const struct sim_dataset *ds, int stream, int day,
+		   uint64_t pos, int64_t start, struct sim_flow *f);
+
+/* ---- queries ------------------------------------------------------------ */
+
+enum sim_match { SIM_MATCH_START, SIM_MATCH_OVERLAP };
+
+struct sim_query {
+	struct sim_prefix ip;
+	struct sim_prefix peer;		/* len 0 and has_peer false: anything */
+	bool has_peer;
+	int64_t start, end;		/* [start, end) in ms */
+	enum sim_match match;
+	int64_t visible_before;		/* flows not yet exported are hidden */
+	int64_t export_delay_ms;
+};
+
+/* A reference to one flow of the dataset. */
+struct sim_ref {
+	int32_t stream, day;
+	uint64_t pos;
+};
+
+/* The flows that match a query: contiguous runs of a chunk, plus single
+ * flows that needed a per-flow test.  'total' counts both. */
+struct sim_run {
+	int32_t stream, day;
+	uint64_t lo, hi;
+};
+
+struct sim_matches {
+	struct sim_run *runs;
+	size_t nruns, caprun;
+	struct sim_ref *refs;
+	size_t nrefs, capref;
+	uint64_t total;
+};
+
+/* Does a flow match: (src in ip and dst in peer) or (dst in ip and src in
+ * peer), the peer being everything when absent. */
+bool sim_query_match_flow(const struct sim_query *q, const struct sim_flow *f);
+
+/* Collect every flow matching q.  Costs time in proportion to the flows in
+ * the windows of the streams that can match, never to the dataset.
+ * -ENOMEM on failure (m is then empty). */
+int sim_query_collect(struct sim_dataset *ds, const struct sim_query *q,
+		      struct sim_matches *m);
+void sim_matches_free(struct sim_matches *m);
+
+/* Reference number i (0 <= i < total) of the matches. */
+struct sim_ref sim_matches_at(const struct sim_matches *m, uint64_t i);
+
+/* Choose what a response carries: all matches when total <= limit, else
+ * 'limit' distinct matches chosen at random; either way in a random order.
+ * *out is malloc'd; *nout is its length.  -ENOMEM on failure. */
+int sim_query_pick(const struct sim_matches *m, uint64_t limit, uint64_t rng,
+		   struct sim_ref **out, size_t *nout);
+
+/* ---- output ------------------------------------------------------------- */
+
+/* A growable buffer with a hard maximum: growing past it is -E2BIG. */
+struct sim_buf {
+	char *p;
+	size_t len, cap, max;
+};
+
+int sim_buf_reserve(struct sim_buf *b, size_t more);
+int sim_buf_add(struct sim_buf *b, const char *s, size_t n);
+int sim_buf_printf(struct sim_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void sim_buf_free(struct sim_buf *b);
+
+/* Append one record as a JSON object in the flowapi/1 form. */
+int sim_json_flow(struct sim_buf *b, const struct sim_flow *f);
+
+/* Append a JSON string literal (quoted and escaped). */
+int sim_json_string(struct sim_buf *b, const char *s);
+
+/* The lookup tables: fixed, with some names that are hostile to CSV. */
+int sim_json_applications(struct sim_buf *b);
+int sim_json_hostgroups(struct sim_buf *b);
+int sim_json_exporters(struct sim_buf *b);
+/* Name of an application id, or NULL. */
+const char *sim_app_name(uint32_t id);
+
+/* ---- randomness --------------------------------------------------------- */
+
+/* splitmix64: a bijective mix, the source of every derived field. */
+static inline uint64_t sim_mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+/* A small fast generator (xorshift64*) for per-request choices. */
+static inline uint64_t sim_rand(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545f4914f6cdd1dULL;
+}
+
+/* Uniform in [0, n) without modulo bias worth caring about (n < 2^32). */
+static inline uint64_t sim_rand_below(uint64_t *s, uint64_t n)
+{
+	return (uint64_t)(((unsigned __int128)sim_rand(s) * n) >> 64);
+}
+
+/* ---- the server --------------------------------------------------------- */
+
+enum sim_fault {
+	SIM_FAULT_500, SIM_FAULT_503, SIM_FAULT_429, SIM_FAULT_SLOW,
+	SIM_FAULT_STALL, SIM_FAULT_RESET, SIM_FAULT_CUT, SIM_FAULT_MALFORMED,
+	SIM_FAULT_HTML, SIM_NFAULTS
+};
+
+extern const char *const sim_fault_names[SIM_NFAULTS];
+
+struct sim_config {
+	char listen[128];
+	char port_file[512];
+	char token[256];	/* empty: no authentication */
+	uint64_t seed;
+	int ndays;
+	int64_t now_ms;		/* 0: the real clock */
+	uint32_t max_records;
+	enum sim_match match;
+	int export_delay_s;
+	int retention_days;
+	bool truth;
+	bool log;
+	bool faults_all;	/* faults on every endpoint, not only /flows */
+	double rate[SIM_NFAULTS];
+	int retry_after_s;
+	int slow_ms;
+	int stall_s;
+	uint64_t fault_seed;
+};
+
+/* Check rates and limits; -EINVAL with the cause in err. */
+int sim_config_check(const struct sim_config *cfg, char *err);
+
+struct sim_server;
+
+/* Listen, write the port file, serve in background threads.  -errno with the
+ * cause in err. */
+int sim_server_start(const struct sim_config *cfg, struct sim_dataset *ds,
+		     struct sim_server **out, char *err);
+/* Stop serving (wakes stalled answers), free everything. */
+void sim_server_stop(struct sim_server *s);
+
+/* The collector's clock. */
+int64_t sim_now_ms(const struct sim_config *cfg);
+
+/* Parse a time: integer ms since the epoch, or ISO 8601 UTC
+ * ("2026-11-29T10:00:00Z", "2026-11-29").  -EINVAL on anything else. */
+int sim_time_parse(const char *text, int64_t *ms);
+
+#endif
