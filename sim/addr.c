@@ -53,8 +53,6 @@ int sim_prefix_parse(const char *text, struct sim_prefix *out)
 		memcpy(p.addr.b + 12, &v4, 4);
 	} else if (inet_pton(AF_INET6, host, &v6) == 1) {
 		memcpy(p.addr.b, &v6, 16);
-		/* ::ffff:a.b.c.d written as IPv6 is still IPv4 traffic */
-		p.v4 = sim_addr_is_v4(&p.addr);
 	} else {
 		return -EINVAL;
 	}
@@ -71,6 +69,10 @@ int sim_prefix_parse(const char *text, struct sim_prefix *out)
 	} else {
 		len = 128;
 	}
+	/* an IPv4-mapped prefix written as IPv6 (::ffff:0:0/96 and longer) is
+	 * IPv4 traffic */
+	if (!p.v4 && len >= 96 && sim_addr_is_v4(&p.addr))
+		p.v4 = true;
 	p.len = (int)len;
 	clear_host_bits(&p.addr, p.len);
 	*out = p;

@@ -55,6 +55,7 @@ struct sim_server {
 	atomic_uint_fast64_t faults[SIM_NFAULTS];
 	pthread_mutex_t lock;	/* guards cfg.rate and the fault generator */
 	uint64_t fault_rng;
+	uint64_t rng_base;	/* per-run base of the answers' random choices */
 };
 
 int64_t sim_now_ms(const struct sim_config *cfg)
@@ -259,15 +260,26 @@ static enum MHD_Result send_cut(struct MHD_Connection *c, struct sim_buf *body)
 	return ret;
 }
 
-/* Close with a TCP reset: linger on, zero timeout. */
+/*
+ * Close with a TCP reset.  libmicrohttpd shuts the write side down (a FIN)
+ * before it closes, so linger alone is not enough: the connection's socket
+ * is closed here with linger {1, 0} (an RST) by dup2()ing an unconnected
+ * socket over its descriptor, and libmicrohttpd then closes that one.
+ */
 static enum MHD_Result send_reset(struct MHD_Connection *c)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
 	struct linger lg = {1, 0};
 
-	if (ci)
-		setsockopt(ci->connect_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	if (ci) {
+		int fd = ci->connect_fd, dummy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		if (dummy >= 0) {
+			dup2(dummy, fd);
+			close(dummy);
+		}
+	}
 	return MHD_NO;
 }
 
@@ -352,6 +364,8 @@ static int flows_body(struct sim_server *s, struct MHD_Connection *c,
 	int rc;
 
 	*msg = parse_query(s, c, &q);
+	if (!*msg && lim && strlen(lim) > 15 && strspn(lim, "0123456789") == strlen(lim))
+		lim = NULL;	/* a huge limit is cut to max_records */
 	if (!*msg && lim && (parse_ms(lim, &limit) || limit < 1))
 		*msg = "bad parameter limit: 1 to max_records";
 	if (*msg) {
@@ -363,8 +377,8 @@ static int flows_body(struct sim_server *s, struct MHD_Connection *c,
 	rc = sim_query_collect(s->ds, &q, &m);
 	if (rc)
 		return rc;
-	uint64_t seed = sim_mix(atomic_fetch_add(&s->req_seq, 1) ^ s->cfg.fault_seed ^
-				(uint64_t)time(NULL));
+	/* a distinct seed for every answer: a new subset and order each time */
+	uint64_t seed = sim_mix(s->rng_base + atomic_fetch_add(&s->req_seq, 1));
 	rc = sim_query_pick(&m, (uint64_t)limit, seed, &refs, &n);
 	if (!rc)
 		rc = render_flows(s, refs, n, b, "{\"flows\":[", "]}");
@@ -889,6 +903,12 @@ int sim_server_start(const struct sim_config *cfg, struct sim_dataset *ds,
 	s->ds = ds;
 	s->fd = -1;
 	s->fault_rng = sim_mix(cfg->fault_seed) | 1;
+	{
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		s->rng_base = sim_mix((uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec) ^
+			      sim_mix(cfg->fault_seed ^ (uint64_t)getpid());
+	}
 	pthread_mutex_init(&s->lock, NULL);
 	rc = listen_on(cfg->listen, &s->fd, &port, err);
 	if (rc)
