@@ -1,0 +1,137 @@
+/*
+ * cache_i.h - what the files of the cache room share and nobody else sees:
+ * the struct cache itself with its prepared statements, the column order of
+ * the flows table, error helpers, and the fast formatting primitives that
+ * the renderers call once a field.
+ *
+ * Why a separate header: cache.h is the room's whole face and stays free of
+ * SQLite types; the store (store.c) and the renderers (render*.c) need the
+ * connection and the statements, and the unit tests need the SQL text to
+ * check its query plan.
+ */
+#ifndef FLOWFS_CACHE_I_H
+#define FLOWFS_CACHE_I_H
+
+#include <sqlite3.h>
+
+#include "cache.h"
+
+/* ---- the flows table ------------------------------------------------------ */
+
+/*
+ * The columns a renderer reads, in the order cache_row_decode() expects.
+ * The SELECTs below walk the primary key (subject, start, id) in order, so
+ * SQLite needs no temporary B-tree to sort (test_cache checks the plan).
+ */
+#define CACHE_FLOW_COLS                                                        \
+	"start,id,\"end\",src,dst,sport,dport,proto,tcp_flags,icmp_type,"      \
+	"icmp_code,pkts,bytes,in_if,out_if,exporter,app,src_as,dst_as,"        \
+	"sampling,src_groups,dst_groups,community_id"
+
+/* ?1 subject, ?2 start, ?3 end; with a peer also ?4..?7: the subject's and
+ * the peer's first and last address as 16-byte BLOBs. */
+#define CACHE_PEER_WHERE                                                       \
+	" AND ((src BETWEEN ?4 AND ?5 AND dst BETWEEN ?6 AND ?7)"              \
+	" OR (dst BETWEEN ?4 AND ?5 AND src BETWEEN ?6 AND ?7))"
+#define CACHE_SQL_FLOWS                                                        \
+	"SELECT " CACHE_FLOW_COLS " FROM flows"                                \
+	" WHERE subject=?1 AND start>=?2 AND start<?3 ORDER BY start,id"
+#define CACHE_SQL_FLOWS_PEER                                                   \
+	"SELECT " CACHE_FLOW_COLS " FROM flows"                                \
+	" WHERE subject=?1 AND start>=?2 AND start<?3" CACHE_PEER_WHERE        \
+	" ORDER BY start,id"
+
+/* The prepared statements kept for the life of a struct cache. */
+enum cache_stmt {
+	ST_BEGIN_WRITE,
+	ST_BEGIN_READ,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_FLOW_INSERT,
+	ST_COVER_DROP_PROVISIONAL,
+	ST_COVER_INSERT,
+	ST_COVER_SELECT,
+	ST_GAP_INSERT,
+	ST_GAP_SELECT,
+	ST_GAP_DELETE,
+	ST_COUNT,
+	ST_COUNT_PEER,
+	ST_FLOWS,
+	ST_FLOWS_PEER,
+	ST_LOOKUP_DELETE,
+	ST_LOOKUP_INSERT,
+	ST_LOOKUP_SELECT,
+	ST_AGE_SET,
+	ST_AGE_GET,
+	ST_COUNT_ALL
+};
+
+struct cache {
+	sqlite3 *db;
+	char *path;
+	sqlite3_stmt *st[ST_COUNT_ALL];
+};
+
+/* ---- errors -------------------------------------------------------------- */
+
+/* Write a one-line cause into err (when not NULL) and return rc. */
+int cache_fail(char *err, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The errno for an SQLite result code: BUSY -> EBUSY, FULL -> ENOSPC, ... */
+int cache_sqlite_errno(int rc);
+
+/* cache_fail() for a failed SQLite call on db: "<what>: <sqlite message>". */
+int cache_sqlite_fail(sqlite3 *db, int rc, char *err, const char *what);
+
+/* ---- query keys ------------------------------------------------------------ */
+
+#define CACHE_KEY_LEN 64
+
+/* The subject's canonical text and the peer's ("" for any peer). */
+void cache_query_keys(const struct cache_query *q, char subject[CACHE_KEY_LEN],
+		      char peer[CACHE_KEY_LEN]);
+
+/* Bind ?1..?3 (and ?4..?7 when q has a peer) of a flows statement. */
+int cache_bind_query(sqlite3_stmt *st, const struct cache_query *q,
+		     const char *subject_key);
+
+/* Read a row of CACHE_FLOW_COLS into r (unknown -> -1, "" as documented). */
+void cache_row_decode(sqlite3_stmt *st, struct flow_rec *r);
+
+/* Coverage rows of q, all of them (provisional or not), ordered by start:
+ * what cache_coverage() filters and what flows.sqlite records. */
+int cache_coverage_all(struct cache *c, const struct cache_query *q,
+		       struct cache_cover **out, size_t *n, char *err);
+
+/* ---- fast formatting ------------------------------------------------------- */
+
+/* Address text into out (>= 46 bytes); returns its length. */
+size_t cache_addr_text(const uint8_t a[16], char *out);
+
+/* Decimal text of v into out (>= 21 bytes); returns its length. */
+size_t cache_i64_text(int64_t v, char *out);
+
+/* ms as seconds with three decimals ("1694772000.123", "-0.005"); out >= 24
+ * bytes; returns the length. */
+size_t cache_secs_text(int64_t ms, char *out);
+
+/*
+ * The zone offset cache of a renderer: a few 15-minute buckets, so that
+ * localtime_r runs once a bucket, not once a row.  Every zone offset in use
+ * is a multiple of 15 minutes and changes at a local time on a 15-minute
+ * boundary, so the offset is constant inside a bucket.
+ */
+#define CACHE_TZ_SLOTS 16
+struct cache_tz {
+	int64_t bucket[CACHE_TZ_SLOTS];
+	int32_t offset[CACHE_TZ_SLOTS];	/* seconds east of UTC */
+};
+
+/* Forget every cached offset (after the zone may have changed). */
+void cache_tz_reset(struct cache_tz *tz);
+
+/* cache_time_format() through tz; out >= 32 bytes; returns the length. */
+size_t cache_time_text(struct cache_tz *tz, int64_t ms, char *out);
+
+#endif

@@ -1,0 +1,842 @@
+/*
+ * engine.c - one query, from missing intervals to stored windows.
+ *
+ * Three kinds of threads cooperate, because a cold query is CPU-bound and
+ * the work splits cleanly (engine-notes.md: cJSON is the ceiling, about
+ * 100,000 records/s a core, and SQLite inserts in key order are faster):
+ *
+ *   the calling thread   runs libcurl's multi loop and the planner; it never
+ *                        parses JSON and never touches SQLite
+ *   decoding threads     turn answers into records (cJSON, Community ID)
+ *   one store thread     writes each answer's records, and its coverage when
+ *                        the answer closed its window, in one transaction
+ *
+ * Queues between them are bounded: when answers wait to be decoded or
+ * stored, no new request is sent, so memory stays flat however large the
+ * query.  An error anywhere stops the query; what was stored stays stored
+ * (whole windows), so the next attempt fetches only what is missing.
+ */
+#include "fetch_i.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BACKLOG_MAX 8		/* answers waiting to be decoded or stored */
+
+struct fetch_engine {
+	char url[2048], token[1024], cache_dir[2048], driver_name[32];
+	struct fetch_opts o;
+	const struct driver_ops *ops;
+	struct driver *drv;
+	struct http *http;
+	struct cache *cache;
+	struct fetch_info info;
+};
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int64_t mono_ms(void)
+{
+	return (int64_t)(mono_s() * 1000.0);
+}
+
+/* Is the URL's host a loopback address (where gzip only costs CPU)? */
+static bool url_is_loopback(const char *url)
+{
+	const char *h = strstr(url, "://");
+
+	h = h ? h + 3 : url;
+	return strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost", 9) == 0 ||
+	       strncmp(h, "[::1]", 5) == 0;
+}
+
+static const struct driver_ops *driver_by_name(const char *name)
+{
+	if (!name || strcmp(name, "flowapi") == 0)
+		return &flowapi_driver;
+	return NULL;
+}
+
+/* Fetch one lookup table into the cache (best effort: names are a comfort,
+ * ids are still shown without them). */
+static void fetch_lookup(struct fetch_engine *e, enum cache_table t)
+{
+	struct http_ask a;
+	struct http_resp r;
+	struct cache_lookup *rows = NULL;
+	size_t n = 0;
+	char err[FETCH_ERRLEN];
+
+	if (e->ops->lookup_ask(e->drv, t, &a) != 1)
+		return;
+	if (http_get_retry(e->http, &a, 2, &r, err))
+		return;
+	if (e->ops->lookup_decode(e->drv, t, r.body, r.len, &rows, &n, err) == 0)
+		cache_put_lookup(e->cache, t, rows, n, wall_ms(), NULL);
+	free(rows);
+	http_resp_free(&r);
+}
+
+int fetch_global_init(void)
+{
+	flowapi_init_hooks();
+	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO;
+}
+
+/* A new HTTP client with the engine's options. */
+static int engine_http(struct fetch_engine *e, struct http **out, char *err)
+{
+	struct http_opts ho = {
+		.token = e->o.token, .max_inflight = e->o.max_inflight,
+		.connect_timeout_ms = e->o.connect_timeout_ms, .stall_s = e->o.stall_s,
+		.request_timeout_ms = e->o.request_timeout_ms,
+		.compress = e->o.compress > 0 || (e->o.compress < 0 && !url_is_loopback(e->url)),
+		.insecure = e->o.insecure, .ca_file = e->o.ca_file, .max_body = e->o.max_body,
+	};
+	return http_new(&ho, out, err);
+}
+
+int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, char *err)
+{
+	struct fetch_engine *e = calloc(1, sizeof(*e));
+	struct http_ask a;
+	struct http_resp r;
+	char cerr[CACHE_ERRLEN];
+	int rc;
+
+	if (!e)
+		return -ENOMEM;
+	e->o = *o;
+	if (!o->url || strlen(o->url) >= sizeof(e->url) || !o->cache_dir ||
+	    strlen(o->cache_dir) >= sizeof(e->cache_dir) ||
+	    (o->token && strlen(o->token) >= sizeof(e->token))) {
+		snprintf(err, FETCH_ERRLEN, "the URL, the token or the cache path is missing or too long");
+		rc = -EINVAL;
+		goto fail;
+	}
+	strcpy(e->url, o->url);
+	strcpy(e->cache_dir, o->cache_dir);
+	if (o->token)
+		strcpy(e->token, o->token);
+	e->o.url = e->url;
+	e->o.cache_dir = e->cache_dir;
+	e->o.token = o->token ? e->token : NULL;
+	if (!e->o.max_inflight)
+		e->o.max_inflight = 4;
+	if (!e->o.connect_timeout_ms)
+		e->o.connect_timeout_ms = 10000;
+	if (!e->o.stall_s)
+		e->o.stall_s = 30;
+	if (!e->o.request_timeout_ms)
+		e->o.request_timeout_ms = 300000;
+	if (!e->o.max_retries)
+		e->o.max_retries = 6;
+	if (!e->o.max_records)
+		e->o.max_records = 10000;
+	if (!e->o.max_body)
+		e->o.max_body = (size_t)256 << 20;
+	if (!e->o.decode_threads) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		e->o.decode_threads = n > 0 && n < 16 ? (unsigned)n : 2;
+	}
+	e->ops = driver_by_name(o->driver);
+	if (!e->ops) {
+		snprintf(err, FETCH_ERRLEN, "unknown driver '%s' (known: flowapi)", o->driver);
+		rc = -EINVAL;
+		goto fail;
+	}
+	snprintf(e->driver_name, sizeof(e->driver_name), "%s", e->ops->name);
+	e->o.driver = e->driver_name;
+	rc = e->ops->open(&e->drv, e->url, err);
+	if (rc)
+		goto fail;
+	rc = engine_http(e, &e->http, err);
+	if (rc)
+		goto fail;
+
+	/* the probe: is there a collector, and does it take the token? */
+	e->ops->info_ask(e->drv, &a);
+	rc = http_get_retry(e->http, &a, 2, &r, err);
+	if (rc) {
+		char why[FETCH_ERRLEN];
+		snprintf(why, sizeof(why), "%s", err);
+		snprintf(err, FETCH_ERRLEN, "cannot reach the collector at %.200s: %.270s", e->url, why);
+		goto fail;
+	}
+	rc = e->ops->info_decode(e->drv, r.body, r.len, &e->info, err);
+	http_resp_free(&r);
+	if (rc)
+		goto fail;
+	e->info.probed_at_ms = wall_ms();
+	if (!e->info.max_records)
+		e->info.max_records = e->o.max_records;
+	if (!e->info.now_ms)
+		e->info.now_ms = e->info.probed_at_ms;
+
+	struct cache_identity id = {e->url, e->info.product, e->ops->name};
+	rc = cache_open(e->cache_dir, &id, &e->cache, cerr);
+	if (rc) {
+		snprintf(err, FETCH_ERRLEN, "%s", cerr);
+		goto fail;
+	}
+	for (int t = 0; t < CACHE_NTABLES; t++) {
+		int64_t at = 0;
+		if (cache_lookup_age(e->cache, (enum cache_table)t, &at, NULL) == 0 &&
+		    at > wall_ms() - 86400000)
+			continue;
+		fetch_lookup(e, (enum cache_table)t);
+	}
+	*out = e;
+	return 0;
+fail:
+	fetch_engine_close(e);
+	return rc;
+}
+
+void fetch_engine_close(struct fetch_engine *e)
+{
+	if (!e)
+		return;
+	if (e->cache)
+		cache_close(e->cache);
+	http_free(e->http);
+	if (e->drv)
+		e->ops->close(e->drv);
+	explicit_bzero(e->token, sizeof(e->token));
+	free(e);
+}
+
+const struct fetch_info *fetch_engine_info(const struct fetch_engine *e)
+{
+	return &e->info;
+}
+
+struct cache *fetch_engine_cache(struct fetch_engine *e)
+{
+	return e->cache;
+}
+
+const char *fetch_engine_driver(const struct fetch_engine *e)
+{
+	return e->ops->name;
+}
+
+/* ---- a small blocking queue ------------------------------------------------ */
+
+struct qitem {
+	struct qitem *next;
+};
+
+struct queue {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	struct qitem *head, *tail;
+	size_t len;
+	bool closed;
+};
+
+static void q_init(struct queue *q)
+{
+	memset(q, 0, sizeof(*q));
+	pthread_mutex_init(&q->m, NULL);
+	pthread_cond_init(&q->c, NULL);
+}
+
+static void q_destroy(struct queue *q)
+{
+	pthread_mutex_destroy(&q->m);
+	pthread_cond_destroy(&q->c);
+}
+
+static void q_push(struct queue *q, struct qitem *it)
+{
+	it->next = NULL;
+	pthread_mutex_lock(&q->m);
+	if (q->tail)
+		q->tail->next = it;
+	else
+		q->head = it;
+	q->tail = it;
+	q->len++;
+	pthread_cond_signal(&q->c);
+	pthread_mutex_unlock(&q->m);
+}
+
+/* Take the first item; block when 'wait', NULL when empty (or closed). */
+static struct qitem *q_pop(struct queue *q, bool wait)
+{
+	struct qitem *it;
+
+	pthread_mutex_lock(&q->m);
+	while (wait && !q->head && !q->closed)
+		pthread_cond_wait(&q->c, &q->m);
+	it = q->head;
+	if (it) {
+		q->head = it->next;
+		if (!q->head)
+			q->tail = NULL;
+		q->len--;
+	}
+	pthread_mutex_unlock(&q->m);
+	return it;
+}
+
+static void q_close(struct queue *q)
+{
+	pthread_mutex_lock(&q->m);
+	q->closed = true;
+	pthread_cond_broadcast(&q->c);
+	pthread_mutex_unlock(&q->m);
+}
+
+static size_t q_len(struct queue *q)
+{
+	pthread_mutex_lock(&q->m);
+	size_t n = q->len;
+	pthread_mutex_unlock(&q->m);
+	return n;
+}
+
+/* ---- one query ------------------------------------------------------------ */
+
+struct decode_job {
+	struct qitem link;
+	uint64_t tag;
+	struct http_resp resp;
+	struct decoded out;
+	int rc;
+	char err[FETCH_ERRLEN];
+	double seconds;
+};
+
+struct store_job {
+	struct qitem link;
+	struct flow_rec *recs;
+	size_t n;
+	bool has_cover, has_gap;
+	struct cache_cover cover;
+	struct cache_gap gap;
+};
+
+/* A window being asked. */
+struct win {
+	struct plan_req req;
+	unsigned attempts;
+	int64_t due;		/* mono ms when it may be (re)sent */
+	bool queued;		/* waits in the retry list */
+};
+
+struct run {
+	struct fetch_engine *e;
+	struct http *http;	/* this query's own client and connections */
+	struct cache *cache;	/* this thread's connection */
+	const struct cache_query *q;
+	struct fetch_progress *prog;
+	struct fetch_result *res;
+	struct plan *plan;
+	struct win *wins;
+	size_t nwins, capwins;
+	uint64_t *retry;	/* wins waiting to be resent */
+	size_t nretry, capretry;
+	struct queue dq_in, dq_out, sq;
+	pthread_t *decoders, storer;
+	unsigned ndecoders;
+	bool storer_up;
+	unsigned decoding;	/* jobs handed to decoders, not yet back */
+	pthread_mutex_t statm;
+	double decode_s, store_s;
+	int store_rc;
+	char store_err[FETCH_ERRLEN];
+	int64_t collector_now;
+	uint64_t rng;
+};
+
+static void *decoder_main(void *arg)
+{
+	struct run *r = arg;
+	struct qitem *it;
+
+	while ((it = q_pop(&r->dq_in, true))) {
+		struct decode_job *j = (struct decode_job *)it;
+		double t0 = mono_s();
+		struct http_ask next;
+		j->rc = r->e->ops->window_next(r->e->drv, &j->resp, &next, &j->out, j->err);
+		http_resp_free(&j->resp);
+		j->seconds = mono_s() - t0;
+		q_push(&r->dq_out, &j->link);
+		http_wakeup(r->http);
+	}
+	flowapi_thread_done();
+	return NULL;
+}
+
+static void *storer_main(void *arg)
+{
+	struct run *r = arg;
+	struct cache *c = NULL;
+	struct qitem *it;
+	char cerr[CACHE_ERRLEN];
+	struct cache_identity id = {r->e->url, r->e->info.product, r->e->ops->name};
+	int rc = cache_open(r->e->cache_dir, &id, &c, cerr);
+
+	if (rc) {
+		r->store_rc = rc;
+		snprintf(r->store_err, sizeof(r->store_err), "%s", cerr);
+	}
+	while ((it = q_pop(&r->sq, true))) {
+		struct store_job *j = (struct store_job *)it;
+		double t0 = mono_s();
+		if (!r->store_rc) {
+			if (j->has_gap)
+				rc = cache_put_gap(c, r->q, &j->gap, cerr);
+			else
+				rc = cache_put_window(c, r->q, j->recs, j->n,
+						      j->has_cover ? &j->cover : NULL, cerr);
+			if (rc) {
+				r->store_rc = rc;
+				snprintf(r->store_err, sizeof(r->store_err), "the cache: %s", cerr);
+				http_wakeup(r->http);
+			}
+		}
+		pthread_mutex_lock(&r->statm);
+		r->store_s += mono_s() - t0;
+		pthread_mutex_unlock(&r->statm);
+		free(j->recs);
+		free(j);
+		http_wakeup(r->http);	/* room in the backlog: send more */
+	}
+	if (c)
+		cache_close(c);
+	return NULL;
+}
+
+static int win_add(struct run *r, const struct plan_req *req, uint64_t *tag)
+{
+	if (r->nwins == r->capwins) {
+		size_t cap = r->capwins ? r->capwins * 2 : 256;
+		struct win *v = realloc(r->wins, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		r->wins = v;
+		r->capwins = cap;
+	}
+	memset(&r->wins[r->nwins], 0, sizeof(r->wins[0]));
+	r->wins[r->nwins].req = *req;
+	*tag = r->nwins++;
+	return 0;
+}
+
+static int retry_add(struct run *r, uint64_t tag, int64_t delay_ms)
+{
+	if (r->nretry == r->capretry) {
+		size_t cap = r->capretry ? r->capretry * 2 : 32;
+		uint64_t *v = realloc(r->retry, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		r->retry = v;
+		r->capretry = cap;
+	}
+	r->wins[tag].due = mono_ms() + delay_ms;
+	r->wins[tag].queued = true;
+	r->retry[r->nretry++] = tag;
+	return 0;
+}
+
+static int send_win(struct run *r, uint64_t tag)
+{
+	struct http_ask a;
+	uint32_t limit = r->e->info.max_records;
+	int rc = r->e->ops->window_first(r->e->drv, r->q, &r->wins[tag].req, limit, &a);
+
+	if (!rc)
+		rc = http_submit(r->http, &a, tag);
+	if (!rc && r->prog)
+		atomic_fetch_add(&r->prog->requests, 1);
+	if (!rc)
+		r->res->requests++;
+	return rc;
+}
+
+/* A failed exchange: schedule a retry, or give the query up. */
+static int failed(struct run *r, uint64_t tag, const struct http_resp *resp, int errnum,
+		  const char *why, char *err)
+{
+	struct win *w = &r->wins[tag];
+	unsigned bound = resp && resp->status == 429 ? r->e->o.max_retries * 3 : r->e->o.max_retries;
+
+	if (resp && resp->status >= 500)
+		r->res->http_5xx++;
+	else if (resp && resp->status == 0)
+		r->res->transport_errors++;
+	if (++w->attempts > bound) {
+		snprintf(err, FETCH_ERRLEN, "window %lld-%lld failed %u times; last: %s",
+			 (long long)w->req.start, (long long)w->req.end, w->attempts, why);
+		return -(errnum ? errnum : EIO);
+	}
+	r->res->retries++;
+	if (r->prog)
+		atomic_fetch_add(&r->prog->retries, 1);
+	return retry_add(r, tag, http_backoff_ms(resp, w->attempts, &r->rng));
+}
+
+static int store_push(struct run *r, struct flow_rec *recs, size_t n, const struct plan_ev *cover,
+		      const struct plan_ev *gap)
+{
+	struct store_job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return -ENOMEM;
+	j->recs = recs;
+	j->n = n;
+	if (cover) {
+		j->has_cover = true;
+		j->cover.start = cover->start;
+		j->cover.end = cover->end;
+		j->cover.fetched_ms = wall_ms();
+		j->cover.records = cover->records;
+		j->cover.provisional = cover->end > r->collector_now - (int64_t)r->e->info.export_delay_s * 1000;
+	}
+	if (gap) {
+		j->has_gap = true;
+		j->gap.start = gap->start;
+		j->gap.end = gap->end;
+		j->gap.seen = gap->seen;
+		cache_prefix_format(&gap->peer, j->gap.peer, sizeof(j->gap.peer));
+		snprintf(j->gap.reason, sizeof(j->gap.reason),
+			 "more than %u records in %lld ms with the narrowest peer prefix",
+			 r->e->info.max_records, (long long)(gap->end - gap->start));
+	}
+	q_push(&r->sq, &j->link);
+	return 0;
+}
+
+/* A decoded answer: tell the planner, hand the records to the store. */
+static int answered(struct run *r, struct decode_job *j, char *err)
+{
+	struct win *w = &r->wins[j->tag];
+	struct plan_ev *ev = NULL;
+	size_t nev = 0, n = j->out.n;
+	int64_t *starts = malloc((n ? n : 1) * sizeof(*starts));
+	uint8_t (*peers)[16] = malloc((n ? n : 1) * 16);
+	const struct plan_ev *own = NULL;
+	int rc;
+
+	if (!starts || !peers) {
+		free(starts);
+		free(peers);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		starts[i] = j->out.recs[i].start_ms;
+		memcpy(peers[i], plan_peer_of(&r->q->subject, j->out.recs[i].src, j->out.recs[i].dst), 16);
+	}
+	/* the planner counts what the collector answered, kept or not */
+	rc = plan_answer(r->plan, w->req.id, j->out.answered, n, starts,
+			 (const uint8_t (*)[16])peers, &ev, &nev);
+	free(starts);
+	free(peers);
+	if (rc) {
+		snprintf(err, FETCH_ERRLEN, "the planner failed: %s", strerror(-rc));
+		return rc;
+	}
+	r->res->records += n;
+	r->res->rejected += j->out.rejected;
+	r->res->windows++;
+	if (r->prog) {
+		atomic_fetch_add(&r->prog->records, n);
+		atomic_fetch_add(&r->prog->rejected, j->out.rejected);
+		atomic_fetch_add(&r->prog->windows_done, 1);
+	}
+	for (size_t i = 0; i < nev; i++)
+		if (ev[i].kind == PLAN_COVER && ev[i].start == w->req.start && ev[i].end == w->req.end &&
+		    !own && j->out.rejected == 0)
+			own = &ev[i];
+	rc = store_push(r, j->out.recs, n, own, NULL);
+	j->out.recs = NULL;
+	for (size_t i = 0; !rc && i < nev; i++) {
+		if (&ev[i] == own)
+			continue;
+		if (ev[i].kind == PLAN_GAP) {
+			r->res->gaps++;
+			if (r->prog)
+				atomic_fetch_add(&r->prog->gaps, 1);
+			rc = store_push(r, NULL, 0, NULL, &ev[i]);
+		} else if (ev[i].start != w->req.start || ev[i].end != w->req.end || j->out.rejected == 0) {
+			rc = store_push(r, NULL, 0, &ev[i], NULL);
+		}
+	}
+	free(ev);
+	if (rc)
+		snprintf(err, FETCH_ERRLEN, "out of memory");
+	return rc;
+}
+
+static void run_stop_threads(struct run *r)
+{
+	q_close(&r->dq_in);
+	for (unsigned i = 0; i < r->ndecoders; i++)
+		pthread_join(r->decoders[i], NULL);
+	q_close(&r->sq);
+	if (r->storer_up)
+		pthread_join(r->storer, NULL);
+	struct qitem *it;
+	while ((it = q_pop(&r->dq_out, false))) {
+		struct decode_job *j = (struct decode_job *)it;
+		decoded_free(&j->out);
+		free(j);
+	}
+	while ((it = q_pop(&r->dq_in, false))) {
+		struct decode_job *j = (struct decode_job *)it;
+		http_resp_free(&j->resp);
+		free(j);
+	}
+}
+
+/* The loop: send, wait, judge, decode, plan, store, until the plan is done. */
+static int run_loop(struct run *r, const atomic_int *cancel, char *err)
+{
+	struct fetch_engine *e = r->e;
+	int rc = 0;
+
+	for (;;) {
+		struct plan_stats ps;
+		int64_t now = mono_ms(), next_due = now + 1000;
+
+		if (cancel && atomic_load(cancel)) {
+			snprintf(err, FETCH_ERRLEN, "interrupted");
+			return -ECANCELED;
+		}
+		if (r->store_rc) {
+			snprintf(err, FETCH_ERRLEN, "%s", r->store_err);
+			return r->store_rc;
+		}
+		/* send: retries that are due first, then new windows */
+		bool backlog = r->decoding + q_len(&r->sq) >= BACKLOG_MAX;
+		for (size_t i = 0; i < r->nretry && !backlog && http_inflight(r->http) < e->o.max_inflight;) {
+			uint64_t tag = r->retry[i];
+			if (r->wins[tag].due > now) {
+				if (r->wins[tag].due < next_due)
+					next_due = r->wins[tag].due;
+				i++;
+				continue;
+			}
+			r->retry[i] = r->retry[--r->nretry];
+			r->wins[tag].queued = false;
+			if ((rc = send_win(r, tag)))
+				goto send_failed;
+		}
+		while (!backlog && http_inflight(r->http) < e->o.max_inflight) {
+			struct plan_req req;
+			uint64_t tag;
+			if (plan_next(r->plan, &req) != 0)
+				break;
+			if ((rc = win_add(r, &req, &tag)) || (rc = send_win(r, tag)))
+				goto send_failed;
+		}
+		plan_get_stats(r->plan, &ps);
+		if (r->prog)
+			atomic_store(&r->prog->windows_planned, ps.planned);
+		if (plan_done(r->plan) && r->nretry == 0 && http_inflight(r->http) == 0 &&
+		    r->decoding == 0)
+			return 0;
+
+		/* wait for answers (or a decoder's wakeup, or a retry's time) */
+		struct http_resp *done = NULL;
+		size_t ndone = 0;
+		int wait = (int)(next_due - now);
+		double t0 = mono_s();
+		rc = http_wait(r->http, wait < 1 ? 1 : wait > 1000 ? 1000 : wait, &done, &ndone);
+		r->res->wait_s += mono_s() - t0;
+		if (rc) {
+			snprintf(err, FETCH_ERRLEN, "libcurl failed");
+			return rc;
+		}
+		for (size_t i = 0; i < ndone; i++) {
+			int errnum = 0;
+			char why[FETCH_ERRLEN];
+			uint64_t tag = done[i].tag;
+			enum http_verdict v = http_judge(&done[i], &errnum, why, sizeof(why));
+
+			if (r->prog)
+				atomic_fetch_add(&r->prog->bytes, done[i].len);
+			if (v == HTTP_OK) {
+				struct decode_job *j = calloc(1, sizeof(*j));
+				if (!j) {
+					rc = -ENOMEM;
+					break;
+				}
+				j->tag = tag;
+				j->resp = done[i];
+				done[i].body = NULL;
+				r->decoding++;
+				q_push(&r->dq_in, &j->link);
+				continue;
+			}
+			if (v == HTTP_FATAL) {
+				if (done[i].status >= 400)
+					r->res->http_4xx++;
+				snprintf(err, FETCH_ERRLEN, "%s", why);
+				rc = -errnum;
+				break;
+			}
+			rc = failed(r, tag, &done[i], errnum, why, err);
+			if (rc)
+				break;
+		}
+		for (size_t i = 0; i < ndone; i++)
+			http_resp_free(&done[i]);
+		free(done);
+		if (rc)
+			return rc;
+
+		/* decoded answers */
+		struct qitem *it;
+		while ((it = q_pop(&r->dq_out, false))) {
+			struct decode_job *j = (struct decode_job *)it;
+			r->decoding--;
+			r->decode_s += j->seconds;
+			if (j->rc == -EBADMSG)	/* garbage: asked again, like a cut body */
+				rc = failed(r, j->tag, NULL, EBADMSG, j->err, err);
+			else if (j->rc)
+				snprintf(err, FETCH_ERRLEN, "%s", j->err), rc = j->rc;
+			else
+				rc = answered(r, j, err);
+			decoded_free(&j->out);
+			free(j);
+			if (rc)
+				return rc;
+		}
+	}
+send_failed:
+	snprintf(err, FETCH_ERRLEN, "cannot send a request: %s", strerror(-rc));
+	return rc;
+}
+
+/* Every address of the subject's family: the peer of a query without one. */
+static void family_all(const struct cache_prefix *subject, struct cache_prefix *out)
+{
+	cache_prefix_parse(subject->v4 ? "0.0.0.0/0" : "::/0", out);
+}
+
+int fetch_query(struct fetch_engine *e, const struct cache_query *q,
+		struct fetch_progress *prog, const atomic_int *cancel,
+		struct fetch_result *res, char *err)
+{
+	struct run r;
+	struct cache_ivals missing = {0};
+	char cerr[CACHE_ERRLEN];
+	double t0 = mono_s();
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	memset(&r, 0, sizeof(r));
+	if (prog) {
+		atomic_store(&prog->state, 1);
+		atomic_store(&prog->started_ms, wall_ms());
+	}
+	r.e = e;
+	r.q = q;
+	r.prog = prog;
+	r.res = res;
+	r.rng = (uint64_t)wall_ms() * 2654435761u | 1;
+	r.collector_now = e->info.now_ms + (wall_ms() - e->info.probed_at_ms);
+	res->collector_now_ms = r.collector_now;
+	pthread_mutex_init(&r.statm, NULL);
+	q_init(&r.dq_in);
+	q_init(&r.dq_out);
+	q_init(&r.sq);
+
+	struct cache_identity id = {e->url, e->info.product, e->ops->name};
+	rc = cache_open(e->cache_dir, &id, &r.cache, cerr);
+	if (!rc)
+		rc = cache_missing(r.cache, q, wall_ms(), e->o.live_ttl_ms, &missing, cerr);
+	if (!rc && missing.n)
+		rc = cache_clear_gaps(r.cache, q, cerr);
+	if (rc) {
+		snprintf(err, FETCH_ERRLEN, "the cache: %s", cerr);
+		goto out;
+	}
+	if (missing.n == 0)
+		goto out;
+	rc = engine_http(e, &r.http, err);
+	if (rc)
+		goto out;
+
+	struct plan_cfg pc = {
+		.cap = e->info.max_records, .granularity_ms = e->ops->granularity_ms,
+		.max_window_ms = e->ops->max_window_ms, .split_dims = e->ops->split_dims,
+		.subject = q->subject, .has_peer = q->has_peer, .fill = 0.9,
+	};
+	if (q->has_peer)
+		pc.peer = q->peer;
+	else
+		family_all(&q->subject, &pc.peer);
+	rc = plan_new(&pc, &missing, &r.plan);
+	if (rc) {
+		snprintf(err, FETCH_ERRLEN, "cannot plan the query: %s", strerror(-rc));
+		goto out;
+	}
+	r.ndecoders = e->o.decode_threads;
+	r.decoders = calloc(r.ndecoders, sizeof(*r.decoders));
+	if (!r.decoders) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (unsigned i = 0; i < r.ndecoders; i++) {
+		if (pthread_create(&r.decoders[i], NULL, decoder_main, &r)) {
+			r.ndecoders = i;
+			rc = -EAGAIN;
+			snprintf(err, FETCH_ERRLEN, "cannot start a thread");
+			goto out;
+		}
+	}
+	if (pthread_create(&r.storer, NULL, storer_main, &r)) {
+		rc = -EAGAIN;
+		snprintf(err, FETCH_ERRLEN, "cannot start a thread");
+		goto out;
+	}
+	r.storer_up = true;
+	rc = run_loop(&r, cancel, err);
+out:
+	run_stop_threads(&r);
+	http_free(r.http);	/* abandons what is in flight; stored windows stay */
+	if (r.cache)
+		cache_close(r.cache);
+	if (!rc && r.store_rc) {
+		rc = r.store_rc;
+		snprintf(err, FETCH_ERRLEN, "%s", r.store_err);
+	}
+	res->decode_s = r.decode_s;
+	res->store_s = r.store_s;
+	res->seconds = mono_s() - t0;
+	res->complete = rc == 0 && res->gaps == 0 && res->rejected == 0;
+	if (prog)
+		atomic_store(&prog->state, rc ? 3 : 2);
+	plan_free(r.plan);
+	free(r.wins);
+	free(r.retry);
+	free(r.decoders);
+	cache_ivals_free(&missing);
+	q_destroy(&r.dq_in);
+	q_destroy(&r.dq_out);
+	q_destroy(&r.sq);
+	pthread_mutex_destroy(&r.statm);
+	return rc;
+}

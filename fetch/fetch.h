@@ -1,0 +1,208 @@
+/*
+ * fetch.h - the whole face of the engine room: it downloads the flows of a
+ * query from a collector, losslessly, into the cache.
+ *
+ * The collector caps every answer (max_records), has no pagination and
+ * answers in no order.  The engine therefore asks for windows: a window
+ * whose answer holds fewer than max_records records is complete; a full
+ * ("saturated") answer is a sample of the window, which the planner splits
+ * where the sample says (time first, then the peer prefix at the driver's
+ * time granularity) until every part is complete.  A part that cannot be
+ * split further is a gap: recorded with the count it saw, reported, never
+ * hidden.
+ *
+ * Layers, each in its own file:
+ *   plan.c      the planner: pure logic over windows and samples, no I/O
+ *               (unit-tested against an in-process fake collector)
+ *   http.c      libcurl multi: bounded requests in flight, deadlines
+ *   flowapi.c   the reference dialect driver (flowapi/1): requests, decoding
+ *   community.c Community ID v1
+ *   engine.c    the loop: planner + HTTP + retries + decoding threads +
+ *               one store thread writing windows into the cache
+ *
+ * Conventions: 0 or a negative errno; on error a one-line cause in 'err'
+ * (FETCH_ERRLEN bytes).  The cause is logged once, by the front that turns
+ * it into an exit status or errno.
+ */
+#ifndef FLOWFS_FETCH_H
+#define FLOWFS_FETCH_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache.h"
+
+#define FETCH_ERRLEN 512
+
+/* ---- the planner -------------------------------------------------------- */
+
+/* Dimensions a driver can split a query by, besides time. */
+#define FETCH_SPLIT_PEER 1u
+#define FETCH_SPLIT_PROTO 2u
+#define FETCH_SPLIT_PORT 4u
+
+struct plan_cfg {
+	uint32_t cap;			/* max_records of the collector */
+	int64_t granularity_ms;		/* smallest time step the driver can ask */
+	int64_t max_window_ms;		/* longest window the driver can ask */
+	unsigned split_dims;		/* FETCH_SPLIT_* */
+	struct cache_prefix subject;
+	struct cache_prefix peer;	/* the query's peer: all of the family when absent */
+	bool has_peer;
+	double fill;			/* aim each leaf at fill * cap (default 0.9) */
+	double est_hint;		/* expected flows per ms from earlier answers; 0: none */
+};
+
+struct plan;
+
+/* One request the planner wants sent. */
+struct plan_req {
+	uint64_t id;		/* give it back with the answer */
+	int64_t start, end;
+	struct cache_prefix peer;
+	bool has_peer;		/* false only when the query has no peer and no split was needed */
+};
+
+/* What an answer closed. */
+enum plan_ev_kind {
+	PLAN_COVER,		/* [start, end) is complete for the query's peer */
+	PLAN_GAP,		/* [start, end) x peer could not be closed */
+};
+
+struct plan_ev {
+	enum plan_ev_kind kind;
+	int64_t start, end;
+	struct cache_prefix peer;	/* PLAN_GAP: the narrowest peer tried */
+	int64_t records;		/* PLAN_COVER: records answered inside it (leaf windows) */
+	int64_t seen;			/* PLAN_GAP: records in its saturated answer */
+};
+
+/* Start planning the given missing intervals.  -EINVAL on a bad config. */
+int plan_new(const struct plan_cfg *cfg, const struct cache_ivals *missing,
+	     struct plan **out);
+void plan_free(struct plan *p);
+
+/* The next request to send: 0 and *req filled, or -EAGAIN when nothing can
+ * be asked until an answer comes back. */
+int plan_next(struct plan *p, struct plan_req *req);
+
+/*
+ * The answer to request 'id': how many records it held ('answered', which
+ * decides whether it was full), and the start times and peer-side
+ * addresses of the n of them that could be read (peers may be NULL when
+ * the driver cannot split by peer).  The events it closes are returned in
+ * *ev (malloc'd, *nev entries; free with free()).  -ENOENT for an unknown
+ * or already answered id, -ENOMEM.
+ */
+int plan_answer(struct plan *p, uint64_t id, size_t answered, size_t n,
+		const int64_t *starts, const uint8_t (*peers)[16], struct plan_ev **ev,
+		size_t *nev);
+
+/* True when every window is answered, covered or a gap. */
+bool plan_done(const struct plan *p);
+
+struct plan_stats {
+	uint64_t requests;	/* handed out by plan_next */
+	uint64_t saturated;	/* answers that were full */
+	uint64_t peer_splits;	/* windows split by peer */
+	uint64_t gaps;
+	uint64_t outstanding;	/* handed out, not yet answered */
+	uint64_t planned;	/* windows planned so far (queued + handed out) */
+};
+void plan_get_stats(const struct plan *p, struct plan_stats *st);
+
+/* The other side of a flow as the planner splits it: dst when src lies in
+ * the subject, else src. */
+const uint8_t *plan_peer_of(const struct cache_prefix *subject, const uint8_t src[16],
+			    const uint8_t dst[16]);
+
+/* ---- Community ID ------------------------------------------------------- */
+
+/* Community ID v1 of a flow (seed 0): "1:" + base64(SHA-1).  out: 32 bytes.
+ * Empty string when the protocol is unknown. */
+void fetch_community_id(const struct flow_rec *f, uint16_t seed, char out[32]);
+
+/* ---- the engine ---------------------------------------------------------- */
+
+struct fetch_opts {
+	const char *url;		/* the collector's base URL */
+	const char *token;		/* bearer token (never logged) */
+	const char *driver;		/* "flowapi" (default) */
+	const char *cache_dir;
+	unsigned max_inflight;		/* requests in flight (default 4) */
+	long connect_timeout_ms;	/* default 10,000 */
+	long stall_s;			/* no byte for this long: give up (default 30) */
+	long request_timeout_ms;	/* one request, start to end (default 300,000) */
+	unsigned max_retries;		/* per window, 5xx/resets/timeouts/garbage (default 6) */
+	int64_t live_ttl_ms;		/* refetch provisional windows older than this */
+	uint32_t max_records;		/* used when /info does not say (default 10,000) */
+	int compress;			/* 1 ask gzip, 0 never, -1 auto: not on loopback */
+	bool insecure;			/* do not verify TLS (explicit user choice) */
+	const char *ca_file;		/* extra CA bundle */
+	unsigned decode_threads;	/* default: the number of online CPUs */
+	size_t max_body;		/* largest answer accepted (default 256 MiB) */
+};
+
+/* What the collector said about itself (GET /info). */
+struct fetch_info {
+	char product[64], version[32], dialect[32];
+	uint32_t max_records;
+	int retention_days;
+	int64_t now_ms;			/* its clock at the probe */
+	int64_t probed_at_ms;		/* our clock at the probe */
+	int export_delay_s;
+};
+
+/* Live counters of a query; safe to read from any thread. */
+struct fetch_progress {
+	atomic_uint_fast64_t requests, retries, records, bytes;
+	atomic_uint_fast64_t windows_done, windows_planned, gaps, rejected;
+	atomic_int_fast64_t started_ms;
+	atomic_int state;		/* 0 idle, 1 running, 2 done, 3 failed */
+};
+
+/* The outcome of one query. */
+struct fetch_result {
+	bool complete;			/* no gap, no rejected record, no error */
+	uint64_t requests, retries, records, rejected, gaps, windows;
+	uint64_t http_4xx, http_5xx, transport_errors;
+	double seconds;			/* wall time */
+	double decode_s, store_s, wait_s; /* time in each stage (summed over threads) */
+	int64_t collector_now_ms;
+};
+
+struct fetch_engine;
+
+/* Initialise libcurl for the process; call before any thread starts.
+ * -EIO on failure. */
+int fetch_global_init(void);
+
+/*
+ * Probe the collector (its /info and the token), open the cache of that
+ * collector, fetch the lookup tables when missing or older than a day.
+ * -ECONNREFUSED, -ETIMEDOUT, -EACCES (token), -EPROTO (not a collector),
+ * ... with the cause in err.
+ */
+int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out,
+		      char *err);
+void fetch_engine_close(struct fetch_engine *e);
+
+const struct fetch_info *fetch_engine_info(const struct fetch_engine *e);
+struct cache *fetch_engine_cache(struct fetch_engine *e);
+/* The driver's name ("flowapi"). */
+const char *fetch_engine_driver(const struct fetch_engine *e);
+
+/*
+ * Make the cache hold every flow of q: fetch what it does not cover.
+ * Returns 0 when the query ran to its end (res->complete says whether every
+ * window was closed), or -errno when it could not (unreachable, 401, 400,
+ * retries exhausted, out of space; cause in err).  'cancel', when not NULL,
+ * stops the query early (-ECANCELED) once set.  'prog' may be NULL.
+ */
+int fetch_query(struct fetch_engine *e, const struct cache_query *q,
+		struct fetch_progress *prog, const atomic_int *cancel,
+		struct fetch_result *res, char *err);
+
+#endif

@@ -1,0 +1,605 @@
+/*
+ * flowapi.c - the driver of the reference dialect, flowapi/1
+ * (shared/docs/collector-api.md): one GET a window, times in ms, splits by
+ * peer prefix.
+ *
+ * The decoder trusts nothing.  A record with a missing required field
+ * (id, start, src, dst), a field of the wrong type, a number out of range
+ * or not an integer, or an over-long string is rejected whole and counted,
+ * never stored half-read.  Numbers must be integers no larger than 2^53:
+ * cJSON holds numbers as doubles, and a larger value could not be stored
+ * exactly (no flow counter reaches 9 petabytes).  Unknown fields are
+ * ignored, as the dialect requires.
+ */
+#include "fetch_i.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXACT_MAX 9007199254740992.0	/* 2^53 */
+
+/*
+ * Memory for cJSON while a decoding thread parses an answer.  Half of
+ * cJSON's time is malloc and free (engine-notes.md): a 10,000-record
+ * answer is about 250,000 small nodes.  A decoding thread therefore parses
+ * into a thread-local arena of large blocks, reset after each answer;
+ * other threads (and anything outside a parse) use malloc.  cJSON's hooks
+ * are process-wide, so the hooks look at the calling thread's arena.
+ */
+#define ARENA_BLOCK ((size_t)8 << 20)
+
+struct arena_block {
+	struct arena_block *next;
+	size_t used, size;
+	char data[];
+};
+
+struct arena {
+	struct arena_block *head;	/* current block first */
+	bool active;
+};
+
+static __thread struct arena tl_arena;
+
+static bool arena_owns(const struct arena *a, const void *p)
+{
+	for (const struct arena_block *b = a->head; b; b = b->next)
+		if ((const char *)p >= b->data && (const char *)p < b->data + b->size)
+			return true;
+	return false;
+}
+
+static void *arena_malloc(size_t n)
+{
+	struct arena *a = &tl_arena;
+	struct arena_block *b = a->head;
+
+	if (!a->active)
+		return malloc(n);
+	n = (n + 15) & ~(size_t)15;
+	if (!b || b->used + n > b->size) {
+		/* a spare block (kept from an earlier answer) or a new one */
+		struct arena_block **pp = &a->head, *spare = NULL;
+		while (*pp && (*pp)->used != 0)
+			pp = &(*pp)->next;
+		if (*pp && (*pp)->size >= n) {
+			spare = *pp;
+			*pp = spare->next;
+		} else {
+			size_t size = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+			spare = malloc(sizeof(*spare) + size);
+			if (!spare)
+				return NULL;
+			spare->size = size;
+			spare->used = 0;
+		}
+		spare->next = a->head;
+		a->head = spare;
+		b = spare;
+	}
+	void *p = b->data + b->used;
+	b->used += n;
+	return p;
+}
+
+static void arena_free(void *p)
+{
+	if (!p)
+		return;
+	if (tl_arena.active ? arena_owns(&tl_arena, p) : false)
+		return;
+	free(p);
+}
+
+/* Start parsing into the arena / reset it after the document is freed. */
+static void arena_begin(void)
+{
+	tl_arena.active = true;
+}
+
+static void arena_end(void)
+{
+	struct arena_block *b = tl_arena.head, *keep = NULL;
+
+	tl_arena.active = false;
+	/* keep at most two blocks for the next answer */
+	for (int i = 0; b; i++) {
+		struct arena_block *next = b->next;
+		if (i < 2) {
+			b->used = 0;
+			b->next = keep;
+			keep = b;
+		} else {
+			free(b);
+		}
+		b = next;
+	}
+	tl_arena.head = keep;
+}
+
+void flowapi_thread_done(void)
+{
+	arena_end();
+	for (struct arena_block *b = tl_arena.head, *n; b; b = n) {
+		n = b->next;
+		free(b);
+	}
+	tl_arena.head = NULL;
+}
+
+void flowapi_init_hooks(void)
+{
+	cJSON_Hooks h = {arena_malloc, arena_free};
+	cJSON_InitHooks(&h);
+}
+
+struct driver {
+	char base[2048];
+};
+
+static int fa_open(struct driver **out, const char *base_url, char *err)
+{
+	struct driver *d = calloc(1, sizeof(*d));
+	size_t n;
+
+	if (!d)
+		return -ENOMEM;
+	n = strlen(base_url);
+	if (n == 0 || n >= sizeof(d->base) - 64) {
+		snprintf(err, FETCH_ERRLEN, "the collector URL is empty or too long");
+		free(d);
+		return -EINVAL;
+	}
+	memcpy(d->base, base_url, n + 1);
+	while (n > 0 && d->base[n - 1] == '/')
+		d->base[--n] = '\0';
+	if (n >= 7 && strcmp(d->base + n - 7, "/api/v1") == 0)
+		d->base[n - 7] = '\0';
+	*out = d;
+	return 0;
+}
+
+static void fa_close(struct driver *d)
+{
+	free(d);
+}
+
+static int fa_info_ask(struct driver *d, struct http_ask *a)
+{
+	memset(a, 0, sizeof(*a));
+	snprintf(a->url, sizeof(a->url), "%s/api/v1/info", d->base);
+	return 0;
+}
+
+/* An integer item: -ENOENT when missing or null, -EINVAL when not an
+ * integer in [lo, hi]. */
+static int item_int(const cJSON *it, double lo, double hi, int64_t *out)
+{
+	double v;
+
+	if (!it || cJSON_IsNull(it))
+		return -ENOENT;
+	if (!cJSON_IsNumber(it))
+		return -EINVAL;
+	v = it->valuedouble;
+	if (!(v >= lo && v <= hi) || v != floor(v) || v > EXACT_MAX)
+		return -EINVAL;
+	*out = (int64_t)v;
+	return 0;
+}
+
+static int get_int(const cJSON *o, const char *key, double lo, double hi, int64_t *out)
+{
+	return item_int(cJSON_GetObjectItemCaseSensitive(o, key), lo, hi, out);
+}
+
+static int fa_info_decode(struct driver *d, const char *body, size_t len,
+			  struct fetch_info *info, char *err)
+{
+	cJSON *root = cJSON_ParseWithLength(body, len);
+	const cJSON *p, *v;
+	int64_t x;
+	int rc = -EPROTO;
+
+	(void)d;
+	memset(info, 0, sizeof(*info));
+	if (!cJSON_IsObject(root)) {
+		snprintf(err, FETCH_ERRLEN, "the collector's /info is not JSON: is this a flowapi/1 collector?");
+		goto out;
+	}
+	p = cJSON_GetObjectItemCaseSensitive(root, "product");
+	if (!cJSON_IsString(p) || strlen(p->valuestring) >= sizeof(info->product)) {
+		snprintf(err, FETCH_ERRLEN, "the collector's /info has no product name");
+		goto out;
+	}
+	strcpy(info->product, p->valuestring);
+	v = cJSON_GetObjectItemCaseSensitive(root, "version");
+	if (cJSON_IsString(v))
+		snprintf(info->version, sizeof(info->version), "%s", v->valuestring);
+	snprintf(info->dialect, sizeof(info->dialect), "flowapi/1");
+	if (get_int(root, "max_records", 1, 10000000, &x) == 0)
+		info->max_records = (uint32_t)x;
+	info->retention_days = get_int(root, "retention_days", 1, 36500, &x) == 0 ? (int)x : 90;
+	info->export_delay_s = get_int(root, "export_delay_s", 0, 86400, &x) == 0 ? (int)x : 300;
+	if (get_int(root, "now", 0, EXACT_MAX, &x) == 0)
+		info->now_ms = x;
+	rc = 0;
+out:
+	cJSON_Delete(root);
+	return rc;
+}
+
+static const char *const lookup_paths[CACHE_NTABLES] = {
+	"applications", "hostgroups", "exporters", "exporters",
+};
+
+static int fa_lookup_ask(struct driver *d, enum cache_table t, struct http_ask *a)
+{
+	memset(a, 0, sizeof(*a));
+	snprintf(a->url, sizeof(a->url), "%s/api/v1/%s", d->base, lookup_paths[t]);
+	return 1;
+}
+
+static int add_row(struct cache_lookup **rows, size_t *n, size_t *cap,
+		   const struct cache_lookup *r)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 64;
+		struct cache_lookup *v = realloc(*rows, c * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		*rows = v;
+		*cap = c;
+	}
+	(*rows)[(*n)++] = *r;
+	return 0;
+}
+
+/* Copy a JSON string into a fixed field; false when missing or too long. */
+static bool copy_str(const cJSON *o, const char *key, char *dst, size_t len)
+{
+	const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	if (!cJSON_IsString(s) || strlen(s->valuestring) >= len)
+		return false;
+	strcpy(dst, s->valuestring);
+	return true;
+}
+
+static int fa_lookup_decode(struct driver *d, enum cache_table t, const char *body,
+			    size_t len, struct cache_lookup **rows, size_t *n, char *err)
+{
+	cJSON *root = cJSON_ParseWithLength(body, len);
+	const cJSON *arr, *it;
+	size_t cap = 0;
+	int rc = 0;
+
+	(void)d;
+	*rows = NULL;
+	*n = 0;
+	arr = root ? cJSON_GetObjectItemCaseSensitive(root, lookup_paths[t]) : NULL;
+	if (!cJSON_IsArray(arr)) {
+		snprintf(err, FETCH_ERRLEN, "/api/v1/%s: not the expected JSON", lookup_paths[t]);
+		cJSON_Delete(root);
+		return -EBADMSG;
+	}
+	cJSON_ArrayForEach(it, arr) {
+		struct cache_lookup r;
+		int64_t id, x;
+
+		memset(&r, 0, sizeof(r));
+		if (get_int(it, "id", 0, 4294967295.0, &id))
+			continue;	/* a row we cannot key is skipped: ids then show as numbers */
+		r.key = id;
+		if (t == CACHE_IFS) {
+			const cJSON *ifs = cJSON_GetObjectItemCaseSensitive(it, "interfaces"), *f;
+			if (!cJSON_IsArray(ifs))
+				continue;
+			cJSON_ArrayForEach(f, ifs) {
+				struct cache_lookup ir;
+				memset(&ir, 0, sizeof(ir));
+				ir.key = id;
+				if (get_int(f, "ifindex", 0, 4294967295.0, &ir.key2) ||
+				    !copy_str(f, "name", ir.name, sizeof(ir.name)))
+					continue;
+				copy_str(f, "description", ir.extra, sizeof(ir.extra));
+				if ((rc = add_row(rows, n, &cap, &ir)))
+					goto out;
+			}
+			continue;
+		}
+		if (!copy_str(it, "name", r.name, sizeof(r.name)))
+			continue;
+		if (t == CACHE_GROUPS && get_int(it, "parent", 0, 4294967295.0, &x) == 0)
+			r.key2 = x;
+		if (t == CACHE_EXPORTERS)
+			copy_str(it, "address", r.extra, sizeof(r.extra));
+		if ((rc = add_row(rows, n, &cap, &r)))
+			goto out;
+	}
+out:
+	cJSON_Delete(root);
+	if (rc) {
+		free(*rows);
+		*rows = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
+/* Percent-encode the characters of an address or prefix that a query
+ * string must not carry raw. */
+static void encode(const char *in, char *out, size_t len)
+{
+	size_t o = 0;
+
+	for (; *in && o + 4 < len; in++) {
+		if (*in == '/' || *in == ':' || *in == '%' || *in == '+') {
+			snprintf(out + o, len - o, "%%%02X", (unsigned char)*in);
+			o += 3;
+		} else {
+			out[o++] = *in;
+		}
+	}
+	out[o] = '\0';
+}
+
+static int fa_window_first(struct driver *d, const struct cache_query *q,
+			   const struct plan_req *r, uint32_t limit, struct http_ask *a)
+{
+	char ip[64], eip[200], peer[64], epeer[200];
+
+	memset(a, 0, sizeof(*a));
+	cache_prefix_format(&q->subject, ip, sizeof(ip));
+	encode(ip, eip, sizeof(eip));
+	if (r->has_peer) {
+		cache_prefix_format(&r->peer, peer, sizeof(peer));
+		encode(peer, epeer, sizeof(epeer));
+	}
+	snprintf(a->url, sizeof(a->url), "%s/api/v1/flows?ip=%s&start=%lld&end=%lld&limit=%u%s%s",
+		 d->base, eip, (long long)r->start, (long long)r->end, limit,
+		 r->has_peer ? "&peer=" : "", r->has_peer ? epeer : "");
+	return 0;
+}
+
+static int parse_addr(const cJSON *s, uint8_t out[16])
+{
+	struct in_addr v4;
+
+	if (!cJSON_IsString(s) || strlen(s->valuestring) > 45)
+		return -EINVAL;
+	if (inet_pton(AF_INET, s->valuestring, &v4) == 1) {
+		memset(out, 0, 10);
+		out[10] = out[11] = 0xff;
+		memcpy(out + 12, &v4, 4);
+		return 0;
+	}
+	return inet_pton(AF_INET6, s->valuestring, out) == 1 ? 0 : -EINVAL;
+}
+
+static int get_groups(const cJSON *arr, uint32_t *out, uint8_t *n)
+{
+	const cJSON *it;
+
+	*n = 0;
+	if (!arr || cJSON_IsNull(arr))
+		return 0;
+	if (!cJSON_IsArray(arr))
+		return -EINVAL;
+	cJSON_ArrayForEach(it, arr) {
+		double v = cJSON_IsNumber(it) ? it->valuedouble : -1;
+		if (*n == CACHE_GROUPS_MAX || !(v >= 0 && v <= 4294967295.0) || v != floor(v))
+			return -EINVAL;
+		out[(*n)++] = (uint32_t)v;
+	}
+	return 0;
+}
+
+/* The fields of a record, found in one pass over its members (a lookup by
+ * name per field would walk the member list twenty times). */
+enum {
+	F_ID, F_START, F_END, F_SRC, F_DST, F_SPORT, F_DPORT, F_PROTO, F_PKTS,
+	F_BYTES, F_FLAGS, F_ITYPE, F_ICODE, F_INIF, F_OUTIF, F_EXPORTER, F_APP,
+	F_SRCG, F_DSTG, F_SRCAS, F_DSTAS, F_SAMPLING, F_N
+};
+
+static const char *const field_names[F_N] = {
+	"id", "start", "end", "src", "dst", "sport", "dport", "proto", "pkts",
+	"bytes", "tcp_flags", "icmp_type", "icmp_code", "in_if", "out_if",
+	"exporter", "app", "src_groups", "dst_groups", "src_as", "dst_as", "sampling",
+};
+
+static int field_of(const char *k)
+{
+	/* candidates by first letter, as field + 1 (0 ends a list) */
+#define C(x) ((x) + 1)
+	static const unsigned char by_first[26][7] = {
+		['a' - 'a'] = {C(F_APP)},
+		['b' - 'a'] = {C(F_BYTES)},
+		['d' - 'a'] = {C(F_DST), C(F_DPORT), C(F_DSTG), C(F_DSTAS)},
+		['e' - 'a'] = {C(F_END), C(F_EXPORTER)},
+		['i' - 'a'] = {C(F_ID), C(F_ITYPE), C(F_ICODE), C(F_INIF)},
+		['o' - 'a'] = {C(F_OUTIF)},
+		['p' - 'a'] = {C(F_PROTO), C(F_PKTS)},
+		['s' - 'a'] = {C(F_START), C(F_SRC), C(F_SPORT), C(F_SRCG), C(F_SRCAS), C(F_SAMPLING)},
+		['t' - 'a'] = {C(F_FLAGS)},
+	};
+#undef C
+	if (k[0] < 'a' || k[0] > 'z')
+		return -1;
+	const unsigned char *c = by_first[k[0] - 'a'];
+	for (int i = 0; i < 7 && c[i]; i++)
+		if (strcmp(k, field_names[c[i] - 1]) == 0)
+			return c[i] - 1;
+	return -1;
+}
+
+/* An optional integer field: -1 when missing, 'zero_unknown' maps 0 to -1. */
+#define OPT(fld, lo, hi, dst, zero_unknown)                                    \
+	do {                                                                   \
+		int64_t _v;                                                    \
+		int _r = item_int(it[fld], lo, hi, &_v);                       \
+		if (_r == -EINVAL) {                                           \
+			snprintf(why, len, "record %.64s: bad %s", f->id,      \
+				 field_names[fld]);                            \
+			return -EINVAL;                                        \
+		}                                                              \
+		(dst) = _r ? -1 : ((zero_unknown) && _v == 0 ? -1 : _v);       \
+	} while (0)
+
+int flowapi_decode_record(const cJSON *o, struct flow_rec *f, char *why, size_t len)
+{
+	const cJSON *it[F_N] = {0}, *id, *m;
+	int64_t v;
+
+	if (!cJSON_IsObject(o)) {
+		snprintf(why, len, "a record that is not an object");
+		return -EINVAL;
+	}
+	for (m = o->child; m; m = m->next) {
+		int k = m->string ? field_of(m->string) : -1;
+		if (k >= 0 && !it[k])
+			it[k] = m;	/* the first of duplicate keys, as cJSON does */
+	}
+	id = it[F_ID];
+	if (!cJSON_IsString(id) || id->valuestring[0] == '\0' ||
+	    strlen(id->valuestring) > CACHE_ID_MAX) {
+		snprintf(why, len, "a record without a valid id");
+		return -EINVAL;
+	}
+	for (const char *c = id->valuestring; *c; c++) {
+		if ((unsigned char)*c <= ' ' || *c == ',' || *c == '"' || (unsigned char)*c >= 0x7f) {
+			snprintf(why, len, "a record id with a forbidden character");
+			return -EINVAL;
+		}
+	}
+	strcpy(f->id, id->valuestring);
+	if (item_int(it[F_START], 0, EXACT_MAX, &f->start_ms)) {
+		snprintf(why, len, "record %.64s: bad or missing start", f->id);
+		return -EINVAL;
+	}
+	int rc = item_int(it[F_END], 0, EXACT_MAX, &v);
+	if (rc == -EINVAL || (rc == 0 && v < f->start_ms)) {
+		snprintf(why, len, "record %.64s: bad end", f->id);
+		return -EINVAL;
+	}
+	f->end_ms = rc ? f->start_ms : v;
+	if (parse_addr(it[F_SRC], f->src) || parse_addr(it[F_DST], f->dst)) {
+		snprintf(why, len, "record %.64s: bad or missing src/dst", f->id);
+		return -EINVAL;
+	}
+	int64_t sport, dport, proto, flags, itype, icode;
+	OPT(F_SPORT, 0, 65535, sport, 0);
+	OPT(F_DPORT, 0, 65535, dport, 0);
+	OPT(F_PROTO, 0, 255, proto, 0);
+	OPT(F_FLAGS, 0, 255, flags, 0);
+	OPT(F_ITYPE, 0, 255, itype, 0);
+	OPT(F_ICODE, 0, 255, icode, 0);
+	OPT(F_PKTS, 0, EXACT_MAX, f->pkts, 0);
+	OPT(F_BYTES, 0, EXACT_MAX, f->bytes, 0);
+	OPT(F_INIF, 0, 4294967295.0, f->in_if, 1);
+	OPT(F_OUTIF, 0, 4294967295.0, f->out_if, 1);
+	OPT(F_EXPORTER, 0, 4294967295.0, f->exporter, 0);
+	OPT(F_APP, 0, 4294967295.0, f->app, 1);
+	OPT(F_SRCAS, 0, 4294967295.0, f->src_as, 1);
+	OPT(F_DSTAS, 0, 4294967295.0, f->dst_as, 1);
+	OPT(F_SAMPLING, 1, 4294967295.0, f->sampling, 0);
+	f->sport = (int32_t)sport;
+	f->dport = (int32_t)dport;
+	f->proto = (int32_t)proto;
+	bool icmp = proto == 1 || proto == 58;
+	f->tcp_flags = proto == 6 ? (int32_t)flags : -1;
+	f->icmp_type = icmp ? (int32_t)itype : -1;
+	f->icmp_code = icmp ? (int32_t)icode : -1;
+	if (icmp && f->sport == 0 && f->dport == 0)
+		f->sport = f->dport = -1;
+	if (get_groups(it[F_SRCG], f->src_groups, &f->nsrc_groups) ||
+	    get_groups(it[F_DSTG], f->dst_groups, &f->ndst_groups)) {
+		snprintf(why, len, "record %.64s: bad host groups", f->id);
+		return -EINVAL;
+	}
+	fetch_community_id(f, 0, f->community_id);
+	return 0;
+}
+
+int flowapi_decode_flows(const char *body, size_t len, struct decoded *out, char *err)
+{
+	cJSON *root;
+	const cJSON *arr, *it;
+	size_t n;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	arena_begin();
+	root = cJSON_ParseWithLength(body, len);
+	if (!root) {
+		snprintf(err, FETCH_ERRLEN, "an answer that is not JSON (%zu bytes, starting '%.20s')",
+			 len, body ? body : "");
+		for (char *c = err; *c; c++)
+			if ((unsigned char)*c < ' ')
+				*c = '?';
+		rc = -EBADMSG;
+		goto out;
+	}
+	arr = cJSON_GetObjectItemCaseSensitive(root, "flows");
+	if (!cJSON_IsArray(arr)) {
+		snprintf(err, FETCH_ERRLEN, "an answer without a \"flows\" array");
+		rc = -EBADMSG;
+		goto out;
+	}
+	n = (size_t)cJSON_GetArraySize(arr);
+	out->recs = malloc((n ? n : 1) * sizeof(*out->recs));
+	if (!out->recs) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	cJSON_ArrayForEach(it, arr) {
+		char why[160];
+		out->answered++;
+		if (flowapi_decode_record(it, &out->recs[out->n], why, sizeof(why)) == 0) {
+			out->n++;
+		} else {
+			if (!out->rejected)
+				snprintf(out->why, sizeof(out->why), "%s", why);
+			out->rejected++;
+		}
+	}
+out:
+	cJSON_Delete(root);
+	arena_end();
+	return rc;
+}
+
+void decoded_free(struct decoded *d)
+{
+	free(d->recs);
+	memset(d, 0, sizeof(*d));
+}
+
+static int fa_window_next(struct driver *d, const struct http_resp *resp,
+			  struct http_ask *a, struct decoded *out, char *err)
+{
+	(void)d;
+	(void)a;
+	return flowapi_decode_flows(resp->body, resp->len, out, err);
+}
+
+const struct driver_ops flowapi_driver = {
+	.name = "flowapi",
+	.granularity_ms = 1,
+	.max_window_ms = 31LL * 86400000,
+	.split_dims = FETCH_SPLIT_PEER,
+	.open = fa_open,
+	.close = fa_close,
+	.info_ask = fa_info_ask,
+	.info_decode = fa_info_decode,
+	.lookup_ask = fa_lookup_ask,
+	.lookup_decode = fa_lookup_decode,
+	.window_first = fa_window_first,
+	.window_next = fa_window_next,
+};

@@ -1,0 +1,488 @@
+/*
+ * flowfetch.c - the engine without FUSE: one query, one file.
+ *
+ *   flowfetch URL --ip A [--peer P] --from T --to T [--tz Z]
+ *             [--token-file F] [--cache DIR] -o FILE
+ *
+ * The token comes from --token-file or FLOWFS_TOKEN, never from the
+ * command line (it would show in the process list).  The output is
+ * written to FILE.part and renamed when whole, so a FILE that exists is
+ * always complete as rendered.  Exit status: 0 complete, 1 error, 2 bad
+ * usage, 3 written but incomplete (a gap or rejected records: the message
+ * says what is missing), 130 interrupted.
+ */
+#include "fetch.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TOKEN_MAX 1000
+
+static atomic_int interrupted;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	atomic_store(&interrupted, 1);
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: flowfetch URL --ip ADDR|PREFIX [--peer ADDR|PREFIX] --from T --to T -o FILE\n"
+	      "  --from T, --to T     a date (YYYY-MM-DD: whole days in --tz, --to inclusive)\n"
+	      "                       or an ISO 8601 time (YYYY-MM-DDTHH:MM[:SS[.mmm]][Z|+HH:MM]);\n"
+	      "                       times select flows that start in [from, to)\n"
+	      "  --tz ZONE            time zone for dates, times without offset and output (default UTC)\n"
+	      "  -o FILE              FILE.csv, FILE.ndjson or FILE.sqlite; - for CSV on stdout\n"
+	      "  --token-file F       the bearer token (else $FLOWFS_TOKEN)\n"
+	      "  --cache DIR          cache directory (default $XDG_CACHE_HOME/flowfs)\n"
+	      "  --max-inflight N     requests in flight (default 4)\n"
+	      "  --live-ttl S         refetch live windows older than S seconds (default 60)\n"
+	      "  --stall-timeout S    give a request up after S seconds without data (default 30)\n"
+	      "  --request-timeout S  give a request up after S seconds in all (default 300)\n"
+	      "  --connect-timeout S  (default 10)     --retries N  per window (default 6)\n"
+	      "  --ca-file F          trust this CA bundle; --insecure: do not verify TLS\n"
+	      "  --quiet              no progress, no summary\n"
+	      "exit status: 0 complete, 1 error, 2 usage, 3 incomplete, 130 interrupted\n", f);
+}
+
+/* Read the token from a file (first line, at most TOKEN_MAX bytes). */
+static int read_token(const char *path, char *out, size_t len, char *err)
+{
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (!f) {
+		snprintf(err, FETCH_ERRLEN, "cannot read the token file %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	n = fread(out, 1, len - 1, f);
+	fclose(f);
+	out[n] = '\0';
+	out[strcspn(out, "\r\n")] = '\0';
+	if (!out[0]) {
+		snprintf(err, FETCH_ERRLEN, "the token file %s is empty", path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Parse a --from/--to value.  A date is midnight in the process's zone;
+ * *is_date tells the caller (an inclusive --to date means the day's end).
+ * A time without an offset is in the process's zone.
+ */
+static int parse_when(const char *s, int64_t *ms, bool *is_date)
+{
+	struct tm tm;
+	int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0, n = 0, off = 0;
+	bool has_off = false;
+	const char *p;
+
+	memset(&tm, 0, sizeof(tm));
+	if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
+		return -EINVAL;
+	p = s + n;
+	*is_date = *p == '\0';
+	if (*p == 'T' || *p == ' ') {
+		int k = 0;
+		if (sscanf(p + 1, "%2d:%2d%n", &h, &mi, &k) != 2 || k != 5)
+			return -EINVAL;
+		p += 1 + k;
+		if (*p == ':') {
+			if (sscanf(p + 1, "%2d%n", &sec, &k) != 1 || k != 2)
+				return -EINVAL;
+			p += 1 + k;
+			if (*p == '.') {
+				int digits = 0;
+				p++;
+				while (*p >= '0' && *p <= '9' && digits < 9) {
+					if (digits < 3)
+						frac = frac * 10 + (*p - '0');
+					digits++;
+					p++;
+				}
+				if (digits == 0)
+					return -EINVAL;
+				for (; digits < 3; digits++)
+					frac *= 10;
+			}
+		}
+		if (*p == 'Z') {
+			has_off = true;
+			p++;
+		} else if (*p == '+' || *p == '-') {
+			int oh, om;
+			if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &k) != 2 || k != 5 || oh > 23 || om > 59)
+				return -EINVAL;
+			off = (oh * 60 + om) * (*p == '-' ? -1 : 1);
+			has_off = true;
+			p += 1 + k;
+		}
+	}
+	if (*p)
+		return -EINVAL;
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return -EINVAL;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	tm.tm_isdst = -1;
+	time_t t;
+	if (has_off) {
+		t = timegm(&tm);
+		t -= off * 60;
+	} else {
+		t = mktime(&tm);
+	}
+	/* reject dates that do not exist (2023-02-29 comes back as March 1) */
+	if (tm.tm_mday != d || tm.tm_mon != mo - 1)
+		return -EINVAL;
+	*ms = (int64_t)t * 1000 + frac;
+	return 0;
+}
+
+/* The end of the day that starts at 'ms' (23, 24 or 25 hours later). */
+static int64_t day_after(int64_t ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	tm.tm_mday++;
+	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+	tm.tm_isdst = -1;
+	return (int64_t)mktime(&tm) * 1000;
+}
+
+struct ticker {
+	struct fetch_progress *prog;
+	atomic_int stop;
+	pthread_t th;
+};
+
+static void *tick_main(void *arg)
+{
+	struct ticker *t = arg;
+	struct timespec ts = {0, 250000000};
+
+	while (!atomic_load(&t->stop)) {
+		struct fetch_progress *p = t->prog;
+		double secs = (double)(time(NULL) * 1000 - atomic_load(&p->started_ms)) / 1000.0;
+		uint64_t done = atomic_load(&p->windows_done), planned = atomic_load(&p->windows_planned);
+		uint64_t rec = atomic_load(&p->records);
+		int width = 24, fill = planned ? (int)((double)done / (double)planned * width) : 0;
+		char bar[32];
+		for (int i = 0; i < width; i++)
+			bar[i] = i < fill ? '#' : '.';
+		bar[width] = '\0';
+		fprintf(stderr, "\r[%s] windows %llu/%llu  records %llu  requests %llu  retries %llu  %.0f rec/s ",
+			bar, (unsigned long long)done, (unsigned long long)planned,
+			(unsigned long long)rec, (unsigned long long)atomic_load(&p->requests),
+			(unsigned long long)atomic_load(&p->retries), secs > 0 ? (double)rec / secs : 0.0);
+		nanosleep(&ts, NULL);
+	}
+	fputs("\r\033[K", stderr);
+	return NULL;
+}
+
+enum { O_IP = 256, O_PEER, O_FROM, O_TO, O_TZ, O_TOKENFILE, O_CACHE, O_INFLIGHT,
+       O_LIVETTL, O_CAFILE, O_INSECURE, O_QUIET, O_HELP, O_STALL, O_REQTIMEOUT,
+       O_CONNTIMEOUT, O_RETRIES };
+
+/* A whole number in [lo, hi], or -1. */
+static long number(const char *s, long lo, long hi)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	return errno || end == s || *end || v < lo || v > hi ? -1 : v;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"ip", 1, 0, O_IP}, {"peer", 1, 0, O_PEER}, {"from", 1, 0, O_FROM},
+		{"to", 1, 0, O_TO}, {"tz", 1, 0, O_TZ}, {"token-file", 1, 0, O_TOKENFILE},
+		{"cache", 1, 0, O_CACHE}, {"max-inflight", 1, 0, O_INFLIGHT},
+		{"live-ttl", 1, 0, O_LIVETTL}, {"ca-file", 1, 0, O_CAFILE},
+		{"insecure", 0, 0, O_INSECURE}, {"quiet", 0, 0, O_QUIET},
+		{"help", 0, 0, O_HELP}, {"output", 1, 0, 'o'},
+		{"stall-timeout", 1, 0, O_STALL}, {"request-timeout", 1, 0, O_REQTIMEOUT},
+		{"connect-timeout", 1, 0, O_CONNTIMEOUT}, {"retries", 1, 0, O_RETRIES},
+		{0, 0, 0, 0},
+	};
+	const char *ip = NULL, *peer = NULL, *from = NULL, *to = NULL, *tz = "UTC";
+	const char *token_file = NULL, *cache_dir = NULL, *out_path = NULL, *ca_file = NULL;
+	char token[TOKEN_MAX + 1] = "", err[FETCH_ERRLEN], cerr[CACHE_ERRLEN], dir[4096];
+	char part[4200] = "";
+	long inflight = 4, live_ttl = 60, stall = 30, reqto = 300, connto = 10, retries = 6;
+	bool insecure = false, quiet = false;
+	struct fetch_engine *e = NULL;
+	struct fetch_result res;
+	struct cache_query q;
+	static struct fetch_progress prog;
+	int c, rc, status = 1;
+
+	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_IP: ip = optarg; break;
+		case O_PEER: peer = optarg; break;
+		case O_FROM: from = optarg; break;
+		case O_TO: to = optarg; break;
+		case O_TZ: tz = optarg; break;
+		case O_TOKENFILE: token_file = optarg; break;
+		case O_CACHE: cache_dir = optarg; break;
+		case O_INFLIGHT:
+		case O_LIVETTL:
+		case O_STALL:
+		case O_REQTIMEOUT:
+		case O_CONNTIMEOUT:
+		case O_RETRIES: {
+			static const struct { int opt; long lo, hi; const char *name; } lim[] = {
+				{O_INFLIGHT, 1, 64, "--max-inflight"}, {O_LIVETTL, 0, 86400, "--live-ttl"},
+				{O_STALL, 1, 3600, "--stall-timeout"}, {O_REQTIMEOUT, 1, 86400, "--request-timeout"},
+				{O_CONNTIMEOUT, 1, 600, "--connect-timeout"}, {O_RETRIES, 1, 100, "--retries"},
+			};
+			for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++) {
+				if (lim[i].opt != c)
+					continue;
+				long v = number(optarg, lim[i].lo, lim[i].hi);
+				if (v < 0) {
+					fprintf(stderr, "flowfetch: %s must be a whole number from %ld to %ld\n",
+						lim[i].name, lim[i].lo, lim[i].hi);
+					return 2;
+				}
+				*(c == O_INFLIGHT ? &inflight : c == O_LIVETTL ? &live_ttl : c == O_STALL ? &stall :
+				  c == O_REQTIMEOUT ? &reqto : c == O_CONNTIMEOUT ? &connto : &retries) = v;
+			}
+			break;
+		}
+		case O_CAFILE: ca_file = optarg; break;
+		case O_INSECURE: insecure = true; break;
+		case O_QUIET: quiet = true; break;
+		case 'o': out_path = optarg; break;
+		case O_HELP:
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc - 1 || !ip || !from || !to || !out_path) {
+		fprintf(stderr, "flowfetch: URL, --ip, --from, --to and -o are required\n");
+		usage(stderr);
+		return 2;
+	}
+	const char *url = argv[optind];
+	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
+		fprintf(stderr, "flowfetch: the collector URL must start with http:// or https://\n");
+		return 2;
+	}
+
+	/* the zone: set once, so that localtime never re-reads it per row */
+	if (setenv("TZ", tz, 1) != 0)
+		return 1;
+	tzset();
+	if (strcmp(tz, "UTC") != 0 && access(tz[0] == ':' ? tz + 1 : tz, F_OK) != 0) {
+		char zpath[512];
+		snprintf(zpath, sizeof(zpath), "/usr/share/zoneinfo/%s", tz);
+		if (access(zpath, F_OK) != 0) {
+			fprintf(stderr, "flowfetch: unknown time zone '%s'\n", tz);
+			return 2;
+		}
+	}
+
+	memset(&q, 0, sizeof(q));
+	if (cache_prefix_parse(ip, &q.subject)) {
+		fprintf(stderr, "flowfetch: --ip '%s' is not an address or prefix (host bits must be zero)\n", ip);
+		return 2;
+	}
+	if (peer) {
+		if (cache_prefix_parse(peer, &q.peer)) {
+			fprintf(stderr, "flowfetch: --peer '%s' is not an address or prefix\n", peer);
+			return 2;
+		}
+		if (q.peer.v4 != q.subject.v4) {
+			fprintf(stderr, "flowfetch: --ip and --peer are of different address families\n");
+			return 2;
+		}
+		q.has_peer = true;
+	}
+	bool from_date, to_date;
+	if (parse_when(from, &q.start, &from_date)) {
+		fprintf(stderr, "flowfetch: --from '%s' is not a date or ISO 8601 time\n", from);
+		return 2;
+	}
+	if (parse_when(to, &q.end, &to_date)) {
+		fprintf(stderr, "flowfetch: --to '%s' is not a date or ISO 8601 time\n", to);
+		return 2;
+	}
+	if (to_date)
+		q.end = day_after(q.end);
+	if (q.start >= q.end) {
+		fprintf(stderr, "flowfetch: --from must be before --to\n");
+		return 2;
+	}
+
+	enum cache_format fmt;
+	size_t ol = strlen(out_path);
+	if (strcmp(out_path, "-") == 0 || (ol > 4 && strcmp(out_path + ol - 4, ".csv") == 0))
+		fmt = CACHE_CSV;
+	else if (ol > 7 && strcmp(out_path + ol - 7, ".ndjson") == 0)
+		fmt = CACHE_NDJSON;
+	else if (ol > 7 && strcmp(out_path + ol - 7, ".sqlite") == 0)
+		fmt = CACHE_SQLITE;
+	else {
+		fprintf(stderr, "flowfetch: -o must end in .csv, .ndjson or .sqlite (or be -)\n");
+		return 2;
+	}
+
+	if (token_file) {
+		if (read_token(token_file, token, sizeof(token), err)) {
+			fprintf(stderr, "flowfetch: %s\n", err);
+			return 2;
+		}
+	} else if (getenv("FLOWFS_TOKEN")) {
+		snprintf(token, sizeof(token), "%s", getenv("FLOWFS_TOKEN"));
+	}
+	if (cache_dir) {
+		snprintf(dir, sizeof(dir), "%s", cache_dir);
+	} else if (getenv("XDG_CACHE_HOME") && getenv("XDG_CACHE_HOME")[0]) {
+		snprintf(dir, sizeof(dir), "%s/flowfs", getenv("XDG_CACHE_HOME"));
+	} else if (getenv("HOME")) {
+		snprintf(dir, sizeof(dir), "%s/.cache/flowfs", getenv("HOME"));
+	} else {
+		fprintf(stderr, "flowfetch: no --cache, XDG_CACHE_HOME or HOME\n");
+		return 2;
+	}
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigint;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (fetch_global_init()) {
+		fprintf(stderr, "flowfetch: cannot initialise libcurl\n");
+		return 1;
+	}
+
+	struct fetch_opts fo = {
+		.url = url, .token = token[0] ? token : NULL, .cache_dir = dir,
+		.max_inflight = (unsigned)inflight, .live_ttl_ms = live_ttl * 1000,
+		.stall_s = stall, .request_timeout_ms = reqto * 1000,
+		.connect_timeout_ms = connto * 1000, .max_retries = retries ? (unsigned)retries : 0,
+		.compress = -1, .insecure = insecure, .ca_file = ca_file,
+	};
+	rc = fetch_engine_open(&fo, &e, err);
+	explicit_bzero(token, sizeof(token));
+	if (rc) {
+		fprintf(stderr, "flowfetch: %s\n", err);
+		goto out;
+	}
+	const struct fetch_info *info = fetch_engine_info(e);
+	int64_t oldest = (info->now_ms / 86400000 - info->retention_days) * 86400000;
+	if (q.end <= oldest) {
+		fprintf(stderr, "flowfetch: the range ends before the collector's retention (%d days)\n",
+			info->retention_days);
+		status = 2;
+		goto out;
+	}
+
+	struct ticker tk = {.prog = &prog};
+	bool tty = !quiet && isatty(STDERR_FILENO);
+	if (tty && pthread_create(&tk.th, NULL, tick_main, &tk) != 0)
+		tty = false;
+	rc = fetch_query(e, &q, &prog, &interrupted, &res, err);
+	if (tty) {
+		atomic_store(&tk.stop, 1);
+		pthread_join(tk.th, NULL);
+	}
+	if (rc == -ECANCELED) {
+		fprintf(stderr, "flowfetch: interrupted; what was fetched is kept in the cache\n");
+		status = 130;
+		goto out;
+	}
+	if (rc) {
+		fprintf(stderr, "flowfetch: %s\n", err);
+		goto out;
+	}
+
+	/* render */
+	char subject[64], peertext[64] = "", fromtext[40], totext[40];
+	cache_prefix_format(&q.subject, subject, sizeof(subject));
+	if (q.has_peer)
+		cache_prefix_format(&q.peer, peertext, sizeof(peertext));
+	cache_time_format(q.start, fromtext, sizeof(fromtext));
+	cache_time_format(q.end, totext, sizeof(totext));
+	struct cache_meta meta[] = {
+		{"collector", url}, {"product", info->product}, {"driver", fetch_engine_driver(e)},
+		{"subject", subject}, {"peer", peertext}, {"from", fromtext}, {"to", totext},
+		{"tz", tz}, {"tool", "flowfetch " FLOWFS_VERSION},
+	};
+	int64_t rows = 0;
+	FILE *out = stdout;
+	if (strcmp(out_path, "-") != 0) {
+		snprintf(part, sizeof(part), "%s.part", out_path);
+		unlink(part);
+		if (fmt != CACHE_SQLITE) {
+			out = fopen(part, "w");
+			if (!out) {
+				fprintf(stderr, "flowfetch: cannot write %s: %s\n", part, strerror(errno));
+				part[0] = '\0';
+				goto out;
+			}
+		}
+	}
+	rc = cache_render(fetch_engine_cache(e), &q, fmt, out, part, meta,
+			  sizeof(meta) / sizeof(meta[0]), &rows, cerr);
+	if (out != stdout && fmt != CACHE_SQLITE && fclose(out) != 0 && !rc)
+		rc = -EIO;
+	if (!rc && part[0] && rename(part, out_path) != 0)
+		rc = -errno;
+	if (rc) {
+		fprintf(stderr, "flowfetch: cannot write the output: %s\n", cerr[0] ? cerr : strerror(-rc));
+		goto out;
+	}
+	part[0] = '\0';
+
+	struct cache_gap *gaps = NULL;
+	size_t ngaps = 0;
+	cache_gaps(fetch_engine_cache(e), &q, &gaps, &ngaps, NULL);
+	if (!quiet)
+		fprintf(stderr, "flowfetch: %lld flows written to %s; %llu requests, %llu retries, "
+			"%llu records fetched in %.2f s (decoding %.2f s, storing %.2f s)%s\n",
+			(long long)rows, strcmp(out_path, "-") ? out_path : "stdout",
+			(unsigned long long)res.requests, (unsigned long long)res.retries,
+			(unsigned long long)res.records, res.seconds, res.decode_s, res.store_s,
+			res.complete ? "" : "; INCOMPLETE");
+	for (size_t i = 0; i < ngaps; i++) {
+		char a[40], b[40];
+		cache_time_format(gaps[i].start, a, sizeof(a));
+		cache_time_format(gaps[i].end, b, sizeof(b));
+		fprintf(stderr, "flowfetch: gap: %s to %s, peer %s: %s (%lld records seen)\n", a, b,
+			gaps[i].peer, gaps[i].reason, (long long)gaps[i].seen);
+	}
+	free(gaps);
+	if (res.rejected)
+		fprintf(stderr, "flowfetch: %llu malformed records were rejected\n",
+			(unsigned long long)res.rejected);
+	status = res.complete && ngaps == 0 ? 0 : 3;
+out:
+	if (part[0])
+		unlink(part);
+	fetch_engine_close(e);
+	return status;
+}

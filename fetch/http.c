@@ -1,0 +1,426 @@
+/*
+ * http.c - the HTTP client of the engine, on the libcurl multi interface.
+ *
+ * One multi handle and at most max_inflight easy handles, reused so that
+ * connections are kept alive.  Every request carries a connect timeout, a
+ * stall limit (CURLOPT_LOW_SPEED_LIMIT/TIME: under one byte a second for
+ * stall_s seconds) and an overall deadline; CURLOPT_NOSIGNAL, since the
+ * engine is threaded.  Bodies are collected into buffers with a hard
+ * maximum: growing past it aborts the transfer, never the process.
+ *
+ * Retry policy (http_judge, http_backoff_ms): 5xx, 429, resets, timeouts
+ * and cut bodies are retried with exponential backoff and full jitter
+ * (a 429's Retry-After wins, up to 5 minutes); 400, 401, 403 and 404 are
+ * never retried and carry the server's message out.
+ */
+#include "fetch_i.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+struct slot {
+	CURL *easy;
+	bool busy;
+	struct http_resp resp;
+	size_t cap, max;
+	struct curl_slist *hdrs;
+	char *post;
+	struct timespec t0;
+};
+
+struct http {
+	struct http_opts o;
+	CURLM *multi;
+	struct slot *slots;
+	unsigned nslots, busy;
+	char auth[600];
+};
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	struct slot *s = ud;
+	struct http_resp *r = &s->resp;
+	size_t add = size * nmemb;
+
+	if (r->len + add + 1 > s->cap) {
+		size_t cap = s->cap ? s->cap : 256 * 1024;
+		while (cap < r->len + add + 1)
+			cap *= 2;
+		if (r->len + add + 1 > s->max) {
+			r->too_big = true;
+			return 0;	/* aborts the transfer: CURLE_WRITE_ERROR */
+		}
+		if (cap > s->max)
+			cap = s->max;
+		char *p = realloc(r->body, cap);
+		if (!p)
+			return 0;
+		r->body = p;
+		s->cap = cap;
+	}
+	memcpy(r->body + r->len, ptr, add);
+	r->len += add;
+	r->body[r->len] = '\0';
+	return add;
+}
+
+static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
+{
+	struct slot *s = ud;
+	size_t n = size * nitems;
+
+	if (n > 12 && strncasecmp(buf, "Retry-After:", 12) == 0) {
+		char tmp[64];
+		size_t k = n - 12 < sizeof(tmp) - 1 ? n - 12 : sizeof(tmp) - 1;
+		char *end;
+		memcpy(tmp, buf + 12, k);
+		tmp[k] = '\0';
+		long v = strtol(tmp, &end, 10);
+		/* seconds; an HTTP date is read as "a while" */
+		s->resp.retry_after_s = end != tmp && v >= 0 ? v : 5;
+	}
+	return n;
+}
+
+int http_new(const struct http_opts *o, struct http **out, char *err)
+{
+	struct http *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return -ENOMEM;
+	h->o = *o;
+	if (h->o.max_inflight < 1)
+		h->o.max_inflight = 1;
+	h->nslots = h->o.max_inflight;
+	h->multi = curl_multi_init();
+	h->slots = calloc(h->nslots, sizeof(*h->slots));
+	if (!h->multi || !h->slots)
+		goto oom;
+	curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)h->nslots);
+	curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)h->nslots);
+	for (unsigned i = 0; i < h->nslots; i++) {
+		h->slots[i].easy = curl_easy_init();
+		if (!h->slots[i].easy)
+			goto oom;
+	}
+	if (o->token)
+		snprintf(h->auth, sizeof(h->auth), "Authorization: Bearer %s", o->token);
+	*out = h;
+	return 0;
+oom:
+	snprintf(err, FETCH_ERRLEN, "cannot set up libcurl (out of memory)");
+	http_free(h);
+	return -ENOMEM;
+}
+
+void http_resp_free(struct http_resp *r)
+{
+	free(r->body);
+	r->body = NULL;
+	r->len = 0;
+}
+
+void http_free(struct http *h)
+{
+	if (!h)
+		return;
+	for (unsigned i = 0; h->slots && i < h->nslots; i++) {
+		struct slot *s = &h->slots[i];
+		if (s->busy)
+			curl_multi_remove_handle(h->multi, s->easy);
+		if (s->easy)
+			curl_easy_cleanup(s->easy);
+		curl_slist_free_all(s->hdrs);
+		free(s->post);
+		http_resp_free(&s->resp);
+	}
+	free(h->slots);
+	if (h->multi)
+		curl_multi_cleanup(h->multi);
+	explicit_bzero(h->auth, sizeof(h->auth));
+	free(h);
+}
+
+unsigned http_inflight(const struct http *h)
+{
+	return h->busy;
+}
+
+void http_wakeup(struct http *h)
+{
+	curl_multi_wakeup(h->multi);
+}
+
+int http_submit(struct http *h, const struct http_ask *a, uint64_t tag)
+{
+	struct slot *s = NULL;
+	CURL *e;
+
+	for (unsigned i = 0; i < h->nslots && !s; i++)
+		if (!h->slots[i].busy)
+			s = &h->slots[i];
+	if (!s)
+		return -EBUSY;
+	e = s->easy;
+	curl_easy_reset(e);
+	curl_slist_free_all(s->hdrs);
+	s->hdrs = NULL;
+	free(s->post);
+	s->post = NULL;
+	memset(&s->resp, 0, sizeof(s->resp));
+	s->resp.tag = tag;
+	s->resp.retry_after_s = -1;
+	s->cap = 0;
+	s->max = h->o.max_body;
+	if (h->auth[0])
+		s->hdrs = curl_slist_append(s->hdrs, h->auth);
+	s->hdrs = curl_slist_append(s->hdrs, "Accept: application/json");
+	if (a->content_type) {
+		char ct[128];
+		snprintf(ct, sizeof(ct), "Content-Type: %s", a->content_type);
+		s->hdrs = curl_slist_append(s->hdrs, ct);
+	}
+	if (!s->hdrs)
+		return -ENOMEM;
+	curl_easy_setopt(e, CURLOPT_URL, a->url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->hdrs);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->o.connect_timeout_ms);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, h->o.request_timeout_ms);
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, h->o.stall_s);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, s);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, s);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->resp.error);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	if (h->o.compress)
+		curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
+	if (h->o.insecure) {
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	if (h->o.ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, h->o.ca_file);
+	if (a->method && strcmp(a->method, "GET") != 0) {
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, a->method);
+		if (a->body) {
+			s->post = strdup(a->body);
+			if (!s->post)
+				return -ENOMEM;
+			curl_easy_setopt(e, CURLOPT_POSTFIELDS, s->post);
+		}
+	}
+	if (curl_multi_add_handle(h->multi, e) != CURLM_OK)
+		return -EIO;
+	clock_gettime(CLOCK_MONOTONIC, &s->t0);
+	s->busy = true;
+	h->busy++;
+	return 0;
+}
+
+int http_wait(struct http *h, int timeout_ms, struct http_resp **done, size_t *ndone)
+{
+	int running = 0, left = 0;
+	CURLMsg *msg;
+	size_t n = 0;
+	struct http_resp *v = NULL;
+
+	*done = NULL;
+	*ndone = 0;
+	if (h->busy)
+		curl_multi_perform(h->multi, &running);
+	if (curl_multi_poll(h->multi, NULL, 0, timeout_ms, NULL) != CURLM_OK)
+		return -EIO;
+	curl_multi_perform(h->multi, &running);
+	while ((msg = curl_multi_info_read(h->multi, &left))) {
+		struct slot *s = NULL;
+		struct timespec t1;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		for (unsigned i = 0; i < h->nslots && !s; i++)
+			if (h->slots[i].busy && h->slots[i].easy == msg->easy_handle)
+				s = &h->slots[i];
+		if (!s)
+			continue;
+		struct http_resp *nv = realloc(v, (n + 1) * sizeof(*v));
+		if (!nv) {
+			free(v);
+			return -ENOMEM;
+		}
+		v = nv;
+		s->resp.cerr = msg->data.result;
+		curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &s->resp.status);
+		if (s->resp.cerr != CURLE_OK)
+			s->resp.status = s->resp.too_big ? s->resp.status : 0;
+		if (s->resp.cerr != CURLE_OK && !s->resp.error[0])
+			snprintf(s->resp.error, sizeof(s->resp.error), "%s",
+				 curl_easy_strerror(s->resp.cerr));
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		s->resp.seconds = (double)(t1.tv_sec - s->t0.tv_sec) +
+				  (double)(t1.tv_nsec - s->t0.tv_nsec) / 1e9;
+		v[n++] = s->resp;
+		memset(&s->resp, 0, sizeof(s->resp));
+		curl_multi_remove_handle(h->multi, s->easy);
+		s->busy = false;
+		h->busy--;
+	}
+	*done = v;
+	*ndone = n;
+	return 0;
+}
+
+/* The server's {"error": "..."} message, if the body has one. */
+static void server_message(const struct http_resp *r, char *out, size_t len)
+{
+	cJSON *root;
+	const cJSON *m;
+
+	out[0] = '\0';
+	if (!r->body || r->len == 0 || r->len > 65536)
+		return;
+	root = cJSON_ParseWithLength(r->body, r->len);
+	m = root ? cJSON_GetObjectItemCaseSensitive(root, "error") : NULL;
+	if (cJSON_IsString(m))
+		snprintf(out, len, "%.200s", m->valuestring);
+	cJSON_Delete(root);
+}
+
+enum http_verdict http_judge(const struct http_resp *r, int *errnum, char *why, size_t len)
+{
+	char msg[256];
+
+	if (r->too_big) {
+		*errnum = EFBIG;
+		snprintf(why, len, "an answer larger than the %s limit", "max_body");
+		return HTTP_FATAL;
+	}
+	if (r->status == 0) {
+		switch (r->cerr) {
+		case CURLE_OPERATION_TIMEDOUT:
+			*errnum = ETIMEDOUT;
+			break;
+		case CURLE_COULDNT_CONNECT:
+			*errnum = ECONNREFUSED;
+			break;
+		case CURLE_COULDNT_RESOLVE_HOST:
+			*errnum = EHOSTUNREACH;
+			snprintf(why, len, "cannot resolve the collector's host: %s", r->error);
+			return HTTP_FATAL;
+		case CURLE_PEER_FAILED_VERIFICATION:
+		case CURLE_SSL_CONNECT_ERROR:
+			*errnum = EACCES;
+			snprintf(why, len, "TLS: %s (the certificate is not trusted; see -o ca_file, or insecure)",
+				 r->error);
+			return HTTP_FATAL;
+		case CURLE_UNSUPPORTED_PROTOCOL:
+		case CURLE_URL_MALFORMAT:
+			*errnum = EINVAL;
+			snprintf(why, len, "bad URL: %s", r->error);
+			return HTTP_FATAL;
+		default:
+			*errnum = EIO;
+			break;
+		}
+		snprintf(why, len, "%s", r->error);
+		return HTTP_RETRY;
+	}
+	if (r->cerr != CURLE_OK) {	/* an answer, but cut short */
+		*errnum = EIO;
+		snprintf(why, len, "HTTP %ld, body cut short: %s", r->status, r->error);
+		return HTTP_RETRY;
+	}
+	if (r->status == 200)
+		return HTTP_OK;
+	server_message(r, msg, sizeof(msg));
+	if (r->status == 429 || r->status >= 500) {
+		*errnum = r->status == 429 ? EAGAIN : EIO;
+		snprintf(why, len, "HTTP %ld%s%s", r->status, msg[0] ? ": " : "", msg);
+		return HTTP_RETRY;
+	}
+	switch (r->status) {
+	case 401:
+	case 403:
+		*errnum = EACCES;
+		snprintf(why, len, "the collector refused the token (HTTP %ld%s%s)", r->status,
+			 msg[0] ? ": " : "", msg);
+		break;
+	case 404:
+		*errnum = ENOENT;
+		snprintf(why, len, "HTTP 404%s%s (is this a flowapi/1 collector?)", msg[0] ? ": " : "", msg);
+		break;
+	default:
+		*errnum = EINVAL;
+		snprintf(why, len, "the collector rejected the request: HTTP %ld%s%s", r->status,
+			 msg[0] ? ": " : "", msg);
+		break;
+	}
+	return HTTP_FATAL;
+}
+
+int64_t http_backoff_ms(const struct http_resp *r, unsigned attempt, uint64_t *rng)
+{
+	if (r && r->status == 429 && r->retry_after_s >= 0)
+		return (r->retry_after_s > 300 ? 300 : r->retry_after_s) * 1000 + 50;
+	int64_t cap = 200LL << (attempt < 8 ? attempt : 8);
+	if (cap > 30000)
+		cap = 30000;
+	*rng ^= *rng << 13;
+	*rng ^= *rng >> 7;
+	*rng ^= *rng << 17;
+	return 50 + (int64_t)(*rng % (uint64_t)cap);
+}
+
+int http_get_retry(struct http *h, const struct http_ask *a, unsigned max_retries,
+		   struct http_resp *resp, char *err)
+{
+	uint64_t rng = (uint64_t)time(NULL) | 1;
+
+	for (unsigned attempt = 0;; attempt++) {
+		struct http_resp *done = NULL;
+		size_t n = 0;
+		int rc = http_submit(h, a, 0), errnum = 0;
+		char why[FETCH_ERRLEN];
+
+		if (rc) {
+			snprintf(err, FETCH_ERRLEN, "cannot start a request: %s", strerror(-rc));
+			return rc;
+		}
+		while (n == 0) {
+			rc = http_wait(h, 1000, &done, &n);
+			if (rc) {
+				snprintf(err, FETCH_ERRLEN, "libcurl failed: %s", strerror(-rc));
+				return rc;
+			}
+			if (n == 0)
+				free(done);
+		}
+		enum http_verdict v = http_judge(&done[0], &errnum, why, sizeof(why));
+		if (v == HTTP_OK) {
+			*resp = done[0];
+			free(done);
+			return 0;
+		}
+		if (v == HTTP_FATAL || attempt >= max_retries) {
+			snprintf(err, FETCH_ERRLEN, "%.460s%s", why,
+				 v == HTTP_RETRY ? " (retries exhausted)" : "");
+			http_resp_free(&done[0]);
+			free(done);
+			return -errnum;
+		}
+		int64_t ms = http_backoff_ms(&done[0], attempt + 1, &rng);
+		http_resp_free(&done[0]);
+		free(done);
+		struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+		nanosleep(&ts, NULL);
+	}
+}

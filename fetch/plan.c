@@ -1,0 +1,588 @@
+/*
+ * plan.c - the window planner: which windows to ask for, and how to split
+ * the ones whose answers come back full.
+ *
+ * A full (saturated) answer is a sample of its window.  engine-notes.md
+ * measured that halving windows costs 4.4 times the lower bound of
+ * requests, so this planner uses the sample instead:
+ *
+ *  - Size.  A sample tells where the flows are but not how many there are.
+ *    The first part of a split (the "measuring child", about an eighth of
+ *    the sample) is asked alone; when it comes back complete with n records
+ *    while holding a share f of the sample, the parent held about n / f.
+ *    Only then is the rest planned, all of it at once, so the requests in
+ *    flight stay busy.  A measuring child that is itself full measures in
+ *    turn, so a window of N flows costs about log8(N / cap) extra requests
+ *    before its size is known.
+ *  - Shape.  A window of known size is cut at its sample's quantiles into
+ *    leaves of about fill * cap flows (greedy over the sorted start times,
+ *    one millisecond slot at a time, so a slot denser than a leaf is
+ *    isolated on its own).  When the sample is too thin to place leaf
+ *    boundaries well (fewer than MIN_LEAF_POINTS sample points a leaf), it
+ *    is cut into intermediate parts of about INTERMEDIATE_CAPS * cap flows
+ *    instead: they come back full, and their own, denser samples place the
+ *    leaves.
+ *  - Peers.  A full window at the driver's granularity is split by the peer
+ *    prefix, along a binary trie of the sample's peer addresses, down to
+ *    prefixes expected to hold fill * cap flows: the prefixes the burst comes
+ *    from are reached directly, not one bit at a time.  At a single address
+ *    the window is a gap.
+ *
+ * Every window is asked once; a window's coverage is reported only when its
+ * own answer was complete (a leaf), or when all its peer parts were.  The
+ * planner does no I/O and keeps no clock: plan_next, plan_answer and the
+ * events they return are the whole protocol.
+ */
+#include "fetch.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MEASURE_SHARE 0.0625
+#define MIN_LEAF_POINTS 300.0
+#define INTERMEDIATE_CAPS 20.0
+
+enum node_kind { N_TIME, N_PEER };
+enum node_state { S_QUEUED, S_SENT, S_SPLIT, S_DONE };
+
+struct node {
+	uint64_t id;
+	int64_t s, e;
+	struct cache_prefix peer;
+	bool has_peer;
+	enum node_kind kind;
+	enum node_state state;
+	struct node *parent;
+	double est;		/* expected flows when planned; < 0 unknown */
+	double known;		/* size once learned (exact or measured); < 0 unknown */
+	uint32_t pending;	/* children not done */
+	bool gap;		/* a gap somewhere below: no coverage here */
+	bool peer_split;	/* split by peer, not by time */
+	bool is_measure;	/* its parent waits for its size */
+	bool measuring;		/* waits for its measuring child */
+	double meas_share;
+	int64_t rest_from;
+	int64_t *sample;	/* sorted starts in [s, e), kept while measuring */
+	size_t nsample;
+};
+
+struct plan {
+	struct plan_cfg cfg;
+	struct node **nodes;	/* by id */
+	size_t nnodes, capnodes;
+	uint64_t *queue;	/* ids to send, FIFO */
+	size_t qhead, qtail, qcap;
+	struct plan_stats st;
+	int max_len;		/* longest peer prefix (128 on the 16-byte form) */
+	/* events collected during one call */
+	struct plan_ev *ev;
+	size_t nev, capev;
+	bool oom;
+};
+
+const uint8_t *plan_peer_of(const struct cache_prefix *subject, const uint8_t src[16],
+			    const uint8_t dst[16])
+{
+	return cache_prefix_contains(subject, src) ? dst : src;
+}
+
+static struct node *node_new(struct plan *p, struct node *parent, enum node_kind kind,
+			     int64_t s, int64_t e, double est)
+{
+	struct node *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		goto oom;
+	if (p->nnodes == p->capnodes) {
+		size_t cap = p->capnodes ? p->capnodes * 2 : 256;
+		struct node **v = realloc(p->nodes, cap * sizeof(*v));
+		if (!v)
+			goto oom;
+		p->nodes = v;
+		p->capnodes = cap;
+	}
+	if (p->qtail == p->qcap) {
+		if (p->qhead > 0) {
+			memmove(p->queue, p->queue + p->qhead, (p->qtail - p->qhead) * sizeof(*p->queue));
+			p->qtail -= p->qhead;
+			p->qhead = 0;
+		}
+		if (p->qtail == p->qcap) {
+			size_t cap = p->qcap ? p->qcap * 2 : 256;
+			uint64_t *q = realloc(p->queue, cap * sizeof(*q));
+			if (!q)
+				goto oom;
+			p->queue = q;
+			p->qcap = cap;
+		}
+	}
+	n->id = p->nnodes;
+	n->s = s;
+	n->e = e;
+	n->kind = kind;
+	n->parent = parent;
+	n->est = est;
+	n->known = -1;
+	if (parent) {
+		n->peer = parent->peer;
+		n->has_peer = parent->has_peer;
+		parent->pending++;
+	} else {
+		n->peer = p->cfg.peer;
+		n->has_peer = p->cfg.has_peer;
+	}
+	p->nodes[p->nnodes++] = n;
+	p->queue[p->qtail++] = n->id;
+	p->st.planned++;
+	return n;
+oom:
+	free(n);
+	p->oom = true;
+	return NULL;
+}
+
+static void emit(struct plan *p, enum plan_ev_kind kind, const struct node *n,
+		 int64_t records, int64_t seen)
+{
+	if (p->nev == p->capev) {
+		size_t cap = p->capev ? p->capev * 2 : 8;
+		struct plan_ev *v = realloc(p->ev, cap * sizeof(*v));
+		if (!v) {
+			p->oom = true;
+			return;
+		}
+		p->ev = v;
+		p->capev = cap;
+	}
+	p->ev[p->nev++] = (struct plan_ev){kind, n->s, n->e, n->peer, records, seen};
+}
+
+int plan_new(const struct plan_cfg *cfg, const struct cache_ivals *missing,
+	     struct plan **out)
+{
+	struct plan *p;
+
+	if (cfg->cap < 2 || cfg->granularity_ms < 1 || cfg->max_window_ms < cfg->granularity_ms)
+		return -EINVAL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->cfg = *cfg;
+	if (!(p->cfg.fill > 0.1 && p->cfg.fill <= 1.0))
+		p->cfg.fill = 0.9;
+	p->max_len = 128;
+	for (size_t i = 0; i < missing->n; i++) {
+		int64_t s = missing->v[i].start, e = missing->v[i].end;
+		while (s < e) {
+			int64_t to = e - s > cfg->max_window_ms ? s + cfg->max_window_ms : e;
+			double est = cfg->est_hint > 0 ? cfg->est_hint * (double)(to - s) : -1;
+			node_new(p, NULL, N_TIME, s, to, est);
+			s = to;
+		}
+	}
+	if (p->oom) {
+		plan_free(p);
+		return -ENOMEM;
+	}
+	*out = p;
+	return 0;
+}
+
+void plan_free(struct plan *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->nnodes; i++) {
+		free(p->nodes[i]->sample);
+		free(p->nodes[i]);
+	}
+	free(p->nodes);
+	free(p->queue);
+	free(p->ev);
+	free(p);
+}
+
+int plan_next(struct plan *p, struct plan_req *req)
+{
+	struct node *n;
+
+	if (p->qhead == p->qtail)
+		return -EAGAIN;
+	n = p->nodes[p->queue[p->qhead++]];
+	n->state = S_SENT;
+	p->st.requests++;
+	p->st.outstanding++;
+	req->id = n->id;
+	req->start = n->s;
+	req->end = n->e;
+	req->peer = n->peer;
+	req->has_peer = n->has_peer;
+	return 0;
+}
+
+bool plan_done(const struct plan *p)
+{
+	return p->qhead == p->qtail && p->st.outstanding == 0;
+}
+
+void plan_get_stats(const struct plan *p, struct plan_stats *st)
+{
+	*st = p->st;
+}
+
+static int64_t floor_g(const struct plan *p, int64_t t)
+{
+	int64_t g = p->cfg.granularity_ms;
+	return t - ((t % g) + g) % g;
+}
+
+/* A planned part of a range: [s, e) holding cnt sample points. */
+struct part {
+	int64_t s, e;
+	size_t cnt;
+};
+
+/*
+ * Cut [from, to) into parts of at most 'target' sample points, greedily
+ * over the sorted sample, one granularity slot at a time; a slot with more
+ * than 'target' points becomes a part of its own.  *out is malloc'd.
+ */
+static int split_points(const struct plan *p, const int64_t *pts, size_t n, int64_t from,
+			int64_t to, double target, struct part **out, size_t *nout)
+{
+	int64_t g = p->cfg.granularity_ms, cur = from;
+	size_t cap = 16, np = 0, cnt = 0;
+	struct part *v = malloc(cap * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n;) {
+		int64_t t = floor_g(p, pts[i]);
+		size_t j = i;
+		while (j < n && floor_g(p, pts[j]) == t)
+			j++;
+		size_t group = j - i;
+		if (np + 3 > cap) {
+			cap *= 2;
+			struct part *w = realloc(v, cap * sizeof(*w));
+			if (!w) {
+				free(v);
+				return -ENOMEM;
+			}
+			v = w;
+		}
+		if (cnt > 0 && (double)(cnt + group) > target && t > cur) {
+			v[np++] = (struct part){cur, t, cnt};
+			cur = t;
+			cnt = 0;
+		}
+		if ((double)group > target) {
+			/* a slot denser than a part: on its own */
+			if (t > cur)
+				v[np++] = (struct part){cur, t, cnt};
+			if (t + g < to) {
+				v[np++] = (struct part){t, t + g, group};
+				cur = t + g;
+				cnt = 0;
+			} else {
+				cur = t;
+				cnt = group;
+			}
+		} else {
+			cnt += group;
+		}
+		i = j;
+	}
+	if (cur < to)
+		v[np++] = (struct part){cur, to, cnt};
+	else if (np > 0)
+		v[np - 1].cnt += cnt;
+	*out = v;
+	*nout = np;
+	return 0;
+}
+
+/* Points of a sorted sample inside [s, e). */
+static void sample_range(const int64_t *pts, size_t n, int64_t s, int64_t e, size_t *lo,
+			 size_t *hi)
+{
+	size_t a = 0, b = n;
+	while (a < b) {
+		size_t m = a + (b - a) / 2;
+		if (pts[m] < s)
+			a = m + 1;
+		else
+			b = m;
+	}
+	*lo = a;
+	b = n;
+	while (a < b) {
+		size_t m = a + (b - a) / 2;
+		if (pts[m] < e)
+			a = m + 1;
+		else
+			b = m;
+	}
+	*hi = a;
+}
+
+/* Plan [from, to) of node n, of about 'total' flows, with the sample points
+ * that fall into it, as leaves or intermediate parts. */
+static void plan_range(struct plan *p, struct node *n, int64_t from, int64_t to,
+		       double total, const int64_t *pts, size_t npts)
+{
+	double leaf = p->cfg.fill * p->cfg.cap;
+	struct part *parts = NULL;
+	size_t nparts = 0;
+
+	if (from >= to)
+		return;
+	if (total <= leaf || to - from <= p->cfg.granularity_ms) {
+		node_new(p, n, N_TIME, from, to, total);
+		return;
+	}
+	if (npts == 0) {
+		/* nothing sampled here: even slices */
+		int64_t k = (int64_t)ceil(total / leaf), step = (to - from + k - 1) / k;
+		if (step < p->cfg.granularity_ms)
+			step = p->cfg.granularity_ms;
+		for (int64_t s = from; s < to; s += step)
+			node_new(p, n, N_TIME, s, s + step < to ? s + step : to, total * (double)step / (double)(to - from));
+		return;
+	}
+	double per_leaf_pts = (double)npts * leaf / total;
+	double part_flows = per_leaf_pts >= MIN_LEAF_POINTS ? leaf : INTERMEDIATE_CAPS * p->cfg.cap;
+	double target = (double)npts * part_flows / total;
+	if (target < 1)
+		target = 1;
+	if (split_points(p, pts, npts, from, to, target, &parts, &nparts)) {
+		p->oom = true;
+		return;
+	}
+	for (size_t i = 0; i < nparts; i++)
+		node_new(p, n, N_TIME, parts[i].s, parts[i].e,
+			 total * (double)parts[i].cnt / (double)npts);
+	free(parts);
+}
+
+static void node_done(struct plan *p, struct node *n);
+
+/* n's size just became known: a parent waiting for it plans its rest. */
+static void learned(struct plan *p, struct node *n)
+{
+	struct node *par = n->parent;
+
+	if (!n->is_measure || !par || !par->measuring)
+		return;
+	par->measuring = false;
+	par->known = n->known / par->meas_share;
+	size_t lo, hi;
+	sample_range(par->sample, par->nsample, par->rest_from, par->e, &lo, &hi);
+	plan_range(p, par, par->rest_from, par->e, par->known * (1 - par->meas_share),
+		   par->sample + lo, hi - lo);
+	free(par->sample);
+	par->sample = NULL;
+	learned(p, par);
+}
+
+static void node_done(struct plan *p, struct node *n)
+{
+	struct node *par = n->parent;
+
+	n->state = S_DONE;
+	if (n->peer_split && n->kind == N_TIME && !n->gap)
+		emit(p, PLAN_COVER, n, 0, 0);
+	if (!par)
+		return;
+	if (n->gap && par->peer_split)
+		par->gap = true;
+	par->pending--;
+	if (par->pending == 0 && !par->measuring)
+		node_done(p, par);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_addr(const void *a, const void *b)
+{
+	return memcmp(a, b, 16);
+}
+
+/* A size to plan a full window with, when it had been expected smaller. */
+static double regrown(const struct plan *p, const struct node *n)
+{
+	double cap = p->cfg.cap;
+
+	if (n->est > 2 * cap)
+		return n->est * 1.05;
+	return (n->est > cap ? n->est : cap) * 1.3;
+}
+
+/* Split prefix 'pre' holding sorted sample peers [lo, hi) of m, for a
+ * window of about 'total' flows. */
+static void peer_trie(struct plan *p, struct node *n, struct cache_prefix pre,
+		      uint8_t (*pts)[16], size_t lo, size_t hi, size_t m, double total)
+{
+	double est = m ? total * (double)(hi - lo) / (double)m : total;
+	double leaf = p->cfg.fill * p->cfg.cap;
+
+	if (est <= leaf || pre.len >= p->max_len) {
+		struct node *c = node_new(p, n, N_PEER, n->s, n->e, est);
+		if (c) {
+			c->peer = pre;
+			c->has_peer = true;
+		}
+		return;
+	}
+	struct cache_prefix a = pre, b = pre;
+	int byte = pre.len / 8, bit = 7 - pre.len % 8;
+	a.len = b.len = pre.len + 1;
+	b.addr[byte] |= (uint8_t)(1u << bit);
+	size_t mid = lo;
+	while (mid < hi && memcmp(pts[mid], b.addr, 16) < 0)
+		mid++;
+	peer_trie(p, n, a, pts, lo, mid, m, total);
+	peer_trie(p, n, b, pts, mid, hi, m, total);
+}
+
+/* A full answer for a window at the finest time step. */
+static void split_by_peer(struct plan *p, struct node *n, const int64_t *starts,
+			  const uint8_t (*peers)[16], size_t cnt)
+{
+	if (!(p->cfg.split_dims & FETCH_SPLIT_PEER) || !peers || n->peer.len >= p->max_len) {
+		n->gap = true;
+		p->st.gaps++;
+		emit(p, PLAN_GAP, n, 0, (int64_t)cnt);
+		node_done(p, n);
+		return;
+	}
+	uint8_t (*pts)[16] = malloc((cnt ? cnt : 1) * 16);
+	size_t m = 0;
+	if (!pts) {
+		p->oom = true;
+		return;
+	}
+	for (size_t i = 0; i < cnt; i++)
+		if (starts[i] >= n->s && starts[i] < n->e && cache_prefix_contains(&n->peer, peers[i]))
+			memcpy(pts[m++], peers[i], 16);
+	qsort(pts, m, 16, cmp_addr);
+	double total = n->est >= 0 ? regrown(p, n) : 2.0 * p->cfg.cap;
+	n->peer_split = true;
+	p->st.peer_splits++;
+	peer_trie(p, n, n->peer, pts, 0, m, m, total);
+	free(pts);
+}
+
+/* A full answer for a window that can still be cut in time. */
+static void split_by_time(struct plan *p, struct node *n, const int64_t *starts, size_t cnt)
+{
+	int64_t *pts = malloc((cnt ? cnt : 1) * sizeof(*pts));
+	size_t m = 0;
+
+	if (!pts) {
+		p->oom = true;
+		return;
+	}
+	for (size_t i = 0; i < cnt; i++)
+		if (starts[i] >= n->s && starts[i] < n->e)
+			pts[m++] = starts[i];
+	qsort(pts, m, sizeof(*pts), cmp_i64);
+	if (n->est >= 0 || m < 8) {
+		double total = n->est >= 0 ? regrown(p, n) : 2.0 * p->cfg.cap;
+		n->known = total;
+		plan_range(p, n, n->s, n->e, total, pts, m);
+		free(pts);
+		learned(p, n);
+		return;
+	}
+	/* size unknown: ask a measuring child first */
+	struct part *parts = NULL;
+	size_t nparts = 0;
+	if (split_points(p, pts, m, n->s, n->e, (double)m * MEASURE_SHARE, &parts, &nparts)) {
+		free(pts);
+		p->oom = true;
+		return;
+	}
+	double share = nparts > 1 ? (double)parts[0].cnt / (double)m : 1;
+	if (share >= 1) {
+		/* degenerate sample: plan it all with a guess */
+		free(parts);
+		n->known = 2.0 * p->cfg.cap;
+		plan_range(p, n, n->s, n->e, n->known, pts, m);
+		free(pts);
+		learned(p, n);
+		return;
+	}
+	if (parts[0].cnt == 0) {
+		/* an empty lead-in: measure it together with the next part */
+		parts[1].s = parts[0].s;
+		memmove(parts, parts + 1, (nparts - 1) * sizeof(*parts));
+		nparts--;
+		share = (double)parts[0].cnt / (double)m;
+		if (nparts < 2 || share >= 1) {
+			free(parts);
+			n->known = 2.0 * p->cfg.cap;
+			plan_range(p, n, n->s, n->e, n->known, pts, m);
+			free(pts);
+			learned(p, n);
+			return;
+		}
+	}
+	struct node *c = node_new(p, n, N_TIME, parts[0].s, parts[0].e, -1);
+	if (c) {
+		c->is_measure = true;
+		n->measuring = true;
+		n->meas_share = share;
+		n->rest_from = parts[0].e;
+		n->sample = pts;
+		n->nsample = m;
+		pts = NULL;
+	}
+	free(parts);
+	free(pts);
+}
+
+int plan_answer(struct plan *p, uint64_t id, size_t answered, size_t n,
+		const int64_t *starts, const uint8_t (*peers)[16], struct plan_ev **ev,
+		size_t *nev)
+{
+	struct node *nd;
+
+	if (id >= p->nnodes || p->nodes[id]->state != S_SENT)
+		return -ENOENT;
+	nd = p->nodes[id];
+	p->st.outstanding--;
+	p->nev = 0;
+	if (answered < p->cfg.cap) {
+		nd->known = (double)answered;
+		if (nd->kind == N_TIME)
+			emit(p, PLAN_COVER, nd, (int64_t)answered, 0);
+		learned(p, nd);
+		if (nd->pending == 0 && !nd->measuring)
+			node_done(p, nd);
+	} else {
+		p->st.saturated++;
+		nd->state = S_SPLIT;
+		if (nd->e - nd->s <= p->cfg.granularity_ms)
+			split_by_peer(p, nd, starts, peers, n);
+		else
+			split_by_time(p, nd, starts, n);
+	}
+	if (p->oom)
+		return -ENOMEM;
+	*nev = p->nev;
+	*ev = NULL;
+	if (p->nev) {
+		*ev = malloc(p->nev * sizeof(**ev));
+		if (!*ev)
+			return -ENOMEM;
+		memcpy(*ev, p->ev, p->nev * sizeof(**ev));
+	}
+	return 0;
+}

@@ -1,0 +1,85 @@
+/*
+ * path.h - the path grammar of the flowfs tree (fs/path.c).
+ *
+ *   /                                   the root
+ *   /README.txt, /collector/{info.json,applications.csv,hostgroups.csv,exporters.csv}
+ *   /<subject>/                         an address, a prefix with '_' for '/',
+ *                                       or a pair A+B (the flows between A and B)
+ *   /<subject>/<yyyy-mm-dd>/            a day in the mount's zone
+ *   /<subject>/<from>--<to>/            a range: yyyy-mm-ddThh:mm[:ss] twice
+ *   /<subject>/<query>/<file>           flows.csv, flows.ndjson, flows.sqlite,
+ *                                       summary.txt, timeline.svg, query.json,
+ *                                       SHA256SUMS, .progress (unlisted)
+ *
+ * Names are parsed one component at a time, as FUSE looks them up.  Every
+ * valid spelling of an address is accepted; fs_node_name() gives the
+ * canonical one, which listings show.  Anything else is -ENOENT, decided
+ * without the network.
+ */
+#ifndef FLOWFS_PATH_H
+#define FLOWFS_PATH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache.h"
+
+enum fs_kind {
+	FS_ROOT, FS_README, FS_COLLECTOR, FS_COLLECTOR_FILE,
+	FS_SUBJECT, FS_QUERY, FS_FILE,
+};
+
+enum fs_file {
+	FS_F_CSV, FS_F_NDJSON, FS_F_SQLITE, FS_F_SUMMARY, FS_F_TIMELINE,
+	FS_F_QUERY_JSON, FS_F_SUMS, FS_F_PROGRESS, FS_NFILES
+};
+
+enum fs_collector_file { FS_C_INFO, FS_C_APPS, FS_C_GROUPS, FS_C_EXPORTERS, FS_NCFILES };
+
+extern const char *const fs_file_names[FS_NFILES];
+extern const char *const fs_collector_names[FS_NCFILES];
+
+/* A node of the tree, as far down as it goes. */
+struct fs_node {
+	enum fs_kind kind;
+	struct cache_query q;	/* subject and peer from FS_SUBJECT down; range from FS_QUERY */
+	bool is_day;		/* FS_QUERY: a day folder (else a range) */
+	int file;		/* FS_FILE: enum fs_file; FS_COLLECTOR_FILE: enum fs_collector_file */
+};
+
+/* What the grammar needs to know about the world: the collector's clock
+ * and retention.  Days are in the process's zone (TZ, set once). */
+struct fs_clock {
+	int64_t now_ms;
+	int retention_days;
+};
+
+/*
+ * The child 'name' of 'parent', into *out.  -ENOENT when the name is not
+ * valid there (a bad address, a date that does not exist or lies outside
+ * the retention, a range that ends before it starts, ...), -ENAMETOOLONG
+ * past NAME_MAX.
+ */
+int fs_lookup(const struct fs_node *parent, const char *name, const struct fs_clock *clk,
+	      struct fs_node *out);
+
+/* Parse a whole path ("/10.0.0.1/2026-11-27/flows.csv"). */
+int fs_path_parse(const char *path, const struct fs_clock *clk, struct fs_node *out);
+
+/* The canonical name of a node's last component (buf: 128 bytes). */
+void fs_node_name(const struct fs_node *n, char *buf, size_t len);
+
+/* A subject's canonical folder name: "10.0.0.0_24", "2001:db8::1+10.0.0.1". */
+void fs_subject_name(const struct cache_query *q, char *buf, size_t len);
+
+/* The days a subject folder lists: from the oldest day within retention
+ * to today, in the process's zone; *start of each day (ms).  Returns the
+ * count (at most max). */
+int fs_days(const struct fs_clock *clk, int64_t *starts, int max);
+
+/* A stable 64-bit number for a node (its inode): a hash of its canonical
+ * path, never 0 or 1. */
+uint64_t fs_node_ino(const struct fs_node *n);
+
+#endif

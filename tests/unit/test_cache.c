@@ -1,0 +1,936 @@
+/*
+ * test_cache.c - unit tests of the cache room's store: prefixes and their
+ * text, interval arithmetic, opening (modes, identity, schema versions),
+ * windows and their atomicity, coverage with provisional rows, gaps, lookup
+ * tables, counts with a peer, and the query plan the renderers rely on.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <sqlite3.h>
+
+#include "cache.h"
+#include "cache_i.h"
+
+#define DAY0 1694736000000LL	/* 2023-09-15T00:00:00Z */
+#define HOUR 3600000LL
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static char *tmpdir(void)
+{
+	char *d = strdup("/tmp/test_cache.XXXXXX");
+	assert_non_null(d);
+	assert_non_null(mkdtemp(d));
+	return d;
+}
+
+static void rmtree(char *d)
+{
+	nftw(d, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(d);
+}
+
+static struct cache_prefix P(const char *s)
+{
+	struct cache_prefix p;
+	assert_int_equal(cache_prefix_parse(s, &p), 0);
+	return p;
+}
+
+static struct cache_query Q(const char *subject, const char *peer, int64_t start, int64_t end)
+{
+	struct cache_query q;
+	memset(&q, 0, sizeof(q));
+	q.subject = P(subject);
+	if (peer) {
+		q.peer = P(peer);
+		q.has_peer = true;
+	}
+	q.start = start;
+	q.end = end;
+	return q;
+}
+
+static struct flow_rec R(const char *id, int64_t start, const char *src, const char *dst)
+{
+	struct flow_rec r;
+	memset(&r, 0, sizeof(r));
+	snprintf(r.id, sizeof(r.id), "%s", id);
+	r.start_ms = start;
+	r.end_ms = start + 1000;
+	memcpy(r.src, P(src).addr, 16);
+	memcpy(r.dst, P(dst).addr, 16);
+	r.sport = 40000;
+	r.dport = 443;
+	r.proto = 6;
+	r.tcp_flags = 0x1b;
+	r.icmp_type = r.icmp_code = -1;
+	r.pkts = 10;
+	r.bytes = 1000;
+	r.in_if = r.out_if = r.exporter = r.app = r.src_as = r.dst_as = r.sampling = -1;
+	return r;
+}
+
+static const struct cache_identity ID = {"https://collector.example/", "flowsim", "flowapi"};
+
+static struct cache *open_ok(const char *dir)
+{
+	char err[CACHE_ERRLEN] = "";
+	struct cache *c = NULL;
+	int rc = cache_open(dir, &ID, &c, err);
+	if (rc)
+		fail_msg("cache_open: %d %s", rc, err);
+	return c;
+}
+
+static int64_t count(struct cache *c, const struct cache_query *q)
+{
+	int64_t n = -1;
+	char err[CACHE_ERRLEN];
+	assert_int_equal(cache_count(c, q, &n, err), 0);
+	return n;
+}
+
+/* Remove a database file and whatever WAL files it left. */
+static void unlink_db(const char *path)
+{
+	char p[700];
+	unlink(path);
+	snprintf(p, sizeof(p), "%s-wal", path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", path);
+	unlink(p);
+}
+
+/* Run SQL on a second connection to the cache file. */
+static void side_sql(struct cache *c, const char *sql)
+{
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(cache_path(c), &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+/* ---- prefixes ------------------------------------------------------------------ */
+
+static void canon(const char *in, const char *want)
+{
+	struct cache_prefix p;
+	char buf[64];
+	assert_int_equal(cache_prefix_parse(in, &p), 0);
+	cache_prefix_format(&p, buf, sizeof(buf));
+	assert_string_equal(buf, want);
+}
+
+static void test_prefix_parse(void **state)
+{
+	(void)state;
+	struct cache_prefix p;
+
+	assert_int_equal(cache_prefix_parse("10.1.2.3", &p), 0);
+	assert_true(p.v4);
+	assert_int_equal(p.len, 128);
+	assert_int_equal(p.addr[10], 0xff);
+	assert_int_equal(p.addr[15], 3);
+	assert_int_equal(cache_prefix_parse("10.1.2.0/24", &p), 0);
+	assert_int_equal(p.len, 120);
+	assert_int_equal(cache_prefix_parse("2001:DB8::/32", &p), 0);
+	assert_false(p.v4);
+	assert_int_equal(p.len, 32);
+
+	canon("192.0.2.10", "192.0.2.10");
+	canon("192.0.2.10/32", "192.0.2.10");
+	canon("198.51.100.0/24", "198.51.100.0/24");
+	canon("0.0.0.0/0", "0.0.0.0/0");
+	canon("::/0", "::/0");
+	canon("2001:0DB8:0000:0000:0000:0000:0000:0001", "2001:db8::1");
+	canon("2001:db8::1/128", "2001:db8::1");
+	canon("2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1");	/* first run on a tie */
+	canon("2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1");	/* one zero group stays */
+	canon("2001:0:0:1:0:0:0:1", "2001:0:0:1::1");		/* the longest run */
+	canon("::", "::");
+	canon("::1", "::1");
+	canon("1::", "1::");
+	canon("fe80::/10", "fe80::/10");
+	canon("::ffff:192.0.2.10", "192.0.2.10");		/* mapped is IPv4 */
+	canon("::FFFF:c000:0200/120", "192.0.2.0/24");
+	canon("::102:304", "::102:304");			/* not the deprecated ::1.2.3.4 */
+	assert_int_equal(cache_prefix_parse("::ffff:192.0.2.0/120", &p), 0);
+	assert_true(p.v4);
+
+	const char *bad[] = {"", "10.1.2", "10.1.2.3/24", "10.1.2.3/33", "10.1.2.0/",
+			     "10.1.2.0/-1", "::1/129", "10.1.2.0/2x", "host.example",
+			     "1.2.3.4 ", " 1.2.3.4", "/8", "10.0.0.0/0008", "2001:db8::/16",
+			     "fe80::1%eth0", "1.2.3.04", "256.1.1.1", "10.0.0.0/+8", NULL};
+	for (size_t i = 0; bad[i]; i++) {
+		if (cache_prefix_parse(bad[i], &p) != -EINVAL)
+			fail_msg("accepted \"%s\"", bad[i]);
+	}
+}
+
+static void test_prefix_contains_range(void **state)
+{
+	(void)state;
+	struct cache_prefix net = P("198.51.100.0/24"), all4 = P("0.0.0.0/0"),
+			    all6 = P("::/0"), v6 = P("2001:db8::/32");
+	uint8_t lo[16], hi[16];
+	char a[64], b[64];
+
+	assert_true(cache_prefix_contains(&net, P("198.51.100.77").addr));
+	assert_true(cache_prefix_contains(&net, P("198.51.100.0").addr));
+	assert_true(cache_prefix_contains(&net, P("198.51.100.255").addr));
+	assert_false(cache_prefix_contains(&net, P("198.51.101.0").addr));
+	assert_true(cache_prefix_contains(&all4, P("1.2.3.4").addr));
+	assert_false(cache_prefix_contains(&all4, P("2001:db8::1").addr));
+	assert_false(cache_prefix_contains(&all6, P("1.2.3.4").addr));	/* families never mix */
+	assert_true(cache_prefix_contains(&all6, P("2001:db8::1").addr));
+	assert_true(cache_prefix_contains(&v6, P("2001:db8:ffff::1").addr));
+	assert_false(cache_prefix_contains(&v6, P("2001:db9::").addr));
+	struct cache_prefix odd = P("10.0.0.128/25");
+	assert_true(cache_prefix_contains(&odd, P("10.0.0.200").addr));
+	assert_false(cache_prefix_contains(&odd, P("10.0.0.127").addr));
+
+	cache_prefix_range(&net, lo, hi);
+	cache_addr_format(lo, a, sizeof(a));
+	cache_addr_format(hi, b, sizeof(b));
+	assert_string_equal(a, "198.51.100.0");
+	assert_string_equal(b, "198.51.100.255");
+	cache_prefix_range(&all4, lo, hi);
+	cache_addr_format(lo, a, sizeof(a));
+	cache_addr_format(hi, b, sizeof(b));
+	assert_string_equal(a, "0.0.0.0");
+	assert_string_equal(b, "255.255.255.255");
+	cache_prefix_range(&v6, lo, hi);
+	cache_addr_format(lo, a, sizeof(a));
+	cache_addr_format(hi, b, sizeof(b));
+	assert_string_equal(a, "2001:db8::");
+	assert_string_equal(b, "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff");
+	struct cache_prefix host = P("192.0.2.10");
+	cache_prefix_range(&host, lo, hi);
+	assert_memory_equal(lo, hi, 16);
+	/* a buffer too small is cut, never overrun */
+	char small[5];
+	cache_addr_format(P("192.0.2.10").addr, small, sizeof(small));
+	assert_string_equal(small, "192.");
+}
+
+/* ---- intervals ------------------------------------------------------------------- */
+
+static void expect_ivals(const struct cache_ivals *s, const int64_t *want, size_t n)
+{
+	if (s->n != n) {
+		for (size_t i = 0; i < s->n; i++)
+			print_message("  [%lld, %lld)\n", (long long)s->v[i].start,
+				      (long long)s->v[i].end);
+		fail_msg("%zu intervals, want %zu", s->n, n);
+	}
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(s->v[i].start, want[2 * i]);
+		assert_int_equal(s->v[i].end, want[2 * i + 1]);
+	}
+}
+
+static void test_ivals_add(void **state)
+{
+	(void)state;
+	struct cache_ivals s = {0};
+
+	assert_int_equal(cache_ivals_add(&s, 10, 20), 0);
+	assert_int_equal(cache_ivals_add(&s, 30, 40), 0);
+	assert_int_equal(cache_ivals_add(&s, 0, 5), 0);
+	expect_ivals(&s, (int64_t[]){0, 5, 10, 20, 30, 40}, 3);
+	assert_int_equal(cache_ivals_add(&s, 5, 10), 0);	/* touches both: one interval */
+	expect_ivals(&s, (int64_t[]){0, 20, 30, 40}, 2);
+	assert_int_equal(cache_ivals_add(&s, 25, 25), 0);	/* empty: nothing */
+	expect_ivals(&s, (int64_t[]){0, 20, 30, 40}, 2);
+	assert_int_equal(cache_ivals_add(&s, 12, 15), 0);	/* inside */
+	expect_ivals(&s, (int64_t[]){0, 20, 30, 40}, 2);
+	assert_int_equal(cache_ivals_add(&s, 40, 41), 0);	/* touches the end */
+	expect_ivals(&s, (int64_t[]){0, 20, 30, 41}, 2);
+	assert_int_equal(cache_ivals_add(&s, 21, 29), 0);	/* a hole of 1 each side stays */
+	expect_ivals(&s, (int64_t[]){0, 20, 21, 29, 30, 41}, 3);
+	assert_int_equal(cache_ivals_add(&s, -5, 100), 0);	/* swallows all */
+	expect_ivals(&s, (int64_t[]){-5, 100}, 1);
+	assert_int_equal(cache_ivals_add(&s, 7, 3), -EINVAL);
+	expect_ivals(&s, (int64_t[]){-5, 100}, 1);
+	cache_ivals_free(&s);
+
+	/* many in reverse order, every other one: then fill the holes */
+	for (int i = 99; i >= 0; i--)
+		assert_int_equal(cache_ivals_add(&s, i * 20, i * 20 + 10), 0);
+	assert_int_equal(s.n, 100);
+	for (size_t i = 1; i < s.n; i++)
+		assert_true(s.v[i - 1].end < s.v[i].start);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(cache_ivals_add(&s, i * 20 + 10, i * 20 + 20), 0);
+	expect_ivals(&s, (int64_t[]){0, 2000}, 1);
+	cache_ivals_free(&s);
+	assert_null(s.v);
+	assert_int_equal(s.n, 0);
+}
+
+static void test_ivals_subtract(void **state)
+{
+	(void)state;
+	struct cache_ivals s = {0}, out = {0};
+
+	assert_int_equal(cache_ivals_subtract(&s, 0, 100, &out), 0);	/* nothing covered */
+	expect_ivals(&out, (int64_t[]){0, 100}, 1);
+	assert_int_equal(cache_ivals_subtract(&s, 50, 50, &out), 0);	/* empty range */
+	assert_int_equal(out.n, 0);
+	assert_int_equal(cache_ivals_add(&s, 10, 20), 0);
+	assert_int_equal(cache_ivals_add(&s, 40, 60), 0);
+	assert_int_equal(cache_ivals_subtract(&s, 0, 100, &out), 0);
+	expect_ivals(&out, (int64_t[]){0, 10, 20, 40, 60, 100}, 3);
+	assert_int_equal(cache_ivals_subtract(&s, 10, 60, &out), 0);	/* edges covered */
+	expect_ivals(&out, (int64_t[]){20, 40}, 1);
+	assert_int_equal(cache_ivals_subtract(&s, 15, 45, &out), 0);	/* starts and ends inside */
+	expect_ivals(&out, (int64_t[]){20, 40}, 1);
+	assert_int_equal(cache_ivals_subtract(&s, 12, 18, &out), 0);	/* all covered */
+	assert_int_equal(out.n, 0);
+	assert_int_equal(cache_ivals_subtract(&s, 20, 40, &out), 0);	/* exactly the hole */
+	expect_ivals(&out, (int64_t[]){20, 40}, 1);
+	assert_int_equal(cache_ivals_subtract(&s, 60, 70, &out), 0);	/* touches the end */
+	expect_ivals(&out, (int64_t[]){60, 70}, 1);
+	assert_int_equal(cache_ivals_subtract(&s, 0, 10, &out), 0);	/* touches the start */
+	expect_ivals(&out, (int64_t[]){0, 10}, 1);
+	assert_int_equal(cache_ivals_subtract(&s, 61, 62, &out), 0);
+	expect_ivals(&out, (int64_t[]){61, 62}, 1);
+	assert_int_equal(cache_ivals_subtract(&s, 9, 5, &out), -EINVAL);
+	assert_int_equal(cache_ivals_subtract(&s, 0, 100, &s), -EINVAL);
+	cache_ivals_free(&s);
+	cache_ivals_free(&out);
+}
+
+/* ---- opening ------------------------------------------------------------------------ */
+
+static void test_open_modes(void **state)
+{
+	(void)state;
+	char *top = tmpdir(), dir[512], want[600], hex[17];
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen;
+	struct stat sb;
+	struct cache *c;
+	mode_t old;
+
+	snprintf(dir, sizeof(dir), "%s/a/b/flowfs", top);
+	old = umask(0);	/* the modes must not depend on the umask */
+	c = open_ok(dir);
+	umask(old);
+	assert_non_null(c);
+	EVP_Digest(ID.url, strlen(ID.url), md, &mdlen, EVP_sha256(), NULL);
+	for (int i = 0; i < 8; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	snprintf(want, sizeof(want), "%s/%s.db", dir, hex);
+	assert_string_equal(cache_path(c), want);
+
+	const char *dirs[] = {"a", "a/b", "a/b/flowfs"};
+	for (int i = 0; i < 3; i++) {
+		char p[600];
+		snprintf(p, sizeof(p), "%s/%s", top, dirs[i]);
+		assert_int_equal(stat(p, &sb), 0);
+		assert_true(S_ISDIR(sb.st_mode));
+		assert_int_equal(sb.st_mode & 07777, 0700);
+	}
+	/* a write makes the WAL and shared-memory files: 0600 too */
+	struct cache_query q = Q("192.0.2.10", NULL, DAY0, DAY0 + HOUR);
+	struct flow_rec r = R("a1", DAY0, "192.0.2.10", "198.51.100.1");
+	char err[CACHE_ERRLEN];
+	assert_int_equal(cache_put_window(c, &q, &r, 1, NULL, err), 0);
+	const char *suffix[] = {"", "-wal", "-shm"};
+	for (int i = 0; i < 3; i++) {
+		char p[700];
+		snprintf(p, sizeof(p), "%s%s", want, suffix[i]);
+		assert_int_equal(stat(p, &sb), 0);
+		if ((sb.st_mode & 07777) != 0600)
+			fail_msg("%s has mode %o", p, sb.st_mode & 07777);
+	}
+	cache_close(c);
+
+	/* reopening works and keeps the data; WAL is in force */
+	c = open_ok(dir);
+	assert_int_equal(count(c, &q), 1);
+	cache_close(c);
+	char slash[600];
+	snprintf(slash, sizeof(slash), "%s//", dir);
+	c = open_ok(slash);
+	assert_string_equal(cache_path(c), want);
+	cache_close(c);
+
+	/* a directory that is a file */
+	char file[600];
+	snprintf(file, sizeof(file), "%s/plain", top);
+	FILE *f = fopen(file, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(cache_open(file, &ID, &c, err), -ENOTDIR);
+	assert_null(c);
+	rmtree(top);
+}
+
+static void test_identity(void **state)
+{
+	(void)state;
+	char *dir = tmpdir(), err[CACHE_ERRLEN] = "";
+	struct cache *c = open_ok(dir);
+	struct cache_identity other = ID;
+
+	cache_close(c);
+	other.product = "nfsen";
+	assert_int_equal(cache_open(dir, &other, &c, err), -EEXIST);
+	assert_null(c);
+	assert_non_null(strstr(err, "belongs to product \"flowsim\""));
+	assert_non_null(strstr(err, ID.url));
+	/* a different driver for the same collector is fine */
+	other = ID;
+	other.driver = "other";
+	assert_int_equal(cache_open(dir, &other, &c, err), 0);
+	cache_close(c);
+	/* a different URL is a different file */
+	other = ID;
+	other.url = "https://other.example/";
+	other.product = "nfsen";
+	assert_int_equal(cache_open(dir, &other, &c, err), 0);
+	assert_string_not_equal(cache_path(c), "");
+	cache_close(c);
+	/* bad arguments */
+	assert_int_equal(cache_open(dir, NULL, &c, err), -EINVAL);
+	other.url = "";
+	assert_int_equal(cache_open(dir, &other, &c, err), -EINVAL);
+	rmtree(dir);
+}
+
+static void test_schema_versions(void **state)
+{
+	(void)state;
+	char *dir = tmpdir(), err[CACHE_ERRLEN] = "", path[600];
+	struct cache *c = open_ok(dir);
+	sqlite3 *db;
+
+	snprintf(path, sizeof(path), "%s", cache_path(c));
+	side_sql(c, "UPDATE meta SET value='99' WHERE key='schema_version'");
+	cache_close(c);
+	assert_int_equal(cache_open(dir, &ID, &c, err), -EPROTO);
+	assert_null(c);
+	assert_non_null(strstr(err, "99"));
+
+	/* version 0, an empty database file: the migrations create the schema */
+	unlink_db(path);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=0", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	c = open_ok(dir);
+	side_sql(c, "SELECT count(*) FROM flows");
+	cache_close(c);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key="
+					    "'schema_version'", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "1");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+
+	/* somebody else's database at that name is refused, not adopted */
+	unlink_db(path);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE t(x)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(cache_open(dir, &ID, &c, err), -EEXIST);
+	assert_non_null(strstr(err, "not a flowfs cache"));
+	rmtree(dir);
+}
+
+/* ---- windows ----------------------------------------------------------------------------- */
+
+static void test_put_window(void **state)
+{
+	(void)state;
+	char *dir = tmpdir(), err[CACHE_ERRLEN];
+	struct cache *c = open_ok(dir);
+	struct cache_query q = Q("192.0.2.10", NULL, DAY0, DAY0 + 24 * HOUR);
+	struct flow_rec r[6];
+
+	r[0] = R("b2", DAY0 + 3000, "192.0.2.10", "198.51.100.1");
+	r[1] = R("a1", DAY0 + 1000, "198.51.100.2", "192.0.2.10");
+	r[2] = R("c3", DAY0 + 2000, "192.0.2.10", "203.0.113.9");
+	r[3] = R("a1", DAY0 + 1000, "198.51.100.2", "192.0.2.10");	/* duplicate */
+	r[4] = R("z9", DAY0 + 24 * HOUR, "192.0.2.10", "198.51.100.1");	/* after the range */
+	r[5] = R("a0", DAY0 + 1000, "192.0.2.10", "198.51.100.7");
+	struct cache_cover cv = {DAY0, DAY0 + 24 * HOUR + 1, 1000, false, 6};
+	assert_int_equal(cache_put_window(c, &q, r, 6, &cv, err), 0);
+	/* sorted by (start, id) in place */
+	assert_string_equal(r[0].id, "a0");
+	assert_string_equal(r[1].id, "a1");
+	assert_string_equal(r[2].id, "a1");
+	assert_string_equal(r[3].id, "c3");
+	assert_string_equal(r[4].id, "b2");
+	assert_int_equal(count(c, &q), 4);	/* a1 once; z9 is outside */
+	/* the same window again stores nothing new */
+	assert_int_equal(cache_put_window(c, &q, r, 6, &cv, err), 0);
+	assert_int_equal(count(c, &q), 4);
+	struct cache_query all = q;
+	all.end = DAY0 + 25 * HOUR;
+	assert_int_equal(count(c, &all), 5);
+
+	/* peer filters, both directions */
+	struct cache_query qp = Q("192.0.2.10", "198.51.100.0/24", q.start, q.end);
+	assert_int_equal(count(c, &qp), 3);
+	qp = Q("192.0.2.10", "198.51.100.2", q.start, q.end);
+	assert_int_equal(count(c, &qp), 1);	/* src side */
+	qp = Q("192.0.2.10", "203.0.113.0/24", q.start, q.end);
+	assert_int_equal(count(c, &qp), 1);	/* dst side */
+	qp = Q("192.0.2.10", "0.0.0.0/0", q.start, q.end);
+	assert_int_equal(count(c, &qp), 4);
+	qp = Q("192.0.2.10", "::/0", q.start, q.end);
+	assert_int_equal(count(c, &qp), 0);	/* families never mix */
+	/* the subject is the key: another subject sees nothing */
+	struct cache_query other = Q("198.51.100.1", NULL, q.start, q.end);
+	assert_int_equal(count(c, &other), 0);
+	/* a prefix subject and IPv6 */
+	struct cache_query q6 = Q("2001:db8::/32", NULL, q.start, q.end);
+	struct flow_rec r6 = R("v6", DAY0 + 5, "2001:db8::1", "2001:db8:1::2");
+	assert_int_equal(cache_put_window(c, &q6, &r6, 1, NULL, err), 0);
+	assert_int_equal(count(c, &q6), 1);
+	q6 = Q("2001:db8::/32", "2001:db8:1::/48", q.start, q.end);
+	assert_int_equal(count(c, &q6), 1);
+	q6 = Q("2001:db8::/32", "2001:db8:2::/48", q.start, q.end);
+	assert_int_equal(count(c, &q6), 0);
+
+	/* the window with no records still records its coverage */
+	struct cache_query qe = Q("192.0.2.99", NULL, DAY0, DAY0 + HOUR);
+	struct cache_cover ce = {DAY0, DAY0 + HOUR, 1000, false, 0};
+	struct cache_ivals miss = {0};
+	assert_int_equal(cache_put_window(c, &qe, NULL, 0, &ce, err), 0);
+	assert_int_equal(cache_missing(c, &qe, 2000, 60000, &miss, err), 0);
+	assert_int_equal(miss.n, 0);
+	/* bad coverage is refused before anything is written */
+	ce.end = ce.start;
+	assert_int_equal(cache_put_window(c, &qe, NULL, 0, &ce, err), -EINVAL);
+	cache_ivals_free(&miss);
+	cache_close(c);
+	rmtree(dir);
+}
+
+static void test_put_window_atomic(void **state)
+{
+	(void)state;
+	char *dir = tmpdir(), err[CACHE_ERRLEN] = "";
+	struct cache *c = open_ok(dir);
+	struct cache_query q = Q("192.0.2.10", NULL, DAY0, DAY0 + HOUR);
+	struct cache_ivals miss = {0};
+	struct flow_rec r[3];
+
+	r[0] = R("a1", DAY0 + 1, "192.0.2.10", "198.51.100.1");
+	r[1] = R("", DAY0 + 2, "192.0.2.10", "198.51.100.1");	/* the schema refuses it */
+	r[2] = R("c3", DAY0 + 3, "192.0.2.10", "198.51.100.1");
+	struct cache_cover cv = {DAY0, DAY0 + HOUR, 1000, false, 3};
+	assert_int_equal(cache_put_window(c, &q, r, 3, &cv, err), -EINVAL);
+	assert_non_null(strstr(err, "insert flow"));
+	/* neither records nor coverage */
+	assert_int_equal(count(c, &q), 0);
+	assert_int_equal(cache_missing(c, &q, 1000, 60000, &miss, err), 0);
+	expect_ivals(&miss, (int64_t[]){DAY0, DAY0 + HOUR}, 1);
+	/* and the connection is usable afterwards */
+	snprintf(r[1].id, sizeof(r[1].id), "b2");
+	assert_int_equal(cache_put_window(c, &q, r, 3, &cv, err), 0);
+	assert_int_equal(count(c, &q), 3);
+	assert_int_equal(cache_missing(c, &q, 1000, 60000, &miss, err), 0);
+	assert_int_equal(miss.n, 0);
+
+	/* a writer that holds the lock for longer than busy_timeout: -EBUSY, nothing half-written */
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(cache_path(c), &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 0);
+	struct cache_query q2 = Q("192.0.2.11", NULL, DAY0, DAY0 + HOUR);
+	/* shorten the wait: this test must not take 5 s */
+	sqlite3_busy_timeout(c->db, 50);
+	assert_int_equal(cache_put_window(c, &q2, r, 3, &cv, err), -EBUSY);
+	assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(count(c, &q2), 0);
+	assert_int_equal(cache_put_window(c, &q2, r, 3, &cv, err), 0);
+	assert_int_equal(count(c, &q2), 3);
+	cache_ivals_free(&miss);
+	cache_close(c);
+	rmtree(dir);
+}
+
+/* ---- coverage ------------------------------------------------------------------------------ */
+
+static void test_missing_provisional(void **state)
+{
+	(void)state;
+	char *dir = tmpdir(), err[CACHE_ERRLEN] = "";
+	struct cache *c = open_ok(dir);
+	struct cache_query q = Q("192.0.2.10", NULL, 0, 300);
+	struct cache_ivals miss = {0};
+	struct cache_cover *cov;
+	size_t n;
+	const int64_t ttl = 60000, t0 = 1000000;
+
+	struct cache_cover a = {0, 100, t0, false, 0}, b = {100, 200, t0, true, 0};
+	assert_int_equal(cache_put_window(c, &q, NULL, 0, &a, err), 0);
+	assert_int_equal(cache_put_window(c, &q, NULL, 0, &b, err), 0);
+	/* young: the provisional row counts */
+	assert_int_equal(cache_missing(c, &q, t0 + ttl - 1, ttl, &miss, err), 0);
+	expect_ivals(&miss, (int64_t[]){200, 300}, 1);
+	assert_int_equal(cache_coverage(c, &q, t0 + ttl - 1, ttl, &cov, &n, err), 0);
+	assert_int_equal(n, 2);
+	free(cov);
+	/* aged out: it does not */
+	assert_int_equal(cache_missing(c, &q, t0 + ttl, ttl, &miss, err), 0);
+	expect_ivals(&miss, (int64_t[]){100, 300}, 1);
+	assert_int_equal(cache_coverage(c, &q, t0 + ttl, ttl, &cov, &n, err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(cov[0].start, 0);
+	assert_false(cov[0].provisional);
+	free(cov);
+
+	/* a final window over part of it replaces the provisional row */
+	struct cache_cover f = {150, 250, t0 + 10, false, 5};
+	assert_int_equal(cache_put_window(c, &q, NULL, 0, &f, err), 0);
+	assert_int_equal(cache_coverage(c, &q, t0 + 11, ttl, &cov, &n, err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(cov[0].start, 0);
+	assert_int_equal(cov[1].start, 150);
+	assert_int_equal(cov[1].records, 5);
+	free(cov);
+	assert_int_equal(cache_missing(c, &q, t0 + 11, ttl, &miss, err), 0);
+	expect_ivals(&miss, (int64_t[]){100, 150, 250, 300}, 2);
+	/* a provisional window never replaces anything, and a final window
+	 * only replaces provisional rows it overlaps */
+	struct cache_cover p2 = {250, 280, t0, true, 0}, p3 = {290, 300, t0, true, 0};
+	struct cache_cover f2 = {280, 290, t0, false, 0};
+	assert_int_equal(cache_put_window(c, &q, NULL, 0, &p2, err), 0);
+	assert_int_equal(cache_put_window(c, &q, NULL, 0, &p3, err), 0);
+	assert_int_equal(cache_put_window(c, &q, NULL, 0, &f2, err), 0);
+	assert_int_equal(cache_missing(c, &q, t0 + 1, ttl, &miss, err), 0);
+	expect_ivals(&miss, (int64_t[]){100, 150}, 1);
+
+	/* peers: (S, any) counts for (S, P); (S, P) does not count for (S, any)
+	 * nor for (S, P'); and a final row of (S, P) leaves (S, any)'s
+	 * provisional rows alone */
+	struct cache_query qp = Q("192.0.2.10", "203.0.113.0/24", 0, 300);
+	struct cache_query qp2 = Q("192.0.2.10", "198.51.100.0/24", 0, 300);
+	struct cache_cover fp = {100, 150, t0, false, 0}, pa = {300, 400, t0, true, 0};
+	struct cache_query wide = Q("192.0.2.10", NULL, 0, 400);
+	assert_int_equal(cache_put_window(c, &wide, NULL, 0, &pa, err), 0);
+	assert_int_equal(cache_put_window(c, &qp, NULL, 0, &fp, err), 0);
+	assert_int_equal(cache_missing(c, &qp, t0 + 1, ttl, &miss, err), 0);
+	assert_int_equal(miss.n, 0);
+	assert_int_equal(cache_missing(c, &qp2, t0 + 1, ttl, &miss, err), 0);
+	expect_ivals(&miss, (int64_t[]){100, 150}, 1);
+	assert_int_equal(cache_missing(c, &q, t0 + 1, ttl, &miss, err), 0);
+	expect_ivals(&miss, (int64_t[]){100, 150}, 1);
+	struct cache_query qpw = Q("192.0.2.10", "203.0.113.0/24", 0, 400);
+	struct cache_cover fpw = {300, 400, t0 + 5, false, 0};
+	assert_int_equal(cache_put_window(c, &qpw, NULL, 0, &fpw, err), 0);
+	assert_int_equal(cache_missing(c, &wide, t0 + 1, ttl, &miss, err), 0);
+	expect_ivals(&miss, (int64_t[]){100, 150}, 1);	/* pa still there */
+	/* pa aged out, and so did p2 and p3 */
+	assert_int_equal(cache_missing(c, &wide, t0 + ttl, ttl, &miss, err), 0);
+	expect_ivals(&miss, (int64_t[]){100, 150, 250, 280, 290, 400}, 3);
+	cache_ivals_free(&miss);
+	cache_close(c);
+	rmtree(dir);
+}
+
+/* ---- gaps ------------------------------------------------------------------------------------ */
+
+static void test_gaps(void **state)
+{
+	(void)state;
+	char *dir = tmpdir(), err[CACHE_ERRLEN] = "";
+	struct cache *c = open_ok(dir);
+	struct cache_query q = Q("192.0.2.10", NULL, 0, 1000);
+	struct cache_query qp = Q("192.0.2.10", "198.51.100.0/24", 0, 1000);
+	struct cache_gap g, *v;
+	size_t n;
+
+	memset(&g, 0, sizeof(g));
+	g.start = 100;
+	g.end = 101;
+	snprintf(g.peer, sizeof(g.peer), "198.51.100.7");
+	g.seen = 10000;
+	snprintf(g.reason, sizeof(g.reason), "saturated at 1 ms and a /32 peer");
+	assert_int_equal(cache_put_gap(c, &q, &g, err), 0);
+	g.start = 500;
+	g.end = 600;
+	assert_int_equal(cache_put_gap(c, &q, &g, err), 0);
+	g.start = 700;
+	g.end = 800;
+	assert_int_equal(cache_put_gap(c, &qp, &g, err), 0);
+
+	assert_int_equal(cache_gaps(c, &q, &v, &n, err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(v[0].start, 100);
+	assert_int_equal(v[0].end, 101);
+	assert_string_equal(v[0].peer, "198.51.100.7");
+	assert_int_equal(v[0].seen, 10000);
+	assert_string_equal(v[0].reason, "saturated at 1 ms and a /32 peer");
+	assert_int_equal(v[1].start, 500);
+	free(v);
+	/* the range selects by overlap */
+	struct cache_query part = Q("192.0.2.10", NULL, 101, 500);
+	assert_int_equal(cache_gaps(c, &part, &v, &n, err), 0);
+	assert_int_equal(n, 0);
+	free(v);
+	part.end = 501;
+	assert_int_equal(cache_gaps(c, &part, &v, &n, err), 0);
+	assert_int_equal(n, 1);
+	free(v);
+	/* the query with a peer has its own */
+	assert_int_equal(cache_gaps(c, &qp, &v, &n, err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0].start, 700);
+	free(v);
+	/* a gap that final coverage spans since is closed: not reported */
+	struct cache_cover cv = {0, 200, 5, false, 0};
+	assert_int_equal(cache_put_window(c, &q, NULL, 0, &cv, err), 0);
+	assert_int_equal(cache_gaps(c, &q, &v, &n, err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0].start, 500);
+	free(v);
+	/* clearing forgets the query's gaps in its range only */
+	g.start = 900;
+	g.end = 950;
+	assert_int_equal(cache_put_gap(c, &q, &g, err), 0);
+	struct cache_query clear = Q("192.0.2.10", NULL, 0, 550);
+	assert_int_equal(cache_clear_gaps(c, &clear, err), 0);
+	assert_int_equal(cache_gaps(c, &q, &v, &n, err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0].start, 900);
+	free(v);
+	assert_int_equal(cache_gaps(c, &qp, &v, &n, err), 0);
+	assert_int_equal(n, 1);
+	free(v);
+	g.end = g.start;
+	assert_int_equal(cache_put_gap(c, &q, &g, err), -EINVAL);
+	cache_close(c);
+	rmtree(dir);
+}
+
+/* ---- lookup tables ----------------------------------------------------------------------------- */
+
+static void test_lookup(void **state)
+{
+	(void)state;
+	char *dir = tmpdir(), err[CACHE_ERRLEN] = "";
+	struct cache *c = open_ok(dir);
+	struct cache_lookup rows[3];
+	int64_t age = -1;
+
+	memset(rows, 0, sizeof(rows));
+	for (int t = 0; t < CACHE_NTABLES; t++) {
+		assert_int_equal(cache_lookup_age(c, (enum cache_table)t, &age, err), 0);
+		assert_int_equal(age, 0);
+	}
+	rows[0].key = 130;
+	snprintf(rows[0].name, sizeof(rows[0].name), "HTTPS");
+	rows[1].key = 160;
+	snprintf(rows[1].name, sizeof(rows[1].name), "SIP, \"VoIP\"");
+	assert_int_equal(cache_put_lookup(c, CACHE_APPS, rows, 2, 12345, err), 0);
+	assert_int_equal(cache_lookup_age(c, CACHE_APPS, &age, err), 0);
+	assert_int_equal(age, 12345);
+	assert_int_equal(cache_lookup_age(c, CACHE_GROUPS, &age, err), 0);
+	assert_int_equal(age, 0);
+	/* a replacement is whole: the old rows are gone */
+	rows[0].key = 1;
+	assert_int_equal(cache_put_lookup(c, CACHE_APPS, rows, 1, 22222, err), 0);
+	assert_int_equal(cache_lookup_age(c, CACHE_APPS, &age, err), 0);
+	assert_int_equal(age, 22222);
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_open(cache_path(c), &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*), min(key) FROM lookup"
+					    " WHERE tbl=0", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	assert_int_equal(sqlite3_column_int(st, 1), 1);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	/* interfaces are keyed by (exporter, ifIndex) */
+	rows[0].key = 2;
+	rows[0].key2 = 514;
+	rows[1].key = 2;
+	rows[1].key2 = 515;
+	rows[2].key = 3;
+	rows[2].key2 = 514;
+	assert_int_equal(cache_put_lookup(c, CACHE_IFS, rows, 3, 1, err), 0);
+	assert_int_equal(cache_put_lookup(c, CACHE_NTABLES, rows, 1, 1, err), -EINVAL);
+	assert_int_equal(cache_lookup_age(c, CACHE_NTABLES, &age, err), -EINVAL);
+	cache_close(c);
+	rmtree(dir);
+}
+
+/* ---- the plan the renderers rely on --------------------------------------------------------------- */
+
+static void expect_plan_without_sort(sqlite3 *db, const char *sql)
+{
+	char buf[2048];
+	sqlite3_stmt *st;
+	bool pk = false;
+
+	snprintf(buf, sizeof(buf), "EXPLAIN QUERY PLAN %s", sql);
+	assert_int_equal(sqlite3_prepare_v2(db, buf, -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *d = (const char *)sqlite3_column_text(st, 3);
+		if (strstr(d, "TEMP B-TREE"))
+			fail_msg("the plan sorts: %s", d);
+		if (strstr(d, "PRIMARY KEY"))
+			pk = true;
+	}
+	sqlite3_finalize(st);
+	assert_true(pk);
+}
+
+static void test_query_plan(void **state)
+{
+	(void)state;
+	char *dir = tmpdir();
+	struct cache *c = open_ok(dir);
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(cache_path(c), &db), SQLITE_OK);
+	expect_plan_without_sort(db, CACHE_SQL_FLOWS);
+	expect_plan_without_sort(db, CACHE_SQL_FLOWS_PEER);
+	sqlite3_close(db);
+	cache_close(c);
+	rmtree(dir);
+}
+
+/* ---- every field survives the store --------------------------------------------------------------- */
+
+static void test_roundtrip(void **state)
+{
+	(void)state;
+	char *dir = tmpdir(), err[CACHE_ERRLEN] = "";
+	struct cache *c = open_ok(dir);
+	struct cache_query q = Q("2001:db8::1", NULL, DAY0, DAY0 + HOUR);
+	struct flow_rec in[2], out;
+	sqlite3_stmt *st;
+
+	in[0] = R("ff01", DAY0 + 7, "2001:db8::1", "2001:db8::2");
+	in[0].sport = 0;
+	in[0].proto = 58;
+	in[0].tcp_flags = -1;
+	in[0].icmp_type = 128;
+	in[0].icmp_code = 0;
+	in[0].pkts = INT64_MAX;
+	in[0].bytes = 0;
+	in[0].in_if = 514;
+	in[0].out_if = 0;
+	in[0].exporter = 2;
+	in[0].app = 160;
+	in[0].src_as = 4200000000LL;
+	in[0].dst_as = 0;
+	in[0].sampling = 1000;
+	in[0].nsrc_groups = 3;
+	in[0].src_groups[0] = 12;
+	in[0].src_groups[1] = 4294967295u;
+	in[0].src_groups[2] = 0;
+	snprintf(in[0].community_id, sizeof(in[0].community_id), "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
+	in[1] = R("ff02", DAY0 + 8, "2001:db8::2", "2001:db8::1");
+	in[1].sport = in[1].dport = in[1].proto = in[1].tcp_flags = -1;
+	in[1].pkts = in[1].bytes = -1;
+	memset(in[1].id, 'f', CACHE_ID_MAX);	/* the longest id */
+	in[1].id[CACHE_ID_MAX] = '\0';
+	assert_int_equal(cache_put_window(c, &q, in, 2, NULL, err), 0);
+
+	char subject[CACHE_KEY_LEN], peer[CACHE_KEY_LEN];
+	cache_query_keys(&q, subject, peer);
+	assert_string_equal(subject, "2001:db8::1");
+	assert_string_equal(peer, "");
+	assert_int_equal(sqlite3_prepare_v2(c->db, CACHE_SQL_FLOWS, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(cache_bind_query(st, &q, subject), SQLITE_OK);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		memset(&out, 0x5a, sizeof(out));
+		cache_row_decode(st, &out);
+		/* the struct has padding: compare field by field */
+		assert_string_equal(out.id, in[i].id);
+		assert_int_equal(out.start_ms, in[i].start_ms);
+		assert_int_equal(out.end_ms, in[i].end_ms);
+		assert_memory_equal(out.src, in[i].src, 16);
+		assert_memory_equal(out.dst, in[i].dst, 16);
+		assert_int_equal(out.sport, in[i].sport);
+		assert_int_equal(out.dport, in[i].dport);
+		assert_int_equal(out.proto, in[i].proto);
+		assert_int_equal(out.tcp_flags, in[i].tcp_flags);
+		assert_int_equal(out.icmp_type, in[i].icmp_type);
+		assert_int_equal(out.icmp_code, in[i].icmp_code);
+		assert_int_equal(out.pkts, in[i].pkts);
+		assert_int_equal(out.bytes, in[i].bytes);
+		assert_int_equal(out.in_if, in[i].in_if);
+		assert_int_equal(out.out_if, in[i].out_if);
+		assert_int_equal(out.exporter, in[i].exporter);
+		assert_int_equal(out.app, in[i].app);
+		assert_int_equal(out.src_as, in[i].src_as);
+		assert_int_equal(out.dst_as, in[i].dst_as);
+		assert_int_equal(out.sampling, in[i].sampling);
+		assert_int_equal(out.nsrc_groups, in[i].nsrc_groups);
+		assert_int_equal(out.ndst_groups, in[i].ndst_groups);
+		for (int k = 0; k < in[i].nsrc_groups; k++)
+			assert_int_equal(out.src_groups[k], in[i].src_groups[k]);
+		assert_string_equal(out.community_id, in[i].community_id);
+	}
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+
+	/* unknown numbers are NULL in the table, not -1 */
+	assert_int_equal(sqlite3_prepare_v2(c->db, "SELECT count(*) FROM flows WHERE"
+					    " sport IS NULL AND pkts IS NULL AND app IS NULL"
+					    " AND src_groups IS NULL AND community_id IS NULL",
+					    -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	sqlite3_finalize(st);
+	cache_close(c);
+	rmtree(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_prefix_parse),
+		cmocka_unit_test(test_prefix_contains_range),
+		cmocka_unit_test(test_ivals_add),
+		cmocka_unit_test(test_ivals_subtract),
+		cmocka_unit_test(test_open_modes),
+		cmocka_unit_test(test_identity),
+		cmocka_unit_test(test_schema_versions),
+		cmocka_unit_test(test_put_window),
+		cmocka_unit_test(test_put_window_atomic),
+		cmocka_unit_test(test_missing_provisional),
+		cmocka_unit_test(test_gaps),
+		cmocka_unit_test(test_lookup),
+		cmocka_unit_test(test_query_plan),
+		cmocka_unit_test(test_roundtrip),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,223 @@
+/*
+ * test_decode.c - the flowapi/1 decoder against hostile answers, and
+ * Community ID against published vectors.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fetch_i.h"
+
+#define GOOD "\"id\":\"ab12\",\"start\":1700000000123,\"end\":1700000001123," \
+	     "\"src\":\"10.0.0.1\",\"dst\":\"192.0.2.7\",\"sport\":40000,\"dport\":443,\"proto\":6"
+
+/* Decode one record given as the inside of a JSON object. */
+static int decode_one(const char *members, struct flow_rec *f, char *why)
+{
+	char text[2048];
+	cJSON *o;
+	int rc;
+
+	snprintf(text, sizeof(text), "{%s}", members);
+	o = cJSON_Parse(text);
+	assert_non_null(o);
+	memset(f, 0x5a, sizeof(*f));
+	rc = flowapi_decode_record(o, f, why, 160);
+	cJSON_Delete(o);
+	return rc;
+}
+
+static void test_good_record(void **state)
+{
+	(void)state;
+	struct flow_rec f;
+	char why[160];
+
+	assert_int_equal(decode_one(GOOD ",\"pkts\":3,\"bytes\":180,\"tcp_flags\":27,"
+				    "\"src_groups\":[1,2],\"app\":0,\"in_if\":0,\"x_vendor\":{\"a\":[1]}",
+				    &f, why), 0);
+	assert_string_equal(f.id, "ab12");
+	assert_int_equal(f.start_ms, 1700000000123LL);
+	assert_int_equal(f.end_ms, 1700000001123LL);
+	assert_int_equal(f.src[10], 0xff);
+	assert_int_equal(f.src[12], 10);
+	assert_int_equal(f.sport, 40000);
+	assert_int_equal(f.tcp_flags, 27);
+	assert_int_equal(f.icmp_type, -1);
+	assert_int_equal(f.pkts, 3);
+	assert_int_equal(f.nsrc_groups, 2);
+	assert_int_equal(f.ndst_groups, 0);
+	assert_int_equal(f.app, -1);	/* 0 means unknown */
+	assert_int_equal(f.in_if, -1);
+	assert_int_equal(f.src_as, -1);	/* missing */
+	assert_int_equal(f.sampling, -1);
+	assert_true(strncmp(f.community_id, "1:", 2) == 0);
+}
+
+static void test_ipv6_spellings(void **state)
+{
+	(void)state;
+	struct flow_rec a, b;
+	char why[160];
+
+	assert_int_equal(decode_one("\"id\":\"1\",\"start\":1,\"src\":\"2001:db8:10::5\",\"dst\":\"2001:db8::1\"",
+				    &a, why), 0);
+	assert_int_equal(decode_one("\"id\":\"1\",\"start\":1,\"src\":\"2001:0DB8:0010:0000:0000:0000:0000:0005\","
+				    "\"dst\":\"2001:db8:0:0:0:0:0:1\"", &b, why), 0);
+	assert_memory_equal(a.src, b.src, 16);
+	assert_memory_equal(a.dst, b.dst, 16);
+	assert_int_equal(a.end_ms, 1);	/* end defaults to start */
+}
+
+static void test_hostile_records(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {
+		"\"start\":1,\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\"",			/* no id */
+		"\"id\":\"\",\"start\":1,\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\"",		/* empty id */
+		"\"id\":7,\"start\":1,\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\"",		/* id not a string */
+		"\"id\":\"a,b\",\"start\":1,\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\"",	/* comma in id */
+		"\"id\":\"a\\nb\",\"start\":1,\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\"",	/* control char */
+		"\"id\":\"00000000000000000000000000000000000000000000000000000000000000000\","
+		"\"start\":1,\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\"",			/* 65 chars */
+		"\"id\":\"a\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\"",			/* no start */
+		"\"id\":\"a\",\"start\":\"1\",\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\"",	/* start a string */
+		"\"id\":\"a\",\"start\":-1,\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\"",	/* negative */
+		"\"id\":\"a\",\"start\":1.5,\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\"",	/* fraction */
+		"\"id\":\"a\",\"start\":1e300,\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\"",	/* huge */
+		"\"id\":\"a\",\"start\":10,\"end\":9,\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\"", /* end < start */
+		"\"id\":\"a\",\"start\":1,\"dst\":\"10.0.0.2\"",				/* no src */
+		"\"id\":\"a\",\"start\":1,\"src\":\"10.0.0.256\",\"dst\":\"10.0.0.2\"",	/* bad address */
+		"\"id\":\"a\",\"start\":1,\"src\":\"10.0.0.1/24\",\"dst\":\"10.0.0.2\"",	/* a prefix */
+		"\"id\":\"a\",\"start\":1,\"src\":[],\"dst\":\"10.0.0.2\"",			/* wrong type */
+		"\"id\":\"a\",\"start\":1,\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\",\"sport\":65536",
+		"\"id\":\"a\",\"start\":1,\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\",\"proto\":256",
+		"\"id\":\"a\",\"start\":1,\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\",\"bytes\":\"many\"",
+		"\"id\":\"a\",\"start\":1,\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\",\"bytes\":9007199254740993e3",
+		"\"id\":\"a\",\"start\":1,\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\",\"sampling\":0",
+		"\"id\":\"a\",\"start\":1,\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\",\"src_groups\":[1,\"x\"]",
+		"\"id\":\"a\",\"start\":1,\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\",\"src_groups\":3",
+		"\"id\":\"a\",\"start\":1,\"src\":\"10.0.0.1\",\"dst\":\"10.0.0.2\","
+		"\"dst_groups\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]",		/* too many */
+	};
+	struct flow_rec f;
+	char why[160];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why[0] = '\0';
+		if (decode_one(bad[i], &f, why) != -EINVAL)
+			fail_msg("accepted hostile record %zu: {%s}", i, bad[i]);
+		assert_true(why[0] != '\0');
+	}
+}
+
+static void test_answer_counts_rejects(void **state)
+{
+	(void)state;
+	struct decoded d;
+	char err[FETCH_ERRLEN];
+	const char *body = "{\"flows\":[{" GOOD "},{\"id\":\"x\"},{" GOOD "},7],\"extra\":true}";
+
+	assert_int_equal(flowapi_decode_flows(body, strlen(body), &d, err), 0);
+	assert_int_equal(d.answered, 4);
+	assert_int_equal(d.n, 2);
+	assert_int_equal(d.rejected, 2);
+	assert_true(d.why[0] != '\0');
+	decoded_free(&d);
+}
+
+static void test_garbage_answers(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {
+		"", "<html><body>Login</body></html>", "{\"flows\":[{\"id\":\"a\",\"sta",
+		"{\"flows\":{}}", "{\"error\":\"x\"}", "[1,2,3]", "null", "\x01\x02\xff",
+	};
+	struct decoded d;
+	char err[FETCH_ERRLEN];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(flowapi_decode_flows(bad[i], strlen(bad[i]), &d, err), -EBADMSG);
+		assert_true(err[0] != '\0');
+		for (const char *c = err; *c; c++)
+			assert_true((unsigned char)*c >= ' ');	/* a one-line message */
+		decoded_free(&d);
+	}
+}
+
+static void set_addr4(uint8_t a[16], unsigned b0, unsigned b1, unsigned b2, unsigned b3)
+{
+	memset(a, 0, 16);
+	a[10] = a[11] = 0xff;
+	a[12] = (uint8_t)b0;
+	a[13] = (uint8_t)b1;
+	a[14] = (uint8_t)b2;
+	a[15] = (uint8_t)b3;
+}
+
+/* Vectors published with Zeek's community-id tests (seed 0). */
+static void test_community_id(void **state)
+{
+	(void)state;
+	struct flow_rec f;
+	char id[32], rev[32];
+
+	memset(&f, 0, sizeof(f));
+	set_addr4(f.src, 1, 2, 3, 4);
+	set_addr4(f.dst, 5, 6, 7, 8);
+	f.sport = 1122;
+	f.dport = 3344;
+	f.proto = 6;
+	f.icmp_type = f.icmp_code = -1;
+	fetch_community_id(&f, 0, id);
+	assert_string_equal(id, "1:wCb3OG7yAFWelaUydu0D+125CLM=");
+	f.proto = 17;
+	fetch_community_id(&f, 0, id);
+	assert_string_equal(id, "1:0Mu9InQx6z4ZiCZM/7HXi2WMhOg=");
+	/* both directions of a flow share the ID */
+	struct flow_rec g = f;
+	memcpy(g.src, f.dst, 16);
+	memcpy(g.dst, f.src, 16);
+	g.sport = f.dport;
+	g.dport = f.sport;
+	fetch_community_id(&g, 0, rev);
+	assert_string_equal(id, rev);
+	/* an echo request and its reply share the ID too */
+	f.proto = 1;
+	f.sport = f.dport = -1;
+	f.icmp_type = 8;
+	f.icmp_code = 0;
+	fetch_community_id(&f, 0, id);
+	g = f;
+	memcpy(g.src, f.dst, 16);
+	memcpy(g.dst, f.src, 16);
+	g.icmp_type = 0;
+	fetch_community_id(&g, 0, rev);
+	assert_string_equal(id, rev);
+	f.proto = -1;
+	fetch_community_id(&f, 0, id);
+	assert_string_equal(id, "");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_good_record),
+		cmocka_unit_test(test_ipv6_spellings),
+		cmocka_unit_test(test_hostile_records),
+		cmocka_unit_test(test_answer_counts_rejects),
+		cmocka_unit_test(test_garbage_answers),
+		cmocka_unit_test(test_community_id),
+	};
+	flowapi_init_hooks();
+	return cmocka_run_group_tests_name("decode", tests, NULL, NULL);
+}

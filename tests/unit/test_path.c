@@ -1,0 +1,187 @@
+/*
+ * test_path.c - the flowfs path grammar: every valid spelling reaches the
+ * same folder, every invalid name is ENOENT (or ENAMETOOLONG), canonical
+ * names and inode numbers are stable, DST days are 23 or 25 hours.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "path.h"
+
+/* 2026-11-29T12:00:00Z, 90 days of retention */
+static const struct fs_clock clk = {1795953600000LL, 90};
+
+static void set_tz(const char *tz)
+{
+	setenv("TZ", tz, 1);
+	tzset();
+}
+
+static int parse(const char *path, struct fs_node *n)
+{
+	return fs_path_parse(path, &clk, n);
+}
+
+static void test_valid_paths(void **state)
+{
+	(void)state;
+	struct fs_node n;
+
+	set_tz("UTC");
+	assert_int_equal(parse("/", &n), 0);
+	assert_int_equal(n.kind, FS_ROOT);
+	assert_int_equal(parse("/README.txt", &n), 0);
+	assert_int_equal(n.kind, FS_README);
+	assert_int_equal(parse("/collector/hostgroups.csv", &n), 0);
+	assert_int_equal(n.kind, FS_COLLECTOR_FILE);
+	assert_int_equal(parse("/10.0.1.10/2026-11-27/flows.csv", &n), 0);
+	assert_int_equal(n.kind, FS_FILE);
+	assert_int_equal(n.file, FS_F_CSV);
+	assert_true(n.is_day);
+	assert_int_equal(n.q.start, 1795737600000LL);
+	assert_int_equal(n.q.end - n.q.start, 86400000LL);
+	assert_int_equal(parse("/10.0.1.10/2026-11-27/.progress", &n), 0);
+	assert_int_equal(n.file, FS_F_PROGRESS);
+	assert_int_equal(parse("/198.51.100.0_24/2026-11-29T10:00--2026-11-29T12:30/", &n), 0);
+	assert_int_equal(n.kind, FS_QUERY);
+	assert_false(n.is_day);
+	assert_int_equal(n.q.end - n.q.start, 150 * 60000LL);
+	assert_int_equal(parse("/192.0.2.10+203.0.113.7/2026-11-28", &n), 0);
+	assert_true(n.q.has_peer);
+}
+
+static void test_spellings_meet(void **state)
+{
+	(void)state;
+	const char *spell[] = {
+		"/2001:db8:10::5/2026-11-28/flows.csv",
+		"/2001:DB8:10::5/2026-11-28/flows.csv",
+		"/2001:0db8:0010:0000:0000:0000:0000:0005/2026-11-28/flows.csv",
+		"/2001:db8:10:0:0:0:0:5/2026-11-28/flows.csv",
+	};
+	struct fs_node a, b;
+	char name[128];
+
+	set_tz("UTC");
+	assert_int_equal(parse(spell[0], &a), 0);
+	for (size_t i = 1; i < sizeof(spell) / sizeof(spell[0]); i++) {
+		assert_int_equal(parse(spell[i], &b), 0);
+		assert_memory_equal(&a.q, &b.q, sizeof(a.q));
+		assert_int_equal(fs_node_ino(&a), fs_node_ino(&b));
+	}
+	struct fs_node subj = a;
+	subj.kind = FS_SUBJECT;
+	fs_node_name(&subj, name, sizeof(name));
+	assert_string_equal(name, "2001:db8:10::5");
+	assert_int_equal(parse("/2001:DB8::_32", &a), 0);
+	fs_node_name(&a, name, sizeof(name));
+	assert_string_equal(name, "2001:db8::_32");
+	assert_int_equal(parse("/010.0.1.10", &a) == 0 ? 1 : 0, 0);	/* leading zeros: not an address */
+}
+
+static void test_invalid_names(void **state)
+{
+	(void)state;
+	const char *bad[] = {
+		"/10.0.1", "/10.0.1.256", "/10.0.1.10_33", "/10.0.1.10_24", "/10.0.1.0_",
+		"/10.0.1.0_x", "/_24", "/+10.0.1.1", "/10.0.1.1+", "/10.0.1.1+2001:db8::1",
+		"/10.0.1.1+10.0.1.2+10.0.1.3", "/host.example", "/README.TXT", "/collector/x",
+		"/10.0.1.10/2023-02-29", "/10.0.1.10/2023-13-01", "/10.0.1.10/99999-01-01",
+		"/10.0.1.10/2026-11-30", "/10.0.1.10/2026-08-01", "/10.0.1.10/2026-1-05",
+		"/10.0.1.10/ 2026-11-27", "/10.0.1.10/+2026-11-27", "/10.0.1.10/2026-11-27x",
+		"/10.0.1.10/2026-11-29T12:00--2026-11-29T10:00",
+		"/10.0.1.10/2026-11-29T10:00--2026-11-29T10:00",
+		"/10.0.1.10/2026-11-29T25:00--2026-11-29T26:00",
+		"/10.0.1.10/2026-11-29T10:00--", "/10.0.1.10/--2026-11-29T10:00",
+		"/10.0.1.10/2026-11-27/flows.xls", "/10.0.1.10/2026-11-27/flows.csv/x",
+		"/10.0.1.10/a\x01b", "/10.0.1.10\x7f",
+	};
+	struct fs_node n;
+
+	set_tz("UTC");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = parse(bad[i], &n);
+		if (rc != -ENOENT && rc != -ENOTDIR)
+			fail_msg("'%s' gave %d, not ENOENT", bad[i], rc);
+	}
+	char longname[400] = "/";
+	memset(longname + 1, 'a', 300);
+	longname[301] = '\0';
+	assert_int_equal(parse(longname, &n), -ENAMETOOLONG);
+}
+
+static void test_dst_days(void **state)
+{
+	(void)state;
+	struct fs_node n;
+	struct fs_clock c = {1795953600000LL, 400};
+
+	set_tz("Europe/Berlin");
+	assert_int_equal(fs_path_parse("/10.0.0.1/2026-03-29", &c, &n), 0);
+	assert_int_equal(n.q.end - n.q.start, 23 * 3600000LL);
+	assert_int_equal(fs_path_parse("/10.0.0.1/2026-10-25", &c, &n), 0);
+	assert_int_equal(n.q.end - n.q.start, 25 * 3600000LL);
+	assert_int_equal(fs_path_parse("/10.0.0.1/2026-11-27", &c, &n), 0);
+	assert_int_equal(n.q.start, 1795737600000LL - 3600000LL);	/* midnight CET */
+	char name[128];
+	fs_node_name(&n, name, sizeof(name));
+	assert_string_equal(name, "2026-11-27");
+	set_tz("UTC");
+}
+
+static void test_days_listing(void **state)
+{
+	(void)state;
+	int64_t starts[200];
+
+	set_tz("UTC");
+	int n = fs_days(&clk, starts, 200);
+	assert_int_equal(n, 91);	/* 90 days back and today */
+	assert_int_equal(starts[n - 1], 1795910400000LL);
+	for (int i = 1; i < n; i++)
+		assert_int_equal(starts[i] - starts[i - 1], 86400000LL);
+}
+
+static void test_inodes_distinct(void **state)
+{
+	(void)state;
+	const char *paths[] = {
+		"/", "/README.txt", "/collector", "/collector/info.json", "/10.0.1.10",
+		"/10.0.1.10/2026-11-27", "/10.0.1.10/2026-11-27/flows.csv",
+		"/10.0.1.10/2026-11-27/flows.ndjson", "/10.0.1.10/2026-11-28/flows.csv",
+		"/10.0.1.11/2026-11-27/flows.csv", "/10.0.1.10+10.0.1.11", "/10.0.1.11+10.0.1.10",
+	};
+	uint64_t ino[16];
+	struct fs_node n;
+
+	set_tz("UTC");
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		assert_int_equal(parse(paths[i], &n), 0);
+		ino[i] = fs_node_ino(&n);
+		for (size_t j = 0; j < i; j++)
+			assert_true(ino[i] != ino[j]);
+	}
+	assert_int_equal(ino[0], 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_valid_paths),
+		cmocka_unit_test(test_spellings_meet),
+		cmocka_unit_test(test_invalid_names),
+		cmocka_unit_test(test_dst_days),
+		cmocka_unit_test(test_days_listing),
+		cmocka_unit_test(test_inodes_distinct),
+	};
+	return cmocka_run_group_tests_name("path", tests, NULL, NULL);
+}
