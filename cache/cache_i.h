@@ -56,6 +56,8 @@ enum cache_stmt {
 	ST_GAP_DELETE,
 	ST_COUNT,
 	ST_COUNT_PEER,
+	ST_STARTS,
+	ST_STARTS_PEER,
 	ST_FLOWS,
 	ST_FLOWS_PEER,
 	ST_LOOKUP_DELETE,
@@ -96,6 +98,9 @@ void cache_query_keys(const struct cache_query *q, char subject[CACHE_KEY_LEN],
 int cache_bind_query(sqlite3_stmt *st, const struct cache_query *q,
 		     const char *subject_key);
 
+/* An optional number of a row: NULL (unknown) reads as -1. */
+int64_t cache_col_opt(sqlite3_stmt *st, int i);
+
 /* Read a row of CACHE_FLOW_COLS into r (unknown -> -1, "" as documented). */
 void cache_row_decode(sqlite3_stmt *st, struct flow_rec *r);
 
@@ -130,6 +135,9 @@ struct cache_tz {
 
 /* Forget every cached offset (after the zone may have changed). */
 void cache_tz_reset(struct cache_tz *tz);
+
+/* Seconds east of UTC in the process's zone at ms, through tz. */
+int32_t cache_tz_offset(struct cache_tz *tz, int64_t ms);
 
 /* cache_time_format() through tz; out >= 32 bytes; returns the length. */
 size_t cache_time_text(struct cache_tz *tz, int64_t ms, char *out);

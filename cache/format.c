@@ -133,7 +133,7 @@ static int64_t format_floordiv(int64_t a, int64_t b)
 }
 
 /* Seconds east of UTC at ms, through the slot of its 15-minute bucket. */
-static int32_t format_offset(struct cache_tz *tz, int64_t ms)
+int32_t cache_tz_offset(struct cache_tz *tz, int64_t ms)
 {
 	int64_t bucket = format_floordiv(ms, 900000);
 	unsigned slot = (unsigned)((uint64_t)bucket % CACHE_TZ_SLOTS);
@@ -164,7 +164,7 @@ static char *format_2(char *o, unsigned v)
  */
 size_t cache_time_text(struct cache_tz *tz, int64_t ms, char *out)
 {
-	int32_t off = format_offset(tz, ms);
+	int32_t off = cache_tz_offset(tz, ms);
 	int64_t local = ms + (int64_t)off * 1000;
 	int64_t days = format_floordiv(local, 86400000);
 	int64_t msday = local - days * 86400000;

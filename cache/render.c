@@ -132,8 +132,8 @@ static const struct render_map_entry *render_search(const struct render_map *m, 
 }
 
 /* render_search through the memo (keys are >= 0; key2 is 0 unless with_key2). */
-static const struct render_map_entry *render_find(struct render_map *m, int64_t key,
-						  int64_t key2, bool with_key2)
+const struct render_map_entry *render_find(struct render_map *m, int64_t key, int64_t key2,
+					   bool with_key2)
 {
 	struct render_memo *s;
 
@@ -339,6 +339,18 @@ int render_flush(struct render_out *o)
 	return o->err;
 }
 
+/* Flush the buffer, then the stream: 0, or the first write error as -errno
+ * with "write: <cause>" in err. */
+int render_finish(struct render_out *o, char *err)
+{
+	int rc = render_flush(o);
+
+	errno = 0;
+	if (!rc && fflush(o->f) != 0)
+		rc = errno ? -errno : -EIO;
+	return rc ? cache_fail(err, rc, "write: %s", strerror(-rc)) : 0;
+}
+
 /* ---- the entry point -------------------------------------------------------------------- */
 
 /* Stream q's rows through a text writer.  -errno on a read or write error. */
@@ -383,14 +395,9 @@ static int render_text_rows(struct cache *c, struct render_ctx *ctx,
 		rc = cache_sqlite_fail(c->db, rc, err, "read flows");
 		goto out;
 	}
-	rc = render_flush(&o);
-	errno = 0;
-	if (!rc && fflush(out) != 0)
-		rc = errno ? -errno : -EIO;
-	if (rc) {
-		rc = cache_fail(err, rc, "write: %s", strerror(-rc));
+	rc = render_finish(&o, err);
+	if (rc)
 		goto out;
-	}
 	if (rows)
 		*rows = n;
 out:
@@ -401,7 +408,54 @@ out:
 }
 
 /*
- * Render q in one read transaction (BEGIN ... COMMIT on c's connection).
+ * tzset and a fresh zone cache (TZ may have changed since the last render),
+ * BEGIN on c's connection (every statement until render_end sees one
+ * snapshot), then the lookup tables.  On error nothing is left open.
+ */
+int render_begin(struct cache *c, struct render_ctx **out, char *err)
+{
+	struct render_ctx *ctx;
+	int rc;
+
+	*out = NULL;
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return cache_fail(err, -ENOMEM, "out of memory");
+	tzset();
+	cache_tz_reset(&ctx->tz);
+	rc = sqlite3_step(c->st[ST_BEGIN_READ]);
+	sqlite3_reset(c->st[ST_BEGIN_READ]);
+	if (rc != SQLITE_DONE) {
+		rc = cache_sqlite_fail(c->db, rc, err, "begin read");
+		free(ctx);
+		return rc;
+	}
+	rc = render_maps_load(c, ctx, err);
+	if (rc) {
+		render_end(c, ctx);
+		return rc;
+	}
+	*out = ctx;
+	return 0;
+}
+
+/* A read transaction: COMMIT only ends it (ROLLBACK should that fail). */
+void render_end(struct cache *c, struct render_ctx *ctx)
+{
+	sqlite3_step(c->st[ST_COMMIT]);
+	sqlite3_reset(c->st[ST_COMMIT]);
+	if (!sqlite3_get_autocommit(c->db)) {
+		sqlite3_step(c->st[ST_ROLLBACK]);
+		sqlite3_reset(c->st[ST_ROLLBACK]);
+	}
+	if (ctx) {
+		render_maps_free(ctx);
+		free(ctx);
+	}
+}
+
+/*
+ * Render q in one read transaction (render_begin ... render_end).
  * -EINVAL for a bad format or a missing 'out'/'path'; -EEXIST when the
  * SQLite file exists; SQLite errors and write errors as -errno.
  */
@@ -425,34 +479,13 @@ int cache_render(struct cache *c, const struct cache_query *q,
 		return cache_fail(err, -EINVAL, "unknown format %d", (int)fmt);
 	if (nmeta && !meta)
 		return cache_fail(err, -EINVAL, "no meta");
-	ctx = calloc(1, sizeof(*ctx));
-	if (!ctx)
-		return cache_fail(err, -ENOMEM, "out of memory");
-	tzset();
-	cache_tz_reset(&ctx->tz);
-	rc = sqlite3_step(c->st[ST_BEGIN_READ]);
-	sqlite3_reset(c->st[ST_BEGIN_READ]);
-	if (rc != SQLITE_DONE) {
-		rc = cache_sqlite_fail(c->db, rc, err, "begin read");
-		free(ctx);
-		return rc;
-	}
-	rc = render_maps_load(c, ctx, err);
+	rc = render_begin(c, &ctx, err);
 	if (rc)
-		goto out;
+		return rc;
 	if (fmt == CACHE_SQLITE)
 		rc = render_sqlite(c, ctx, q, path, meta, nmeta, rows, err);
 	else
 		rc = render_text_rows(c, ctx, q, fmt, out, rows, err);
-out:
-	/* a read transaction: COMMIT only ends it */
-	sqlite3_step(c->st[ST_COMMIT]);
-	sqlite3_reset(c->st[ST_COMMIT]);
-	if (!sqlite3_get_autocommit(c->db)) {
-		sqlite3_step(c->st[ST_ROLLBACK]);
-		sqlite3_reset(c->st[ST_ROLLBACK]);
-	}
-	render_maps_free(ctx);
-	free(ctx);
+	render_end(c, ctx);
 	return rc;
 }

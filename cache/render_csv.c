@@ -41,7 +41,7 @@ static bool csv_needs_quotes(const char *s, size_t len)
 
 /* The field, quoted when needed.  Room for the worst case is made first
  * (every byte a quote), so the copy itself needs no check. */
-static void csv_field(struct render_out *o, const struct render_field *f)
+void render_csv_field(struct render_out *o, const struct render_field *f)
 {
 	char *d;
 
@@ -68,7 +68,7 @@ void render_csv_row(struct render_out *o, const struct render_row *row)
 	for (int i = 0; i < RENDER_NCOLS; i++) {
 		if (i)
 			render_put(o, ",", 1);
-		csv_field(o, &row->f[i]);
+		render_csv_field(o, &row->f[i]);
 	}
 	render_put(o, "\n", 1);
 }

@@ -56,6 +56,20 @@ struct render_ctx {
 	struct render_map map[CACHE_NTABLES];
 };
 
+/*
+ * Start a render: a fresh zone cache after tzset(), a read transaction on
+ * c's connection (one snapshot until render_end) and the lookup tables in
+ * ctx's maps.  *out is malloc'd; on error nothing is left open.
+ */
+int render_begin(struct cache *c, struct render_ctx **out, char *err);
+/* End the read transaction and free ctx (NULL: only end it). */
+void render_end(struct cache *c, struct render_ctx *ctx);
+
+/* The first entry of map m with this key (and key2 when with_key2), or
+ * NULL: the name flows.csv shows (a row with an empty name is not kept). */
+const struct render_map_entry *render_find(struct render_map *m, int64_t key, int64_t key2,
+					   bool with_key2);
+
 /* A row's fields and the text they point into (names point into the maps). */
 #define RENDER_ROWBUF 16384
 struct render_row {
@@ -80,6 +94,9 @@ struct render_out {
 
 /* Write out what is buffered; returns out->err. */
 int render_flush(struct render_out *o);
+/* render_flush, then fflush(o->f): 0, or the first write error as -errno
+ * with "write: <cause>" in err. */
+int render_finish(struct render_out *o, char *err);
 
 /* Make room for len more bytes (flushing when needed); false on a write
  * error.  len must be at most RENDER_OUTBUF. */
@@ -101,6 +118,9 @@ static inline void render_put(struct render_out *o, const char *s, size_t len)
 /* ---- the writers --------------------------------------------------------------- */
 
 void render_csv_header(struct render_out *o);
+/* One CSV field: RK_TEXT quoted (RFC 4180) when it holds ',', '"', CR or LF,
+ * everything else as it is. */
+void render_csv_field(struct render_out *o, const struct render_field *f);
 void render_csv_row(struct render_out *o, const struct render_row *row);
 void render_ndjson_row(struct render_out *o, const struct render_row *row);
 

@@ -170,6 +170,10 @@ static const char *const store_sql[ST_COUNT_ALL] = {
 		     " AND start<?3",
 	[ST_COUNT_PEER] = "SELECT count(*) FROM flows WHERE subject=?1"
 			  " AND start>=?2 AND start<?3" CACHE_PEER_WHERE,
+	[ST_STARTS] = "SELECT start FROM flows WHERE subject=?1 AND start>=?2"
+		      " AND start<?3 ORDER BY start",
+	[ST_STARTS_PEER] = "SELECT start FROM flows WHERE subject=?1"
+			   " AND start>=?2 AND start<?3" CACHE_PEER_WHERE " ORDER BY start",
 	[ST_FLOWS] = CACHE_SQL_FLOWS,
 	[ST_FLOWS_PEER] = CACHE_SQL_FLOWS_PEER,
 	[ST_LOOKUP_DELETE] = "DELETE FROM lookup WHERE tbl=?1",
@@ -787,7 +791,7 @@ fail:
 
 /* NULL reads as 0 from sqlite3_column_int64: ask for the type only then
  * (it halves the calls on the renderers' hot path). */
-static int64_t store_col_opt(sqlite3_stmt *st, int i)
+int64_t cache_col_opt(sqlite3_stmt *st, int i)
 {
 	int64_t v = sqlite3_column_int64(st, i);
 
@@ -842,21 +846,21 @@ void cache_row_decode(sqlite3_stmt *st, struct flow_rec *r)
 		memcpy(r->dst, b, 16);
 	else
 		memset(r->dst, 0, 16);
-	r->sport = (int32_t)store_col_opt(st, 5);
-	r->dport = (int32_t)store_col_opt(st, 6);
-	r->proto = (int32_t)store_col_opt(st, 7);
-	r->tcp_flags = (int32_t)store_col_opt(st, 8);
-	r->icmp_type = (int32_t)store_col_opt(st, 9);
-	r->icmp_code = (int32_t)store_col_opt(st, 10);
-	r->pkts = store_col_opt(st, 11);
-	r->bytes = store_col_opt(st, 12);
-	r->in_if = store_col_opt(st, 13);
-	r->out_if = store_col_opt(st, 14);
-	r->exporter = store_col_opt(st, 15);
-	r->app = store_col_opt(st, 16);
-	r->src_as = store_col_opt(st, 17);
-	r->dst_as = store_col_opt(st, 18);
-	r->sampling = store_col_opt(st, 19);
+	r->sport = (int32_t)cache_col_opt(st, 5);
+	r->dport = (int32_t)cache_col_opt(st, 6);
+	r->proto = (int32_t)cache_col_opt(st, 7);
+	r->tcp_flags = (int32_t)cache_col_opt(st, 8);
+	r->icmp_type = (int32_t)cache_col_opt(st, 9);
+	r->icmp_code = (int32_t)cache_col_opt(st, 10);
+	r->pkts = cache_col_opt(st, 11);
+	r->bytes = cache_col_opt(st, 12);
+	r->in_if = cache_col_opt(st, 13);
+	r->out_if = cache_col_opt(st, 14);
+	r->exporter = cache_col_opt(st, 15);
+	r->app = cache_col_opt(st, 16);
+	r->src_as = cache_col_opt(st, 17);
+	r->dst_as = cache_col_opt(st, 18);
+	r->sampling = cache_col_opt(st, 19);
 	r->nsrc_groups = store_groups_parse(sqlite3_column_text(st, 20), r->src_groups);
 	r->ndst_groups = store_groups_parse(sqlite3_column_text(st, 21), r->dst_groups);
 	t = sqlite3_column_text(st, 22);
@@ -891,6 +895,46 @@ int cache_count(struct cache *c, const struct cache_query *q, int64_t *count,
 	}
 	sqlite3_reset(st);
 	return rc;
+}
+
+int cache_starts(struct cache *c, const struct cache_query *q, int64_t **out, size_t *n,
+		 char *err)
+{
+	char subject[CACHE_KEY_LEN], peer[CACHE_KEY_LEN];
+	sqlite3_stmt *st;
+	int64_t *v = NULL, *nv;
+	size_t cnt = 0, cap = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	rc = store_check_query(q, err);
+	if (rc)
+		return rc;
+	cache_query_keys(q, subject, peer);
+	st = c->st[q->has_peer ? ST_STARTS_PEER : ST_STARTS];
+	rc = cache_bind_query(st, q, subject);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 4096;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			v = nv;
+		}
+		v[cnt++] = sqlite3_column_int64(st, 0);
+		rc = SQLITE_OK;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		return cache_sqlite_fail(c->db, rc, err, "read start times");
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
 }
 
 /* ---- coverage -------------------------------------------------------------------- */

@@ -735,6 +735,45 @@ static void family_all(const struct cache_prefix *subject, struct cache_prefix *
 	cache_prefix_parse(subject->v4 ? "0.0.0.0/0" : "::/0", out);
 }
 
+/*
+ * What earlier answers showed: when the same hours a day (or a week)
+ * before are cached whole, their flows' start times, moved onto q's range.
+ * The planner then places its first windows without a probe (requests on
+ * day-by-day browsing drop to the lower bound).  -ENOENT when there is
+ * nothing to go by.
+ */
+static int prior_starts(struct cache *c, const struct cache_query *q,
+			const struct cache_ivals *missing, int64_t **out, size_t *n)
+{
+	static const int64_t shifts[] = {86400000LL, 7 * 86400000LL};
+	int64_t span = 0;
+
+	for (size_t i = 0; i < missing->n; i++)
+		span += missing->v[i].end - missing->v[i].start;
+	if (span > 3 * 86400000LL)
+		return -ENOENT;
+	for (size_t k = 0; k < sizeof(shifts) / sizeof(shifts[0]); k++) {
+		struct cache_query pq = *q;
+		struct cache_ivals gone = {0};
+		pq.start -= shifts[k];
+		pq.end -= shifts[k];
+		int rc = cache_missing(c, &pq, wall_ms(), 0, &gone, NULL);
+		bool whole = rc == 0 && gone.n == 0;
+		cache_ivals_free(&gone);
+		if (!whole || cache_starts(c, &pq, out, n, NULL) != 0)
+			continue;
+		if (*n == 0) {
+			free(*out);
+			*out = NULL;
+			continue;
+		}
+		for (size_t i = 0; i < *n; i++)
+			(*out)[i] += shifts[k];
+		return 0;
+	}
+	return -ENOENT;
+}
+
 int fetch_query(struct fetch_engine *e, const struct cache_query *q,
 		struct fetch_progress *prog, const atomic_int *cancel,
 		struct fetch_result *res, char *err)
@@ -788,7 +827,14 @@ int fetch_query(struct fetch_engine *e, const struct cache_query *q,
 		pc.peer = q->peer;
 	else
 		family_all(&q->subject, &pc.peer);
+	int64_t *prior = NULL;
+	size_t nprior = 0;
+	if (prior_starts(r.cache, q, &missing, &prior, &nprior) == 0) {
+		pc.prior = prior;
+		pc.nprior = nprior;
+	}
 	rc = plan_new(&pc, &missing, &r.plan);
+	free(prior);
 	if (rc) {
 		snprintf(err, FETCH_ERRLEN, "cannot plan the query: %s", strerror(-rc));
 		goto out;

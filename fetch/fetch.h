@@ -53,6 +53,12 @@ struct plan_cfg {
 	bool has_peer;
 	double fill;			/* aim each leaf at fill * cap (default 0.9) */
 	double est_hint;		/* expected flows per ms from earlier answers; 0: none */
+	/* The start times earlier answers showed for the same hours of
+	 * another day, moved onto the query's range (ascending), or NULL:
+	 * with them, the planner sizes and places its first windows without
+	 * a probe. */
+	const int64_t *prior;
+	size_t nprior;
 };
 
 struct plan;

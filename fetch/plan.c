@@ -159,6 +159,29 @@ static void emit(struct plan *p, enum plan_ev_kind kind, const struct node *n,
 	p->ev[p->nev++] = (struct plan_ev){kind, n->s, n->e, n->peer, records, seen};
 }
 
+static void plan_range(struct plan *p, struct node *n, int64_t from, int64_t to,
+		       double total, const int64_t *pts, size_t npts);
+static void sample_range(const int64_t *pts, size_t n, int64_t s, int64_t e, size_t *lo,
+			 size_t *hi);
+
+/* Plan [s, e) from another day's flows: as many as that day had, placed
+ * where they were, with more head room than a sample of this window gets
+ * (days differ by some percent). */
+static void plan_from_prior(struct plan *p, int64_t s, int64_t e)
+{
+	size_t lo, hi;
+	double fill = p->cfg.fill;
+
+	sample_range(p->cfg.prior, p->cfg.nprior, s, e, &lo, &hi);
+	if (hi == lo) {
+		node_new(p, NULL, N_TIME, s, e, -1);
+		return;
+	}
+	p->cfg.fill = fill * 0.92;
+	plan_range(p, NULL, s, e, (double)(hi - lo), p->cfg.prior + lo, hi - lo);
+	p->cfg.fill = fill;
+}
+
 int plan_new(const struct plan_cfg *cfg, const struct cache_ivals *missing,
 	     struct plan **out)
 {
@@ -178,10 +201,15 @@ int plan_new(const struct plan_cfg *cfg, const struct cache_ivals *missing,
 		while (s < e) {
 			int64_t to = e - s > cfg->max_window_ms ? s + cfg->max_window_ms : e;
 			double est = cfg->est_hint > 0 ? cfg->est_hint * (double)(to - s) : -1;
-			node_new(p, NULL, N_TIME, s, to, est);
+			if (cfg->prior)
+				plan_from_prior(p, s, to);
+			else
+				node_new(p, NULL, N_TIME, s, to, est);
 			s = to;
 		}
 	}
+	p->cfg.prior = NULL;	/* the caller's, used only here */
+	p->cfg.nprior = 0;
 	if (p->oom) {
 		plan_free(p);
 		return -ENOMEM;
@@ -414,14 +442,19 @@ static int cmp_addr(const void *a, const void *b)
 	return memcmp(a, b, 16);
 }
 
-/* A size to plan a full window with, when it had been expected smaller. */
+/* A size to plan a full window with.  An estimate above the cap came from
+ * a parent's sample and is good to a few percent: a little head room.  An
+ * estimate below the cap was wrong by an unknown amount: at least the cap,
+ * and some more. */
 static double regrown(const struct plan *p, const struct node *n)
 {
 	double cap = p->cfg.cap;
 
 	if (n->est > 2 * cap)
 		return n->est * 1.05;
-	return (n->est > cap ? n->est : cap) * 1.3;
+	if (n->est > cap)
+		return n->est * 1.1;
+	return cap * 1.3;
 }
 
 /* Split prefix 'pre' holding sorted sample peers [lo, hi) of m, for a

@@ -231,14 +231,18 @@ int sim_json_applications(struct sim_buf *b)
 	return rc ? rc : sim_buf_add(b, "]}", 2);
 }
 
+/* Names hostile to CSV, as real ones can be: commas and quotes (12), a
+ * leading '=' (15), a newline (17: in no default host's groups, so that
+ * line tools work on the default scenario's flows; a scenario can use it). */
 static const struct {
 	uint32_t id, parent;
 	const char *name;
 } groups[] = {
 	{1, 0, "Inside Hosts"}, {11, 1, "Web Servers"},
 	{12, 1, "DMZ, \"public\""}, {13, 1, "Databases"},
-	{14, 1, "NAT\ngateways"}, {15, 1, "=cmd|' /C calc'!A0"},
-	{16, 1, "IPv6 Lab"}, {20, 0, "Outside Hosts"}, {21, 20, "Suspicious"},
+	{14, 1, "NAT gateways"}, {15, 1, "=cmd|' /C calc'!A0"},
+	{16, 1, "IPv6 Lab"}, {17, 1, "Lab\nnetwork"}, {20, 0, "Outside Hosts"},
+	{21, 20, "Suspicious"},
 };
 
 int sim_json_hostgroups(struct sim_buf *b)

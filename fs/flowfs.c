@@ -1,0 +1,511 @@
+/*
+ * flowfs.c - the daemon: options, the probe, daemonizing, the session
+ * loop; and the small things every operation shares (the clock, the log,
+ * the errno table, the made-up files README.txt and collector/).
+ *
+ *   flowfs [-f] [-o opt,...] URL MOUNTPOINT
+ *
+ * Order of events, and why: the options are parsed and the collector is
+ * probed in the foreground, so that a bad URL or token ends the command
+ * with a clear message and status 1; only then is the filesystem mounted
+ * and the process detached; threads and database connections start after
+ * that (fork keeps only the calling thread).
+ */
+#include "fs.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- shared helpers -------------------------------------------------------- */
+
+void fs_clock_now(struct fs_ctx *c, struct fs_clock *clk)
+{
+	const struct fetch_info *info = fetch_engine_info(c->engine);
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	clk->now_ms = info->now_ms + (now - info->probed_at_ms);
+	clk->retention_days = info->retention_days;
+}
+
+void fs_log(struct fs_ctx *c, const char *fmt, ...)
+{
+	char line[1200], stamp[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	gmtime_r(&t, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (c->log) {
+		fprintf(c->log, "%s flowfs[%d]: %s\n", stamp, (int)getpid(), line);
+		fflush(c->log);
+	}
+	if (c->o.foreground)
+		fprintf(stderr, "flowfs: %s\n", line);
+}
+
+int fs_errno(int rc)
+{
+	switch (-rc) {
+	case ETIMEDOUT:
+		return ETIMEDOUT;	/* the collector stalled or was too slow */
+	case EACCES:
+		return EACCES;		/* the token was refused, or TLS was not trusted */
+	case ECONNREFUSED:
+	case EHOSTUNREACH:
+		return EHOSTUNREACH;	/* the collector cannot be reached */
+	case ENOSPC:
+	case EDQUOT:
+		return ENOSPC;		/* the cache's disk is full */
+	case ENOMEM:
+		return ENOMEM;
+	case ECANCELED:
+	case EINTR:
+		return EINTR;		/* unmounting */
+	case ENOENT:
+		return ENOENT;
+	case EFBIG:
+		return EFBIG;		/* an answer larger than the bound */
+	default:
+		return EIO;		/* everything else: the cause is in the log and .progress */
+	}
+}
+
+static const char readme_text[] =
+	"flowfs: the flows of a collector, as files\n"
+	"==========================================\n"
+	"\n"
+	"  /<address>/<yyyy-mm-dd>/flows.csv        every flow of that address that started that day\n"
+	"  /<address>/<from>--<to>/                 any range: 2026-11-27T10:00--2026-11-27T12:30\n"
+	"  /<prefix with _ for />/...               a prefix: 198.51.100.0_24\n"
+	"  /<address>+<address>/...                 the flows between two parties\n"
+	"\n"
+	"Each query folder holds flows.csv, flows.ndjson, flows.sqlite, summary.txt,\n"
+	"timeline.svg, query.json (provenance: collector, exact bounds, requests,\n"
+	"coverage, gaps) and SHA256SUMS; `cat .progress` shows a running download.\n"
+	"Opening a file runs the folder's query once and waits for it; Ctrl-C stops\n"
+	"the wait, not the download. Copy a folder with `cp -r` and check it with\n"
+	"`sha256sum -c SHA256SUMS` in the copy. Days are in the mount's zone.\n"
+	"\n"
+	"Listing folders never contacts the collector. Any address can be entered,\n"
+	"in any spelling; listings show the cached ones, canonically.\n";
+
+/* collector/info.json */
+static int info_json(struct fs_ctx *c, char **text)
+{
+	const struct fetch_info *info = fetch_engine_info(c->engine);
+	cJSON *o = cJSON_CreateObject();
+	char *s;
+
+	if (!o)
+		return -ENOMEM;
+	cJSON_AddStringToObject(o, "url", c->url);
+	cJSON_AddStringToObject(o, "product", info->product);
+	cJSON_AddStringToObject(o, "version", info->version);
+	cJSON_AddStringToObject(o, "dialect", info->dialect);
+	cJSON_AddStringToObject(o, "driver", fetch_engine_driver(c->engine));
+	cJSON_AddNumberToObject(o, "max_records", info->max_records);
+	cJSON_AddNumberToObject(o, "retention_days", info->retention_days);
+	cJSON_AddNumberToObject(o, "export_delay_s", info->export_delay_s);
+	cJSON_AddNumberToObject(o, "now_at_mount", (double)info->now_ms);
+	s = cJSON_Print(o);
+	cJSON_Delete(o);
+	if (!s)
+		return -ENOMEM;
+	*text = malloc(strlen(s) + 2);
+	if (*text)
+		sprintf(*text, "%s\n", s);
+	cJSON_free(s);
+	return *text ? 0 : -ENOMEM;
+}
+
+/* A connection for the daemon's own short reads (listings, collector/),
+ * one user at a time. */
+static pthread_mutex_t small_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cache *small_cache;
+
+static struct cache *small_open(struct fs_ctx *c)
+{
+	if (!small_cache) {
+		const struct fetch_info *info = fetch_engine_info(c->engine);
+		struct cache_identity id = {c->url, info->product, fetch_engine_driver(c->engine)};
+		char err[CACHE_ERRLEN];
+		if (cache_open(c->cache_dir, &id, &small_cache, err)) {
+			fs_log(c, "cannot open the cache: %s", err);
+			small_cache = NULL;
+		}
+	}
+	return small_cache;
+}
+
+int fs_cached_subjects(struct fs_ctx *c, struct cache_query **out, size_t *n)
+{
+	int rc = -EIO;
+
+	pthread_mutex_lock(&small_lock);
+	struct cache *cc = small_open(c);
+	if (cc)
+		rc = cache_subjects(cc, out, n, NULL);
+	pthread_mutex_unlock(&small_lock);
+	return rc;
+}
+
+int fs_static_file(struct fs_ctx *c, const struct fs_node *n, char **text, size_t *len)
+{
+	static const enum cache_table tables[FS_NCFILES] = {0, CACHE_APPS, CACHE_GROUPS,
+							     CACHE_EXPORTERS};
+	int rc = 0;
+
+	*text = NULL;
+	if (n->kind == FS_README) {
+		char *t = malloc(sizeof(readme_text) + 3 * PATH_MAX);
+		if (!t)
+			return -ENOMEM;
+		snprintf(t, sizeof(readme_text) + 3 * PATH_MAX,
+			 "%s\nCollector: %s\nCache: %s\nLog: %s\n", readme_text, c->url,
+			 c->cache_dir, c->log_path);
+		*text = t;
+	} else if (n->kind == FS_COLLECTOR_FILE && n->file == FS_C_INFO) {
+		rc = info_json(c, text);
+	} else if (n->kind == FS_COLLECTOR_FILE) {
+		size_t size = 0;
+		FILE *m = open_memstream(text, &size);
+		if (!m)
+			return -ENOMEM;
+		pthread_mutex_lock(&small_lock);
+		struct cache *cc = small_open(c);
+		rc = cc ? cache_render_lookup(cc, tables[n->file], m, NULL) : -EIO;
+		pthread_mutex_unlock(&small_lock);
+		fclose(m);
+	} else {
+		return -ENOENT;
+	}
+	if (rc) {
+		free(*text);
+		*text = NULL;
+		return rc;
+	}
+	*len = strlen(*text);
+	return 0;
+}
+
+/* ---- options ----------------------------------------------------------------- */
+
+enum { KEY_HELP, KEY_VERSION, KEY_TOKEN };
+
+#define OPT(t, p, v) {t, offsetof(struct fs_opts, p), v}
+
+static const struct fuse_opt opt_spec[] = {
+	OPT("token_file=%s", token_file, 0), OPT("cache=%s", cache, 0),
+	OPT("tz=%s", tz, 0), OPT("live_ttl=%d", live_ttl, 0),
+	OPT("max_inflight=%d", max_inflight, 0), OPT("stall_timeout=%d", stall_timeout, 0),
+	OPT("request_timeout=%d", request_timeout, 0), OPT("retries=%d", retries, 0),
+	OPT("ca_file=%s", ca_file, 0), OPT("insecure", insecure, 1), OPT("driver=%s", driver, 0),
+	FUSE_OPT_KEY("token=", KEY_TOKEN),
+	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_END,
+};
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [-f] [-o opt,...] URL MOUNTPOINT\n\n"
+	       "Mounts a flow collector as a read-only tree: MOUNTPOINT/<ip>/<yyyy-mm-dd>/flows.csv\n\n"
+	       "flowfs options:\n"
+	       "    -o token_file=FILE     the bearer token (else $FLOWFS_TOKEN; never on the command line)\n"
+	       "    -o cache=DIR           cache directory (default $XDG_CACHE_HOME/flowfs)\n"
+	       "    -o tz=ZONE             zone of the day folders and of times in files (default UTC)\n"
+	       "    -o live_ttl=S          refresh folders inside the export delay after S s (default 60)\n"
+	       "    -o max_inflight=N      requests in flight per query (default 4)\n"
+	       "    -o stall_timeout=S     a request that sends nothing for S s fails (default 30)\n"
+	       "    -o request_timeout=S   a request that lasts S s fails (default 300)\n"
+	       "    -o retries=N           attempts per window after the first (default 6)\n"
+	       "    -o ca_file=FILE        trust this CA bundle;  -o insecure: do not verify TLS\n"
+	       "    -o allow_other         let other users read the tree (needs user_allow_other)\n"
+	       "    -f                     stay in the foreground, log to stderr too\n"
+	       "Unmount with: fusermount3 -u MOUNTPOINT\n\n", prog);
+}
+
+/* fuse_opt's callback: data is the struct fs_opts being filled. */
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct fs_opts *ps = data;
+
+	(void)outargs;
+	switch (key) {
+	case KEY_TOKEN:
+		fprintf(stderr, "flowfs: the token must come from -o token_file= or FLOWFS_TOKEN, "
+				"never the command line (it would show in the process list)\n");
+		return -1;
+	case FUSE_OPT_KEY_NONOPT:
+		if (ps->nonopt++ == 0) {
+			ps->url = strdup(arg);
+			return 0;	/* ours: the URL */
+		}
+		return 1;		/* the mount point, for fuse_parse_cmdline */
+	default:
+		return 1;
+	}
+}
+
+static int read_token(const char *path, char *out, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (!f) {
+		fprintf(stderr, "flowfs: cannot read the token file %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	n = fread(out, 1, len - 1, f);
+	fclose(f);
+	out[n] = '\0';
+	out[strcspn(out, "\r\n")] = '\0';
+	if (!out[0]) {
+		fprintf(stderr, "flowfs: the token file %s is empty\n", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* Is 'inner' the same as, or below, 'outer' (both absolute, resolved)? */
+static bool path_within(const char *inner, const char *outer)
+{
+	size_t n = strlen(outer);
+	return strncmp(inner, outer, n) == 0 && (inner[n] == '\0' || inner[n] == '/' ||
+						  (n == 1 && outer[0] == '/'));
+}
+
+/* Resolve as much of a path as exists (the cache dir may not yet). */
+static void resolve(const char *path, char *out)
+{
+	char tmp[PATH_MAX], tail[PATH_MAX] = "";
+
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	while (!realpath(tmp, out)) {
+		char *slash = strrchr(tmp, '/');
+		if (!slash || slash == tmp) {
+			snprintf(out, PATH_MAX, "%s", path);
+			return;
+		}
+		char t2[PATH_MAX];
+		snprintf(t2, sizeof(t2), "%s%s", slash, tail);
+		snprintf(tail, sizeof(tail), "%s", t2);
+		*slash = '\0';
+	}
+	size_t n = strlen(out);
+	snprintf(out + n, PATH_MAX - n, "%s", tail);
+}
+
+static int fill_engine_opts(struct fs_ctx *c, struct fetch_opts *fo)
+{
+	memset(fo, 0, sizeof(*fo));
+	fo->url = c->url;
+	fo->token = c->token[0] ? c->token : NULL;
+	fo->driver = c->o.driver;
+	fo->cache_dir = c->cache_dir;
+	fo->max_inflight = (unsigned)c->o.max_inflight;
+	fo->stall_s = c->o.stall_timeout;
+	fo->request_timeout_ms = (long)c->o.request_timeout * 1000;
+	fo->max_retries = (unsigned)c->o.retries;
+	fo->live_ttl_ms = (int64_t)c->o.live_ttl * 1000;
+	fo->compress = -1;
+	fo->insecure = c->o.insecure;
+	fo->ca_file = c->o.ca_file;
+	return 0;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts fopts;
+	struct fuse_loop_config *lc = NULL;
+	static struct fs_ctx ctx;
+	struct fs_ctx *c = &ctx;
+	struct fetch_opts fo;
+	char err[FETCH_ERRLEN], mnt[PATH_MAX], cdir[PATH_MAX], fsname[2200];
+	int ret = 1;
+	bool mounted = false;
+
+	memset(&fopts, 0, sizeof(fopts));
+	c->o.live_ttl = 60;
+	c->o.max_inflight = 4;
+	c->o.stall_timeout = 30;
+	c->o.request_timeout = 300;
+	c->o.retries = 6;
+	pthread_mutex_init(&c->lock, NULL);
+	c->uid = getuid();
+	c->gid = getgid();
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			usage(argv[0]);
+			fuse_lowlevel_help();
+			return 0;
+		}
+		if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
+			printf("flowfs %s\n", FLOWFS_VERSION);
+			fuse_lowlevel_version();
+			return 0;
+		}
+	}
+	if (fuse_opt_parse(&args, &c->o, opt_spec, opt_proc) != 0)
+		return 2;
+	if (fuse_parse_cmdline(&args, &fopts) != 0)
+		return 2;
+	if (!c->o.url || !fopts.mountpoint) {
+		fprintf(stderr, "flowfs: usage: flowfs [-f] [-o opt,...] URL MOUNTPOINT (see --help)\n");
+		goto out;
+	}
+	c->o.foreground = fopts.foreground;
+	if (strncmp(c->o.url, "http://", 7) != 0 && strncmp(c->o.url, "https://", 8) != 0) {
+		fprintf(stderr, "flowfs: the collector URL must start with http:// or https://\n");
+		goto out;
+	}
+	if (strlen(c->o.url) >= sizeof(c->url)) {
+		fprintf(stderr, "flowfs: the URL is too long\n");
+		goto out;
+	}
+	strcpy(c->url, c->o.url);
+	if (c->o.live_ttl < 0 || c->o.max_inflight < 1 || c->o.max_inflight > 64 ||
+	    c->o.stall_timeout < 1 || c->o.request_timeout < 1 || c->o.retries < 1) {
+		fprintf(stderr, "flowfs: live_ttl >= 0, max_inflight 1 to 64, stall_timeout, "
+				"request_timeout and retries >= 1\n");
+		goto out;
+	}
+
+	/* the zone, once: day folders and every time written use it */
+	setenv("TZ", c->o.tz ? c->o.tz : "UTC", 1);
+	tzset();
+
+	if (c->o.token_file) {
+		if (read_token(c->o.token_file, c->token, sizeof(c->token)))
+			goto out;
+	} else if (getenv("FLOWFS_TOKEN")) {
+		snprintf(c->token, sizeof(c->token), "%s", getenv("FLOWFS_TOKEN"));
+	}
+	if (c->o.cache)
+		snprintf(cdir, sizeof(cdir), "%s", c->o.cache);
+	else if (getenv("XDG_CACHE_HOME") && getenv("XDG_CACHE_HOME")[0])
+		snprintf(cdir, sizeof(cdir), "%s/flowfs", getenv("XDG_CACHE_HOME"));
+	else if (getenv("HOME"))
+		snprintf(cdir, sizeof(cdir), "%s/.cache/flowfs", getenv("HOME"));
+	else {
+		fprintf(stderr, "flowfs: no -o cache=, XDG_CACHE_HOME or HOME\n");
+		goto out;
+	}
+	if (!realpath(fopts.mountpoint, mnt)) {
+		fprintf(stderr, "flowfs: mount point %s: %s\n", fopts.mountpoint, strerror(errno));
+		goto out;
+	}
+	resolve(cdir, c->cache_dir);
+	if (path_within(c->cache_dir, mnt)) {
+		fprintf(stderr, "flowfs: the cache directory %s lies inside the mount point %s\n",
+			c->cache_dir, mnt);
+		goto out;
+	}
+
+	/* the probe, in the foreground: a clear message and status 1 on failure */
+	if (fetch_global_init()) {
+		fprintf(stderr, "flowfs: cannot initialise libcurl\n");
+		goto out;
+	}
+	fill_engine_opts(c, &fo);
+	if (fetch_engine_open(&fo, &c->engine, err)) {
+		fprintf(stderr, "flowfs: %s\n", err);
+		goto out;
+	}
+	fetch_engine_close(c->engine);
+	c->engine = NULL;
+
+	/* fsname is the URL, its commas and backslashes escaped for fuse_opt */
+	size_t o = (size_t)snprintf(fsname, sizeof(fsname), "-osubtype=flowfs,ro,default_permissions,fsname=");
+	for (const char *p = c->url; *p && o + 3 < sizeof(fsname); p++) {
+		if (*p == ',' || *p == '\\')
+			fsname[o++] = '\\';
+		fsname[o++] = *p;
+	}
+	fsname[o] = '\0';
+	fuse_opt_add_arg(&args, fsname);
+	c->se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), c);
+	if (!c->se)
+		goto out;
+	if (fuse_set_signal_handlers(c->se) != 0)
+		goto out;
+	if (fuse_session_mount(c->se, mnt) != 0) {
+		fprintf(stderr, "flowfs: cannot mount on %s (a stale mount there? try fusermount3 -u %s)\n",
+			mnt, mnt);
+		goto out;
+	}
+	mounted = true;
+	fuse_daemonize(fopts.foreground);
+
+	/* after detaching: the log, the snapshot room, the engine and its threads */
+	snprintf(c->log_path, sizeof(c->log_path), "%s/flowfs.log", c->cache_dir);
+	snprintf(c->snap_dir, sizeof(c->snap_dir), "%s/snap-%d", c->cache_dir, (int)getpid());
+	if (fetch_engine_open(&fo, &c->engine, err)) {
+		fprintf(stderr, "flowfs: %s\n", err);
+		goto out;
+	}
+	explicit_bzero(c->token, sizeof(c->token));
+	int lfd = open(c->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	c->log = lfd >= 0 ? fdopen(lfd, "a") : NULL;
+	if (mkdir(c->snap_dir, 0700) != 0 && errno != EEXIST) {
+		fs_log(c, "cannot create %s: %s", c->snap_dir, strerror(errno));
+		goto out;
+	}
+	fs_log(c, "mounted %s on %s (cache %s)", c->url, mnt, c->cache_dir);
+
+	lc = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_max_threads(lc, 64);
+	fuse_loop_cfg_set_clone_fd(lc, fopts.clone_fd);
+	ret = fuse_session_loop_mt(c->se, lc) ? 1 : 0;
+	fs_log(c, "unmounting");
+	fs_folders_shutdown(c);
+out:
+	if (lc)
+		fuse_loop_cfg_destroy(lc);
+	if (c->se) {
+		if (mounted)
+			fuse_session_unmount(c->se);
+		fuse_remove_signal_handlers(c->se);
+		fuse_session_destroy(c->se);
+	}
+	if (small_cache)
+		cache_close(small_cache);
+	if (c->engine)
+		fetch_engine_close(c->engine);
+	if (c->snap_dir[0])
+		rmdir(c->snap_dir);
+	if (c->log)
+		fclose(c->log);
+	for (size_t i = 0; i < c->capinodes; i++)
+		free(c->inodes[i]);
+	free(c->inodes);
+	explicit_bzero(c->token, sizeof(c->token));
+	free(c->o.url);
+	free(fopts.mountpoint);
+	fuse_opt_free_args(&args);
+	free(c->o.token_file);
+	free(c->o.cache);
+	free(c->o.tz);
+	free(c->o.ca_file);
+	free(c->o.driver);
+	return ret;
+}

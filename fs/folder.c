@@ -1,0 +1,696 @@
+/*
+ * folder.c - query folders: one query each (single flight), a snapshot of
+ * rendered files, and the readers waiting for them.
+ *
+ * A folder's worker thread runs its query once for any number of readers,
+ * then renders the files readers ask for, one at a time, into the
+ * snapshot directory; each rendered file is opened and at once unlinked,
+ * so the snapshot is a set of descriptors: exact sizes, identical bytes on
+ * every read, nothing left on disk after a crash, and an open handle keeps
+ * its generation (a dup of the descriptor) when a live folder is refreshed.
+ * SHA256SUMS is computed over exactly the descriptors served.
+ */
+#include "fs.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { F_IDLE, F_RUNNING, F_READY, F_FAILED };
+
+struct fs_waiter {
+	struct fs_waiter *next;
+	fuse_req_t req;
+	int file;
+	bool open;
+	struct fuse_file_info fi;
+	uint64_t ino;
+};
+
+struct snap_file {
+	int fd;
+	uint64_t size;
+	int err;
+};
+
+struct fs_folder {
+	uint64_t ino;
+	struct fs_node node;
+	int state;
+	bool worker;
+	unsigned gen;
+	int64_t made_ms;
+	bool live;
+	int err;
+	char cause[FETCH_ERRLEN];
+	struct fetch_progress prog;
+	struct fetch_result res;
+	struct snap_file files[FS_NFILES];
+	struct fs_waiter *waiters;
+	atomic_int cancel;
+};
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The folder of a query node, made on first use.  Caller holds c->lock. */
+static struct fs_folder *folder_get(struct fs_ctx *c, const struct fs_node *n)
+{
+	struct fs_node qn = *n;
+	uint64_t ino;
+
+	qn.kind = FS_QUERY;
+	qn.file = 0;
+	ino = fs_node_ino(&qn);
+	for (size_t i = 0; i < c->nfolders; i++)
+		if (c->folders[i]->ino == ino)
+			return c->folders[i];
+	if (c->nfolders == c->capfolders) {
+		size_t cap = c->capfolders ? c->capfolders * 2 : 64;
+		struct fs_folder **v = realloc(c->folders, cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		c->folders = v;
+		c->capfolders = cap;
+	}
+	struct fs_folder *f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	f->ino = ino;
+	f->node = qn;
+	for (int i = 0; i < FS_NFILES; i++)
+		f->files[i].fd = -1;
+	c->folders[c->nfolders++] = f;
+	return f;
+}
+
+static bool folder_is_live(struct fs_ctx *c, const struct fs_folder *f)
+{
+	struct fs_clock clk;
+	const struct fetch_info *info = fetch_engine_info(c->engine);
+
+	fs_clock_now(c, &clk);
+	return f->node.q.end > clk.now_ms - (int64_t)info->export_delay_s * 1000;
+}
+
+static double attr_timeout(const struct fs_folder *f)
+{
+	return f->live ? 1.0 : 3600.0;
+}
+
+static void fill_stat(struct fs_ctx *c, const struct fs_folder *f, int file, uint64_t ino,
+		      struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_mode = S_IFREG | 0444;
+	st->st_nlink = 1;
+	st->st_uid = c->uid;
+	st->st_gid = c->gid;
+	st->st_size = (off_t)f->files[file].size;
+	st->st_blksize = 65536;
+	st->st_blocks = (blkcnt_t)((f->files[file].size + 511) / 512);
+	st->st_mtime = st->st_ctime = st->st_atime = (time_t)(f->made_ms / 1000);
+}
+
+/* Answer one waiter from the snapshot (caller holds c->lock). */
+static void answer(struct fs_ctx *c, struct fs_folder *f, struct fs_waiter *w)
+{
+	struct snap_file *sf = &f->files[w->file];
+
+	if (sf->err) {
+		fuse_reply_err(w->req, sf->err);
+		return;
+	}
+	if (!w->open) {
+		struct stat st;
+		fill_stat(c, f, w->file, w->ino, &st);
+		fuse_reply_attr(w->req, &st, attr_timeout(f));
+		return;
+	}
+	struct fs_handle *h = calloc(1, sizeof(*h));
+	int fd = h ? dup(sf->fd) : -1;
+	if (!h || fd < 0) {
+		free(h);
+		fuse_reply_err(w->req, h ? EMFILE : ENOMEM);
+		return;
+	}
+	h->fd = fd;
+	h->size = sf->size;
+	w->fi.fh = (uint64_t)(uintptr_t)h;
+	w->fi.keep_cache = !f->live;
+	w->fi.direct_io = 0;
+	if (fuse_reply_open(w->req, &w->fi) != 0) {	/* the reader went away */
+		close(fd);
+		free(h);
+	}
+}
+
+/* Answer, and drop, every waiter whose file is ready or failed; with
+ * 'err', every waiter (the query failed). */
+static void answer_ready(struct fs_ctx *c, struct fs_folder *f, int err)
+{
+	struct fs_waiter **pp = &f->waiters;
+
+	while (*pp) {
+		struct fs_waiter *w = *pp;
+		if (!err && f->files[w->file].fd < 0 && !f->files[w->file].err) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		if (err)
+			fuse_reply_err(w->req, err);
+		else
+			answer(c, f, w);
+		free(w);
+	}
+}
+
+static void snapshot_drop(struct fs_folder *f)
+{
+	for (int i = 0; i < FS_NFILES; i++) {
+		if (f->files[i].fd >= 0)
+			close(f->files[i].fd);
+		f->files[i].fd = -1;
+		f->files[i].size = 0;
+		f->files[i].err = 0;
+	}
+}
+
+/* ---- rendering ------------------------------------------------------------ */
+
+/* A new file in the snapshot directory, for one render. */
+static void snap_path(struct fs_ctx *c, struct fs_folder *f, int file, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%016llx-%u-%s", c->snap_dir, (unsigned long long)f->ino, f->gen,
+		 fs_file_names[file][0] == '.' ? "progress" : fs_file_names[file]);
+}
+
+static int json_time(cJSON *o, const char *key, int64_t ms)
+{
+	char t[40];
+	time_t s = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&s, &tm);
+	strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(t + strlen(t), sizeof(t) - strlen(t), ".%03dZ", (int)(ms % 1000));
+	return cJSON_AddStringToObject(o, key, t) ? 0 : -ENOMEM;
+}
+
+/* query.json: provenance of the snapshot.  Never the token. */
+static int render_query_json(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, FILE *out,
+			     char *err)
+{
+	const struct fetch_info *info = fetch_engine_info(c->engine);
+	cJSON *o = cJSON_CreateObject(), *cov, *gaps;
+	struct cache_cover *covers = NULL;
+	struct cache_gap *gv = NULL;
+	size_t ncov = 0, ngap = 0;
+	char buf[256];
+	int64_t flows = 0;
+	int rc = -ENOMEM;
+
+	if (!o)
+		return -ENOMEM;
+	cJSON_AddStringToObject(o, "collector", c->url);
+	cJSON_AddStringToObject(o, "product", info->product);
+	cJSON_AddStringToObject(o, "product_version", info->version);
+	cJSON_AddStringToObject(o, "driver", fetch_engine_driver(c->engine));
+	cJSON_AddStringToObject(o, "dialect", info->dialect);
+	fs_node_name(&f->node, buf, sizeof(buf));
+	cJSON_AddStringToObject(o, "folder", buf);
+	cache_prefix_format(&f->node.q.subject, buf, sizeof(buf));
+	cJSON_AddStringToObject(o, "subject", buf);
+	if (f->node.q.has_peer) {
+		cache_prefix_format(&f->node.q.peer, buf, sizeof(buf));
+		cJSON_AddStringToObject(o, "peer", buf);
+	} else {
+		cJSON_AddNullToObject(o, "peer");
+	}
+	json_time(o, "start", f->node.q.start);
+	json_time(o, "end", f->node.q.end);
+	cJSON_AddNumberToObject(o, "start_ms", (double)f->node.q.start);
+	cJSON_AddNumberToObject(o, "end_ms", (double)f->node.q.end);
+	cJSON_AddStringToObject(o, "tz", c->o.tz ? c->o.tz : "UTC");
+	cJSON_AddBoolToObject(o, "live", f->live);
+	cache_count(cc, &f->node.q, &flows, NULL);
+	rc = cache_gaps(cc, &f->node.q, &gv, &ngap, err);
+	if (!rc)
+		rc = cache_coverage(cc, &f->node.q, wall_ms(), (int64_t)c->o.live_ttl * 1000, &covers,
+				    &ncov, err);
+	if (rc)
+		goto out;
+	cJSON_AddBoolToObject(o, "complete", ngap == 0 && f->res.rejected == 0);
+	cJSON_AddNumberToObject(o, "flows", (double)flows);
+	cJSON *fetch = cJSON_AddObjectToObject(o, "fetch");
+	json_time(fetch, "finished", f->made_ms);
+	cJSON_AddNumberToObject(fetch, "seconds", f->res.seconds);
+	cJSON_AddNumberToObject(fetch, "requests", (double)f->res.requests);
+	cJSON_AddNumberToObject(fetch, "retries", (double)f->res.retries);
+	cJSON_AddNumberToObject(fetch, "records", (double)f->res.records);
+	cJSON_AddNumberToObject(fetch, "rejected", (double)f->res.rejected);
+	cJSON_AddNumberToObject(fetch, "max_records", (double)info->max_records);
+	cov = cJSON_AddArrayToObject(o, "coverage");
+	for (size_t i = 0; cov && i < ncov; i++) {
+		cJSON *e = cJSON_CreateObject();
+		json_time(e, "start", covers[i].start);
+		json_time(e, "end", covers[i].end);
+		json_time(e, "fetched", covers[i].fetched_ms);
+		cJSON_AddBoolToObject(e, "provisional", covers[i].provisional);
+		cJSON_AddNumberToObject(e, "records", (double)covers[i].records);
+		cJSON_AddItemToArray(cov, e);
+	}
+	gaps = cJSON_AddArrayToObject(o, "gaps");
+	for (size_t i = 0; gaps && i < ngap; i++) {
+		cJSON *e = cJSON_CreateObject();
+		json_time(e, "start", gv[i].start);
+		json_time(e, "end", gv[i].end);
+		cJSON_AddStringToObject(e, "peer", gv[i].peer);
+		cJSON_AddNumberToObject(e, "seen", (double)gv[i].seen);
+		cJSON_AddStringToObject(e, "reason", gv[i].reason);
+		cJSON_AddItemToArray(gaps, e);
+	}
+	cJSON_AddStringToObject(o, "version", "flowfs " FLOWFS_VERSION);
+	char *text = cJSON_Print(o);
+	rc = text && fputs(text, out) >= 0 && fputc('\n', out) != EOF ? 0 : -EIO;
+	cJSON_free(text);
+out:
+	free(covers);
+	free(gv);
+	cJSON_Delete(o);
+	return rc;
+}
+
+static int render_file(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, int file);
+
+/* SHA256SUMS over the bytes of the other six files, as served. */
+static int render_sums(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, FILE *out)
+{
+	static const int order[] = {FS_F_CSV, FS_F_NDJSON, FS_F_SQLITE, FS_F_SUMMARY,
+				    FS_F_TIMELINE, FS_F_QUERY_JSON};
+	char *buf = malloc(1 << 20);
+
+	if (!buf)
+		return -ENOMEM;
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		int file = order[i], rc = 0;
+		pthread_mutex_lock(&c->lock);
+		bool have = f->files[file].fd >= 0;
+		pthread_mutex_unlock(&c->lock);
+		if (!have)
+			rc = render_file(c, f, cc, file);
+		if (rc || f->files[file].err) {
+			free(buf);
+			return rc ? rc : -f->files[file].err;
+		}
+		EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+		unsigned char md[32];
+		off_t off = 0;
+		ssize_t n;
+		EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+		while ((n = pread(f->files[file].fd, buf, 1 << 20, off)) > 0) {
+			EVP_DigestUpdate(ctx, buf, (size_t)n);
+			off += n;
+		}
+		EVP_DigestFinal_ex(ctx, md, NULL);
+		EVP_MD_CTX_free(ctx);
+		if (n < 0) {
+			free(buf);
+			return -errno;
+		}
+		for (int k = 0; k < 32; k++)
+			fprintf(out, "%02x", md[k]);
+		fprintf(out, "  %s\n", fs_file_names[file]);
+	}
+	free(buf);
+	return 0;
+}
+
+/* Render one file of the current generation into the snapshot.  Outside
+ * c->lock; publishes the descriptor under it. */
+static int render_file(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, int file)
+{
+	char path[2400], cerr[CACHE_ERRLEN] = "";
+	FILE *out = NULL;
+	int rc = 0, fd = -1;
+	int64_t rows = 0;
+
+	snap_path(c, f, file, path, sizeof(path));
+	unlink(path);
+	if (file != FS_F_SQLITE) {
+		out = fopen(path, "w");
+		if (!out) {
+			rc = -errno;
+			snprintf(cerr, sizeof(cerr), "cannot write %.160s: %.60s", path, strerror(errno));
+			goto done;
+		}
+	}
+	switch (file) {
+	case FS_F_CSV:
+		rc = cache_render(cc, &f->node.q, CACHE_CSV, out, NULL, NULL, 0, &rows, cerr);
+		break;
+	case FS_F_NDJSON:
+		rc = cache_render(cc, &f->node.q, CACHE_NDJSON, out, NULL, NULL, 0, &rows, cerr);
+		break;
+	case FS_F_SQLITE: {
+		const struct fetch_info *info = fetch_engine_info(c->engine);
+		char subject[64], peer[64] = "", from[40], to[40], name[128];
+		cache_prefix_format(&f->node.q.subject, subject, sizeof(subject));
+		if (f->node.q.has_peer)
+			cache_prefix_format(&f->node.q.peer, peer, sizeof(peer));
+		cache_time_format(f->node.q.start, from, sizeof(from));
+		cache_time_format(f->node.q.end, to, sizeof(to));
+		fs_node_name(&f->node, name, sizeof(name));
+		struct cache_meta meta[] = {
+			{"collector", c->url}, {"product", info->product},
+			{"driver", fetch_engine_driver(c->engine)}, {"subject", subject},
+			{"peer", peer}, {"folder", name}, {"from", from}, {"to", to},
+			{"tz", c->o.tz ? c->o.tz : "UTC"}, {"tool", "flowfs " FLOWFS_VERSION},
+		};
+		rc = cache_render(cc, &f->node.q, CACHE_SQLITE, NULL, path, meta,
+				  sizeof(meta) / sizeof(meta[0]), &rows, cerr);
+		break;
+	}
+	case FS_F_SUMMARY:
+		rc = cache_render_summary(cc, &f->node.q, out, cerr);
+		break;
+	case FS_F_TIMELINE:
+		rc = cache_render_timeline(cc, &f->node.q, out, cerr);
+		break;
+	case FS_F_QUERY_JSON:
+		rc = render_query_json(c, f, cc, out, cerr);
+		break;
+	case FS_F_SUMS:
+		rc = render_sums(c, f, cc, out);
+		break;
+	default:
+		rc = -ENOENT;
+	}
+	if (out && fclose(out) != 0 && !rc)
+		rc = -errno;
+	if (!rc) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			rc = -errno;
+	}
+done:
+	unlink(path);
+	if (rc)
+		fs_log(c, "%s of %016llx: cannot render: %s", fs_file_names[file],
+		       (unsigned long long)f->ino, cerr[0] ? cerr : strerror(-rc));
+	struct stat st;
+	pthread_mutex_lock(&c->lock);
+	if (!rc && fstat(fd, &st) == 0) {
+		f->files[file].fd = fd;
+		f->files[file].size = (uint64_t)st.st_size;
+	} else {
+		if (fd >= 0)
+			close(fd);
+		f->files[file].err = fs_errno(rc ? rc : -EIO);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+/* ---- the worker ------------------------------------------------------------ */
+
+static bool needs_query(struct fs_ctx *c, struct fs_folder *f)
+{
+	if (f->state == F_IDLE || f->state == F_FAILED)
+		return true;
+	if (f->state == F_READY && f->live &&
+	    wall_ms() - f->made_ms > (int64_t)c->o.live_ttl * 1000)
+		return true;
+	return false;
+}
+
+struct worker_arg {
+	struct fs_ctx *c;
+	struct fs_folder *f;
+};
+
+static void *folder_worker(void *arg)
+{
+	struct worker_arg *wa = arg;
+	struct fs_ctx *c = wa->c;
+	struct fs_folder *f = wa->f;
+	struct cache *cc = NULL;
+	char err[FETCH_ERRLEN], cerr[CACHE_ERRLEN];
+
+	free(wa);
+	pthread_mutex_lock(&c->lock);
+	while (f->waiters && !atomic_load(&c->stopping)) {
+		if (needs_query(c, f)) {
+			f->state = F_RUNNING;
+			memset(&f->prog, 0, sizeof(f->prog));
+			pthread_mutex_unlock(&c->lock);
+			struct fetch_result res;
+			int rc = fetch_query(c->engine, &f->node.q, &f->prog, &f->cancel, &res, err);
+			pthread_mutex_lock(&c->lock);
+			if (rc) {
+				char name[128];
+				fs_node_name(&f->node, name, sizeof(name));
+				f->state = F_FAILED;
+				f->err = fs_errno(rc);
+				snprintf(f->cause, sizeof(f->cause), "%s", err);
+				fs_log(c, "query %016llx (%s): %s", (unsigned long long)f->ino, name, err);
+				answer_ready(c, f, f->err);
+				continue;
+			}
+			snapshot_drop(f);
+			f->gen++;
+			f->res = res;
+			f->made_ms = wall_ms();
+			f->live = folder_is_live(c, f);
+			f->state = F_READY;
+			f->cause[0] = '\0';
+			if (!res.complete) {
+				char name[128];
+				fs_node_name(&f->node, name, sizeof(name));
+				fs_log(c, "query %016llx (%s): incomplete: %llu gaps, %llu rejected records",
+				       (unsigned long long)f->ino, name, (unsigned long long)res.gaps,
+				       (unsigned long long)res.rejected);
+			}
+		}
+		/* a file someone waits for */
+		int want = -1;
+		for (struct fs_waiter *w = f->waiters; w && want < 0; w = w->next)
+			if (f->files[w->file].fd < 0 && !f->files[w->file].err)
+				want = w->file;
+		if (want < 0) {
+			answer_ready(c, f, 0);
+			continue;
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (!cc) {
+			const struct fetch_info *info = fetch_engine_info(c->engine);
+			struct cache_identity id = {c->url, info->product, fetch_engine_driver(c->engine)};
+			if (cache_open(c->cache_dir, &id, &cc, cerr)) {
+				fs_log(c, "cannot open the cache: %s", cerr);
+				pthread_mutex_lock(&c->lock);
+				answer_ready(c, f, EIO);
+				continue;
+			}
+		}
+		render_file(c, f, cc, want);
+		pthread_mutex_lock(&c->lock);
+		answer_ready(c, f, 0);
+	}
+	if (atomic_load(&c->stopping))
+		answer_ready(c, f, EINTR);
+	f->worker = false;
+	pthread_mutex_unlock(&c->lock);
+	if (cc)
+		cache_close(cc);
+	return NULL;
+}
+
+/* Ctrl-C: answer the waiting reader now; the query goes on. */
+static void on_interrupt(fuse_req_t req, void *data)
+{
+	struct fs_ctx *c = fuse_req_userdata(req);
+	struct fs_folder *f = data;
+
+	pthread_mutex_lock(&c->lock);
+	for (struct fs_waiter **pp = &f->waiters; *pp; pp = &(*pp)->next) {
+		if ((*pp)->req == req) {
+			struct fs_waiter *w = *pp;
+			*pp = w->next;
+			free(w);
+			fuse_reply_err(req, EINTR);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Park a request on its folder, start the worker when none runs. */
+static void park(struct fs_ctx *c, fuse_req_t req, const struct fs_node *n, uint64_t ino,
+		 bool open, struct fuse_file_info *fi)
+{
+	struct fs_folder *f;
+	struct fs_waiter *w = calloc(1, sizeof(*w));
+
+	if (!w) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	w->req = req;
+	w->file = n->file;
+	w->open = open;
+	w->ino = ino;
+	if (fi)
+		w->fi = *fi;
+
+	pthread_mutex_lock(&c->lock);
+	f = folder_get(c, n);
+	if (!f) {
+		pthread_mutex_unlock(&c->lock);
+		free(w);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	/* ready now: answer from the snapshot */
+	if (f->state == F_READY && !needs_query(c, f) &&
+	    (f->files[n->file].fd >= 0 || f->files[n->file].err)) {
+		answer(c, f, w);
+		pthread_mutex_unlock(&c->lock);
+		free(w);
+		return;
+	}
+	pthread_mutex_unlock(&c->lock);
+
+	/* registered before the request can be answered by the worker */
+	fuse_req_interrupt_func(req, on_interrupt, f);
+	if (fuse_req_interrupted(req)) {
+		free(w);
+		fuse_reply_err(req, EINTR);
+		return;
+	}
+	pthread_mutex_lock(&c->lock);
+	w->next = f->waiters;
+	f->waiters = w;
+	if (!f->worker) {
+		struct worker_arg *wa = malloc(sizeof(*wa));
+		pthread_t th;
+		pthread_attr_t at;
+		pthread_attr_init(&at);
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		if (wa) {
+			wa->c = c;
+			wa->f = f;
+		}
+		if (!wa || pthread_create(&th, &at, folder_worker, wa) != 0) {
+			free(wa);
+			answer_ready(c, f, EAGAIN);
+		} else {
+			f->worker = true;
+		}
+		pthread_attr_destroy(&at);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+void fs_folder_getattr(struct fs_ctx *c, fuse_req_t req, const struct fs_node *n, uint64_t ino)
+{
+	park(c, req, n, ino, false, NULL);
+}
+
+void fs_folder_open(struct fs_ctx *c, fuse_req_t req, const struct fs_node *n, uint64_t ino,
+		    struct fuse_file_info *fi)
+{
+	park(c, req, n, ino, true, fi);
+}
+
+char *fs_folder_progress(struct fs_ctx *c, const struct fs_node *n)
+{
+	static const char *const states[] = {"idle", "running", "ready", "failed"};
+	char *text = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&text, &len);
+	struct fs_folder *f;
+
+	if (!m)
+		return NULL;
+	pthread_mutex_lock(&c->lock);
+	f = folder_get(c, n);
+	if (!f) {
+		fputs("state: unknown (out of memory)\n", m);
+	} else {
+		struct fetch_progress *p = &f->prog;
+		int64_t started = atomic_load(&p->started_ms);
+		fprintf(m, "state: %s\n", states[f->state]);
+		fprintf(m, "windows: %llu done of %llu planned\n",
+			(unsigned long long)atomic_load(&p->windows_done),
+			(unsigned long long)atomic_load(&p->windows_planned));
+		fprintf(m, "records: %llu\nrequests: %llu\nretries: %llu\ngaps: %llu\nrejected: %llu\n",
+			(unsigned long long)atomic_load(&p->records),
+			(unsigned long long)atomic_load(&p->requests),
+			(unsigned long long)atomic_load(&p->retries),
+			(unsigned long long)atomic_load(&p->gaps),
+			(unsigned long long)atomic_load(&p->rejected));
+		if (started)
+			fprintf(m, "elapsed: %.1f s\n", (double)(wall_ms() - started) / 1000.0);
+		if (f->state == F_READY)
+			fprintf(m, "snapshot: generation %u, %s\n", f->gen, f->live ? "live" : "final");
+		if (f->state == F_FAILED)
+			fprintf(m, "error: %s (%s)\n", f->cause, strerror(f->err));
+		int waiting = 0;
+		for (struct fs_waiter *w = f->waiters; w; w = w->next)
+			waiting++;
+		fprintf(m, "waiting readers: %d\n", waiting);
+	}
+	pthread_mutex_unlock(&c->lock);
+	fclose(m);
+	return text;
+}
+
+void fs_folders_shutdown(struct fs_ctx *c)
+{
+	bool busy = true;
+
+	atomic_store(&c->stopping, 1);
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->nfolders; i++)
+		atomic_store(&c->folders[i]->cancel, 1);
+	pthread_mutex_unlock(&c->lock);
+	/* workers end at their next step; wait for them (queries stop at once) */
+	for (int tries = 0; busy && tries < 500; tries++) {
+		busy = false;
+		pthread_mutex_lock(&c->lock);
+		for (size_t i = 0; i < c->nfolders; i++)
+			busy = busy || c->folders[i]->worker;
+		pthread_mutex_unlock(&c->lock);
+		if (busy) {
+			struct timespec ts = {0, 20000000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->nfolders; i++) {
+		struct fs_folder *f = c->folders[i];
+		answer_ready(c, f, EINTR);
+		if (!f->worker) {
+			snapshot_drop(f);
+			free(f);
+			c->folders[i] = NULL;
+		}
+	}
+	free(c->folders);
+	c->folders = NULL;
+	c->nfolders = c->capfolders = 0;
+	pthread_mutex_unlock(&c->lock);
+}

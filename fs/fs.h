@@ -1,0 +1,107 @@
+/*
+ * fs.h - the whole face of the filesystem room: the flowfs daemon's
+ * context, its query folders and the errno table.  path.h is the grammar.
+ *
+ * Why the low-level libfuse API: a file of a query folder cannot be
+ * stat'ed before its query has run, and a query can take minutes (or hang
+ * on a stalled collector until its deadline).  With the low-level API a
+ * request need not be answered by the thread that received it: getattr and
+ * open of a file whose snapshot is not ready are parked on their folder and
+ * answered by the folder's worker thread when it is ready, so the session
+ * loop's threads never wait on the network.  Listings, .progress and every
+ * other folder stay answerable however many readers wait, and an
+ * interrupted reader (Ctrl-C) is answered EINTR at once while the download
+ * goes on.
+ */
+#ifndef FLOWFS_FS_H
+#define FLOWFS_FS_H
+
+#define FUSE_USE_VERSION 312
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fetch.h"
+#include "path.h"
+
+/* The mount's options (-o ...). */
+struct fs_opts {
+	char *token_file, *cache, *tz, *ca_file, *driver;
+	int live_ttl, max_inflight, stall_timeout, request_timeout, retries;
+	int insecure, foreground, debug;
+	char *url;		/* the first non-option argument */
+	int nonopt;
+};
+
+struct fs_folder;
+
+/* The one context of a mount. */
+struct fs_ctx {
+	struct fs_opts o;
+	char url[2048], cache_dir[2048], snap_dir[2200], log_path[2200];
+	char token[1024];
+	struct fetch_engine *engine;
+	struct fuse_session *se;
+	uid_t uid;
+	gid_t gid;
+	pthread_mutex_t lock;		/* guards the tables below and every folder */
+	struct fs_inode **inodes;	/* open-addressed by ino */
+	size_t ninodes, capinodes;
+	struct fs_folder **folders;	/* by ino of the query folder */
+	size_t nfolders, capfolders;
+	FILE *log;
+	atomic_int stopping;
+};
+
+/* An inode the kernel knows (looked up and not yet forgotten). */
+struct fs_inode {
+	uint64_t ino;
+	uint64_t nlookup;
+	struct fs_node node;
+};
+
+/* The operations (ops.c). */
+extern const struct fuse_lowlevel_ops fs_ops;
+
+/* The (subject, peer) pairs the cache holds, for the root's listing. */
+int fs_cached_subjects(struct fs_ctx *c, struct cache_query **out, size_t *n);
+
+/* The collector's clock now (its /info clock plus the time since). */
+void fs_clock_now(struct fs_ctx *c, struct fs_clock *clk);
+
+/* ---- folder.c: query folders, their snapshots and waiting readers ------- */
+
+/* getattr or open of a file of a query folder: answered now when its
+ * snapshot is ready, else parked and answered by the folder's worker. */
+void fs_folder_getattr(struct fs_ctx *c, fuse_req_t req, const struct fs_node *n, uint64_t ino);
+void fs_folder_open(struct fs_ctx *c, fuse_req_t req, const struct fs_node *n, uint64_t ino,
+		    struct fuse_file_info *fi);
+/* The text of .progress for a folder (malloc'd); never waits. */
+char *fs_folder_progress(struct fs_ctx *c, const struct fs_node *n);
+/* Stop every worker (unmount), answer every parked request. */
+void fs_folders_shutdown(struct fs_ctx *c);
+
+/* An open file: an fd on a rendered snapshot, or bytes in memory. */
+struct fs_handle {
+	int fd;
+	char *mem;
+	size_t size;
+};
+
+/* Files made from the cache rather than a query: README.txt and
+ * collector/ (malloc'd text). */
+int fs_static_file(struct fs_ctx *c, const struct fs_node *n, char **text, size_t *len);
+
+/* ---- errors ----------------------------------------------------------------- */
+
+/* The one table that turns an engine or cache failure into the errno a
+ * reader sees. */
+int fs_errno(int rc);
+
+/* Log a line (to the log file, and stderr in the foreground). */
+void fs_log(struct fs_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
