@@ -932,5 +932,5 @@ int main(void)
 		cmocka_unit_test(test_query_plan),
 		cmocka_unit_test(test_roundtrip),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
 }

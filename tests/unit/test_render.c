@@ -713,5 +713,5 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sqlite_export_stable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("render", tests, NULL, NULL);
 }
