@@ -410,8 +410,15 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "flowfs: no -o cache=, XDG_CACHE_HOME or HOME\n");
 		goto out;
 	}
-	if (!realpath(fopts.mountpoint, mnt)) {
-		fprintf(stderr, "flowfs: mount point %s: %s\n", fopts.mountpoint, strerror(errno));
+	struct stat mst;
+	if (stat(fopts.mountpoint, &mst) != 0 || !realpath(fopts.mountpoint, mnt)) {
+		if (errno == ENOTCONN)
+			fprintf(stderr, "flowfs: %s is a dead mount (its flowfs was killed); "
+					"unmount it first: fusermount3 -u %s\n",
+				fopts.mountpoint, fopts.mountpoint);
+		else
+			fprintf(stderr, "flowfs: mount point %s: %s\n", fopts.mountpoint,
+				strerror(errno));
 		goto out;
 	}
 	resolve(cdir, c->cache_dir);
