@@ -299,6 +299,12 @@ int cache_subjects(struct cache *c, struct cache_query **out, size_t *n, char *e
 
 /* ---- formatting helpers shared with the fronts ----------------------------- */
 
+/* Is tz a zone this machine knows: "UTC", an IANA name with a file under
+ * /usr/share/zoneinfo ("Europe/Berlin"), a path to a zone file, or a POSIX
+ * rule ("CET-1CEST,M3.5.0,M10.5.0/3")?  glibc takes an unknown name
+ * silently as UTC, which would mislabel evidence. */
+bool cache_tz_valid(const char *tz);
+
 /* "TCP", "UDP", "ICMP", "ICMP6", "GRE", "ESP", ...; NULL where no name. */
 const char *cache_proto_name(int proto);
 

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cache_i.h"
 
@@ -254,4 +255,39 @@ int cache_time_format(int64_t ms, char *out, size_t len)
 		out[k] = '\0';
 	}
 	return (int)n;
+}
+
+/* See cache.h: glibc takes an unknown zone silently as UTC. */
+bool cache_tz_valid(const char *tz)
+{
+	char path[512];
+
+	if (!tz || !tz[0] || strlen(tz) > 200 || strstr(tz, ".."))
+		return false;
+	if (strcmp(tz, "UTC") == 0 || strcmp(tz, "Z") == 0)
+		return true;
+	if (tz[0] == ':')
+		tz++;
+	if (tz[0] == '/')
+		return access(tz, R_OK) == 0;
+	snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
+	if (access(path, R_OK) == 0)
+		return true;
+	/* a POSIX rule: a name ("EST", "<+0530>") and an offset ("5", "-5:30") */
+	const char *p = tz;
+	if (*p == '<') {
+		p = strchr(p, '>');
+		if (!p)
+			return false;
+		p++;
+	} else {
+		int letters = 0;
+		while ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z'))
+			p++, letters++;
+		if (letters < 3)
+			return false;
+	}
+	if (*p == '+' || *p == '-')
+		p++;
+	return *p >= '0' && *p <= '9';
 }

@@ -177,7 +177,7 @@ int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, cha
 	if (rc) {
 		char why[FETCH_ERRLEN];
 		snprintf(why, sizeof(why), "%s", err);
-		snprintf(err, FETCH_ERRLEN, "cannot reach the collector at %.200s: %.270s", e->url, why);
+		snprintf(err, FETCH_ERRLEN, "the collector at %.200s: %.270s", e->url, why);
 		goto fail;
 	}
 	rc = e->ops->info_decode(e->drv, r.body, r.len, &e->info, err);

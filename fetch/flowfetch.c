@@ -295,13 +295,9 @@ int main(int argc, char **argv)
 	if (setenv("TZ", tz, 1) != 0)
 		return 1;
 	tzset();
-	if (strcmp(tz, "UTC") != 0 && access(tz[0] == ':' ? tz + 1 : tz, F_OK) != 0) {
-		char zpath[512];
-		snprintf(zpath, sizeof(zpath), "/usr/share/zoneinfo/%s", tz);
-		if (access(zpath, F_OK) != 0) {
-			fprintf(stderr, "flowfetch: unknown time zone '%s'\n", tz);
-			return 2;
-		}
+	if (!cache_tz_valid(tz)) {
+		fprintf(stderr, "flowfetch: unknown time zone '%s' (an IANA name such as Europe/Berlin)\n", tz);
+		return 2;
 	}
 
 	memset(&q, 0, sizeof(q));

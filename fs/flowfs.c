@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -82,6 +83,9 @@ int fs_errno(int rc)
 		return ENOENT;
 	case EFBIG:
 		return EFBIG;		/* an answer larger than the bound */
+	case EMFILE:
+	case ENFILE:
+		return EMFILE;		/* out of descriptors */
 	default:
 		return EIO;		/* everything else: the cause is in the log and .progress */
 	}
@@ -391,6 +395,11 @@ int main(int argc, char *argv[])
 	}
 
 	/* the zone, once: day folders and every time written use it */
+	if (c->o.tz && !cache_tz_valid(c->o.tz)) {
+		fprintf(stderr, "flowfs: unknown time zone '%s' (an IANA name such as Europe/Berlin)\n",
+			c->o.tz);
+		goto out;
+	}
 	setenv("TZ", c->o.tz ? c->o.tz : "UTC", 1);
 	tzset();
 
@@ -420,6 +429,15 @@ int main(int argc, char *argv[])
 			fprintf(stderr, "flowfs: mount point %s: %s\n", fopts.mountpoint,
 				strerror(errno));
 		goto out;
+	}
+	if (cdir[0] != '/') {	/* the daemon runs in /: make it absolute now */
+		char cwd[PATH_MAX], tmp[2 * PATH_MAX + 2];
+		if (!getcwd(cwd, sizeof(cwd)) || strlen(cwd) + strlen(cdir) + 2 > sizeof(cdir)) {
+			fprintf(stderr, "flowfs: cannot resolve the cache directory %s\n", cdir);
+			goto out;
+		}
+		snprintf(tmp, sizeof(tmp), "%s/%s", cwd, cdir);
+		memcpy(cdir, tmp, strlen(tmp) + 1);
 	}
 	resolve(cdir, c->cache_dir);
 	if (path_within(c->cache_dir, mnt)) {
@@ -463,6 +481,14 @@ int main(int argc, char *argv[])
 	mounted = true;
 	fuse_daemonize(fopts.foreground);
 
+	/* every rendered file of a snapshot is an open descriptor, and every
+	 * request a socket: the soft limit up to the hard one */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+
 	/* after detaching: the log, the snapshot room, the engine and its threads */
 	snprintf(c->log_path, sizeof(c->log_path), "%s/flowfs.log", c->cache_dir);
 	snprintf(c->snap_dir, sizeof(c->snap_dir), "%s/snap-%d", c->cache_dir, (int)getpid());
@@ -482,7 +508,8 @@ int main(int argc, char *argv[])
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(lc, 64);
 	fuse_loop_cfg_set_clone_fd(lc, fopts.clone_fd);
-	ret = fuse_session_loop_mt(c->se, lc) ? 1 : 0;
+	/* the loop returns the signal that ended it: an unmount, not a failure */
+	ret = fuse_session_loop_mt(c->se, lc) < 0 ? 1 : 0;
 	fs_log(c, "unmounting");
 	fs_folders_shutdown(c);
 out:

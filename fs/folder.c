@@ -55,7 +55,16 @@ struct fs_folder {
 	struct snap_file files[FS_NFILES];
 	struct fs_waiter *waiters;
 	atomic_int cancel;
+	uint64_t used;		/* when last served (the mount's counter) */
 };
+
+/* Snapshots kept open: each is up to seven descriptors and its (deleted)
+ * files on disk.  Past this many, the least recently used idle folder's
+ * snapshot is dropped; its next reader renders it again from the cache
+ * (no request). */
+#define SNAPSHOTS_MAX 24
+
+static uint64_t use_clock;
 
 static int64_t wall_ms(void)
 {
@@ -187,6 +196,46 @@ static void snapshot_drop(struct fs_folder *f)
 		f->files[i].size = 0;
 		f->files[i].err = 0;
 	}
+}
+
+static bool needs_query(struct fs_ctx *c, struct fs_folder *f);
+
+/* Drop the least recently used idle snapshot when too many are open
+ * (caller holds c->lock). */
+static void snapshots_trim(struct fs_ctx *c)
+{
+	size_t open = 0;
+	struct fs_folder *lru = NULL;
+
+	for (size_t i = 0; i < c->nfolders; i++) {
+		struct fs_folder *f = c->folders[i];
+		if (f->state != F_READY)
+			continue;
+		open++;
+		if (!f->worker && !f->waiters && (!lru || f->used < lru->used))
+			lru = f;
+	}
+	if (open > SNAPSHOTS_MAX && lru) {
+		snapshot_drop(lru);
+		lru->state = F_IDLE;
+	}
+}
+
+int fs_folder_stat(struct fs_ctx *c, const struct fs_node *n, uint64_t ino, struct stat *st,
+		   double *timeout)
+{
+	int rc = -EAGAIN;
+
+	pthread_mutex_lock(&c->lock);
+	struct fs_folder *f = folder_get(c, n);
+	if (f && f->state == F_READY && !needs_query(c, f) && f->files[n->file].fd >= 0) {
+		fill_stat(c, f, n->file, ino, st);
+		*timeout = attr_timeout(f);
+		f->used = ++use_clock;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
 }
 
 /* ---- rendering ------------------------------------------------------------ */
@@ -476,7 +525,9 @@ static void *folder_worker(void *arg)
 			f->made_ms = wall_ms();
 			f->live = folder_is_live(c, f);
 			f->state = F_READY;
+			f->used = ++use_clock;
 			f->cause[0] = '\0';
+			snapshots_trim(c);
 			if (!res.complete) {
 				char name[128];
 				fs_node_name(&f->node, name, sizeof(name));
@@ -566,6 +617,7 @@ static void park(struct fs_ctx *c, fuse_req_t req, const struct fs_node *n, uint
 	/* ready now: answer from the snapshot */
 	if (f->state == F_READY && !needs_query(c, f) &&
 	    (f->files[n->file].fd >= 0 || f->files[n->file].err)) {
+		f->used = ++use_clock;
 		answer(c, f, w);
 		pthread_mutex_unlock(&c->lock);
 		free(w);

@@ -79,6 +79,11 @@ void fs_clock_now(struct fs_ctx *c, struct fs_clock *clk);
 void fs_folder_getattr(struct fs_ctx *c, fuse_req_t req, const struct fs_node *n, uint64_t ino);
 void fs_folder_open(struct fs_ctx *c, fuse_req_t req, const struct fs_node *n, uint64_t ino,
 		    struct fuse_file_info *fi);
+/* The attributes of a query file whose snapshot is ready (0), without
+ * waiting; -EAGAIN when it is not.  Lookup answers with them, so that a
+ * renewed name does not reset a cached file's size (and its page cache). */
+int fs_folder_stat(struct fs_ctx *c, const struct fs_node *n, uint64_t ino, struct stat *st,
+		   double *timeout);
 /* The text of .progress for a folder (malloc'd); never waits. */
 char *fs_folder_progress(struct fs_ctx *c, const struct fs_node *n);
 /* Stop every worker (unmount), answer every parked request. */

@@ -173,11 +173,17 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	e.ino = fs_node_ino(&n);
-	plain_stat(c, &n, e.ino, &e.attr);
 	e.entry_timeout = ENTRY_TIMEOUT;
-	/* a query file's size is known only after its query: attributes that
-	 * expire at once make the kernel ask getattr before any use */
-	e.attr_timeout = n.kind == FS_FILE ? 0.0 : ENTRY_TIMEOUT;
+	e.attr_timeout = ENTRY_TIMEOUT;
+	if (n.kind != FS_FILE || n.file == FS_F_PROGRESS ||
+	    fs_folder_stat(c, &n, e.ino, &e.attr, &e.attr_timeout) != 0) {
+		plain_stat(c, &n, e.ino, &e.attr);
+		/* a query file's size is known only after its query:
+		 * attributes that expire at once make the kernel ask getattr
+		 * before any use */
+		if (n.kind == FS_FILE)
+			e.attr_timeout = 0.0;
+	}
 	pthread_mutex_lock(&c->lock);
 	rc = inode_ref(c, &n, e.ino);
 	pthread_mutex_unlock(&c->lock);
@@ -406,7 +412,16 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (size > h->size - (uint64_t)off)
 		size = (size_t)(h->size - (uint64_t)off);
 	if (h->mem) {
-		fuse_reply_buf(req, h->mem + off, size);
+		/* reply from a copy: once the kernel has the bytes the reader
+		 * may close, and another thread free h, while writev returns */
+		char *copy = malloc(size ? size : 1);
+		if (!copy) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		memcpy(copy, h->mem + off, size);
+		fuse_reply_buf(req, copy, size);
+		free(copy);
 		return;
 	}
 	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);

@@ -22,6 +22,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_BINARY = REPO / "build/sim/flowsim"
+DEFAULT_FLOWFETCH = REPO / "build/fetch/flowfetch"
 
 # The frozen clock every deterministic sim uses (and its value in ms).
 NOW_ISO = "2026-11-29T12:00:00Z"
@@ -52,6 +53,20 @@ def require_binary():
     if not (b.is_file() and os.access(b, os.X_OK)):
         pytest.fail(f"flowsim binary not found or not executable: {b} "
                     f"(build it with ninja -C build, or set FLOWSIM)",
+                    pytrace=False)
+    return b
+
+
+def flowfetch_binary():
+    """flowfetch: $FLOWFETCH (set by meson), else build/fetch/flowfetch."""
+    return Path(os.environ.get("FLOWFETCH") or DEFAULT_FLOWFETCH)
+
+
+def require_flowfetch():
+    b = flowfetch_binary()
+    if not (b.is_file() and os.access(b, os.X_OK)):
+        pytest.fail(f"flowfetch binary not found or not executable: {b} "
+                    f"(build it with ninja -C build, or set FLOWFETCH)",
                     pytrace=False)
     return b
 
@@ -321,3 +336,8 @@ def make_module_sim(tmp_path_factory):
 @pytest.fixture(scope="session")
 def flowsim_path():
     return require_binary()
+
+
+@pytest.fixture(scope="session")
+def flowfetch_path():
+    return require_flowfetch()
