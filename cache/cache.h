@@ -181,6 +181,10 @@ int cache_put_window(struct cache *c, const struct cache_query *q,
 		     struct flow_rec *recs, size_t n,
 		     const struct cache_cover *cover, char *err);
 
+/* The store's key order of records (start, then id), for qsort: windows
+ * sorted so before cache_put_window are not sorted again. */
+int cache_rec_cmp(const void *a, const void *b);
+
 /* A window that could not be closed: recorded, reported, never hidden. */
 struct cache_gap {
 	int64_t start, end;

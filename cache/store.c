@@ -624,7 +624,7 @@ static int store_check_query(const struct cache_query *q, char *err)
 
 /* ---- flows ----------------------------------------------------------------------- */
 
-static int store_rec_cmp(const void *a, const void *b)
+int cache_rec_cmp(const void *a, const void *b)
 {
 	const struct flow_rec *x = a, *y = b;
 
@@ -747,8 +747,13 @@ int cache_put_window(struct cache *c, const struct cache_query *q,
 				  (long long)cover->start, (long long)cover->end);
 	cache_query_keys(q, subject, peer);
 	subject_len = strlen(subject);
-	if (n > 1)
-		qsort(recs, n, sizeof(*recs), store_rec_cmp);
+	/* decoders hand windows over sorted already: check before sorting */
+	for (size_t i = 1; i < n; i++) {
+		if (cache_rec_cmp(&recs[i - 1], &recs[i]) > 0) {
+			qsort(recs, n, sizeof(*recs), cache_rec_cmp);
+			break;
+		}
+	}
 	rc = store_begin(c, err);
 	if (rc)
 		return rc;

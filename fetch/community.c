@@ -55,6 +55,16 @@ static int icmp6_peer(int t)
 	}
 }
 
+/* One SHA-1 context a thread, reused: EVP_Digest would allocate one for
+ * every flow. */
+static __thread EVP_MD_CTX *tl_ctx;
+
+void fetch_community_done(void)
+{
+	EVP_MD_CTX_free(tl_ctx);
+	tl_ctx = NULL;
+}
+
 void fetch_community_id(const struct flow_rec *f, uint16_t seed, char out[32])
 {
 	uint8_t buf[2 + 16 + 16 + 2 + 4], md[EVP_MAX_MD_SIZE];
@@ -109,7 +119,11 @@ void fetch_community_id(const struct flow_rec *f, uint16_t seed, char out[32])
 		buf[n++] = (uint8_t)(dp >> 8);
 		buf[n++] = (uint8_t)dp;
 	}
-	if (!EVP_Digest(buf, n, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20)
+	EVP_MD_CTX *ctx = tl_ctx;
+	if (!ctx && !(ctx = tl_ctx = EVP_MD_CTX_new()))
+		return;
+	if (!EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) || !EVP_DigestUpdate(ctx, buf, n) ||
+	    !EVP_DigestFinal_ex(ctx, md, &mdlen) || mdlen != 20)
 		return;
 	memcpy(out, "1:", 2);
 	EVP_EncodeBlock((unsigned char *)out + 2, md, 20);

@@ -379,6 +379,9 @@ static void *decoder_main(void *arg)
 		struct http_ask next;
 		j->rc = r->e->ops->window_next(r->e->drv, &j->resp, &next, &j->out, j->err);
 		http_resp_free(&j->resp);
+		/* sorted here, on the decoding threads, not on the one store thread */
+		if (j->rc == 0 && j->out.n > 1)
+			qsort(j->out.recs, j->out.n, sizeof(*j->out.recs), cache_rec_cmp);
 		j->seconds = mono_s() - t0;
 		q_push(&r->dq_out, &j->link);
 		http_wakeup(r->http);

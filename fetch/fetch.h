@@ -129,6 +129,9 @@ const uint8_t *plan_peer_of(const struct cache_prefix *subject, const uint8_t sr
 /* Community ID v1 of a flow (seed 0): "1:" + base64(SHA-1).  out: 32 bytes.
  * Empty string when the protocol is unknown. */
 void fetch_community_id(const struct flow_rec *f, uint16_t seed, char out[32]);
+/* Free the calling thread's hashing state (at the end of a thread that
+ * computed IDs). */
+void fetch_community_done(void);
 
 /* ---- the engine ---------------------------------------------------------- */
 

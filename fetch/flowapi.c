@@ -124,6 +124,7 @@ static void arena_end(void)
 
 void flowapi_thread_done(void)
 {
+	fetch_community_done();
 	arena_end();
 	for (struct arena_block *b = tl_arena.head, *n; b; b = n) {
 		n = b->next;
