@@ -26,7 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BACKLOG_MAX 8		/* answers waiting to be decoded or stored */
+/* Answers waiting to be decoded or stored: enough to keep the decoding
+ * threads busy, few enough that a crash loses little that was received. */
+#define BACKLOG_MAX 4
 
 struct fetch_engine {
 	char url[2048], token[1024], cache_dir[2048], driver_name[32];

@@ -517,7 +517,10 @@ int flowapi_decode_record(const cJSON *o, struct flow_rec *f, char *why, size_t 
 	f->tcp_flags = proto == 6 ? (int32_t)flags : -1;
 	f->icmp_type = icmp ? (int32_t)itype : -1;
 	f->icmp_code = icmp ? (int32_t)icode : -1;
-	if (icmp && f->sport == 0 && f->dport == 0)
+	/* ports only where the protocol has them (TCP, UDP, DCCP, UDP-Lite,
+	 * SCTP): elsewhere the collector's 0 means "none" */
+	if (proto != 6 && proto != 17 && proto != 33 && proto != 136 && proto != 132 &&
+	    proto >= 0 && f->sport == 0 && f->dport == 0)
 		f->sport = f->dport = -1;
 	if (get_groups(it[F_SRCG], f->src_groups, &f->nsrc_groups) ||
 	    get_groups(it[F_DSTG], f->dst_groups, &f->ndst_groups)) {

@@ -390,6 +390,12 @@ int main(int argc, char **argv)
 	}
 	const struct fetch_info *info = fetch_engine_info(e);
 	int64_t oldest = (info->now_ms / 86400000 - info->retention_days) * 86400000;
+	if (q.start > info->now_ms) {
+		fprintf(stderr, "flowfetch: the range starts after the collector's clock (now %lld ms); "
+				"there are no flows there yet\n", (long long)info->now_ms);
+		status = 2;
+		goto out;
+	}
 	if (q.end <= oldest) {
 		fprintf(stderr, "flowfetch: the range ends before the collector's retention (%d days)\n",
 			info->retention_days);

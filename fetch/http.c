@@ -308,7 +308,9 @@ enum http_verdict http_judge(const struct http_resp *r, int *errnum, char *why, 
 		switch (r->cerr) {
 		case CURLE_OPERATION_TIMEDOUT:
 			*errnum = ETIMEDOUT;
-			break;
+			snprintf(why, len, "timed out: the collector stalled or was too slow (%s)",
+				 r->error);
+			return HTTP_RETRY;
 		case CURLE_COULDNT_CONNECT:
 			*errnum = ECONNREFUSED;
 			break;

@@ -18,10 +18,11 @@
  *    leaves of about fill * cap flows (greedy over the sorted start times,
  *    one millisecond slot at a time, so a slot denser than a leaf is
  *    isolated on its own).  When the sample is too thin to place leaf
- *    boundaries well (fewer than MIN_LEAF_POINTS sample points a leaf), it
- *    is cut into intermediate parts of about INTERMEDIATE_CAPS * cap flows
- *    instead: they come back full, and their own, denser samples place the
- *    leaves.
+ *    boundaries well (fewer than MIN_LEAF_POINTS sample points a leaf, or
+ *    a twentieth of the cap when that is less), it is cut into intermediate
+ *    parts instead, as large as their own samples can still place leaves in
+ *    (up to INTERMEDIATE_CAPS * cap flows): they come back full, and their
+ *    denser samples place the leaves.
  *  - Peers.  A full window at the driver's granularity is split by the peer
  *    prefix, along a binary trie of the sample's peer addresses, down to
  *    prefixes expected to hold fill * cap flows: the prefixes the burst comes
@@ -41,8 +42,8 @@
 #include <string.h>
 
 #define MEASURE_SHARE 0.0625
-#define MIN_LEAF_POINTS 300.0
-#define INTERMEDIATE_CAPS 20.0
+#define MIN_LEAF_POINTS 300.0	/* at the most; fewer for a small cap */
+#define INTERMEDIATE_CAPS 20.0	/* at the most */
 
 enum node_kind { N_TIME, N_PEER };
 enum node_state { S_QUEUED, S_SENT, S_SPLIT, S_DONE };
@@ -380,8 +381,17 @@ static void plan_range(struct plan *p, struct node *n, int64_t from, int64_t to,
 			node_new(p, n, N_TIME, s, s + step < to ? s + step : to, total * (double)step / (double)(to - from));
 		return;
 	}
+	double cap = p->cfg.cap;
+	double min_pts = cap / 20 < 50 ? 50 : cap / 20 > MIN_LEAF_POINTS ? MIN_LEAF_POINTS : cap / 20;
 	double per_leaf_pts = (double)npts * leaf / total;
-	double part_flows = per_leaf_pts >= MIN_LEAF_POINTS ? leaf : INTERMEDIATE_CAPS * p->cfg.cap;
+	/* an intermediate part whose full answer still places leaves well */
+	double inter = 0.66 * leaf * cap / min_pts;
+	if (inter > INTERMEDIATE_CAPS * cap)
+		inter = INTERMEDIATE_CAPS * cap;
+	if (inter < 2 * cap)
+		inter = 2 * cap;
+	double part_flows = per_leaf_pts >= min_pts || inter * 2 > total ? leaf : inter;
+
 	double target = (double)npts * part_flows / total;
 	if (target < 1)
 		target = 1;

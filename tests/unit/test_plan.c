@@ -20,7 +20,8 @@
 #include "fetch.h"
 
 #define DAY 86400000LL
-#define CAP 10000
+
+static uint32_t CAP = 10000;	/* the fake collector's cap; tests may lower it */
 
 struct fake {
 	int64_t *start, *end;
@@ -306,6 +307,35 @@ static void test_gap_when_unsplittable(void **state)
 	fake_free(&f);
 }
 
+/* A small cap (a collector configured to 1,000 or 2,000 records) must not
+ * send the planner into intermediate windows that never shrink. */
+static void test_small_caps(void **state)
+{
+	(void)state;
+	static const uint32_t caps[] = {1000, 2000, 3000};
+	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+		struct fake f = {.rng = 40 + i};
+		struct outcome o;
+		CAP = caps[i];
+		add_flows(&f, 21000, 0, DAY, 1, false);
+		run(&f, 0, DAY, 4, &o);
+		assert_lossless(&f, 0, DAY, &o);
+		assert_true(o.ratio <= 1.7);
+		cache_ivals_free(&o.covered);
+		fake_free(&f);
+		f = (struct fake){.rng = 50 + i};
+		add_flows(&f, 20000, 0, DAY, 0, false);
+		for (int b = 0; b < 5; b++)
+			add_flows(&f, 8000, (int64_t)(b * 4 + 2) * 3600000LL, 60000 * (1 + 2 * b), 0, false);
+		run(&f, 0, DAY, 4, &o);
+		assert_lossless(&f, 0, DAY, &o);
+		assert_true(o.ratio <= 2.3);
+		cache_ivals_free(&o.covered);
+		fake_free(&f);
+	}
+	CAP = 10000;
+}
+
 static void test_random_shapes(void **state)
 {
 	(void)state;
@@ -336,6 +366,7 @@ int main(void)
 		cmocka_unit_test(test_scan_and_flood),
 		cmocka_unit_test(test_overlap_matching),
 		cmocka_unit_test(test_gap_when_unsplittable),
+		cmocka_unit_test(test_small_caps),
 		cmocka_unit_test(test_random_shapes),
 	};
 	return cmocka_run_group_tests_name("plan", tests, NULL, NULL);
