@@ -375,6 +375,7 @@ static void *decoder_main(void *arg)
 	struct run *r = arg;
 	struct qitem *it;
 
+	pthread_setname_np(pthread_self(), "flow-decode");
 	while ((it = q_pop(&r->dq_in, true))) {
 		struct decode_job *j = (struct decode_job *)it;
 		double t0 = mono_s();
@@ -401,6 +402,7 @@ static void *storer_main(void *arg)
 	struct cache_identity id = {r->e->url, r->e->info.product, r->e->ops->name};
 	int rc = cache_open(r->e->cache_dir, &id, &c, cerr);
 
+	pthread_setname_np(pthread_self(), "flow-store");
 	if (rc) {
 		r->store_rc = rc;
 		snprintf(r->store_err, sizeof(r->store_err), "%s", cerr);
