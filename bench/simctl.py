@@ -1,0 +1,90 @@
+"""The benchmarks' own flowsim: started on 127.0.0.1:0 with a private token,
+asked through its /_sim endpoints, stopped by its pid.  Shared by
+bench/engine.py and bench/fs.py."""
+import http.client
+import json
+import os
+import secrets
+import signal
+import subprocess
+import time
+import urllib.parse
+
+NOW_ISO = "2026-11-29T12:00:00Z"
+
+
+class Sim:
+    """Our own flowsim: started on 127.0.0.1:0, stopped by its pid."""
+
+    def __init__(self, binary, tmp):
+        self.tmp = tmp
+        self.token = secrets.token_hex(16)
+        self.token_file = os.path.join(tmp, "token")
+        fd = os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.token + "\n")
+        port_file = os.path.join(tmp, "port")
+        self.log = open(os.path.join(tmp, "flowsim.log"), "w")
+        self.proc = subprocess.Popen(
+            [binary, "--listen", "127.0.0.1:0", "--port-file", port_file, "--truth",
+             "--now", NOW_ISO, "--token-file", self.token_file],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        self.port = 0
+        for _ in range(200):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"flowsim exited with status {self.proc.returncode}")
+            try:
+                with open(port_file) as f:
+                    self.port = int(f.read().strip() or 0)
+            except (OSError, ValueError):
+                pass
+            if self.port:
+                break
+            time.sleep(0.05)
+        if not self.port:
+            self.stop()
+            raise RuntimeError("flowsim did not start")
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.conn = None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+    def request(self, method, path, auth=False):
+        for attempt in range(2):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+            try:
+                headers = {"Authorization": f"Bearer {self.token}"} if auth else {}
+                self.conn.request(method, path, headers=headers)
+                r = self.conn.getresponse()
+                body = r.read()
+                if r.status != 200:
+                    raise RuntimeError(f"{method} {path.split('?')[0]}: HTTP {r.status}")
+                return json.loads(body)
+            except (http.client.HTTPException, ConnectionError):
+                self.conn.close()
+                self.conn = None
+                if attempt:
+                    raise
+
+    def flows_requests(self):
+        """Requests /api/v1/flows has seen, whatever their status."""
+        c = self.request("GET", "/_sim/counters")
+        return sum(c["endpoints"].get("/api/v1/flows", {}).values())
+
+    def truth(self, ip, start, end):
+        q = urllib.parse.urlencode({"ip": ip, "start": start, "end": end})
+        t = self.request("GET", f"/_sim/truth?{q}")
+        return t["count"], t["digest"]
+
+    def flows_url(self, ip, start, end):
+        q = urllib.parse.urlencode({"ip": ip, "start": start, "end": end})
+        return f"{self.url}/api/v1/flows?{q}"
