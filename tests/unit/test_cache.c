@@ -27,15 +27,9 @@
 #define DAY0 1694736000000LL	/* 2023-09-15T00:00:00Z */
 #define HOUR 3600000LL
 
-/* ---- helpers ------------------------------------------------------------------ */
+#include "testutil.h"
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
+/* ---- helpers ------------------------------------------------------------------ */
 
 static char *tmpdir(void)
 {
@@ -49,27 +43,6 @@ static void rmtree(char *d)
 {
 	nftw(d, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	free(d);
-}
-
-static struct cache_prefix P(const char *s)
-{
-	struct cache_prefix p;
-	assert_int_equal(cache_prefix_parse(s, &p), 0);
-	return p;
-}
-
-static struct cache_query Q(const char *subject, const char *peer, int64_t start, int64_t end)
-{
-	struct cache_query q;
-	memset(&q, 0, sizeof(q));
-	q.subject = P(subject);
-	if (peer) {
-		q.peer = P(peer);
-		q.has_peer = true;
-	}
-	q.start = start;
-	q.end = end;
-	return q;
 }
 
 static struct flow_rec R(const char *id, int64_t start, const char *src, const char *dst)

@@ -29,42 +29,9 @@
 #define T10 1694772000000LL	/* 2023-09-15T10:00:00Z */
 #define HOUR 3600000LL
 
+#include "testutil.h"
+
 /* ---- helpers ------------------------------------------------------------------ */
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
-static void use_tz(const char *tz)
-{
-	setenv("TZ", tz, 1);
-	tzset();
-}
-
-static struct cache_prefix P(const char *s)
-{
-	struct cache_prefix p;
-	assert_int_equal(cache_prefix_parse(s, &p), 0);
-	return p;
-}
-
-static struct cache_query Q(const char *subject, const char *peer, int64_t start, int64_t end)
-{
-	struct cache_query q;
-	memset(&q, 0, sizeof(q));
-	q.subject = P(subject);
-	if (peer) {
-		q.peer = P(peer);
-		q.has_peer = true;
-	}
-	q.start = start;
-	q.end = end;
-	return q;
-}
 
 /* A record with every optional field unknown. */
 static struct flow_rec R(const char *id, int64_t start, int64_t end, int proto,
