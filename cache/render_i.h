@@ -130,4 +130,9 @@ int render_sqlite(struct cache *c, struct render_ctx *ctx, const struct cache_qu
 		  const char *path, const struct cache_meta *meta, size_t nmeta,
 		  int64_t *rows, char *err);
 
+/* Length of the valid UTF-8 sequence at s (at most len bytes), 0 if none:
+ * overlong forms, surrogates and code points past U+10FFFF are invalid.
+ * (render_ndjson.c; the SVG and text reports use it too.) */
+size_t render_utf8_len(const unsigned char *s, size_t len);
+
 #endif

@@ -15,8 +15,7 @@
  */
 #include "render_i.h"
 
-/* Length of the valid UTF-8 sequence at s (at most len bytes), 0 if none. */
-static size_t ndjson_utf8_len(const unsigned char *s, size_t len)
+size_t render_utf8_len(const unsigned char *s, size_t len)
 {
 	unsigned c = s[0];
 	size_t n;
@@ -77,7 +76,7 @@ static void ndjson_string(struct render_out *o, const char *str, size_t len)
 			d += 6;
 			i++;
 		} else {
-			size_t n = ndjson_utf8_len(s + i, len - i);
+			size_t n = render_utf8_len(s + i, len - i);
 			if (n) {
 				memcpy(d, s + i, n);
 				d += n;

@@ -123,39 +123,6 @@ static void report_text(struct render_out *o, const char *s, size_t len)
 	}
 }
 
-/* The length of a valid UTF-8 sequence at s (at most len bytes), 0 if none. */
-static size_t report_utf8_len(const unsigned char *s, size_t len)
-{
-	size_t n;
-	uint32_t cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		n = 2;
-		cp = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		n = 3;
-		cp = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		n = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (n > len)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
 /*
  * Text as XML character data or attribute value: the five markup characters
  * as entities; what XML 1.0 cannot hold (control characters, invalid UTF-8,
@@ -167,7 +134,7 @@ static void report_xml(struct render_out *o, const char *s)
 	size_t len = strlen(s);
 
 	for (size_t i = 0; i < len;) {
-		size_t n = report_utf8_len(u + i, len - i);
+		size_t n = render_utf8_len(u + i, len - i);
 		switch (n ? u[i] : 0) {
 		case '<': report_puts(o, "&lt;"); break;
 		case '>': report_puts(o, "&gt;"); break;

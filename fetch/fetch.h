@@ -52,7 +52,6 @@ struct plan_cfg {
 	struct cache_prefix peer;	/* the query's peer: all of the family when absent */
 	bool has_peer;
 	double fill;			/* aim each leaf at fill * cap (default 0.9) */
-	double est_hint;		/* expected flows per ms from earlier answers; 0: none */
 	/* The start times earlier answers showed for the same hours of
 	 * another day, moved onto the query's range (ascending), or NULL:
 	 * with them, the planner sizes and places its first windows without

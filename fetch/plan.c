@@ -201,11 +201,10 @@ int plan_new(const struct plan_cfg *cfg, const struct cache_ivals *missing,
 		int64_t s = missing->v[i].start, e = missing->v[i].end;
 		while (s < e) {
 			int64_t to = e - s > cfg->max_window_ms ? s + cfg->max_window_ms : e;
-			double est = cfg->est_hint > 0 ? cfg->est_hint * (double)(to - s) : -1;
 			if (cfg->prior)
 				plan_from_prior(p, s, to);
 			else
-				node_new(p, NULL, N_TIME, s, to, est);
+				node_new(p, NULL, N_TIME, s, to, -1);
 			s = to;
 		}
 	}
