@@ -227,20 +227,12 @@ int http_submit(struct http *h, const struct http_ask *a, uint64_t tag)
 	return 0;
 }
 
-int http_wait(struct http *h, int timeout_ms, struct http_resp **done, size_t *ndone)
+/* Move the finished transfers' answers into *v (n of them).  0 or -ENOMEM. */
+static int http_collect(struct http *h, struct http_resp **v, size_t *n)
 {
-	int running = 0, left = 0;
 	CURLMsg *msg;
-	size_t n = 0;
-	struct http_resp *v = NULL;
+	int left = 0;
 
-	*done = NULL;
-	*ndone = 0;
-	if (h->busy)
-		curl_multi_perform(h->multi, &running);
-	if (curl_multi_poll(h->multi, NULL, 0, timeout_ms, NULL) != CURLM_OK)
-		return -EIO;
-	curl_multi_perform(h->multi, &running);
 	while ((msg = curl_multi_info_read(h->multi, &left))) {
 		struct slot *s = NULL;
 		struct timespec t1;
@@ -252,12 +244,10 @@ int http_wait(struct http *h, int timeout_ms, struct http_resp **done, size_t *n
 				s = &h->slots[i];
 		if (!s)
 			continue;
-		struct http_resp *nv = realloc(v, (n + 1) * sizeof(*v));
-		if (!nv) {
-			free(v);
+		struct http_resp *nv = realloc(*v, (*n + 1) * sizeof(**v));
+		if (!nv)
 			return -ENOMEM;
-		}
-		v = nv;
+		*v = nv;
 		s->resp.cerr = msg->data.result;
 		curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &s->resp.status);
 		if (s->resp.cerr != CURLE_OK)
@@ -268,11 +258,44 @@ int http_wait(struct http *h, int timeout_ms, struct http_resp **done, size_t *n
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		s->resp.seconds = (double)(t1.tv_sec - s->t0.tv_sec) +
 				  (double)(t1.tv_nsec - s->t0.tv_nsec) / 1e9;
-		v[n++] = s->resp;
+		(*v)[(*n)++] = s->resp;
 		memset(&s->resp, 0, sizeof(s->resp));
 		curl_multi_remove_handle(h->multi, s->easy);
 		s->busy = false;
 		h->busy--;
+	}
+	return 0;
+}
+
+/*
+ * Transfers that finished in the first curl_multi_perform are collected
+ * before waiting: polling then would sleep the whole timeout with an answer
+ * already in hand (a lone request waited a full second for nothing).
+ */
+int http_wait(struct http *h, int timeout_ms, struct http_resp **done, size_t *ndone)
+{
+	int running = 0;
+	size_t n = 0;
+	struct http_resp *v = NULL;
+	int rc = 0;
+
+	*done = NULL;
+	*ndone = 0;
+	if (h->busy) {
+		curl_multi_perform(h->multi, &running);
+		rc = http_collect(h, &v, &n);
+	}
+	if (!rc && n == 0) {
+		if (curl_multi_poll(h->multi, NULL, 0, timeout_ms, NULL) != CURLM_OK) {
+			free(v);
+			return -EIO;
+		}
+		curl_multi_perform(h->multi, &running);
+		rc = http_collect(h, &v, &n);
+	}
+	if (rc) {
+		free(v);
+		return rc;
 	}
 	*done = v;
 	*ndone = n;
