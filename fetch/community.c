@@ -56,13 +56,18 @@ static int icmp6_peer(int t)
 }
 
 /* One SHA-1 context a thread, reused: EVP_Digest would allocate one for
- * every flow. */
+ * every flow.  The digest is fetched once a thread: EVP_sha1() in
+ * EVP_DigestInit_ex makes OpenSSL 3 look the implementation up, under a
+ * lock, for every flow. */
 static __thread EVP_MD_CTX *tl_ctx;
+static __thread EVP_MD *tl_sha1;
 
 void fetch_community_done(void)
 {
 	EVP_MD_CTX_free(tl_ctx);
 	tl_ctx = NULL;
+	EVP_MD_free(tl_sha1);
+	tl_sha1 = NULL;
 }
 
 void fetch_community_id(const struct flow_rec *f, uint16_t seed, char out[32])
@@ -122,7 +127,9 @@ void fetch_community_id(const struct flow_rec *f, uint16_t seed, char out[32])
 	EVP_MD_CTX *ctx = tl_ctx;
 	if (!ctx && !(ctx = tl_ctx = EVP_MD_CTX_new()))
 		return;
-	if (!EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) || !EVP_DigestUpdate(ctx, buf, n) ||
+	if (!tl_sha1 && !(tl_sha1 = EVP_MD_fetch(NULL, "SHA1", NULL)))
+		return;
+	if (!EVP_DigestInit_ex2(ctx, tl_sha1, NULL) || !EVP_DigestUpdate(ctx, buf, n) ||
 	    !EVP_DigestFinal_ex(ctx, md, &mdlen) || mdlen != 20)
 		return;
 	memcpy(out, "1:", 2);

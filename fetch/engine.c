@@ -383,7 +383,7 @@ static void *decoder_main(void *arg)
 		j->rc = r->e->ops->window_next(r->e->drv, &j->resp, &next, &j->out, j->err);
 		http_resp_free(&j->resp);
 		/* sorted here, on the decoding threads, not on the one store thread */
-		if (j->rc == 0 && j->out.n > 1)
+		if (j->rc == 0 && j->out.n > 1 && !j->out.sampled)
 			qsort(j->out.recs, j->out.n, sizeof(*j->out.recs), cache_rec_cmp);
 		j->seconds = mono_s() - t0;
 		q_push(&r->dq_out, &j->link);
@@ -575,8 +575,14 @@ static int answered(struct run *r, struct decode_job *j, char *err)
 		if (ev[i].kind == PLAN_COVER && ev[i].start == w->req.start && ev[i].end == w->req.end &&
 		    !own && j->out.rejected == 0)
 			own = &ev[i];
-	rc = store_push(r, j->out.recs, n, own, NULL);
-	j->out.recs = NULL;
+	if (j->out.sampled) {
+		/* the window's parts bring every record again, whole */
+		decoded_free(&j->out);
+		rc = own ? store_push(r, NULL, 0, own, NULL) : 0;
+	} else {
+		rc = store_push(r, j->out.recs, n, own, NULL);
+		j->out.recs = NULL;
+	}
 	for (size_t i = 0; !rc && i < nev; i++) {
 		if (&ev[i] == own)
 			continue;
@@ -692,6 +698,11 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 				j->tag = tag;
 				j->resp = done[i];
 				done[i].body = NULL;
+				/* a full answer of a window the planner will split by
+				 * time is only its sample (see struct decoded) */
+				const struct plan_req *rq = &r->wins[tag].req;
+				if (rq->end - rq->start > e->ops->granularity_ms)
+					j->out.sample_at = e->info.max_records;
 				r->decoding++;
 				q_push(&r->dq_in, &j->link);
 				continue;

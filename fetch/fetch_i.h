@@ -81,6 +81,14 @@ struct decoded {
 	size_t answered;		/* records in the answer, kept or not */
 	size_t rejected;		/* malformed records (counted, never stored) */
 	char why[160];			/* the first rejection's cause */
+	/*
+	 * In: an answer of at least this many records (0: none) is only a
+	 * sample of a window that will be split, so only its records' start,
+	 * src and dst are decoded, and 'sampled' is set.  Its records are not
+	 * kept: the window's parts fetch every one of them again, whole.
+	 */
+	size_t sample_at;
+	bool sampled;			/* out: see sample_at */
 };
 
 void decoded_free(struct decoded *d);
@@ -127,7 +135,11 @@ int flowapi_decode_record(const struct cJSON *o, struct flow_rec *f, char *why, 
 void flowapi_init_hooks(void);
 void flowapi_thread_done(void);
 
-/* Decode a whole /flows answer. */
-int flowapi_decode_flows(const char *body, size_t len, struct decoded *out, char *err);
+/* Decode a whole /flows answer: 0, or -EBADMSG (err says why) for an
+ * answer that is not JSON or has no "flows" array, -ENOMEM.  An answer of
+ * sample_at records or more (0: never) is decoded as a sample only (see
+ * struct decoded).  Rejected records are counted in out, not fatal. */
+int flowapi_decode_flows(const char *body, size_t len, size_t sample_at, struct decoded *out,
+			 char *err);
 
 #endif

@@ -126,11 +126,45 @@ static void test_answer_counts_rejects(void **state)
 	char err[FETCH_ERRLEN];
 	const char *body = "{\"flows\":[{" GOOD "},{\"id\":\"x\"},{" GOOD "},7],\"extra\":true}";
 
-	assert_int_equal(flowapi_decode_flows(body, strlen(body), &d, err), 0);
+	assert_int_equal(flowapi_decode_flows(body, strlen(body), 0, &d, err), 0);
 	assert_int_equal(d.answered, 4);
 	assert_int_equal(d.n, 2);
 	assert_int_equal(d.rejected, 2);
 	assert_true(d.why[0] != '\0');
+	decoded_free(&d);
+}
+
+/* A full answer of a window that will be split is decoded as a sample:
+ * starts and addresses only, checked as strictly; a shorter one whole. */
+static void test_sample_answers(void **state)
+{
+	(void)state;
+	struct decoded d;
+	char err[FETCH_ERRLEN];
+	const char *body = "{\"flows\":[{" GOOD "},{\"id\":\"x\",\"start\":5,\"src\":\"10.0.0.1\","
+			   "\"dst\":\"::1\"},{\"start\":-1,\"src\":\"1.2.3.4\",\"dst\":\"1.2.3.4\"}]}";
+
+	assert_int_equal(flowapi_decode_flows(body, strlen(body), 3, &d, err), 0);
+	assert_true(d.sampled);
+	assert_int_equal(d.answered, 3);
+	assert_int_equal(d.n, 2);
+	assert_int_equal(d.rejected, 1);
+	assert_int_equal(d.recs[0].start_ms, 1700000000123LL);
+	assert_int_equal(d.recs[1].start_ms, 5);
+	assert_int_equal(d.recs[1].src[15], 1);
+	assert_int_equal(d.recs[1].src[10], 0xff);
+	assert_int_equal(d.recs[1].dst[15], 1);
+	assert_int_equal(d.recs[1].dst[10], 0);
+	decoded_free(&d);
+
+	/* under the threshold: whole records, the one without an end or
+	 * ports still valid, the bad start still rejected */
+	assert_int_equal(flowapi_decode_flows(body, strlen(body), 4, &d, err), 0);
+	assert_false(d.sampled);
+	assert_int_equal(d.answered, 3);
+	assert_int_equal(d.rejected, 1);
+	assert_string_equal(d.recs[0].id, "ab12");
+	assert_true(d.recs[0].community_id[0] != '\0');
 	decoded_free(&d);
 }
 
@@ -146,7 +180,7 @@ static void test_garbage_answers(void **state)
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
-		assert_int_equal(flowapi_decode_flows(bad[i], strlen(bad[i]), &d, err), -EBADMSG);
+		assert_int_equal(flowapi_decode_flows(bad[i], strlen(bad[i]), 0, &d, err), -EBADMSG);
 		assert_true(err[0] != '\0');
 		for (const char *c = err; *c; c++)
 			assert_true((unsigned char)*c >= ' ');	/* a one-line message */
@@ -215,6 +249,7 @@ int main(void)
 		cmocka_unit_test(test_ipv6_spellings),
 		cmocka_unit_test(test_hostile_records),
 		cmocka_unit_test(test_answer_counts_rejects),
+		cmocka_unit_test(test_sample_answers),
 		cmocka_unit_test(test_garbage_answers),
 		cmocka_unit_test(test_community_id),
 	};
