@@ -25,6 +25,7 @@
  * call per field; the rest is SQLite stepping the cursor (about a third).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -353,6 +354,80 @@ int render_finish(struct render_out *o, char *err)
 
 /* ---- the entry point -------------------------------------------------------------------- */
 
+/*
+ * The text formats in two stages on two threads: this thread steps SQLite
+ * and decodes rows into batches (about half of the work), a formatter
+ * thread turns them into text and writes it, in order.  One read
+ * transaction on one connection, so the output is still one snapshot and
+ * the same bytes.  A ring of RENDER_BATCHES batches bounds the memory.
+ */
+#define RENDER_BATCH 2048
+#define RENDER_BATCHES 3
+
+struct render_pipe {
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	struct flow_rec *recs[RENDER_BATCHES];
+	size_t n[RENDER_BATCHES];
+	uint64_t filled, consumed;	/* batches handed over / written */
+	bool done;			/* no batch will follow */
+	bool quit;			/* the formatter stopped on a write error */
+	/* the formatter's */
+	struct render_ctx *ctx;
+	enum cache_format fmt;
+	struct render_out o;
+	struct render_row *row;
+};
+
+static void *render_formatter(void *arg)
+{
+	struct render_pipe *p = arg;
+
+	pthread_mutex_lock(&p->m);
+	for (;;) {
+		while (p->consumed == p->filled && !p->done)
+			pthread_cond_wait(&p->cv, &p->m);
+		if (p->consumed == p->filled)
+			break;
+		size_t k = p->consumed % RENDER_BATCHES, n = p->n[k];
+		const struct flow_rec *recs = p->recs[k];
+		pthread_mutex_unlock(&p->m);
+		for (size_t i = 0; i < n && !p->o.err; i++) {
+			render_fields(p->ctx, &recs[i], p->row);
+			if (p->fmt == CACHE_CSV)
+				render_csv_row(&p->o, p->row);
+			else
+				render_ndjson_row(&p->o, p->row);
+		}
+		pthread_mutex_lock(&p->m);
+		p->consumed++;
+		if (p->o.err)
+			p->quit = true;
+		pthread_cond_broadcast(&p->cv);
+		if (p->quit)
+			break;
+	}
+	pthread_mutex_unlock(&p->m);
+	return NULL;
+}
+
+/* Hand batch k (n rows) to the formatter and wait for a free one; false
+ * when the formatter quit. */
+static bool render_pipe_hand(struct render_pipe *p, size_t n)
+{
+	bool ok;
+
+	pthread_mutex_lock(&p->m);
+	p->n[p->filled % RENDER_BATCHES] = n;
+	p->filled++;
+	pthread_cond_broadcast(&p->cv);
+	while (p->filled - p->consumed == RENDER_BATCHES && !p->quit)
+		pthread_cond_wait(&p->cv, &p->m);
+	ok = !p->quit;
+	pthread_mutex_unlock(&p->m);
+	return ok;
+}
+
 /* Stream q's rows through a text writer.  -errno on a read or write error. */
 static int render_text_rows(struct cache *c, struct render_ctx *ctx,
 			    const struct cache_query *q, enum cache_format fmt, FILE *out,
@@ -360,15 +435,20 @@ static int render_text_rows(struct cache *c, struct render_ctx *ctx,
 {
 	char subject[CACHE_KEY_LEN], peer[CACHE_KEY_LEN];
 	sqlite3_stmt *st = c->st[q->has_peer ? ST_FLOWS_PEER : ST_FLOWS];
-	struct render_out o = {.f = out};
-	struct render_row *row = NULL;
-	struct flow_rec rec;
+	struct render_pipe p = {.ctx = ctx, .fmt = fmt, .o = {.f = out}};
+	pthread_t formatter;
+	bool started = false, bound = false;
 	int64_t n = 0;
-	int rc;
+	size_t k = 0;
+	int rc = 0;
 
-	o.buf = malloc(RENDER_OUTBUF);
-	row = malloc(sizeof(*row));
-	if (!o.buf || !row) {
+	pthread_mutex_init(&p.m, NULL);
+	pthread_cond_init(&p.cv, NULL);
+	p.o.buf = malloc(RENDER_OUTBUF);
+	p.row = malloc(sizeof(*p.row));
+	for (int i = 0; i < RENDER_BATCHES; i++)
+		p.recs[i] = malloc(RENDER_BATCH * sizeof(struct flow_rec));
+	if (!p.o.buf || !p.row || !p.recs[0] || !p.recs[1] || !p.recs[2]) {
 		rc = cache_fail(err, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -378,32 +458,61 @@ static int render_text_rows(struct cache *c, struct render_ctx *ctx,
 		rc = cache_sqlite_fail(c->db, rc, err, "bind query");
 		goto out;
 	}
+	bound = true;
 	if (fmt == CACHE_CSV)
-		render_csv_header(&o);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		cache_row_decode(st, &rec);
-		render_fields(ctx, &rec, row);
-		if (fmt == CACHE_CSV)
-			render_csv_row(&o, row);
-		else
-			render_ndjson_row(&o, row);
-		if (o.err)
-			break;
-		n++;
+		render_csv_header(&p.o);
+	rc = pthread_create(&formatter, NULL, render_formatter, &p);
+	if (rc) {
+		rc = cache_fail(err, -rc, "cannot start the formatter thread: %s", strerror(rc));
+		goto out;
 	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+	started = true;
+	for (;;) {
+		struct flow_rec *batch = p.recs[p.filled % RENDER_BATCHES];
+		while (k < RENDER_BATCH && (rc = sqlite3_step(st)) == SQLITE_ROW)
+			cache_row_decode(st, &batch[k++]);
+		if (k == RENDER_BATCH || (rc == SQLITE_DONE && k)) {
+			n += (int64_t)k;
+			bool ok = render_pipe_hand(&p, k);
+			k = 0;
+			if (!ok)
+				break;
+			if (rc == SQLITE_ROW)
+				continue;
+		}
+		break;
+	}
+	pthread_mutex_lock(&p.m);
+	p.done = true;
+	pthread_cond_broadcast(&p.cv);
+	pthread_mutex_unlock(&p.m);
+	pthread_join(formatter, NULL);
+	started = false;
+	if (!p.quit && rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		rc = cache_sqlite_fail(c->db, rc, err, "read flows");
 		goto out;
 	}
-	rc = render_finish(&o, err);
+	rc = render_finish(&p.o, err);
 	if (rc)
 		goto out;
 	if (rows)
 		*rows = n;
 out:
-	sqlite3_reset(st);
-	free(row);
-	free(o.buf);
+	if (started) {
+		pthread_mutex_lock(&p.m);
+		p.done = true;
+		pthread_cond_broadcast(&p.cv);
+		pthread_mutex_unlock(&p.m);
+		pthread_join(formatter, NULL);
+	}
+	if (bound)
+		sqlite3_reset(st);
+	for (int i = 0; i < RENDER_BATCHES; i++)
+		free(p.recs[i]);
+	free(p.row);
+	free(p.o.buf);
+	pthread_cond_destroy(&p.cv);
+	pthread_mutex_destroy(&p.m);
 	return rc;
 }
 
