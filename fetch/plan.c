@@ -26,8 +26,10 @@
  *  - Peers.  A full window at the driver's granularity is split by the peer
  *    prefix, along a binary trie of the sample's peer addresses, down to
  *    prefixes expected to hold fill * cap flows: the prefixes the burst comes
- *    from are reached directly, not one bit at a time.  At a single address
- *    the window is a gap.
+ *    from are reached directly, not one bit at a time.  A slot that a sized
+ *    parent's sample already shows to hold more than a leaf is split by peer
+ *    when it is planned, without first being asked whole.  At a single
+ *    address the window is a gap.
  *
  * Every window is asked once; a window's coverage is reported only when its
  * own answer was complete (a leaf), or when all its peer parts were.  The
@@ -66,6 +68,7 @@ struct node {
 	double meas_share;
 	int64_t rest_from;
 	int64_t *sample;	/* sorted starts in [s, e), kept while measuring */
+	uint8_t (*sample_peers)[16];	/* their peers, in the same order */
 	size_t nsample;
 };
 
@@ -161,7 +164,7 @@ static void emit(struct plan *p, enum plan_ev_kind kind, const struct node *n,
 }
 
 static void plan_range(struct plan *p, struct node *n, int64_t from, int64_t to,
-		       double total, const int64_t *pts, size_t npts);
+		       double total, const int64_t *pts, const uint8_t (*peers)[16], size_t npts);
 static void sample_range(const int64_t *pts, size_t n, int64_t s, int64_t e, size_t *lo,
 			 size_t *hi);
 
@@ -179,7 +182,7 @@ static void plan_from_prior(struct plan *p, int64_t s, int64_t e)
 		return;
 	}
 	p->cfg.fill = fill * 0.92;
-	plan_range(p, NULL, s, e, (double)(hi - lo), p->cfg.prior + lo, hi - lo);
+	plan_range(p, NULL, s, e, (double)(hi - lo), p->cfg.prior + lo, NULL, hi - lo);
 	p->cfg.fill = fill;
 }
 
@@ -224,6 +227,7 @@ void plan_free(struct plan *p)
 		return;
 	for (size_t i = 0; i < p->nnodes; i++) {
 		free(p->nodes[i]->sample);
+		free(p->nodes[i]->sample_peers);
 		free(p->nodes[i]);
 	}
 	free(p->nodes);
@@ -356,10 +360,47 @@ static void sample_range(const int64_t *pts, size_t n, int64_t s, int64_t e, siz
 	*hi = a;
 }
 
+static void peer_trie(struct plan *p, struct node *n, struct cache_prefix pre,
+		      uint8_t (*pts)[16], size_t lo, size_t hi, size_t m, double total);
+static int cmp_addr(const void *a, const void *b);
+
+/*
+ * A part of one granularity slot expected to hold more than a leaf: asked
+ * whole it could only come back full, so it is split by peer at once along
+ * the trie of its sample points' peers (a flood of 15,000 flows in one
+ * millisecond saves the request that would show it is full).  false when
+ * that is not possible (no peers, no peer dimension): plan it as a leaf.
+ */
+static bool plan_slot_by_peer(struct plan *p, struct node *n, int64_t s, int64_t e, double est,
+			      const uint8_t (*peers)[16], size_t npts)
+{
+	if (!peers || npts < 8 || !(p->cfg.split_dims & FETCH_SPLIT_PEER))
+		return false;
+	struct node *c = node_new(p, n, N_TIME, s, e, est);
+	uint8_t (*v)[16] = malloc(npts * 16);
+	if (!c || !v) {
+		free(v);
+		p->oom = true;
+		return true;
+	}
+	/* not asked itself: only its peer parts are */
+	p->qtail--;
+	p->st.planned--;
+	c->state = S_SPLIT;
+	c->peer_split = true;
+	p->st.peer_splits++;
+	memcpy(v, peers, npts * 16);
+	qsort(v, npts, 16, cmp_addr);
+	peer_trie(p, c, c->peer, v, 0, npts, npts, est * 1.05);
+	free(v);
+	return true;
+}
+
 /* Plan [from, to) of node n, of about 'total' flows, with the sample points
- * that fall into it, as leaves or intermediate parts. */
+ * that fall into it (and their peers, when known), as leaves or
+ * intermediate parts. */
 static void plan_range(struct plan *p, struct node *n, int64_t from, int64_t to,
-		       double total, const int64_t *pts, size_t npts)
+		       double total, const int64_t *pts, const uint8_t (*peers)[16], size_t npts)
 {
 	double leaf = p->cfg.fill * p->cfg.cap;
 	struct part *parts = NULL;
@@ -368,7 +409,8 @@ static void plan_range(struct plan *p, struct node *n, int64_t from, int64_t to,
 	if (from >= to)
 		return;
 	if (total <= leaf || to - from <= p->cfg.granularity_ms) {
-		node_new(p, n, N_TIME, from, to, total);
+		if (total <= leaf || !plan_slot_by_peer(p, n, from, to, total, peers, npts))
+			node_new(p, n, N_TIME, from, to, total);
 		return;
 	}
 	if (npts == 0) {
@@ -398,9 +440,16 @@ static void plan_range(struct plan *p, struct node *n, int64_t from, int64_t to,
 		p->oom = true;
 		return;
 	}
-	for (size_t i = 0; i < nparts; i++)
-		node_new(p, n, N_TIME, parts[i].s, parts[i].e,
-			 total * (double)parts[i].cnt / (double)npts);
+	for (size_t i = 0; i < nparts; i++) {
+		double est = total * (double)parts[i].cnt / (double)npts;
+		size_t lo = 0, hi = 0;
+		if (peers)
+			sample_range(pts, npts, parts[i].s, parts[i].e, &lo, &hi);
+		if (est <= leaf || parts[i].e - parts[i].s > p->cfg.granularity_ms ||
+		    !plan_slot_by_peer(p, n, parts[i].s, parts[i].e, est, peers ? peers + lo : NULL,
+				       hi - lo))
+			node_new(p, n, N_TIME, parts[i].s, parts[i].e, est);
+	}
 	free(parts);
 }
 
@@ -418,9 +467,11 @@ static void learned(struct plan *p, struct node *n)
 	size_t lo, hi;
 	sample_range(par->sample, par->nsample, par->rest_from, par->e, &lo, &hi);
 	plan_range(p, par, par->rest_from, par->e, par->known * (1 - par->meas_share),
-		   par->sample + lo, hi - lo);
+		   par->sample + lo, (const uint8_t (*)[16])par->sample_peers + lo, hi - lo);
 	free(par->sample);
+	free(par->sample_peers);
 	par->sample = NULL;
+	par->sample_peers = NULL;
 	learned(p, par);
 }
 
@@ -438,12 +489,6 @@ static void node_done(struct plan *p, struct node *n)
 	par->pending--;
 	if (par->pending == 0 && !par->measuring)
 		node_done(p, par);
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-	return x < y ? -1 : x > y;
 }
 
 static int cmp_addr(const void *a, const void *b)
@@ -522,59 +567,79 @@ static void split_by_peer(struct plan *p, struct node *n, const int64_t *starts,
 }
 
 /* A full answer for a window that can still be cut in time. */
-static void split_by_time(struct plan *p, struct node *n, const int64_t *starts, size_t cnt)
+struct spoint {
+	int64_t t;
+	uint8_t peer[16];
+};
+
+static int cmp_spoint(const void *a, const void *b)
 {
+	const struct spoint *x = a, *y = b;
+	return x->t < y->t ? -1 : x->t > y->t;
+}
+
+/* A full answer for a window that can still be cut in time: its sample's
+ * starts (and peers, when the answer had them) in [s, e), sorted. */
+static void split_by_time(struct plan *p, struct node *n, const int64_t *starts,
+			  const uint8_t (*peers)[16], size_t cnt)
+{
+	struct spoint *sp = malloc((cnt ? cnt : 1) * sizeof(*sp));
 	int64_t *pts = malloc((cnt ? cnt : 1) * sizeof(*pts));
+	uint8_t (*pk)[16] = peers ? malloc((cnt ? cnt : 1) * 16) : NULL;
 	size_t m = 0;
 
-	if (!pts) {
+	if (!sp || !pts || (peers && !pk)) {
+		free(sp);
+		free(pts);
+		free(pk);
 		p->oom = true;
 		return;
 	}
-	for (size_t i = 0; i < cnt; i++)
-		if (starts[i] >= n->s && starts[i] < n->e)
-			pts[m++] = starts[i];
-	qsort(pts, m, sizeof(*pts), cmp_i64);
+	for (size_t i = 0; i < cnt; i++) {
+		if (starts[i] >= n->s && starts[i] < n->e) {
+			sp[m].t = starts[i];
+			if (peers)
+				memcpy(sp[m].peer, peers[i], 16);
+			m++;
+		}
+	}
+	qsort(sp, m, sizeof(*sp), cmp_spoint);
+	for (size_t i = 0; i < m; i++) {
+		pts[i] = sp[i].t;
+		if (pk)
+			memcpy(pk[i], sp[i].peer, 16);
+	}
+	free(sp);
+	const uint8_t (*cpk)[16] = (const uint8_t (*)[16])pk;
 	if (n->est >= 0 || m < 8) {
 		double total = n->est >= 0 ? regrown(p, n) : 2.0 * p->cfg.cap;
 		n->known = total;
-		plan_range(p, n, n->s, n->e, total, pts, m);
-		free(pts);
-		learned(p, n);
-		return;
+		plan_range(p, n, n->s, n->e, total, pts, cpk, m);
+		goto planned;
 	}
 	/* size unknown: ask a measuring child first */
 	struct part *parts = NULL;
 	size_t nparts = 0;
 	if (split_points(p, pts, m, n->s, n->e, (double)m * MEASURE_SHARE, &parts, &nparts)) {
 		free(pts);
+		free(pk);
 		p->oom = true;
 		return;
 	}
 	double share = nparts > 1 ? (double)parts[0].cnt / (double)m : 1;
-	if (share >= 1) {
-		/* degenerate sample: plan it all with a guess */
-		free(parts);
-		n->known = 2.0 * p->cfg.cap;
-		plan_range(p, n, n->s, n->e, n->known, pts, m);
-		free(pts);
-		learned(p, n);
-		return;
-	}
-	if (parts[0].cnt == 0) {
+	if (share < 1 && parts[0].cnt == 0) {
 		/* an empty lead-in: measure it together with the next part */
 		parts[1].s = parts[0].s;
 		memmove(parts, parts + 1, (nparts - 1) * sizeof(*parts));
 		nparts--;
-		share = (double)parts[0].cnt / (double)m;
-		if (nparts < 2 || share >= 1) {
-			free(parts);
-			n->known = 2.0 * p->cfg.cap;
-			plan_range(p, n, n->s, n->e, n->known, pts, m);
-			free(pts);
-			learned(p, n);
-			return;
-		}
+		share = nparts < 2 ? 1 : (double)parts[0].cnt / (double)m;
+	}
+	if (share >= 1) {
+		/* degenerate sample: plan it all with a guess */
+		free(parts);
+		n->known = 2.0 * p->cfg.cap;
+		plan_range(p, n, n->s, n->e, n->known, pts, cpk, m);
+		goto planned;
 	}
 	struct node *c = node_new(p, n, N_TIME, parts[0].s, parts[0].e, -1);
 	if (c) {
@@ -583,11 +648,19 @@ static void split_by_time(struct plan *p, struct node *n, const int64_t *starts,
 		n->meas_share = share;
 		n->rest_from = parts[0].e;
 		n->sample = pts;
+		n->sample_peers = pk;
 		n->nsample = m;
 		pts = NULL;
+		pk = NULL;
 	}
 	free(parts);
 	free(pts);
+	free(pk);
+	return;
+planned:
+	free(pts);
+	free(pk);
+	learned(p, n);
 }
 
 int plan_answer(struct plan *p, uint64_t id, size_t answered, size_t n,
@@ -614,7 +687,7 @@ int plan_answer(struct plan *p, uint64_t id, size_t answered, size_t n,
 		if (nd->e - nd->s <= p->cfg.granularity_ms)
 			split_by_peer(p, nd, starts, peers, n);
 		else
-			split_by_time(p, nd, starts, n);
+			split_by_time(p, nd, starts, peers, n);
 	}
 	if (p->oom)
 		return -ENOMEM;
