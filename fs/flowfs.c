@@ -139,34 +139,31 @@ static int info_json(struct fs_ctx *c, char **text)
 	return *text ? 0 : -ENOMEM;
 }
 
-/* A connection for the daemon's own short reads (listings, collector/),
- * one user at a time. */
-static pthread_mutex_t small_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct cache *small_cache;
-
+/* The connection for the daemon's own short reads, opened on first use;
+ * the caller holds c->small_lock. */
 static struct cache *small_open(struct fs_ctx *c)
 {
-	if (!small_cache) {
+	if (!c->small_cache) {
 		const struct fetch_info *info = fetch_engine_info(c->engine);
 		struct cache_identity id = {c->url, info->product, fetch_engine_driver(c->engine)};
 		char err[CACHE_ERRLEN];
-		if (cache_open(c->cache_dir, &id, &small_cache, err)) {
+		if (cache_open(c->cache_dir, &id, &c->small_cache, err)) {
 			fs_log(c, "cannot open the cache: %s", err);
-			small_cache = NULL;
+			c->small_cache = NULL;
 		}
 	}
-	return small_cache;
+	return c->small_cache;
 }
 
 int fs_cached_subjects(struct fs_ctx *c, struct cache_query **out, size_t *n)
 {
 	int rc = -EIO;
 
-	pthread_mutex_lock(&small_lock);
+	pthread_mutex_lock(&c->small_lock);
 	struct cache *cc = small_open(c);
 	if (cc)
 		rc = cache_subjects(cc, out, n, NULL);
-	pthread_mutex_unlock(&small_lock);
+	pthread_mutex_unlock(&c->small_lock);
 	return rc;
 }
 
@@ -192,10 +189,10 @@ int fs_static_file(struct fs_ctx *c, const struct fs_node *n, char **text, size_
 		FILE *m = open_memstream(text, &size);
 		if (!m)
 			return -ENOMEM;
-		pthread_mutex_lock(&small_lock);
+		pthread_mutex_lock(&c->small_lock);
 		struct cache *cc = small_open(c);
 		rc = cc ? cache_render_lookup(cc, tables[n->file], m, NULL) : -EIO;
-		pthread_mutex_unlock(&small_lock);
+		pthread_mutex_unlock(&c->small_lock);
 		fclose(m);
 	} else {
 		return -ENOENT;
@@ -354,6 +351,7 @@ int main(int argc, char *argv[])
 	c->o.request_timeout = 300;
 	c->o.retries = 6;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->small_lock, NULL);
 	c->uid = getuid();
 	c->gid = getgid();
 
@@ -521,8 +519,8 @@ out:
 		fuse_remove_signal_handlers(c->se);
 		fuse_session_destroy(c->se);
 	}
-	if (small_cache)
-		cache_close(small_cache);
+	if (c->small_cache)
+		cache_close(c->small_cache);
 	if (c->engine)
 		fetch_engine_close(c->engine);
 	if (c->snap_dir[0])

@@ -64,8 +64,6 @@ struct fs_folder {
  * (no request). */
 #define SNAPSHOTS_MAX 24
 
-static uint64_t use_clock;
-
 static int64_t wall_ms(void)
 {
 	struct timespec ts;
@@ -231,7 +229,7 @@ int fs_folder_stat(struct fs_ctx *c, const struct fs_node *n, uint64_t ino, stru
 	if (f && f->state == F_READY && !needs_query(c, f) && f->files[n->file].fd >= 0) {
 		fill_stat(c, f, n->file, ino, st);
 		*timeout = attr_timeout(f);
-		f->used = ++use_clock;
+		f->used = ++c->use_clock;
 		rc = 0;
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -525,7 +523,7 @@ static void *folder_worker(void *arg)
 			f->made_ms = wall_ms();
 			f->live = folder_is_live(c, f);
 			f->state = F_READY;
-			f->used = ++use_clock;
+			f->used = ++c->use_clock;
 			f->cause[0] = '\0';
 			snapshots_trim(c);
 			if (!res.complete) {
@@ -617,7 +615,7 @@ static void park(struct fs_ctx *c, fuse_req_t req, const struct fs_node *n, uint
 	/* ready now: answer from the snapshot */
 	if (f->state == F_READY && !needs_query(c, f) &&
 	    (f->files[n->file].fd >= 0 || f->files[n->file].err)) {
-		f->used = ++use_clock;
+		f->used = ++c->use_clock;
 		answer(c, f, w);
 		pthread_mutex_unlock(&c->lock);
 		free(w);

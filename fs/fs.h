@@ -54,6 +54,11 @@ struct fs_ctx {
 	size_t nfolders, capfolders;
 	FILE *log;
 	atomic_int stopping;
+	uint64_t use_clock;		/* folders' last use, for the LRU (under lock) */
+	/* a connection for the daemon's own short reads (listings,
+	 * collector/), one user at a time */
+	pthread_mutex_t small_lock;
+	struct cache *small_cache;
 };
 
 /* An inode the kernel knows (looked up and not yet forgotten). */
