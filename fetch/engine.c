@@ -35,7 +35,9 @@ struct fetch_engine {
 	struct fetch_opts o;
 	const struct driver_ops *ops;
 	struct driver *drv;
-	struct http *http;
+	struct http *http;		/* the probe, lookups and logins */
+	pthread_mutex_t http_lock;	/* one user of 'http' at a time, after open */
+	bool lock_ready;
 	struct cache *cache;
 	struct fetch_info info;
 };
@@ -73,6 +75,8 @@ static const struct driver_ops *driver_by_name(const char *name)
 {
 	if (!name || strcmp(name, "flowapi") == 0)
 		return &flowapi_driver;
+	if (strcmp(name, "sna") == 0)
+		return &sna_driver;
 	return NULL;
 }
 
@@ -88,6 +92,8 @@ static void fetch_lookup(struct fetch_engine *e, enum cache_table t)
 
 	if (e->ops->lookup_ask(e->drv, t, &a) != 1)
 		return;
+	if (e->ops->sign)
+		e->ops->sign(e->drv, &a);
 	if (http_get_retry(e->http, &a, 2, &r, err))
 		return;
 	if (e->ops->lookup_decode(e->drv, t, r.body, r.len, &rows, &n, err) == 0)
@@ -106,7 +112,7 @@ int fetch_global_init(void)
 static int engine_http(struct fetch_engine *e, struct http **out, char *err)
 {
 	struct http_opts ho = {
-		.token = e->o.token, .max_inflight = e->o.max_inflight,
+		.token = e->ops->session ? NULL : e->o.token, .max_inflight = e->o.max_inflight,
 		.connect_timeout_ms = e->o.connect_timeout_ms, .stall_s = e->o.stall_s,
 		.request_timeout_ms = e->o.request_timeout_ms,
 		.compress = e->o.compress > 0 || (e->o.compress < 0 && !url_is_loopback(e->url)),
@@ -133,7 +139,21 @@ int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, cha
 		rc = -EINVAL;
 		goto fail;
 	}
-	strcpy(e->url, o->url);
+	/* "sna+https://manager" is the SNA driver at https://manager */
+	if (strncmp(o->url, "sna+", 4) == 0) {
+		if (o->driver && strcmp(o->driver, "sna") != 0) {
+			snprintf(err, FETCH_ERRLEN, "the URL says sna, the driver option says %.32s",
+				 o->driver);
+			rc = -EINVAL;
+			goto fail;
+		}
+		e->o.driver = "sna";
+		strcpy(e->url, o->url + 4);
+	} else {
+		strcpy(e->url, o->url);
+	}
+	pthread_mutex_init(&e->http_lock, NULL);
+	e->lock_ready = true;
 	strcpy(e->cache_dir, o->cache_dir);
 	if (o->token)
 		strcpy(e->token, o->token);
@@ -158,23 +178,34 @@ int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, cha
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		e->o.decode_threads = n > 0 && n < 16 ? (unsigned)n : 2;
 	}
-	e->ops = driver_by_name(o->driver);
+	e->ops = driver_by_name(e->o.driver);
 	if (!e->ops) {
-		snprintf(err, FETCH_ERRLEN, "unknown driver '%s' (known: flowapi)", o->driver);
+		snprintf(err, FETCH_ERRLEN, "unknown driver '%.32s' (known: flowapi, sna)", e->o.driver);
 		rc = -EINVAL;
 		goto fail;
 	}
 	snprintf(e->driver_name, sizeof(e->driver_name), "%s", e->ops->name);
 	e->o.driver = e->driver_name;
-	rc = e->ops->open(&e->drv, e->url, err);
+	rc = e->ops->open(&e->drv, &e->o, err);
 	if (rc)
 		goto fail;
 	rc = engine_http(e, &e->http, err);
 	if (rc)
 		goto fail;
 
-	/* the probe: is there a collector, and does it take the token? */
+	/* the probe: is there a collector, and does it take the credentials? */
+	if (e->ops->session) {
+		rc = e->ops->session(e->drv, e->http, 0, err);
+		if (rc) {
+			char why[FETCH_ERRLEN];
+			snprintf(why, sizeof(why), "%s", err);
+			snprintf(err, FETCH_ERRLEN, "the collector at %.200s: %.270s", e->url, why);
+			goto fail;
+		}
+	}
 	e->ops->info_ask(e->drv, &a);
+	if (e->ops->sign)
+		e->ops->sign(e->drv, &a);
 	rc = http_get_retry(e->http, &a, 2, &r, err);
 	if (rc) {
 		char why[FETCH_ERRLEN];
@@ -221,6 +252,8 @@ void fetch_engine_close(struct fetch_engine *e)
 	http_free(e->http);
 	if (e->drv)
 		e->ops->close(e->drv);
+	if (e->lock_ready)
+		pthread_mutex_destroy(&e->http_lock);
 	explicit_bzero(e->token, sizeof(e->token));
 	free(e);
 }
@@ -322,6 +355,8 @@ struct decode_job {
 	struct qitem link;
 	uint64_t tag;
 	struct http_resp resp;
+	struct driver_win dw;		/* the window's notes, back and forth */
+	struct http_ask next;		/* rc 1: the exchange's next request */
 	struct decoded out;
 	int rc;
 	char err[FETCH_ERRLEN];
@@ -343,6 +378,11 @@ struct win {
 	unsigned attempts;
 	int64_t due;		/* mono ms when it may be (re)sent */
 	bool queued;		/* waits in the retry list */
+	struct driver_win dw;	/* the driver's notes on the exchange */
+	struct http_ask *pending;	/* mid-exchange: the next request (else NULL) */
+	char *pending_body;
+	bool midway;		/* the answer awaited is not the exchange's first */
+	uint64_t sent_gen;	/* the session its request was signed with */
 };
 
 struct run {
@@ -368,6 +408,7 @@ struct run {
 	char store_err[FETCH_ERRLEN];
 	int64_t collector_now;
 	uint64_t rng;
+	char send_err[FETCH_ERRLEN];	/* why a request could not be sent, when known */
 };
 
 static void *decoder_main(void *arg)
@@ -379,8 +420,7 @@ static void *decoder_main(void *arg)
 	while ((it = q_pop(&r->dq_in, true))) {
 		struct decode_job *j = (struct decode_job *)it;
 		double t0 = mono_s();
-		struct http_ask next;
-		j->rc = r->e->ops->window_next(r->e->drv, &j->resp, &next, &j->out, j->err);
+		j->rc = r->e->ops->window_next(r->e->drv, &j->resp, &j->dw, &j->next, &j->out, j->err);
 		http_resp_free(&j->resp);
 		/* sorted here, on the decoding threads, not on the one store thread */
 		if (j->rc == 0 && j->out.n > 1 && !j->out.sampled)
@@ -466,14 +506,61 @@ static int retry_add(struct run *r, uint64_t tag, int64_t delay_ms)
 	return 0;
 }
 
+/* Drop a window's exchange in progress: its next attempt starts anew. */
+static void win_reset(struct win *w)
+{
+	free(w->pending);
+	free(w->pending_body);
+	w->pending = NULL;
+	w->pending_body = NULL;
+}
+
+/* Keep the next request of a window's exchange until it is sent. */
+static int win_pend(struct win *w, const struct http_ask *a)
+{
+	win_reset(w);
+	w->pending = malloc(sizeof(*w->pending));
+	w->pending_body = a->body ? strdup(a->body) : NULL;
+	if (!w->pending || (a->body && !w->pending_body)) {
+		win_reset(w);
+		return -ENOMEM;
+	}
+	*w->pending = *a;
+	w->pending->body = w->pending_body;
+	return 0;
+}
+
+/* Send a window's first request, or the next one of its exchange, signed
+ * with the current session. */
 static int send_win(struct run *r, uint64_t tag)
 {
+	struct win *w = &r->wins[tag];
+	struct fetch_engine *e = r->e;
 	struct http_ask a;
-	uint32_t limit = r->e->info.max_records;
-	int rc = r->e->ops->window_first(r->e->drv, r->q, &r->wins[tag].req, limit, &a);
+	uint32_t limit = e->info.max_records;
+	int rc = 0;
 
+	if (w->pending) {
+		a = *w->pending;
+	} else {
+		memset(&w->dw, 0, sizeof(w->dw));
+		rc = e->ops->window_first(e->drv, r->q, &w->req, limit, &w->dw, &a);
+	}
+	if (!rc && e->ops->session) {
+		/* renew a session about to expire before it is refused */
+		pthread_mutex_lock(&e->http_lock);
+		rc = e->ops->session(e->drv, e->http, 0, r->send_err);
+		pthread_mutex_unlock(&e->http_lock);
+	}
+	if (!rc && e->ops->sign)
+		e->ops->sign(e->drv, &a);
 	if (!rc)
 		rc = http_submit(r->http, &a, tag);
+	if (!rc) {
+		w->sent_gen = a.auth_gen;
+		w->midway = w->pending != NULL;
+		win_reset(w);	/* http_submit copied the body */
+	}
 	if (!rc && r->prog)
 		atomic_fetch_add(&r->prog->requests, 1);
 	if (!rc)
@@ -487,6 +574,9 @@ static int failed(struct run *r, uint64_t tag, const struct http_resp *resp, int
 {
 	struct win *w = &r->wins[tag];
 	unsigned bound = resp && resp->status == 429 ? r->e->o.max_retries * 3 : r->e->o.max_retries;
+
+	win_reset(w);		/* the next attempt asks the whole window again */
+	w->midway = false;
 
 	if (resp && resp->status >= 500)
 		r->res->http_5xx++;
@@ -697,6 +787,7 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 				}
 				j->tag = tag;
 				j->resp = done[i];
+				j->dw = r->wins[tag].dw;
 				done[i].body = NULL;
 				/* a full answer of a window the planner will split by
 				 * time is only its sample (see struct decoded) */
@@ -706,6 +797,22 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 				r->decoding++;
 				q_push(&r->dq_in, &j->link);
 				continue;
+			}
+			if (v == HTTP_FATAL && done[i].status == 401 && e->ops->session) {
+				/* the session expired or was dropped: log in again
+				 * (once for every request signed with the old one) */
+				char lerr[FETCH_ERRLEN];
+				pthread_mutex_lock(&e->http_lock);
+				rc = e->ops->session(e->drv, e->http, r->wins[tag].sent_gen, lerr);
+				pthread_mutex_unlock(&e->http_lock);
+				if (rc) {
+					snprintf(err, FETCH_ERRLEN, "%s", lerr);
+					break;
+				}
+				v = HTTP_RETRY;
+			} else if (v == HTTP_FATAL && done[i].status == 404 && r->wins[tag].midway) {
+				/* the collector forgot an exchange it had begun */
+				v = HTTP_RETRY;
 			}
 			if (v == HTTP_FATAL) {
 				if (done[i].status >= 400)
@@ -730,8 +837,19 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 			struct decode_job *j = (struct decode_job *)it;
 			r->decoding--;
 			r->decode_s += j->seconds;
-			if (j->rc == -EBADMSG)	/* garbage: asked again, like a cut body */
+			if (j->rc == 1) {
+				/* the exchange goes on: its next request, when due */
+				struct win *w = &r->wins[j->tag];
+				w->dw = j->dw;
+				rc = win_pend(w, &j->next);
+				if (!rc)
+					rc = retry_add(r, j->tag, j->next.delay_ms);
+				if (rc)
+					snprintf(err, FETCH_ERRLEN, "out of memory");
+			} else if (j->rc == -EBADMSG)	/* garbage: asked again, like a cut body */
 				rc = failed(r, j->tag, NULL, EBADMSG, j->err, err);
+			else if (j->rc == -EAGAIN)	/* the exchange failed: ask the window again */
+				rc = failed(r, j->tag, NULL, EIO, j->err, err);
 			else if (j->rc)
 				snprintf(err, FETCH_ERRLEN, "%s", j->err), rc = j->rc;
 			else
@@ -743,7 +861,10 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 		}
 	}
 send_failed:
-	snprintf(err, FETCH_ERRLEN, "cannot send a request: %s", strerror(-rc));
+	if (r->send_err[0])
+		snprintf(err, FETCH_ERRLEN, "%s", r->send_err);
+	else
+		snprintf(err, FETCH_ERRLEN, "cannot send a request: %s", strerror(-rc));
 	return rc;
 }
 
@@ -894,6 +1015,8 @@ out:
 	if (prog)
 		atomic_store(&prog->state, rc ? 3 : 2);
 	plan_free(r.plan);
+	for (size_t i = 0; i < r.nwins; i++)
+		win_reset(&r.wins[i]);
 	free(r.wins);
 	free(r.retry);
 	free(r.decoders);

@@ -136,8 +136,9 @@ void fetch_community_done(void);
 
 struct fetch_opts {
 	const char *url;		/* the collector's base URL */
-	const char *token;		/* bearer token (never logged) */
-	const char *driver;		/* "flowapi" (default) */
+	const char *token;		/* bearer token; for sna "user:password" (never logged) */
+	const char *driver;		/* "flowapi" (default), "sna"; a URL "sna+https://..." says sna */
+	const char *tenant;		/* sna: the tenant (domain) id; NULL: the only one */
 	const char *cache_dir;
 	unsigned max_inflight;		/* requests in flight (default 4) */
 	long connect_timeout_ms;	/* default 10,000 */

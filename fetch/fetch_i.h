@@ -24,8 +24,14 @@ struct http_opts {
 struct http_ask {
 	char url[4096];
 	const char *method;		/* NULL: GET */
-	const char *body;		/* POST body, or NULL */
+	const char *body;		/* POST body, or NULL (copied when sent) */
 	const char *content_type;
+	/* A session's credentials, filled by the driver's sign op right
+	 * before the request is sent (empty: none). */
+	char cookie[1280];		/* "name=value; ..." for the Cookie header */
+	char xsrf[160];			/* the X-XSRF-TOKEN header's value */
+	uint64_t auth_gen;		/* the session it was signed with */
+	int64_t delay_ms;		/* send no sooner than this after it is made */
 };
 
 /* A finished exchange.  body is malloc'd and NUL-terminated. */
@@ -39,6 +45,7 @@ struct http_resp {
 	long retry_after_s;		/* -1 when absent */
 	double seconds;
 	bool too_big;
+	char set_cookie[2048];		/* its Set-Cookie values ("name=value"), one a line */
 };
 
 struct http;
@@ -95,6 +102,16 @@ void decoded_free(struct decoded *d);
 
 struct driver;
 
+/* A driver's notes on one window's exchange (the engine keeps them between
+ * the requests of an asynchronous dialect's ask, poll and read). */
+struct driver_win {
+	int stage;
+	unsigned polls;
+	int64_t started_ms;		/* monotonic, when the exchange began */
+	char id[64];			/* the collector's id of the exchange */
+	char body[768];			/* the first request's body */
+};
+
 /*
  * A dialect.  Drivers are sibling files behind this table, like SQLite's
  * VFS: the planner only sees granularity_ms, max_window_ms and split_dims.
@@ -108,8 +125,17 @@ struct driver_ops {
 	int64_t granularity_ms;
 	int64_t max_window_ms;
 	unsigned split_dims;
-	int (*open)(struct driver **out, const char *base_url, char *err);
+	int (*open)(struct driver **out, const struct fetch_opts *o, char *err);
 	void (*close)(struct driver *d);
+	/*
+	 * Dialects with sessions (NULL otherwise).  session: make the session
+	 * usable, logging in through h when there is none, when it is the one
+	 * of generation stale_gen (a request signed with it was refused), or
+	 * when it is about to expire; 0, or -EACCES and the cause.  Thread-safe.
+	 * sign: put the session's credentials on a request (thread-safe).
+	 */
+	int (*session)(struct driver *d, struct http *h, uint64_t stale_gen, char *err);
+	void (*sign)(struct driver *d, struct http_ask *a);
 	int (*info_ask)(struct driver *d, struct http_ask *a);
 	int (*info_decode)(struct driver *d, const char *body, size_t len,
 			   struct fetch_info *info, char *err);
@@ -118,13 +144,53 @@ struct driver_ops {
 	int (*lookup_decode)(struct driver *d, enum cache_table t, const char *body,
 			     size_t len, struct cache_lookup **rows, size_t *n, char *err);
 	int (*window_first)(struct driver *d, const struct cache_query *q,
-			    const struct plan_req *r, uint32_t limit, struct http_ask *a);
-	/* thread-safe: called from decoding threads */
-	int (*window_next)(struct driver *d, const struct http_resp *resp,
+			    const struct plan_req *r, uint32_t limit, struct driver_win *w,
+			    struct http_ask *a);
+	/*
+	 * An answer (HTTP 200) of the window's exchange: 0 with the records in
+	 * out; 1 with the next request in *a (a->delay_ms: how long to wait
+	 * before sending it); -EAGAIN when the exchange failed and the window
+	 * must be asked again from the start (w->id says why in err);
+	 * -EBADMSG for an answer that is not what the dialect sends (asked
+	 * again); any other -errno ends the query.  Thread-safe: called from
+	 * decoding threads.
+	 */
+	int (*window_next)(struct driver *d, const struct http_resp *resp, struct driver_win *w,
 			   struct http_ask *a, struct decoded *out, char *err);
 };
 
 extern const struct driver_ops flowapi_driver;
+extern const struct driver_ops sna_driver;
+
+/* JSON helpers the drivers share (flowapi.c).  fetch_json_int: -ENOENT when
+ * missing or null, -EINVAL when not an integer in [lo, hi].  fetch_json_addr:
+ * an IPv4 or IPv6 address string to the 16-byte form, -EINVAL.
+ * fetch_json_groups: an array of group ids (null or absent: none), -EINVAL.
+ * fetch_json_str: copy a string member that fits; false otherwise.
+ * fetch_lookup_add: append a row to a growing array, -ENOMEM. */
+struct cJSON;
+int fetch_json_int(const struct cJSON *it, double lo, double hi, int64_t *out);
+int fetch_json_addr(const struct cJSON *s, uint8_t out[16]);
+int fetch_json_groups(const struct cJSON *arr, uint32_t *out, uint8_t *n);
+bool fetch_json_str(const struct cJSON *o, const char *key, char *dst, size_t len);
+int fetch_lookup_add(struct cache_lookup **rows, size_t *n, size_t *cap,
+		     const struct cache_lookup *r);
+#define FETCH_EXACT_MAX 9007199254740992.0	/* 2^53: the integers a double holds */
+
+/* A driver's record decoder: whole, or only what a sample needs (start,
+ * src, dst); -EINVAL with the cause in why. */
+typedef int (*fetch_rec_fn)(const struct cJSON *o, struct flow_rec *f, bool sample, char *why,
+			    size_t len);
+/* The records of a JSON array into out, each through 'one' (as samples
+ * when out->sample_at is reached, see struct decoded); rejects counted.
+ * 0 or -ENOMEM. */
+int fetch_decode_array(const struct cJSON *arr, struct decoded *out, fetch_rec_fn one);
+
+/* Parse an answer into the calling thread's arena for cJSON (flowapi.c;
+ * NULL when not JSON), and release the tree and the arena at once (a
+ * decoding thread parses one answer at a time). */
+struct cJSON *fetch_arena_parse(const char *body, size_t len);
+void fetch_arena_release(struct cJSON *root);
 
 /* Decode one flowapi/1 record (exposed for the unit tests). -EINVAL with
  * the cause in why. */
@@ -134,6 +200,11 @@ int flowapi_decode_record(const struct cJSON *o, struct flow_rec *f, char *why, 
  * threads start), and free a thread's arena when it ends. */
 void flowapi_init_hooks(void);
 void flowapi_thread_done(void);
+
+/* Decode an SNA search's results answer ({"data":{"flows":[...]}}), as
+ * flowapi_decode_flows does a flowapi/1 answer (exposed for the tests). */
+int sna_decode_answer(const char *body, size_t len, size_t sample_at, struct decoded *out,
+		      char *err);
 
 /* Decode a whole /flows answer: 0, or -EBADMSG (err says why) for an
  * answer that is not JSON or has no "flows" array, -ENOMEM.  An answer of

@@ -96,13 +96,24 @@ static void arena_free(void *p)
 	free(p);
 }
 
-/* Start parsing into the arena / reset it after the document is freed. */
-static void arena_begin(void)
+static void fetch_arena_end(void);
+
+cJSON *fetch_arena_parse(const char *body, size_t len)
 {
 	tl_arena.active = true;
+	return cJSON_ParseWithLength(body, len);
 }
 
-static void arena_end(void)
+/* A tree in the arena goes with it; one parsed without the hooks
+ * (flowapi_init_hooks not called) is freed the usual way. */
+void fetch_arena_release(cJSON *root)
+{
+	if (root && !arena_owns(&tl_arena, root))
+		cJSON_Delete(root);
+	fetch_arena_end();
+}
+
+static void fetch_arena_end(void)
 {
 	struct arena_block *b = tl_arena.head, *keep = NULL;
 
@@ -125,7 +136,7 @@ static void arena_end(void)
 void flowapi_thread_done(void)
 {
 	fetch_community_done();
-	arena_end();
+	fetch_arena_end();
 	for (struct arena_block *b = tl_arena.head, *n; b; b = n) {
 		n = b->next;
 		free(b);
@@ -143,9 +154,10 @@ struct driver {
 	char base[2048];
 };
 
-static int fa_open(struct driver **out, const char *base_url, char *err)
+static int fa_open(struct driver **out, const struct fetch_opts *o, char *err)
 {
 	struct driver *d = calloc(1, sizeof(*d));
+	const char *base_url = o->url;
 	size_t n;
 
 	if (!d)
@@ -179,7 +191,7 @@ static int fa_info_ask(struct driver *d, struct http_ask *a)
 
 /* An integer item: -ENOENT when missing or null, -EINVAL when not an
  * integer in [lo, hi]. */
-static int item_int(const cJSON *it, double lo, double hi, int64_t *out)
+int fetch_json_int(const cJSON *it, double lo, double hi, int64_t *out)
 {
 	double v;
 
@@ -196,7 +208,7 @@ static int item_int(const cJSON *it, double lo, double hi, int64_t *out)
 
 static int get_int(const cJSON *o, const char *key, double lo, double hi, int64_t *out)
 {
-	return item_int(cJSON_GetObjectItemCaseSensitive(o, key), lo, hi, out);
+	return fetch_json_int(cJSON_GetObjectItemCaseSensitive(o, key), lo, hi, out);
 }
 
 static int fa_info_decode(struct driver *d, const char *body, size_t len,
@@ -246,7 +258,7 @@ static int fa_lookup_ask(struct driver *d, enum cache_table t, struct http_ask *
 	return 1;
 }
 
-static int add_row(struct cache_lookup **rows, size_t *n, size_t *cap,
+int fetch_lookup_add(struct cache_lookup **rows, size_t *n, size_t *cap,
 		   const struct cache_lookup *r)
 {
 	if (*n == *cap) {
@@ -262,7 +274,7 @@ static int add_row(struct cache_lookup **rows, size_t *n, size_t *cap,
 }
 
 /* Copy a JSON string into a fixed field; false when missing or too long. */
-static bool copy_str(const cJSON *o, const char *key, char *dst, size_t len)
+bool fetch_json_str(const cJSON *o, const char *key, char *dst, size_t len)
 {
 	const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, key);
 
@@ -306,21 +318,21 @@ static int fa_lookup_decode(struct driver *d, enum cache_table t, const char *bo
 				memset(&ir, 0, sizeof(ir));
 				ir.key = id;
 				if (get_int(f, "ifindex", 0, 4294967295.0, &ir.key2) ||
-				    !copy_str(f, "name", ir.name, sizeof(ir.name)))
+				    !fetch_json_str(f, "name", ir.name, sizeof(ir.name)))
 					continue;
-				copy_str(f, "description", ir.extra, sizeof(ir.extra));
-				if ((rc = add_row(rows, n, &cap, &ir)))
+				fetch_json_str(f, "description", ir.extra, sizeof(ir.extra));
+				if ((rc = fetch_lookup_add(rows, n, &cap, &ir)))
 					goto out;
 			}
 			continue;
 		}
-		if (!copy_str(it, "name", r.name, sizeof(r.name)))
+		if (!fetch_json_str(it, "name", r.name, sizeof(r.name)))
 			continue;
 		if (t == CACHE_GROUPS && get_int(it, "parent", 0, 4294967295.0, &x) == 0)
 			r.key2 = x;
 		if (t == CACHE_EXPORTERS)
-			copy_str(it, "address", r.extra, sizeof(r.extra));
-		if ((rc = add_row(rows, n, &cap, &r)))
+			fetch_json_str(it, "address", r.extra, sizeof(r.extra));
+		if ((rc = fetch_lookup_add(rows, n, &cap, &r)))
 			goto out;
 	}
 out:
@@ -351,10 +363,12 @@ static void encode(const char *in, char *out, size_t len)
 }
 
 static int fa_window_first(struct driver *d, const struct cache_query *q,
-			   const struct plan_req *r, uint32_t limit, struct http_ask *a)
+			   const struct plan_req *r, uint32_t limit, struct driver_win *w,
+			   struct http_ask *a)
 {
 	char ip[64], eip[200], peer[64], epeer[200];
 
+	(void)w;
 	memset(a, 0, sizeof(*a));
 	cache_prefix_format(&q->subject, ip, sizeof(ip));
 	encode(ip, eip, sizeof(eip));
@@ -368,7 +382,7 @@ static int fa_window_first(struct driver *d, const struct cache_query *q,
 	return 0;
 }
 
-static int parse_addr(const cJSON *s, uint8_t out[16])
+int fetch_json_addr(const cJSON *s, uint8_t out[16])
 {
 	struct in_addr v4;
 
@@ -383,7 +397,7 @@ static int parse_addr(const cJSON *s, uint8_t out[16])
 	return inet_pton(AF_INET6, s->valuestring, out) == 1 ? 0 : -EINVAL;
 }
 
-static int get_groups(const cJSON *arr, uint32_t *out, uint8_t *n)
+int fetch_json_groups(const cJSON *arr, uint32_t *out, uint8_t *n)
 {
 	const cJSON *it;
 
@@ -464,7 +478,7 @@ static int index_members(const cJSON *o, const cJSON *it[F_N], char *why, size_t
 #define OPT(fld, lo, hi, dst, zero_unknown)                                    \
 	do {                                                                   \
 		int64_t _v;                                                    \
-		int _r = item_int(it[fld], lo, hi, &_v);                       \
+		int _r = fetch_json_int(it[fld], lo, hi, &_v);                       \
 		if (_r == -EINVAL) {                                           \
 			snprintf(why, len, "record %.64s: bad %s", f->id,      \
 				 field_names[fld]);                            \
@@ -493,17 +507,17 @@ int flowapi_decode_record(const cJSON *o, struct flow_rec *f, char *why, size_t 
 		}
 	}
 	strcpy(f->id, id->valuestring);
-	if (item_int(it[F_START], 0, EXACT_MAX, &f->start_ms)) {
+	if (fetch_json_int(it[F_START], 0, EXACT_MAX, &f->start_ms)) {
 		snprintf(why, len, "record %.64s: bad or missing start", f->id);
 		return -EINVAL;
 	}
-	int rc = item_int(it[F_END], 0, EXACT_MAX, &v);
+	int rc = fetch_json_int(it[F_END], 0, EXACT_MAX, &v);
 	if (rc == -EINVAL || (rc == 0 && v < f->start_ms)) {
 		snprintf(why, len, "record %.64s: bad end", f->id);
 		return -EINVAL;
 	}
 	f->end_ms = rc ? f->start_ms : v;
-	if (parse_addr(it[F_SRC], f->src) || parse_addr(it[F_DST], f->dst)) {
+	if (fetch_json_addr(it[F_SRC], f->src) || fetch_json_addr(it[F_DST], f->dst)) {
 		snprintf(why, len, "record %.64s: bad or missing src/dst", f->id);
 		return -EINVAL;
 	}
@@ -535,8 +549,8 @@ int flowapi_decode_record(const cJSON *o, struct flow_rec *f, char *why, size_t 
 	if (proto != 6 && proto != 17 && proto != 33 && proto != 136 && proto != 132 &&
 	    proto >= 0 && f->sport == 0 && f->dport == 0)
 		f->sport = f->dport = -1;
-	if (get_groups(it[F_SRCG], f->src_groups, &f->nsrc_groups) ||
-	    get_groups(it[F_DSTG], f->dst_groups, &f->ndst_groups)) {
+	if (fetch_json_groups(it[F_SRCG], f->src_groups, &f->nsrc_groups) ||
+	    fetch_json_groups(it[F_DSTG], f->dst_groups, &f->ndst_groups)) {
 		snprintf(why, len, "record %.64s: bad host groups", f->id);
 		return -EINVAL;
 	}
@@ -553,10 +567,39 @@ static int decode_sample(const cJSON *o, struct flow_rec *f, char *why, size_t l
 	if (index_members(o, it, why, len))
 		return -EINVAL;
 	f->id[0] = '\0';
-	if (item_int(it[F_START], 0, EXACT_MAX, &f->start_ms) ||
-	    parse_addr(it[F_SRC], f->src) || parse_addr(it[F_DST], f->dst)) {
+	if (fetch_json_int(it[F_START], 0, EXACT_MAX, &f->start_ms) ||
+	    fetch_json_addr(it[F_SRC], f->src) || fetch_json_addr(it[F_DST], f->dst)) {
 		snprintf(why, len, "a record with a bad start, src or dst");
 		return -EINVAL;
+	}
+	return 0;
+}
+
+/* A flowapi/1 record, whole or as a sample. */
+static int fa_record(const cJSON *o, struct flow_rec *f, bool sample, char *why, size_t len)
+{
+	return sample ? decode_sample(o, f, why, len) : flowapi_decode_record(o, f, why, len);
+}
+
+int fetch_decode_array(const cJSON *arr, struct decoded *out, fetch_rec_fn one)
+{
+	size_t n = (size_t)cJSON_GetArraySize(arr);
+	const cJSON *it;
+
+	out->recs = malloc((n ? n : 1) * sizeof(*out->recs));
+	if (!out->recs)
+		return -ENOMEM;
+	out->sampled = out->sample_at && n >= out->sample_at;
+	cJSON_ArrayForEach(it, arr) {
+		char why[160];
+		out->answered++;
+		if (one(it, &out->recs[out->n], out->sampled, why, sizeof(why)) == 0) {
+			out->n++;
+		} else {
+			if (!out->rejected)
+				snprintf(out->why, sizeof(out->why), "%s", why);
+			out->rejected++;
+		}
 	}
 	return 0;
 }
@@ -564,21 +607,19 @@ static int decode_sample(const cJSON *o, struct flow_rec *f, char *why, size_t l
 /*
  * Parse an answer into out (records in answer order).  With the hooks in
  * place cJSON's nodes live in this thread's arena and are released all at
- * once by arena_end, so the tree is never walked to be freed (cJSON_Delete
+ * once by fetch_arena_end, so the tree is never walked to be freed (cJSON_Delete
  * was 5% of a cold query).
  */
 int flowapi_decode_flows(const char *body, size_t len, size_t sample_at, struct decoded *out,
 			 char *err)
 {
 	cJSON *root;
-	const cJSON *arr, *it;
-	size_t n;
+	const cJSON *arr;
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
 	out->sample_at = sample_at;
-	arena_begin();
-	root = cJSON_ParseWithLength(body, len);
+	root = fetch_arena_parse(body, len);
 	if (!root) {
 		snprintf(err, FETCH_ERRLEN, "an answer that is not JSON (%zu bytes, starting '%.20s')",
 			 len, body ? body : "");
@@ -594,32 +635,9 @@ int flowapi_decode_flows(const char *body, size_t len, size_t sample_at, struct 
 		rc = -EBADMSG;
 		goto out;
 	}
-	n = (size_t)cJSON_GetArraySize(arr);
-	out->recs = malloc((n ? n : 1) * sizeof(*out->recs));
-	if (!out->recs) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	out->sampled = sample_at && n >= sample_at;
-	cJSON_ArrayForEach(it, arr) {
-		char why[160];
-		struct flow_rec *f = &out->recs[out->n];
-		out->answered++;
-		if ((out->sampled ? decode_sample(it, f, why, sizeof(why))
-				  : flowapi_decode_record(it, f, why, sizeof(why))) == 0) {
-			out->n++;
-		} else {
-			if (!out->rejected)
-				snprintf(out->why, sizeof(out->why), "%s", why);
-			out->rejected++;
-		}
-	}
+	rc = fetch_decode_array(arr, out, fa_record);
 out:
-	/* a tree in the arena goes with it; one parsed without the hooks
-	 * (flowapi_init_hooks not called) is freed the usual way */
-	if (root && !arena_owns(&tl_arena, root))
-		cJSON_Delete(root);
-	arena_end();
+	fetch_arena_release(root);
 	return rc;
 }
 
@@ -629,10 +647,11 @@ void decoded_free(struct decoded *d)
 	memset(d, 0, sizeof(*d));
 }
 
-static int fa_window_next(struct driver *d, const struct http_resp *resp,
+static int fa_window_next(struct driver *d, const struct http_resp *resp, struct driver_win *w,
 			  struct http_ask *a, struct decoded *out, char *err)
 {
 	(void)d;
+	(void)w;
 	(void)a;
 	return flowapi_decode_flows(resp->body, resp->len, out->sample_at, out, err);
 }

@@ -42,7 +42,11 @@ static void usage(FILE *f)
 	      "                       times select flows that start in [from, to)\n"
 	      "  --tz ZONE            time zone for dates, times without offset and output (default UTC)\n"
 	      "  -o FILE              FILE.csv, FILE.ndjson or FILE.sqlite; - for CSV on stdout\n"
-	      "  --token-file F       the bearer token (else $FLOWFS_TOKEN)\n"
+	      "  --token-file F       the bearer token (else $FLOWFS_TOKEN); for an SNA Manager\n"
+	      "                       user:password\n"
+	      "  --driver NAME        flowapi (default) or sna (also: a URL sna+https://MANAGER)\n"
+	      "  --tenant ID          sna: the tenant (domain) id, when the Manager has several\n"
+	      "  --max-records N      the collector's cap when it does not say (sna; default 10000)\n"
 	      "  --cache DIR          cache directory (default $XDG_CACHE_HOME/flowfs)\n"
 	      "  --max-inflight N     requests in flight (default 4)\n"
 	      "  --live-ttl S         refetch live windows older than S seconds (default 60)\n"
@@ -199,7 +203,7 @@ static void *tick_main(void *arg)
 
 enum { O_IP = 256, O_PEER, O_FROM, O_TO, O_TZ, O_TOKENFILE, O_CACHE, O_INFLIGHT,
        O_LIVETTL, O_CAFILE, O_INSECURE, O_QUIET, O_HELP, O_STALL, O_REQTIMEOUT,
-       O_CONNTIMEOUT, O_RETRIES };
+       O_CONNTIMEOUT, O_RETRIES, O_DRIVER, O_TENANT, O_MAXREC };
 
 /* A whole number in [lo, hi], or -1. */
 static long number(const char *s, long lo, long hi)
@@ -223,13 +227,17 @@ int main(int argc, char **argv)
 		{"help", 0, 0, O_HELP}, {"output", 1, 0, 'o'},
 		{"stall-timeout", 1, 0, O_STALL}, {"request-timeout", 1, 0, O_REQTIMEOUT},
 		{"connect-timeout", 1, 0, O_CONNTIMEOUT}, {"retries", 1, 0, O_RETRIES},
+		{"driver", 1, 0, O_DRIVER}, {"tenant", 1, 0, O_TENANT},
+		{"max-records", 1, 0, O_MAXREC},
 		{0, 0, 0, 0},
 	};
 	const char *ip = NULL, *peer = NULL, *from = NULL, *to = NULL, *tz = "UTC";
 	const char *token_file = NULL, *cache_dir = NULL, *out_path = NULL, *ca_file = NULL;
+	const char *driver = NULL, *tenant = NULL;
 	char token[TOKEN_MAX + 1] = "", err[FETCH_ERRLEN], cerr[CACHE_ERRLEN], dir[4096];
 	char part[4200] = "";
 	long inflight = 4, live_ttl = 60, stall = 30, reqto = 300, connto = 10, retries = 6;
+	long maxrec = 0;
 	bool insecure = false, quiet = false;
 	struct fetch_engine *e = NULL;
 	struct fetch_result res;
@@ -251,11 +259,13 @@ int main(int argc, char **argv)
 		case O_STALL:
 		case O_REQTIMEOUT:
 		case O_CONNTIMEOUT:
+		case O_MAXREC:
 		case O_RETRIES: {
 			static const struct { int opt; long lo, hi; const char *name; } lim[] = {
 				{O_INFLIGHT, 1, 64, "--max-inflight"}, {O_LIVETTL, 0, 86400, "--live-ttl"},
 				{O_STALL, 1, 3600, "--stall-timeout"}, {O_REQTIMEOUT, 1, 86400, "--request-timeout"},
 				{O_CONNTIMEOUT, 1, 600, "--connect-timeout"}, {O_RETRIES, 1, 100, "--retries"},
+				{O_MAXREC, 1, 10000000, "--max-records"},
 			};
 			for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++) {
 				if (lim[i].opt != c)
@@ -267,11 +277,14 @@ int main(int argc, char **argv)
 					return 2;
 				}
 				*(c == O_INFLIGHT ? &inflight : c == O_LIVETTL ? &live_ttl : c == O_STALL ? &stall :
-				  c == O_REQTIMEOUT ? &reqto : c == O_CONNTIMEOUT ? &connto : &retries) = v;
+				  c == O_REQTIMEOUT ? &reqto : c == O_CONNTIMEOUT ? &connto :
+				  c == O_MAXREC ? &maxrec : &retries) = v;
 			}
 			break;
 		}
 		case O_CAFILE: ca_file = optarg; break;
+		case O_DRIVER: driver = optarg; break;
+		case O_TENANT: tenant = optarg; break;
 		case O_INSECURE: insecure = true; break;
 		case O_QUIET: quiet = true; break;
 		case 'o': out_path = optarg; break;
@@ -286,8 +299,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *url = argv[optind];
-	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
-		fprintf(stderr, "flowfetch: the collector URL must start with http:// or https://\n");
+	const char *bare = strncmp(url, "sna+", 4) == 0 ? url + 4 : url;
+	if (strncmp(bare, "http://", 7) != 0 && strncmp(bare, "https://", 8) != 0) {
+		fprintf(stderr, "flowfetch: the collector URL must start with http:// or https:// "
+			"(sna+https:// for an SNA Manager)\n");
 		return 2;
 	}
 
@@ -381,6 +396,7 @@ int main(int argc, char **argv)
 		.stall_s = stall, .request_timeout_ms = reqto * 1000,
 		.connect_timeout_ms = connto * 1000, .max_retries = retries ? (unsigned)retries : 0,
 		.compress = -1, .insecure = insecure, .ca_file = ca_file,
+		.driver = driver, .tenant = tenant, .max_records = (uint32_t)maxrec,
 	};
 	rc = fetch_engine_open(&fo, &e, err);
 	explicit_bzero(token, sizeof(token));

@@ -83,6 +83,19 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
 		long v = strtol(tmp, &end, 10);
 		/* seconds; an HTTP date is read as "a while" */
 		s->resp.retry_after_s = end != tmp && v >= 0 ? v : 5;
+	} else if (n > 11 && strncasecmp(buf, "Set-Cookie:", 11) == 0) {
+		/* keep "name=value" (attributes dropped), one a line, while it fits */
+		const char *v = buf + 11, *e = buf + n;
+		while (v < e && (*v == ' ' || *v == '\t'))
+			v++;
+		size_t k = 0, have = strlen(s->resp.set_cookie);
+		while (v + k < e && v[k] != ';' && v[k] != '\r' && v[k] != '\n')
+			k++;
+		if (k && have + k + 2 <= sizeof(s->resp.set_cookie)) {
+			memcpy(s->resp.set_cookie + have, v, k);
+			s->resp.set_cookie[have + k] = '\n';
+			s->resp.set_cookie[have + k + 1] = '\0';
+		}
 	}
 	return n;
 }
@@ -185,9 +198,16 @@ int http_submit(struct http *h, const struct http_ask *a, uint64_t tag)
 		snprintf(ct, sizeof(ct), "Content-Type: %s", a->content_type);
 		s->hdrs = curl_slist_append(s->hdrs, ct);
 	}
+	if (a->xsrf[0]) {
+		char x[sizeof(a->xsrf) + 16];
+		snprintf(x, sizeof(x), "X-XSRF-TOKEN: %s", a->xsrf);
+		s->hdrs = curl_slist_append(s->hdrs, x);
+	}
 	if (!s->hdrs)
 		return -ENOMEM;
 	curl_easy_setopt(e, CURLOPT_URL, a->url);
+	if (a->cookie[0])
+		curl_easy_setopt(e, CURLOPT_COOKIE, a->cookie);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->hdrs);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->o.connect_timeout_ms);
@@ -302,7 +322,8 @@ int http_wait(struct http *h, int timeout_ms, struct http_resp **done, size_t *n
 	return 0;
 }
 
-/* The server's {"error": "..."} message, if the body has one. */
+/* The server's message, if the body has one: {"error": "..."} (flowapi/1)
+ * or {"errors": [{"message": "..."}]} (SNA). */
 static void server_message(const struct http_resp *r, char *out, size_t len)
 {
 	cJSON *root;
@@ -313,6 +334,11 @@ static void server_message(const struct http_resp *r, char *out, size_t len)
 		return;
 	root = cJSON_ParseWithLength(r->body, r->len);
 	m = root ? cJSON_GetObjectItemCaseSensitive(root, "error") : NULL;
+	if (!m && root) {
+		const cJSON *errs = cJSON_GetObjectItemCaseSensitive(root, "errors");
+		if (cJSON_IsArray(errs) && cJSON_GetArraySize(errs) > 0)
+			m = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(errs, 0), "message");
+	}
 	if (cJSON_IsString(m))
 		snprintf(out, len, "%.200s", m->valuestring);
 	cJSON_Delete(root);
@@ -364,7 +390,7 @@ enum http_verdict http_judge(const struct http_resp *r, int *errnum, char *why, 
 		snprintf(why, len, "HTTP %ld, body cut short: %s", r->status, r->error);
 		return HTTP_RETRY;
 	}
-	if (r->status == 200)
+	if (r->status >= 200 && r->status < 300)	/* SNA creates a search with 201 */
 		return HTTP_OK;
 	server_message(r, msg, sizeof(msg));
 	if (r->status == 429 || r->status >= 500) {
@@ -376,12 +402,13 @@ enum http_verdict http_judge(const struct http_resp *r, int *errnum, char *why, 
 	case 401:
 	case 403:
 		*errnum = EACCES;
-		snprintf(why, len, "the collector refused the token (HTTP %ld%s%s)", r->status,
+		snprintf(why, len, "the collector refused the credentials (HTTP %ld%s%s)", r->status,
 			 msg[0] ? ": " : "", msg);
 		break;
 	case 404:
 		*errnum = ENOENT;
-		snprintf(why, len, "HTTP 404%s%s (is this a flowapi/1 collector?)", msg[0] ? ": " : "", msg);
+		snprintf(why, len, "HTTP 404%s%s (is this the collector's API, and the right driver?)",
+			 msg[0] ? ": " : "", msg);
 		break;
 	default:
 		*errnum = EINVAL;

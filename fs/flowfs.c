@@ -218,6 +218,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("max_inflight=%d", max_inflight, 0), OPT("stall_timeout=%d", stall_timeout, 0),
 	OPT("request_timeout=%d", request_timeout, 0), OPT("retries=%d", retries, 0),
 	OPT("ca_file=%s", ca_file, 0), OPT("insecure", insecure, 1), OPT("driver=%s", driver, 0),
+	OPT("tenant=%s", tenant, 0), OPT("max_records=%d", max_records, 0),
 	FUSE_OPT_KEY("token=", KEY_TOKEN),
 	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
@@ -238,6 +239,10 @@ static void usage(const char *prog)
 	       "    -o request_timeout=S   a request that lasts S s fails (default 300)\n"
 	       "    -o retries=N           attempts per window after the first (default 6)\n"
 	       "    -o ca_file=FILE        trust this CA bundle;  -o insecure: do not verify TLS\n"
+	       "    -o driver=NAME         flowapi (default) or sna (also: a URL sna+https://MANAGER,\n"
+	       "                           with user:password as the token)\n"
+	       "    -o tenant=ID           sna: the tenant (domain) id, when the Manager has several\n"
+	       "    -o max_records=N       the collector's cap when it does not say (sna; default 10000)\n"
 	       "    -o allow_other         let other users read the tree (needs user_allow_other)\n"
 	       "    -f                     stay in the foreground, log to stderr too\n"
 	       "Unmount with: fusermount3 -u MOUNTPOINT\n\n", prog);
@@ -329,6 +334,8 @@ static int fill_engine_opts(struct fs_ctx *c, struct fetch_opts *fo)
 	fo->compress = -1;
 	fo->insecure = c->o.insecure;
 	fo->ca_file = c->o.ca_file;
+	fo->tenant = c->o.tenant;
+	fo->max_records = c->o.max_records > 0 ? (uint32_t)c->o.max_records : 0;
 	return 0;
 }
 
@@ -376,8 +383,10 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	c->o.foreground = fopts.foreground;
-	if (strncmp(c->o.url, "http://", 7) != 0 && strncmp(c->o.url, "https://", 8) != 0) {
-		fprintf(stderr, "flowfs: the collector URL must start with http:// or https://\n");
+	const char *bare = strncmp(c->o.url, "sna+", 4) == 0 ? c->o.url + 4 : c->o.url;
+	if (strncmp(bare, "http://", 7) != 0 && strncmp(bare, "https://", 8) != 0) {
+		fprintf(stderr, "flowfs: the collector URL must start with http:// or https:// "
+			"(sna+https:// for an SNA Manager)\n");
 		goto out;
 	}
 	if (strlen(c->o.url) >= sizeof(c->url)) {
@@ -539,5 +548,6 @@ out:
 	free(c->o.tz);
 	free(c->o.ca_file);
 	free(c->o.driver);
+	free(c->o.tenant);
 	return ret;
 }

@@ -29,8 +29,8 @@
 
 /* The mount's options (-o ...). */
 struct fs_opts {
-	char *token_file, *cache, *tz, *ca_file, *driver;
-	int live_ttl, max_inflight, stall_timeout, request_timeout, retries;
+	char *token_file, *cache, *tz, *ca_file, *driver, *tenant;
+	int live_ttl, max_inflight, stall_timeout, request_timeout, retries, max_records;
 	int insecure, foreground, debug;
 	char *url;		/* the first non-option argument */
 	int nonopt;

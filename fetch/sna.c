@@ -1,0 +1,631 @@
+/*
+ * sna.c - the driver for Cisco Secure Network Analytics (formerly
+ * Stealthwatch): its Manager's flow search API, as docs/flowsim.md's "SNA
+ * dialect" section describes it (flowsim serves the same dialect).
+ *
+ * Sessions: a form login sets the cookie stealthwatch.jwt and, from 7.3.2,
+ * XSRF-TOKEN, whose value goes back as X-XSRF-TOKEN on every request that
+ * is not a GET.  A session lasts 20 minutes; the driver logs in again two
+ * minutes before that, and whenever a request is refused with 401 (the
+ * engine asks, giving the generation of the session the request carried,
+ * so that many refused requests cause one login).
+ *
+ * A window is an exchange of three kinds of request: create the search
+ * (POST, 201), poll it (GET) until its status is COMPLETED (never trusting
+ * percentComplete), read its results (GET).  A search that ends FAILED, or
+ * that the Manager forgot (404), is asked again from the start.
+ *
+ * Granularity: whole seconds, the finest the search takes; records' times
+ * come to the second.  Ids are "<flowCollectorId>:<id>" (an id is unique
+ * per collector).  What a record has no field for stays unknown (-1):
+ * interfaces, AS numbers, ICMP type and code, sampling; TCP flags are those
+ * the per-side counters show (SYN, ACK with SYN, FIN, RST).
+ */
+#include "fetch_i.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define SNA_SESSION_MS (20 * 60 * 1000)
+#define SNA_RENEW_MS (2 * 60 * 1000)	/* log in again this long before expiry */
+#define SNA_POLL_FIRST_MS 50
+#define SNA_POLL_MAX_MS 2000
+#define SNA_SEARCH_DEADLINE_MS (15 * 60 * 1000)
+
+enum { SNA_CREATE = 0, SNA_POLL, SNA_READ };
+
+struct driver {
+	char base[2048];
+	char user[256], pass[512];
+	char tenant[24];		/* the chosen tenant's id */
+	bool tenant_given;
+	uint32_t limit;
+	pthread_mutex_t lock;		/* the session below */
+	char jwt[1100], xsrf[150];
+	uint64_t gen;			/* 0: never logged in */
+	int64_t login_ms;		/* monotonic */
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "user:password" (the token file's first line, or $FLOWFS_TOKEN). */
+static int sna_open(struct driver **out, const struct fetch_opts *o, char *err)
+{
+	struct driver *d = calloc(1, sizeof(*d));
+	const char *colon = o->token ? strchr(o->token, ':') : NULL;
+	size_t n;
+
+	if (!d)
+		return -ENOMEM;
+	if (!colon || colon == o->token || (size_t)(colon - o->token) >= sizeof(d->user) ||
+	    strlen(colon + 1) >= sizeof(d->pass)) {
+		snprintf(err, FETCH_ERRLEN, "the SNA driver needs the Manager's credentials as "
+			 "user:password in the token file (or $FLOWFS_TOKEN)");
+		free(d);
+		return -EINVAL;
+	}
+	memcpy(d->user, o->token, (size_t)(colon - o->token));
+	strcpy(d->pass, colon + 1);
+	n = strlen(o->url);
+	if (n == 0 || n >= sizeof(d->base) - 128) {
+		snprintf(err, FETCH_ERRLEN, "the Manager's URL is empty or too long");
+		goto fail;
+	}
+	memcpy(d->base, o->url, n + 1);
+	while (n > 0 && d->base[n - 1] == '/')
+		d->base[--n] = '\0';
+	if (o->tenant) {
+		char *end;
+		long t = strtol(o->tenant, &end, 10);
+		if (end == o->tenant || *end || t < 0 || t > 2147483647L) {
+			snprintf(err, FETCH_ERRLEN, "tenant '%.32s' is not a tenant id (a number)",
+				 o->tenant);
+			goto fail;
+		}
+		snprintf(d->tenant, sizeof(d->tenant), "%ld", t);
+		d->tenant_given = true;
+	}
+	d->limit = o->max_records ? o->max_records : 10000;
+	pthread_mutex_init(&d->lock, NULL);
+	*out = d;
+	return 0;
+fail:
+	explicit_bzero(d, sizeof(*d));
+	free(d);
+	return -EINVAL;
+}
+
+static void sna_close(struct driver *d)
+{
+	pthread_mutex_destroy(&d->lock);
+	explicit_bzero(d, sizeof(*d));
+	free(d);
+}
+
+/* application/x-www-form-urlencoded spelling of s into out (len bytes). */
+static void form_encode(const char *s, char *out, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (; *s && o + 4 < len; s++) {
+		unsigned char c = (unsigned char)*s;
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '_' || c == '.' || c == '~') {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	out[o] = '\0';
+}
+
+/* The value of cookie 'name' among the answer's Set-Cookie lines. */
+static bool cookie_value(const char *lines, const char *name, char *out, size_t len)
+{
+	size_t nl = strlen(name);
+
+	for (const char *p = lines; *p;) {
+		const char *e = strchr(p, '\n');
+		size_t k = e ? (size_t)(e - p) : strlen(p);
+		if (k > nl && strncmp(p, name, nl) == 0 && p[nl] == '=' && k - nl - 1 < len &&
+		    k - nl - 1 > 0) {
+			memcpy(out, p + nl + 1, k - nl - 1);
+			out[k - nl - 1] = '\0';
+			return true;
+		}
+		p += k + (e ? 1 : 0);
+	}
+	return false;
+}
+
+/* Log in; the caller holds d->lock.  0 or -errno with the cause. */
+static int sna_login(struct driver *d, struct http *h, char *err)
+{
+	char u[800], pw[1600], form[2600];
+	struct http_ask a;
+	struct http_resp r;
+	int rc;
+
+	memset(&a, 0, sizeof(a));
+	form_encode(d->user, u, sizeof(u));
+	form_encode(d->pass, pw, sizeof(pw));
+	snprintf(form, sizeof(form), "username=%s&password=%s", u, pw);
+	snprintf(a.url, sizeof(a.url), "%s/token/v2/authenticate", d->base);
+	a.method = "POST";
+	a.body = form;
+	a.content_type = "application/x-www-form-urlencoded";
+	rc = http_get_retry(h, &a, 2, &r, err);
+	explicit_bzero(pw, sizeof(pw));
+	explicit_bzero(form, sizeof(form));
+	if (rc)
+		return rc;
+	d->xsrf[0] = '\0';
+	if (!cookie_value(r.set_cookie, "stealthwatch.jwt", d->jwt, sizeof(d->jwt))) {
+		snprintf(err, FETCH_ERRLEN, "the Manager took the login but set no session cookie "
+			 "(stealthwatch.jwt): is this an SNA Manager?");
+		http_resp_free(&r);
+		return -EPROTO;
+	}
+	cookie_value(r.set_cookie, "XSRF-TOKEN", d->xsrf, sizeof(d->xsrf));
+	http_resp_free(&r);
+	d->gen++;
+	d->login_ms = mono_ms();
+	return 0;
+}
+
+static int sna_session(struct driver *d, struct http *h, uint64_t stale_gen, char *err)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&d->lock);
+	bool expiring = d->gen && mono_ms() - d->login_ms > SNA_SESSION_MS - SNA_RENEW_MS;
+	if (!d->gen || expiring || (stale_gen && stale_gen == d->gen))
+		rc = sna_login(d, h, err);
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+static void sna_sign(struct driver *d, struct http_ask *a)
+{
+	pthread_mutex_lock(&d->lock);
+	snprintf(a->cookie, sizeof(a->cookie), "stealthwatch.jwt=%s", d->jwt);
+	if (a->method && strcmp(a->method, "GET") != 0)
+		snprintf(a->xsrf, sizeof(a->xsrf), "%s", d->xsrf);
+	a->auth_gen = d->gen;
+	pthread_mutex_unlock(&d->lock);
+}
+
+static int sna_info_ask(struct driver *d, struct http_ask *a)
+{
+	memset(a, 0, sizeof(*a));
+	snprintf(a->url, sizeof(a->url), "%s/sw-reporting/v1/tenants", d->base);
+	return 0;
+}
+
+/* The tenants list (served as JSON, sometimes labelled text/plain): pick
+ * the tenant asked for, or the only one. */
+static int sna_info_decode(struct driver *d, const char *body, size_t len,
+			   struct fetch_info *info, char *err)
+{
+	cJSON *root = cJSON_ParseWithLength(body, len);
+	const cJSON *arr = root ? cJSON_GetObjectItemCaseSensitive(root, "data") : NULL, *it;
+	char list[400] = "";
+	size_t used = 0, count = 0;
+	bool found = false;
+	int rc = -EPROTO;
+
+	memset(info, 0, sizeof(*info));
+	if (!cJSON_IsArray(arr)) {
+		snprintf(err, FETCH_ERRLEN, "the Manager's tenant list is not the expected JSON: "
+			 "is this an SNA Manager?");
+		goto out;
+	}
+	cJSON_ArrayForEach(it, arr) {
+		int64_t id;
+		char name[64] = "";
+		if (fetch_json_int(cJSON_GetObjectItemCaseSensitive(it, "id"), 0, 2147483647.0, &id))
+			continue;
+		fetch_json_str(it, "displayName", name, sizeof(name));
+		count++;
+		if (used < sizeof(list) - 1)
+			used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%lld (%.40s)",
+						 used ? ", " : "", (long long)id, name);
+		if (used >= sizeof(list))
+			used = sizeof(list) - 1;
+		if (d->tenant_given ? strtoll(d->tenant, NULL, 10) == id : count == 1) {
+			if (!d->tenant_given)
+				snprintf(d->tenant, sizeof(d->tenant), "%lld", (long long)id);
+			found = true;
+		}
+	}
+	if (d->tenant_given && !found) {
+		snprintf(err, FETCH_ERRLEN, "the Manager has no tenant %s (it has: %s)", d->tenant,
+			 count ? list : "none");
+		rc = -ENOENT;
+		goto out;
+	}
+	if (!d->tenant_given && count != 1) {
+		snprintf(err, FETCH_ERRLEN, count ? "the Manager has %zu tenants (%s): choose one "
+			 "with -o tenant=ID (flowfetch: --tenant ID)" : "the Manager has no tenant%zu%s",
+			 count, count ? list : "");
+		rc = -EINVAL;
+		goto out;
+	}
+	snprintf(info->product, sizeof(info->product), "Cisco Secure Network Analytics");
+	snprintf(info->dialect, sizeof(info->dialect), "sna");
+	info->max_records = d->limit;
+	info->retention_days = 90;
+	info->export_delay_s = 300;
+	rc = 0;
+out:
+	cJSON_Delete(root);
+	return rc;
+}
+
+/* Host groups are the only names the API gives (tags); applications,
+ * services and collectors stay ids. */
+static int sna_lookup_ask(struct driver *d, enum cache_table t, struct http_ask *a)
+{
+	if (t != CACHE_GROUPS)
+		return 0;
+	memset(a, 0, sizeof(*a));
+	snprintf(a->url, sizeof(a->url), "%s/smc-configuration/rest/v1/tenants/%s/tags/", d->base,
+		 d->tenant);
+	return 1;
+}
+
+static int sna_lookup_decode(struct driver *d, enum cache_table t, const char *body,
+			     size_t len, struct cache_lookup **rows, size_t *n, char *err)
+{
+	cJSON *root = cJSON_ParseWithLength(body, len);
+	const cJSON *arr = root ? cJSON_GetObjectItemCaseSensitive(root, "data") : NULL, *it;
+	size_t cap = 0;
+	int rc = 0;
+
+	(void)d;
+	(void)t;
+	*rows = NULL;
+	*n = 0;
+	if (!cJSON_IsArray(arr)) {
+		snprintf(err, FETCH_ERRLEN, "the Manager's tags: not the expected JSON");
+		cJSON_Delete(root);
+		return -EBADMSG;
+	}
+	cJSON_ArrayForEach(it, arr) {
+		struct cache_lookup r;
+		memset(&r, 0, sizeof(r));
+		if (fetch_json_int(cJSON_GetObjectItemCaseSensitive(it, "id"), 0, 4294967295.0,
+				   &r.key) ||
+		    !fetch_json_str(it, "displayName", r.name, sizeof(r.name)))
+			continue;
+		if ((rc = fetch_lookup_add(rows, n, &cap, &r)))
+			break;
+	}
+	cJSON_Delete(root);
+	if (rc) {
+		free(*rows);
+		*rows = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
+/* ms since the epoch as "YYYY-MM-DDTHH:MM:SSZ" (whole seconds, rounded
+ * down; up when 'up' and not whole). */
+static void sna_time(int64_t ms, bool up, char *out, size_t len)
+{
+	time_t t = (time_t)(ms / 1000 - (ms % 1000 < 0));
+	struct tm tm;
+
+	if (up && ms % 1000 != 0)
+		t++;
+	gmtime_r(&t, &tm);
+	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void searches_url(const struct driver *d, struct http_ask *a, const char *id,
+			 const char *tail)
+{
+	snprintf(a->url, sizeof(a->url), "%s/sw-reporting/v2/tenants/%s/flows/queries%s%s%s",
+		 d->base, d->tenant, id ? "/" : "", id ? id : "", tail);
+}
+
+static int sna_window_first(struct driver *d, const struct cache_query *q,
+			    const struct plan_req *r, uint32_t limit, struct driver_win *w,
+			    struct http_ask *a)
+{
+	char from[32], to[32], subject[64], peer[64];
+
+	memset(a, 0, sizeof(*a));
+	sna_time(r->start, false, from, sizeof(from));
+	sna_time(r->end, true, to, sizeof(to));
+	cache_prefix_format(&q->subject, subject, sizeof(subject));
+	if (r->has_peer)
+		cache_prefix_format(&r->peer, peer, sizeof(peer));
+	snprintf(w->body, sizeof(w->body),
+		 "{\"startDateTime\":\"%s\",\"endDateTime\":\"%s\",\"recordLimit\":%u,"
+		 "\"subject\":{\"ipAddresses\":{\"includes\":[\"%s\"]}}%s%s%s}",
+		 from, to, limit, subject, r->has_peer ? ",\"peer\":{\"ipAddresses\":{\"includes\":[\"" : "",
+		 r->has_peer ? peer : "", r->has_peer ? "\"]}}" : "");
+	w->stage = SNA_CREATE;
+	w->started_ms = mono_ms();
+	searches_url(d, a, NULL, "");
+	a->method = "POST";
+	a->body = w->body;
+	a->content_type = "application/json";
+	return 0;
+}
+
+/* A search's id and status from a create or poll answer: 0, -EBADMSG. */
+static int search_state(const char *body, size_t len, char *id, size_t idlen, char *status,
+			size_t stlen)
+{
+	cJSON *root = cJSON_ParseWithLength(body, len);
+	const cJSON *data = root ? cJSON_GetObjectItemCaseSensitive(root, "data") : NULL;
+	const cJSON *q = data ? cJSON_GetObjectItemCaseSensitive(data, "query") : NULL;
+	int rc = -EBADMSG;
+
+	if (q && fetch_json_str(q, "id", id, idlen) && fetch_json_str(q, "status", status, stlen)) {
+		rc = 0;
+		for (const char *c = id; *c && rc == 0; c++)
+			if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') ||
+			      (*c >= 'A' && *c <= 'Z') || *c == '-'))
+				rc = -EBADMSG;
+		if (!id[0])
+			rc = -EBADMSG;
+	}
+	cJSON_Delete(root);
+	return rc;
+}
+
+/* "2020-07-16T12:08:47.000+0000" (or with Z, or +00:00) to ms: 0, -EINVAL. */
+static int sna_parse_time(const char *s, int64_t *out)
+{
+	int y, mo, da, h, mi, se, ms = 0, n = 0, off = 0;
+
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &da, &h, &mi, &se, &n) != 6)
+		return -EINVAL;
+	s += n;
+	if (*s == '.') {
+		int k = 0;
+		s++;
+		while (*s >= '0' && *s <= '9') {
+			if (k < 3)
+				ms = ms * 10 + (*s - '0'), k++;
+			s++;
+		}
+		while (k++ < 3)
+			ms *= 10;
+	}
+	if (*s == 'Z') {
+		s++;
+	} else if (*s == '+' || *s == '-') {
+		/* exactly +HHMM or +HH:MM */
+		int sign = *s == '-' ? -1 : 1;
+		const char *o = s + 1;
+		char d[4];
+		int k = 0;
+		for (; k < 4 && ((*o >= '0' && *o <= '9') || (k == 2 && *o == ':')); o++)
+			if (*o != ':')
+				d[k++] = *o;
+		if (k != 4 || (o[-1] == ':'))
+			return -EINVAL;
+		off = sign * (((d[0] - '0') * 10 + d[1] - '0') * 60 + (d[2] - '0') * 10 + d[3] - '0');
+		s = o;
+	}
+	if (*s || y < 1970 || mo < 1 || mo > 12 || da < 1 || da > 31 || h > 23 || mi > 59 ||
+	    se > 60)
+		return -EINVAL;
+	/* days since 1970-01-01 of a proleptic Gregorian date (March-based
+	 * years, so the leap day ends a year) */
+	int ya = mo <= 2 ? y - 1 : y;
+	int era = ya / 400, yoe = ya - era * 400;
+	int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + da - 1;
+	int64_t days = (int64_t)era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+	*out = ((days * 24 + h) * 60 + mi - off) * 60000 + (int64_t)se * 1000 + ms;
+	return 0;
+}
+
+static int32_t proto_number(const cJSON *p)
+{
+	static const struct {
+		const char *name;
+		int32_t num;
+	} names[] = {{"ICMP", 1}, {"TCP", 6}, {"UDP", 17}, {"GRE", 47}, {"IPV6-ICMP", 58},
+		     {"ICMPV6", 58}, {"ESP", 50}, {"AH", 51}, {"SCTP", 132}, {"IGMP", 2}};
+
+	if (cJSON_IsNumber(p))
+		return p->valuedouble >= 0 && p->valuedouble <= 255 ? (int32_t)p->valuedouble : -1;
+	if (!cJSON_IsString(p))
+		return -1;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcasecmp(p->valuestring, names[i].name) == 0)
+			return names[i].num;
+	char *end;
+	long v = strtol(p->valuestring, &end, 10);
+	return end != p->valuestring && !*end && v >= 0 && v <= 255 ? (int32_t)v : -1;
+}
+
+/* An optional number of an object: -1 when missing, null or negative. */
+static int64_t opt_num(const cJSON *o, const char *key, double hi)
+{
+	int64_t v;
+	return fetch_json_int(cJSON_GetObjectItemCaseSensitive(o, key), 0, hi, &v) ? -1 : v;
+}
+
+/* One SNA record into f (all of it, or the sample's part: start and
+ * addresses).  -EINVAL with the cause in why. */
+static int sna_decode_record(const cJSON *o, struct flow_rec *f, bool sample, char *why,
+			     size_t len)
+{
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "statistics");
+	const cJSON *sub = cJSON_GetObjectItemCaseSensitive(o, "subject");
+	const cJSON *peer = cJSON_GetObjectItemCaseSensitive(o, "peer");
+	const cJSON *first = st ? cJSON_GetObjectItemCaseSensitive(st, "firstActiveTime") : NULL;
+	const cJSON *last = st ? cJSON_GetObjectItemCaseSensitive(st, "lastActiveTime") : NULL;
+	const cJSON *orient = sub ? cJSON_GetObjectItemCaseSensitive(sub, "orientation") : NULL;
+	int64_t id, fc;
+
+	memset(f, 0, sizeof(*f));
+	if (!cJSON_IsObject(o) || !cJSON_IsObject(st) || !cJSON_IsObject(sub) ||
+	    !cJSON_IsObject(peer)) {
+		snprintf(why, len, "a record without statistics, subject or peer");
+		return -EINVAL;
+	}
+	if (fetch_json_int(cJSON_GetObjectItemCaseSensitive(o, "id"), 0, FETCH_EXACT_MAX, &id) ||
+	    fetch_json_int(cJSON_GetObjectItemCaseSensitive(o, "flowCollectorId"), 0,
+			   4294967295.0, &fc)) {
+		snprintf(why, len, "a record without a valid id or flowCollectorId");
+		return -EINVAL;
+	}
+	snprintf(f->id, sizeof(f->id), "%lld:%lld", (long long)fc, (long long)id);
+	if (!cJSON_IsString(first) || sna_parse_time(first->valuestring, &f->start_ms) ||
+	    f->start_ms < 0) {
+		snprintf(why, len, "record %s: bad or missing firstActiveTime", f->id);
+		return -EINVAL;
+	}
+	/* the client side is the source; a subject without orientation is
+	 * taken as the client */
+	bool sub_is_src = !cJSON_IsString(orient) || strcmp(orient->valuestring, "server") != 0;
+	const cJSON *src = sub_is_src ? sub : peer, *dst = sub_is_src ? peer : sub;
+	if (fetch_json_addr(cJSON_GetObjectItemCaseSensitive(src, "ipAddress"), f->src) ||
+	    fetch_json_addr(cJSON_GetObjectItemCaseSensitive(dst, "ipAddress"), f->dst)) {
+		snprintf(why, len, "record %s: bad or missing ipAddress", f->id);
+		return -EINVAL;
+	}
+	if (sample)
+		return 0;
+	f->end_ms = f->start_ms;
+	if (cJSON_IsString(last) && sna_parse_time(last->valuestring, &f->end_ms) == 0 &&
+	    f->end_ms < f->start_ms)
+		f->end_ms = f->start_ms;
+	const cJSON *spp = cJSON_GetObjectItemCaseSensitive(src, "portProtocol");
+	const cJSON *dpp = cJSON_GetObjectItemCaseSensitive(dst, "portProtocol");
+	f->proto = proto_number(cJSON_GetObjectItemCaseSensitive(o, "protocol"));
+	f->sport = (int32_t)opt_num(spp, "port", 65535);
+	f->dport = (int32_t)opt_num(dpp, "port", 65535);
+	if (f->proto != 6 && f->proto != 17 && f->proto != 132 && f->sport <= 0 && f->dport <= 0)
+		f->sport = f->dport = -1;
+	f->bytes = opt_num(st, "byteCount", FETCH_EXACT_MAX);
+	f->pkts = opt_num(st, "packetCount", FETCH_EXACT_MAX);
+	f->exporter = fc;
+	f->app = opt_num(o, "applicationId", 4294967295.0);
+	f->in_if = f->out_if = f->src_as = f->dst_as = f->sampling = -1;
+	f->icmp_type = f->icmp_code = -1;
+	f->tcp_flags = -1;
+	if (f->proto == 6) {
+		int64_t syn = opt_num(src, "synPackets", FETCH_EXACT_MAX) > 0 ||
+			      opt_num(dst, "synPackets", FETCH_EXACT_MAX) > 0;
+		int64_t synack = opt_num(src, "synAckPackets", FETCH_EXACT_MAX) > 0 ||
+				 opt_num(dst, "synAckPackets", FETCH_EXACT_MAX) > 0;
+		int64_t fin = opt_num(src, "finPackets", FETCH_EXACT_MAX) > 0 ||
+			      opt_num(dst, "finPackets", FETCH_EXACT_MAX) > 0;
+		int64_t rst = opt_num(src, "rstPackets", FETCH_EXACT_MAX) > 0 ||
+			      opt_num(dst, "rstPackets", FETCH_EXACT_MAX) > 0;
+		f->tcp_flags = (int32_t)((fin ? 0x01 : 0) | (syn || synack ? 0x02 : 0) |
+					 (rst ? 0x04 : 0) | (synack ? 0x10 : 0));
+	}
+	if (fetch_json_groups(cJSON_GetObjectItemCaseSensitive(src, "hostGroupIds"), f->src_groups,
+			      &f->nsrc_groups) ||
+	    fetch_json_groups(cJSON_GetObjectItemCaseSensitive(dst, "hostGroupIds"), f->dst_groups,
+			      &f->ndst_groups)) {
+		snprintf(why, len, "record %s: bad hostGroupIds", f->id);
+		return -EINVAL;
+	}
+	fetch_community_id(f, 0, f->community_id);
+	return 0;
+}
+
+int sna_decode_answer(const char *body, size_t len, size_t sample_at, struct decoded *out,
+		      char *err)
+{
+	const cJSON *data, *arr;
+	cJSON *root;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->sample_at = sample_at;
+	root = fetch_arena_parse(body, len);
+	data = root ? cJSON_GetObjectItemCaseSensitive(root, "data") : NULL;
+	arr = data ? cJSON_GetObjectItemCaseSensitive(data, "flows") : NULL;
+	if (!cJSON_IsArray(arr)) {
+		snprintf(err, FETCH_ERRLEN, "search results without a data.flows array (%zu bytes)",
+			 len);
+		rc = -EBADMSG;
+		goto out;
+	}
+	rc = fetch_decode_array(arr, out, sna_decode_record);
+out:
+	fetch_arena_release(root);
+	return rc;
+}
+
+static int sna_window_next(struct driver *d, const struct http_resp *resp, struct driver_win *w,
+			   struct http_ask *a, struct decoded *out, char *err)
+{
+	char id[64], status[32];
+
+	if (w->stage == SNA_READ)
+		return sna_decode_answer(resp->body, resp->len, out->sample_at, out, err);
+	if (search_state(resp->body, resp->len, id, sizeof(id), status, sizeof(status))) {
+		snprintf(err, FETCH_ERRLEN, "a search answer without data.query.id and status");
+		return -EBADMSG;
+	}
+	if (w->stage == SNA_CREATE)
+		snprintf(w->id, sizeof(w->id), "%s", id);
+	memset(a, 0, sizeof(*a));
+	if (strcmp(status, "COMPLETED") == 0) {
+		w->stage = SNA_READ;
+		searches_url(d, a, w->id, "/results");
+		return 1;
+	}
+	if (strcmp(status, "IN_PROGRESS") != 0 && strcmp(status, "PENDING") != 0) {
+		snprintf(err, FETCH_ERRLEN, "search %s ended with status %.20s", w->id, status);
+		return -EAGAIN;
+	}
+	if (mono_ms() - w->started_ms > SNA_SEARCH_DEADLINE_MS) {
+		snprintf(err, FETCH_ERRLEN, "search %s was still %s after %d s", w->id, status,
+			 SNA_SEARCH_DEADLINE_MS / 1000);
+		return -ETIMEDOUT;
+	}
+	w->stage = SNA_POLL;
+	/* 50 ms, then half as long again each time, up to 2 s */
+	int64_t delay = SNA_POLL_FIRST_MS;
+	for (unsigned i = 0; i < w->polls && delay < SNA_POLL_MAX_MS; i++)
+		delay += delay / 2;
+	a->delay_ms = delay < SNA_POLL_MAX_MS ? delay : SNA_POLL_MAX_MS;
+	w->polls++;
+	searches_url(d, a, w->id, "");
+	return 1;
+}
+
+const struct driver_ops sna_driver = {
+	.name = "sna",
+	.granularity_ms = 1000,
+	.max_window_ms = 31LL * 86400000,
+	.split_dims = FETCH_SPLIT_PEER,
+	.open = sna_open,
+	.close = sna_close,
+	.session = sna_session,
+	.sign = sna_sign,
+	.info_ask = sna_info_ask,
+	.info_decode = sna_info_decode,
+	.lookup_ask = sna_lookup_ask,
+	.lookup_decode = sna_lookup_decode,
+	.window_first = sna_window_first,
+	.window_next = sna_window_next,
+};

@@ -1,0 +1,173 @@
+/*
+ * test_sna.c - the SNA driver's decoder: records as the Manager's flow
+ * search writes them (docs/flowsim.md, "A flow record") into the common
+ * record, and hostile answers refused and counted.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fetch_i.h"
+
+/* A record: the subject 10.0.1.10 is the server, the peer the client. */
+#define REC(id, first, sub_orient, peer_addr)                                                     \
+	"{\"id\":" id ",\"tenantId\":102,\"flowCollectorId\":2,\"protocol\":\"TCP\","             \
+	"\"applicationId\":130,\"serviceId\":1443,"                                                 \
+	"\"statistics\":{\"firstActiveTime\":\"" first "\","                                        \
+	"\"lastActiveTime\":\"2026-11-28T10:15:09.000+0000\",\"activeDuration\":7000,"             \
+	"\"byteCount\":52000,\"packetCount\":40},"                                                  \
+	"\"subject\":{\"ipAddress\":\"10.0.1.10\",\"hostGroupIds\":[11,12],"                        \
+	"\"portProtocol\":{\"port\":443,\"protocol\":\"TCP\"},\"orientation\":\"" sub_orient "\","  \
+	"\"synPackets\":0,\"synAckPackets\":0,\"finPackets\":0,\"rstPackets\":0},"                  \
+	"\"peer\":{\"ipAddress\":\"" peer_addr "\",\"hostGroupIds\":[20],"                          \
+	"\"portProtocol\":{\"port\":51234,\"protocol\":\"TCP\"},\"orientation\":\"client\","        \
+	"\"synPackets\":0,\"synAckPackets\":1,\"finPackets\":1,\"rstPackets\":0}}"
+
+static int decode(const char *body, size_t sample_at, struct decoded *d)
+{
+	char err[FETCH_ERRLEN] = "";
+	int rc = sna_decode_answer(body, strlen(body), sample_at, d, err);
+	if (rc)
+		assert_true(err[0] != '\0');
+	return rc;
+}
+
+static void test_record_mapping(void **state)
+{
+	(void)state;
+	struct decoded d;
+	const char *body = "{\"data\":{\"flows\":[" REC("123456789012", "2026-11-28T10:15:02.000+0000",
+							    "server", "198.18.7.9") "]}}";
+
+	assert_int_equal(decode(body, 0, &d), 0);
+	assert_int_equal(d.n, 1);
+	const struct flow_rec *f = &d.recs[0];
+	assert_string_equal(f->id, "2:123456789012");
+	/* 2026-11-28T10:15:02Z */
+	assert_int_equal(f->start_ms, 1795860902000LL);
+	assert_int_equal(f->end_ms, 1795860909000LL);
+	/* the client (the peer) is the source */
+	assert_int_equal(f->src[12], 198);
+	assert_int_equal(f->src[15], 9);
+	assert_int_equal(f->dst[12], 10);
+	assert_int_equal(f->dst[15], 10);
+	assert_int_equal(f->sport, 51234);
+	assert_int_equal(f->dport, 443);
+	assert_int_equal(f->proto, 6);
+	assert_int_equal(f->tcp_flags, 0x13);	/* FIN, SYN, ACK */
+	assert_int_equal(f->bytes, 52000);
+	assert_int_equal(f->pkts, 40);
+	assert_int_equal(f->exporter, 2);
+	assert_int_equal(f->app, 130);
+	assert_int_equal(f->nsrc_groups, 1);
+	assert_int_equal(f->src_groups[0], 20);
+	assert_int_equal(f->ndst_groups, 2);
+	assert_int_equal(f->dst_groups[1], 12);
+	assert_int_equal(f->in_if, -1);
+	assert_int_equal(f->src_as, -1);
+	assert_int_equal(f->icmp_type, -1);
+	assert_true(strncmp(f->community_id, "1:", 2) == 0);
+	decoded_free(&d);
+}
+
+static void test_time_spellings(void **state)
+{
+	(void)state;
+	struct decoded d;
+	const char *bodies[] = {
+		"{\"data\":{\"flows\":[" REC("1", "2026-11-28T10:15:02Z", "client", "::1") "]}}",
+		"{\"data\":{\"flows\":[" REC("1", "2026-11-28T10:15:02.000+00:00", "client", "::1") "]}}",
+		"{\"data\":{\"flows\":[" REC("1", "2026-11-28T11:15:02.000+0100", "client", "::1") "]}}",
+		"{\"data\":{\"flows\":[" REC("1", "2026-11-28T10:15:02.5Z", "client", "::1") "]}}",
+	};
+	const int64_t want[] = {1795860902000LL, 1795860902000LL, 1795860902000LL, 1795860902500LL};
+
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		assert_int_equal(decode(bodies[i], 0, &d), 0);
+		assert_int_equal(d.n, 1);
+		assert_int_equal(d.recs[0].start_ms, want[i]);
+		/* the subject is the client here: it is the source */
+		assert_int_equal(d.recs[0].src[15], 10);
+		decoded_free(&d);
+	}
+}
+
+static void test_hostile_records(void **state)
+{
+	(void)state;
+	struct decoded d;
+	const char *bad[] = {
+		REC("-5", "2026-11-28T10:15:02Z", "client", "198.18.7.9"),
+		REC("1.5", "2026-11-28T10:15:02Z", "client", "198.18.7.9"),
+		REC("\"7\"", "2026-11-28T10:15:02Z", "client", "198.18.7.9"),
+		REC("1", "2026-13-28T10:15:02Z", "client", "198.18.7.9"),
+		REC("1", "2026-11-28 10:15:02", "client", "198.18.7.9"),
+		REC("1", "2026-11-28T10:15:02.000+0000junk", "client", "198.18.7.9"),
+		REC("1", "1969-12-31T23:59:59Z", "client", "198.18.7.9"),
+		REC("1", "2026-11-28T10:15:02Z", "client", "198.18.7.999"),
+		REC("1", "2026-11-28T10:15:02Z", "client", ""),
+		"{\"id\":1,\"flowCollectorId\":2}",
+		"[]",
+		"7",
+	};
+	char body[4096];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(body, sizeof(body), "{\"data\":{\"flows\":[%s," REC("9", "2026-11-28T10:15:02Z",
+			 "client", "198.18.7.9") "]}}", bad[i]);
+		assert_int_equal(decode(body, 0, &d), 0);
+		assert_int_equal(d.answered, 2);
+		if (d.n != 1)
+			print_message("accepted: %s\n", bad[i]);
+		assert_int_equal(d.n, 1);
+		assert_int_equal(d.rejected, 1);
+		assert_string_equal(d.recs[0].id, "2:9");
+		assert_true(d.why[0] != '\0');
+		decoded_free(&d);
+	}
+}
+
+static void test_sample_and_garbage(void **state)
+{
+	(void)state;
+	struct decoded d;
+	const char *two = "{\"data\":{\"flows\":[" REC("1", "2026-11-28T10:15:02Z", "client", "::1") ","
+			  REC("2", "2026-11-28T10:15:03Z", "server", "::2") "]}}";
+	static const char *const garbage[] = {
+		"", "<html>login</html>", "{\"data\":{}}", "{\"data\":{\"flows\":{}}}",
+		"{\"flows\":[]}", "{\"data\":{\"flows\":[", "null",
+	};
+
+	assert_int_equal(decode(two, 2, &d), 0);
+	assert_true(d.sampled);
+	assert_int_equal(d.n, 2);
+	assert_int_equal(d.recs[1].start_ms, 1795860903000LL);
+	decoded_free(&d);
+	assert_int_equal(decode(two, 3, &d), 0);
+	assert_false(d.sampled);
+	decoded_free(&d);
+	for (size_t i = 0; i < sizeof(garbage) / sizeof(garbage[0]); i++) {
+		assert_int_equal(decode(garbage[i], 0, &d), -EBADMSG);
+		decoded_free(&d);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_record_mapping),
+		cmocka_unit_test(test_time_spellings),
+		cmocka_unit_test(test_hostile_records),
+		cmocka_unit_test(test_sample_and_garbage),
+	};
+	flowapi_init_hooks();
+	int rc = cmocka_run_group_tests_name("sna", tests, NULL, NULL);
+	fetch_community_done();
+	return rc;
+}
