@@ -104,8 +104,7 @@ int sim_json_string(struct sim_buf *b, const char *s)
 	return 0;
 }
 
-/* Write v in decimal at o; returns the new end. */
-static char *put_u64(char *o, uint64_t v)
+char *sim_put_u64(char *o, uint64_t v)
 {
 	char tmp[24];
 	int n = 0;
@@ -122,7 +121,7 @@ static char *put_u64(char *o, uint64_t v)
 static char *put_key_u64(char *o, const char *key, size_t klen, uint64_t v)
 {
 	memcpy(o, key, klen);
-	return put_u64(o + klen, v);
+	return sim_put_u64(o + klen, v);
 }
 
 #define KEY(o, lit, v) put_key_u64((o), (lit), sizeof(lit) - 1, (v))
@@ -136,7 +135,7 @@ static char *put_groups(char *o, const char *key, size_t klen,
 	for (int i = 0; i < n; i++) {
 		if (i)
 			*o++ = ',';
-		o = put_u64(o, g[i]);
+		o = sim_put_u64(o, g[i]);
 	}
 	*o++ = ']';
 	return o;

@@ -236,6 +236,9 @@ int sim_buf_printf(struct sim_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void sim_buf_free(struct sim_buf *b);
 
+/* Write v in decimal at o (room for 20 digits); returns the new end. */
+char *sim_put_u64(char *o, uint64_t v);
+
 /* Append one record as a JSON object in the flowapi/1 form. */
 int sim_json_flow(struct sim_buf *b, const struct sim_flow *f);
 

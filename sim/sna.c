@@ -901,46 +901,115 @@ static const char *proto_name(uint8_t p, char *buf)
 	case 47: return "GRE";
 	case 58: return "IPV6-ICMP";
 	default:
-		sprintf(buf, "%u", p);
+		*sim_put_u64(buf, p) = '\0';
 		return buf;
 	}
 }
 
-/* "YYYY-MM-DDTHH:MM:SS.000+0000" of ms rounded down to the second. */
+/* Writers for the record: each appends at o and returns the new end.  The
+ * caller reserved room for a whole record. */
+static char *put_lit(char *o, const char *s)
+{
+	size_t n = strlen(s);
+
+	memcpy(o, s, n);
+	return o + n;
+}
+
+static char *put_i64(char *o, int64_t v)
+{
+	if (v < 0) {
+		*o++ = '-';
+		return sim_put_u64(o, (uint64_t)-(v + 1) + 1);
+	}
+	return sim_put_u64(o, (uint64_t)v);
+}
+
+/* A key (with its punctuation) and a number. */
+static char *put_key(char *o, const char *key, int64_t v)
+{
+	return put_i64(put_lit(o, key), v);
+}
+
+static char *put_2(char *o, unsigned v)
+{
+	*o++ = (char)('0' + v / 10 % 10);
+	*o++ = (char)('0' + v % 10);
+	return o;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS.000+0000" (quoted) of ms rounded down to the second;
+ * the civil date from the day count (Hinnant's days_from_civil inverse),
+ * without gmtime_r and its locks. */
 static char *put_time(char *o, int64_t ms)
 {
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
+	int64_t secs = ms / 1000, days = secs / 86400, sod = secs % 86400;
+	int64_t z = days + 719468, era = z / 146097;
+	unsigned doe = (unsigned)(z - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153, d = doy - (153 * mp + 2) / 5 + 1;
+	unsigned m = mp < 10 ? mp + 3 : mp - 9;
+	int64_t y = (int64_t)yoe + era * 400 + (m <= 2);
 
-	gmtime_r(&t, &tm);
-	return o + sprintf(o, "\"%04d-%02d-%02dT%02d:%02d:%02d.000+0000\"", tm.tm_year + 1900,
-			   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	*o++ = '"';
+	o = put_2(o, (unsigned)(y / 100));
+	o = put_2(o, (unsigned)(y % 100));
+	*o++ = '-';
+	o = put_2(o, m);
+	*o++ = '-';
+	o = put_2(o, d);
+	*o++ = 'T';
+	o = put_2(o, (unsigned)(sod / 3600));
+	*o++ = ':';
+	o = put_2(o, (unsigned)(sod / 60 % 60));
+	*o++ = ':';
+	o = put_2(o, (unsigned)(sod % 60));
+	return put_lit(o, ".000+0000\"");
+}
+
+/* n / secs with six decimals, rounded to the nearest millionth. */
+static char *put_rate(char *o, uint64_t n, int64_t secs)
+{
+	unsigned __int128 q = ((unsigned __int128)n * 1000000 + (uint64_t)secs / 2) /
+			      (uint64_t)secs;
+	unsigned frac = (unsigned)(q % 1000000);
+
+	o = sim_put_u64(o, (uint64_t)(q / 1000000));
+	*o++ = '.';
+	for (unsigned div = 100000; div; div /= 10)
+		*o++ = (char)('0' + frac / div % 10);
+	return o;
 }
 
 /* One side (subject or peer) of a record at o. */
 static char *put_side(char *o, const struct sim_flow *f, bool source, const char *proto)
 {
-	char addr[64];
 	const uint32_t *g = source ? f->src_groups : f->dst_groups;
 	int ng = source ? f->nsrc_groups : f->ndst_groups;
 	bool tcp = f->proto == 6 && source, ports = f->proto == 6 || f->proto == 17;
 	unsigned fl = f->tcp_flags;
 
-	sim_addr_format_style(source ? &f->src : &f->dst, f->addr_style, addr, sizeof(addr));
-	o += sprintf(o, "{\"ipAddress\":\"%s\",\"hostGroupIds\":[", addr);
-	for (int i = 0; i < ng; i++)
-		o += sprintf(o, "%s%u", i ? "," : "", g[i]);
-	o += sprintf(o, "],\"portProtocol\":{\"port\":%u,\"protocol\":\"%s\",\"serviceId\":0},"
-		     "\"orientation\":\"%s\",\"bytes\":%llu,\"packets\":%llu,"
-		     "\"finPackets\":%d,\"rstPackets\":%d,\"synPackets\":%d,\"synAckPackets\":%d,"
-		     "\"natPort\":-1,\"trustSecId\":-1}",
-		     ports ? (source ? f->sport : f->dport) : 0, proto,
-		     source ? "client" : "server",
-		     (unsigned long long)(source ? f->bytes : 0),
-		     (unsigned long long)(source ? f->pkts : 0),
-		     tcp && (fl & 1), tcp && (fl & 4), tcp && (fl & 2) && !(fl & 16),
-		     tcp && (fl & 2) && (fl & 16));
-	return o;
+	o = put_lit(o, "{\"ipAddress\":\"");
+	sim_addr_format_style(source ? &f->src : &f->dst, f->addr_style, o, 64);
+	o += strlen(o);
+	o = put_lit(o, "\",\"hostGroupIds\":[");
+	for (int i = 0; i < ng; i++) {
+		if (i)
+			*o++ = ',';
+		o = sim_put_u64(o, g[i]);
+	}
+	o = put_key(o, "],\"portProtocol\":{\"port\":", ports ? (source ? f->sport : f->dport) : 0);
+	o = put_lit(put_lit(o, ",\"protocol\":\""), proto);
+	o = put_lit(o, source ? "\",\"serviceId\":0},\"orientation\":\"client\"" :
+				"\",\"serviceId\":0},\"orientation\":\"server\"");
+	o = put_key(o, ",\"bytes\":", source ? (int64_t)f->bytes : 0);
+	o = put_key(o, ",\"packets\":", source ? (int64_t)f->pkts : 0);
+	o = put_key(o, ",\"finPackets\":", tcp && (fl & 1));
+	o = put_key(o, ",\"rstPackets\":", tcp && (fl & 4));
+	o = put_key(o, ",\"synPackets\":", tcp && (fl & 2) && !(fl & 16));
+	o = put_key(o, ",\"synAckPackets\":", tcp && (fl & 2) && (fl & 16));
+	return put_lit(o, ",\"natPort\":-1,\"trustSecId\":-1}");
 }
 
 int sim_sna_json_flow(struct sim_buf *b, const struct sim_flow *f, uint64_t sna_id,
@@ -957,32 +1026,33 @@ int sim_sna_json_flow(struct sim_buf *b, const struct sim_flow *f, uint64_t sna_
 		sim_prefix_contains(&q->ip, &f->src);
 	int64_t first = f->start / 1000 * 1000, last = f->end / 1000 * 1000;
 	int64_t dur = last - first, secs = dur >= 1000 ? dur / 1000 : 1;
-	long service = (f->proto == 6 || f->proto == 17) && f->dport < 1024 ? 1000 + f->dport : -1;
+	bool ports = f->proto == 6 || f->proto == 17;
 	int rc = sim_buf_reserve(b, 2048);
 
 	if (rc)
 		return rc;
 	char *o = b->p + b->len;
-	o += sprintf(o, "{\"id\":%llu,\"tenantId\":%d,\"flowCollectorId\":%u,\"protocol\":\"%s\","
-		     "\"applicationId\":%lld,\"serviceId\":%ld,\"vlanId\":-1,\"mplsLabel\":-1,"
-		     "\"tlsVersion\":\"NONE\",\"statistics\":{\"firstActiveTime\":",
-		     (unsigned long long)sna_id, tenant, f->exporter, proto,
-		     f->omit & SIM_OMIT_APP ? -1LL : (long long)f->app, service);
-	o = put_time(o, first);
-	o += sprintf(o, ",\"lastActiveTime\":");
-	o = put_time(o, last);
-	o += sprintf(o, ",\"activeDuration\":%lld,\"byteCount\":%llu,\"packetCount\":%llu,"
-		     "\"byteRate\":%.6f,\"packetRate\":%.6f,\"numCombinedFlowRecords\":1,"
-		     "\"rttAverage\":-1,\"srtAverage\":-1,\"tcpRetransmissions\":-1},\"subject\":",
-		     (long long)dur, (unsigned long long)f->bytes, (unsigned long long)f->pkts,
-		     (double)f->bytes / (double)secs, (double)f->pkts / (double)secs);
+	o = put_key(o, "{\"id\":", (int64_t)sna_id);
+	o = put_key(o, ",\"tenantId\":", tenant);
+	o = put_key(o, ",\"flowCollectorId\":", f->exporter);
+	o = put_lit(put_lit(o, ",\"protocol\":\""), proto);
+	o = put_key(o, "\",\"applicationId\":", f->omit & SIM_OMIT_APP ? -1 : (int64_t)f->app);
+	o = put_key(o, ",\"serviceId\":", ports && f->dport < 1024 ? 1000 + f->dport : -1);
+	o = put_lit(o, ",\"vlanId\":-1,\"mplsLabel\":-1,\"tlsVersion\":\"NONE\","
+		       "\"statistics\":{\"firstActiveTime\":");
+	o = put_time(put_lit(put_time(o, first), ",\"lastActiveTime\":"), last);
+	o = put_key(o, ",\"activeDuration\":", dur);
+	o = put_key(o, ",\"byteCount\":", (int64_t)f->bytes);
+	o = put_key(o, ",\"packetCount\":", (int64_t)f->pkts);
+	o = put_rate(put_lit(o, ",\"byteRate\":"), f->bytes, secs);
+	o = put_rate(put_lit(o, ",\"packetRate\":"), f->pkts, secs);
+	o = put_lit(o, ",\"numCombinedFlowRecords\":1,\"rttAverage\":-1,\"srtAverage\":-1,"
+		       "\"tcpRetransmissions\":-1},\"subject\":");
 	o = put_side(o, f, subject_src, proto);
-	o += sprintf(o, ",\"peer\":");
+	o = put_lit(o, ",\"peer\":");
 	o = put_side(o, f, !subject_src, proto);
-	if (f->extra) {
-		memcpy(o, cipher, sizeof(cipher) - 1);
-		o += sizeof(cipher) - 1;
-	}
+	if (f->extra)
+		o = put_lit(o, cipher);
 	*o++ = '}';
 	*o = '\0';
 	b->len = (size_t)(o - b->p);
