@@ -509,55 +509,57 @@ static int parse_sna_time(const char *text, int64_t *out)
 	return 0;
 }
 
+#define MSGLEN 128
+
 /* The one address or prefix of obj.ipAddresses.includes into p.  Returns
  * NULL (p set, or *has false when there is none and none is required) or
- * the message for the 400. */
+ * the message for the 400, written into msg (MSGLEN bytes). */
 static const char *parse_includes(const cJSON *obj, const char *side, bool required,
-				  struct sim_prefix *p, bool *has)
+				  struct sim_prefix *p, bool *has, char *msg)
 {
-	static char msg[128];
 	const cJSON *ips, *inc, *first;
 
 	*has = false;
 	if (!obj) {
-		snprintf(msg, sizeof(msg), "%s is required", side);
+		snprintf(msg, MSGLEN, "%s is required", side);
 		return required ? msg : NULL;
 	}
 	if (!cJSON_IsObject(obj)) {
-		snprintf(msg, sizeof(msg), "%s must be an object", side);
+		snprintf(msg, MSGLEN, "%s must be an object", side);
 		return msg;
 	}
 	ips = cJSON_GetObjectItemCaseSensitive(obj, "ipAddresses");
 	inc = cJSON_IsObject(ips) ? cJSON_GetObjectItemCaseSensitive(ips, "includes") : NULL;
 	if (ips && !cJSON_IsObject(ips)) {
-		snprintf(msg, sizeof(msg), "%s.ipAddresses must be an object", side);
+		snprintf(msg, MSGLEN, "%s.ipAddresses must be an object", side);
 		return msg;
 	}
 	if (inc && !cJSON_IsArray(inc)) {
-		snprintf(msg, sizeof(msg), "%s.ipAddresses.includes must be an array", side);
+		snprintf(msg, MSGLEN, "%s.ipAddresses.includes must be an array", side);
 		return msg;
 	}
 	if (!inc || cJSON_GetArraySize(inc) == 0) {
-		snprintf(msg, sizeof(msg), "%s.ipAddresses.includes needs one address", side);
+		snprintf(msg, MSGLEN, "%s.ipAddresses.includes needs one address", side);
 		return required ? msg : NULL;
 	}
 	first = cJSON_GetArrayItem(inc, 0);
 	if (cJSON_GetArraySize(inc) > 1) {
-		snprintf(msg, sizeof(msg), "%s.ipAddresses.includes: flowsim takes one address or prefix",
+		snprintf(msg, MSGLEN, "%s.ipAddresses.includes: flowsim takes one address or prefix",
 			 side);
 		return msg;
 	}
 	if (!cJSON_IsString(first) || sim_prefix_parse(first->valuestring, p)) {
-		snprintf(msg, sizeof(msg), "%s.ipAddresses.includes: not an address or prefix", side);
+		snprintf(msg, MSGLEN, "%s.ipAddresses.includes: not an address or prefix", side);
 		return msg;
 	}
 	*has = true;
 	return NULL;
 }
 
-/* Read a create body into q and *limit; NULL or the message for the 400. */
+/* Read a create body into q and *limit; NULL or the message for the 400
+ * (a literal, or written into msgbuf, MSGLEN bytes). */
 static const char *parse_search(const struct sim_sna *s, const char *body, size_t len,
-				struct sim_query *q, uint64_t *limit)
+				struct sim_query *q, uint64_t *limit, char *msgbuf)
 {
 	cJSON *root = cJSON_ParseWithLength(body ? body : "", len);
 	const cJSON *st, *en, *rl;
@@ -600,10 +602,10 @@ static const char *parse_search(const struct sim_sna *s, const char *body, size_
 			*limit = (uint64_t)v;
 	}
 	msg = parse_includes(cJSON_GetObjectItemCaseSensitive(root, "subject"), "subject", true,
-			     &q->ip, &has);
+			     &q->ip, &has, msgbuf);
 	if (!msg)
 		msg = parse_includes(cJSON_GetObjectItemCaseSensitive(root, "peer"), "peer", false,
-				     &q->peer, &q->has_peer);
+				     &q->peer, &q->has_peer, msgbuf);
 	if (msg)
 		goto out;
 	q->start = a * 1000;
@@ -652,13 +654,14 @@ static int create(struct sim_sna *s, int tenant, const struct sim_sna_req *rq,
 {
 	uint32_t max = s->cfg->sna_max_queries;
 	struct sna_query nq, *slot;
+	char msgbuf[MSGLEN];
 	const char *msg;
 	int64_t now = mono_ms();
 	uint64_t seq;
 	double u;
 
 	memset(&nq, 0, sizeof(nq));
-	msg = parse_search(s, rq->body, rq->body_len, &nq.q, &nq.limit);
+	msg = parse_search(s, rq->body, rq->body_len, &nq.q, &nq.limit, msgbuf);
 	if (msg)
 		return fail(a, 400, msg);
 	nq.tenant = tenant;

@@ -489,8 +489,8 @@ static void test_sna_route(void **state)
 	}
 }
 
-/* SNA ids: every flow of the dataset but the heavy stream's, and the
- * extreme keys,
+/* SNA ids: every flow of two days but the heavy stream's, and the extreme
+ * keys,
  * get distinct ids in [1, 2^47]; the same seed gives the same ids. */
 static void test_sna_ids_unique(void **state)
 {
@@ -503,7 +503,7 @@ static void test_sna_ids_unique(void **state)
 		 * below reach the positions it would */
 		if (ds->sc.streams[si].kind == SIM_HEAVY)
 			continue;
-		for (int day = 0; day < ds->ndays; day++) {
+		for (int day = ds->ndays - 2; day < ds->ndays; day++) {
 			const struct sim_chunk *c = sim_dataset_chunk(ds, si, day);
 			for (uint64_t pos = 0; pos < c->n; pos++) {
 				if (n == cap) {
@@ -518,7 +518,7 @@ static void test_sna_ids_unique(void **state)
 	for (int si = 254; si < 256; si++)
 		for (uint64_t pos = 0xfffffe; pos <= 0xffffff; pos++)
 			ids[n++] = sim_sna_flow_id(ds, si, 0, pos);
-	assert_true(n > 500000);
+	assert_true(n > 100000);
 	qsort(ids, n, sizeof(*ids), cmp_u64);
 	assert_true(ids[0] >= 1 && ids[n - 1] <= (1ULL << 47));
 	for (uint64_t i = 1; i < n; i++)
