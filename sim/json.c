@@ -104,8 +104,7 @@ int sim_json_string(struct sim_buf *b, const char *s)
 	return 0;
 }
 
-/* Write v in decimal at o; returns the new end. */
-static char *put_u64(char *o, uint64_t v)
+char *sim_put_u64(char *o, uint64_t v)
 {
 	char tmp[24];
 	int n = 0;
@@ -122,7 +121,7 @@ static char *put_u64(char *o, uint64_t v)
 static char *put_key_u64(char *o, const char *key, size_t klen, uint64_t v)
 {
 	memcpy(o, key, klen);
-	return put_u64(o + klen, v);
+	return sim_put_u64(o + klen, v);
 }
 
 #define KEY(o, lit, v) put_key_u64((o), (lit), sizeof(lit) - 1, (v))
@@ -136,7 +135,7 @@ static char *put_groups(char *o, const char *key, size_t klen,
 	for (int i = 0; i < n; i++) {
 		if (i)
 			*o++ = ',';
-		o = put_u64(o, g[i]);
+		o = sim_put_u64(o, g[i]);
 	}
 	*o++ = ']';
 	return o;
@@ -234,26 +233,24 @@ int sim_json_applications(struct sim_buf *b)
 /* Names hostile to CSV, as real ones can be: commas and quotes (12), a
  * leading '=' (15), a newline (17: in no default host's groups, so that
  * line tools work on the default scenario's flows; a scenario can use it). */
-static const struct {
-	uint32_t id, parent;
-	const char *name;
-} groups[] = {
+const struct sim_hostgroup sim_hostgroups[] = {
 	{1, 0, "Inside Hosts"}, {11, 1, "Web Servers"},
 	{12, 1, "DMZ, \"public\""}, {13, 1, "Databases"},
 	{14, 1, "NAT gateways"}, {15, 1, "=cmd|' /C calc'!A0"},
 	{16, 1, "IPv6 Lab"}, {17, 1, "Lab\nnetwork"}, {20, 0, "Outside Hosts"},
 	{21, 20, "Suspicious"},
 };
+const size_t sim_nhostgroups = sizeof(sim_hostgroups) / sizeof(sim_hostgroups[0]);
 
 int sim_json_hostgroups(struct sim_buf *b)
 {
 	int rc = sim_buf_add(b, "{\"hostgroups\":[", 15);
 
-	for (size_t i = 0; !rc && i < sizeof(groups) / sizeof(groups[0]); i++) {
+	for (size_t i = 0; !rc && i < sim_nhostgroups; i++) {
 		rc = sim_buf_printf(b, "%s{\"id\":%u,\"parent\":%u,\"name\":", i ? "," : "",
-				    groups[i].id, groups[i].parent);
+				    sim_hostgroups[i].id, sim_hostgroups[i].parent);
 		if (!rc)
-			rc = sim_json_string(b, groups[i].name);
+			rc = sim_json_string(b, sim_hostgroups[i].name);
 		if (!rc)
 			rc = sim_buf_add(b, "}", 1);
 	}

@@ -39,6 +39,18 @@ static void usage(FILE *out)
 	      "  --retry-after S --slow-ms MS --stall-s S   fault parameters\n"
 	      "  --fault-scope flows|all  which endpoints faults hit (default flows)\n"
 	      "  --fault-seed N          seed of the fault draws\n"
+	      "  --dialect flowapi|sna   the API to serve (default flowapi)\n"
+	      "  SNA dialect:\n"
+	      "  --sna-user U --sna-password P --sna-password-file F\n"
+	      "                          the accepted login (default admin / flowsim)\n"
+	      "  --sna-session-s N       session lifetime (default 1200, 1..86400)\n"
+	      "  --sna-query-ms MS       searches stay IN_PROGRESS this long (default 200)\n"
+	      "  --sna-query-ttl-s S     searches are kept this long once done (default 600)\n"
+	      "  --sna-max-queries N     searches kept at once (default 1024, 1..100000)\n"
+	      "  --sna-tenants 1|2       tenants served (default 1)\n"
+	      "  --sna-tenants-text      serve the tenants list as text/plain\n"
+	      "  --sna-no-xsrf           no XSRF-TOKEN cookie and no header check\n"
+	      "  --sna-fail-query R      rate of searches that end FAILED (default 0)\n"
 	      "See docs/flowsim.md.\n", out);
 }
 
@@ -108,6 +120,40 @@ int sim_time_parse(const char *text, int64_t *ms)
 	return 0;
 }
 
+/* Copy a non-empty option value that fits; -EINVAL otherwise. */
+static int copy_opt(char *dst, size_t len, const char *value)
+{
+	if (!*value || strlen(value) >= len)
+		return -EINVAL;
+	strcpy(dst, value);
+	return 0;
+}
+
+/* *out = 0 for the word a, 1 for b; -EINVAL for anything else. */
+static int choose(const char *s, const char *a, const char *b, long *out)
+{
+	*out = strcmp(s, b) == 0;
+	return strcmp(s, a) == 0 || *out ? 0 : -EINVAL;
+}
+
+/* The first line of a file into dst (non-empty, fits); -errno or -EINVAL
+ * with the cause in err. */
+static int read_secret(const char *path, char *dst, size_t len, char *err)
+{
+	char *text;
+	int rc = read_file(path, &text, err);
+
+	if (rc)
+		return rc;
+	text[strcspn(text, "\r\n")] = '\0';
+	rc = copy_opt(dst, len, text);
+	if (rc)
+		snprintf(err, SIM_ERRLEN, "%s: the first line must hold 1 to %zu characters", path,
+			 len - 1);
+	free(text);
+	return rc;
+}
+
 static int parse_rate(const char *s, double *out)
 {
 	char *end;
@@ -136,6 +182,8 @@ enum {
 	O_LISTEN = 256, O_PORTFILE, O_SEED, O_SCENARIO, O_PRINT, O_DAYS, O_NOW,
 	O_MAXREC, O_MATCH, O_DELAY, O_RETENTION, O_TOKEN, O_TOKENFILE, O_TRUTH,
 	O_LOG, O_RETRYAFTER, O_SLOWMS, O_STALLS, O_SCOPE, O_FSEED, O_HELP,
+	O_DIALECT, O_SNAUSER, O_SNAPASS, O_SNAPASSFILE, O_SNASESSION, O_SNAQUERYMS,
+	O_SNATTL, O_SNAMAXQ, O_SNATENANTS, O_SNATEXT, O_SNANOXSRF, O_SNAFAIL,
 	O_FAULT0 = 512,
 };
 
@@ -152,7 +200,13 @@ int main(int argc, char **argv)
 		{"log", 0, 0, O_LOG}, {"retry-after", 1, 0, O_RETRYAFTER},
 		{"slow-ms", 1, 0, O_SLOWMS}, {"stall-s", 1, 0, O_STALLS},
 		{"fault-scope", 1, 0, O_SCOPE}, {"fault-seed", 1, 0, O_FSEED},
-		{"help", 0, 0, O_HELP},
+		{"help", 0, 0, O_HELP}, {"dialect", 1, 0, O_DIALECT},
+		{"sna-user", 1, 0, O_SNAUSER}, {"sna-password", 1, 0, O_SNAPASS},
+		{"sna-password-file", 1, 0, O_SNAPASSFILE},
+		{"sna-session-s", 1, 0, O_SNASESSION}, {"sna-query-ms", 1, 0, O_SNAQUERYMS},
+		{"sna-query-ttl-s", 1, 0, O_SNATTL}, {"sna-max-queries", 1, 0, O_SNAMAXQ},
+		{"sna-tenants", 1, 0, O_SNATENANTS}, {"sna-tenants-text", 0, 0, O_SNATEXT},
+		{"sna-no-xsrf", 0, 0, O_SNANOXSRF}, {"sna-fail-query", 1, 0, O_SNAFAIL},
 		{"fail-500", 1, 0, O_FAULT0 + SIM_FAULT_500},
 		{"fail-503", 1, 0, O_FAULT0 + SIM_FAULT_503},
 		{"fail-429", 1, 0, O_FAULT0 + SIM_FAULT_429},
@@ -185,10 +239,45 @@ int main(int argc, char **argv)
 	cfg.slow_ms = 2000;
 	cfg.stall_s = 600;
 	cfg.fault_seed = (uint64_t)time(NULL);
+	strcpy(cfg.sna_user, "admin");
+	strcpy(cfg.sna_password, "flowsim");
+	cfg.sna_session_s = 1200;
+	cfg.sna_query_ms = 200;
+	cfg.sna_query_ttl_s = 600;
+	cfg.sna_max_queries = 1024;
+	cfg.sna_tenants = 1;
+
+	/* the options that take an int in a range */
+	const struct {
+		int opt;
+		long lo, hi;
+		int *dst;
+	} ints[] = {
+		{O_DAYS, 1, 60, &cfg.ndays},
+		{O_DELAY, 0, 86400, &cfg.export_delay_s},
+		{O_RETENTION, 1, 3650, &cfg.retention_days},
+		{O_RETRYAFTER, 0, 3600, &cfg.retry_after_s},
+		{O_SLOWMS, 0, 3600000, &cfg.slow_ms},
+		{O_STALLS, 0, 86400, &cfg.stall_s},
+		{O_SNASESSION, 1, 86400, &cfg.sna_session_s},
+		{O_SNAQUERYMS, 0, 600000, &cfg.sna_query_ms},
+		{O_SNATTL, 1, 86400, &cfg.sna_query_ttl_s},
+		{O_SNATENANTS, 1, 2, &cfg.sna_tenants},
+	};
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		bool is_int = false;
 		rc = 0;
-		switch (c) {
+		for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+			if (ints[i].opt == c) {
+				rc = parse_int(optarg, ints[i].lo, ints[i].hi, &v);
+				*ints[i].dst = (int)v;
+				is_int = true;
+			}
+		}
+		switch (is_int ? 0 : c) {
+		case 0:
+			break;
 		case O_LISTEN:
 			rc = strlen(optarg) < sizeof(cfg.listen) ? 0 : -EINVAL;
 			if (!rc)
@@ -205,72 +294,53 @@ int main(int argc, char **argv)
 			break;
 		case O_SCENARIO: scenario_path = optarg; break;
 		case O_PRINT: fputs(sim_default_scenario, stdout); return 0;
-		case O_DAYS:
-			rc = parse_int(optarg, 1, 60, &v);
-			cfg.ndays = (int)v;
-			break;
 		case O_NOW: rc = sim_time_parse(optarg, &cfg.now_ms); break;
 		case O_MAXREC:
 			rc = parse_int(optarg, 1, 1000000, &v);
 			cfg.max_records = (uint32_t)v;
 			break;
 		case O_MATCH:
-			if (strcmp(optarg, "start") == 0)
-				cfg.match = SIM_MATCH_START;
-			else if (strcmp(optarg, "overlap") == 0)
-				cfg.match = SIM_MATCH_OVERLAP;
-			else
-				rc = -EINVAL;
-			break;
-		case O_DELAY:
-			rc = parse_int(optarg, 0, 86400, &v);
-			cfg.export_delay_s = (int)v;
-			break;
-		case O_RETENTION:
-			rc = parse_int(optarg, 1, 3650, &v);
-			cfg.retention_days = (int)v;
+			rc = choose(optarg, "start", "overlap", &v);
+			cfg.match = v ? SIM_MATCH_OVERLAP : SIM_MATCH_START;
 			break;
 		case O_TOKEN:
-			rc = strlen(optarg) && strlen(optarg) < sizeof(cfg.token) ? 0 : -EINVAL;
-			if (!rc)
-				strcpy(cfg.token, optarg);
+			rc = copy_opt(cfg.token, sizeof(cfg.token), optarg);
 			break;
 		case O_TOKENFILE:
-			if (read_file(optarg, &text, err))
+			if (read_secret(optarg, cfg.token, sizeof(cfg.token), err))
 				goto bad_err;
-			text[strcspn(text, "\r\n")] = '\0';
-			rc = strlen(text) && strlen(text) < sizeof(cfg.token) ? 0 : -EINVAL;
-			if (!rc)
-				strcpy(cfg.token, text);
-			free(text);
-			text = NULL;
 			break;
 		case O_TRUTH: cfg.truth = true; break;
 		case O_LOG: cfg.log = true; break;
-		case O_RETRYAFTER:
-			rc = parse_int(optarg, 0, 3600, &v);
-			cfg.retry_after_s = (int)v;
-			break;
-		case O_SLOWMS:
-			rc = parse_int(optarg, 0, 3600000, &v);
-			cfg.slow_ms = (int)v;
-			break;
-		case O_STALLS:
-			rc = parse_int(optarg, 0, 86400, &v);
-			cfg.stall_s = (int)v;
-			break;
 		case O_SCOPE:
-			if (strcmp(optarg, "flows") == 0)
-				cfg.faults_all = false;
-			else if (strcmp(optarg, "all") == 0)
-				cfg.faults_all = true;
-			else
-				rc = -EINVAL;
+			rc = choose(optarg, "flows", "all", &v);
+			cfg.faults_all = v == 1;
 			break;
 		case O_FSEED:
 			rc = parse_int(optarg, 0, 0x7fffffffffffffffL, &v);
 			cfg.fault_seed = (uint64_t)v;
 			break;
+		case O_DIALECT:
+			rc = choose(optarg, "flowapi", "sna", &v);
+			cfg.dialect = v ? SIM_SNA : SIM_FLOWAPI;
+			break;
+		case O_SNAUSER:
+			rc = copy_opt(cfg.sna_user, sizeof(cfg.sna_user), optarg);
+			break;
+		case O_SNAPASS:
+			rc = copy_opt(cfg.sna_password, sizeof(cfg.sna_password), optarg);
+			break;
+		case O_SNAPASSFILE:
+			if (read_secret(optarg, cfg.sna_password, sizeof(cfg.sna_password), err))
+				goto bad_err;
+			break;
+		case O_SNAMAXQ:
+			rc = parse_int(optarg, 1, 100000, &v);
+			cfg.sna_max_queries = (uint32_t)v;
+			break;
+		case O_SNATEXT: cfg.sna_tenants_text = true; break;
+		case O_SNANOXSRF: cfg.sna_no_xsrf = true; break;
+		case O_SNAFAIL: rc = parse_rate(optarg, &cfg.sna_fail_query); break;
 		case O_HELP:
 		case 'h':
 			usage(stdout);

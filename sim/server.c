@@ -32,16 +32,32 @@ const char *const sim_fault_names[SIM_NFAULTS] = {
 	"500", "503", "429", "slow", "stall", "reset", "cut", "malformed", "html",
 };
 
-enum { EP_INFO, EP_FLOWS, EP_APPS, EP_GROUPS, EP_EXPORTERS, EP_SIM, EP_OTHER, EP_N };
-static const char *const ep_names[EP_N] = {
+/* Counted endpoints: the reference dialect's, /_sim and other, then the SNA
+ * dialect's (sim_sna_ep_names, from EP_SNA0 on). */
+enum { EP_INFO, EP_FLOWS, EP_APPS, EP_GROUPS, EP_EXPORTERS, EP_SIM, EP_OTHER,
+       EP_SNA0, EP_N = EP_SNA0 + SIM_SNA_NEP };
+static const char *const ep_names[EP_SNA0] = {
 	"/api/v1/info", "/api/v1/flows", "/api/v1/applications",
 	"/api/v1/hostgroups", "/api/v1/exporters", "/_sim", "other",
 };
 
-enum { ST_200, ST_400, ST_401, ST_404, ST_405, ST_429, ST_500, ST_503,
-       ST_RESET, ST_STALL, ST_N };
+static const char *ep_name(int e)
+{
+	return e < EP_SNA0 ? ep_names[e] : sim_sna_ep_names[e - EP_SNA0];
+}
+
+enum { ST_200, ST_201, ST_400, ST_401, ST_403, ST_404, ST_405, ST_429, ST_500,
+       ST_503, ST_RESET, ST_STALL, ST_N };
 static const char *const st_names[ST_N] = {
-	"200", "400", "401", "404", "405", "429", "500", "503", "reset", "stall",
+	"200", "201", "400", "401", "403", "404", "405", "429", "500", "503", "reset",
+	"stall",
+};
+
+/* A request's uploaded body (the SNA dialect's POSTs), bounded. */
+#define UPLOAD_MAX ((size_t)64 * 1024)
+struct upload {
+	struct sim_buf b;
+	bool too_big;
 };
 
 struct sim_server {
@@ -56,6 +72,7 @@ struct sim_server {
 	pthread_mutex_t lock;	/* guards cfg.rate and the fault generator */
 	uint64_t fault_rng;
 	uint64_t rng_base;	/* per-run base of the answers' random choices */
+	struct sim_sna *sna;	/* the SNA dialect's state, or NULL */
 };
 
 int64_t sim_now_ms(const struct sim_config *cfg)
@@ -92,6 +109,22 @@ int sim_config_check(const struct sim_config *cfg, char *err)
 		snprintf(err, SIM_ERRLEN, "days must be 1 to 60");
 		return -EINVAL;
 	}
+	if (cfg->dialect != SIM_SNA)
+		return 0;
+	if (!(cfg->sna_fail_query >= 0 && cfg->sna_fail_query <= 1)) {
+		snprintf(err, SIM_ERRLEN, "sna-fail-query must be between 0 and 1");
+		return -EINVAL;
+	}
+	if (cfg->sna_session_s < 1 || cfg->sna_query_ms < 0 || cfg->sna_query_ttl_s < 1 ||
+	    cfg->sna_max_queries < 1 || cfg->sna_max_queries > 100000 ||
+	    cfg->sna_tenants < 1 || cfg->sna_tenants > 2) {
+		snprintf(err, SIM_ERRLEN, "an --sna-* value is out of range (see --help)");
+		return -EINVAL;
+	}
+	if (!cfg->sna_user[0] || !cfg->sna_password[0]) {
+		snprintf(err, SIM_ERRLEN, "the SNA username and password must not be empty");
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -113,8 +146,10 @@ static int status_slot(unsigned status)
 {
 	switch (status) {
 	case 200: return ST_200;
+	case 201: return ST_201;
 	case 400: return ST_400;
 	case 401: return ST_401;
+	case 403: return ST_403;
 	case 404: return ST_404;
 	case 405: return ST_405;
 	case 429: return ST_429;
@@ -166,9 +201,11 @@ static bool accepts_gzip(struct MHD_Connection *c)
 	return ae && strstr(ae, "gzip");
 }
 
-/* Queue 'body' (taken over) with a status; gzip it when asked. */
-static enum MHD_Result send_body(struct MHD_Connection *c, unsigned status,
-				 struct sim_buf *body, const char *type, bool gz)
+/* Queue 'body' (taken over) with a status and the Set-Cookie values in
+ * cookies[0..ncookies); gzip it when asked. */
+static enum MHD_Result send_body_cookies(struct MHD_Connection *c, unsigned status,
+					 struct sim_buf *body, const char *type, bool gz,
+					 char (*cookies)[400], int ncookies)
 {
 	struct MHD_Response *r;
 	struct sim_buf zb = {0};
@@ -191,18 +228,37 @@ static enum MHD_Result send_body(struct MHD_Connection *c, unsigned status,
 	MHD_add_response_header(r, "Content-Type", type);
 	if (gz)
 		MHD_add_response_header(r, "Content-Encoding", "gzip");
+	for (int i = 0; i < ncookies; i++)
+		MHD_add_response_header(r, "Set-Cookie", cookies[i]);
 	ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ret;
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status,
+static enum MHD_Result send_body(struct MHD_Connection *c, unsigned status,
+				 struct sim_buf *body, const char *type, bool gz)
+{
+	return send_body_cookies(c, status, body, type, gz, NULL, 0);
+}
+
+/* The dialect's error body: {"error": msg}, or the SNA errors list (never
+ * for /_sim, whose errors keep the reference form). */
+static int error_body(struct sim_buf *b, bool sna, unsigned status, const char *msg)
+{
+	if (sna)
+		return sim_sna_error_body(b, status, msg);
+	if (sim_buf_add(b, "{\"error\":", 9) || sim_json_string(b, msg) ||
+	    sim_buf_add(b, "}", 1))
+		return -ENOMEM;
+	return 0;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, bool sna, unsigned status,
 				  const char *msg)
 {
 	struct sim_buf b = {.max = 4096};
 
-	if (sim_buf_add(&b, "{\"error\":", 9) || sim_json_string(&b, msg) ||
-	    sim_buf_add(&b, "}", 1)) {
+	if (error_body(&b, sna, status, msg)) {
 		sim_buf_free(&b);
 		return MHD_NO;
 	}
@@ -236,7 +292,8 @@ static void cut_free(void *cls)
 	free(cb);
 }
 
-static enum MHD_Result send_cut(struct MHD_Connection *c, struct sim_buf *body)
+static enum MHD_Result send_cut(struct MHD_Connection *c, unsigned status,
+				struct sim_buf *body)
 {
 	struct cut_body *cb = calloc(1, sizeof(*cb));
 	struct MHD_Response *r;
@@ -255,7 +312,7 @@ static enum MHD_Result send_cut(struct MHD_Connection *c, struct sim_buf *body)
 		return MHD_NO;
 	}
 	MHD_add_response_header(r, "Content-Type", "application/json");
-	ret = MHD_queue_response(c, 200, r);
+	ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ret;
 }
@@ -333,10 +390,21 @@ static const char *parse_query(struct sim_server *s, struct MHD_Connection *c,
 	return NULL;
 }
 
+/* The text "<flowCollectorId>:<id>" of a flow's SNA record; buf: 32 bytes. */
+static void sna_key(struct sim_server *s, const struct sim_ref *r, const struct sim_flow *f,
+		    char *buf)
+{
+	snprintf(buf, 32, "%u:%llu", f->exporter,
+		 (unsigned long long)sim_sna_flow_id(s->ds, r->stream, r->day, r->pos));
+}
+
+/* flowapi/1 records between head and tail; with_key adds each one's
+ * "sna_key" (the truth in the SNA dialect). */
 static int render_flows(struct sim_server *s, const struct sim_ref *refs, size_t n,
-			struct sim_buf *b, const char *head, const char *tail)
+			struct sim_buf *b, const char *head, const char *tail, bool with_key)
 {
 	struct sim_flow f;
+	char key[32];
 	int rc = sim_buf_add(b, head, strlen(head));
 
 	for (size_t i = 0; !rc && i < n; i++) {
@@ -347,6 +415,11 @@ static int render_flows(struct sim_server *s, const struct sim_ref *refs, size_t
 			rc = sim_buf_add(b, ",", 1);
 		if (!rc)
 			rc = sim_json_flow(b, &f);
+		if (!rc && with_key) {
+			sna_key(s, &refs[i], &f, key);
+			b->len--;	/* reopen the record */
+			rc = sim_buf_printf(b, ",\"sna_key\":\"%s\"}", key);
+		}
 	}
 	return rc ? rc : sim_buf_add(b, tail, strlen(tail));
 }
@@ -381,7 +454,7 @@ static int flows_body(struct sim_server *s, struct MHD_Connection *c,
 	uint64_t seed = sim_mix(s->rng_base + atomic_fetch_add(&s->req_seq, 1));
 	rc = sim_query_pick(&m, (uint64_t)limit, seed, &refs, &n);
 	if (!rc)
-		rc = render_flows(s, refs, n, b, "{\"flows\":[", "]}");
+		rc = render_flows(s, refs, n, b, "{\"flows\":[", "]}", false);
 	free(refs);
 	sim_matches_free(&m);
 	*status = 200;
@@ -392,6 +465,11 @@ static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 	return x < y ? -1 : x > y;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(a, b);
 }
 
 struct keyed_ref {
@@ -413,30 +491,37 @@ static int truth_body(struct sim_server *s, struct MHD_Connection *c,
 		      struct sim_buf *b, unsigned *status, const char **msg)
 {
 	const char *list = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "list");
+	const char *key = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key");
 	struct sim_matches m;
 	struct sim_query q;
 	struct keyed_ref *keyed = NULL;
 	uint64_t *ids = NULL;
+	char (*keys)[32] = NULL;
 	unsigned char md[32];
 	char line[20];
 	EVP_MD_CTX *ctx = NULL;
+	bool by_sna;
 	int rc;
 
 	*msg = parse_query(s, c, &q);
 	if (!*msg && list && strcmp(list, "ids") && strcmp(list, "records"))
 		*msg = "bad parameter list: ids or records";
+	if (!*msg && key && strcmp(key, "ref") && strcmp(key, "sna"))
+		*msg = "bad parameter key: ref or sna";
 	if (*msg) {
 		*status = 400;
 		return 0;
 	}
+	by_sna = key && strcmp(key, "sna") == 0;
 	rc = sim_query_collect(s->ds, &q, &m);
 	if (rc)
 		return rc;
 	rc = -ENOMEM;
 	ids = malloc((m.total ? m.total : 1) * sizeof(*ids));
 	keyed = malloc((m.total ? m.total : 1) * sizeof(*keyed));
+	keys = by_sna ? malloc((m.total ? m.total : 1) * sizeof(*keys)) : NULL;
 	ctx = EVP_MD_CTX_new();
-	if (!ids || !keyed || !ctx)
+	if (!ids || !keyed || !ctx || (by_sna && !keys))
 		goto out;
 	for (uint64_t i = 0; i < m.total; i++) {
 		struct sim_ref r = sim_matches_at(&m, i);
@@ -445,10 +530,19 @@ static int truth_body(struct sim_server *s, struct MHD_Connection *c,
 		sim_flow_make(s->ds, r.stream, r.day, r.pos, ch->start[r.pos], &f);
 		ids[i] = f.id;
 		keyed[i] = (struct keyed_ref){f.start, f.id, r};
+		if (by_sna)
+			sna_key(s, &r, &f, keys[i]);
 	}
 	qsort(ids, m.total, sizeof(*ids), cmp_u64);
+	if (by_sna)
+		qsort(keys, m.total, sizeof(*keys), cmp_str);
 	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
 	for (uint64_t i = 0; i < m.total; i++) {
+		if (by_sna) {
+			EVP_DigestUpdate(ctx, keys[i], strlen(keys[i]));
+			EVP_DigestUpdate(ctx, "\n", 1);
+			continue;
+		}
 		snprintf(line, sizeof(line), "%016llx\n", (unsigned long long)ids[i]);
 		EVP_DigestUpdate(ctx, line, 17);
 	}
@@ -460,9 +554,13 @@ static int truth_body(struct sim_server *s, struct MHD_Connection *c,
 		rc = sim_buf_add(b, "\"", 1);
 	if (!rc && list && strcmp(list, "ids") == 0) {
 		rc = sim_buf_add(b, ",\"ids\":[", 8);
-		for (uint64_t i = 0; !rc && i < m.total; i++)
-			rc = sim_buf_printf(b, "%s\"%016llx\"", i ? "," : "",
-					    (unsigned long long)ids[i]);
+		for (uint64_t i = 0; !rc && i < m.total; i++) {
+			if (by_sna)
+				rc = sim_buf_printf(b, "%s\"%s\"", i ? "," : "", keys[i]);
+			else
+				rc = sim_buf_printf(b, "%s\"%016llx\"", i ? "," : "",
+						    (unsigned long long)ids[i]);
+		}
 		if (!rc)
 			rc = sim_buf_add(b, "]", 1);
 	} else if (!rc && list) {
@@ -472,7 +570,8 @@ static int truth_body(struct sim_server *s, struct MHD_Connection *c,
 			qsort(keyed, m.total, sizeof(*keyed), cmp_keyed);
 			for (uint64_t i = 0; i < m.total; i++)
 				refs[i] = keyed[i].ref;
-			rc = render_flows(s, refs, m.total, b, ",\"records\":[", "]");
+			rc = render_flows(s, refs, m.total, b, ",\"records\":[", "]",
+					  s->cfg.dialect == SIM_SNA);
 			free(refs);
 		}
 	}
@@ -483,6 +582,7 @@ out:
 	EVP_MD_CTX_free(ctx);
 	free(ids);
 	free(keyed);
+	free(keys);
 	sim_matches_free(&m);
 	return rc;
 }
@@ -496,8 +596,22 @@ static int counters_body(struct sim_server *s, struct sim_buf *b)
 		for (int t = 0; t < ST_N; t++)
 			total += atomic_load(&s->count[e][t]);
 	rc = sim_buf_printf(b, "{\"total\":%llu,\"endpoints\":{", (unsigned long long)total);
-	for (int e = 0; !rc && e < EP_N; e++) {
-		rc = sim_buf_printf(b, "%s\"%s\":{", e ? "," : "", ep_names[e]);
+	/* the dialect's endpoints, then /_sim and other */
+	static const int ref_order[] = {EP_INFO, EP_FLOWS, EP_APPS, EP_GROUPS, EP_EXPORTERS,
+					EP_SIM, EP_OTHER};
+	int order[EP_N], n = 0;
+	if (s->cfg.dialect == SIM_SNA) {
+		for (int e = EP_SNA0; e < EP_N; e++)
+			order[n++] = e;
+		order[n++] = EP_SIM;
+		order[n++] = EP_OTHER;
+	} else {
+		for (size_t i = 0; i < sizeof(ref_order) / sizeof(ref_order[0]); i++)
+			order[n++] = ref_order[i];
+	}
+	for (int k = 0; !rc && k < n; k++) {
+		int e = order[k];
+		rc = sim_buf_printf(b, "%s\"%s\":{", k ? "," : "", ep_name(e));
 		bool first = true;
 		for (int t = 0; !rc && t < ST_N; t++) {
 			uint64_t v = atomic_load(&s->count[e][t]);
@@ -515,7 +629,14 @@ static int counters_body(struct sim_server *s, struct sim_buf *b)
 	for (int f = 0; !rc && f < SIM_NFAULTS; f++)
 		rc = sim_buf_printf(b, "%s\"%s\":%llu", f ? "," : "", sim_fault_names[f],
 				    (unsigned long long)atomic_load(&s->faults[f]));
-	return rc ? rc : sim_buf_add(b, "}}", 2);
+	if (!rc)
+		rc = sim_buf_add(b, "}", 1);
+	if (!rc && s->sna) {
+		rc = sim_buf_add(b, ",\"sna\":", 7);
+		if (!rc)
+			rc = sim_sna_counters(s->sna, b);
+	}
+	return rc ? rc : sim_buf_add(b, "}", 1);
 }
 
 static int faults_body(struct sim_server *s, struct sim_buf *b)
@@ -597,6 +718,9 @@ static int scenario_body(struct sim_server *s, struct sim_buf *b)
 		if (!rc)
 			rc = sim_buf_add(b, "}", 1);
 	}
+	if (!rc && s->cfg.dialect == SIM_SNA)
+		rc = sim_buf_printf(b, "],\"dialect\":\"sna\",\"tenants\":[102%s",
+				    s->cfg.sna_tenants > 1 ? ",103" : "");
 	return rc ? rc : sim_buf_add(b, "]}", 2);
 }
 
@@ -652,11 +776,180 @@ static bool token_ok(struct sim_server *s, struct MHD_Connection *c)
 	return diff == 0;
 }
 
+/* Act on a fault drawn for a request before its answer is made: an error
+ * status, a 429, a stall or a reset is answered here (true, *ret set); a
+ * slow one sleeps and lets the request go on (false), as do the faults
+ * that spoil a made answer (see finish). */
+static bool fault_first(struct sim_server *s, struct MHD_Connection *c, int fault, int ep,
+			const char *method, const char *url, struct timespec *t0,
+			enum MHD_Result *ret)
+{
+	bool sna = s->cfg.dialect == SIM_SNA;
+	struct sim_buf body = {.max = 4096};
+	struct MHD_Response *r;
+	char ra[16];
+
+	switch (fault) {
+	case SIM_FAULT_500:
+	case SIM_FAULT_503: {
+		unsigned st = fault == SIM_FAULT_500 ? 500 : 503;
+		const char *msg = st == 500 ? "internal error (injected)" :
+					      "service unavailable (injected)";
+		count(s, ep, status_slot(st));
+		log_request(s, method, url, msg, 0, t0);
+		*ret = send_error(c, sna, st, msg);
+		return true;
+	}
+	case SIM_FAULT_429:
+		snprintf(ra, sizeof(ra), "%d", s->cfg.retry_after_s);
+		*ret = MHD_NO;
+		if (error_body(&body, sna, 429, "rate limited (injected)")) {
+			sim_buf_free(&body);
+			return true;
+		}
+		r = MHD_create_response_from_buffer(body.len, body.p, MHD_RESPMEM_MUST_FREE);
+		if (!r) {
+			sim_buf_free(&body);
+			return true;
+		}
+		MHD_add_response_header(r, "Content-Type", "application/json");
+		MHD_add_response_header(r, "Retry-After", ra);
+		*ret = MHD_queue_response(c, 429, r);
+		MHD_destroy_response(r);
+		count(s, ep, ST_429);
+		log_request(s, method, url, "429", 0, t0);
+		return true;
+	case SIM_FAULT_SLOW:
+		nap(s, s->cfg.slow_ms);
+		return false;
+	case SIM_FAULT_STALL:
+		count(s, ep, ST_STALL);
+		log_request(s, method, url, "stall", 0, t0);
+		nap(s, (int64_t)s->cfg.stall_s * 1000);
+		*ret = MHD_NO;
+		return true;
+	case SIM_FAULT_RESET:
+		count(s, ep, ST_RESET);
+		log_request(s, method, url, "reset", 0, t0);
+		*ret = send_reset(c);
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Send a made answer (body taken over): a 500 when making it failed (rc),
+ * the error 'msg' when set, else the body with its cookies; a success is
+ * first spoilt by a cut, malformed or html fault when one was drawn. */
+static enum MHD_Result finish(struct sim_server *s, struct MHD_Connection *c, int ep,
+			      int fault, int rc, unsigned status, const char *msg,
+			      struct sim_buf *body, const char *type, char (*cookies)[400],
+			      int ncookies, const char *method, const char *url,
+			      struct timespec *t0)
+{
+	bool sna = s->cfg.dialect == SIM_SNA && ep != EP_SIM;
+	char what[16];
+
+	if (rc) {
+		status = 500;
+		msg = rc == -E2BIG ? "answer too large" : "out of memory";
+	}
+	if (!msg && status < 300 && fault == SIM_FAULT_CUT) {
+		count(s, ep, status_slot(status));
+		snprintf(what, sizeof(what), "%u cut", status);
+		log_request(s, method, url, what, body->len / 2, t0);
+		return send_cut(c, status, body);
+	}
+	if (!msg && status < 300 && fault == SIM_FAULT_MALFORMED && body->len)
+		body->len = body->len / 2 + 1;
+	if (!msg && status < 300 && fault == SIM_FAULT_HTML) {
+		static const char html[] =
+			"<!DOCTYPE html><html><head><title>Login</title></head>"
+			"<body><h1>Session expired</h1><p>Please log in again.</p></body></html>";
+		body->len = 0;
+		sim_buf_add(body, html, sizeof(html) - 1);
+		count(s, ep, ST_200);
+		log_request(s, method, url, "200 html", body->len, t0);
+		return send_body(c, 200, body, "text/html", false);
+	}
+	count(s, ep, status_slot(status));
+	if (msg) {
+		sim_buf_free(body);
+		log_request(s, method, url, msg, 0, t0);
+		return send_error(c, sna, status, msg);
+	}
+	snprintf(what, sizeof(what), "%u", status);
+	log_request(s, method, url, what, body->len, t0);
+	return send_body_cookies(c, status, body, type,
+				 accepts_gzip(c) && fault != SIM_FAULT_MALFORMED, cookies, ncookies);
+}
+
+/* The marker of a request with no upload to keep (see handle). */
+static int upload_marker;
+
+/* A request of the SNA dialect (not /_sim): route, fault, then sna.c. */
+static enum MHD_Result handle_sna(struct sim_server *s, struct MHD_Connection *c,
+				  const char *url, const char *method, void *state,
+				  struct timespec *t0)
+{
+	struct upload *u = state != &upload_marker ? state : NULL;
+	struct sim_buf none = {0};
+	struct sim_sna_route r;
+	struct sim_sna_answer a;
+	enum MHD_Result ret;
+	int ep, fault = -1, rc;
+
+	sim_sna_route(method, url, &r);
+	if (r.ep < 0)
+		return finish(s, c, EP_OTHER, -1, 0, 404, "unknown path", &none, NULL, NULL, 0,
+			      method, url, t0);
+	ep = EP_SNA0 + r.ep;
+	if (!r.method_ok)
+		return finish(s, c, ep, -1, 0, 405, "method not allowed", &none, NULL, NULL, 0,
+			      method, url, t0);
+	if (r.flows || s->cfg.faults_all)
+		fault = draw_fault(s);
+	if (fault >= 0)
+		atomic_fetch_add(&s->faults[fault], 1);
+	if (fault_first(s, c, fault, ep, method, url, t0, &ret))
+		return ret;
+	if (u && u->too_big)
+		return finish(s, c, ep, fault, 0, 400, "request body larger than 64 KiB", &none,
+			      NULL, NULL, 0, method, url, t0);
+	struct sim_sna_req rq = {
+		.method = method,
+		.route = &r,
+		.jwt = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, "stealthwatch.jwt"),
+		.xsrf = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-XSRF-TOKEN"),
+		.body = u ? u->b.p : NULL,
+		.body_len = u ? u->b.len : 0,
+	};
+	rc = sim_sna_serve(s->sna, &rq, &a);
+	if (rc)
+		sim_buf_free(&a.body);
+	return finish(s, c, ep, fault, rc, a.status, NULL, &a.body, a.type, a.cookie, a.ncookies,
+		      method, url, t0);
+}
+
+/* Free a request's upload when it ends, whatever way it ends. */
+static void request_done(void *cls, struct MHD_Connection *c, void **state,
+			 enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (*state && *state != &upload_marker) {
+		struct upload *u = *state;
+		sim_buf_free(&u->b);
+		free(u);
+	}
+	*state = NULL;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
 			      const char *method, const char *version,
 			      const char *upload, size_t *upload_size, void **state)
 {
-	static int first_call_marker;
 	struct sim_server *s = cls;
 	struct sim_buf body = {.max = BODY_MAX};
 	struct timespec t0;
@@ -667,12 +960,24 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	enum MHD_Result ret;
 
 	(void)version;
-	(void)upload;
 	if (*state == NULL) {
-		*state = &first_call_marker;
+		struct upload *u = NULL;
+		/* only the SNA dialect reads bodies; others are swallowed */
+		if (s->cfg.dialect == SIM_SNA && !get && ep != EP_SIM) {
+			u = calloc(1, sizeof(*u));
+			if (!u)
+				return MHD_NO;
+			u->b.max = UPLOAD_MAX + 1;
+		}
+		*state = u ? (void *)u : (void *)&upload_marker;
 		return MHD_YES;
 	}
-	if (*upload_size) {	/* bodies are not used; swallow them */
+	if (*upload_size) {
+		if (*state != &upload_marker) {
+			struct upload *u = *state;
+			if (!u->too_big && sim_buf_add(&u->b, upload, *upload_size))
+				u->too_big = true;
+		}
 		*upload_size = 0;
 		return MHD_YES;
 	}
@@ -693,6 +998,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 					atomic_store(&s->count[e][t], 0);
 			for (int f = 0; f < SIM_NFAULTS; f++)
 				atomic_store(&s->faults[f], 0);
+			if (s->sna)
+				sim_sna_counters_reset(s->sna);
 			rc = sim_buf_add(&body, "{}", 2);
 		} else if (post && strcmp(url, "/_sim/faults") == 0) {
 			msg = set_faults(s, c);
@@ -703,10 +1010,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			rc = faults_body(s, &body);
 		else if (get && strcmp(url, "/_sim/scenario") == 0)
 			rc = scenario_body(s, &body);
+		else if (post && s->sna && strcmp(url, "/_sim/sessions/expire") == 0)
+			rc = sim_buf_printf(&body, "{\"expired\":%d}",
+					    sim_sna_expire_sessions(s->sna));
 		else
 			goto not_found;
 		goto answer;
 	}
+	if (s->cfg.dialect == SIM_SNA)
+		return handle_sna(s, c, url, method, *state, &t0);
 	if (ep == EP_OTHER)
 		goto not_found;
 	if (!get) {
@@ -718,48 +1030,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		fault = draw_fault(s);
 	if (fault >= 0)
 		atomic_fetch_add(&s->faults[fault], 1);
-	switch (fault) {
-	case SIM_FAULT_500:
-		status = 500;
-		msg = "internal error (injected)";
-		goto answer;
-	case SIM_FAULT_503:
-		status = 503;
-		msg = "service unavailable (injected)";
-		goto answer;
-	case SIM_FAULT_429: {
-		char ra[16];
-		snprintf(ra, sizeof(ra), "%d", s->cfg.retry_after_s);
-		struct MHD_Response *r;
-		sim_buf_printf(&body, "{\"error\":\"rate limited (injected)\"}");
-		r = MHD_create_response_from_buffer(body.len, body.p, MHD_RESPMEM_MUST_FREE);
-		if (!r) {
-			sim_buf_free(&body);
-			return MHD_NO;
-		}
-		MHD_add_response_header(r, "Content-Type", "application/json");
-		MHD_add_response_header(r, "Retry-After", ra);
-		ret = MHD_queue_response(c, 429, r);
-		MHD_destroy_response(r);
-		count(s, ep, ST_429);
-		log_request(s, method, url, "429", 0, &t0);
+	if (fault_first(s, c, fault, ep, method, url, &t0, &ret))
 		return ret;
-	}
-	case SIM_FAULT_SLOW:
-		nap(s, s->cfg.slow_ms);
-		break;
-	case SIM_FAULT_STALL:
-		count(s, ep, ST_STALL);
-		log_request(s, method, url, "stall", 0, &t0);
-		nap(s, (int64_t)s->cfg.stall_s * 1000);
-		return MHD_NO;
-	case SIM_FAULT_RESET:
-		count(s, ep, ST_RESET);
-		log_request(s, method, url, "reset", 0, &t0);
-		return send_reset(c);
-	default:
-		break;
-	}
 	if (!token_ok(s, c)) {
 		status = 401;
 		msg = "missing or wrong token";
@@ -772,45 +1044,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	case EP_GROUPS: rc = sim_json_hostgroups(&body); break;
 	default: rc = sim_json_exporters(&body); break;
 	}
-	if (!rc && !msg && fault == SIM_FAULT_CUT) {
-		count(s, ep, ST_200);
-		log_request(s, method, url, "200 cut", body.len / 2, &t0);
-		return send_cut(c, &body);
-	}
-	if (!rc && !msg && fault == SIM_FAULT_MALFORMED)
-		body.len = body.len / 2 + 1;
-	if (!rc && !msg && fault == SIM_FAULT_HTML) {
-		static const char html[] =
-			"<!DOCTYPE html><html><head><title>Login</title></head>"
-			"<body><h1>Session expired</h1><p>Please log in again.</p></body></html>";
-		body.len = 0;
-		sim_buf_add(&body, html, sizeof(html) - 1);
-		count(s, ep, ST_200);
-		log_request(s, method, url, "200 html", body.len, &t0);
-		return send_body(c, 200, &body, "text/html", false);
-	}
 	goto answer;
 
 not_found:
 	status = 404;
 	msg = "unknown path";
 answer:
-	if (rc) {
+	if (rc)
 		sim_buf_free(&body);
-		status = 500;
-		msg = rc == -E2BIG ? "answer too large" : "out of memory";
-	}
-	count(s, ep, status_slot(status));
-	if (msg) {
-		sim_buf_free(&body);
-		log_request(s, method, url, msg, 0, &t0);
-		return send_error(c, status, msg);
-	}
-	char what[8];
-	snprintf(what, sizeof(what), "%u", status);
-	log_request(s, method, url, what, body.len, &t0);
-	return send_body(c, status, &body, "application/json",
-			 accepts_gzip(c) && fault != SIM_FAULT_MALFORMED);
+	return finish(s, c, ep, fault, rc, status, msg, &body, "application/json", NULL, 0,
+		      method, url, &t0);
 }
 
 /* Parse HOST:PORT or [V6]:PORT and bind a listening socket. */
@@ -910,6 +1153,13 @@ int sim_server_start(const struct sim_config *cfg, struct sim_dataset *ds,
 			      sim_mix(cfg->fault_seed ^ (uint64_t)getpid());
 	}
 	pthread_mutex_init(&s->lock, NULL);
+	if (cfg->dialect == SIM_SNA) {
+		rc = sim_sna_new(&s->cfg, ds, &s->sna);
+		if (rc) {
+			snprintf(err, SIM_ERRLEN, "out of memory");
+			goto fail;
+		}
+	}
 	rc = listen_on(cfg->listen, &s->fd, &port, err);
 	if (rc)
 		goto fail;
@@ -919,6 +1169,7 @@ int sim_server_start(const struct sim_config *cfg, struct sim_dataset *ds,
 				  MHD_OPTION_LISTEN_SOCKET, s->fd,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
+				  MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
 				  MHD_OPTION_END);
 	if (!s->mhd) {
 		snprintf(err, SIM_ERRLEN, "cannot start the HTTP server");
@@ -949,6 +1200,7 @@ void sim_server_stop(struct sim_server *s)
 		MHD_stop_daemon(s->mhd);
 	if (s->fd >= 0)
 		close(s->fd);
+	sim_sna_free(s->sna);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }

@@ -236,6 +236,9 @@ int sim_buf_printf(struct sim_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void sim_buf_free(struct sim_buf *b);
 
+/* Write v in decimal at o (room for 20 digits); returns the new end. */
+char *sim_put_u64(char *o, uint64_t v);
+
 /* Append one record as a JSON object in the flowapi/1 form. */
 int sim_json_flow(struct sim_buf *b, const struct sim_flow *f);
 
@@ -243,6 +246,13 @@ int sim_json_flow(struct sim_buf *b, const struct sim_flow *f);
 int sim_json_string(struct sim_buf *b, const char *s);
 
 /* The lookup tables: fixed, with some names that are hostile to CSV. */
+struct sim_hostgroup {
+	uint32_t id, parent;	/* parent 0: a root */
+	const char *name;
+};
+extern const struct sim_hostgroup sim_hostgroups[];
+extern const size_t sim_nhostgroups;
+
 int sim_json_applications(struct sim_buf *b);
 int sim_json_hostgroups(struct sim_buf *b);
 int sim_json_exporters(struct sim_buf *b);
@@ -285,7 +295,10 @@ enum sim_fault {
 
 extern const char *const sim_fault_names[SIM_NFAULTS];
 
+enum sim_dialect { SIM_FLOWAPI, SIM_SNA };
+
 struct sim_config {
+	enum sim_dialect dialect;
 	char listen[128];
 	char port_file[512];
 	char token[256];	/* empty: no authentication */
@@ -304,6 +317,16 @@ struct sim_config {
 	int slow_ms;
 	int stall_s;
 	uint64_t fault_seed;
+	/* the SNA dialect (docs/flowsim.md, "The SNA dialect") */
+	char sna_user[128], sna_password[128];
+	int sna_session_s;		/* session lifetime */
+	int sna_query_ms;		/* IN_PROGRESS this long */
+	int sna_query_ttl_s;		/* kept this long once done */
+	uint32_t sna_max_queries;
+	int sna_tenants;		/* 1 or 2 */
+	bool sna_tenants_text;		/* tenants list as text/plain */
+	bool sna_no_xsrf;		/* no XSRF-TOKEN cookie, no check */
+	double sna_fail_query;		/* rate of searches that end FAILED */
 };
 
 /* Check rates and limits; -EINVAL with the cause in err. */
@@ -324,5 +347,80 @@ int64_t sim_now_ms(const struct sim_config *cfg);
 /* Parse a time: integer ms since the epoch, or ISO 8601 UTC
  * ("2026-11-29T10:00:00Z", "2026-11-29").  -EINVAL on anything else. */
 int sim_time_parse(const char *text, int64_t *ms);
+
+/* ---- the SNA dialect (sna.c) ------------------------------------------- */
+
+/*
+ * flowsim --dialect sna serves the dataset through the flow search API of
+ * Cisco Secure Network Analytics: cookie sessions with an XSRF header,
+ * asynchronous searches, records keyed by (flowCollectorId, id).  server.c
+ * owns HTTP; this module owns the sessions, the searches and the bodies.
+ */
+
+/* The SNA endpoints, in the order /_sim/counters lists them. */
+enum sim_sna_ep {
+	SIM_SNA_LOGIN, SIM_SNA_LOGOUT, SIM_SNA_TENANTS, SIM_SNA_CREATE,
+	SIM_SNA_POLL, SIM_SNA_RESULTS, SIM_SNA_TAGS, SIM_SNA_NEP
+};
+extern const char *const sim_sna_ep_names[SIM_SNA_NEP];
+
+/* Where a request goes: ep -1 for an unknown path. */
+struct sim_sna_route {
+	int ep;
+	bool method_ok;
+	bool flows;		/* a flow search endpoint (fault scope "flows") */
+	char tenant[64];	/* path segments, as sent */
+	char id[64];		/* search id, or tag id ("" for the tag list) */
+};
+
+void sim_sna_route(const char *method, const char *url, struct sim_sna_route *r);
+
+struct sim_sna_req {
+	const char *method;
+	const struct sim_sna_route *route;
+	const char *jwt;	/* the stealthwatch.jwt cookie, or NULL */
+	const char *xsrf;	/* the X-XSRF-TOKEN header, or NULL */
+	const char *body;	/* the request body (may be NULL when empty) */
+	size_t body_len;
+};
+
+struct sim_sna_answer {
+	unsigned status;
+	struct sim_buf body;	/* the caller frees it */
+	const char *type;	/* Content-Type */
+	char cookie[2][400];	/* Set-Cookie values */
+	int ncookies;
+};
+
+struct sim_sna;
+
+/* The dialect's state (sessions, searches) over a dataset.  -ENOMEM. */
+int sim_sna_new(const struct sim_config *cfg, struct sim_dataset *ds,
+		struct sim_sna **out);
+void sim_sna_free(struct sim_sna *s);
+
+/* Answer one routed request (the route known, method allowed, no fault):
+ * sessions, XSRF, tenant, body, search.  0 with *a filled, or -ENOMEM /
+ * -E2BIG (the caller answers 500). */
+int sim_sna_serve(struct sim_sna *s, const struct sim_sna_req *rq,
+		  struct sim_sna_answer *a);
+
+/* {"errors":[{"code":..,"message":..}]} for a status. */
+int sim_sna_error_body(struct sim_buf *b, unsigned status, const char *msg);
+
+/* The SNA record id of a flow: 1 to 2^47, unique in the dataset, stable. */
+uint64_t sim_sna_flow_id(const struct sim_dataset *ds, int stream, int day,
+			 uint64_t pos);
+
+/* Append one record in the SNA form: the subject is the side q->ip (with
+ * q->peer) matched. */
+int sim_sna_json_flow(struct sim_buf *b, const struct sim_flow *f, uint64_t sna_id,
+		      const struct sim_query *q, int tenant);
+
+/* The "sna" object of /_sim/counters; reset zeroes the counts. */
+int sim_sna_counters(struct sim_sna *s, struct sim_buf *b);
+void sim_sna_counters_reset(struct sim_sna *s);
+/* Expire every live session now; returns how many. */
+int sim_sna_expire_sessions(struct sim_sna *s);
 
 #endif

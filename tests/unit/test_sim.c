@@ -442,6 +442,95 @@ static void test_json_escaping(void **state)
 	sim_buf_free(&b);
 }
 
+static void test_sna_route(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *method, *url;
+		int ep;
+		bool ok;
+		const char *tenant, *id;
+	} cases[] = {
+		{"POST", "/token/v2/authenticate", SIM_SNA_LOGIN, true, "", ""},
+		{"GET", "/token/v2/authenticate", SIM_SNA_LOGIN, false, "", ""},
+		{"DELETE", "/token", SIM_SNA_LOGOUT, true, "", ""},
+		{"GET", "/sw-reporting/v1/tenants/", SIM_SNA_TENANTS, true, "", ""},
+		{"POST", "/sw-reporting/v2/tenants/102/flows/queries", SIM_SNA_CREATE, true,
+		 "102", ""},
+		{"GET", "/sw-reporting/v2/tenants/102/flows/queries/abc", SIM_SNA_POLL, true,
+		 "102", "abc"},
+		{"GET", "/sw-reporting/v2/tenants/7/flows/queries/abc/results", SIM_SNA_RESULTS,
+		 true, "7", "abc"},
+		{"GET", "/smc-configuration/rest/v1/tenants/102/tags", SIM_SNA_TAGS, true,
+		 "102", ""},
+		{"GET", "/smc-configuration/rest/v1/tenants/102/tags/", SIM_SNA_TAGS, true,
+		 "102", ""},
+		{"GET", "/smc-configuration/rest/v1/tenants/102/tags/12", SIM_SNA_TAGS, true,
+		 "102", "12"},
+		{"GET", "/sw-reporting/v2/tenants//flows/queries", -1, false, "", ""},
+		{"GET", "/sw-reporting/v2/tenants/102/flows/queries/", -1, false, "", ""},
+		{"GET", "/sw-reporting/v2/tenants/102/flows/queries/a/b", -1, false, "", ""},
+		{"GET", "/smc-configuration/rest/v1/tenants/102/tags/12/", -1, false, "", ""},
+		{"GET", "/sw-reporting/v1/tenantsx", -1, false, "", ""},
+		{"GET", "/api/v1/flows", -1, false, "", ""},
+	};
+	struct sim_sna_route r;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		sim_sna_route(cases[i].method, cases[i].url, &r);
+		assert_int_equal(r.ep, cases[i].ep);
+		assert_int_equal(r.method_ok, cases[i].ok);
+		if (r.ep < 0)
+			continue;
+		assert_string_equal(r.tenant, cases[i].tenant);
+		assert_string_equal(r.id, cases[i].id);
+		assert_int_equal(r.flows, r.ep == SIM_SNA_CREATE || r.ep == SIM_SNA_POLL ||
+					  r.ep == SIM_SNA_RESULTS);
+	}
+}
+
+/* SNA ids: every flow of two days but the heavy stream's, and the extreme
+ * keys,
+ * get distinct ids in [1, 2^47]; the same seed gives the same ids. */
+static void test_sna_ids_unique(void **state)
+{
+	(void)state;
+	struct sim_dataset *ds = make_ds(5), *same = make_ds(5), *other = make_ds(6);
+	uint64_t *ids = NULL, n = 0, cap = 0;
+
+	for (int si = 0; si < ds->sc.nstreams; si++) {
+		/* not the heavy stream (millions a day): the extreme keys
+		 * below reach the positions it would */
+		if (ds->sc.streams[si].kind == SIM_HEAVY)
+			continue;
+		for (int day = ds->ndays - 2; day < ds->ndays; day++) {
+			const struct sim_chunk *c = sim_dataset_chunk(ds, si, day);
+			for (uint64_t pos = 0; pos < c->n; pos++) {
+				if (n == cap) {
+					cap = cap ? cap * 2 : 1 << 20;
+					ids = realloc(ids, cap * sizeof(*ids));
+					assert_non_null(ids);
+				}
+				ids[n++] = sim_sna_flow_id(ds, si, day, pos);
+			}
+		}
+	}
+	for (int si = 254; si < 256; si++)
+		for (uint64_t pos = 0xfffffe; pos <= 0xffffff; pos++)
+			ids[n++] = sim_sna_flow_id(ds, si, 0, pos);
+	assert_true(n > 100000);
+	qsort(ids, n, sizeof(*ids), cmp_u64);
+	assert_true(ids[0] >= 1 && ids[n - 1] <= (1ULL << 47));
+	for (uint64_t i = 1; i < n; i++)
+		assert_true(ids[i] != ids[i - 1]);
+	free(ids);
+	assert_true(sim_sna_flow_id(ds, 2, 3, 12345) == sim_sna_flow_id(same, 2, 3, 12345));
+	assert_true(sim_sna_flow_id(ds, 2, 3, 12345) != sim_sna_flow_id(other, 2, 3, 12345));
+	free_ds(ds);
+	free_ds(same);
+	free_ds(other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -458,6 +547,8 @@ int main(void)
 		cmocka_unit_test(test_cap_and_subset),
 		cmocka_unit_test(test_flood_and_scan),
 		cmocka_unit_test(test_json_escaping),
+		cmocka_unit_test(test_sna_route),
+		cmocka_unit_test(test_sna_ids_unique),
 	};
 	return cmocka_run_group_tests_name("sim", tests, NULL, NULL);
 }
