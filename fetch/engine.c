@@ -26,6 +26,14 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The smallest cap a collector is believed to have: an answer under it is
+ * never taken for a cut one (see cap_ambiguous). */
+#define CAP_SUSPECT_MIN 500
+
+/* A request refused for its session is sent again with a new one this many
+ * times for each window, then the window counts a failed attempt. */
+#define AUTH_RESENDS 8
+
 /* Answers waiting to be decoded or stored: enough to keep the decoding
  * threads busy, few enough that a crash loses little that was received. */
 #define BACKLOG_MAX 4
@@ -40,6 +48,7 @@ struct fetch_engine {
 	bool lock_ready;
 	struct cache *cache;
 	struct fetch_info info;
+	_Atomic size_t cap_floor;	/* the most records any answer held */
 };
 
 static int64_t wall_ms(void)
@@ -220,10 +229,12 @@ int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, cha
 	e->info.probed_at_ms = wall_ms();
 	if (!e->info.max_records)
 		e->info.max_records = e->o.max_records;
+	if (o->max_records)	/* the user's word on the cap is no guess */
+		e->info.cap_assumed = false;
 	if (!e->info.now_ms)
 		e->info.now_ms = e->info.probed_at_ms;
 
-	struct cache_identity id = {e->url, e->info.product, e->ops->name};
+	struct cache_identity id = fetch_engine_identity(e);
 	rc = cache_open(e->cache_dir, &id, &e->cache, cerr);
 	if (rc) {
 		snprintf(err, FETCH_ERRLEN, "%s", cerr);
@@ -266,6 +277,12 @@ const struct fetch_info *fetch_engine_info(const struct fetch_engine *e)
 struct cache *fetch_engine_cache(struct fetch_engine *e)
 {
 	return e->cache;
+}
+
+struct cache_identity fetch_engine_identity(const struct fetch_engine *e)
+{
+	struct cache_identity id = {e->url, e->info.product, e->ops->name};
+	return id;
 }
 
 const char *fetch_engine_driver(const struct fetch_engine *e)
@@ -382,6 +399,8 @@ struct win {
 	struct http_ask *pending;	/* mid-exchange: the next request (else NULL) */
 	char *pending_body;
 	bool midway;		/* the answer awaited is not the exchange's first */
+	bool resend;		/* 'pending' is the request refused for its session */
+	unsigned auth_resends;
 	uint64_t sent_gen;	/* the session its request was signed with */
 };
 
@@ -439,7 +458,7 @@ static void *storer_main(void *arg)
 	struct cache *c = NULL;
 	struct qitem *it;
 	char cerr[CACHE_ERRLEN];
-	struct cache_identity id = {r->e->url, r->e->info.product, r->e->ops->name};
+	struct cache_identity id = fetch_engine_identity(r->e);
 	int rc = cache_open(r->e->cache_dir, &id, &c, cerr);
 
 	pthread_setname_np(pthread_self(), "flow-store");
@@ -540,7 +559,9 @@ static int send_win(struct run *r, uint64_t tag)
 	uint32_t limit = e->info.max_records;
 	int rc = 0;
 
-	if (w->pending) {
+	bool follow = w->pending != NULL;
+
+	if (follow) {
 		a = *w->pending;
 	} else {
 		memset(&w->dw, 0, sizeof(w->dw));
@@ -558,8 +579,15 @@ static int send_win(struct run *r, uint64_t tag)
 		rc = http_submit(r->http, &a, tag);
 	if (!rc) {
 		w->sent_gen = a.auth_gen;
-		w->midway = w->pending != NULL;
-		win_reset(w);	/* http_submit copied the body */
+		if (!w->resend)
+			w->midway = follow;
+		w->resend = false;
+		/* a dialect with sessions keeps the request, to send it again
+		 * should the session be refused; http_submit copied the body */
+		if (!e->ops->session)
+			win_reset(w);
+		else if (!follow)
+			rc = win_pend(w, &a);
 	}
 	if (!rc && r->prog)
 		atomic_fetch_add(&r->prog->requests, 1);
@@ -624,6 +652,25 @@ static int store_push(struct run *r, struct flow_rec *recs, size_t n, const stru
 	return 0;
 }
 
+/*
+ * Could this complete-looking answer have been cut by a cap lower than the
+ * one assumed (a collector that does not publish its cap, and no cap given
+ * by the user)?  Only when it holds as many records as the most any answer
+ * held so far: a full answer of max_records proves that the cap is at least
+ * that, and every answer under the largest seen is whole.  An ambiguous
+ * answer is split like a full one, so a wrong guess costs requests, never
+ * flows.  Updates the engine's floor.
+ */
+static bool cap_ambiguous(struct fetch_engine *e, size_t n)
+{
+	if (!e->info.cap_assumed)
+		return false;
+	size_t floor = atomic_load(&e->cap_floor);
+	while (n > floor && !atomic_compare_exchange_weak(&e->cap_floor, &floor, n))
+		;
+	return n >= floor && n < e->info.max_records && n >= CAP_SUSPECT_MIN;
+}
+
 /* A decoded answer: tell the planner, hand the records to the store. */
 static int answered(struct run *r, struct decode_job *j, char *err)
 {
@@ -644,8 +691,12 @@ static int answered(struct run *r, struct decode_job *j, char *err)
 		starts[i] = j->out.recs[i].start_ms;
 		memcpy(peers[i], plan_peer_of(&r->q->subject, j->out.recs[i].src, j->out.recs[i].dst), 16);
 	}
-	/* the planner counts what the collector answered, kept or not */
-	rc = plan_answer(r->plan, w->req.id, j->out.answered, n, starts,
+	/* the planner counts what the collector answered, kept or not; an
+	 * answer that may have met an unknown cap is treated as full */
+	size_t answered_n = j->out.answered;
+	if (cap_ambiguous(r->e, answered_n))
+		answered_n = r->e->info.max_records;
+	rc = plan_answer(r->plan, w->req.id, answered_n, n, starts,
 			 (const uint8_t (*)[16])peers, &ev, &nev);
 	free(starts);
 	free(peers);
@@ -788,6 +839,7 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 				j->tag = tag;
 				j->resp = done[i];
 				j->dw = r->wins[tag].dw;
+				win_reset(&r->wins[tag]);	/* answered: no resend */
 				done[i].body = NULL;
 				/* a full answer of a window the planner will split by
 				 * time is only its sample (see struct decoded) */
@@ -808,6 +860,17 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 				if (rc) {
 					snprintf(err, FETCH_ERRLEN, "%s", lerr);
 					break;
+				}
+				struct win *w = &r->wins[tag];
+				if (w->pending && w->auth_resends < AUTH_RESENDS) {
+					/* the same request again, with the new session */
+					w->auth_resends++;
+					w->resend = true;
+					if ((rc = retry_add(r, tag, 0))) {
+						snprintf(err, FETCH_ERRLEN, "out of memory");
+						break;
+					}
+					continue;
 				}
 				v = HTTP_RETRY;
 			} else if (v == HTTP_FATAL && done[i].status == 404 && r->wins[tag].midway) {
@@ -941,7 +1004,7 @@ int fetch_query(struct fetch_engine *e, const struct cache_query *q,
 	q_init(&r.dq_out);
 	q_init(&r.sq);
 
-	struct cache_identity id = {e->url, e->info.product, e->ops->name};
+	struct cache_identity id = fetch_engine_identity(e);
 	rc = cache_open(e->cache_dir, &id, &r.cache, cerr);
 	if (!rc)
 		rc = cache_missing(r.cache, q, wall_ms(), e->o.live_ttl_ms, &missing, cerr);

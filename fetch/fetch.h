@@ -162,6 +162,7 @@ struct fetch_info {
 	int64_t now_ms;			/* its clock at the probe */
 	int64_t probed_at_ms;		/* our clock at the probe */
 	int export_delay_s;
+	bool cap_assumed;		/* max_records is our option, not the collector's word */
 };
 
 /* Live counters of a query; safe to read from any thread. */
@@ -202,6 +203,9 @@ const struct fetch_info *fetch_engine_info(const struct fetch_engine *e);
 struct cache *fetch_engine_cache(struct fetch_engine *e);
 /* The driver's name ("flowapi"). */
 const char *fetch_engine_driver(const struct fetch_engine *e);
+/* The cache's key of the collector: its URL (without a driver prefix such
+ * as "sna+"), its product and the driver; fronts open the cache with it. */
+struct cache_identity fetch_engine_identity(const struct fetch_engine *e);
 
 /*
  * Make the cache hold every flow of q: fetch what it does not cover.

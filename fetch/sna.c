@@ -268,6 +268,9 @@ static int sna_info_decode(struct driver *d, const char *body, size_t len,
 	snprintf(info->product, sizeof(info->product), "Cisco Secure Network Analytics");
 	snprintf(info->dialect, sizeof(info->dialect), "sna");
 	info->max_records = d->limit;
+	/* no public source states the Manager's cap: the option's value is
+	 * a guess unless the user gave it (see cap_ambiguous in engine.c) */
+	info->cap_assumed = true;
 	info->retention_days = 90;
 	info->export_delay_s = 300;
 	rc = 0;

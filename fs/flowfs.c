@@ -144,8 +144,7 @@ static int info_json(struct fs_ctx *c, char **text)
 static struct cache *small_open(struct fs_ctx *c)
 {
 	if (!c->small_cache) {
-		const struct fetch_info *info = fetch_engine_info(c->engine);
-		struct cache_identity id = {c->url, info->product, fetch_engine_driver(c->engine)};
+		struct cache_identity id = fetch_engine_identity(c->engine);
 		char err[CACHE_ERRLEN];
 		if (cache_open(c->cache_dir, &id, &c->small_cache, err)) {
 			fs_log(c, "cannot open the cache: %s", err);

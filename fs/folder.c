@@ -545,8 +545,7 @@ static void *folder_worker(void *arg)
 		}
 		pthread_mutex_unlock(&c->lock);
 		if (!cc) {
-			const struct fetch_info *info = fetch_engine_info(c->engine);
-			struct cache_identity id = {c->url, info->product, fetch_engine_driver(c->engine)};
+			struct cache_identity id = fetch_engine_identity(c->engine);
 			if (cache_open(c->cache_dir, &id, &cc, cerr)) {
 				fs_log(c, "cannot open the cache: %s", cerr);
 				pthread_mutex_lock(&c->lock);
