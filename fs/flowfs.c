@@ -27,6 +27,7 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -520,8 +521,12 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "flowfs: no -o cache=, XDG_CACHE_HOME or HOME\n");
 		goto out;
 	}
+	/* a dead FUSE mount answers ENOTCONN to whatever reaches its daemon:
+	 * statfs always does, stat may be answered from cached attributes */
 	struct stat mst;
-	if (stat(fopts.mountpoint, &mst) != 0 || !realpath(fopts.mountpoint, mnt)) {
+	struct statfs sfs;
+	if (statfs(fopts.mountpoint, &sfs) != 0 || stat(fopts.mountpoint, &mst) != 0 ||
+	    !realpath(fopts.mountpoint, mnt)) {
 		if (errno == ENOTCONN)
 			fprintf(stderr, "flowfs: %s is a dead mount (its flowfs was killed); "
 					"unmount it first: fusermount3 -u %s\n",
