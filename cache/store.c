@@ -20,9 +20,10 @@
  * that the sort in here does its work (about 2 ms a window), 215,000-230,000
  * rows/s.  engine-notes.md's random-key schema did 21,600 rows/s.
  *
- * Durability: WAL with busy_timeout 5 s; every write is one BEGIN IMMEDIATE
- * transaction, so a window's records and its coverage row land together or
- * not at all, and a writer never deadlocks upgrading a read lock.
+ * Durability: WAL with busy_timeout STORE_BUSY_MS; every write is one BEGIN
+ * IMMEDIATE transaction, so a window's records and its coverage row land
+ * together or not at all, and a writer never deadlocks upgrading a read
+ * lock.
  *
  * Schema evolution: meta.schema_version names the schema a file holds;
  * store_migrations[v] turns version v into v + 1 (version 0 is a file with
@@ -42,6 +43,16 @@
 #include <openssl/evp.h>
 
 #include "cache_i.h"
+
+/* How long a writer waits for the others (other mounts and flowfetch runs
+ * on the same cache, other folders' store threads).  SQLite's busy handler
+ * polls every 100 ms while a writer with a backlog commits window after
+ * window, so a waiter can go unserved for as long as the others have
+ * windows to store: with 5 s, three of eight flowfetch runs on one cache
+ * failed with "database is locked" in the ASan build (tests/integration/
+ * test_crash.py).  Long enough to outlast that, short of hanging forever
+ * on a writer that never ends. */
+#define STORE_BUSY_MS 60000
 
 /* ---- errors ------------------------------------------------------------------ */
 
@@ -506,7 +517,7 @@ int cache_open(const char *dir, const struct cache_identity *id,
 		goto fail;
 	}
 	sqlite3_extended_result_codes(c->db, 1);
-	sqlite3_busy_timeout(c->db, 5000);
+	sqlite3_busy_timeout(c->db, STORE_BUSY_MS);
 	/* journal_mode answers with the mode in force: check that it is WAL */
 	rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
 	if (rc != SQLITE_OK) {
@@ -726,7 +737,7 @@ static int store_insert_rec(struct cache *c, const char *subject, size_t subject
 /*
  * Sort, insert (duplicates ignored), and record the coverage, in one BEGIN
  * IMMEDIATE transaction.  On any error (a record the schema refuses: an
- * empty or over-long id; a full disk; a busy database after 5 s) the
+ * empty or over-long id; a full disk; a busy database after STORE_BUSY_MS) the
  * transaction is rolled back: neither records nor coverage are stored.
  */
 int cache_put_window(struct cache *c, const struct cache_query *q,

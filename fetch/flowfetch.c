@@ -216,6 +216,18 @@ static long number(const char *s, long lo, long hi)
 	return errno || end == s || *end || v < lo || v > hi ? -1 : v;
 }
 
+/* The one-line message of a failed query.  A full disk (-ENOSPC, SQLite's
+ * "database or disk is full") also names the cache directory, and says that
+ * what was stored before it filled is kept. */
+static void say_failure(int rc, const char *err, const char *dir)
+{
+	if (rc == -ENOSPC)
+		fprintf(stderr, "flowfetch: %s: %s on the disk of the cache %s; what was fetched "
+				"is kept, free some space and run again\n", err, strerror(ENOSPC), dir);
+	else
+		fprintf(stderr, "flowfetch: %s\n", err);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -401,7 +413,7 @@ int main(int argc, char **argv)
 	rc = fetch_engine_open(&fo, &e, err);
 	explicit_bzero(token, sizeof(token));
 	if (rc) {
-		fprintf(stderr, "flowfetch: %s\n", err);
+		say_failure(rc, err, dir);
 		goto out;
 	}
 	const struct fetch_info *info = fetch_engine_info(e);
@@ -434,7 +446,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (rc) {
-		fprintf(stderr, "flowfetch: %s\n", err);
+		say_failure(rc, err, dir);
 		goto out;
 	}
 

@@ -14,6 +14,7 @@
 #include "fs.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -23,8 +24,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -338,6 +341,107 @@ static int fill_engine_opts(struct fs_ctx *c, struct fetch_opts *fo)
 	return 0;
 }
 
+/* Remove the files in the open directory dfd (renders cut short). */
+static void snap_dir_empty(int dfd)
+{
+	int fd = dup(dfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	for (struct dirent *f; (f = readdir(d));)
+		if (strcmp(f->d_name, ".") != 0 && strcmp(f->d_name, "..") != 0)
+			unlinkat(dfd, f->d_name, 0);
+	closedir(d);
+}
+
+/* Create (or reuse) the directory path and take its exclusive flock: the
+ * open directory, or -EWOULDBLOCK when a live flowfs holds it, -ESTALE when
+ * another flowfs removed it meanwhile (try again), -errno otherwise. */
+static int snap_dir_lock(const char *path)
+{
+	struct stat st;
+	int fd;
+
+	if (mkdir(path, 0700) != 0 && errno != EEXIST)
+		return -errno;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ESTALE : -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	if (fstat(fd, &st) != 0 || st.st_nlink == 0) {
+		close(fd);
+		return -ESTALE;
+	}
+	return fd;
+}
+
+/*
+ * The snapshot directory of this mount in the cache directory, snap-PID
+ * (snap-PID-N when a flowfs with the same pid in another pid namespace
+ * holds that one), in c->snap_dir, held under an exclusive flock for the
+ * life of the process.  Then the snapshot directories of flowfs processes
+ * that were killed are emptied and removed (a kill during a render leaves
+ * the file being written there): a directory is stale when nobody holds
+ * its lock and no process has its pid, so another mount on the same cache
+ * (or an older flowfs that took no lock) keeps its own.  Returns the open
+ * directory that holds the lock, or -1 (logged).
+ */
+static int snap_dir_open(struct fs_ctx *c)
+{
+	const char *own;
+	DIR *d;
+	int fd = -ESTALE;
+
+	for (int i = 0, n = 0; fd < 0 && n < 100; n++) {
+		if (i == 0)
+			snprintf(c->snap_dir, sizeof(c->snap_dir), "%s/snap-%d", c->cache_dir,
+				 (int)getpid());
+		else
+			snprintf(c->snap_dir, sizeof(c->snap_dir), "%s/snap-%d-%d", c->cache_dir,
+				 (int)getpid(), i);
+		fd = snap_dir_lock(c->snap_dir);
+		if (fd == -EWOULDBLOCK)
+			i++;
+		else if (fd < 0 && fd != -ESTALE)
+			break;
+	}
+	if (fd < 0) {
+		fs_log(c, "cannot create %s: %s", c->snap_dir, strerror(-fd));
+		c->snap_dir[0] = '\0';
+		return -1;
+	}
+	snap_dir_empty(fd);	/* a killed flowfs that had this pid */
+	own = strrchr(c->snap_dir, '/') + 1;
+	d = opendir(c->cache_dir);
+	for (struct dirent *de; d && (de = readdir(d));) {
+		long pid = strncmp(de->d_name, "snap-", 5) == 0 ? strtol(de->d_name + 5, NULL, 10) : 0;
+		if (pid <= 0 || strcmp(de->d_name, own) == 0 || kill((pid_t)pid, 0) == 0 ||
+		    errno != ESRCH)
+			continue;
+		int sfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sfd < 0)
+			continue;
+		if (flock(sfd, LOCK_EX | LOCK_NB) == 0) {
+			snap_dir_empty(sfd);
+			if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) == 0)
+				fs_log(c, "removed %s/%s, left by a flowfs that was killed",
+				       c->cache_dir, de->d_name);
+		}
+		close(sfd);
+	}
+	if (d)
+		closedir(d);
+	return fd;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -347,7 +451,7 @@ int main(int argc, char *argv[])
 	struct fs_ctx *c = &ctx;
 	struct fetch_opts fo;
 	char err[FETCH_ERRLEN], mnt[PATH_MAX], cdir[PATH_MAX], fsname[2200];
-	int ret = 1;
+	int ret = 1, snap_fd = -1;
 	bool mounted = false;
 
 	memset(&fopts, 0, sizeof(fopts));
@@ -425,8 +529,12 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "flowfs: no -o cache=, XDG_CACHE_HOME or HOME\n");
 		goto out;
 	}
+	/* a dead FUSE mount answers ENOTCONN to whatever reaches its daemon:
+	 * statfs always does, stat may be answered from cached attributes */
 	struct stat mst;
-	if (stat(fopts.mountpoint, &mst) != 0 || !realpath(fopts.mountpoint, mnt)) {
+	struct statfs sfs;
+	if (statfs(fopts.mountpoint, &sfs) != 0 || stat(fopts.mountpoint, &mst) != 0 ||
+	    !realpath(fopts.mountpoint, mnt)) {
 		if (errno == ENOTCONN)
 			fprintf(stderr, "flowfs: %s is a dead mount (its flowfs was killed); "
 					"unmount it first: fusermount3 -u %s\n",
@@ -497,7 +605,6 @@ int main(int argc, char *argv[])
 
 	/* after detaching: the log, the snapshot room, the engine and its threads */
 	snprintf(c->log_path, sizeof(c->log_path), "%s/flowfs.log", c->cache_dir);
-	snprintf(c->snap_dir, sizeof(c->snap_dir), "%s/snap-%d", c->cache_dir, (int)getpid());
 	if (fetch_engine_open(&fo, &c->engine, err)) {
 		fprintf(stderr, "flowfs: %s\n", err);
 		goto out;
@@ -505,10 +612,9 @@ int main(int argc, char *argv[])
 	explicit_bzero(c->token, sizeof(c->token));
 	int lfd = open(c->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	c->log = lfd >= 0 ? fdopen(lfd, "a") : NULL;
-	if (mkdir(c->snap_dir, 0700) != 0 && errno != EEXIST) {
-		fs_log(c, "cannot create %s: %s", c->snap_dir, strerror(errno));
+	snap_fd = snap_dir_open(c);
+	if (snap_fd < 0)
 		goto out;
-	}
 	fs_log(c, "mounted %s on %s (cache %s)", c->url, mnt, c->cache_dir);
 
 	lc = fuse_loop_cfg_create();
@@ -533,6 +639,8 @@ out:
 		fetch_engine_close(c->engine);
 	if (c->snap_dir[0])
 		rmdir(c->snap_dir);
+	if (snap_fd >= 0)
+		close(snap_fd);
 	if (c->log)
 		fclose(c->log);
 	for (size_t i = 0; i < c->capinodes; i++)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from mount import MountFactory
+
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_BINARY = REPO / "build/sim/flowsim"
 DEFAULT_FLOWFETCH = REPO / "build/fetch/flowfetch"
@@ -341,3 +343,16 @@ def flowsim_path():
 @pytest.fixture(scope="session")
 def flowfetch_path():
     return require_flowfetch()
+
+
+@pytest.fixture
+def mounts(tmp_path, token_file):
+    """mounts(url=..., opts=[...]) -> a started flowfs Mount (mount.py);
+    all unmounted and checked (stderr, exit status, nothing left mounted)
+    after the test.  mounts.allow(regex, ...) expects error lines.  Uses
+    the test module's token_file fixture."""
+    f = MountFactory(tmp_path, None, token_file)
+    try:
+        yield f
+    finally:
+        f.finish()

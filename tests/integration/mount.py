@@ -271,6 +271,13 @@ class MountFactory:
         for m in self.mounts:
             m.stop()
 
+    def finish(self):
+        """Unmount them all; fail the test with every problem found."""
+        self.stop_all()
+        probs = self.problems()
+        if probs:
+            pytest.fail("\n".join(probs), pytrace=False)
+
     def problems(self):
         out = []
         for m in self.mounts:
