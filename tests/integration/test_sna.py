@@ -156,7 +156,8 @@ def test_scan_second_is_a_reported_gap(snasim, cred_file, tmp_path):
     ids = set(csv_ids(data)[0])
     outside = [truth(snasim, ip, s, scan_at), truth(snasim, ip, scan_at + 1000, e)]
     inside = truth(snasim, ip, scan_at, scan_at + 1000)
-    got_outside = [i for i in ids if i not in set(full_ids(snasim, ip, scan_at, scan_at + 1000))]
+    in_scan = set(full_ids(snasim, ip, scan_at, scan_at + 1000))
+    got_outside = [i for i in ids if i not in in_scan]
     assert len(got_outside) == outside[0]["count"] + outside[1]["count"]
     assert digest_of(got_outside) == digest_of(full_ids(snasim, ip, s, scan_at) +
                                                full_ids(snasim, ip, scan_at + 1000, e))
@@ -239,7 +240,7 @@ def test_faults_end_exact(make_sim, cred_file, tmp_path, fault):
 
 def test_stalled_search_fails_with_deadline(make_sim, cred_file, tmp_path):
     sim = make_sim(*SNA_ARGS, "--sna-password-file", str(cred_file[0]), "--stall", "1",
-                   "--stall-s", "30")
+                   "--stall-s", "6")
     r, _ = fetch(sim, cred_file[1], "10.0.1.11", iso(TODAY - DAY), iso(TODAY), tmp_path,
                  extra=["--stall-timeout", "2", "--retries", "1"], timeout=60)
     assert r.returncode == 1
