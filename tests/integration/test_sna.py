@@ -240,9 +240,9 @@ def test_faults_end_exact(make_sim, cred_file, tmp_path, fault):
 
 def test_stalled_search_fails_with_deadline(make_sim, cred_file, tmp_path):
     sim = make_sim(*SNA_ARGS, "--sna-password-file", str(cred_file[0]), "--stall", "1",
-                   "--stall-s", "6")
+                   "--stall-s", "30")
     r, _ = fetch(sim, cred_file[1], "10.0.1.11", iso(TODAY - DAY), iso(TODAY), tmp_path,
-                 extra=["--stall-timeout", "2", "--retries", "1"], timeout=60)
+                 extra=["--stall-timeout", "1", "--retries", "1"], timeout=60)
     assert r.returncode == 1
     assert b"timed out" in r.stderr or b"stall" in r.stderr, r.stderr.decode()
 
