@@ -67,6 +67,7 @@ LIVE_TTL = 10
 READERS = 6
 SAMPLE_S = 5.0
 WARMUP_S = 60.0
+SLOPED = ("rss", "hwm", "anon", "file", "fds", "other_fds")
 OP_HANG_S = 180.0           # an operation running longer than this is reported as a hang
 FINAL_PASS_S = 300.0
 SMALL = ["summary.txt", "SHA256SUMS", ".progress", "query.json", "timeline.svg"]
@@ -153,6 +154,17 @@ def snapshot_fds(pid, snap_prefix):
                 out.append((ino, gen, os.stat(f"{d}/{fd}").st_size))
         except (OSError, ValueError):
             pass
+    return out
+
+
+def rss_split(pid):
+    """RssAnon and RssFile of a process, in KiB."""
+    out = {"anon": 0, "file": 0}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("RssAnon", "RssFile"):
+                out[k[3:].lower()] = int(v.split()[0])
     return out
 
 
@@ -477,6 +489,7 @@ class Soak:
         flows, faults = self.counters()
         reads, nbytes = self.stats.reads()
         s = {"t": time.monotonic() - t0, "rss": st["VmRSS"], "hwm": st["VmHWM"], "fds": st["fds"],
+             "other_fds": st["fds"] - len(snaps), **rss_split(pid),
              "threads": st["Threads"], "snap_files": len(snaps),
              "snap_folders": len({x[0] for x in snaps}), "snap_bytes": sum(x[2] for x in snaps),
              "requests": sum(flows.values()), "flows": flows, "faults": faults,
@@ -486,6 +499,9 @@ class Soak:
             self.quiet[label] = s
         else:
             self.samples.append(s)
+        if os.environ.get("SOAK_SAMPLES"):
+            with open(os.environ["SOAK_SAMPLES"], "a") as fh:
+                fh.write(json.dumps(dict(s, label=label)) + "\n")
         return s
 
     def watch(self, t0):
@@ -605,6 +621,7 @@ def report(b, R, t_start):
     q0, q1 = b.quiet.get("start"), b.quiet.get("end")
     samples = b.samples
     after = [s for s in samples if s["t"] >= b.warmup]
+    second = [s for s in samples if s["t"] >= b.seconds / 2]
     past = [f for f in b.folders if not f.live]
     fault_text = ", ".join(f"{k[2:]} {v:g}" for k, v in FAULTS.items())
     P.append(f"flowsim: 127.0.0.1 port 0, `--truth`, clock frozen at {NOW_ISO}, the default "
@@ -635,23 +652,31 @@ def report(b, R, t_start):
         P.append(f"Quiet points: the readers paused after the {b.warmup:.0f} s warm-up (start), "
                  f"and stopped at the end, each time no operation in flight (so descriptors "
                  f"count no reader's open file). Peak: the largest of the samples. Slope: "
-                 f"least squares over the {len(after)} samples after the warm-up, per hour.")
+                 f"least squares over the {len(after)} samples after the warm-up, and over the "
+                 f"{len(second)} of the second half of the run, per hour.")
         P.append("")
         P.append("| figure | start (quiet, t = {:.0f} s) | end (quiet, t = {:.0f} s) | peak "
                  "| end / start | slope after the warm-up |".format(q0["t"], q1["t"]))
         P.append("| --- | ---: | ---: | ---: | ---: | ---: |")
         for key, label, unit, scale in (("rss", "VmRSS", "MiB", 1024), ("hwm", "VmHWM", "MiB", 1024),
+                                        ("anon", "of VmRSS: anonymous (RssAnon)", "MiB", 1024),
+                                        ("file", "of VmRSS: file pages (RssFile)", "MiB", 1024),
                                         ("fds", "open descriptors", "", 1),
+                                        ("other_fds", "of them not snapshot files (the daemon's "
+                                         "own: FUSE, log, SQLite, sockets)", "", 1),
                                         ("threads", "threads", "", 1),
                                         ("snap_files", "unlinked snapshot files held", "", 1),
                                         ("snap_folders", "folders whose snapshot is held", "", 1),
                                         ("snap_bytes", "disk held by those files", "MB", 1e6)):
             a, z = q0[key] / scale, q1[key] / scale
             peak = max(s[key] for s in samples + [q0, q1]) / scale
-            sl = slope_per_hour(after, key) if key in ("rss", "hwm", "fds") else None
+            sl = slope_per_hour(after, key) if key in SLOPED else None
+            late = slope_per_hour(second, key) if key in SLOPED else None
             u = f" {unit}" if unit else ""
             rel = f" ({sl / scale / a:+.0%} of start)" if sl is not None and a else ""
             slt = f"{sl / scale:+.1f}{u}/h{rel}" if sl is not None else ""
+            if late is not None:
+                slt += f"; second half {late / scale:+.1f}{u}/h"
             ratio = f"**{z / a:.2f}**" if a else "n/a"
             P.append(f"| {label} | {a:.1f}{u} | {z:.1f}{u} | {peak:.1f}{u} | {ratio} | {slt} |"
                      if scale != 1 else f"| {label} | {a:.0f} | {z:.0f} | {peak:.0f} | {ratio} "
@@ -659,29 +684,36 @@ def report(b, R, t_start):
         P.append("")
         P.append("Once a minute (the samples):")
         P.append("")
-        P.append("| t | VmRSS | VmHWM | fds | threads | snapshots held (folders, files) "
-                 "| requests so far | operations so far | MB read so far | load |")
+        P.append("| t | VmRSS (anon, file) | VmHWM | fds (not snapshots) | threads "
+                 "| snapshots held (folders, files) | requests so far | operations so far "
+                 "| MB read so far | load |")
         P.append("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         shown = -60.0
         for s in samples:
             if s["t"] - shown >= 60 - SAMPLE_S / 2 or s is samples[-1]:
                 shown = s["t"]
-                P.append(f"| {s['t']:.0f} s | {s['rss'] / 1024:.0f} MiB | {s['hwm'] / 1024:.0f} MiB "
-                         f"| {s['fds']} | {s['threads']} | {s['snap_folders']}, {s['snap_files']} "
+                P.append(f"| {s['t']:.0f} s | {s['rss'] / 1024:.0f} MiB ({s['anon'] / 1024:.0f}, "
+                         f"{s['file'] / 1024:.0f}) | {s['hwm'] / 1024:.0f} MiB "
+                         f"| {s['fds']} ({s['other_fds']}) | {s['threads']} "
+                         f"| {s['snap_folders']}, {s['snap_files']} "
                          f"| {fmt_int(s['requests'])} | {fmt_int(s['reads'])} "
                          f"| {s['bytes'] / 1e6:,.0f} | {s['load']:.1f} |")
         P.append("")
         rss_sl = slope_per_hour(after, "rss")
-        fds_sl = slope_per_hour(after, "fds")
         if rss_sl is not None:
-            P.append(f"Memory: end / start {q1['rss'] / q0['rss']:.2f} (VmRSS); the slope after "
-                     f"the warm-up implies {rss_sl / 1024:+.1f} MiB an hour "
-                     f"({rss_sl / q0['rss']:+.0%} of the start an hour). Descriptors: end / start "
-                     f"{q1['fds'] / q0['fds']:.2f}; slope {fds_sl:+.0f} an hour (the samples "
-                     f"include the readers' open files). Snapshots held at the end: "
-                     f"{q1['snap_folders']} folders ({q1['snap_files']} unlinked files, "
-                     f"{q1['snap_bytes'] / 1e6:.0f} MB), bound SNAPSHOTS_MAX = "
-                     f"{R.get('snap_max')} folders (fs/folder.c); the largest sampled: "
+            late = slope_per_hour(second, "rss")
+            P.append(f"Memory: VmRSS end / start {q1['rss'] / q0['rss']:.2f}; the slope after the "
+                     f"warm-up implies {rss_sl / 1024:+.1f} MiB an hour ({rss_sl / q0['rss']:+.0%} "
+                     f"of the start), the second half of the run "
+                     f"{late / 1024:+.1f} MiB an hour ({late / q0['rss']:+.0%}). "
+                     f"Descriptors: end / start {q1['fds'] / q0['fds']:.2f} in all (the snapshot "
+                     f"files held vary with the folders held), {q1['other_fds'] / q0['other_fds']:.2f} "
+                     f"for the daemon's own ({q0['other_fds']} and {q1['other_fds']}). Snapshots "
+                     f"held at the end: {q1['snap_folders']} folders ({q1['snap_files']} unlinked "
+                     f"files, {q1['snap_bytes'] / 1e6:.0f} MB); the bound SNAPSHOTS_MAX = "
+                     f"{R.get('snap_max')} (fs/folder.c) counts folders in the ready state; the "
+                     f"samples, taken while readers run, also count the snapshots that readers' "
+                     f"open handles keep and those of live folders being refreshed: at most "
                      f"{max(s['snap_folders'] for s in samples)} folders, "
                      f"{max(s['snap_files'] for s in samples)} files.")
             P.append("")
