@@ -3,7 +3,8 @@
 
 Usage: /usr/bin/python3 bench/soak.py BUILD_DIR [SECONDS]   (bench/run soak)
 The duration is SECONDS, else $SOAK_SECONDS, else 600; $SOAK_SEED seeds
-the readers (default 1).
+the readers (default 1); $SOAK_SAMPLES=FILE appends every sample to FILE as
+a JSON line.
 
 Starts its own flowsim (bench/simctl.py: 127.0.0.1 port 0, --truth, clock
 frozen at 2026-11-29T12:00:00Z, the default scenario) with faults on at
