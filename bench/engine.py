@@ -45,7 +45,7 @@ import tempfile
 import time
 import urllib.parse
 
-from simctl import Sim
+from simctl import Sim, report_end
 
 NOW_ISO = "2026-11-29T12:00:00Z"
 NOW_MS = 1795953600000
@@ -438,13 +438,7 @@ def report(b, t_start):
                  f"{w['ff'] * 1e3:.0f} ms ({n / w['ff']:,.0f} flows/s) | {w['cat'] * 1e3:.0f} ms "
                  f"| **{w['cat'] / w['ff']:.3f}** ({w['ff'] / w['cat']:.0f} x slower) |")
     P.append("")
-    P.append(f"Benchmark run time: {time.monotonic() - t_start:.0f} s.")
-    if b.problems:
-        P.append("")
-        P.append("Problems seen in this run:")
-        P.append("")
-        for p in b.problems:
-            P.append(f"- {p}")
+    report_end(P, b.problems, t_start)
     print("\n".join(P))
     return 0    # problems are in the section, so that the report shows them
 

@@ -53,7 +53,7 @@ import time
 import traceback
 import urllib.parse
 
-from simctl import Sim
+from simctl import Sim, report_end
 
 NOW_ISO = "2026-11-29T12:00:00Z"
 NOW_MS = 1795953600000
@@ -195,6 +195,18 @@ def timed_cat(path, timeout=120):
         return time.perf_counter() - t0, p.returncode, p.stderr.decode(errors="replace").strip()
 
 
+def fuse_ready(prog, tools):
+    """True when /dev/fuse and the tools are there; else says why on stderr."""
+    for tool in tools:
+        if not shutil.which(tool):
+            print(f"{prog}: {tool} is missing", file=sys.stderr)
+            return False
+    if not os.path.exists("/dev/fuse"):
+        print(f"{prog}: no /dev/fuse on this machine", file=sys.stderr)
+        return False
+    return True
+
+
 def median_ns(fn, runs):
     t = []
     for _ in range(runs):
@@ -208,14 +220,15 @@ def median_ns(fn, runs):
 class Mount:
     """flowfs in the foreground on a temporary directory."""
 
-    def __init__(self, binary, url, mnt, cache, token_file, logpath):
+    def __init__(self, binary, url, mnt, cache, token_file, logpath, opts=()):
         self.mnt = mnt
         self.log = open(logpath, "w")
         self.logpath = logpath
         os.makedirs(mnt, exist_ok=True)
         t0 = time.monotonic()
         self.proc = subprocess.Popen(
-            [binary, "-f", "-o", f"token_file={token_file},cache={cache}", url, mnt],
+            [binary, "-f", "-o", ",".join([f"token_file={token_file}", f"cache={cache}", *opts]),
+             url, mnt],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
         self.mounted = False
         while time.monotonic() - t0 < MOUNT_DEADLINE:
@@ -426,12 +439,7 @@ def main():
     if len(sys.argv) != 2:
         print("usage: fs.py BUILD_DIR", file=sys.stderr)
         return 2
-    for tool in ("fusermount3", "cat", "ls"):
-        if not shutil.which(tool):
-            print(f"fs.py: {tool} is missing", file=sys.stderr)
-            return 1
-    if not os.path.exists("/dev/fuse"):
-        print("fs.py: no /dev/fuse on this machine", file=sys.stderr)
+    if not fuse_ready("fs.py", ("fusermount3", "cat", "ls")):
         return 1
     t_start = time.monotonic()
     b = Bench(sys.argv[1])
@@ -965,13 +973,7 @@ def report(b, R, t_start):
         P.append("")
     if R.get("exit_s") is not None:
         P.append(f"flowfs exited {R['exit_s']:.1f} s after `fusermount3 -u`.")
-    P.append(f"Benchmark run time: {time.monotonic() - t_start:.0f} s.")
-    if b.problems:
-        P.append("")
-        P.append("Problems seen in this run:")
-        P.append("")
-        for p in b.problems:
-            P.append(f"- {p}")
+    report_end(P, b.problems, t_start)
     return "\n".join(P)
 
 

@@ -1,6 +1,7 @@
 """The benchmarks' own flowsim: started on 127.0.0.1:0 with a private token,
-asked through its /_sim endpoints, stopped by its pid.  Shared by
-bench/engine.py and bench/fs.py."""
+asked through its /_sim endpoints, stopped by its pid; and the closing lines
+of a report section.  Shared by bench/engine.py, bench/fs.py and
+bench/soak.py."""
 import http.client
 import json
 import os
@@ -16,7 +17,8 @@ NOW_ISO = "2026-11-29T12:00:00Z"
 class Sim:
     """Our own flowsim: started on 127.0.0.1:0, stopped by its pid."""
 
-    def __init__(self, binary, tmp):
+    def __init__(self, binary, tmp, args=()):
+        """args: more flowsim options (faults, --max-records...), none by default."""
         self.tmp = tmp
         self.token = secrets.token_hex(16)
         self.token_file = os.path.join(tmp, "token")
@@ -27,7 +29,7 @@ class Sim:
         self.log = open(os.path.join(tmp, "flowsim.log"), "w")
         self.proc = subprocess.Popen(
             [binary, "--listen", "127.0.0.1:0", "--port-file", port_file, "--truth",
-             "--now", NOW_ISO, "--token-file", self.token_file],
+             "--now", NOW_ISO, "--token-file", self.token_file, *args],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
         self.port = 0
         for _ in range(200):
@@ -88,3 +90,14 @@ class Sim:
     def flows_url(self, ip, start, end):
         q = urllib.parse.urlencode({"ip": ip, "start": start, "end": end})
         return f"{self.url}/api/v1/flows?{q}"
+
+
+def report_end(P, problems, t_start):
+    """Append the run time and the problems seen to a section's lines P."""
+    P.append(f"Benchmark run time: {time.monotonic() - t_start:.0f} s.")
+    if problems:
+        P.append("")
+        P.append("Problems seen in this run:")
+        P.append("")
+        for p in problems:
+            P.append(f"- {p}")

@@ -517,10 +517,17 @@ static void *folder_worker(void *arg)
 				answer_ready(c, f, f->err);
 				continue;
 			}
+			/* A final snapshot dropped by snapshots_trim and made again
+			 * from the cache alone keeps the provenance of the fetch that
+			 * made it: the same query.json, SHA256SUMS and mtime, since
+			 * the kernel keeps the old pages and sizes (keep_cache). */
+			bool again = f->gen > 0 && !f->live && res.requests == 0;
 			snapshot_drop(f);
 			f->gen++;
-			f->res = res;
-			f->made_ms = wall_ms();
+			if (!again) {
+				f->res = res;
+				f->made_ms = wall_ms();
+			}
 			f->live = folder_is_live(c, f);
 			f->state = F_READY;
 			f->used = ++c->use_clock;

@@ -18,6 +18,7 @@ Run:  /usr/bin/python3 -m pytest tests/integration/test_flowfs.py -q
 
 import csv
 import errno
+import hashlib
 import io
 import json
 import os
@@ -838,6 +839,39 @@ def test_live_folder_refreshes_and_open_handle_keeps_snapshot(
     (d / "flows.csv").read_bytes()                      # within live_ttl
     assert flows_requests(fsim.counters()) == n, \
         "a live folder was refreshed again within live_ttl"
+
+
+def test_dropped_snapshot_renders_the_same_bytes(mounts, fsim, tmp_path):
+    """README: at most 24 folders keep their snapshot; the least recently
+    used one is dropped and rendered again from the cache.  A past folder
+    rendered again serves the same bytes (the kernel keeps its pages and
+    sizes for an hour): a file read after the drop still matches the
+    SHA256SUMS read before it, and a later cp -r passes sha256sum -c."""
+    m = mounts(url=url_of(fsim))
+    first = m.path("10.0.1.40", "2026-11-27")
+    sums = (first / "SHA256SUMS").read_text()      # renders the six others
+    assert "generation 1, final" in progress(first)[0], progress(first)[0]
+    # 29 more folders (victim-1's hours of another day, other days) push it out
+    others = [f"2026-11-26T{h:02d}:00--2026-11-26T{h + 1:02d}:00" for h in range(23)]
+    others += ["2026-11-22", "2026-11-23", "2026-11-24", "2026-11-25",
+               "2026-11-26", "2026-11-28"]
+    for name in others:
+        (m.path("10.0.1.40", name) / "SHA256SUMS").read_bytes()
+    assert "state: idle" in progress(first)[0], \
+        f"{len(others) + 1} folders read, the first one's snapshot was not " \
+        f"dropped: " + progress(first)[0]
+    fsim.reset_counters()
+    for line in sums.splitlines():
+        digest, name = line.split("  ")
+        data = (first / name).read_bytes()          # never read before: the new render
+        assert hashlib.sha256(data).hexdigest() == digest, \
+            f"{name} rendered again differs from the SHA256SUMS served before"
+    assert "generation 2, final" in progress(first)[0], progress(first)[0]
+    assert flows_requests(fsim.counters()) == 0, "rendered again with a request"
+    r = run(["cp", "-r", str(first), str(tmp_path / "copy")])
+    assert r.returncode == 0, r.stderr
+    r = run(["sha256sum", "-c", "SHA256SUMS"], cwd=tmp_path / "copy")
+    assert r.returncode == 0, (r.stdout, r.stderr)
 
 
 def test_relative_cache_path(mounts, fsim, tmp_path):
