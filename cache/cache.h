@@ -150,6 +150,9 @@ struct cache_query {
 	struct cache_prefix peer;
 	bool has_peer;
 	int64_t start, end;	/* [start, end) in ms, UTC */
+	/* Reports only: coverage fetched after this time (ms) is left out, so
+	 * that a snapshot rendered again shows what it showed (0: all). */
+	int64_t as_of_ms;
 };
 
 /*

@@ -975,6 +975,8 @@ int cache_coverage_all(struct cache *c, const struct cache_query *q,
 	sqlite3_bind_int64(st, 3, q->start);
 	sqlite3_bind_int64(st, 4, q->end);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (q->as_of_ms && sqlite3_column_int64(st, 2) > q->as_of_ms)
+			continue;
 		if (cnt == cap) {
 			cap = cap ? cap * 2 : 16;
 			nv = realloc(v, cap * sizeof(*v));

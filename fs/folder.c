@@ -257,6 +257,17 @@ static int json_time(cJSON *o, const char *key, int64_t ms)
 	return cJSON_AddStringToObject(o, key, t) ? 0 : -ENOMEM;
 }
 
+/* The query a snapshot renders: a final folder's reports show the
+ * coverage as of its fetch, so that a snapshot dropped and made again from
+ * the cache has the same bytes even after another folder's download
+ * covered more of its range (a pair folder gains its subject's rows). */
+static struct cache_query snap_query(const struct fs_folder *f)
+{
+	struct cache_query q = f->node.q;
+	q.as_of_ms = f->live ? 0 : f->made_ms;
+	return q;
+}
+
 /* query.json: provenance of the snapshot.  Never the token. */
 static int render_query_json(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, FILE *out,
 			     char *err)
@@ -294,9 +305,10 @@ static int render_query_json(struct fs_ctx *c, struct fs_folder *f, struct cache
 	cJSON_AddStringToObject(o, "tz", c->o.tz ? c->o.tz : "UTC");
 	cJSON_AddBoolToObject(o, "live", f->live);
 	cache_count(cc, &f->node.q, &flows, NULL);
+	struct cache_query sq = snap_query(f);
 	rc = cache_gaps(cc, &f->node.q, &gv, &ngap, err);
 	if (!rc)
-		rc = cache_coverage(cc, &f->node.q, wall_ms(), (int64_t)c->o.live_ttl * 1000, &covers,
+		rc = cache_coverage(cc, &sq, wall_ms(), (int64_t)c->o.live_ttl * 1000, &covers,
 				    &ncov, err);
 	if (rc)
 		goto out;
@@ -390,6 +402,7 @@ static int render_sums(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, 
  * c->lock; publishes the descriptor under it. */
 static int render_file(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, int file)
 {
+	struct cache_query q = snap_query(f);
 	char path[2400], cerr[CACHE_ERRLEN] = "";
 	FILE *out = NULL;
 	int rc = 0, fd = -1;
@@ -407,10 +420,10 @@ static int render_file(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, 
 	}
 	switch (file) {
 	case FS_F_CSV:
-		rc = cache_render(cc, &f->node.q, CACHE_CSV, out, NULL, NULL, 0, &rows, cerr);
+		rc = cache_render(cc, &q, CACHE_CSV, out, NULL, NULL, 0, &rows, cerr);
 		break;
 	case FS_F_NDJSON:
-		rc = cache_render(cc, &f->node.q, CACHE_NDJSON, out, NULL, NULL, 0, &rows, cerr);
+		rc = cache_render(cc, &q, CACHE_NDJSON, out, NULL, NULL, 0, &rows, cerr);
 		break;
 	case FS_F_SQLITE: {
 		const struct fetch_info *info = fetch_engine_info(c->engine);
@@ -427,15 +440,15 @@ static int render_file(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, 
 			{"peer", peer}, {"folder", name}, {"from", from}, {"to", to},
 			{"tz", c->o.tz ? c->o.tz : "UTC"}, {"tool", "flowfs " FLOWFS_VERSION},
 		};
-		rc = cache_render(cc, &f->node.q, CACHE_SQLITE, NULL, path, meta,
+		rc = cache_render(cc, &q, CACHE_SQLITE, NULL, path, meta,
 				  sizeof(meta) / sizeof(meta[0]), &rows, cerr);
 		break;
 	}
 	case FS_F_SUMMARY:
-		rc = cache_render_summary(cc, &f->node.q, out, cerr);
+		rc = cache_render_summary(cc, &q, out, cerr);
 		break;
 	case FS_F_TIMELINE:
-		rc = cache_render_timeline(cc, &f->node.q, out, cerr);
+		rc = cache_render_timeline(cc, &q, out, cerr);
 		break;
 	case FS_F_QUERY_JSON:
 		rc = render_query_json(c, f, cc, out, cerr);

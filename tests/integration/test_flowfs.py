@@ -874,6 +874,27 @@ def test_dropped_snapshot_renders_the_same_bytes(mounts, fsim, tmp_path):
     assert r.returncode == 0, (r.stdout, r.stderr)
 
 
+def test_dropped_pair_snapshot_keeps_its_coverage(mounts, fsim, tmp_path):
+    """A pair folder's reports list the coverage its own download made: when
+    its subject's day is fetched later (coverage rows that also cover the
+    pair), then the pair's snapshot is dropped and made again, query.json
+    and flows.sqlite still match the SHA256SUMS served before (the soak
+    benchmark saw them gain the subject's rows)."""
+    m = mounts(url=url_of(fsim))
+    pair = m.path("10.0.1.10+203.0.113.66", "2026-11-25")
+    sums = (pair / "SHA256SUMS").read_text()
+    (m.path("10.0.1.10", "2026-11-25") / "flows.csv").read_bytes()   # covers the pair too
+    others = [f"2026-11-24T{h:02d}:00--2026-11-24T{h:02d}:30" for h in range(24)]
+    for name in others:
+        (m.path("10.0.1.40", name) / "SHA256SUMS").read_bytes()
+    assert "state: idle" in progress(pair)[0], progress(pair)[0]
+    for line in sums.splitlines():
+        digest, name = line.split("  ")
+        data = (pair / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == digest, \
+            f"{name} of the pair folder rendered again differs from its SHA256SUMS"
+
+
 def test_relative_cache_path(mounts, fsim, tmp_path):
     name = "flowfs-test-relcache-" + secrets.token_hex(4)
     stray = Path("/") / name
