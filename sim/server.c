@@ -29,7 +29,7 @@
 #define BODY_MAX ((size_t)1 << 30)	/* no answer grows past 1 GiB */
 
 const char *const sim_fault_names[SIM_NFAULTS] = {
-	"500", "503", "429", "slow", "stall", "reset", "cut", "malformed", "html",
+	"500", "503", "429", "slow", "stall", "reset", "cut", "malformed", "html", "401",
 };
 
 enum { EP_INFO, EP_FLOWS, EP_APPS, EP_GROUPS, EP_EXPORTERS, EP_SIM, EP_OTHER, EP_N };
@@ -530,12 +530,22 @@ static int faults_body(struct sim_server *s, struct sim_buf *b)
 	return rc ? rc : sim_buf_add(b, "}", 1);
 }
 
-/* POST /_sim/faults?500=R&...: the new rates, or the message for a 400. */
+/* POST /_sim/faults?500=R&...[&seed=N]: the new rates (and, with seed, the
+ * fault draws started again from that seed), or the message for a 400. */
 static const char *set_faults(struct sim_server *s, struct MHD_Connection *c)
 {
 	struct sim_config next;
 	char err[SIM_ERRLEN];
+	const char *seed = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "seed");
+	unsigned long long seed_v = 0;
 
+	if (seed) {
+		char *end;
+		errno = 0;
+		seed_v = strtoull(seed, &end, 10);
+		if (errno || end == seed || *end || seed[0] == '-')
+			return "bad fault seed";
+	}
 	pthread_mutex_lock(&s->lock);
 	next = s->cfg;
 	for (int f = 0; f < SIM_NFAULTS; f++) {
@@ -555,6 +565,8 @@ static const char *set_faults(struct sim_server *s, struct MHD_Connection *c)
 		return "fault rates must be 0 to 1 and add up to at most 1";
 	}
 	memcpy(s->cfg.rate, next.rate, sizeof(next.rate));
+	if (seed)
+		s->fault_rng = sim_mix(seed_v) | 1;
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
 }
@@ -757,6 +769,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		count(s, ep, ST_RESET);
 		log_request(s, method, url, "reset", 0, &t0);
 		return send_reset(c);
+	case SIM_FAULT_401:
+		status = 401;
+		msg = "token expired (injected)";
+		goto answer;
 	default:
 		break;
 	}
