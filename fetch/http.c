@@ -236,8 +236,13 @@ int http_wait(struct http *h, int timeout_ms, struct http_resp **done, size_t *n
 
 	*done = NULL;
 	*ndone = 0;
-	if (h->busy)
+	/* an exchange that ends in this first perform (a small answer already
+	 * there) must not wait out the timeout: the poll would see nothing */
+	if (h->busy) {
 		curl_multi_perform(h->multi, &running);
+		if ((unsigned)running < h->busy)
+			timeout_ms = 0;
+	}
 	if (curl_multi_poll(h->multi, NULL, 0, timeout_ms, NULL) != CURLM_OK)
 		return -EIO;
 	curl_multi_perform(h->multi, &running);
