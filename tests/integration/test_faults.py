@@ -50,17 +50,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (NOW_MS, Lookups, TlsProxy, assert_ids_equal, base_env,
+from conftest import (Lookups, TlsProxy, assert_ids_equal, base_env,
                       fetch_cmd, ndjson_rows, output_rows, parse_csv_bytes,
                       run_fetch, sim_args, sqlite_rows, truth_of, url_of)
 from mount import (MountError, check_failed_progress, errno_of, module_mount,
                    mounted_at, progress, run, wait_for, watched)
 
-SEC = 1000
-MIN = 60 * SEC
-HOUR = 60 * MIN
+HOUR = 3600 * 1000
 DAY = 24 * HOUR
-TODAY0 = NOW_MS - 12 * HOUR             # 2026-11-29T00:00:00Z
 
 ALL_FAULTS = ["500", "503", "429", "slow", "stall", "reset", "cut",
               "malformed", "html", "401"]
@@ -171,12 +168,11 @@ def cat(path, timeout=120):
     return run(["cat", str(path)], timeout=timeout)
 
 
-def fetch_run(sim, tmp, ip, S, E, token_file, out="flows.csv", extra=(),
-              peer=None, cache="cache", env=None):
+def fetch_run(sim, tmp, ip, S, E, token_file, out="flows.csv", extra=()):
     """flowfetch over [S, E) into tmp/out with the cache tmp/cache."""
     return run_fetch(fetch_cmd(url_of(sim), ip, iso(S), iso(E), tmp / out,
-                               cache=tmp / cache, token_file=token_file,
-                               peer=peer, extra=extra), tmp, env=env)
+                               cache=tmp / "cache", token_file=token_file,
+                               extra=extra), tmp)
 
 
 def iso(ms):
