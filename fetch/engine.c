@@ -416,6 +416,8 @@ struct run {
 	size_t nwins, capwins;
 	uint64_t *retry;	/* wins waiting to be resent */
 	size_t nretry, capretry;
+	int64_t hold_asked;	/* no new window before this (mono ms): a 429's Retry-After */
+	int64_t hold_backoff;	/* nor before a failure's backoff, until an answer comes */
 	struct queue dq_in, dq_out, sq;
 	pthread_t *decoders, storer;
 	unsigned ndecoders;
@@ -596,7 +598,10 @@ static int send_win(struct run *r, uint64_t tag)
 	return rc;
 }
 
-/* A failed exchange: schedule a retry, or give the query up. */
+/* A failed exchange: schedule a retry, or give the query up.  A 429's
+ * Retry-After holds the whole query, not only this window; so does a
+ * failure's backoff until some answer comes through: a collector that
+ * rate-limits us, or fails every request, gets no new windows meanwhile. */
 static int failed(struct run *r, uint64_t tag, const struct http_resp *resp, int errnum,
 		  const char *why, char *err)
 {
@@ -618,7 +623,11 @@ static int failed(struct run *r, uint64_t tag, const struct http_resp *resp, int
 	r->res->retries++;
 	if (r->prog)
 		atomic_fetch_add(&r->prog->retries, 1);
-	return retry_add(r, tag, http_backoff_ms(resp, w->attempts, &r->rng));
+	int64_t delay = http_backoff_ms(resp, w->attempts, &r->rng);
+	int64_t *hold = resp && resp->status == 429 ? &r->hold_asked : &r->hold_backoff;
+	if (mono_ms() + delay > *hold)
+		*hold = mono_ms() + delay;
+	return retry_add(r, tag, delay);
 }
 
 static int store_push(struct run *r, struct flow_rec *recs, size_t n, const struct plan_ev *cover,
@@ -796,7 +805,10 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 			if ((rc = send_win(r, tag)))
 				goto send_failed;
 		}
-		while (!backlog && http_inflight(r->http) < e->o.max_inflight) {
+		int64_t hold = r->hold_asked > r->hold_backoff ? r->hold_asked : r->hold_backoff;
+		if (hold > now && hold < next_due)
+			next_due = hold;
+		while (!backlog && now >= hold && http_inflight(r->http) < e->o.max_inflight) {
 			struct plan_req req;
 			uint64_t tag;
 			if (plan_next(r->plan, &req) != 0)
@@ -832,6 +844,7 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 				atomic_fetch_add(&r->prog->bytes, done[i].len);
 			if (v == HTTP_OK) {
 				struct decode_job *j = calloc(1, sizeof(*j));
+				r->hold_backoff = 0;	/* the collector answers again */
 				if (!j) {
 					rc = -ENOMEM;
 					break;

@@ -424,6 +424,12 @@ int main(int argc, char **argv)
 		status = 2;
 		goto out;
 	}
+	if (q.end > day_after(info->now_ms)) {
+		fprintf(stderr, "flowfetch: the range ends after today (in --tz, by the collector's "
+				"clock); there are no flows there yet\n");
+		status = 2;
+		goto out;
+	}
 	if (q.end <= oldest) {
 		fprintf(stderr, "flowfetch: the range ends before the collector's retention (%d days)\n",
 			info->retention_days);

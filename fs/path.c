@@ -170,7 +170,10 @@ static int lookup_query(const struct fs_node *parent, const char *name,
 		if (parse_local(name, (size_t)(sep - name), true, &n.q.start) ||
 		    parse_local(sep + 2, strlen(sep + 2), true, &n.q.end))
 			return -ENOENT;
-		if (n.q.start >= n.q.end || n.q.start < oldest || n.q.start > clk->now_ms)
+		/* like a day: within the retention, and not after today (a range
+		 * to 2099 would ask the collector for every 31 days of the future) */
+		if (n.q.start >= n.q.end || n.q.start < oldest || n.q.start > clk->now_ms ||
+		    n.q.end > day_add(day_start(clk->now_ms), 1))
 			return -ENOENT;
 		n.is_day = false;
 	}

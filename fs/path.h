@@ -58,8 +58,8 @@ struct fs_clock {
 /*
  * The child 'name' of 'parent', into *out.  -ENOENT when the name is not
  * valid there (a bad address, a date that does not exist or lies outside
- * the retention, a range that ends before it starts, ...), -ENAMETOOLONG
- * past NAME_MAX.
+ * the retention, a range that ends before it starts or after today, ...),
+ * -ENAMETOOLONG past NAME_MAX.
  */
 int fs_lookup(const struct fs_node *parent, const char *name, const struct fs_clock *clk,
 	      struct fs_node *out);

@@ -35,7 +35,7 @@ static void usage(FILE *out)
 	      "  --truth                 enable the /_sim test endpoints\n"
 	      "  --log                   log one line a request to stderr\n"
 	      "  --fail-500 R --fail-503 R --fail-429 R --slow R --stall R\n"
-	      "  --reset R --cut R --malformed R --html R   fault rates, 0 to 1\n"
+	      "  --reset R --cut R --malformed R --html R --fail-401 R   fault rates, 0 to 1\n"
 	      "  --retry-after S --slow-ms MS --stall-s S   fault parameters\n"
 	      "  --fault-scope flows|all  which endpoints faults hit (default flows)\n"
 	      "  --fault-seed N          seed of the fault draws\n"
@@ -216,6 +216,7 @@ int main(int argc, char **argv)
 		{"cut", 1, 0, O_FAULT0 + SIM_FAULT_CUT},
 		{"malformed", 1, 0, O_FAULT0 + SIM_FAULT_MALFORMED},
 		{"html", 1, 0, O_FAULT0 + SIM_FAULT_HTML},
+		{"fail-401", 1, 0, O_FAULT0 + SIM_FAULT_401},
 		{0, 0, 0, 0},
 	};
 	struct sim_config cfg;

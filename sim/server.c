@@ -29,7 +29,7 @@
 #define BODY_MAX ((size_t)1 << 30)	/* no answer grows past 1 GiB */
 
 const char *const sim_fault_names[SIM_NFAULTS] = {
-	"500", "503", "429", "slow", "stall", "reset", "cut", "malformed", "html",
+	"500", "503", "429", "slow", "stall", "reset", "cut", "malformed", "html", "401",
 };
 
 /* Counted endpoints: the reference dialect's, /_sim and other, then the SNA
@@ -651,12 +651,22 @@ static int faults_body(struct sim_server *s, struct sim_buf *b)
 	return rc ? rc : sim_buf_add(b, "}", 1);
 }
 
-/* POST /_sim/faults?500=R&...: the new rates, or the message for a 400. */
+/* POST /_sim/faults?500=R&...[&seed=N]: the new rates (and, with seed, the
+ * fault draws started again from that seed), or the message for a 400. */
 static const char *set_faults(struct sim_server *s, struct MHD_Connection *c)
 {
 	struct sim_config next;
 	char err[SIM_ERRLEN];
+	const char *seed = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "seed");
+	unsigned long long seed_v = 0;
 
+	if (seed) {
+		char *end;
+		errno = 0;
+		seed_v = strtoull(seed, &end, 10);
+		if (errno || end == seed || *end || seed[0] == '-')
+			return "bad fault seed";
+	}
 	pthread_mutex_lock(&s->lock);
 	next = s->cfg;
 	for (int f = 0; f < SIM_NFAULTS; f++) {
@@ -676,6 +686,8 @@ static const char *set_faults(struct sim_server *s, struct MHD_Connection *c)
 		return "fault rates must be 0 to 1 and add up to at most 1";
 	}
 	memcpy(s->cfg.rate, next.rate, sizeof(next.rate));
+	if (seed)
+		s->fault_rng = sim_mix(seed_v) | 1;
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
 }
@@ -832,6 +844,11 @@ static bool fault_first(struct sim_server *s, struct MHD_Connection *c, int faul
 		count(s, ep, ST_RESET);
 		log_request(s, method, url, "reset", 0, t0);
 		*ret = send_reset(c);
+		return true;
+	case SIM_FAULT_401:
+		count(s, ep, status_slot(401));
+		log_request(s, method, url, "token expired (injected)", 0, t0);
+		*ret = send_error(c, sna, 401, "token expired (injected)");
 		return true;
 	default:
 		return false;

@@ -290,7 +290,7 @@ static inline uint64_t sim_rand_below(uint64_t *s, uint64_t n)
 enum sim_fault {
 	SIM_FAULT_500, SIM_FAULT_503, SIM_FAULT_429, SIM_FAULT_SLOW,
 	SIM_FAULT_STALL, SIM_FAULT_RESET, SIM_FAULT_CUT, SIM_FAULT_MALFORMED,
-	SIM_FAULT_HTML, SIM_NFAULTS
+	SIM_FAULT_HTML, SIM_FAULT_401, SIM_NFAULTS
 };
 
 extern const char *const sim_fault_names[SIM_NFAULTS];

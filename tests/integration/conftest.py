@@ -8,14 +8,23 @@ SIGTERM sent to its own pid only, and must exit with status 0.
 Only the Python standard library and pytest are used.
 """
 
+import csv
 import gzip
+import hashlib
 import http.client
+import io
 import json
 import os
 import signal
+import socket
+import sqlite3
+import ssl
 import subprocess
+import threading
 import time
 import urllib.parse
+from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -335,6 +344,20 @@ def make_module_sim(tmp_path_factory):
         f.stop_all()
 
 
+@pytest.fixture(scope="module")
+def token_file(tmp_path_factory, token):
+    """The module's token (its fixture 'token') in a file of mode 0600."""
+    p = tmp_path_factory.mktemp("token") / "token"
+    p.write_text(token + "\n")
+    p.chmod(0o600)
+    return p
+
+
+def sim_args(token_file, *extra):
+    """A sim with the frozen clock that asks for the token in token_file."""
+    return ["--now", NOW_ISO, "--token-file", str(token_file), *extra]
+
+
 @pytest.fixture(scope="session")
 def flowsim_path():
     return require_binary()
@@ -345,14 +368,319 @@ def flowfetch_path():
     return require_flowfetch()
 
 
+def url_of(sim):
+    return f"http://127.0.0.1:{sim.port}"
+
+
+class TlsProxy:
+    """A TLS front for a sim on 127.0.0.1:0 (a self-signed certificate for
+    'san', by default the address it listens on), piping bytes to the sim's
+    plain port."""
+
+    def __init__(self, tmp, backend_port, san="IP:127.0.0.1", name="cert"):
+        self.cert = tmp / f"{name}.pem"
+        self.key = tmp / f"{name}-key.pem"
+        cn = san.split(":", 1)[1]
+        r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                            "-nodes", "-keyout", str(self.key), "-out",
+                            str(self.cert), "-days", "2", "-subj", f"/CN={cn}",
+                            "-addext", f"subjectAltName={san}"],
+                           capture_output=True, timeout=60)
+        if r.returncode != 0:
+            pytest.skip(f"cannot make a certificate: {r.stderr[-300:]!r}")
+        self.backend = backend_port
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(self.cert, self.key)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = False
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        try:
+            t = self.ctx.wrap_socket(c, server_side=True)
+        except (OSError, ssl.SSLError):
+            c.close()
+            return
+        b = socket.create_connection(("127.0.0.1", self.backend))
+
+        def pump(src, dst):
+            try:
+                while True:
+                    d = src.recv(65536)
+                    if not d:
+                        break
+                    dst.sendall(d)
+            except OSError:
+                pass
+            finally:
+                for x in (src, dst):
+                    try:
+                        x.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        th = threading.Thread(target=pump, args=(b, t), daemon=True)
+        th.start()
+        pump(t, b)
+        th.join(30)
+        t.close()
+        b.close()
+
+    def close(self):
+        self.stopping = True
+        self.sock.close()
+
+
+# ---- mounts ---------------------------------------------------------------------------
+
 @pytest.fixture
 def mounts(tmp_path, token_file):
-    """mounts(url=..., opts=[...]) -> a started flowfs Mount (mount.py);
-    all unmounted and checked (stderr, exit status, nothing left mounted)
-    after the test.  mounts.allow(regex, ...) expects error lines.  Uses
-    the test module's token_file fixture."""
+    """mounts(url=..., opts=[...]) -> a started Mount; all unmounted and
+    checked (stderr, exit status, nothing left mounted) after the test.
+    mounts.allow(regex, ...) expects error lines."""
     f = MountFactory(tmp_path, None, token_file)
     try:
         yield f
     finally:
         f.finish()
+
+
+# ---- flowfetch: running it, reading what it writes, judging it -------------------------
+
+
+# design.md, "flows.csv": the columns, in this order.
+COLUMNS = [
+    "firstSeen", "lastSeen", "duration", "proto", "srcAddr", "srcPort",
+    "dstAddr", "dstPort", "flags", "packets", "bytes", "srcAS", "dstAS",
+    "inIf", "outIf", "exporter", "app", "srcGroups", "dstGroups",
+    "icmpType", "icmpCode", "sampling", "ts", "communityId", "flowId",
+]
+
+INT_COLUMNS = {"srcPort", "dstPort", "packets", "bytes", "srcAS", "dstAS",
+               "icmpType", "icmpCode", "sampling"}
+
+DECIMAL_COLUMNS = {"duration", "ts"}
+
+RUN_TIMEOUT_S = 180                     # one flowfetch run, at most
+
+
+def digest_of(ids):
+    return hashlib.sha256("".join(i + "\n" for i in sorted(ids))
+                          .encode()).hexdigest()
+
+
+class Fetch:
+    """One finished flowfetch run."""
+
+    def __init__(self, cmd, rc, stdout, stderr, out, seconds):
+        self.cmd, self.rc, self.stdout, self.stderr = cmd, rc, stdout, stderr
+        self.out, self.seconds = out, seconds
+
+    def describe(self):
+        return (f"command: {' '.join(map(str, self.cmd))}\n"
+                f"exit status {self.rc} after {self.seconds:.1f} s\n"
+                f"stderr:\n{self.stderr[-3000:]}")
+
+    def ok(self, want=0):
+        assert self.rc == want, \
+            f"flowfetch exited {self.rc}, want {want}\n{self.describe()}"
+        return self
+
+
+def base_env(tmp):
+    env = dict(os.environ)
+    env.pop("FLOWFS_TOKEN", None)
+    # never the user's real cache, whatever a test forgets
+    env["XDG_CACHE_HOME"] = str(Path(tmp) / "xdg-cache")
+    env["HOME"] = str(Path(tmp) / "home")
+    return env
+
+
+def fetch_cmd(url, ip, frm, to, out, cache=None, token_file=None, peer=None,
+              extra=()):
+    cmd = [str(require_flowfetch()), url, "--ip", ip]
+    if peer is not None:
+        cmd += ["--peer", peer]
+    cmd += ["--from", frm, "--to", to]
+    if token_file is not None:
+        cmd += ["--token-file", str(token_file)]
+    if cache is not None:
+        cmd += ["--cache", str(cache)]
+    cmd += [*extra, "-o", str(out)]
+    return cmd
+
+
+def run_fetch(cmd, tmp, env=None, timeout=RUN_TIMEOUT_S):
+    """Run flowfetch to the end (its output is cmd[-1]): a Fetch."""
+    env = env if env is not None else base_env(tmp)
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=env, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"flowfetch did not finish within {timeout} s\n"
+                    f"command: {' '.join(map(str, cmd))}\n"
+                    f"stderr:\n{(e.stderr or b'').decode(errors='replace')[-3000:]}")
+    out = cmd[-1]
+    return Fetch(cmd, p.returncode, p.stdout,
+                 p.stderr.decode("utf-8", errors="replace"),
+                 None if out == "-" else Path(out), time.monotonic() - t0)
+
+
+def parse_csv_bytes(data):
+    """(header, rows as dicts); RFC 4180 via the csv module."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        pytest.fail(f"CSV output is not UTF-8: {e}")
+    rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    assert rows, "CSV output is empty: no header row"
+    header = rows[0]
+    assert header == COLUMNS, \
+        f"CSV header:\n  {header}\nwant (design.md order):\n  {COLUMNS}"
+    out = []
+    for n, r in enumerate(rows[1:], 2):
+        assert len(r) == len(COLUMNS), \
+            f"CSV record {n} has {len(r)} fields, want {len(COLUMNS)}: {r}"
+        out.append(dict(zip(COLUMNS, r)))
+    return out
+
+
+def ndjson_rows(path):
+    """Rows of a .ndjson file as dicts of strings ('' for null), like CSV;
+    JSON types are checked on the way."""
+    data = Path(path).read_bytes()
+    assert data == b"" or data.endswith(b"\n"), \
+        "NDJSON output does not end with a newline"
+    out = []
+    for n, line in enumerate(data.decode("utf-8").split("\n")[:-1], 1):
+        assert line.strip(), f"NDJSON line {n} is empty"
+        try:
+            obj = json.loads(line, parse_float=Decimal)
+        except ValueError as e:
+            pytest.fail(f"NDJSON line {n} is not JSON ({e}): {line[:300]}")
+        assert isinstance(obj, dict), f"NDJSON line {n} is no object"
+        assert sorted(obj) == sorted(COLUMNS), \
+            (f"NDJSON line {n} keys differ from the CSV header: "
+             f"extra {sorted(set(obj) - set(COLUMNS))}, "
+             f"missing {sorted(set(COLUMNS) - set(obj))}")
+        row = {}
+        for k in COLUMNS:
+            v = obj[k]
+            if v is None:
+                row[k] = ""
+            elif k in INT_COLUMNS:
+                assert isinstance(v, int) and not isinstance(v, bool), \
+                    f"NDJSON line {n}: {k} is not an integer: {v!r}"
+                row[k] = str(v)
+            elif k in DECIMAL_COLUMNS:
+                assert isinstance(v, (int, Decimal)) \
+                    and not isinstance(v, bool), \
+                    f"NDJSON line {n}: {k} is not a number: {v!r}"
+                row[k] = Decimal(v)
+            elif k in ("inIf", "outIf", "exporter", "app"):
+                # a name, or the number where no name exists
+                assert isinstance(v, (str, int)) and not isinstance(v, bool),\
+                    f"NDJSON line {n}: {k} = {v!r}"
+                row[k] = str(v)
+            else:
+                assert isinstance(v, str), \
+                    f"NDJSON line {n}: {k} is not a string: {v!r}"
+                row[k] = v
+        out.append(row)
+    return out
+
+
+def sqlite_open(path):
+    # design.md: readable in place with immutable=1
+    return sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+
+
+def sqlite_rows(path):
+    con = sqlite_open(path)
+    try:
+        cols = [r[1] for r in con.execute("pragma table_info(flows)")]
+        assert cols[:len(COLUMNS)] == COLUMNS, \
+            f"flows table columns:\n  {cols}\nwant first:\n  {COLUMNS}"
+        n = con.execute("select count(*) from flows").fetchone()[0]
+        sel = ", ".join(f'"{c}"' for c in COLUMNS)
+        out = []
+        for r in con.execute(f"select {sel} from flows"):
+            row = {}
+            for k, v in zip(COLUMNS, r):
+                if v is None:
+                    row[k] = ""
+                elif k in DECIMAL_COLUMNS:
+                    row[k] = Decimal(repr(v)) if isinstance(v, float) \
+                        else Decimal(v)
+                else:
+                    row[k] = str(v)
+            out.append(row)
+        assert n == len(out)
+        return out
+    finally:
+        con.close()
+
+
+def output_rows(f):
+    """The rows of a run's output, whatever its format."""
+    if f.out is None:
+        return parse_csv_bytes(f.stdout)
+    assert f.out.exists(), f"no output file {f.out}\n{f.describe()}"
+    name = f.out.name
+    if name.endswith(".csv"):
+        return parse_csv_bytes(f.out.read_bytes())
+    if name.endswith(".ndjson"):
+        return ndjson_rows(f.out)
+    if name.endswith(".sqlite"):
+        return sqlite_rows(f.out)
+    raise AssertionError(f"unknown output {f.out}")
+
+
+def assert_ids_equal(got_ids, truth, what=""):
+    """got_ids: the flowId column; truth: a /_sim/truth answer with ids."""
+    dups = [i for i, n in Counter(got_ids).items() if n > 1]
+    want = set(truth["ids"])
+    got = set(got_ids)
+    missing, extra = want - got, got - want
+    assert not dups and not missing and not extra, \
+        (f"{what}output != truth: {len(got_ids)} rows, truth {truth['count']};"
+         f" {len(dups)} duplicated (e.g. {dups[:3]}), {len(missing)} missing "
+         f"(e.g. {sorted(missing)[:3]}), {len(extra)} extra "
+         f"(e.g. {sorted(extra)[:3]})")
+    assert len(got_ids) == truth["count"]
+    assert digest_of(got_ids) == truth["digest"], "digest differs from truth"
+
+
+def truth_of(sim, ip, S, E, peer=None, records=False):
+    t = sim.truth(ip, S, E, peer, list="records" if records else "ids")
+    if records:
+        t["ids"] = [r["id"] for r in t["records"]]
+    assert len(t["ids"]) == t["count"]
+    return t
+
+
+class Lookups:
+    """The collector's lookup tables, for resolving ids to names."""
+
+    def __init__(self, sim, token):
+        g = sim.get_json("/api/v1/hostgroups", token=token)["hostgroups"]
+        a = sim.get_json("/api/v1/applications", token=token)["applications"]
+        x = sim.get_json("/api/v1/exporters", token=token)["exporters"]
+        self.groups = {h["id"]: h["name"] for h in g}
+        self.apps = {h["id"]: h["name"] for h in a}
+        self.exporters = {h["id"]: h["name"] for h in x}
+        self.ifaces = {(h["id"], i["ifindex"]): i["name"]
+                       for h in x for i in h.get("interfaces", [])}

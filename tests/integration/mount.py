@@ -11,6 +11,7 @@ Binary: $FLOWFS, else build/fs/flowfs under the repository root.
 Only the Python standard library and pytest are used.
 """
 
+import errno
 import os
 import re
 import shutil
@@ -298,3 +299,94 @@ def run(cmd, timeout=120, check=False, **kw):
             f"{cmd!r} exited with {r.returncode}\nstdout: "
             f"{r.stdout[-2000:]!r}\nstderr: {r.stderr[-2000:]!r}")
     return r
+
+
+# ---- a mount shared by a module's tests --------------------------------------------
+
+def module_mount(tmp_path_factory, url, token_file, opts=(), allowed=()):
+    """A generator for a module-scoped fixture: one mount for the module's
+    tests, unmounted at the end; its problems (stderr error lines but the
+    'allowed' regexes, exit status, left mounted) fail the module."""
+    require_fuse()
+    f = MountFactory(tmp_path_factory.mktemp("flowfs"), url, token_file)
+    f.allow(*allowed)
+    m = f(opts=opts, name="mnt")
+    try:
+        yield m
+    finally:
+        f.finish()
+
+
+def watched(m, allowed=()):
+    """A generator for a test-scoped fixture over a module's mount: after
+    the test, flowfs is alive and its stderr holds no new error line but
+    the 'allowed' ones."""
+    since = m.stderr_size()
+    yield m
+    probs = []
+    if not m.alive():
+        probs.append(f"flowfs died (status {m.proc.poll()})")
+    bad = m.bad_lines(allowed, since)
+    if bad:
+        probs.append("unexpected error/abort lines on flowfs's stderr:\n  "
+                     + "\n  ".join(bad[:30]))
+    if probs:
+        pytest.fail("\n".join(probs) + "\nstderr tail:\n"
+                    + m.stderr_text()[-3000:], pytrace=False)
+
+
+# ---- reading the tree ---------------------------------------------------------
+
+# A listing, a stat, .progress: "answer in under 5 ms" (design.md); we
+# allow a generous second for process start-up on a loaded machine.
+QUICK_S = 1.0
+
+
+def errno_of(fn, *args):
+    try:
+        fn(*args)
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+def wait_for(pred, timeout, step=0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(step)
+
+
+def progress(folder):
+    """.progress of a folder, read with a timing."""
+    t0 = time.monotonic()
+    text = (Path(folder) / ".progress").read_text()
+    return text, time.monotonic() - t0
+
+
+def expect_failure(path, errname, want_errno, timeout):
+    """cat fails with strerror(want_errno) and open(2) with want_errno."""
+    t0 = time.monotonic()
+    r = run(["cat", str(path)], timeout=timeout + 30)
+    took = time.monotonic() - t0
+    assert r.returncode != 0, "cat succeeded"
+    assert os.strerror(want_errno).encode() in r.stderr, \
+        f"want {errname}: {r.stderr!r}"
+    assert took < timeout, f"{errname} after {took:.1f} s"
+    e = errno_of(lambda p: open(p, "rb").close(), path)
+    assert e == want_errno, f"open: {errno.errorcode.get(e, e)}, " \
+                            f"want {errname}"
+    return r.stderr
+
+
+def check_failed_progress(folder, *words):
+    text, took = progress(folder)
+    assert took < QUICK_S
+    assert "state: failed" in text, text
+    line = [ln for ln in text.splitlines() if ln.startswith("error:")]
+    assert line, text
+    for w in words:
+        assert re.search(w, line[0], re.IGNORECASE), (w, text)
+    return text

@@ -14,28 +14,26 @@ Run:  /usr/bin/python3 -m pytest tests/integration/test_flowfetch.py -q
 """
 
 import base64
-import csv
 import hashlib
-import io
 import ipaddress
-import json
 import os
 import re
 import secrets
 import signal
 import socket
-import sqlite3
 import struct
 import subprocess
 import time
-from collections import Counter
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from conftest import NOW_ISO, NOW_MS, require_flowfetch
+from conftest import (COLUMNS, DECIMAL_COLUMNS, NOW_ISO, NOW_MS,
+                      RUN_TIMEOUT_S, Lookups, assert_ids_equal, base_env,
+                      fetch_cmd, output_rows, run_fetch as run, sqlite_open,
+                      truth_of)
 
 SEC = 1000
 MIN = 60 * SEC
@@ -44,21 +42,10 @@ DAY = 24 * HOUR
 TODAY0 = NOW_MS - 12 * HOUR             # 2026-11-29T00:00:00Z
 YDAY0 = TODAY0 - DAY                    # yesterday: a whole, final day
 
-# design.md, "flows.csv": the columns, in this order.
-COLUMNS = [
-    "firstSeen", "lastSeen", "duration", "proto", "srcAddr", "srcPort",
-    "dstAddr", "dstPort", "flags", "packets", "bytes", "srcAS", "dstAS",
-    "inIf", "outIf", "exporter", "app", "srcGroups", "dstGroups",
-    "icmpType", "icmpCode", "sampling", "ts", "communityId", "flowId",
-]
-INT_COLUMNS = {"srcPort", "dstPort", "packets", "bytes", "srcAS", "dstAS",
-               "icmpType", "icmpCode", "sampling"}
-DECIMAL_COLUMNS = {"duration", "ts"}
 PROTO_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP", 47: "GRE", 50: "ESP",
                58: "ICMP6"}
 FLAG_LETTERS = "CEUAPRSF"               # bit 7 .. bit 0
 
-RUN_TIMEOUT_S = 180                     # one flowfetch run, at most
 FAULT_CAP = 5000                        # max_records of the fault sims
 
 
@@ -76,11 +63,6 @@ def day_text(ms):
 
 def secs3(ms):
     return f"{ms // 1000}.{ms % 1000:03d}"
-
-
-def digest_of(ids):
-    return hashlib.sha256("".join(i + "\n" for i in sorted(ids))
-                          .encode()).hexdigest()
 
 
 def flows_requests(counters):
@@ -134,200 +116,9 @@ def flags_text(v):
 
 # ---- running flowfetch ----------------------------------------------------------
 
-class Fetch:
-    """One finished flowfetch run."""
-
-    def __init__(self, cmd, rc, stdout, stderr, out, seconds):
-        self.cmd, self.rc, self.stdout, self.stderr = cmd, rc, stdout, stderr
-        self.out, self.seconds = out, seconds
-
-    def describe(self):
-        return (f"command: {' '.join(map(str, self.cmd))}\n"
-                f"exit status {self.rc} after {self.seconds:.1f} s\n"
-                f"stderr:\n{self.stderr[-3000:]}")
-
-    def ok(self, want=0):
-        assert self.rc == want, \
-            f"flowfetch exited {self.rc}, want {want}\n{self.describe()}"
-        return self
-
-
-def base_env(tmp):
-    env = dict(os.environ)
-    env.pop("FLOWFS_TOKEN", None)
-    # never the user's real cache, whatever a test forgets
-    env["XDG_CACHE_HOME"] = str(Path(tmp) / "xdg-cache")
-    env["HOME"] = str(Path(tmp) / "home")
-    return env
-
-
-def fetch_cmd(url, ip, frm, to, out, cache=None, token_file=None, peer=None,
-              extra=()):
-    cmd = [str(require_flowfetch()), url, "--ip", ip]
-    if peer is not None:
-        cmd += ["--peer", peer]
-    cmd += ["--from", frm, "--to", to]
-    if token_file is not None:
-        cmd += ["--token-file", str(token_file)]
-    if cache is not None:
-        cmd += ["--cache", str(cache)]
-    cmd += [*extra, "-o", str(out)]
-    return cmd
-
-
-def run(cmd, tmp, env=None, timeout=RUN_TIMEOUT_S):
-    env = env if env is not None else base_env(tmp)
-    t0 = time.monotonic()
-    try:
-        p = subprocess.run(cmd, stdin=subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           env=env, timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        pytest.fail(f"flowfetch did not finish within {timeout} s\n"
-                    f"command: {' '.join(map(str, cmd))}\n"
-                    f"stderr:\n{(e.stderr or b'').decode(errors='replace')[-3000:]}")
-    out = cmd[-1]
-    return Fetch(cmd, p.returncode, p.stdout,
-                 p.stderr.decode("utf-8", errors="replace"),
-                 None if out == "-" else Path(out), time.monotonic() - t0)
-
-
 # ---- reading the outputs ---------------------------------------------------------
 
-def parse_csv_bytes(data):
-    """(header, rows as dicts); RFC 4180 via the csv module."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        pytest.fail(f"CSV output is not UTF-8: {e}")
-    rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
-    assert rows, "CSV output is empty: no header row"
-    header = rows[0]
-    assert header == COLUMNS, \
-        f"CSV header:\n  {header}\nwant (design.md order):\n  {COLUMNS}"
-    out = []
-    for n, r in enumerate(rows[1:], 2):
-        assert len(r) == len(COLUMNS), \
-            f"CSV record {n} has {len(r)} fields, want {len(COLUMNS)}: {r}"
-        out.append(dict(zip(COLUMNS, r)))
-    return out
-
-
-def ndjson_rows(path):
-    """Rows of a .ndjson file as dicts of strings ('' for null), like CSV;
-    JSON types are checked on the way."""
-    data = Path(path).read_bytes()
-    assert data == b"" or data.endswith(b"\n"), \
-        "NDJSON output does not end with a newline"
-    out = []
-    for n, line in enumerate(data.decode("utf-8").split("\n")[:-1], 1):
-        assert line.strip(), f"NDJSON line {n} is empty"
-        try:
-            obj = json.loads(line, parse_float=Decimal)
-        except ValueError as e:
-            pytest.fail(f"NDJSON line {n} is not JSON ({e}): {line[:300]}")
-        assert isinstance(obj, dict), f"NDJSON line {n} is no object"
-        assert sorted(obj) == sorted(COLUMNS), \
-            (f"NDJSON line {n} keys differ from the CSV header: "
-             f"extra {sorted(set(obj) - set(COLUMNS))}, "
-             f"missing {sorted(set(COLUMNS) - set(obj))}")
-        row = {}
-        for k in COLUMNS:
-            v = obj[k]
-            if v is None:
-                row[k] = ""
-            elif k in INT_COLUMNS:
-                assert isinstance(v, int) and not isinstance(v, bool), \
-                    f"NDJSON line {n}: {k} is not an integer: {v!r}"
-                row[k] = str(v)
-            elif k in DECIMAL_COLUMNS:
-                assert isinstance(v, (int, Decimal)) \
-                    and not isinstance(v, bool), \
-                    f"NDJSON line {n}: {k} is not a number: {v!r}"
-                row[k] = Decimal(v)
-            elif k in ("inIf", "outIf", "exporter", "app"):
-                # a name, or the number where no name exists
-                assert isinstance(v, (str, int)) and not isinstance(v, bool),\
-                    f"NDJSON line {n}: {k} = {v!r}"
-                row[k] = str(v)
-            else:
-                assert isinstance(v, str), \
-                    f"NDJSON line {n}: {k} is not a string: {v!r}"
-                row[k] = v
-        out.append(row)
-    return out
-
-
-def sqlite_open(path):
-    # design.md: readable in place with immutable=1
-    return sqlite3.connect(f"file:{path}?immutable=1", uri=True)
-
-
-def sqlite_rows(path):
-    con = sqlite_open(path)
-    try:
-        cols = [r[1] for r in con.execute("pragma table_info(flows)")]
-        assert cols[:len(COLUMNS)] == COLUMNS, \
-            f"flows table columns:\n  {cols}\nwant first:\n  {COLUMNS}"
-        n = con.execute("select count(*) from flows").fetchone()[0]
-        sel = ", ".join(f'"{c}"' for c in COLUMNS)
-        out = []
-        for r in con.execute(f"select {sel} from flows"):
-            row = {}
-            for k, v in zip(COLUMNS, r):
-                if v is None:
-                    row[k] = ""
-                elif k in DECIMAL_COLUMNS:
-                    row[k] = Decimal(repr(v)) if isinstance(v, float) \
-                        else Decimal(v)
-                else:
-                    row[k] = str(v)
-            out.append(row)
-        assert n == len(out)
-        return out
-    finally:
-        con.close()
-
-
-def output_rows(f):
-    """The rows of a run's output, whatever its format."""
-    if f.out is None:
-        return parse_csv_bytes(f.stdout)
-    assert f.out.exists(), f"no output file {f.out}\n{f.describe()}"
-    name = f.out.name
-    if name.endswith(".csv"):
-        return parse_csv_bytes(f.out.read_bytes())
-    if name.endswith(".ndjson"):
-        return ndjson_rows(f.out)
-    if name.endswith(".sqlite"):
-        return sqlite_rows(f.out)
-    raise AssertionError(f"unknown output {f.out}")
-
-
 # ---- comparing with the truth ----------------------------------------------------
-
-def assert_ids_equal(got_ids, truth, what=""):
-    """got_ids: the flowId column; truth: a /_sim/truth answer with ids."""
-    dups = [i for i, n in Counter(got_ids).items() if n > 1]
-    want = set(truth["ids"])
-    got = set(got_ids)
-    missing, extra = want - got, got - want
-    assert not dups and not missing and not extra, \
-        (f"{what}output != truth: {len(got_ids)} rows, truth {truth['count']};"
-         f" {len(dups)} duplicated (e.g. {dups[:3]}), {len(missing)} missing "
-         f"(e.g. {sorted(missing)[:3]}), {len(extra)} extra "
-         f"(e.g. {sorted(extra)[:3]})")
-    assert len(got_ids) == truth["count"]
-    assert digest_of(got_ids) == truth["digest"], "digest differs from truth"
-
-
-def truth_of(sim, ip, S, E, peer=None, records=False):
-    t = sim.truth(ip, S, E, peer, list="records" if records else "ids")
-    if records:
-        t["ids"] = [r["id"] for r in t["records"]]
-    assert len(t["ids"]) == t["count"]
-    return t
-
 
 def check_order(rows, what=""):
     """design.md: ordered by firstSeen, then flowId."""
@@ -338,20 +129,6 @@ def check_order(rows, what=""):
                         f"(firstSeen, flowId): {rows[i - 1]['firstSeen']} "
                         f"{rows[i - 1]['flowId']} then {rows[i]['firstSeen']} "
                         f"{rows[i]['flowId']}")
-
-
-class Lookups:
-    """The collector's lookup tables, for resolving ids to names."""
-
-    def __init__(self, sim, token):
-        g = sim.get_json("/api/v1/hostgroups", token=token)["hostgroups"]
-        a = sim.get_json("/api/v1/applications", token=token)["applications"]
-        x = sim.get_json("/api/v1/exporters", token=token)["exporters"]
-        self.groups = {h["id"]: h["name"] for h in g}
-        self.apps = {h["id"]: h["name"] for h in a}
-        self.exporters = {h["id"]: h["name"] for h in x}
-        self.ifaces = {(h["id"], i["ifindex"]): i["name"]
-                       for h in x for i in h.get("interfaces", [])}
 
 
 def expected_row(r, lk):
@@ -456,14 +233,6 @@ def ff_help(flowfetch_path):
 @pytest.fixture(scope="module")
 def token():
     return "tok-" + secrets.token_hex(16)
-
-
-@pytest.fixture(scope="module")
-def token_file(tmp_path_factory, token):
-    p = tmp_path_factory.mktemp("token") / "token"
-    p.write_text(token + "\n")
-    os.chmod(p, 0o600)
-    return p
 
 
 def sim_args(token, *extra):

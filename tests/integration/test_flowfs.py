@@ -28,7 +28,6 @@ import shutil
 import signal
 import socket
 import sqlite3
-import ssl
 import subprocess
 import sys
 import tarfile
@@ -42,9 +41,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NOW_ISO, NOW_MS, Sim, SimError, require_flowfetch
-from mount import (MountError, MountFactory, clean_env, mounted_at,
-                   require_flowfs, require_fuse, run)
+from conftest import (COLUMNS, NOW_ISO, NOW_MS, Sim, SimError, TlsProxy,
+                      require_flowfetch, sim_args, url_of)
+from mount import (QUICK_S, MountError, check_failed_progress, clean_env,
+                   errno_of, expect_failure, module_mount, mounted_at,
+                   progress, require_flowfs, require_fuse, run, wait_for,
+                   watched)
 
 SEC = 1000
 MIN = 60 * SEC
@@ -52,13 +54,6 @@ HOUR = 60 * MIN
 DAY = 24 * HOUR
 TODAY0 = NOW_MS - 12 * HOUR             # 2026-11-29T00:00:00Z
 
-# design.md, "flows.csv": the columns, in this order.
-COLUMNS = [
-    "firstSeen", "lastSeen", "duration", "proto", "srcAddr", "srcPort",
-    "dstAddr", "dstPort", "flags", "packets", "bytes", "srcAS", "dstAS",
-    "inIf", "outIf", "exporter", "app", "srcGroups", "dstGroups",
-    "icmpType", "icmpCode", "sampling", "ts", "communityId", "flowId",
-]
 # The files of a query folder (README.md, the tree); .progress is unlisted.
 FILES = ["flows.csv", "flows.ndjson", "flows.sqlite", "summary.txt",
          "timeline.svg", "query.json", "SHA256SUMS"]
@@ -66,11 +61,6 @@ SUMMED = [f for f in FILES if f != "SHA256SUMS"]
 
 TOOLS = ["sqlite3", "jq", "tar", "sha256sum", "awk", "grep", "wc", "cat",
          "ls", "find", "stat", "cp", "mount"]
-
-# A listing, a stat, .progress: "answer in under 5 ms" (design.md); we
-# allow a generous second for process start-up on a loaded machine.
-QUICK_S = 1.0
-
 
 # ---- small helpers ------------------------------------------------------------
 
@@ -83,10 +73,6 @@ def ms_of(text):
 
 def day_text(ms, tz=timezone.utc):
     return datetime.fromtimestamp(ms // 1000, tz).strftime("%Y-%m-%d")
-
-
-def url_of(sim):
-    return f"http://127.0.0.1:{sim.port}"
 
 
 def api_requests(counters):
@@ -141,30 +127,6 @@ def stat_timed(path):
     return st, time.monotonic() - t0
 
 
-def errno_of(fn, *args):
-    try:
-        fn(*args)
-    except OSError as e:
-        return e.errno
-    return 0
-
-
-def wait_for(pred, timeout, step=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(step)
-
-
-def progress(folder):
-    """.progress of a folder, read with a timing."""
-    t0 = time.monotonic()
-    text = (Path(folder) / ".progress").read_text()
-    return text, time.monotonic() - t0
-
-
 def free_port():
     """A loopback port nobody listens on (bound to :0, then closed)."""
     s = socket.socket()
@@ -202,18 +164,6 @@ def _prerequisites():
 @pytest.fixture(scope="module")
 def token():
     return "flowfs-test-" + secrets.token_hex(16)
-
-
-@pytest.fixture(scope="module")
-def token_file(tmp_path_factory, token):
-    p = tmp_path_factory.mktemp("token") / "token"
-    p.write_text(token + "\n")
-    p.chmod(0o600)
-    return p
-
-
-def sim_args(token_file, *extra):
-    return ["--now", NOW_ISO, "--token-file", str(token_file), *extra]
 
 
 @pytest.fixture(scope="module")
@@ -261,31 +211,13 @@ def truth(fsim):
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory, fsim, token_file):
     """One mount over the module's sim, for the data tests."""
-    require_fuse()
-    f = MountFactory(tmp_path_factory.mktemp("flowfs"), url_of(fsim),
-                     token_file)
-    m = f(name="mnt")
-    try:
-        yield m
-    finally:
-        f.finish()
+    yield from module_mount(tmp_path_factory, url_of(fsim), token_file)
 
 
 @pytest.fixture
 def mnt(shared):
     """The shared mount, with this test's share of its stderr checked."""
-    since = shared.stderr_size()
-    yield shared
-    probs = []
-    if not shared.alive():
-        probs.append(f"flowfs died (status {shared.proc.poll()})")
-    bad = shared.bad_lines(since=since)
-    if bad:
-        probs.append("unexpected error/abort lines on flowfs's stderr:\n  "
-                     + "\n  ".join(bad[:30]))
-    if probs:
-        pytest.fail("\n".join(probs) + "\nstderr tail:\n"
-                    + shared.stderr_text()[-3000:], pytrace=False)
+    yield from watched(shared)
 
 
 # ---- the folders of the data tests ------------------------------------------------
@@ -1279,32 +1211,6 @@ def test_sigterm_answers_waiting_reader(mounts, make_sim, token_file):
 
 # ---- the errno table --------------------------------------------------------------------
 
-def expect_failure(path, errname, want_errno, timeout):
-    """cat fails with strerror(want_errno) and open(2) with want_errno."""
-    t0 = time.monotonic()
-    r = run(["cat", str(path)], timeout=timeout + 30)
-    took = time.monotonic() - t0
-    assert r.returncode != 0, "cat succeeded"
-    assert os.strerror(want_errno).encode() in r.stderr, \
-        f"want {errname}: {r.stderr!r}"
-    assert took < timeout, f"{errname} after {took:.1f} s"
-    e = errno_of(lambda p: open(p, "rb").close(), path)
-    assert e == want_errno, f"open: {errno.errorcode.get(e, e)}, " \
-                            f"want {errname}"
-    return r.stderr
-
-
-def check_failed_progress(folder, *words):
-    text, took = progress(folder)
-    assert took < QUICK_S
-    assert "state: failed" in text, text
-    line = [ln for ln in text.splitlines() if ln.startswith("error:")]
-    assert line, text
-    for w in words:
-        assert re.search(w, line[0], re.IGNORECASE), (w, text)
-    return text
-
-
 def test_ehostunreach_when_collector_gone(mounts, make_sim, token_file):
     sim = make_sim(*sim_args(token_file))
     m = mounts(url=url_of(sim), opts=["retries=1"])
@@ -1383,73 +1289,6 @@ def test_efbig_on_huge_answer(mounts, make_sim, token_file):
 
 
 # ---- TLS: verified unless the user says otherwise -------------------------------------
-
-class TlsProxy:
-    """A TLS front for a sim on 127.0.0.1:0 (self-signed certificate),
-    piping bytes to the sim's plain port."""
-
-    def __init__(self, tmp, backend_port):
-        self.cert = tmp / "cert.pem"
-        self.key = tmp / "key.pem"
-        r = run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                 "-keyout", str(self.key), "-out", str(self.cert), "-days",
-                 "2", "-subj", "/CN=127.0.0.1", "-addext",
-                 "subjectAltName=IP:127.0.0.1"], timeout=60)
-        if r.returncode != 0:
-            pytest.skip(f"cannot make a certificate: {r.stderr[-300:]!r}")
-        self.backend = backend_port
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(self.cert, self.key)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.stopping = False
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self):
-        while not self.stopping:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
-
-    def serve(self, c):
-        try:
-            t = self.ctx.wrap_socket(c, server_side=True)
-        except (OSError, ssl.SSLError):
-            c.close()
-            return
-        b = socket.create_connection(("127.0.0.1", self.backend))
-
-        def pump(src, dst):
-            try:
-                while True:
-                    d = src.recv(65536)
-                    if not d:
-                        break
-                    dst.sendall(d)
-            except OSError:
-                pass
-            finally:
-                for x in (src, dst):
-                    try:
-                        x.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-
-        th = threading.Thread(target=pump, args=(b, t), daemon=True)
-        th.start()
-        pump(t, b)
-        th.join(30)
-        t.close()
-        b.close()
-
-    def close(self):
-        self.stopping = True
-        self.sock.close()
-
 
 def test_tls_verified_unless_told(mounts, fsim, tmp_path, truth):
     if not shutil.which("openssl"):

@@ -1124,6 +1124,37 @@ def test_fault_seed_reproducible(make_sim):
     assert a != c, "different --fault-seed, same 24 fault draws"
 
 
+def test_fault_401_expired_token(make_sim):
+    """--fail-401: 401 with a JSON error whatever the token, as when a
+    token expired; the right token works again once the rate is 0."""
+    s = fault_sim(make_sim, "--token", "tok-401", "--fail-401", "1")
+    q = steady_query(s)
+    doc = error_body(*s.get("/api/v1/flows", q, token="tok-401"), 401)
+    assert "token" in doc["error"], doc
+    assert s.get("/api/v1/info", token="tok-401")[0] == 200, "/info faulted"
+    c = s.counters()
+    assert fault_count(c, "401") == 1
+    assert endpoint_count(c, "/api/v1/flows", 401) == 1
+    s.set_faults(**{"401": 0})
+    assert s.get("/api/v1/flows", q, token="tok-401")[0] == 200
+
+
+def test_faults_endpoint_seed_replays(make_sim):
+    """POST /_sim/faults?seed=N starts the fault draws again: the same
+    seed, the same sequence of faulted and clean answers."""
+    s = make_sim("--now", NOW_ISO, "--fail-500", "0.5")
+    q = steady_query(s)
+    q["end"] = q["start"] + 10 * MIN
+
+    def draws(seed):
+        s.set_faults(seed=seed)
+        return [s.get("/api/v1/flows", q)[0] for _ in range(24)]
+    a, b, c = draws(5), draws(5), draws(6)
+    assert a == b, "the same seed, other draws"
+    assert a != c, "another seed, the same 24 draws"
+    error_body(*s.post("/_sim/faults", {"seed": "x"}), 400)
+
+
 def find_key(doc, key):
     if isinstance(doc, dict):
         if key in doc:

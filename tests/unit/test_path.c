@@ -55,6 +55,8 @@ static void test_valid_paths(void **state)
 	assert_int_equal(n.kind, FS_QUERY);
 	assert_false(n.is_day);
 	assert_int_equal(n.q.end - n.q.start, 150 * 60000LL);
+	/* a range may reach to the end of today, like today's folder */
+	assert_int_equal(parse("/10.0.1.10/2026-11-29T10:00--2026-11-30T00:00", &n), 0);
 	assert_int_equal(parse("/192.0.2.10+203.0.113.7/2026-11-28", &n), 0);
 	assert_true(n.q.has_peer);
 }
@@ -102,6 +104,8 @@ static void test_invalid_names(void **state)
 		"/10.0.1.10/2026-11-29T10:00--2026-11-29T10:00",
 		"/10.0.1.10/2026-11-29T25:00--2026-11-29T26:00",
 		"/10.0.1.10/2026-11-29T10:00--", "/10.0.1.10/--2026-11-29T10:00",
+		"/10.0.1.10/2026-11-28T00:00--2099-01-01T00:00",	/* ends after today */
+		"/10.0.1.10/2026-11-29T10:00--2026-11-30T00:01",
 		"/10.0.1.10/2026-11-27/flows.xls", "/10.0.1.10/2026-11-27/flows.csv/x",
 		"/10.0.1.10/a\x01b", "/10.0.1.10\x7f",
 	};
