@@ -276,20 +276,37 @@ class Bench:
                 "size": os.path.getsize(csv_path)}
 
 
+def finish(P, t_start, problems):
+    """The section's text: its lines P, a blank line, the benchmark's run
+    time and the problems seen (also used by bench/sna.py)."""
+    P.append("")
+    report_end(P, problems, t_start)
+    return "\n".join(P)
+
+
 def fmt_int(n):
     return f"{n:,}"
 
 
-def main():
+def run_bench(name, make, report_fn):
+    """A benchmark's entry (bench/run calls it with BUILD_DIR): make the
+    bench, print the section its report returns, close it whatever
+    happens; the exit status (0 when the section was printed: problems
+    are in the section, so that the report shows them)."""
     if len(sys.argv) != 2:
-        print("usage: engine.py BUILD_DIR", file=sys.stderr)
+        print(f"usage: {name} BUILD_DIR", file=sys.stderr)
         return 2
     t_start = time.monotonic()
-    b = Bench(sys.argv[1])
+    b = make(sys.argv[1])
     try:
-        return report(b, t_start)
+        print(report_fn(b, t_start))
+        return 0
     finally:
         b.close()
+
+
+def main():
+    return run_bench("engine.py", Bench, report)
 
 
 def report(b, t_start):
@@ -437,10 +454,7 @@ def report(b, t_start):
         P.append(f"| {label}, {fmt_int(n)} flows | {w['size'] / 1e6:.0f} MB | {w['reqs']} | "
                  f"{w['ff'] * 1e3:.0f} ms ({n / w['ff']:,.0f} flows/s) | {w['cat'] * 1e3:.0f} ms "
                  f"| **{w['cat'] / w['ff']:.3f}** ({w['ff'] / w['cat']:.0f} x slower) |")
-    P.append("")
-    report_end(P, b.problems, t_start)
-    print("\n".join(P))
-    return 0    # problems are in the section, so that the report shows them
+    return finish(P, t_start, b.problems)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,12 @@
 """The benchmarks' own flowsim: started on 127.0.0.1:0 with a private token,
 asked through its /_sim endpoints, stopped by its pid; and the closing lines
-of a report section.  Shared by bench/engine.py, bench/fs.py and
-bench/soak.py."""
+of a report section.  Shared by bench/engine.py, bench/fs.py, bench/soak.py
+and bench/sna.py.
+
+The reference dialect by default; Sim(..., dialect="sna") serves the SNA
+dialect instead (docs/flowsim.md), with a private password, and its
+token_file then holds the "user:password" a client of the SNA driver
+reads; driver_url is the URL to give flowfetch or flowfs either way."""
 import http.client
 import json
 import os
@@ -17,20 +22,30 @@ NOW_ISO = "2026-11-29T12:00:00Z"
 class Sim:
     """Our own flowsim: started on 127.0.0.1:0, stopped by its pid."""
 
-    def __init__(self, binary, tmp, args=()):
-        """args: more flowsim options (faults, --max-records...), none by default."""
+    def __init__(self, binary, tmp, dialect="flowapi", args=()):
+        """dialect: "flowapi" (the reference) or "sna"; args: more flowsim
+        options (--max-records, --sna-query-ms, ...).  tmp holds this sim's
+        files: one directory a sim."""
         self.tmp = tmp
+        self.dialect = dialect
         self.token = secrets.token_hex(16)
         self.token_file = os.path.join(tmp, "token")
-        fd = os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(self.token + "\n")
         port_file = os.path.join(tmp, "port")
+        cmd = [binary, "--listen", "127.0.0.1:0", "--port-file", port_file,
+               "--truth", "--now", NOW_ISO]
+        if dialect == "sna":
+            self.user = "bench"
+            self.password_file = os.path.join(tmp, "password")
+            self._private(self.password_file, self.token)
+            self._private(self.token_file, f"{self.user}:{self.token}")
+            cmd += ["--dialect", "sna", "--sna-user", self.user,
+                    "--sna-password-file", self.password_file]
+        else:
+            self._private(self.token_file, self.token)
+            cmd += ["--token-file", self.token_file]
         self.log = open(os.path.join(tmp, "flowsim.log"), "w")
-        self.proc = subprocess.Popen(
-            [binary, "--listen", "127.0.0.1:0", "--port-file", port_file, "--truth",
-             "--now", NOW_ISO, "--token-file", self.token_file, *args],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(cmd + list(args), stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=self.log)
         self.port = 0
         for _ in range(200):
             if self.proc.poll() is not None:
@@ -47,7 +62,14 @@ class Sim:
             self.stop()
             raise RuntimeError("flowsim did not start")
         self.url = f"http://127.0.0.1:{self.port}"
+        self.driver_url = ("sna+" if dialect == "sna" else "") + self.url
         self.conn = None
+
+    @staticmethod
+    def _private(path, text):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text + "\n")
 
     def stop(self):
         if self.proc.poll() is None:
@@ -79,13 +101,29 @@ class Sim:
 
     def flows_requests(self):
         """Requests /api/v1/flows has seen, whatever their status."""
-        c = self.request("GET", "/_sim/counters")
+        c = self.counters()
         return sum(c["endpoints"].get("/api/v1/flows", {}).values())
 
-    def truth(self, ip, start, end):
-        q = urllib.parse.urlencode({"ip": ip, "start": start, "end": end})
-        t = self.request("GET", f"/_sim/truth?{q}")
+    def counters(self):
+        return self.request("GET", "/_sim/counters")
+
+    def truth(self, ip, start, end, key=None, peer=None):
+        """(count, digest); key="sna" for the SNA driver's ids."""
+        t = self.request("GET", f"/_sim/truth?{self._truth_query(ip, start, end, key, peer)}")
         return t["count"], t["digest"]
+
+    def truth_ids(self, ip, start, end, key=None, peer=None):
+        q = self._truth_query(ip, start, end, key, peer) + "&list=ids"
+        return self.request("GET", f"/_sim/truth?{q}")["ids"]
+
+    @staticmethod
+    def _truth_query(ip, start, end, key, peer):
+        params = {"ip": ip, "start": start, "end": end}
+        if key:
+            params["key"] = key
+        if peer:
+            params["peer"] = peer
+        return urllib.parse.urlencode(params)
 
     def flows_url(self, ip, start, end):
         q = urllib.parse.urlencode({"ip": ip, "start": start, "end": end})

@@ -248,7 +248,7 @@ class Soak:
         self.current = [None] * READERS     # (op, folder, t0) of each reader
         self.sim_lock = threading.Lock()
         self.mount = None
-        self.sim = Sim(os.path.join(self.build, "sim", "flowsim"), self.tmp, SIM_ARGS)
+        self.sim = Sim(os.path.join(self.build, "sim", "flowsim"), self.tmp, args=SIM_ARGS)
 
     def close(self):
         try:
