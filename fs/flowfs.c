@@ -170,6 +170,33 @@ int fs_cached_subjects(struct fs_ctx *c, struct cache_query **out, size_t *n)
 	return rc;
 }
 
+void fs_log_gaps(struct fs_ctx *c, const struct cache_query *q, const char *name)
+{
+	struct cache_gap *g = NULL;
+	size_t n = 0;
+	char err[CACHE_ERRLEN];
+
+	pthread_mutex_lock(&c->small_lock);
+	struct cache *cc = small_open(c);
+	int rc = cc ? cache_gaps(cc, q, &g, &n, err) : -EIO;
+	pthread_mutex_unlock(&c->small_lock);
+	if (rc) {
+		fs_log(c, "%s: cannot list its gaps: %s", name, cc ? err : "no cache");
+		return;
+	}
+	for (size_t i = 0; i < n && i < FS_LOG_GAPS; i++) {
+		char from[40], to[40];
+		cache_time_format(g[i].start, from, sizeof(from));
+		cache_time_format(g[i].end, to, sizeof(to));
+		fs_log(c, "%s: gap %s to %s, peer %s: %s (%lld records seen)", name, from, to,
+		       g[i].peer, g[i].reason, (long long)g[i].seen);
+	}
+	if (n > FS_LOG_GAPS)
+		fs_log(c, "%s: and %zu more gaps (query.json lists them all)", name,
+		       n - FS_LOG_GAPS);
+	free(g);
+}
+
 int fs_static_file(struct fs_ctx *c, const struct fs_node *n, char **text, size_t *len)
 {
 	static const enum cache_table tables[FS_NCFILES] = {0, CACHE_APPS, CACHE_GROUPS,

@@ -552,6 +552,10 @@ static void *folder_worker(void *arg)
 				fs_log(c, "query %016llx (%s): incomplete: %llu gaps, %llu rejected records",
 				       (unsigned long long)f->ino, name, (unsigned long long)res.gaps,
 				       (unsigned long long)res.rejected);
+				char who[160];
+				snprintf(who, sizeof(who), "query %016llx (%s)", (unsigned long long)f->ino,
+					 name);
+				fs_log_gaps(c, &f->node.q, who);
 			}
 		}
 		/* a file someone waits for */

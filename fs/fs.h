@@ -74,6 +74,11 @@ extern const struct fuse_lowlevel_ops fs_ops;
 /* The (subject, peer) pairs the cache holds, for the root's listing. */
 int fs_cached_subjects(struct fs_ctx *c, struct cache_query **out, size_t *n);
 
+/* Log each gap of q (at most FS_LOG_GAPS, then how many more), each line
+ * starting with 'who'; a failure to read them is logged instead. */
+#define FS_LOG_GAPS 20
+void fs_log_gaps(struct fs_ctx *c, const struct cache_query *q, const char *name);
+
 /* The collector's clock now (its /info clock plus the time since). */
 void fs_clock_now(struct fs_ctx *c, struct fs_clock *clk);
 

@@ -681,8 +681,11 @@ def test_gap_never_hidden_mount(hostile, mounts, faults_off, with_faults):
     for g in q["gaps"]:
         assert g["start"] in summary, f"summary.txt omits the gap {g}"
     assert prog(progress(d)[0])["gaps"] == len(gaps)
-    assert any(re.search(rf"incomplete: {len(gaps)} gaps", ln)
-               for ln in log_lines(m, d.name)), log_lines(m, d.name)
+    logged = log_lines(m, d.name)
+    assert any(re.search(rf"incomplete: {len(gaps)} gaps", ln) for ln in logged), logged
+    for g in q["gaps"][:20]:
+        assert any(f"gap {g['start']}" in ln for ln in logged), \
+            f"the log does not name the gap {g}: {logged}"
     check_sums(d)
 
 
