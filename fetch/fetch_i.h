@@ -206,10 +206,11 @@ void flowapi_thread_done(void);
 int sna_decode_answer(const char *body, size_t len, size_t sample_at, struct decoded *out,
 		      char *err);
 
-/* Decode a whole /flows answer: 0, or -EBADMSG (err says why) for an
- * answer that is not JSON or has no "flows" array, -ENOMEM.  An answer of
- * sample_at records or more (0: never) is decoded as a sample only (see
- * struct decoded).  Rejected records are counted in out, not fatal. */
+/* Decode a whole /flows answer, len bytes at body (which need not end in a
+ * NUL): 0, or -EBADMSG (err says why) for an answer that is not JSON or
+ * has no "flows" array, -ENOMEM.  An answer of sample_at records or more
+ * (0: never) is decoded as a sample only (see struct decoded).  Rejected
+ * records are counted in out, not fatal. */
 int flowapi_decode_flows(const char *body, size_t len, size_t sample_at, struct decoded *out,
 			 char *err);
 

@@ -621,8 +621,9 @@ int flowapi_decode_flows(const char *body, size_t len, size_t sample_at, struct 
 	out->sample_at = sample_at;
 	root = fetch_arena_parse(body, len);
 	if (!root) {
-		snprintf(err, FETCH_ERRLEN, "an answer that is not JSON (%zu bytes, starting '%.20s')",
-			 len, body ? body : "");
+		/* at most the first 20 bytes: the body need not end in a NUL */
+		snprintf(err, FETCH_ERRLEN, "an answer that is not JSON (%zu bytes, starting '%.*s')",
+			 len, (int)(len < 20 ? len : 20), body ? body : "");
 		for (char *c = err; *c; c++)
 			if ((unsigned char)*c < ' ')
 				*c = '?';

@@ -188,6 +188,30 @@ static void test_garbage_answers(void **state)
 	}
 }
 
+/* Found by fuzz_flows: the message about a short non-JSON answer quoted
+ * up to 20 bytes whatever its length, reading past the end of a body that
+ * does not end in a NUL (ASan: heap-buffer-overflow in printf). */
+static void test_garbage_quote_stays_in_body(void **state)
+{
+	(void)state;
+	struct decoded d;
+	char err[FETCH_ERRLEN];
+	char *body = malloc(24);
+
+	assert_non_null(body);
+	memcpy(body, "nopeSECRETSECRETSECRET!", 24);	/* only "nope" is the answer */
+	assert_int_equal(flowapi_decode_flows(body, 4, 0, &d, err), -EBADMSG);
+	assert_non_null(strstr(err, "'nope'"));
+	assert_null(strstr(err, "SECRET"));
+	decoded_free(&d);
+	char *empty = malloc(1);	/* nothing at all, not even a NUL */
+	assert_non_null(empty);
+	assert_int_equal(flowapi_decode_flows(empty, 0, 0, &d, err), -EBADMSG);
+	assert_non_null(strstr(err, "(0 bytes, starting '')"));
+	free(empty);
+	free(body);
+}
+
 static void set_addr4(uint8_t a[16], unsigned b0, unsigned b1, unsigned b2, unsigned b3)
 {
 	memset(a, 0, 16);
@@ -251,6 +275,7 @@ int main(void)
 		cmocka_unit_test(test_answer_counts_rejects),
 		cmocka_unit_test(test_sample_answers),
 		cmocka_unit_test(test_garbage_answers),
+		cmocka_unit_test(test_garbage_quote_stays_in_body),
 		cmocka_unit_test(test_community_id),
 	};
 	flowapi_init_hooks();
