@@ -39,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #define CACHE_ERRLEN 256
 #define CACHE_ID_MAX 64		/* longest record id accepted (collector-api.md) */
@@ -311,6 +312,13 @@ int cache_subjects(struct cache *c, struct cache_query **out, size_t *n, char *e
  * rule ("CET-1CEST,M3.5.0,M10.5.0/3")?  glibc takes an unknown name
  * silently as UTC, which would mislabel evidence. */
 bool cache_tz_valid(const char *tz);
+
+/* mktime() for a wall time in the process's zone (tm_isdst ignored), the
+ * same on every call: a time that occurs twice is its first occurrence, a
+ * time the clocks skip moves forward by the change (02:30 becomes 03:30).
+ * Like mktime, *tm becomes the local time of the result (a day that does
+ * not exist, 2023-02-29, comes back as another); (time_t)-1 on failure. */
+time_t cache_mktime(struct tm *tm);
 
 /* "TCP", "UDP", "ICMP", "ICMP6", "GRE", "ESP", ...; NULL where no name. */
 const char *cache_proto_name(int proto);

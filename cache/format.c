@@ -291,3 +291,45 @@ bool cache_tz_valid(const char *tz)
 		p++;
 	return *p >= '0' && *p <= '9';
 }
+
+/*
+ * glibc's mktime() resolves a wall time that occurs twice (the hour the
+ * clocks go back) with the offset its previous call used, kept in a static,
+ * so "2026-10-25T02:30" in Europe/Berlin is one instant or the other by
+ * history.  Here: the offsets in use within 30 hours of the wall time (read
+ * as UTC) are the candidates; a candidate whose instant shows exactly that
+ * wall time is an occurrence, and the earliest occurrence wins.  With none
+ * (the clocks skip the time), the time moves forward by the change, as
+ * mktime does: the latest candidate.
+ */
+time_t cache_mktime(struct tm *tm)
+{
+	struct tm w = *tm, lt;
+	time_t base, t, best = 0, skipped = 0;
+	bool found = false, have_skipped = false;
+
+	w.tm_isdst = 0;
+	base = timegm(&w);
+	for (int i = -2; i <= 2; i++) {
+		time_t probe = base + (time_t)i * 15 * 3600;
+		if (!localtime_r(&probe, &lt))
+			continue;
+		long off = lt.tm_gmtoff;
+		t = base - off;
+		if (!localtime_r(&t, &lt))
+			continue;
+		if (lt.tm_gmtoff == off) {
+			if (!found || t < best)
+				best = t;
+			found = true;
+		} else if (!have_skipped || t > skipped) {
+			skipped = t;
+			have_skipped = true;
+		}
+	}
+	if (!found && !have_skipped)
+		return (time_t)-1;
+	t = found ? best : skipped;
+	localtime_r(&t, tm);
+	return t;
+}

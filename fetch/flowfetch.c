@@ -148,7 +148,7 @@ static int parse_when(const char *s, int64_t *ms, bool *is_date)
 		t = timegm(&tm);
 		t -= off * 60;
 	} else {
-		t = mktime(&tm);
+		t = cache_mktime(&tm);
 	}
 	/* reject dates that do not exist (2023-02-29 comes back as March 1) */
 	if (tm.tm_mday != d || tm.tm_mon != mo - 1)
@@ -167,7 +167,7 @@ static int64_t day_after(int64_t ms)
 	tm.tm_mday++;
 	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
 	tm.tm_isdst = -1;
-	return (int64_t)mktime(&tm) * 1000;
+	return (int64_t)cache_mktime(&tm) * 1000;
 }
 
 struct ticker {

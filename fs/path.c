@@ -32,7 +32,7 @@ static int64_t day_start(int64_t ms)
 	localtime_r(&t, &tm);
 	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
 	tm.tm_isdst = -1;
-	return (int64_t)mktime(&tm) * 1000;
+	return (int64_t)cache_mktime(&tm) * 1000;
 }
 
 /* Local midnight 'days' calendar days after the day starting at ms. */
@@ -45,12 +45,30 @@ static int64_t day_add(int64_t ms, int days)
 	tm.tm_mday += days;
 	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
 	tm.tm_isdst = -1;
-	return (int64_t)mktime(&tm) * 1000;
+	return (int64_t)cache_mktime(&tm) * 1000;
 }
 
+/*
+ * The days the grammar can name run from the first local midnight at or
+ * after the epoch (the API's times are >= 0) to 9999-12-31 (four-digit
+ * years): a collector whose retention or clock reaches past either end
+ * gets its listing cut there, so that every day listed can be looked up.
+ */
 static int64_t oldest_day(const struct fs_clock *clk)
 {
-	return day_add(day_start(clk->now_ms), -clk->retention_days);
+	int64_t first = day_start(0), d = day_add(day_start(clk->now_ms), -clk->retention_days);
+
+	if (first < 0)
+		first = day_add(first, 1);
+	return d > first ? d : first;
+}
+
+static int64_t today(const struct fs_clock *clk)
+{
+	struct tm tm = {.tm_year = 9999 - 1900, .tm_mon = 11, .tm_mday = 31, .tm_isdst = -1};
+	int64_t last = (int64_t)cache_mktime(&tm) * 1000, d = day_start(clk->now_ms);
+
+	return d < last ? d : last;
 }
 
 /* Parse "yyyy-mm-dd" or "yyyy-mm-ddThh:mm[:ss]" (exactly that, local). */
@@ -91,7 +109,7 @@ static int parse_local(const char *s, size_t len, bool want_time, int64_t *ms)
 	tm.tm_min = mi;
 	tm.tm_sec = sec;
 	tm.tm_isdst = -1;
-	time_t t = mktime(&tm);
+	time_t t = cache_mktime(&tm);
 	if (t == (time_t)-1 || tm.tm_mday != d || tm.tm_mon != mo - 1)
 		return -ENOENT;	/* 2023-02-29 */
 	*ms = (int64_t)t * 1000;
@@ -162,7 +180,7 @@ static int lookup_query(const struct fs_node *parent, const char *name,
 	if (!sep) {
 		if (parse_local(name, strlen(name), false, &n.q.start))
 			return -ENOENT;
-		if (n.q.start < oldest || n.q.start > day_start(clk->now_ms))
+		if (n.q.start < oldest || n.q.start > today(clk))
 			return -ENOENT;	/* outside the retention, or after today */
 		n.q.end = day_add(n.q.start, 1);
 		n.is_day = true;
@@ -297,24 +315,25 @@ void fs_node_name(const struct fs_node *n, char *buf, size_t len)
 
 int fs_days(const struct fs_clock *clk, int64_t *starts, int max)
 {
-	int64_t d = oldest_day(clk), today = day_start(clk->now_ms);
+	int64_t d = oldest_day(clk), last = today(clk);
 	int n = 0;
 
-	for (; d <= today && n < max; d = day_add(d, 1))
+	for (; d <= last && n < max; d = day_add(d, 1))
 		starts[n++] = d;
 	return n;
 }
 
-uint64_t fs_node_ino(const struct fs_node *n)
+void fs_node_path(const struct fs_node *n, char *buf, size_t len)
 {
-	char path[512], name[128];
+	char name[128];
 	struct fs_node parts[4];
 	int depth = 0;
-	uint64_t h = 0xcbf29ce484222325ULL;
+	size_t o = 0;
 
-	if (n->kind == FS_ROOT)
-		return 1;
-	/* the canonical path, from its components */
+	if (len == 0)
+		return;
+	snprintf(buf, len, "/");
+	/* the components, from the node up to the root */
 	struct fs_node cur = *n;
 	while (cur.kind != FS_ROOT && depth < 4) {
 		parts[depth++] = cur;
@@ -325,14 +344,20 @@ uint64_t fs_node_ino(const struct fs_node *n)
 		default: cur.kind = FS_ROOT; break;
 		}
 	}
-	path[0] = '\0';
-	size_t o = 0;
-	for (int i = depth - 1; i >= 0; i--) {
+	for (int i = depth - 1; i >= 0 && o < len; i--) {
 		fs_node_name(&parts[i], name, sizeof(name));
-		o += (size_t)snprintf(path + o, sizeof(path) - o, "/%s", name);
-		if (o >= sizeof(path))
-			break;
+		o += (size_t)snprintf(buf + o, len - o, "/%s", name);
 	}
+}
+
+uint64_t fs_node_ino(const struct fs_node *n)
+{
+	char path[512];
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	if (n->kind == FS_ROOT)
+		return 1;
+	fs_node_path(n, path, sizeof(path));
 	for (const char *c = path; *c; c++) {
 		h ^= (unsigned char)*c;
 		h *= 0x100000001b3ULL;

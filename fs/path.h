@@ -74,9 +74,14 @@ void fs_node_name(const struct fs_node *n, char *buf, size_t len);
 void fs_subject_name(const struct cache_query *q, char *buf, size_t len);
 
 /* The days a subject folder lists: from the oldest day within retention
- * to today, in the process's zone; *start of each day (ms).  Returns the
- * count (at most max). */
+ * to today, in the process's zone, but none that starts before the epoch
+ * or lies after 9999-12-31 (names fs_lookup could not take); *start of
+ * each day (ms).  Returns the count (at most max). */
 int fs_days(const struct fs_clock *clk, int64_t *starts, int max);
+
+/* The node's canonical path, "/" and its canonical names ("/10.0.0.0_24/
+ * 2026-11-27/flows.csv"); cut to len - 1 bytes (512 always suffice). */
+void fs_node_path(const struct fs_node *n, char *buf, size_t len);
 
 /* A stable 64-bit number for a node (its inode): a hash of its canonical
  * path, never 0 or 1. */

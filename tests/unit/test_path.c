@@ -155,6 +155,94 @@ static void test_days_listing(void **state)
 		assert_int_equal(starts[i] - starts[i - 1], 86400000LL);
 }
 
+/* Leave glibc's mktime() holding the offset of the given UTC instant: it
+ * starts from the offset of its last call. */
+static void prime_mktime(time_t t)
+{
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	tm.tm_isdst = -1;
+	mktime(&tm);
+}
+
+/* Found by fuzz_path: a wall time that occurs twice meant one instant or
+ * the other depending on glibc's mktime history, so the same folder name
+ * was two ranges, and a day of the listing did not end where the next
+ * began.  Now the first occurrence, always. */
+static void test_ambiguous_times_stable(void **state)
+{
+	(void)state;
+	struct fs_node a, b;
+	const char *range = "/10.0.0.1/2026-10-25T02:30--2026-10-25T03:30";
+
+	set_tz("Europe/Berlin");
+	prime_mktime(1782907200);	/* 2026-07-01, summer time */
+	assert_int_equal(parse(range, &a), 0);
+	prime_mktime(1796126400);	/* 2026-12-01, winter time */
+	assert_int_equal(parse(range, &b), 0);
+	assert_int_equal(a.q.start, 1792888200000LL);	/* 00:30Z: 02:30 CEST, the first */
+	assert_int_equal(b.q.start, a.q.start);
+	assert_int_equal(a.q.end - a.q.start, 2 * 3600000LL);	/* 02:30 CEST to 03:30 CET */
+
+	/* Havana goes back from 01:00 to 00:00: 2011-11-13 begins twice */
+	struct fs_clock hc = {1321790400000LL, 30};	/* 2011-11-20T12:00Z */
+	int64_t starts[40];
+	set_tz("America/Havana");
+	prime_mktime(1322740800);	/* 2011-12-01, standard time */
+	assert_int_equal(fs_path_parse("/10.0.0.1/2011-11-12", &hc, &a), 0);
+	prime_mktime(1309521600);	/* 2011-07-01, daylight time */
+	assert_int_equal(fs_path_parse("/10.0.0.1/2011-11-13", &hc, &b), 0);
+	assert_int_equal(a.q.end, 1321156800000LL);	/* 04:00Z: the first midnight */
+	assert_int_equal(b.q.start, a.q.end);
+	assert_int_equal(b.q.end - b.q.start, 25 * 3600000LL);
+	int n = fs_days(&hc, starts, 40);
+	assert_int_equal(n, 31);
+	for (int i = 0; i + 1 < n; i++) {
+		struct fs_node day;
+		char name[128];
+		memset(&day, 0, sizeof(day));
+		day.kind = FS_QUERY;
+		day.is_day = true;
+		day.q.start = starts[i];
+		fs_node_name(&day, name, sizeof(name));
+		char path[160];
+		snprintf(path, sizeof(path), "/10.0.0.1/%s", name);
+		prime_mktime(i % 2 ? 1309521600 : 1322740800);
+		assert_int_equal(fs_path_parse(path, &hc, &day), 0);
+		assert_int_equal(day.q.start, starts[i]);
+		assert_int_equal(day.q.end, starts[i + 1]);
+	}
+	set_tz("UTC");
+}
+
+/* Found by fuzz_path: a collector whose clock or retention reaches past
+ * the years the grammar can name (1970 to 9999) had days listed that
+ * could not be looked up ("10000-01-01", "1969-12-31"). */
+static void test_days_listing_bounds(void **state)
+{
+	(void)state;
+	int64_t starts[64];
+	struct fs_node n;
+	struct fs_clock late = {253402300799999LL, 3};	/* 9999-12-31T23:59:59.999Z */
+	struct fs_clock early = {2 * 86400000LL, 10};	/* 1970-01-03T00:00Z */
+
+	set_tz("Asia/Tokyo");	/* already 10000-01-01 there */
+	int k = fs_days(&late, starts, 64);
+	assert_int_equal(k, 3);
+	assert_int_equal(fs_path_parse("/10.0.0.1/9999-12-31", &late, &n), 0);
+	assert_int_equal(n.q.start, starts[k - 1]);
+	set_tz("Europe/Berlin");	/* 1970-01-01 began an hour before the epoch */
+	k = fs_days(&early, starts, 64);
+	assert_int_equal(k, 2);	/* 1970-01-02 and -03 */
+	assert_int_equal(fs_path_parse("/10.0.0.1/1970-01-02", &early, &n), 0);
+	assert_int_equal(n.q.start, starts[0]);
+	assert_int_equal(fs_path_parse("/10.0.0.1/1970-01-01", &early, &n), -ENOENT);
+	assert_int_equal(fs_path_parse("/10.0.0.1/1970-01-01T00:30--1970-01-01T02:00", &early, &n),
+			 -ENOENT);
+	set_tz("UTC");
+}
+
 static void test_inodes_distinct(void **state)
 {
 	(void)state;
@@ -186,6 +274,8 @@ int main(void)
 		cmocka_unit_test(test_dst_days),
 		cmocka_unit_test(test_days_listing),
 		cmocka_unit_test(test_inodes_distinct),
+		cmocka_unit_test(test_ambiguous_times_stable),
+		cmocka_unit_test(test_days_listing_bounds),
 	};
 	return cmocka_run_group_tests_name("path", tests, NULL, NULL);
 }
