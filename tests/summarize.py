@@ -3,7 +3,7 @@
 the closing line 'N passed, N failed[, N skipped]'.
 
 Each suite leaves a JUnit report in BUILD/test-results/ (cmocka and pytest
-both write them).  A meson test that failed without a report saying so (a
+write them; tests/fuzz/run.py writes one case a fuzz target, in build-fuzz/).  A meson test that failed without a report saying so (a
 crash, a timeout, a sanitizer abort) counts as one more failure, so nothing
 that broke is ever hidden.  Exit status 1 when anything failed or nothing ran.
 """

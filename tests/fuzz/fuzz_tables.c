@@ -1,0 +1,92 @@
+/*
+ * fuzz_tables.c - libFuzzer target: the collector's small answers, /info
+ * and the lookup tables (/applications, /hostgroups, /exporters and their
+ * interfaces), through the flowapi driver's info_decode and lookup_decode.
+ * Every input is decoded as each of the five, since one body must never
+ * crash any of them.  The body is exactly the input, with no NUL after it.
+ *
+ * Properties checked beyond "no crash":
+ *   - /info: a decoded answer names a product, has its numbers in range
+ *     (max_records 0 = not said, or 1 to 10^7; retention 1 to 36500 days;
+ *     export delay 0 to 86400 s; a clock >= 0) and every string terminated;
+ *     a refused one says why in one line;
+ *   - tables: every row's key (and ifIndex / parent) fits in 32 bits and its
+ *     strings are terminated; a refused table keeps no rows and says why.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "fetch_i.h"
+#include "fuzzutil.h"
+
+#define U32_MAX 4294967295LL
+
+static void check_info(const char *body, size_t len)
+{
+	struct fetch_info info;
+	char err[FETCH_ERRLEN] = "";
+	int rc = flowapi_driver.info_decode(NULL, body, len, &info, err);
+
+	FUZZ_CHECK(rc == 0 || rc == -EPROTO, "info rc %d", rc);
+	if (rc) {
+		fuzz_check_message(err, sizeof(err));
+		return;
+	}
+	FUZZ_CHECK(strnlen(info.product, sizeof(info.product)) < sizeof(info.product),
+		   "product not terminated");
+	FUZZ_CHECK(strnlen(info.version, sizeof(info.version)) < sizeof(info.version),
+		   "version not terminated");
+	FUZZ_CHECK(strcmp(info.dialect, "flowapi/1") == 0, "dialect '%.32s'", info.dialect);
+	FUZZ_CHECK(info.max_records <= 10000000, "max_records %u", info.max_records);
+	FUZZ_CHECK(info.retention_days >= 1 && info.retention_days <= 36500, "retention %d",
+		   info.retention_days);
+	FUZZ_CHECK(info.export_delay_s >= 0 && info.export_delay_s <= 86400, "export delay %d",
+		   info.export_delay_s);
+	FUZZ_CHECK(info.now_ms >= 0, "now %lld", (long long)info.now_ms);
+}
+
+static void check_table(enum cache_table t, const char *body, size_t len)
+{
+	struct cache_lookup *rows = NULL;
+	size_t n = 7;
+	char err[FETCH_ERRLEN] = "";
+	int rc = flowapi_driver.lookup_decode(NULL, t, body, len, &rows, &n, err);
+
+	FUZZ_CHECK(rc == 0 || rc == -EBADMSG || rc == -ENOMEM, "table %d rc %d", t, rc);
+	if (rc) {
+		FUZZ_CHECK(rows == NULL && n == 0, "a refused table kept %zu rows", n);
+		if (rc == -EBADMSG)
+			fuzz_check_message(err, sizeof(err));
+		return;
+	}
+	FUZZ_CHECK(n == 0 || rows != NULL, "%zu rows and no array", n);
+	for (size_t i = 0; i < n; i++) {
+		const struct cache_lookup *r = &rows[i];
+		FUZZ_CHECK(r->key >= 0 && r->key <= U32_MAX, "key %lld", (long long)r->key);
+		FUZZ_CHECK(r->key2 >= 0 && r->key2 <= U32_MAX, "key2 %lld", (long long)r->key2);
+		FUZZ_CHECK(t == CACHE_GROUPS || t == CACHE_IFS || r->key2 == 0,
+			   "key2 %lld in table %d", (long long)r->key2, t);
+		FUZZ_CHECK(strnlen(r->name, sizeof(r->name)) < sizeof(r->name), "name not terminated");
+		FUZZ_CHECK(strnlen(r->extra, sizeof(r->extra)) < sizeof(r->extra),
+			   "extra not terminated");
+	}
+	free(rows);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *body = malloc(size ? size : 1);
+
+	if (!body)
+		return 0;
+	memcpy(body, data, size);
+	check_info(body, size);
+	for (int t = 0; t < CACHE_NTABLES; t++)
+		check_table((enum cache_table)t, body, size);
+	free(body);
+	return 0;
+}
