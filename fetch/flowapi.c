@@ -31,7 +31,10 @@
  * other threads (and anything outside a parse) use malloc.  cJSON's hooks
  * are process-wide, so the hooks look at the calling thread's arena.
  */
-#define ARENA_BLOCK ((size_t)8 << 20)
+#ifndef FLOWAPI_ARENA_BLOCK	/* the fuzz build's are small: answers span many */
+#define FLOWAPI_ARENA_BLOCK (8 << 20)
+#endif
+#define ARENA_BLOCK ((size_t)FLOWAPI_ARENA_BLOCK)
 
 struct arena_block {
 	struct arena_block *next;
