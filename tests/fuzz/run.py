@@ -124,11 +124,16 @@ def write_junit(path, results):
     ET.ElementTree(suite).write(path, encoding="unicode", xml_declaration=True)
 
 
-def markdown(results, seconds):
+def load():
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
+def markdown(results, seconds, load_start):
     rows = [f"Each target run once for {seconds} s from its seed corpus "
             f"(`tests/fuzz/corpus/NAME`) with its dictionary, `-rss_limit_mb={RSS_LIMIT_MB} "
             f"-timeout={UNIT_TIMEOUT_S}`, clang with ASan and UBSan, one process at a time "
-            "(`tests/fuzz/run.py --fresh`). cov and features are libFuzzer's counters "
+            f"(`tests/fuzz/run.py --fresh`); load average (1 min) {load_start} at the start, "
+            f"{load()} at the end. cov and features are libFuzzer's counters "
             "(edges and features of the instrumented code: flowfs's own, not the "
             "system's cJSON or libc).",
             "",
@@ -160,6 +165,7 @@ def main():
     ap.add_argument("--fresh", action="store_true")
     a = ap.parse_args()
     results = []
+    load_start = load()
     for name in a.targets.split(","):
         if name not in TARGETS:
             ap.error(f"unknown target {name} (targets: {', '.join(TARGETS)})")
@@ -169,7 +175,7 @@ def main():
     if a.junit:
         write_junit(a.junit, results)
     if a.markdown:
-        print(markdown(results, a.seconds))
+        print(markdown(results, a.seconds, load_start))
     return 0 if all(r["ok"] for r in results) else 1
 
 
