@@ -240,6 +240,9 @@ static int sna_info_decode(struct driver *d, const char *body, size_t len,
 		if (fetch_json_int(cJSON_GetObjectItemCaseSensitive(it, "id"), 0, 2147483647.0, &id))
 			continue;
 		fetch_json_str(it, "displayName", name, sizeof(name));
+		for (char *c = name; *c; c++)	/* the list goes into a one-line message */
+			if ((unsigned char)*c < ' ' || *c == 0x7f)
+				*c = '?';
 		count++;
 		if (used < sizeof(list) - 1)
 			used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%lld (%.40s)",
@@ -526,7 +529,11 @@ static int sna_decode_record(const cJSON *o, struct flow_rec *f, bool sample, ch
 	f->bytes = opt_num(st, "byteCount", FETCH_EXACT_MAX);
 	f->pkts = opt_num(st, "packetCount", FETCH_EXACT_MAX);
 	f->exporter = fc;
+	/* 0 is no application, as in flowapi/1 (flowsim sends the reference
+	 * record's 0 as it is): unknown, so both dialects write it alike */
 	f->app = opt_num(o, "applicationId", 4294967295.0);
+	if (f->app == 0)
+		f->app = -1;
 	f->in_if = f->out_if = f->src_as = f->dst_as = f->sampling = -1;
 	f->icmp_type = f->icmp_code = -1;
 	f->tcp_flags = -1;

@@ -158,6 +158,51 @@ static void test_sample_and_garbage(void **state)
 	}
 }
 
+/* Found by fuzz_flows: applicationId 0 (no application: flowsim sends the
+ * reference record's app 0 as it is) was kept as application 0, where the
+ * flowapi driver keeps the same flow's app as unknown: the two dialects
+ * wrote one flow two ways. */
+static void test_application_zero_unknown(void **state)
+{
+	(void)state;
+	struct decoded d;
+	char body[2048];
+	const char *rec = REC("7", "2026-11-28T10:15:02.000+0000", "server", "198.18.7.9");
+	const char *at = strstr(rec, "\"applicationId\":130");
+
+	assert_non_null(at);
+	snprintf(body, sizeof(body), "{\"data\":{\"flows\":[%.*s\"applicationId\":0%s]}}",
+		 (int)(at - rec), rec, at + strlen("\"applicationId\":130"));
+	assert_int_equal(decode(body, 0, &d), 0);
+	assert_int_equal(d.n, 1);
+	assert_int_equal(d.recs[0].app, -1);
+	decoded_free(&d);
+}
+
+/* Found by fuzz_tables: the message naming the Manager's tenants carried
+ * their names as sent, a newline included, into the one-line cause that
+ * goes to the log and .progress. */
+static void test_tenant_list_one_line(void **state)
+{
+	(void)state;
+	struct fetch_opts o;
+	struct driver *d;
+	struct fetch_info info;
+	char err[FETCH_ERRLEN] = "";
+	const char *body = "{\"data\":[{\"id\":102,\"displayName\":\"Lab\\nnetwork\"},"
+			   "{\"id\":103,\"displayName\":\"B\\u0007\\u001b[2J\"}]}";
+
+	memset(&o, 0, sizeof(o));
+	o.url = "http://127.0.0.1:9";
+	o.token = "user:password";
+	assert_int_equal(sna_driver.open(&d, &o, err), 0);
+	assert_int_equal(sna_driver.info_decode(d, body, strlen(body), &info, err), -EINVAL);
+	assert_non_null(strstr(err, "102 (Lab?network), 103 (B??[2J)"));
+	for (const char *c = err; *c; c++)
+		assert_true((unsigned char)*c >= ' ' && *c != 0x7f);
+	sna_driver.close(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -165,6 +210,8 @@ int main(void)
 		cmocka_unit_test(test_time_spellings),
 		cmocka_unit_test(test_hostile_records),
 		cmocka_unit_test(test_sample_and_garbage),
+		cmocka_unit_test(test_tenant_list_one_line),
+		cmocka_unit_test(test_application_zero_unknown),
 	};
 	flowapi_init_hooks();
 	int rc = cmocka_run_group_tests_name("sna", tests, NULL, NULL);
