@@ -1,6 +1,8 @@
 /*
- * fuzz_flows.c - libFuzzer target: a /api/v1/flows answer body, decoded by
- * flowapi_decode_flows() as the engine's decoding threads do.
+ * fuzz_flows.c - libFuzzer target: an answer of flows, decoded as the
+ * engine's decoding threads do, by both drivers: a flowapi/1 /api/v1/flows
+ * answer (flowapi_decode_flows) and an SNA search's results
+ * (sna_decode_answer); each body is given to both.
  *
  * The body is handed over exactly as long as the input, without a NUL
  * after it, so that any read past 'len' is an ASan report.  Inputs of even
@@ -10,12 +12,16 @@
  * Properties checked beyond "no crash":
  *   - the counts add up: answered = kept + rejected, and a failed decode
  *     keeps nothing and says why, in one line without control characters;
+ *   - decoded as a sample (the planner's saturated answers), the same
+ *     verdict, and every record the whole decode keeps is kept, with the
+ *     same start and addresses, in the same order;
  *   - every kept record is in range: an id of 1 to 64 printable characters
  *     without comma or quote, 0 <= start <= end <= 2^53, ports, protocol,
  *     flags, counters and ids within their types, -1 (unknown) never mixed
  *     with the collector's 0 where 0 means unknown, at most 16 groups;
- *   - a kept record written back as JSON decodes to the same record
- *     (nothing is altered on the way in), with the same Community ID;
+ *   - a kept record written back as a flowapi/1 record decodes to the same
+ *     record (nothing is altered on the way in, whichever the dialect),
+ *     with the same Community ID;
  *   - the Community ID is the same seen from either end of the flow.
  */
 #include <stdint.h>
@@ -189,39 +195,92 @@ static void check_community_symmetric(const struct flow_rec *f)
 		   f->community_id, id);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+typedef int (*decode_fn)(const char *body, size_t len, size_t sample_at, struct decoded *out,
+			 char *err);
+
+/* Parse with the decoder's arena (even lengths) or through malloc (odd). */
+static void set_hooks(size_t size)
+{
+	if (size % 2 == 0)
+		flowapi_init_hooks();
+	else
+		cJSON_InitHooks(NULL);
+}
+
+/* The same answer decoded whole and as a sample (sample_at 1): the same
+ * verdict and count; the sample keeps every record the whole decode keeps
+ * (with the same start and addresses), in the same order, and maybe more. */
+static void check_sample(decode_fn decode, const char *body, size_t size, int rc,
+			 const struct decoded *whole)
+{
+	struct decoded s;
+	char err[FETCH_ERRLEN] = "";
+
+	set_hooks(size);
+	int src = decode(body, size, 1, &s, err);
+	FUZZ_CHECK(src == rc, "whole: %d, as a sample: %d", rc, src);
+	if (src) {
+		decoded_free(&s);
+		return;
+	}
+	FUZZ_CHECK(s.answered == whole->answered, "%zu answered whole, %zu as a sample",
+		   whole->answered, s.answered);
+	FUZZ_CHECK(s.sampled == (s.answered > 0), "sampled %d with %zu records", s.sampled,
+		   s.answered);
+	FUZZ_CHECK(s.n >= whole->n, "a sample keeps %zu records, the whole answer %zu", s.n,
+		   whole->n);
+	size_t j = 0;
+	for (size_t i = 0; i < whole->n; i++) {
+		const struct flow_rec *w = &whole->recs[i];
+		while (j < s.n && !(s.recs[j].start_ms == w->start_ms &&
+				    memcmp(s.recs[j].src, w->src, 16) == 0 &&
+				    memcmp(s.recs[j].dst, w->dst, 16) == 0))
+			j++;
+		FUZZ_CHECK(j < s.n, "record %s kept whole, not in the sample", w->id);
+		j++;
+	}
+	decoded_free(&s);
+}
+
+static void check_answer(decode_fn decode, const char *body, size_t size)
 {
 	struct decoded d;
-	char err[FETCH_ERRLEN];
+	char err[FETCH_ERRLEN] = "";
+
+	set_hooks(size);
+	int rc = decode(body, size, 0, &d, err);
+	FUZZ_CHECK(rc == 0 || rc == -EBADMSG || rc == -ENOMEM, "rc %d", rc);
+	if (rc) {
+		FUZZ_CHECK(d.n == 0 && d.recs == NULL, "a failed decode kept %zu records", d.n);
+		if (rc == -EBADMSG)
+			fuzz_check_message(err, FETCH_ERRLEN);
+	} else {
+		FUZZ_CHECK(!d.sampled, "sampled without sample_at");
+		FUZZ_CHECK(d.n + d.rejected == d.answered, "%zu kept + %zu rejected != %zu answered",
+			   d.n, d.rejected, d.answered);
+		FUZZ_CHECK(d.rejected == 0 || d.why[0] != '\0', "rejections without a cause");
+		if (d.rejected)
+			fuzz_check_message(d.why, sizeof(d.why));
+		cJSON_InitHooks(NULL);
+		for (size_t i = 0; i < d.n; i++) {
+			check_record(&d.recs[i]);
+			check_round_trip(&d.recs[i]);
+			check_community_symmetric(&d.recs[i]);
+		}
+	}
+	check_sample(decode, body, size, rc, &d);
+	decoded_free(&d);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
 	char *body = malloc(size ? size : 1);
 
 	if (!body)
 		return 0;
 	memcpy(body, data, size);
-	if (size % 2 == 0)
-		flowapi_init_hooks();
-	else
-		cJSON_InitHooks(NULL);
-	err[0] = '\0';
-	int rc = flowapi_decode_flows(body, size, &d, err);
+	check_answer(flowapi_decode_flows, body, size);
+	check_answer(sna_decode_answer, body, size);
 	free(body);
-	FUZZ_CHECK(rc == 0 || rc == -EBADMSG || rc == -ENOMEM, "rc %d", rc);
-	if (rc) {
-		FUZZ_CHECK(d.n == 0 && d.recs == NULL, "a failed decode kept %zu records", d.n);
-		fuzz_check_message(err, FETCH_ERRLEN);
-		return 0;
-	}
-	FUZZ_CHECK(d.n + d.rejected == d.answered, "%zu kept + %zu rejected != %zu answered",
-		   d.n, d.rejected, d.answered);
-	FUZZ_CHECK(d.rejected == 0 || d.why[0] != '\0', "rejections without a cause");
-	if (d.rejected)
-		fuzz_check_message(d.why, sizeof(d.why));
-	cJSON_InitHooks(NULL);
-	for (size_t i = 0; i < d.n; i++) {
-		check_record(&d.recs[i]);
-		check_round_trip(&d.recs[i]);
-		check_community_symmetric(&d.recs[i]);
-	}
-	decoded_free(&d);
 	return 0;
 }

@@ -1,15 +1,17 @@
 /*
- * fuzz_tables.c - libFuzzer target: the collector's small answers, /info
- * and the lookup tables (/applications, /hostgroups, /exporters and their
- * interfaces), through the flowapi driver's info_decode and lookup_decode.
- * Every input is decoded as each of the five, since one body must never
- * crash any of them.  The body is exactly the input, with no NUL after it.
+ * fuzz_tables.c - libFuzzer target: the collector's small answers, through
+ * each driver's info_decode and lookup_decode.  flowapi/1: /info and the
+ * lookup tables (/applications, /hostgroups, /exporters and their
+ * interfaces); SNA: the tenant list (with a tenant asked for and without)
+ * and the tags (host groups).  Every input is decoded as each of them, since
+ * one body must never crash any.  The body is exactly the input, with no
+ * NUL after it.
  *
  * Properties checked beyond "no crash":
- *   - /info: a decoded answer names a product, has its numbers in range
- *     (max_records 0 = not said, or 1 to 10^7; retention 1 to 36500 days;
- *     export delay 0 to 86400 s; a clock >= 0) and every string terminated;
- *     a refused one says why in one line;
+ *   - info: a decoded answer names a product and its dialect, has its
+ *     numbers in range (max_records 0 = not said, or 1 to 10^7; retention 1
+ *     to 36500 days; export delay 0 to 86400 s; a clock >= 0) and every
+ *     string terminated; a refused one says why in one line;
  *   - tables: every row's key (and ifIndex / parent) fits in 32 bits and its
  *     strings are terminated; a refused table keeps no rows and says why.
  */
@@ -25,13 +27,15 @@
 
 #define U32_MAX 4294967295LL
 
-static void check_info(const char *body, size_t len)
+static void check_info(const struct driver_ops *ops, struct driver *d, const char *body,
+		       size_t len)
 {
 	struct fetch_info info;
 	char err[FETCH_ERRLEN] = "";
-	int rc = flowapi_driver.info_decode(NULL, body, len, &info, err);
+	int rc = ops->info_decode(d, body, len, &info, err);
 
-	FUZZ_CHECK(rc == 0 || rc == -EPROTO, "info rc %d", rc);
+	FUZZ_CHECK(rc == 0 || rc == -EPROTO || rc == -ENOENT || rc == -EINVAL, "%s info rc %d",
+		   ops->name, rc);
 	if (rc) {
 		fuzz_check_message(err, sizeof(err));
 		return;
@@ -40,7 +44,8 @@ static void check_info(const char *body, size_t len)
 		   "product not terminated");
 	FUZZ_CHECK(strnlen(info.version, sizeof(info.version)) < sizeof(info.version),
 		   "version not terminated");
-	FUZZ_CHECK(strcmp(info.dialect, "flowapi/1") == 0, "dialect '%.32s'", info.dialect);
+	FUZZ_CHECK(strcmp(info.dialect, ops == &flowapi_driver ? "flowapi/1" : "sna") == 0,
+		   "dialect '%.32s'", info.dialect);
 	FUZZ_CHECK(info.max_records <= 10000000, "max_records %u", info.max_records);
 	FUZZ_CHECK(info.retention_days >= 1 && info.retention_days <= 36500, "retention %d",
 		   info.retention_days);
@@ -49,12 +54,13 @@ static void check_info(const char *body, size_t len)
 	FUZZ_CHECK(info.now_ms >= 0, "now %lld", (long long)info.now_ms);
 }
 
-static void check_table(enum cache_table t, const char *body, size_t len)
+static void check_table(const struct driver_ops *ops, struct driver *d, enum cache_table t,
+			const char *body, size_t len)
 {
 	struct cache_lookup *rows = NULL;
 	size_t n = 7;
 	char err[FETCH_ERRLEN] = "";
-	int rc = flowapi_driver.lookup_decode(NULL, t, body, len, &rows, &n, err);
+	int rc = ops->lookup_decode(d, t, body, len, &rows, &n, err);
 
 	FUZZ_CHECK(rc == 0 || rc == -EBADMSG || rc == -ENOMEM, "table %d rc %d", t, rc);
 	if (rc) {
@@ -77,6 +83,24 @@ static void check_table(enum cache_table t, const char *body, size_t len)
 	free(rows);
 }
 
+/* The SNA driver decodes with its options at hand: with a tenant asked for
+ * (given) or not. */
+static void check_sna(const char *body, size_t len, bool given)
+{
+	struct fetch_opts o;
+	struct driver *d;
+	char err[FETCH_ERRLEN];
+
+	memset(&o, 0, sizeof(o));
+	o.url = "http://127.0.0.1:9";
+	o.token = "user:password";
+	o.tenant = given ? "102" : NULL;
+	FUZZ_CHECK(sna_driver.open(&d, &o, err) == 0, "sna open: %s", err);
+	check_info(&sna_driver, d, body, len);
+	check_table(&sna_driver, d, CACHE_GROUPS, body, len);
+	sna_driver.close(d);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *body = malloc(size ? size : 1);
@@ -84,9 +108,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!body)
 		return 0;
 	memcpy(body, data, size);
-	check_info(body, size);
+	check_info(&flowapi_driver, NULL, body, size);
 	for (int t = 0; t < CACHE_NTABLES; t++)
-		check_table((enum cache_table)t, body, size);
+		check_table(&flowapi_driver, NULL, (enum cache_table)t, body, size);
+	check_sna(body, size, false);
+	check_sna(body, size, true);
 	free(body);
 	return 0;
 }
