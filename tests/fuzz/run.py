@@ -140,8 +140,8 @@ def markdown(results, seconds, load_start):
             "| target | what | executions | exec/s | cov (edges) | features | corpus (inputs) "
             "| peak RSS | crashes |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
-    what = {"flows": "`/api/v1/flows` answers (flowapi_decode_flows)",
-            "tables": "`/info` and lookup table answers",
+    what = {"flows": "answers of flows, both dialects, whole and as samples",
+            "tables": "`/info`, lookup tables, SNA tenants and tags",
             "path": "the path grammar (fs_path_parse), zones and clocks",
             "prefix": "prefix parsing and canonical text",
             "ivals": "interval sets against a model"}
