@@ -44,7 +44,8 @@
 #define CACHE_ERRLEN 256
 #define CACHE_ID_MAX 64		/* longest record id accepted (collector-api.md) */
 #define CACHE_GROUPS_MAX 16	/* host groups kept per side of a flow */
-#define CACHE_SCHEMA_VERSION 1
+#define CACHE_EXTRA_LEN 384	/* flow_rec.extra, with its NUL */
+#define CACHE_SCHEMA_VERSION 2
 
 /* ---- the common flow record --------------------------------------------- */
 
@@ -52,6 +53,14 @@
  * One flow, as every driver delivers it.  Addresses are 16 bytes, IPv4
  * mapped (::ffff:a.b.c.d), so a prefix is a byte range.  Optional numbers
  * are -1 when the collector did not say.
+ *
+ * 'extra' keeps what a collector says that has no field here: one compact
+ * JSON object (a whole one, never cut; its keys are the driver's, README
+ * lists them), or "" when there is nothing more (the reference dialect's
+ * records).  The cache stores it as it is (NULL when ""), flows.sqlite
+ * shows it in its column 'extra'; CSV and JSON Lines leave it out.  384
+ * bytes hold every SNA field with realistic values; a driver whose JSON
+ * would be longer drops its least useful members instead.
  */
 struct flow_rec {
 	char id[CACHE_ID_MAX + 1];
@@ -70,6 +79,7 @@ struct flow_rec {
 	uint32_t src_groups[CACHE_GROUPS_MAX], dst_groups[CACHE_GROUPS_MAX];
 	uint8_t nsrc_groups, ndst_groups;
 	char community_id[32];		/* "1:" + base64 of SHA-1, "" unknown */
+	char extra[CACHE_EXTRA_LEN];	/* a JSON object, or "" */
 };
 
 /* ---- addresses and prefixes --------------------------------------------- */
@@ -258,8 +268,8 @@ struct cache_meta {
  *
  * CSV and NDJSON stream to 'out'.  CACHE_SQLITE writes a new database at
  * 'path' (rollback journal; a 'flows' table with the same columns plus the
- * raw numeric fields; tables 'query' (meta), 'coverage' and 'gaps'); 'out'
- * is then unused.  The same cache state renders byte-identical output, and
+ * raw numeric fields and 'extra'; tables 'query' (meta), 'coverage' and
+ * 'gaps'); 'out' is then unused.  The same cache state renders byte-identical output, and
  * memory does not grow with the number of flows.  *rows gets the number of
  * flows written.
  */

@@ -26,7 +26,7 @@
 #define CACHE_FLOW_COLS                                                        \
 	"start,id,\"end\",src,dst,sport,dport,proto,tcp_flags,icmp_type,"      \
 	"icmp_code,pkts,bytes,in_if,out_if,exporter,app,src_as,dst_as,"        \
-	"sampling,src_groups,dst_groups,community_id"
+	"sampling,src_groups,dst_groups,community_id,extra"
 
 /* ?1 subject, ?2 start, ?3 end; with a peer also ?4..?7: the subject's and
  * the peer's first and last address as 16-byte BLOBs. */

@@ -6,8 +6,10 @@
  * numbers INTEGER, duration and ts REAL, the rest TEXT) followed by the raw
  * values a name or a text stands for (start_ms, end_ms, proto_num,
  * tcp_flags_num, exporter_id, app_id, in_if_num, out_if_num,
- * src_groups_ids, dst_groups_ids); 'query' (key, value) with the caller's
- * provenance; 'coverage' and 'gaps' with the windows behind the flows.
+ * src_groups_ids, dst_groups_ids) and 'extra' (the JSON object of what the
+ * collector says that has no column, NULL when nothing: flow_rec.extra);
+ * 'query' (key, value) with the caller's provenance; 'coverage' and 'gaps'
+ * with the windows behind the flows.
  *
  * The file is written through a second connection, in rollback-journal mode
  * (a WAL database on a read-only path cannot be opened normally), in one
@@ -26,12 +28,12 @@
 
 #include "render_i.h"
 
-#define SQLITE_OUT_RAW 10
+#define SQLITE_OUT_RAW 11	/* the columns after flows.csv's */
 
 static const char sqlite_out_schema[] =
 	"PRAGMA page_size=4096;"
 	"PRAGMA journal_mode=DELETE;"
-	"PRAGMA user_version=1;"
+	"PRAGMA user_version=2;"	/* 2: the column extra */
 	"BEGIN;"
 	"CREATE TABLE flows("
 	" firstSeen TEXT, lastSeen TEXT, duration REAL, proto TEXT,"
@@ -42,7 +44,7 @@ static const char sqlite_out_schema[] =
 	" sampling INTEGER, ts REAL, communityId TEXT, flowId TEXT,"
 	" start_ms INTEGER, end_ms INTEGER, proto_num INTEGER, tcp_flags_num INTEGER,"
 	" exporter_id INTEGER, app_id INTEGER, in_if_num INTEGER, out_if_num INTEGER,"
-	" src_groups_ids TEXT, dst_groups_ids TEXT);"
+	" src_groups_ids TEXT, dst_groups_ids TEXT, extra TEXT);"
 	"CREATE TABLE query(key TEXT, value TEXT);"
 	"CREATE TABLE coverage(start_ms INTEGER, end_ms INTEGER, fetched_ms INTEGER,"
 	" provisional INTEGER, records INTEGER);"
@@ -75,7 +77,7 @@ static void sqlite_out_ids(sqlite3_stmt *st, int i, const uint32_t *g, uint8_t n
 	sqlite3_bind_text(st, i, buf, (int)len, SQLITE_TRANSIENT);
 }
 
-/* Bind one flow: the 25 fields, then the raw values. */
+/* Bind one flow: the 25 fields, then the raw values and extra. */
 static void sqlite_out_bind(sqlite3_stmt *st, const struct render_row *row,
 			    const struct flow_rec *r)
 {
@@ -107,6 +109,11 @@ static void sqlite_out_bind(sqlite3_stmt *st, const struct render_row *row,
 	sqlite_out_opt(st, k++, r->out_if);
 	sqlite_out_ids(st, k++, r->src_groups, r->nsrc_groups);
 	sqlite_out_ids(st, k++, r->dst_groups, r->ndst_groups);
+	size_t xl = strnlen(r->extra, sizeof(r->extra) - 1);
+	if (xl)
+		sqlite3_bind_text(st, k++, r->extra, (int)xl, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, k++);
 }
 
 /* Step an INSERT, reset it; -errno with a message on failure. */

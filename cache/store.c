@@ -139,6 +139,9 @@ static const char *const store_migrations[] = {
 	"  PRIMARY KEY (tbl, key, key2)) WITHOUT ROWID;"
 	"CREATE TABLE lookup_age("
 	"  tbl INTEGER PRIMARY KEY, fetched_ms INTEGER NOT NULL);",
+	/* 1 -> 2: what a collector says that has no column (flow_rec.extra):
+	 * NULL for the rows of version 1 and for records without it. */
+	"ALTER TABLE flows ADD COLUMN extra TEXT;",
 };
 
 _Static_assert(sizeof(store_migrations) / sizeof(store_migrations[0]) ==
@@ -154,8 +157,8 @@ static const char *const store_sql[ST_COUNT_ALL] = {
 		"INSERT INTO flows(subject,start,id,\"end\",src,dst,sport,"
 		"dport,proto,tcp_flags,icmp_type,icmp_code,pkts,bytes,in_if,out_if,"
 		"exporter,app,src_as,dst_as,sampling,src_groups,dst_groups,"
-		"community_id) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,"
-		"?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24)"
+		"community_id,extra) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,"
+		"?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25)"
 		" ON CONFLICT (subject,start,id) DO NOTHING",
 	[ST_COVER_DROP_PROVISIONAL] =
 		"DELETE FROM coverage WHERE subject=?1 AND peer=?2 AND provisional=1"
@@ -679,12 +682,13 @@ static int store_insert_rec(struct cache *c, const char *subject, size_t subject
 {
 	sqlite3_stmt *st = c->st[ST_FLOW_INSERT];
 	char sg[CACHE_GROUPS_MAX * 11], dg[CACHE_GROUPS_MAX * 11];
-	size_t idlen = strnlen(r->id, sizeof(r->id)), sgl, dgl, cidl;
+	size_t idlen = strnlen(r->id, sizeof(r->id)), sgl, dgl, cidl, xl;
 	int rc;
 
 	if (idlen > CACHE_ID_MAX)
 		return cache_fail(err, -EINVAL, "record id longer than %d bytes", CACHE_ID_MAX);
 	cidl = strnlen(r->community_id, sizeof(r->community_id));
+	xl = strnlen(r->extra, sizeof(r->extra) - 1);
 	sqlite3_bind_text(st, 1, subject, (int)subject_len, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, r->start_ms);
 	sqlite3_bind_text(st, 3, r->id, (int)idlen, SQLITE_STATIC);
@@ -720,6 +724,10 @@ static int store_insert_rec(struct cache *c, const char *subject, size_t subject
 		sqlite3_bind_text(st, 24, r->community_id, (int)cidl, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, 24);
+	if (xl)
+		sqlite3_bind_text(st, 25, r->extra, (int)xl, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 25);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE) {
 		rc = cache_sqlite_fail(c->db, rc, err, "insert flow");
@@ -836,8 +844,22 @@ static uint8_t store_groups_parse(const unsigned char *s, uint32_t *g)
 	return n;
 }
 
+/* Text column i into buf (size bytes with the NUL): "" for NULL, and for a
+ * text too long to fit, which is dropped rather than cut. */
+static void store_col_whole(sqlite3_stmt *st, int i, char *buf, size_t size)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	int len = sqlite3_column_bytes(st, i);
+
+	if (!t || len < 0 || (size_t)len >= size)
+		len = 0;
+	memcpy(buf, t ? (const char *)t : "", (size_t)len);
+	buf[len] = '\0';
+}
+
 /* The inverse of store_insert_rec: NULL becomes -1 (or "" and no groups);
- * a value that does not fit the struct (never written by this file) is cut. */
+ * a value that does not fit the struct (never written by this file) is cut,
+ * an id, or dropped, a Community ID or extra (half a JSON text is none). */
 void cache_row_decode(sqlite3_stmt *st, struct flow_rec *r)
 {
 	const void *b;
@@ -879,12 +901,8 @@ void cache_row_decode(sqlite3_stmt *st, struct flow_rec *r)
 	r->sampling = cache_col_opt(st, 19);
 	r->nsrc_groups = store_groups_parse(sqlite3_column_text(st, 20), r->src_groups);
 	r->ndst_groups = store_groups_parse(sqlite3_column_text(st, 21), r->dst_groups);
-	t = sqlite3_column_text(st, 22);
-	len = sqlite3_column_bytes(st, 22);
-	if (!t || len >= (int)sizeof(r->community_id))
-		len = 0;
-	memcpy(r->community_id, t ? (const char *)t : "", (size_t)len);
-	r->community_id[len] = '\0';
+	store_col_whole(st, 22, r->community_id, sizeof(r->community_id));
+	store_col_whole(st, 23, r->extra, sizeof(r->extra));
 }
 
 /* count(*) of the flows q selects, through the same WHERE as the renderers. */

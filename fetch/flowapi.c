@@ -510,6 +510,7 @@ int flowapi_decode_record(const cJSON *o, struct flow_rec *f, char *why, size_t 
 		}
 	}
 	strcpy(f->id, id->valuestring);
+	f->extra[0] = '\0';	/* the reference record has nothing beyond the columns */
 	if (fetch_json_int(it[F_START], 0, EXACT_MAX, &f->start_ms)) {
 		snprintf(why, len, "record %.64s: bad or missing start", f->id);
 		return -EINVAL;

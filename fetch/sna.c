@@ -23,8 +23,10 @@
  */
 #include "fetch_i.h"
 
+#include <assert.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -473,6 +475,273 @@ static int64_t opt_num(const cJSON *o, const char *key, double hi)
 	return fetch_json_int(cJSON_GetObjectItemCaseSensitive(o, key), 0, hi, &v) ? -1 : v;
 }
 
+/* ---- extra: what a record says that has no column ---------------------------- */
+
+/*
+ * flow_rec.extra of a record: a compact JSON object of the fields that have
+ * no column, written by hand (it runs for every flow: cJSON's printer would
+ * allocate a tree), members only for fields present and not -1:
+ *
+ *   {"serviceId":1443,"vlanId":..,"mplsLabel":..,"tlsVersion":"TLS 1.2",
+ *    "combined":..,"rtt":..,"srt":..,"retransmissions":..,
+ *    "client":{"bytes":52000,"packets":40,"syn":0,"synAck":1,"fin":1,"rst":0,
+ *              "natPort":..,"trustSecId":..},"server":{...}}
+ *
+ * "client" is the side flows.csv shows as the source, "server" the
+ * destination; a side whose own orientation says something else carries
+ * it as "orientation".  Strings are escaped (non-ASCII bytes become '?':
+ * a collector's bytes need not be UTF-8).  Members are kept by usefulness
+ * while the text fits: the sides' bytes and packets, then the service, the
+ * TLS version and an odd orientation, the TCP counters, the timing, and
+ * last VLAN, MPLS, NAT, TrustSec and combined records; the text is always
+ * a whole JSON object.
+ */
+#define SNA_XM_MAX 26	/* every key of the three tables below */
+#define SNA_XM_TEXT 64		/* "key":value, longest kept */
+#define SNA_X_PRIOS 5
+
+enum sna_xkind { SNA_XK_NUM, SNA_XK_REAL, SNA_XK_STR, SNA_XK_ORIENT };
+
+/* A field of the Manager's record, its key in extra (and its length), and
+ * its rank. */
+struct sna_xkey {
+	const char *sna, *key;
+	uint8_t keylen, prio, kind;
+};
+#define SNA_XKEY(sna, key, prio, kind) {sna, key, sizeof(key) - 1, prio, kind}
+
+static const struct sna_xkey sna_x_record[] = {
+	SNA_XKEY("serviceId", "serviceId", 1, SNA_XK_NUM),
+	SNA_XKEY("vlanId", "vlanId", 4, SNA_XK_NUM),
+	SNA_XKEY("mplsLabel", "mplsLabel", 4, SNA_XK_NUM),
+	SNA_XKEY("tlsVersion", "tlsVersion", 1, SNA_XK_STR),
+};
+static const struct sna_xkey sna_x_stats[] = {
+	SNA_XKEY("numCombinedFlowRecords", "combined", 4, SNA_XK_NUM),
+	SNA_XKEY("rttAverage", "rtt", 3, SNA_XK_REAL),
+	SNA_XKEY("srtAverage", "srt", 3, SNA_XK_REAL),
+	SNA_XKEY("tcpRetransmissions", "retransmissions", 3, SNA_XK_NUM),
+};
+static const struct sna_xkey sna_x_side[] = {
+	SNA_XKEY("bytes", "bytes", 0, SNA_XK_NUM),
+	SNA_XKEY("packets", "packets", 0, SNA_XK_NUM),
+	SNA_XKEY("synPackets", "syn", 2, SNA_XK_NUM),
+	SNA_XKEY("synAckPackets", "synAck", 2, SNA_XK_NUM),
+	SNA_XKEY("finPackets", "fin", 2, SNA_XK_NUM),
+	SNA_XKEY("rstPackets", "rst", 2, SNA_XK_NUM),
+	SNA_XKEY("natPort", "natPort", 4, SNA_XK_NUM),
+	SNA_XKEY("trustSecId", "trustSecId", 4, SNA_XK_NUM),
+	SNA_XKEY("orientation", "orientation", 1, SNA_XK_ORIENT),
+};
+#define SNA_XKEYS(t) (sizeof(t) / sizeof((t)[0]))
+#define SNA_XKEYS_MAX SNA_XKEYS(sna_x_side)
+_Static_assert(SNA_XKEYS(sna_x_record) <= SNA_XKEYS_MAX &&
+		       SNA_XKEYS(sna_x_stats) <= SNA_XKEYS_MAX &&
+		       SNA_XKEYS(sna_x_record) + SNA_XKEYS(sna_x_stats) + 2 * SNA_XKEYS_MAX <=
+			       SNA_XM_MAX,
+	       "every member has a slot");
+
+/* One member: obj 0 is the top level, 1 the client side, 2 the server side. */
+struct sna_xm {
+	uint8_t obj, prio, len;
+	char text[SNA_XM_TEXT];
+};
+
+struct sna_x {
+	struct sna_xm m[SNA_XM_MAX];
+	unsigned n;
+};
+
+/* Decimal text of v at out; returns the length. */
+static size_t sna_x_u64(uint64_t v, char *out)
+{
+	char tmp[20];
+	size_t n = 0, len;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	len = n;
+	while (n)
+		*out++ = tmp[--n];
+	return len;
+}
+
+/* The JSON string of s (quotes included) at out, at most room bytes;
+ * returns the length, 0 when it does not fit. */
+static size_t sna_x_string(const char *s, char *out, size_t room)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+
+	if (room < 2)
+		return 0;
+	out[n++] = '"';
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			if (n + 2 > room - 1)
+				return 0;
+			out[n++] = '\\';
+			out[n++] = (char)c;
+		} else if (c < 0x20 || c == 0x7f) {
+			if (n + 6 > room - 1)
+				return 0;
+			memcpy(out + n, "\\u00", 4);
+			out[n + 4] = hex[c >> 4];
+			out[n + 5] = hex[c & 15];
+			n += 6;
+		} else {
+			if (n + 1 > room - 1)
+				return 0;
+			out[n++] = c < 0x80 ? (char)c : '?';
+		}
+	}
+	out[n++] = '"';
+	return n;
+}
+
+/*
+ * The member for key k of value it, into x (nothing when absent, null,
+ * negative, not of k's kind, or too long).  side_key: for an orientation,
+ * the name of its side ("client"), which is then not repeated.
+ */
+static void sna_x_add(struct sna_x *x, uint8_t obj, const struct sna_xkey *k, const cJSON *it,
+		      const char *side_key)
+{
+	struct sna_xm *m;
+	size_t kl = k->keylen, vl = 0, room = SNA_XM_TEXT - kl - 3;
+	int64_t num;
+	char *v;
+
+	if (!it || x->n == SNA_XM_MAX)
+		return;
+	m = &x->m[x->n];
+	v = m->text + kl + 3;
+	if (fetch_json_int(it, 0, FETCH_EXACT_MAX, &num) == 0 &&
+	    (k->kind == SNA_XK_NUM || k->kind == SNA_XK_REAL)) {
+		vl = sna_x_u64((uint64_t)num, v);
+	} else if (k->kind == SNA_XK_REAL && cJSON_IsNumber(it) && it->valuedouble >= 0 &&
+		   isfinite(it->valuedouble)) {
+		int w = snprintf(v, room, "%.15g", it->valuedouble);
+		vl = w > 0 && (size_t)w < room ? (size_t)w : 0;
+	} else if ((k->kind == SNA_XK_STR || k->kind == SNA_XK_ORIENT) && cJSON_IsString(it) &&
+		   !(k->kind == SNA_XK_ORIENT && strcmp(it->valuestring, side_key) == 0)) {
+		vl = sna_x_string(it->valuestring, v, room);
+	}
+	if (!vl)
+		return;
+	m->text[0] = '"';
+	memcpy(m->text + 1, k->key, kl);
+	m->text[kl + 1] = '"';
+	m->text[kl + 2] = ':';
+	m->len = (uint8_t)(kl + 3 + vl);
+	m->obj = obj;
+	m->prio = k->prio;
+	x->n++;
+}
+
+/* The members of object o that table keys names, in the table's order
+ * (the first of duplicate names, as cJSON_GetObjectItem would find). */
+static void sna_x_object(struct sna_x *x, uint8_t obj, const cJSON *o,
+			 const struct sna_xkey *keys, size_t nkeys, const char *side_key)
+{
+	const cJSON *found[SNA_XKEYS_MAX] = {0}, *it;
+
+	if (!cJSON_IsObject(o))
+		return;
+	cJSON_ArrayForEach(it, o) {
+		if (!it->string)
+			continue;
+		for (size_t i = 0; i < nkeys; i++)
+			if (it->string[0] == keys[i].sna[0] && !found[i] &&
+			    strcmp(it->string, keys[i].sna) == 0) {
+				found[i] = it;
+				break;
+			}
+	}
+	for (size_t i = 0; i < nkeys; i++)
+		sna_x_add(x, obj, &keys[i], found[i], side_key);
+}
+
+/*
+ * Choose the members, most useful first, while the object fits in len
+ * bytes with its NUL; write it ("" when no member).  The choice counts
+ * every byte (braces, commas, the sides' "client":{}), so the text is never
+ * cut.
+ */
+static void sna_x_write(const struct sna_x *x, char *out, size_t len)
+{
+	static const char *const side_open[3] = {"", "\"client\":{", "\"server\":{"};
+	const size_t open_len = 10;	/* of both sides' */
+	bool keep[SNA_XM_MAX] = {false};
+	unsigned in[3] = {0}, top = 0;
+	size_t total = 2, n = 0;
+
+	for (unsigned p = 0; p < SNA_X_PRIOS; p++) {
+		for (unsigned i = 0; i < x->n; i++) {
+			const struct sna_xm *m = &x->m[i];
+			size_t add = m->len;
+			if (m->prio != p)
+				continue;
+			if (m->obj == 0 || in[m->obj] == 0)
+				add += (top ? 1 : 0) + (m->obj ? open_len + 1 : 0);
+			else
+				add += 1;
+			if (total + add >= len)
+				continue;
+			keep[i] = true;
+			total += add;
+			if (m->obj == 0 || in[m->obj] == 0)
+				top++;
+			in[m->obj]++;
+		}
+	}
+	if (top == 0) {
+		out[0] = '\0';
+		return;
+	}
+	out[n++] = '{';
+	for (uint8_t obj = 0; obj < 3; obj++) {
+		bool first = true;
+		if (obj && in[obj]) {
+			if (n > 1)
+				out[n++] = ',';
+			memcpy(out + n, side_open[obj], open_len);
+			n += open_len;
+		}
+		for (unsigned i = 0; i < x->n; i++) {
+			if (!keep[i] || x->m[i].obj != obj)
+				continue;
+			if (!first)
+				out[n++] = ',';
+			memcpy(out + n, x->m[i].text, x->m[i].len);
+			n += x->m[i].len;
+			first = false;
+		}
+		if (obj && in[obj])
+			out[n++] = '}';
+	}
+	out[n++] = '}';
+	out[n] = '\0';
+	assert(n == total);
+}
+
+/* extra of record o whose sides are src (the client) and dst. */
+static void sna_extra(const cJSON *o, const cJSON *st, const cJSON *src, const cJSON *dst,
+		      char *out, size_t len)
+{
+	struct sna_x x;
+
+	x.n = 0;
+	sna_x_object(&x, 0, o, sna_x_record, SNA_XKEYS(sna_x_record), NULL);
+	sna_x_object(&x, 0, st, sna_x_stats, SNA_XKEYS(sna_x_stats), NULL);
+	sna_x_object(&x, 1, src, sna_x_side, SNA_XKEYS_MAX, "client");
+	sna_x_object(&x, 2, dst, sna_x_side, SNA_XKEYS_MAX, "server");
+	sna_x_write(&x, out, len);
+}
+
 /* One SNA record into f (all of it, or the sample's part: start and
  * addresses).  -EINVAL with the cause in why. */
 static int sna_decode_record(const cJSON *o, struct flow_rec *f, bool sample, char *why,
@@ -557,6 +826,7 @@ static int sna_decode_record(const cJSON *o, struct flow_rec *f, bool sample, ch
 		return -EINVAL;
 	}
 	fetch_community_id(f, 0, f->community_id);
+	sna_extra(o, st, src, dst, f->extra, sizeof(f->extra));
 	return 0;
 }
 

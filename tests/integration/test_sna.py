@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import threading
 import time
@@ -105,8 +106,8 @@ def sna_url(sim):
 
 
 def fetch(sim, tok, ip, frm, to, tmp, cache=None, peer=None, extra=(), timeout=TIMEOUT_S,
-          cap=CAP):
-    out = Path(tmp) / f"out-{time.monotonic_ns()}.csv"
+          cap=CAP, suffix=".csv"):
+    out = Path(tmp) / f"out-{time.monotonic_ns()}{suffix}"
     cmd = [str(require_flowfetch()), sna_url(sim), "--ip", ip, "--from", frm, "--to", to,
            "--token-file", str(tok), "--cache", str(cache or Path(tmp) / "cache"),
            "-o", str(out), "--quiet", *extra]
@@ -140,6 +141,54 @@ def test_flowfetch_equals_truth(snasim, cred_file, tmp_path, what, ip, start, en
     assert_truth(ids, truth(snasim, ip, start, end, peer), what)
     for row in rows[:200]:
         assert row["firstSeen"].endswith(".000Z"), "SNA times are whole seconds"
+
+
+def test_sqlite_keeps_sna_fields(snasim, cred_file, tmp_path):
+    """flows.sqlite keeps what an SNA record says that flows.csv has no
+    column for, as JSON in its column extra: the client side (the CSV's
+    source) carries the flow's bytes and packets (flowsim puts the whole
+    flow on the source side), its TCP counters agree with the CSV's flags,
+    and the service id follows the destination port (docs/flowsim.md)."""
+    ip, s, e = "10.0.1.10", TODAY - DAY + 10 * HOUR, TODAY - DAY + 12 * HOUR
+    cache = tmp_path / "cache"
+    r, data = fetch(snasim, cred_file[1], ip, iso(s), iso(e), tmp_path, cache=cache)
+    assert r.returncode == 0, r.stderr.decode()
+    ids, rows = csv_ids(data)
+    assert_truth(ids, truth(snasim, ip, s, e), "two hours of web-1")
+    r, db_bytes = fetch(snasim, cred_file[1], ip, iso(s), iso(e), tmp_path, cache=cache,
+                        suffix=".sqlite")
+    assert r.returncode == 0, r.stderr.decode()
+    db_path = tmp_path / "flows.sqlite"
+    db_path.write_bytes(db_bytes)
+    con = sqlite3.connect(db_path)
+    try:
+        extra = dict(con.execute("SELECT flowId, extra FROM flows"))
+    finally:
+        con.close()
+    assert sorted(extra) == sorted(ids)
+    sides = set()
+    for row in rows:
+        text = extra[row["flowId"]]
+        assert text is not None, row["flowId"]
+        x = json.loads(text)
+        client, server = x["client"], x["server"]
+        assert client["bytes"] == int(row["bytes"]), (row, x)
+        assert client["packets"] == int(row["packets"]), (row, x)
+        assert server["bytes"] == 0 and server["packets"] == 0, (row, x)
+        port = int(row["dstPort"]) if row["dstPort"] else -1
+        if row["proto"] in ("TCP", "UDP") and port < 1024:
+            assert x["serviceId"] == 1000 + port, (row, x)
+        else:
+            assert "serviceId" not in x, (row, x)
+        if row["proto"] == "TCP":
+            f = row["flags"]
+            assert ("S" in f) == bool(client["syn"] or client["synAck"]), (row, x)
+            assert ("A" in f) == bool(client["synAck"]), (row, x)
+            assert ("F" in f) == bool(client["fin"]), (row, x)
+            assert ("R" in f) == bool(client["rst"]), (row, x)
+        assert x["tlsVersion"] == "NONE"
+        sides.add("src" if row["srcAddr"] == ip else "dst")
+    assert sides == {"src", "dst"}, "the subject was never on both sides: orientation untested"
 
 
 def test_scan_second_is_a_reported_gap(snasim, cred_file, tmp_path):

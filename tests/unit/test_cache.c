@@ -423,7 +423,7 @@ static void test_schema_versions(void **state)
 	assert_int_equal(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key="
 					    "'schema_version'", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_string_equal((const char *)sqlite3_column_text(st, 0), "1");
+	assert_int_equal(atoi((const char *)sqlite3_column_text(st, 0)), CACHE_SCHEMA_VERSION);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 
@@ -434,6 +434,124 @@ static void test_schema_versions(void **state)
 	sqlite3_close(db);
 	assert_int_equal(cache_open(dir, &ID, &c, err), -EEXIST);
 	assert_non_null(strstr(err, "not a flowfs cache"));
+	rmtree(dir);
+}
+
+/* The schema of version 1, as the program of that version created it
+ * (store_migrations[0] then): a file of that version must open. */
+static const char V1_SCHEMA[] =
+	"CREATE TABLE IF NOT EXISTS meta("
+	"  key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE flows("
+	"  subject TEXT NOT NULL, start INTEGER NOT NULL,"
+	"  id TEXT NOT NULL CHECK (length(id) BETWEEN 1 AND 64),"
+	"  \"end\" INTEGER NOT NULL,"
+	"  src BLOB NOT NULL CHECK (length(src) = 16),"
+	"  dst BLOB NOT NULL CHECK (length(dst) = 16),"
+	"  sport INTEGER, dport INTEGER, proto INTEGER, tcp_flags INTEGER,"
+	"  icmp_type INTEGER, icmp_code INTEGER, pkts INTEGER, bytes INTEGER,"
+	"  in_if INTEGER, out_if INTEGER, exporter INTEGER, app INTEGER,"
+	"  src_as INTEGER, dst_as INTEGER, sampling INTEGER,"
+	"  src_groups TEXT, dst_groups TEXT, community_id TEXT,"
+	"  PRIMARY KEY (subject, start, id)) WITHOUT ROWID;"
+	"CREATE TABLE coverage("
+	"  subject TEXT NOT NULL, peer TEXT NOT NULL,"
+	"  start INTEGER NOT NULL, \"end\" INTEGER NOT NULL,"
+	"  fetched_ms INTEGER NOT NULL, provisional INTEGER NOT NULL,"
+	"  records INTEGER NOT NULL, CHECK (start < \"end\"));"
+	"CREATE INDEX coverage_key ON coverage(subject, peer, start);"
+	"CREATE TABLE gaps("
+	"  subject TEXT NOT NULL, qpeer TEXT NOT NULL,"
+	"  start INTEGER NOT NULL, \"end\" INTEGER NOT NULL,"
+	"  peer TEXT NOT NULL, seen INTEGER NOT NULL, reason TEXT NOT NULL);"
+	"CREATE INDEX gaps_key ON gaps(subject, qpeer, start);"
+	"CREATE TABLE lookup("
+	"  tbl INTEGER NOT NULL, key INTEGER NOT NULL, key2 INTEGER NOT NULL,"
+	"  name TEXT NOT NULL, extra TEXT NOT NULL,"
+	"  PRIMARY KEY (tbl, key, key2)) WITHOUT ROWID;"
+	"CREATE TABLE lookup_age("
+	"  tbl INTEGER PRIMARY KEY, fetched_ms INTEGER NOT NULL);"
+	"INSERT INTO meta VALUES ('schema_version','1'),('url','https://collector.example/'),"
+	"  ('product','flowsim'),('driver','flowapi');"
+	/* one flow of 192.0.2.10 and its coverage, as version 1 stored them */
+	"INSERT INTO flows(subject,start,id,\"end\",src,dst,sport,dport,proto,pkts,bytes)"
+	"  VALUES ('192.0.2.10',1694736000005,'old1',1694736000009,"
+	"  x'00000000000000000000ffffc000020a',x'00000000000000000000ffffc6336401',"
+	"  40000,443,6,3,180);"
+	"INSERT INTO coverage VALUES ('192.0.2.10','',1694736000000,1694739600000,1,0,1);";
+
+/* The first column of the first row of sql on db, as text ("" for NULL). */
+static void sql_text(sqlite3 *db, const char *sql, char *out, size_t len)
+{
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	snprintf(out, len, "%s", sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "");
+	sqlite3_finalize(st);
+}
+
+/* A cache file of version 1 is migrated when it is opened: the column
+ * extra appears, the old rows read back whole with extra NULL (""), their
+ * coverage still counts, and new rows keep their extra. */
+static void test_migrate_v1(void **state)
+{
+	(void)state;
+	char *dir = tmpdir(), err[CACHE_ERRLEN] = "", path[600], buf[512];
+	struct cache_query q = Q("192.0.2.10", NULL, DAY0, DAY0 + HOUR);
+	struct cache_ivals miss = {0};
+	struct cache *c = open_ok(dir);
+	struct flow_rec r, out;
+	sqlite3_stmt *st;
+	sqlite3 *db;
+
+	snprintf(path, sizeof(path), "%s", cache_path(c));
+	cache_close(c);
+	unlink_db(path);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, V1_SCHEMA, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	c = open_ok(dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sql_text(db, "SELECT value FROM meta WHERE key='schema_version'", buf, sizeof(buf));
+	assert_int_equal(atoi(buf), 2);
+	sql_text(db, "SELECT count(*) FROM pragma_table_info('flows') WHERE name='extra'"
+		 " AND type='TEXT'", buf, sizeof(buf));
+	assert_string_equal(buf, "1");
+	sql_text(db, "SELECT count(*) FROM flows WHERE id='old1' AND extra IS NULL", buf,
+		 sizeof(buf));
+	assert_string_equal(buf, "1");
+	assert_int_equal(cache_missing(c, &q, DAY0 + 2 * HOUR, 60000, &miss, err), 0);
+	assert_int_equal(miss.n, 0);
+	cache_ivals_free(&miss);
+
+	r = R("new1", DAY0 + 6, "192.0.2.10", "198.51.100.1");
+	snprintf(r.extra, sizeof(r.extra), "{\"serviceId\":1443}");
+	assert_int_equal(cache_put_window(c, &q, &r, 1, NULL, err), 0);
+	assert_int_equal(sqlite3_prepare_v2(c->db, CACHE_SQL_FLOWS, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(cache_bind_query(st, &q, "192.0.2.10"), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	memset(&out, 0x5a, sizeof(out));
+	cache_row_decode(st, &out);
+	assert_string_equal(out.id, "old1");
+	assert_int_equal(out.start_ms, DAY0 + 5);
+	assert_int_equal(out.dport, 443);
+	assert_int_equal(out.bytes, 180);
+	assert_int_equal(out.tcp_flags, -1);
+	assert_string_equal(out.community_id, "");
+	assert_string_equal(out.extra, "");
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	cache_row_decode(st, &out);
+	assert_string_equal(out.id, "new1");
+	assert_string_equal(out.extra, "{\"serviceId\":1443}");
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	cache_close(c);
+
+	/* opened again: version 2 stays as it is */
+	c = open_ok(dir);
+	cache_close(c);
 	rmtree(dir);
 }
 
@@ -830,6 +948,10 @@ static void test_roundtrip(void **state)
 	snprintf(in[0].community_id, sizeof(in[0].community_id), "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
 	in[1] = R("ff02", DAY0 + 8, "2001:db8::2", "2001:db8::1");
 	in[1].sport = in[1].dport = in[1].proto = in[1].tcp_flags = -1;
+	/* the longest extra: a JSON text of CACHE_EXTRA_LEN - 1 bytes */
+	memset(in[0].extra, 'x', sizeof(in[0].extra) - 1);
+	memcpy(in[0].extra, "{\"tlsVersion\":\"", 15);
+	memcpy(in[0].extra + sizeof(in[0].extra) - 3, "\"}", 3);
 	in[1].pkts = in[1].bytes = -1;
 	memset(in[1].id, 'f', CACHE_ID_MAX);	/* the longest id */
 	in[1].id[CACHE_ID_MAX] = '\0';
@@ -871,6 +993,7 @@ static void test_roundtrip(void **state)
 		for (int k = 0; k < in[i].nsrc_groups; k++)
 			assert_int_equal(out.src_groups[k], in[i].src_groups[k]);
 		assert_string_equal(out.community_id, in[i].community_id);
+		assert_string_equal(out.extra, in[i].extra);
 	}
 	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
 	sqlite3_finalize(st);
@@ -878,11 +1001,30 @@ static void test_roundtrip(void **state)
 	/* unknown numbers are NULL in the table, not -1 */
 	assert_int_equal(sqlite3_prepare_v2(c->db, "SELECT count(*) FROM flows WHERE"
 					    " sport IS NULL AND pkts IS NULL AND app IS NULL"
-					    " AND src_groups IS NULL AND community_id IS NULL",
+					    " AND src_groups IS NULL AND community_id IS NULL"
+					    " AND extra IS NULL",
 					    -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	assert_int_equal(sqlite3_column_int(st, 0), 1);
 	sqlite3_finalize(st);
+
+	/* flows.sqlite: extra as stored, NULL when empty, after every other column */
+	char out_path[700], buf[512];
+	sqlite3 *db;
+	snprintf(out_path, sizeof(out_path), "%s/flows.sqlite", dir);
+	assert_int_equal(cache_render(c, &q, CACHE_SQLITE, NULL, out_path, NULL, 0, NULL, err), 0);
+	assert_int_equal(sqlite3_open(out_path, &db), SQLITE_OK);
+	sql_text(db, "SELECT name FROM pragma_table_info('flows') ORDER BY cid DESC LIMIT 1", buf,
+		 sizeof(buf));
+	assert_string_equal(buf, "extra");
+	sql_text(db, "SELECT extra FROM flows WHERE flowId='ff01'", buf, sizeof(buf));
+	assert_string_equal(buf, in[0].extra);
+	sql_text(db, "SELECT count(*) FROM flows WHERE extra IS NULL", buf, sizeof(buf));
+	assert_string_equal(buf, "1");
+	sql_text(db, "SELECT json_extract(extra, '$.tlsVersion') IS NOT NULL FROM flows"
+		 " WHERE flowId='ff01'", buf, sizeof(buf));
+	assert_string_equal(buf, "1");
+	sqlite3_close(db);
 	cache_close(c);
 	rmtree(dir);
 }
@@ -897,6 +1039,7 @@ int main(void)
 		cmocka_unit_test(test_open_modes),
 		cmocka_unit_test(test_identity),
 		cmocka_unit_test(test_schema_versions),
+		cmocka_unit_test(test_migrate_v1),
 		cmocka_unit_test(test_put_window),
 		cmocka_unit_test(test_put_window_atomic),
 		cmocka_unit_test(test_missing_provisional),

@@ -58,6 +58,7 @@ static void test_good_record(void **state)
 	assert_int_equal(f.app, -1);	/* 0 means unknown */
 	assert_int_equal(f.in_if, -1);
 	assert_int_equal(f.src_as, -1);	/* missing */
+	assert_string_equal(f.extra, "");	/* nothing beyond the columns */
 	assert_int_equal(f.sampling, -1);
 	assert_true(strncmp(f.community_id, "1:", 2) == 0);
 }

@@ -552,7 +552,10 @@ static void test_sqlite_export(void **state)
 		   "packets,bytes,srcAS,dstAS,inIf,outIf,exporter,app,srcGroups,dstGroups,"
 		   "icmpType,icmpCode,sampling,ts,communityId,flowId,start_ms,end_ms,proto_num,"
 		   "tcp_flags_num,exporter_id,app_id,in_if_num,out_if_num,src_groups_ids,"
-		   "dst_groups_ids");
+		   "dst_groups_ids,extra");
+	/* records with nothing beyond the columns cost nothing: NULL */
+	expect_sql(db, "SELECT count(*) FROM flows WHERE extra IS NOT NULL", "0");
+	expect_sql(db, "PRAGMA user_version", "2");
 	expect_sql(db, "SELECT group_concat(flowId, ' ') FROM flows", "0a1 0a2 0b1 0c1");
 	expect_sql(db, "SELECT firstSeen || '|' || duration || '|' || typeof(duration) || '|' ||"
 		       " srcPort || typeof(srcPort) || '|' || inIf || '|' || outIf ||"

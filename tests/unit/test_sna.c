@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -203,6 +204,187 @@ static void test_tenant_list_one_line(void **state)
 	sna_driver.close(d);
 }
 
+/* A record with every field that has no column, the subject's orientation
+ * and the TLS version given by the caller. */
+#define REC_FULL(sub_orient, tls, big, pbig)                                                           \
+	"{\"id\":77,\"flowCollectorId\":3,\"protocol\":\"TCP\",\"applicationId\":130,"              \
+	"\"serviceId\":1443,\"vlanId\":" big ",\"mplsLabel\":" big ",\"tlsVersion\":" tls ","        \
+	"\"statistics\":{\"firstActiveTime\":\"2026-11-28T10:15:02.000+0000\","                     \
+	"\"lastActiveTime\":\"2026-11-28T10:15:09.000+0000\",\"byteCount\":52100,"                  \
+	"\"packetCount\":41,\"numCombinedFlowRecords\":" big ",\"rttAverage\":12.5,"                \
+	"\"srtAverage\":3,\"tcpRetransmissions\":" big "},"                                         \
+	"\"subject\":{\"ipAddress\":\"10.0.1.10\",\"portProtocol\":{\"port\":443},"                 \
+	"\"orientation\":" sub_orient ",\"bytes\":100,\"packets\":1,\"synPackets\":0,"              \
+	"\"synAckPackets\":1,\"finPackets\":1,\"rstPackets\":0,\"natPort\":" big ","                \
+	"\"trustSecId\":" big "},"                                                                  \
+	"\"peer\":{\"ipAddress\":\"198.18.7.9\",\"portProtocol\":{\"port\":51234},"                 \
+	"\"orientation\":\"client\",\"bytes\":52000,\"packets\":40,\"synPackets\":1,"               \
+	"\"synAckPackets\":0,\"finPackets\":1,\"rstPackets\":" pbig ",\"natPort\":" pbig ","        \
+	"\"trustSecId\":" pbig "}}"
+
+/* d's first record's extra, parsed (the test fails when it is no JSON object). */
+static cJSON *extra_of(const struct decoded *d)
+{
+	cJSON *x;
+
+	assert_int_equal(d->n, 1);
+	assert_true(strlen(d->recs[0].extra) < CACHE_EXTRA_LEN);
+	x = cJSON_Parse(d->recs[0].extra);
+	if (!cJSON_IsObject(x))
+		print_message("extra: %s\n", d->recs[0].extra);
+	assert_true(cJSON_IsObject(x));
+	return x;
+}
+
+static double num_at(const cJSON *x, const char *side, const char *key)
+{
+	const cJSON *o = side ? cJSON_GetObjectItemCaseSensitive(x, side) : x;
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	if (!cJSON_IsNumber(v))
+		print_message("no number %s.%s\n", side ? side : "", key);
+	assert_true(cJSON_IsNumber(v));
+	return v->valuedouble;
+}
+
+static bool has(const cJSON *x, const char *side, const char *key)
+{
+	const cJSON *o = side ? cJSON_GetObjectItemCaseSensitive(x, side) : x;
+	return cJSON_GetObjectItemCaseSensitive(o, key) != NULL;
+}
+
+/* The fields without a column land in extra, as JSON that parses, with the
+ * collector's values; -1 and absent fields are left out; the client side
+ * is the source, whichever side the subject was. */
+static void test_extra_fields(void **state)
+{
+	(void)state;
+	struct decoded d;
+	cJSON *x;
+
+	assert_int_equal(decode("{\"data\":{\"flows\":[" REC_FULL("\"server\"", "\"TLS 1.2\"", "7", "-1")
+				"]}}", 0, &d), 0);
+	x = extra_of(&d);
+	assert_true(num_at(x, NULL, "serviceId") == 1443);
+	assert_true(num_at(x, NULL, "vlanId") == 7);
+	assert_true(num_at(x, NULL, "mplsLabel") == 7);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(x, "tlsVersion")->valuestring,
+			    "TLS 1.2");
+	assert_true(num_at(x, NULL, "combined") == 7);
+	assert_true(num_at(x, NULL, "rtt") == 12.5);
+	assert_true(num_at(x, NULL, "srt") == 3);
+	assert_true(num_at(x, NULL, "retransmissions") == 7);
+	/* the peer is the client (the source of flows.csv) */
+	assert_true(num_at(x, "client", "bytes") == 52000);
+	assert_true(num_at(x, "client", "packets") == 40);
+	assert_true(num_at(x, "client", "syn") == 1);
+	assert_true(num_at(x, "client", "synAck") == 0);
+	assert_true(num_at(x, "client", "fin") == 1);
+	assert_false(has(x, "client", "rst"));		/* -1 */
+	assert_false(has(x, "client", "natPort"));
+	assert_false(has(x, "client", "trustSecId"));
+	assert_false(has(x, "client", "orientation"));	/* the key says it */
+	assert_true(num_at(x, "server", "bytes") == 100);
+	assert_true(num_at(x, "server", "packets") == 1);
+	assert_true(num_at(x, "server", "synAck") == 1);
+	assert_true(num_at(x, "server", "rst") == 0);
+	assert_true(num_at(x, "server", "natPort") == 7);
+	assert_true(num_at(x, "server", "trustSecId") == 7);
+	assert_false(has(x, "server", "orientation"));
+	assert_false(has(x, NULL, "byteCount"));	/* columns are not repeated */
+	assert_int_equal(d.recs[0].src[12], 198);
+	cJSON_Delete(x);
+	decoded_free(&d);
+
+	/* nothing beyond the columns: "" (stored as NULL) */
+	assert_int_equal(decode("{\"data\":{\"flows\":[{\"id\":1,\"flowCollectorId\":2,"
+				"\"statistics\":{\"firstActiveTime\":\"2026-11-28T10:15:02Z\","
+				"\"rttAverage\":-1},\"subject\":{\"ipAddress\":\"10.0.1.10\"},"
+				"\"peer\":{\"ipAddress\":\"10.0.1.11\",\"bytes\":-1},"
+				"\"serviceId\":-1,\"vlanId\":null,\"tlsVersion\":7}]}}", 0, &d), 0);
+	assert_int_equal(d.n, 1);
+	assert_string_equal(d.recs[0].extra, "");
+	decoded_free(&d);
+}
+
+/* A collector's strings are escaped (quotes, backslashes, control
+ * characters, bytes that are not ASCII), never passed raw into the JSON;
+ * an orientation that is neither client nor server is kept on its side. */
+static void test_extra_hostile_strings(void **state)
+{
+	(void)state;
+	struct decoded d;
+	cJSON *x;
+
+	assert_int_equal(decode("{\"data\":{\"flows\":[" REC_FULL("\"up\\\"}\\n\"",
+				"\"T\\\"L\\\\S\\u0001\\n\\u007f\\u00e9\\\",\\\"x\\\":{\"", "7", "-1")
+				"]}}", 0, &d), 0);
+	x = extra_of(&d);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(x, "tlsVersion")->valuestring,
+			    "T\"L\\S\x01\n\x7f??\",\"x\":{");
+	assert_false(has(x, NULL, "x"));
+	/* the subject, without client or server, is taken as the client */
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(
+				    cJSON_GetObjectItemCaseSensitive(x, "client"), "orientation")
+				    ->valuestring, "up\"}\n");
+	assert_true(num_at(x, "client", "bytes") == 100);
+	assert_true(num_at(x, "server", "bytes") == 52000);
+	cJSON_Delete(x);
+	decoded_free(&d);
+
+	/* a TLS version too long to keep whole is left out, not cut */
+	char body[4096], tls[300];
+	memset(tls, 'v', sizeof(tls) - 1);
+	tls[sizeof(tls) - 1] = '\0';
+	snprintf(body, sizeof(body), "{\"data\":{\"flows\":[" REC_FULL("\"client\"", "\"%s\"", "7", "-1")
+		 "]}}", tls);
+	assert_int_equal(decode(body, 0, &d), 0);
+	x = extra_of(&d);
+	assert_false(has(x, NULL, "tlsVersion"));
+	assert_true(num_at(x, NULL, "serviceId") == 1443);
+	cJSON_Delete(x);
+	decoded_free(&d);
+}
+
+/* Counters as large as a record may hold (2^53) do not fit all together:
+ * the text stays one whole JSON object, and the most useful members (the
+ * sides' bytes and packets, the service) are the ones kept. */
+static void test_extra_never_cut(void **state)
+{
+	(void)state;
+	static const char *const kept[][2] = {
+		{"client", "bytes"}, {"client", "packets"}, {"server", "bytes"}, {"server", "packets"},
+		{NULL, "serviceId"}, {NULL, "tlsVersion"}, {"client", "syn"}, {"client", "synAck"},
+		{"client", "fin"}, {"client", "rst"}, {"server", "syn"}, {"server", "rst"},
+		{NULL, "rtt"}, {NULL, "srt"}, {NULL, "retransmissions"},
+	};
+	static const char *const last[][2] = {
+		{NULL, "vlanId"}, {NULL, "mplsLabel"}, {NULL, "combined"}, {"client", "natPort"},
+		{"client", "trustSecId"}, {"server", "natPort"}, {"server", "trustSecId"},
+	};
+	struct decoded d;
+	size_t dropped = 0;
+	cJSON *x;
+
+	assert_int_equal(decode("{\"data\":{\"flows\":[" REC_FULL("\"server\"",
+				"\"TLS 1.3 (a name as long as a collector may write)\"",
+				"9007199254740992", "9007199254740991") "]}}", 0, &d), 0);
+	x = extra_of(&d);
+	assert_true(num_at(x, "client", "bytes") == 52000);
+	assert_true(num_at(x, "server", "bytes") == 100);
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+		if (!has(x, kept[i][0], kept[i][1]))
+			print_message("dropped %s\n", kept[i][1]);
+		assert_true(has(x, kept[i][0], kept[i][1]));
+	}
+	/* something had to give: only the least useful members */
+	for (size_t i = 0; i < sizeof(last) / sizeof(last[0]); i++)
+		dropped += !has(x, last[i][0], last[i][1]);
+	assert_true(dropped > 0);
+	cJSON_Delete(x);
+	decoded_free(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -212,6 +394,9 @@ int main(void)
 		cmocka_unit_test(test_sample_and_garbage),
 		cmocka_unit_test(test_tenant_list_one_line),
 		cmocka_unit_test(test_application_zero_unknown),
+		cmocka_unit_test(test_extra_fields),
+		cmocka_unit_test(test_extra_hostile_strings),
+		cmocka_unit_test(test_extra_never_cut),
 	};
 	flowapi_init_hooks();
 	int rc = cmocka_run_group_tests_name("sna", tests, NULL, NULL);
