@@ -21,6 +21,7 @@ import re
 import secrets
 import signal
 import socket
+import sqlite3
 import struct
 import subprocess
 import time
@@ -576,9 +577,25 @@ def test_warm_cache_subrange(fsim, url, ff):
     check_output(fsim, b, "10.0.1.11", S, E, fields=False)
 
 
-def kill_9_after(fsim, cmd, tmp_path, answers):
-    """Start cmd; once the sim has sent 'answers' more /flows 200s, kill -9
-    it.  Returns the number of 200s it had got."""
+def coverage_rows(cache_dir):
+    """Coverage rows in the cache directory's database (0 while none)."""
+    for db in Path(cache_dir).glob("*.db"):
+        try:
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+            try:
+                return con.execute("select count(*) from coverage").fetchone()[0]
+            finally:
+                con.close()
+        except sqlite3.Error:
+            return 0
+    return 0
+
+
+def kill_9_after(fsim, cmd, tmp_path, answers, covered=0, cache_dir=None):
+    """Start cmd; once the sim has sent 'answers' more /flows 200s (and the
+    cache holds 'covered' coverage rows: stored windows, which lag the
+    answers on a loaded machine), kill -9 it.  Returns the number of 200s
+    it had got."""
     base = flows_200(fsim.counters())
     errf = open(tmp_path / "killed.stderr", "wb")
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
@@ -593,6 +610,11 @@ def kill_9_after(fsim, cmd, tmp_path, answers):
             assert time.monotonic() < deadline, \
                 f"no {answers} /flows answers in 60 s"
             time.sleep(0.005)
+        while covered and coverage_rows(cache_dir) < covered:
+            assert p.poll() is None, \
+                f"flowfetch ended (status {p.returncode}) before {covered} windows were stored"
+            assert time.monotonic() < deadline, f"not {covered} windows stored in 60 s"
+            time.sleep(0.01)
         assert p.poll() is None, "flowfetch finished before the kill"
         os.kill(p.pid, signal.SIGKILL)
         p.wait(timeout=10)
@@ -624,7 +646,9 @@ def test_kill_9_then_resume(fsim, url, heavy_cold, token_file, tmp_path,
     out = tmp_path / "heavy.csv"
     cmd = fetch_cmd(url, "10.0.1.20", iso(HEAVY_S), iso(HEAVY_E), out,
                     cache=tmp_path / "cache", token_file=token_file)
-    got = kill_9_after(fsim, cmd, tmp_path, 5 if when == "early" else lower)
+    got = kill_9_after(fsim, cmd, tmp_path, 5 if when == "early" else lower,
+                       covered=0 if when == "early" else lower // 3,
+                       cache_dir=tmp_path / "cache")
     assert not out.exists(), "a killed run left an output file"
     before = flows_requests(fsim.counters())
     f = run(cmd, tmp_path).ok()
