@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,9 +63,6 @@ struct fs_folder {
  * snapshot is dropped; its next reader renders it again from the cache
  * (no request). */
 #define SNAPSHOTS_MAX 24
-
-/* How much lower a folder's download runs than the daemon's FUSE threads. */
-#define FOLDER_NICE 5
 
 static int64_t wall_ms(void)
 {
@@ -515,12 +511,6 @@ static void *folder_worker(void *arg)
 	char err[FETCH_ERRLEN], cerr[CACHE_ERRLEN];
 
 	free(wa);
-	/* A download and its renders yield to the threads that answer the
-	 * kernel: on Linux the nice value is a thread's, and the decoding,
-	 * storing and formatting threads started from here inherit it.  With
-	 * both cores busy decoding, a listing's p95 went past 5 ms without. */
-	if (setpriority(PRIO_PROCESS, 0, FOLDER_NICE) != 0)
-		fs_log(c, "cannot lower a folder worker's priority: %s", strerror(errno));
 	pthread_mutex_lock(&c->lock);
 	while (f->waiters && !atomic_load(&c->stopping)) {
 		if (needs_query(c, f)) {
