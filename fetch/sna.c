@@ -728,6 +728,12 @@ static void sna_x_write(const struct sna_x *x, char *out, size_t len)
 	assert(n == total);
 }
 
+/* Did either side count a packet of this kind (a TCP flag)? */
+static bool either_side(const cJSON *src, const cJSON *dst, const char *key)
+{
+	return opt_num(src, key, FETCH_EXACT_MAX) > 0 || opt_num(dst, key, FETCH_EXACT_MAX) > 0;
+}
+
 /* extra of record o whose sides are src (the client) and dst. */
 static void sna_extra(const cJSON *o, const cJSON *st, const cJSON *src, const cJSON *dst,
 		      char *out, size_t len)
@@ -807,14 +813,10 @@ static int sna_decode_record(const cJSON *o, struct flow_rec *f, bool sample, ch
 	f->icmp_type = f->icmp_code = -1;
 	f->tcp_flags = -1;
 	if (f->proto == 6) {
-		int64_t syn = opt_num(src, "synPackets", FETCH_EXACT_MAX) > 0 ||
-			      opt_num(dst, "synPackets", FETCH_EXACT_MAX) > 0;
-		int64_t synack = opt_num(src, "synAckPackets", FETCH_EXACT_MAX) > 0 ||
-				 opt_num(dst, "synAckPackets", FETCH_EXACT_MAX) > 0;
-		int64_t fin = opt_num(src, "finPackets", FETCH_EXACT_MAX) > 0 ||
-			      opt_num(dst, "finPackets", FETCH_EXACT_MAX) > 0;
-		int64_t rst = opt_num(src, "rstPackets", FETCH_EXACT_MAX) > 0 ||
-			      opt_num(dst, "rstPackets", FETCH_EXACT_MAX) > 0;
+		bool syn = either_side(src, dst, "synPackets");
+		bool synack = either_side(src, dst, "synAckPackets");
+		bool fin = either_side(src, dst, "finPackets");
+		bool rst = either_side(src, dst, "rstPackets");
 		f->tcp_flags = (int32_t)((fin ? 0x01 : 0) | (syn || synack ? 0x02 : 0) |
 					 (rst ? 0x04 : 0) | (synack ? 0x10 : 0));
 	}
