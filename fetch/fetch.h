@@ -115,6 +115,7 @@ struct plan_stats {
 	uint64_t gaps;
 	uint64_t outstanding;	/* handed out, not yet answered */
 	uint64_t planned;	/* windows planned so far (queued + handed out) */
+	uint64_t rescales;	/* unsent windows planned again at a corrected size */
 };
 void plan_get_stats(const struct plan *p, struct plan_stats *st);
 

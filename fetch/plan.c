@@ -23,6 +23,16 @@
  *    parts instead, as large as their own samples can still place leaves in
  *    (up to INTERMEDIATE_CAPS * cap flows): they come back full, and their
  *    denser samples place the leaves.
+ *  - Head room.  A leaf's count is off by its parent's size error and by
+ *    the noise of its own share of the sample; leaves are aimed LEAF_Z
+ *    standard deviations under the cap (fill * cap at the most), so a thin
+ *    sample (a small cap) gets smaller leaves instead of many full ones.
+ *  - Correction.  The size error is shared by all the leaves of a window,
+ *    so the leaves' answers measure it: as they come back, the leaves not
+ *    yet handed out are planned again at the corrected size (rescale).
+ *    Without this, a size measured 10 % low made most leaves come back
+ *    full, and the request count of a day had a long tail (up to 2.7 times
+ *    the lower bound at a cap of 2,000, against 1.9 now).
  *  - Peers.  A full window at the driver's granularity is split by the peer
  *    prefix, along a binary trie of the sample's peer addresses, down to
  *    prefixes expected to hold fill * cap flows: the prefixes the burst comes
@@ -46,9 +56,13 @@
 #define MEASURE_SHARE 0.0625
 #define MIN_LEAF_POINTS 300.0	/* at the most; fewer for a small cap */
 #define INTERMEDIATE_CAPS 20.0	/* at the most */
+#define LEAF_Z 2.0		/* a leaf's head room, in standard deviations */
+#define REGROWN_RSD 0.15	/* a leaf that came back full: size barely known */
+#define MAX_RESCALES 8		/* re-plans of one node's unsent children */
+#define RESCALE_MIN 0.02	/* re-plan when the size is off by this much */
 
 enum node_kind { N_TIME, N_PEER };
-enum node_state { S_QUEUED, S_SENT, S_SPLIT, S_DONE };
+enum node_state { S_QUEUED, S_SENT, S_SPLIT, S_DONE, S_DROPPED };
 
 struct node {
 	uint64_t id;
@@ -59,6 +73,8 @@ struct node {
 	enum node_state state;
 	struct node *parent;
 	double est;		/* expected flows when planned; < 0 unknown */
+	double rsd;		/* est's relative standard deviation */
+	double pts;		/* sample points est was drawn from */
 	double known;		/* size once learned (exact or measured); < 0 unknown */
 	uint32_t pending;	/* children not done */
 	bool gap;		/* a gap somewhere below: no coverage here */
@@ -69,7 +85,16 @@ struct node {
 	int64_t rest_from;
 	int64_t *sample;	/* sorted starts in [s, e), kept while measuring */
 	uint8_t (*sample_peers)[16];	/* their peers, in the same order */
-	size_t nsample;
+	size_t nsample;		/* ... and while children are unsent (rescale) */
+	uint32_t unsent;	/* children queued, not yet handed out */
+	/* Rescaling: the children planned by the last plan_range over this
+	 * node (ids [kid_lo, kid_hi), generation gen) and what their answers
+	 * showed against their estimates. */
+	uint64_t kid_lo, kid_hi;
+	uint32_t gen, rescales;
+	double trsd;		/* the planned size's relative standard deviation */
+	double obs, exp, obs_pts;
+	bool censored;		/* a reading was a full answer */
 };
 
 struct plan {
@@ -132,7 +157,9 @@ static struct node *node_new(struct plan *p, struct node *parent, enum node_kind
 	if (parent) {
 		n->peer = parent->peer;
 		n->has_peer = parent->has_peer;
+		n->gen = parent->gen;
 		parent->pending++;
+		parent->unsent++;
 	} else {
 		n->peer = p->cfg.peer;
 		n->has_peer = p->cfg.has_peer;
@@ -164,7 +191,8 @@ static void emit(struct plan *p, enum plan_ev_kind kind, const struct node *n,
 }
 
 static void plan_range(struct plan *p, struct node *n, int64_t from, int64_t to,
-		       double total, const int64_t *pts, const uint8_t (*peers)[16], size_t npts);
+		       double total, double rsd, const int64_t *pts, const uint8_t (*peers)[16],
+		       size_t npts);
 static void sample_range(const int64_t *pts, size_t n, int64_t s, int64_t e, size_t *lo,
 			 size_t *hi);
 
@@ -182,7 +210,7 @@ static void plan_from_prior(struct plan *p, int64_t s, int64_t e)
 		return;
 	}
 	p->cfg.fill = fill * 0.92;
-	plan_range(p, NULL, s, e, (double)(hi - lo), p->cfg.prior + lo, NULL, hi - lo);
+	plan_range(p, NULL, s, e, (double)(hi - lo), 0, p->cfg.prior + lo, NULL, hi - lo);
 	p->cfg.fill = fill;
 }
 
@@ -236,6 +264,19 @@ void plan_free(struct plan *p)
 	free(p);
 }
 
+/* Free n's sample once nothing needs it any more: its size is measured
+ * and its children are all handed out (none can be re-planned). */
+static void keep_sample(struct node *n)
+{
+	if (n->measuring || n->unsent > 0)
+		return;
+	free(n->sample);
+	free(n->sample_peers);
+	n->sample = NULL;
+	n->sample_peers = NULL;
+	n->nsample = 0;
+}
+
 int plan_next(struct plan *p, struct plan_req *req)
 {
 	struct node *n;
@@ -244,6 +285,8 @@ int plan_next(struct plan *p, struct plan_req *req)
 		return -EAGAIN;
 	n = p->nodes[p->queue[p->qhead++]];
 	n->state = S_SENT;
+	if (n->parent && --n->parent->unsent == 0)
+		keep_sample(n->parent);
 	p->st.requests++;
 	p->st.outstanding++;
 	req->id = n->id;
@@ -386,6 +429,8 @@ static bool plan_slot_by_peer(struct plan *p, struct node *n, int64_t s, int64_t
 	/* not asked itself: only its peer parts are */
 	p->qtail--;
 	p->st.planned--;
+	if (n)
+		n->unsent--;
 	c->state = S_SPLIT;
 	c->peer_split = true;
 	p->st.peer_splits++;
@@ -396,13 +441,50 @@ static bool plan_slot_by_peer(struct plan *p, struct node *n, int64_t s, int64_t
 	return true;
 }
 
-/* Plan [from, to) of node n, of about 'total' flows, with the sample points
- * that fall into it (and their peers, when known), as leaves or
- * intermediate parts. */
-static void plan_range(struct plan *p, struct node *n, int64_t from, int64_t to,
-		       double total, const int64_t *pts, const uint8_t (*peers)[16], size_t npts)
+/*
+ * The flows to aim a leaf at, for a range of about 'total' flows (known to
+ * a relative standard deviation rsd) whose sample has npts points there.
+ * A leaf's count is off by the total's error and by its own share of the
+ * sample (1 / sqrt(points in the leaf)); the leaf is made small enough to
+ * stay under the cap by LEAF_Z standard deviations, and never larger than
+ * fill * cap.  A leaf that overflows costs two requests (its own and one
+ * more part), a smaller leaf costs a fraction of one: with a thin sample
+ * (a small cap) head room is the cheaper side.
+ */
+static double leaf_size(const struct plan *p, double total, double rsd, size_t npts)
 {
-	double leaf = p->cfg.fill * p->cfg.cap;
+	double cap = p->cfg.cap, leaf = p->cfg.fill * cap;
+
+	if (npts == 0 || total <= 0)
+		return leaf;
+	for (int i = 0; i < 3; i++) {
+		double k = (double)npts * leaf / total;	/* sample points a leaf holds */
+		double sd = sqrt(rsd * rsd + (k > 1 ? 1.0 / k : 1.0));
+		double l = cap / (1 + LEAF_Z * sd);
+		leaf = l < p->cfg.fill * cap ? l : p->cfg.fill * cap;
+	}
+	return leaf < 0.5 * cap ? 0.5 * cap : leaf;
+}
+
+static struct node *node_est(struct plan *p, struct node *n, int64_t s, int64_t e, double est,
+			     double rsd, double pts)
+{
+	struct node *c = node_new(p, n, N_TIME, s, e, est);
+	if (c) {
+		c->rsd = rsd;
+		c->pts = pts;
+	}
+	return c;
+}
+
+/* Plan [from, to) of node n, of about 'total' flows (relative standard
+ * deviation rsd), with the sample points that fall into it (and their
+ * peers, when known), as leaves or intermediate parts. */
+static void plan_range(struct plan *p, struct node *n, int64_t from, int64_t to,
+		       double total, double rsd, const int64_t *pts, const uint8_t (*peers)[16],
+		       size_t npts)
+{
+	double leaf = leaf_size(p, total, rsd, npts);
 	struct part *parts = NULL;
 	size_t nparts = 0;
 
@@ -410,7 +492,7 @@ static void plan_range(struct plan *p, struct node *n, int64_t from, int64_t to,
 		return;
 	if (total <= leaf || to - from <= p->cfg.granularity_ms) {
 		if (total <= leaf || !plan_slot_by_peer(p, n, from, to, total, peers, npts))
-			node_new(p, n, N_TIME, from, to, total);
+			node_est(p, n, from, to, total, rsd, (double)npts);
 		return;
 	}
 	if (npts == 0) {
@@ -419,7 +501,8 @@ static void plan_range(struct plan *p, struct node *n, int64_t from, int64_t to,
 		if (step < p->cfg.granularity_ms)
 			step = p->cfg.granularity_ms;
 		for (int64_t s = from; s < to; s += step)
-			node_new(p, n, N_TIME, s, s + step < to ? s + step : to, total * (double)step / (double)(to - from));
+			node_est(p, n, s, s + step < to ? s + step : to,
+				 total * (double)step / (double)(to - from), rsd, 0);
 		return;
 	}
 	double cap = p->cfg.cap;
@@ -442,15 +525,114 @@ static void plan_range(struct plan *p, struct node *n, int64_t from, int64_t to,
 	}
 	for (size_t i = 0; i < nparts; i++) {
 		double est = total * (double)parts[i].cnt / (double)npts;
+		double r = sqrt(rsd * rsd + (parts[i].cnt ? 1.0 / (double)parts[i].cnt : 1.0));
 		size_t lo = 0, hi = 0;
 		if (peers)
 			sample_range(pts, npts, parts[i].s, parts[i].e, &lo, &hi);
 		if (est <= leaf || parts[i].e - parts[i].s > p->cfg.granularity_ms ||
 		    !plan_slot_by_peer(p, n, parts[i].s, parts[i].e, est, peers ? peers + lo : NULL,
 				       hi - lo))
-			node_new(p, n, N_TIME, parts[i].s, parts[i].e, est);
+			node_est(p, n, parts[i].s, parts[i].e, est, r, (double)parts[i].cnt);
 	}
 	free(parts);
+}
+
+/*
+ * Plan [from, n->e) of a node whose full answer gave the sorted sample
+ * pts/pk (m points, owned by the node from now on: it stays while children
+ * are unsent, so that they can be re-planned), of about 'total' flows.
+ */
+static void plan_sized(struct plan *p, struct node *n, int64_t from, double total, double rsd,
+		       int64_t *pts, uint8_t (*pk)[16], size_t m)
+{
+	size_t lo, hi;
+
+	if (n->sample != pts) {
+		free(n->sample);
+		free(n->sample_peers);
+		n->sample = pts;
+		n->sample_peers = pk;
+		n->nsample = m;
+	}
+	sample_range(pts, m, from, n->e, &lo, &hi);
+	n->gen++;
+	n->trsd = rsd;
+	n->obs = n->exp = n->obs_pts = 0;
+	n->censored = false;
+	n->kid_lo = p->nnodes;
+	plan_range(p, n, from, n->e, total, rsd, pts + lo,
+		   pk ? (const uint8_t (*)[16])pk + lo : NULL, hi - lo);
+	n->kid_hi = p->nnodes;
+	keep_sample(n);
+}
+
+/*
+ * Child c of a sized node just answered ('answered' records, full or not).
+ * A node's size is estimated once for all its children, so its error is
+ * shared: when it was 10 % low, most leaves come back full, each costing
+ * two more requests.  The children's answers measure that error: each one
+ * is a reading of the true scale with the noise of its own sample points.
+ * The planned size (scale 1, relative deviation trsd) and the readings so
+ * far are combined by their precisions (but a full answer is a lower bound
+ * the estimate is not allowed under); when the combined scale is off by
+ * more than RESCALE_MIN, the children not yet handed out (the end of the
+ * range: they are sent in time order) are planned again at that scale and
+ * its smaller deviation, which becomes the new planned size.
+ */
+static void rescale(struct plan *p, struct node *c, size_t answered)
+{
+	struct node *n = c->parent;
+	double cap = p->cfg.cap;
+
+	if (!n || c->kind != N_TIME || c->est <= 0 || c->gen != n->gen || c->is_measure)
+		return;
+	if ((double)answered >= cap && c->est >= cap)
+		return;		/* an intermediate part: full as planned */
+	/* a full leaf counts as the cap: a lower bound */
+	n->obs += (double)answered < cap ? (double)answered : cap;
+	n->censored |= (double)answered >= cap;
+	n->exp += c->est;
+	n->obs_pts += c->pts;
+	if (!n->sample || n->unsent == 0 || n->rescales >= MAX_RESCALES || n->obs_pts < 1 ||
+	    n->trsd <= 0)
+		return;
+	double prior = 1 / (n->trsd * n->trsd), w = prior + n->obs_pts;
+	double scale = (prior + n->obs_pts * n->obs / n->exp) / w, rsd = 1 / sqrt(w);
+	if (n->censored && scale < n->obs / n->exp)
+		scale = n->obs / n->exp;	/* never below what full answers prove */
+	if (fabs(scale - 1) < RESCALE_MIN)
+		return;
+	/* the unsent suffix of the children, by time */
+	uint64_t first = n->kid_hi;
+	double est = 0;
+	for (uint64_t id = n->kid_hi; id-- > n->kid_lo;) {
+		struct node *k = p->nodes[id];
+		if (k->parent != n)
+			continue;	/* a peer part below a slot */
+		if (k->state != S_QUEUED || k->kind != N_TIME)
+			break;
+		first = id;
+		est += k->est;
+	}
+	if (first == n->kid_hi || est <= 0)
+		return;
+	int64_t from = p->nodes[first]->s;
+	size_t w_at = p->qhead;
+	for (size_t i = p->qhead; i < p->qtail; i++) {
+		struct node *k = p->nodes[p->queue[i]];
+		if (k->parent == n && k->id >= first && k->state == S_QUEUED) {
+			k->state = S_DROPPED;
+			n->pending--;
+			n->unsent--;
+			p->st.planned--;
+			continue;
+		}
+		p->queue[w_at++] = p->queue[i];
+	}
+	p->qtail = w_at;
+	n->rescales++;
+	p->st.rescales++;
+	plan_sized(p, n, from, est * scale, rsd, n->sample, n->sample_peers, n->nsample);
 }
 
 static void node_done(struct plan *p, struct node *n);
@@ -464,14 +646,10 @@ static void learned(struct plan *p, struct node *n)
 		return;
 	par->measuring = false;
 	par->known = n->known / par->meas_share;
-	size_t lo, hi;
-	sample_range(par->sample, par->nsample, par->rest_from, par->e, &lo, &hi);
-	plan_range(p, par, par->rest_from, par->e, par->known * (1 - par->meas_share),
-		   par->sample + lo, (const uint8_t (*)[16])par->sample_peers + lo, hi - lo);
-	free(par->sample);
-	free(par->sample_peers);
-	par->sample = NULL;
-	par->sample_peers = NULL;
+	/* the share of a random sample the measured part held: binomial */
+	double rsd = sqrt((1 - par->meas_share) / (par->meas_share * (double)par->nsample));
+	plan_sized(p, par, par->rest_from, par->known * (1 - par->meas_share), rsd, par->sample,
+		   par->sample_peers, par->nsample);
 	learned(p, par);
 }
 
@@ -509,6 +687,12 @@ static double regrown(const struct plan *p, const struct node *n)
 	if (n->est > cap)
 		return n->est * 1.1;
 	return cap * 1.3;
+}
+
+/* regrown's relative standard deviation. */
+static double regrown_rsd(const struct plan *p, const struct node *n)
+{
+	return n->est > p->cfg.cap ? n->rsd : REGROWN_RSD;
 }
 
 /* Split prefix 'pre' holding sorted sample peers [lo, hi) of m, for a
@@ -610,11 +794,13 @@ static void split_by_time(struct plan *p, struct node *n, const int64_t *starts,
 			memcpy(pk[i], sp[i].peer, 16);
 	}
 	free(sp);
-	const uint8_t (*cpk)[16] = (const uint8_t (*)[16])pk;
 	if (n->est >= 0 || m < 8) {
 		double total = n->est >= 0 ? regrown(p, n) : 2.0 * p->cfg.cap;
 		n->known = total;
-		plan_range(p, n, n->s, n->e, total, pts, cpk, m);
+		plan_sized(p, n, n->s, total, n->est >= 0 ? regrown_rsd(p, n) : REGROWN_RSD,
+			   pts, pk, m);
+		pts = NULL;
+		pk = NULL;
 		goto planned;
 	}
 	/* size unknown: ask a measuring child first */
@@ -638,7 +824,9 @@ static void split_by_time(struct plan *p, struct node *n, const int64_t *starts,
 		/* degenerate sample: plan it all with a guess */
 		free(parts);
 		n->known = 2.0 * p->cfg.cap;
-		plan_range(p, n, n->s, n->e, n->known, pts, cpk, m);
+		plan_sized(p, n, n->s, n->known, REGROWN_RSD, pts, pk, m);
+		pts = NULL;
+		pk = NULL;
 		goto planned;
 	}
 	struct node *c = node_new(p, n, N_TIME, parts[0].s, parts[0].e, -1);
@@ -674,6 +862,7 @@ int plan_answer(struct plan *p, uint64_t id, size_t answered, size_t n,
 	nd = p->nodes[id];
 	p->st.outstanding--;
 	p->nev = 0;
+	rescale(p, nd, answered);
 	if (answered < p->cfg.cap) {
 		nd->known = (double)answered;
 		if (nd->kind == N_TIME)

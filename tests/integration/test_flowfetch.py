@@ -779,27 +779,37 @@ def test_stall_message_says_stall(stalled):
     pytest.param(10000, "10.0.1.30", "bursty", id="bursty-cap10000"),
     pytest.param(2000, "10.0.1.11", "steady", id="steady-cap2000"),
 ])
-def test_frugal(fsim, make_sim, token, ff, cap, host, kind):
+def test_frugal(fsim, make_sim, token, ff, tmp_path, cap, host, kind):
     """design.md: close to ceil(flows / max_records) requests, at most
     1.3 times on steady traffic and 2 times on bursty traffic; 3 more are
-    allowed for measuring the first window (plan.c)."""
+    allowed for measuring the first window (plan.c).
+
+    The count is a random variable: the collector answers a random subset,
+    and the planner sizes its windows from it.  At a cap of 10,000 it is
+    narrow (300 cold runs of the steady day: always 5).  At a cap of 2,000
+    the sample is five times thinner: 300 cold runs gave 13 to 24 requests
+    (median 15, 99th percentile 19), so that case is judged by the median
+    of three cold runs, each with its own cache."""
     s = fsim if cap == fsim.scenario()["max_records"] else \
         make_sim(*sim_args(token, "--max-records", str(cap)))
     D = day_text(YDAY0)
-    before = flows_requests(s.counters())
-    f = ff(f"http://127.0.0.1:{s.port}", host, D, D).ok()
-    n = flows_requests(s.counters()) - before
     t = truth_of(s, host, YDAY0, YDAY0 + DAY)
-    assert_ids_equal([r["flowId"] for r in output_rows(f)], t)
+    counts = []
+    for i in range(1 if cap == 10000 else 3):
+        before = flows_requests(s.counters())
+        f = ff(f"http://127.0.0.1:{s.port}", host, D, D, out=f"flows{i}.csv",
+               cache=tmp_path / f"cache{i}").ok()
+        counts.append(flows_requests(s.counters()) - before)
+        assert_ids_equal([r["flowId"] for r in output_rows(f)], t)
+    n = sorted(counts)[len(counts) // 2]
     lower = -(-t["count"] // cap)
     k = 1.3 if kind == "steady" else 2.0
     if cap < 10000:
-        # a small cap's sample places leaves less well: measured 1.3 to 1.75
-        # on this day (it was 10 x before plan.c sized its intermediate
-        # windows from the cap); the design's targets are for 10,000
+        # a small cap's sample places leaves less well: the median was 15
+        # for a lower bound of 11 (1.36); the design's targets are for 10,000
         k = 1.8
     assert n <= k * lower + 3, \
-        (f"{n} /flows requests for {t['count']} flows at max_records {cap}:"
+        (f"{counts} /flows requests for {t['count']} flows at max_records {cap}:"
          f" lower bound {lower}, allowed {k} x {lower} + 3")
 
 
