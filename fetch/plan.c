@@ -7,12 +7,12 @@
  * requests, so this planner uses the sample instead:
  *
  *  - Size.  A sample tells where the flows are but not how many there are.
- *    The first part of a split (the "measuring child", about an eighth of
+ *    The first part of a split (the "measuring child", a sixteenth of
  *    the sample) is asked alone; when it comes back complete with n records
  *    while holding a share f of the sample, the parent held about n / f.
  *    Only then is the rest planned, all of it at once, so the requests in
  *    flight stay busy.  A measuring child that is itself full measures in
- *    turn, so a window of N flows costs about log8(N / cap) extra requests
+ *    turn, so a window of N flows costs about log16(N / cap) extra requests
  *    before its size is known.
  *  - Shape.  A window of known size is cut at its sample's quantiles into
  *    leaves of about fill * cap flows (greedy over the sorted start times,
