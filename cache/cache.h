@@ -161,9 +161,13 @@ struct cache_query {
 	struct cache_prefix peer;
 	bool has_peer;
 	int64_t start, end;	/* [start, end) in ms, UTC */
-	/* Reports only: coverage fetched after this time (ms) is left out, so
-	 * that a snapshot rendered again shows what it showed (0: all). */
+	/* Reports only: coverage fetched after this time (ms), or committed
+	 * after the mark as_of_seq (cache_coverage_mark), is left out, so that
+	 * a snapshot rendered again shows what it showed (as_of_ms 0: all).
+	 * Both are needed: a row stamped before as_of_ms by another process's
+	 * download may be committed after the mark. */
 	int64_t as_of_ms;
+	int64_t as_of_seq;
 };
 
 /*
@@ -215,6 +219,11 @@ int cache_gaps(struct cache *c, const struct cache_query *q,
 	       struct cache_gap **out, size_t *n, char *err);
 /* Forget q's gaps (before a new attempt at closing them). */
 int cache_clear_gaps(struct cache *c, const struct cache_query *q, char *err);
+
+/* The newest coverage row committed so far, as a mark for
+ * cache_query.as_of_seq (0 when there is none).  An SQLite error is
+ * returned as a negative errno with err set. */
+int cache_coverage_mark(struct cache *c, int64_t *seq, char *err);
 
 /* Coverage rows for q (as cache_missing sees them), for provenance. */
 int cache_coverage(struct cache *c, const struct cache_query *q, int64_t now_ms,

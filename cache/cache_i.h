@@ -65,6 +65,7 @@ enum cache_stmt {
 	ST_LOOKUP_SELECT,
 	ST_AGE_SET,
 	ST_AGE_GET,
+	ST_COVER_MARK,
 	ST_COUNT_ALL
 };
 

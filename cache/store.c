@@ -167,7 +167,7 @@ static const char *const store_sql[ST_COUNT_ALL] = {
 		"INSERT INTO coverage(subject,peer,start,\"end\",fetched_ms,"
 		"provisional,records) VALUES (?1,?2,?3,?4,?5,?6,?7)",
 	[ST_COVER_SELECT] =
-		"SELECT start,\"end\",fetched_ms,provisional,records FROM coverage"
+		"SELECT start,\"end\",fetched_ms,provisional,records,rowid FROM coverage"
 		" WHERE subject=?1 AND peer IN (?2,'') AND start<?4 AND \"end\">?3"
 		" ORDER BY start,\"end\",fetched_ms,provisional,records",
 	[ST_GAP_INSERT] =
@@ -197,6 +197,7 @@ static const char *const store_sql[ST_COUNT_ALL] = {
 			     " ORDER BY tbl,key,key2",
 	[ST_AGE_SET] = "INSERT OR REPLACE INTO lookup_age(tbl,fetched_ms) VALUES (?1,?2)",
 	[ST_AGE_GET] = "SELECT fetched_ms FROM lookup_age WHERE tbl=?1",
+	[ST_COVER_MARK] = "SELECT coalesce(max(rowid),0) FROM coverage",
 };
 
 /* Run one prepared statement that returns no row, and reset it. */
@@ -993,7 +994,8 @@ int cache_coverage_all(struct cache *c, const struct cache_query *q,
 	sqlite3_bind_int64(st, 3, q->start);
 	sqlite3_bind_int64(st, 4, q->end);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (q->as_of_ms && sqlite3_column_int64(st, 2) > q->as_of_ms)
+		if (q->as_of_ms && (sqlite3_column_int64(st, 2) > q->as_of_ms ||
+				    sqlite3_column_int64(st, 5) > q->as_of_seq))
 			continue;
 		if (cnt == cap) {
 			cap = cap ? cap * 2 : 16;
@@ -1022,6 +1024,22 @@ int cache_coverage_all(struct cache *c, const struct cache_query *q,
 fail:
 	sqlite3_reset(st);
 	free(v);
+	return rc;
+}
+
+int cache_coverage_mark(struct cache *c, int64_t *seq, char *err)
+{
+	sqlite3_stmt *st = c->st[ST_COVER_MARK];
+	int rc = sqlite3_step(st);
+
+	*seq = 0;
+	if (rc == SQLITE_ROW) {
+		*seq = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else {
+		rc = cache_sqlite_fail(c->db, rc, err, "read the coverage mark");
+	}
+	sqlite3_reset(st);
 	return rc;
 }
 

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -47,6 +48,7 @@ struct fs_folder {
 	bool worker;
 	unsigned gen;
 	int64_t made_ms;
+	int64_t made_seq;	/* the cache's coverage mark at made_ms */
 	bool live;
 	int err;
 	char cause[FETCH_ERRLEN];
@@ -265,6 +267,7 @@ static struct cache_query snap_query(const struct fs_folder *f)
 {
 	struct cache_query q = f->node.q;
 	q.as_of_ms = f->live ? 0 : f->made_ms;
+	q.as_of_seq = f->made_seq;
 	return q;
 }
 
@@ -502,6 +505,29 @@ struct worker_arg {
 	struct fs_folder *f;
 };
 
+/* The worker's cache connection (*cc, opened when needed) and the coverage
+ * mark a new snapshot is rendered as of (snap_query).  On failure *seq is
+ * left as it was (INT64_MAX: no bound but the time) and the cause logged. */
+static void folder_mark(struct fs_ctx *c, struct cache **cc, int64_t *seq)
+{
+	char cerr[CACHE_ERRLEN];
+	int64_t s;
+
+	if (!*cc) {
+		struct cache_identity id = fetch_engine_identity(c->engine);
+		if (cache_open(c->cache_dir, &id, cc, cerr)) {
+			*cc = NULL;
+			fs_log(c, "cannot open the cache: %s", cerr);
+			return;
+		}
+	}
+	if (cache_coverage_mark(*cc, &s, cerr)) {
+		fs_log(c, "cannot read the coverage mark: %s", cerr);
+		return;
+	}
+	*seq = s;
+}
+
 static void *folder_worker(void *arg)
 {
 	struct worker_arg *wa = arg;
@@ -519,6 +545,12 @@ static void *folder_worker(void *arg)
 			pthread_mutex_unlock(&c->lock);
 			struct fetch_result res;
 			int rc = fetch_query(c->engine, &f->node.q, &f->prog, &f->cancel, &res, err);
+			/* the mark first, then the time: a row committed before the
+			 * mark was stamped before the time */
+			int64_t seq = INT64_MAX, made;
+			if (!rc)
+				folder_mark(c, &cc, &seq);
+			made = wall_ms();
 			pthread_mutex_lock(&c->lock);
 			if (rc) {
 				char name[128];
@@ -539,7 +571,8 @@ static void *folder_worker(void *arg)
 			f->gen++;
 			if (!again) {
 				f->res = res;
-				f->made_ms = wall_ms();
+				f->made_ms = made;
+				f->made_seq = seq;
 			}
 			f->live = folder_is_live(c, f);
 			f->state = F_READY;

@@ -751,6 +751,58 @@ static void test_missing_provisional(void **state)
 	rmtree(dir);
 }
 
+/* A snapshot's reports are rendered as of its making: coverage stamped
+ * after as_of_ms, and coverage committed after the mark, are both left out.
+ * The second matters when another download stamped a window before the
+ * snapshot was made but committed it after (the soak saw a copied folder's
+ * query.json change under it). */
+static void test_coverage_as_of(void **state)
+{
+	(void)state;
+	char *dir = tmpdir(), err[CACHE_ERRLEN] = "";
+	struct cache *c = open_ok(dir);
+	struct cache_query q = Q("192.0.2.10", NULL, 0, 300);
+	struct cache_cover *cov;
+	size_t n;
+	int64_t mark = -1, mark2 = -1;
+	const int64_t ttl = 60000, made = 5000;
+
+	assert_int_equal(cache_coverage_mark(c, &mark, err), 0);
+	assert_int_equal(mark, 0);
+	struct cache_cover a = {0, 100, 1000, false, 0};
+	assert_int_equal(cache_put_window(c, &q, NULL, 0, &a, err), 0);
+	assert_int_equal(cache_coverage_mark(c, &mark, err), 0);
+	assert_true(mark > 0);
+	/* stamped before the snapshot, committed after its mark */
+	struct cache_cover late = {100, 200, made - 1, false, 0};
+	/* stamped after the snapshot */
+	struct cache_cover after = {200, 300, made + 1, false, 0};
+	assert_int_equal(cache_put_window(c, &q, NULL, 0, &late, err), 0);
+	assert_int_equal(cache_put_window(c, &q, NULL, 0, &after, err), 0);
+	assert_int_equal(cache_coverage_mark(c, &mark2, err), 0);
+	assert_true(mark2 > mark);
+
+	struct cache_query sq = q;
+	sq.as_of_ms = made;
+	sq.as_of_seq = mark;
+	assert_int_equal(cache_coverage(c, &sq, made + 10, ttl, &cov, &n, err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(cov[0].start, 0);
+	free(cov);
+	/* with the later mark, the time still leaves 'after' out */
+	sq.as_of_seq = mark2;
+	assert_int_equal(cache_coverage(c, &sq, made + 10, ttl, &cov, &n, err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(cov[1].start, 100);
+	free(cov);
+	/* not as of anything: all three */
+	assert_int_equal(cache_coverage(c, &q, made + 10, ttl, &cov, &n, err), 0);
+	assert_int_equal(n, 3);
+	free(cov);
+	cache_close(c);
+	rmtree(dir);
+}
+
 /* ---- gaps ------------------------------------------------------------------------------------ */
 
 static void test_gaps(void **state)
@@ -1043,6 +1095,7 @@ int main(void)
 		cmocka_unit_test(test_put_window),
 		cmocka_unit_test(test_put_window_atomic),
 		cmocka_unit_test(test_missing_provisional),
+		cmocka_unit_test(test_coverage_as_of),
 		cmocka_unit_test(test_gaps),
 		cmocka_unit_test(test_lookup),
 		cmocka_unit_test(test_query_plan),
