@@ -38,8 +38,10 @@
  *    prefixes expected to hold fill * cap flows: the prefixes the burst comes
  *    from are reached directly, not one bit at a time.  A slot that a sized
  *    parent's sample already shows to hold more than a leaf is split by peer
- *    when it is planned, without first being asked whole.  At a single
- *    address the window is a gap.
+ *    when it is planned, without first being asked whole.  A driver that
+ *    takes a list of peer prefixes (FETCH_SPLIT_PEER_SET) gets the light
+ *    parts grouped into one request.  At a single address the window is
+ *    a gap.
  *
  * Every window is asked once; a window's coverage is reported only when its
  * own answer was complete (a leaf), or when all its peer parts were.  The
