@@ -42,6 +42,11 @@
 #define FETCH_SPLIT_PEER 1u
 #define FETCH_SPLIT_PROTO 2u
 #define FETCH_SPLIT_PORT 4u
+/* The driver can ask for several peer prefixes in one request (SNA's
+ * peer.ipAddresses.includes is a list): the planner then asks the light
+ * prefixes of a peer split together, up to PLAN_PEER_SET_MAX of them. */
+#define FETCH_SPLIT_PEER_SET 8u
+#define PLAN_PEER_SET_MAX 48
 
 struct plan_cfg {
 	uint32_t cap;			/* max_records of the collector */
@@ -68,6 +73,11 @@ struct plan_req {
 	int64_t start, end;
 	struct cache_prefix peer;
 	bool has_peer;		/* false only when the query has no peer and no split was needed */
+	/* With FETCH_SPLIT_PEER_SET: when npeer_set > 1, the peer filter is
+	 * any of peer_set[0..npeer_set) (peer is the first); the planner's
+	 * memory, valid until plan_free. */
+	const struct cache_prefix *peer_set;
+	size_t npeer_set;
 };
 
 /* What an answer closed. */

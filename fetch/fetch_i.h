@@ -109,7 +109,8 @@ struct driver_win {
 	unsigned polls;
 	int64_t started_ms;		/* monotonic, when the exchange began */
 	char id[64];			/* the collector's id of the exchange */
-	char body[768];			/* the first request's body */
+	char body[4096];		/* the first request's body (a peer set: up to
+					 * PLAN_PEER_SET_MAX prefixes) */
 };
 
 /*

@@ -38,8 +38,10 @@
  *    prefixes expected to hold fill * cap flows: the prefixes the burst comes
  *    from are reached directly, not one bit at a time.  A slot that a sized
  *    parent's sample already shows to hold more than a leaf is split by peer
- *    when it is planned, without first being asked whole.  At a single
- *    address the window is a gap.
+ *    when it is planned, without first being asked whole.  A driver that
+ *    takes a list of peer prefixes (FETCH_SPLIT_PEER_SET) gets the light
+ *    parts grouped into one request.  At a single address the window is
+ *    a gap.
  *
  * Every window is asked once; a window's coverage is reported only when its
  * own answer was complete (a leaf), or when all its peer parts were.  The
@@ -95,6 +97,8 @@ struct node {
 	double trsd;		/* the planned size's relative standard deviation */
 	double obs, exp, obs_pts;
 	bool censored;		/* a reading was a full answer */
+	struct cache_prefix *set;	/* a peer set (FETCH_SPLIT_PEER_SET), or NULL */
+	size_t nset;
 };
 
 struct plan {
@@ -256,6 +260,7 @@ void plan_free(struct plan *p)
 	for (size_t i = 0; i < p->nnodes; i++) {
 		free(p->nodes[i]->sample);
 		free(p->nodes[i]->sample_peers);
+		free(p->nodes[i]->set);
 		free(p->nodes[i]);
 	}
 	free(p->nodes);
@@ -294,6 +299,8 @@ int plan_next(struct plan *p, struct plan_req *req)
 	req->end = n->e;
 	req->peer = n->peer;
 	req->has_peer = n->has_peer;
+	req->peer_set = n->set;
+	req->npeer_set = n->nset;
 	return 0;
 }
 
@@ -695,20 +702,38 @@ static double regrown_rsd(const struct plan *p, const struct node *n)
 	return n->est > p->cfg.cap ? n->rsd : REGROWN_RSD;
 }
 
+/* The parts of a peer split, in address order. */
+struct peer_leaf {
+	struct cache_prefix pre;
+	double est;
+};
+
+struct peer_leaves {
+	struct peer_leaf *v;
+	size_t n, cap;
+};
+
 /* Split prefix 'pre' holding sorted sample peers [lo, hi) of m, for a
- * window of about 'total' flows. */
-static void peer_trie(struct plan *p, struct node *n, struct cache_prefix pre,
-		      uint8_t (*pts)[16], size_t lo, size_t hi, size_t m, double total)
+ * window of about 'total' flows, into prefixes expected to hold a leaf at
+ * the most (or single addresses), appended to out. */
+static void peer_collect(struct plan *p, struct cache_prefix pre, uint8_t (*pts)[16], size_t lo,
+			 size_t hi, size_t m, double total, struct peer_leaves *out)
 {
 	double est = m ? total * (double)(hi - lo) / (double)m : total;
 	double leaf = p->cfg.fill * p->cfg.cap;
 
 	if (est <= leaf || pre.len >= p->max_len) {
-		struct node *c = node_new(p, n, N_PEER, n->s, n->e, est);
-		if (c) {
-			c->peer = pre;
-			c->has_peer = true;
+		if (out->n == out->cap) {
+			size_t cap = out->cap ? out->cap * 2 : 64;
+			struct peer_leaf *v = realloc(out->v, cap * sizeof(*v));
+			if (!v) {
+				p->oom = true;
+				return;
+			}
+			out->v = v;
+			out->cap = cap;
 		}
+		out->v[out->n++] = (struct peer_leaf){pre, est};
 		return;
 	}
 	struct cache_prefix a = pre, b = pre;
@@ -718,15 +743,101 @@ static void peer_trie(struct plan *p, struct node *n, struct cache_prefix pre,
 	size_t mid = lo;
 	while (mid < hi && memcmp(pts[mid], b.addr, 16) < 0)
 		mid++;
-	peer_trie(p, n, a, pts, lo, mid, m, total);
-	peer_trie(p, n, b, pts, mid, hi, m, total);
+	peer_collect(p, a, pts, lo, mid, m, total, out);
+	peer_collect(p, b, pts, mid, hi, m, total, out);
 }
 
-/* A full answer for a window at the finest time step. */
+static void peer_part(struct plan *p, struct node *n, const struct peer_leaf *v, size_t k,
+		      double est)
+{
+	struct node *c = node_new(p, n, N_PEER, n->s, n->e, est);
+
+	if (!c)
+		return;
+	c->peer = v[0].pre;
+	c->has_peer = true;
+	if (k > 1) {
+		c->set = malloc(k * sizeof(*c->set));
+		if (!c->set) {
+			p->oom = true;
+			return;
+		}
+		for (size_t i = 0; i < k; i++)
+			c->set[i] = v[i].pre;
+		c->nset = k;
+	}
+}
+
+/*
+ * One request for each part of a peer split; with FETCH_SPLIT_PEER_SET,
+ * light parts next to each other are asked together, as long as they are
+ * expected to hold a leaf at the most.  Isolating one busy address (a scan
+ * or a flood from one source) leaves a light sibling prefix at every bit
+ * on the way down, 32 for IPv4: asked one by one they cost a request each,
+ * asked as a set about one.
+ */
+static void peer_parts(struct plan *p, struct node *n, const struct peer_leaves *l)
+{
+	double leaf = p->cfg.fill * p->cfg.cap, sum = 0;
+	size_t from = 0;
+
+	if (!(p->cfg.split_dims & FETCH_SPLIT_PEER_SET)) {
+		for (size_t i = 0; i < l->n; i++)
+			peer_part(p, n, &l->v[i], 1, l->v[i].est);
+		return;
+	}
+	for (size_t i = 0; i <= l->n; i++) {
+		bool fits = i < l->n && i - from < PLAN_PEER_SET_MAX && sum + l->v[i].est <= leaf;
+		if (fits) {
+			sum += l->v[i].est;
+			continue;
+		}
+		if (i > from)
+			peer_part(p, n, &l->v[from], i - from, sum);
+		from = i;
+		sum = 0;
+		if (i < l->n) {
+			sum = l->v[i].est;
+			if (sum > leaf) {
+				/* too busy to share a request */
+				peer_part(p, n, &l->v[i], 1, sum);
+				from = i + 1;
+				sum = 0;
+			}
+		}
+	}
+}
+
+/* Split prefix 'pre' holding sorted sample peers [lo, hi) of m, for a
+ * window of about 'total' flows, and plan the parts below n. */
+static void peer_trie(struct plan *p, struct node *n, struct cache_prefix pre,
+		      uint8_t (*pts)[16], size_t lo, size_t hi, size_t m, double total)
+{
+	struct peer_leaves l = {0};
+
+	peer_collect(p, pre, pts, lo, hi, m, total, &l);
+	peer_parts(p, n, &l);
+	free(l.v);
+}
+
+static bool in_peers(const struct node *n, const uint8_t a[16])
+{
+	if (!n->set)
+		return cache_prefix_contains(&n->peer, a);
+	for (size_t i = 0; i < n->nset; i++)
+		if (cache_prefix_contains(&n->set[i], a))
+			return true;
+	return false;
+}
+
+/* A full answer for a window at the finest time step.  A full peer set is
+ * split into its members (and those further, as the sample says); a
+ * single prefix down to single addresses, where it is a gap. */
 static void split_by_peer(struct plan *p, struct node *n, const int64_t *starts,
 			  const uint8_t (*peers)[16], size_t cnt)
 {
-	if (!(p->cfg.split_dims & FETCH_SPLIT_PEER) || !peers || n->peer.len >= p->max_len) {
+	if (!(p->cfg.split_dims & FETCH_SPLIT_PEER) || !peers ||
+	    (!n->set && n->peer.len >= p->max_len)) {
 		n->gap = true;
 		p->st.gaps++;
 		emit(p, PLAN_GAP, n, 0, (int64_t)cnt);
@@ -740,13 +851,31 @@ static void split_by_peer(struct plan *p, struct node *n, const int64_t *starts,
 		return;
 	}
 	for (size_t i = 0; i < cnt; i++)
-		if (starts[i] >= n->s && starts[i] < n->e && cache_prefix_contains(&n->peer, peers[i]))
+		if (starts[i] >= n->s && starts[i] < n->e && in_peers(n, peers[i]))
 			memcpy(pts[m++], peers[i], 16);
 	qsort(pts, m, 16, cmp_addr);
 	double total = n->est >= 0 ? regrown(p, n) : 2.0 * p->cfg.cap;
 	n->peer_split = true;
 	p->st.peer_splits++;
-	peer_trie(p, n, n->peer, pts, 0, m, m, total);
+	if (!n->set) {
+		peer_trie(p, n, n->peer, pts, 0, m, m, total);
+	} else {
+		struct peer_leaves l = {0};
+		for (size_t k = 0; k < n->nset; k++) {
+			/* members are disjoint prefixes: a run of the sorted points */
+			size_t lo = 0, hi;
+			while (lo < m && !cache_prefix_contains(&n->set[k], pts[lo]))
+				lo++;
+			hi = lo;
+			while (hi < m && cache_prefix_contains(&n->set[k], pts[hi]))
+				hi++;
+			/* a member with no point at all still shares the total's
+			 * head room: at least one point's worth */
+			peer_collect(p, n->set[k], pts, lo, hi, m ? m : 1, total, &l);
+		}
+		peer_parts(p, n, &l);
+		free(l.v);
+	}
 	free(pts);
 }
 

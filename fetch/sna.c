@@ -356,19 +356,28 @@ static int sna_window_first(struct driver *d, const struct cache_query *q,
 			    const struct plan_req *r, uint32_t limit, struct driver_win *w,
 			    struct http_ask *a)
 {
-	char from[32], to[32], subject[64], peer[64];
+	char from[32], to[32], subject[64], peers[PLAN_PEER_SET_MAX * 48];
+	size_t np = r->npeer_set > 1 ? r->npeer_set : 1, len = 0;
+	int n;
 
 	memset(a, 0, sizeof(*a));
 	sna_time(r->start, false, from, sizeof(from));
 	sna_time(r->end, true, to, sizeof(to));
 	cache_prefix_format(&q->subject, subject, sizeof(subject));
-	if (r->has_peer)
-		cache_prefix_format(&r->peer, peer, sizeof(peer));
-	snprintf(w->body, sizeof(w->body),
-		 "{\"startDateTime\":\"%s\",\"endDateTime\":\"%s\",\"recordLimit\":%u,"
-		 "\"subject\":{\"ipAddresses\":{\"includes\":[\"%s\"]}}%s%s%s}",
-		 from, to, limit, subject, r->has_peer ? ",\"peer\":{\"ipAddresses\":{\"includes\":[\"" : "",
-		 r->has_peer ? peer : "", r->has_peer ? "\"]}}" : "");
+	peers[0] = '\0';
+	for (size_t i = 0; r->has_peer && i < np && i < PLAN_PEER_SET_MAX; i++) {
+		char one[64];
+		cache_prefix_format(r->npeer_set > 1 ? &r->peer_set[i] : &r->peer, one, sizeof(one));
+		len += (size_t)snprintf(peers + len, sizeof(peers) - len, "%s\"%s\"", i ? "," : "", one);
+	}
+	n = snprintf(w->body, sizeof(w->body),
+		     "{\"startDateTime\":\"%s\",\"endDateTime\":\"%s\",\"recordLimit\":%u,"
+		     "\"subject\":{\"ipAddresses\":{\"includes\":[\"%s\"]}}%s%s%s}",
+		     from, to, limit, subject,
+		     r->has_peer ? ",\"peer\":{\"ipAddresses\":{\"includes\":[" : "", peers,
+		     r->has_peer ? "]}}" : "");
+	if (n < 0 || (size_t)n >= sizeof(w->body))
+		return -E2BIG;	/* cannot happen with PLAN_PEER_SET_MAX prefixes */
 	w->stage = SNA_CREATE;
 	w->started_ms = mono_ms();
 	searches_url(d, a, NULL, "");
@@ -899,7 +908,7 @@ const struct driver_ops sna_driver = {
 	.name = "sna",
 	.granularity_ms = 1000,
 	.max_window_ms = 31LL * 86400000,
-	.split_dims = FETCH_SPLIT_PEER,
+	.split_dims = FETCH_SPLIT_PEER | FETCH_SPLIT_PEER_SET,
 	.open = sna_open,
 	.close = sna_close,
 	.session = sna_session,

@@ -31,6 +31,18 @@ static struct sim_prefix any_of_family(bool v4)
 	return p;
 }
 
+bool sim_query_peer_contains(const struct sim_query *q, const struct sim_addr *a)
+{
+	if (!q->has_peer)
+		return false;
+	if (sim_prefix_contains(&q->peer, a))
+		return true;
+	for (int i = 0; i < q->nmore; i++)
+		if (sim_prefix_contains(&q->more_peers[i], a))
+			return true;
+	return false;
+}
+
 bool sim_query_match_flow(const struct sim_query *q, const struct sim_flow *f)
 {
 	bool src_ip = sim_prefix_contains(&q->ip, &f->src);
@@ -38,8 +50,20 @@ bool sim_query_match_flow(const struct sim_query *q, const struct sim_flow *f)
 
 	if (!q->has_peer)
 		return src_ip || dst_ip;
-	return (src_ip && sim_prefix_contains(&q->peer, &f->dst)) ||
-	       (dst_ip && sim_prefix_contains(&q->peer, &f->src));
+	return (src_ip && sim_query_peer_contains(q, &f->dst)) ||
+	       (dst_ip && sim_query_peer_contains(q, &f->src));
+}
+
+/* Any prefix of the query's peer filter intersects / the one covers pp. */
+static bool peer_intersects(const struct sim_query *q, const struct sim_prefix *peer,
+			    const struct sim_prefix *pp)
+{
+	if (sim_prefix_intersects(peer, pp))
+		return true;
+	for (int i = 0; q->has_peer && i < q->nmore; i++)
+		if (sim_prefix_intersects(&q->more_peers[i], pp))
+			return true;
+	return false;
 }
 
 /* First index in c whose start is >= t. */
@@ -129,10 +153,10 @@ int sim_query_collect(struct sim_dataset *ds, const struct sim_query *q,
 	for (int si = 0; si < ds->sc.nstreams; si++) {
 		const struct sim_stream *st = &ds->sc.streams[si];
 		bool fwd = sim_prefix_intersects(&q->ip, &st->subject) &&
-			   sim_prefix_intersects(&peer, &st->peers);
+			   peer_intersects(q, &peer, &st->peers);
 		bool rev = sim_prefix_intersects(&q->ip, &st->peers) &&
-			   sim_prefix_intersects(&peer, &st->subject);
-		bool whole = sim_prefix_covers(&q->ip, &st->subject) &&
+			   peer_intersects(q, &peer, &st->subject);
+		bool whole = q->nmore == 0 && sim_prefix_covers(&q->ip, &st->subject) &&
 			     sim_prefix_covers(&peer, &st->peers);
 		int64_t from = q->start - (q->match == SIM_MATCH_OVERLAP ? st->max_dur_ms : 0);
 		int64_t d0, d1;

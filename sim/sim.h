@@ -171,10 +171,15 @@ void sim_flow_make(const struct sim_dataset *ds, int stream, int day,
 
 enum sim_match { SIM_MATCH_START, SIM_MATCH_OVERLAP };
 
+#define SIM_PEERS_MAX 64		/* prefixes in one SNA peer filter */
+
 struct sim_query {
 	struct sim_prefix ip;
 	struct sim_prefix peer;		/* len 0 and has_peer false: anything */
 	bool has_peer;
+	/* the SNA dialect's peer filter is a list: peer, then these */
+	struct sim_prefix more_peers[SIM_PEERS_MAX - 1];
+	int nmore;
 	int64_t start, end;		/* [start, end) in ms */
 	enum sim_match match;
 	int64_t visible_before;		/* flows not yet exported are hidden */
@@ -205,6 +210,9 @@ struct sim_matches {
 /* Does a flow match: (src in ip and dst in peer) or (dst in ip and src in
  * peer), the peer being everything when absent. */
 bool sim_query_match_flow(const struct sim_query *q, const struct sim_flow *f);
+/* a lies in the query's peer filter (any of its prefixes); false when the
+ * query has no peer. */
+bool sim_query_peer_contains(const struct sim_query *q, const struct sim_addr *a);
 
 /* Collect every flow matching q.  Costs time in proportion to the flows in
  * the windows of the streams that can match, never to the dataset.

@@ -511,13 +511,16 @@ static int parse_sna_time(const char *text, int64_t *out)
 
 #define MSGLEN 128
 
-/* The one address or prefix of obj.ipAddresses.includes into p.  Returns
- * NULL (p set, or *has false when there is none and none is required) or
- * the message for the 400, written into msg (MSGLEN bytes). */
+/* The addresses or prefixes of obj.ipAddresses.includes: the first into
+ * p, up to max_more others into more (*nmore of them; more NULL: one only).
+ * Returns NULL (p set, or *has false when there is none and none is
+ * required) or the message for the 400, written into msg (MSGLEN bytes). */
 static const char *parse_includes(const cJSON *obj, const char *side, bool required,
-				  struct sim_prefix *p, bool *has, char *msg)
+				  struct sim_prefix *p, bool *has, struct sim_prefix *more,
+				  int *nmore, int max_more, char *msg)
 {
 	const cJSON *ips, *inc, *first;
+	int k;
 
 	*has = false;
 	if (!obj) {
@@ -543,15 +546,26 @@ static const char *parse_includes(const cJSON *obj, const char *side, bool requi
 		return required ? msg : NULL;
 	}
 	first = cJSON_GetArrayItem(inc, 0);
-	if (cJSON_GetArraySize(inc) > 1) {
-		snprintf(msg, MSGLEN, "%s.ipAddresses.includes: flowsim takes one address or prefix",
-			 side);
+	k = cJSON_GetArraySize(inc);
+	if (k > 1 + (more ? max_more : 0)) {
+		snprintf(msg, MSGLEN, "%s.ipAddresses.includes: flowsim takes %d addresses or "
+			 "prefixes at the most", side, 1 + (more ? max_more : 0));
 		return msg;
 	}
 	if (!cJSON_IsString(first) || sim_prefix_parse(first->valuestring, p)) {
 		snprintf(msg, MSGLEN, "%s.ipAddresses.includes: not an address or prefix", side);
 		return msg;
 	}
+	for (int i = 1; i < k; i++) {
+		const cJSON *e = cJSON_GetArrayItem(inc, i);
+		if (!cJSON_IsString(e) || sim_prefix_parse(e->valuestring, &more[i - 1])) {
+			snprintf(msg, MSGLEN, "%s.ipAddresses.includes: not an address or prefix",
+				 side);
+			return msg;
+		}
+	}
+	if (nmore)
+		*nmore = k - 1;
 	*has = true;
 	return NULL;
 }
@@ -602,10 +616,11 @@ static const char *parse_search(const struct sim_sna *s, const char *body, size_
 			*limit = (uint64_t)v;
 	}
 	msg = parse_includes(cJSON_GetObjectItemCaseSensitive(root, "subject"), "subject", true,
-			     &q->ip, &has, msgbuf);
+			     &q->ip, &has, NULL, NULL, 0, msgbuf);
 	if (!msg)
 		msg = parse_includes(cJSON_GetObjectItemCaseSensitive(root, "peer"), "peer", false,
-				     &q->peer, &q->has_peer, msgbuf);
+				     &q->peer, &q->has_peer, q->more_peers, &q->nmore,
+				     SIM_PEERS_MAX - 1, msgbuf);
 	if (msg)
 		goto out;
 	q->start = a * 1000;
@@ -1025,7 +1040,7 @@ int sim_sna_json_flow(struct sim_buf *b, const struct sim_flow *f, uint64_t sna_
 	char pbuf[8];
 	const char *proto = proto_name(f->proto, pbuf);
 	bool subject_src = q->has_peer ?
-		sim_prefix_contains(&q->ip, &f->src) && sim_prefix_contains(&q->peer, &f->dst) :
+		sim_prefix_contains(&q->ip, &f->src) && sim_query_peer_contains(q, &f->dst) :
 		sim_prefix_contains(&q->ip, &f->src);
 	int64_t first = f->start / 1000 * 1000, last = f->end / 1000 * 1000;
 	int64_t dur = last - first, secs = dur >= 1000 ? dur / 1000 : 1;

@@ -565,7 +565,9 @@ def with_(**kw):
     (with_(subject={"ipAddresses": {"includes": [42]}}), "subject"),
     (with_(subject={"ipAddresses": ["10.0.1.10"]}), "subject"),
     (with_(subject="10.0.1.10"), "subject"),
-    (with_(peer={"ipAddresses": {"includes": ["1.2.3.4", "5.6.7.8"]}}), "peer"),
+    (with_(peer={"ipAddresses": {"includes": [f"1.2.3.{i}" for i in range(65)]}}),
+     "peer"),
+    (with_(peer={"ipAddresses": {"includes": ["1.2.3.4", "nope"]}}), "peer"),
     (with_(peer={"ipAddresses": {"includes": ["nope"]}}), "peer"),
 ])
 def test_bad_bodies(sna, client, body, field):
@@ -764,6 +766,25 @@ def test_records_when_the_subject_is_the_peer_side(make_sim, tmp_path, sna,
     recs, _ = mapped(sna, client, peers, YDAY0 + 3 * HOUR,
                      YDAY0 + 3 * HOUR + 2 * MIN, peer="10.0.1.10")
     assert all(r["subject"]["ipAddress"] != "10.0.1.10" for r in recs)
+
+
+def test_peer_list_matches_any_of_its_prefixes(sna, client, scen):
+    """peer.ipAddresses.includes is a list: a flow matches when its peer
+    lies in any of the prefixes, so the answer is the union of the single
+    prefixes' answers (the SNA driver asks light peer parts together)."""
+    web = stream(scen, "web-1")["addr"]
+    S, E = YDAY0 + 14 * HOUR, YDAY0 + 14 * HOUR + 10 * MIN
+    prefixes = ["198.18.0.0/18", "198.18.128.0/17", "198.19.200.0/24"]
+    union = set()
+    for p in prefixes:
+        union |= set(truth(sna, web, S, E, p, list="ids")["ids"])
+    whole = truth(sna, web, S, E)["count"]
+    assert 0 < len(union) < whole
+    body = search_body(web, S, E)
+    body["peer"] = {"ipAddresses": {"includes": prefixes}}
+    qid = client.create(body)
+    assert client.wait(qid)[-1]["status"] == "COMPLETED"
+    assert set(keys_of(client.results(qid))) == union
 
 
 def test_ids_are_stable_and_unique(make_sim, sna, client, scen):

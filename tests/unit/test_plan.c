@@ -22,6 +22,8 @@
 #define DAY 86400000LL
 
 static uint32_t CAP = 10000;	/* the fake collector's cap; tests may lower it */
+static unsigned SPLIT = FETCH_SPLIT_PEER;	/* the driver's split dimensions */
+static int64_t GRAN = 1;	/* and its time granularity (ms) */
 
 struct fake {
 	int64_t *start, *end;
@@ -79,6 +81,19 @@ static void add_flows(struct fake *f, size_t n, int64_t from, int64_t span, int 
 	f->n += n;
 }
 
+/* The request's peer filter holds a: its prefix, or any of its set. */
+static bool req_contains(const struct plan_req *r, const uint8_t a[16])
+{
+	if (r->npeer_set <= 1)
+		return cache_prefix_contains(&r->peer, a);
+	assert_true(SPLIT & FETCH_SPLIT_PEER_SET);
+	assert_true(r->npeer_set <= PLAN_PEER_SET_MAX);
+	for (size_t i = 0; i < r->npeer_set; i++)
+		if (cache_prefix_contains(&r->peer_set[i], a))
+			return true;
+	return false;
+}
+
 /* Answer a request like a capped collector: matches, an arbitrary subset
  * when more than CAP. */
 static size_t fake_answer(struct fake *f, const struct plan_req *r, int64_t **starts,
@@ -88,7 +103,7 @@ static size_t fake_answer(struct fake *f, const struct plan_req *r, int64_t **st
 	for (size_t i = 0; i < f->n; i++) {
 		bool in = f->overlap ? f->start[i] < r->end && f->end[i] >= r->start
 				     : f->start[i] >= r->start && f->start[i] < r->end;
-		if (in && (!r->has_peer || cache_prefix_contains(&r->peer, f->peer[i])))
+		if (in && (!r->has_peer || req_contains(r, f->peer[i])))
 			idx[m++] = i;
 	}
 	f->requests++;
@@ -138,8 +153,8 @@ static void run(struct fake *f, int64_t s, int64_t e, int par, struct outcome *o
 {
 	struct cache_ivals missing = {0};
 	struct plan_cfg cfg = {
-		.cap = CAP, .granularity_ms = 1, .max_window_ms = 31 * DAY,
-		.split_dims = FETCH_SPLIT_PEER, .fill = 0.9,
+		.cap = CAP, .granularity_ms = GRAN, .max_window_ms = 31 * DAY,
+		.split_dims = SPLIT, .fill = 0.9,
 	};
 	struct plan *p;
 
@@ -371,12 +386,58 @@ static void test_small_caps(void **state)
 	CAP = 10000;
 }
 
-/* The cap back to the default, even after a failed assertion. */
+/* The cap (and the driver's shape) back to the default, even after a
+ * failed assertion. */
 static int reset_cap(void **state)
 {
 	(void)state;
 	CAP = 10000;
+	SPLIT = FETCH_SPLIT_PEER;
+	GRAN = 1;
 	return 0;
+}
+
+/* A driver that asks several peer prefixes at once (SNA) at one second:
+ * a scan second of 30,000 flows from one address is isolated with a few
+ * requests, not one for each of the 32 light sibling prefixes on the way
+ * down to the attacker's /32; a flood from many sources in the same second
+ * is still split and closed. */
+static void scan_second(unsigned split, struct outcome *o)
+{
+	struct fake f = {.rng = 9};
+
+	SPLIT = split;
+	GRAN = 1000;
+	add_flows(&f, 5000, 0, DAY, 1, false);
+	size_t base = f.n;
+	add_flows(&f, 30000, 13 * 3600000LL, 1000, 0, false);	/* one attacker */
+	for (size_t i = base; i < f.n; i++)
+		memcpy(f.peer[i], f.peer[base], 16);
+	add_flows(&f, 15000, 3 * 3600000LL, 1000, 0, true);	/* many sources */
+	run(&f, 0, DAY, 4, o);
+	assert_int_equal(o->gaps, 1);
+	assert_int_equal(o->covered.n, 2);
+	assert_int_equal(o->covered.v[0].end, 13 * 3600000LL);
+	assert_int_equal(o->covered.v[1].start, 13 * 3600000LL + 1000);
+	for (size_t i = 0; i < f.n; i++)
+		if ((f.start[i] < 13 * 3600000LL || f.start[i] >= 13 * 3600000LL + 1000) &&
+		    !f.seen[i])
+			fail_msg("flow %zu outside the gap was never answered", i);
+	cache_ivals_free(&o->covered);
+	fake_free(&f);
+}
+
+static void test_peer_sets(void **state)
+{
+	(void)state;
+	struct outcome one, sets;
+
+	scan_second(FETCH_SPLIT_PEER, &one);
+	scan_second(FETCH_SPLIT_PEER | FETCH_SPLIT_PEER_SET, &sets);
+	printf("# scan second: %llu requests one prefix at a time, %llu with sets\n",
+	       (unsigned long long)one.requests, (unsigned long long)sets.requests);
+	assert_true(sets.requests + 25 <= one.requests);
+	assert_true(sets.requests <= 15);
 }
 
 /* The design's targets hold on average over many collectors' random
@@ -450,6 +511,7 @@ int main(void)
 		cmocka_unit_test(test_overlap_matching),
 		cmocka_unit_test(test_gap_when_unsplittable),
 		cmocka_unit_test_teardown(test_small_caps, reset_cap),
+		cmocka_unit_test_teardown(test_peer_sets, reset_cap),
 		cmocka_unit_test(test_steady_week_over_seeds),
 		cmocka_unit_test(test_rescale_after_low_measure),
 		cmocka_unit_test(test_random_shapes),
