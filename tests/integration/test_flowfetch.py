@@ -703,32 +703,41 @@ def fault_free(make_module_sim, token, token_file, tmp_path_factory):
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
-def test_collector_faults(make_sim, token, ff, ff_help, fault_free, fault):
+def test_collector_faults(make_sim, token, ff, ff_help, fault_free, tmp_path, fault):
     """Faults on /flows at a high rate: the output is still exactly the
     truth, exit 0, and the retries are bounded.
 
     At a failure rate of 0.3, flowfetch's default of 6 retries a window
     loses a window with p = 0.3^7 = 2.2e-4 and then fails the whole query
     (seen in about 1 of 50 runs of these cases); --retries 10 makes that
-    p = 1.8e-6, so the test judges losslessness, not luck."""
-    s = make_sim(*sim_args(token, "--max-records", str(FAULT_CAP),
-                           *FAULTS[fault],
-                           "--fault-seed", str(secrets.randbelow(1 << 30))))
+    p = 1.8e-6, so the test judges losslessness, not luck.
+
+    The fault must also have happened, else the run proves nothing; but a
+    day of about 16 requests meets no fault at all with p = 0.7^16 = 0.3 %
+    (CI met one in 18 cases).  So a run that met none is repeated on a
+    fresh sim and cache, up to three runs, each judged in full."""
     D = day_text(YDAY0)
     extra = ["--retries", "10"] if "--retries" in ff_help else []
-    f = ff(f"http://127.0.0.1:{s.port}", FAULT_IP, D, D, extra=extra)
-    c = s.counters()
-    f.ok()
-    rows = output_rows(f)
-    assert_ids_equal([r["flowId"] for r in rows],
-                     truth_of(s, FAULT_IP, YDAY0, YDAY0 + DAY))
-    check_order(rows)
-    n = flows_requests(c)
-    assert n <= 4 * fault_free + 30, \
-        f"{n} /flows requests under faults, {fault_free} without"
-    # the fault did happen (else this test proves nothing)
-    served = sum(fault_count(c, x) for x in FAULT_NAMES.get(fault, [fault]))
-    assert served > 0, f"no {fault} fault was served: {c}"
+    for attempt in range(3):
+        s = make_sim(*sim_args(token, "--max-records", str(FAULT_CAP),
+                               *FAULTS[fault],
+                               "--fault-seed", str(secrets.randbelow(1 << 30))))
+        f = ff(f"http://127.0.0.1:{s.port}", FAULT_IP, D, D, extra=extra,
+               out=f"flows{attempt}.csv", cache=tmp_path / f"cache{attempt}")
+        c = s.counters()
+        f.ok()
+        rows = output_rows(f)
+        assert_ids_equal([r["flowId"] for r in rows],
+                         truth_of(s, FAULT_IP, YDAY0, YDAY0 + DAY))
+        check_order(rows)
+        n = flows_requests(c)
+        assert n <= 4 * fault_free + 30, \
+            f"{n} /flows requests under faults, {fault_free} without"
+        served = sum(fault_count(c, x) for x in FAULT_NAMES.get(fault, [fault]))
+        if served > 0:
+            break
+    else:
+        pytest.fail(f"no {fault} fault was served in three runs: {c}")
 
 
 @pytest.fixture(scope="module")
