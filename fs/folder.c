@@ -505,22 +505,34 @@ struct worker_arg {
 	struct fs_folder *f;
 };
 
-/* The worker's cache connection (*cc, opened when needed) and the coverage
- * mark a new snapshot is rendered as of (snap_query).  On failure *seq is
- * left as it was (INT64_MAX: no bound but the time) and the cause logged. */
+/* The worker's cache connection *cc, opened on first use: 0, or the
+ * error of cache_open (logged, *cc left NULL). */
+static int worker_cache(struct fs_ctx *c, struct cache **cc)
+{
+	char cerr[CACHE_ERRLEN];
+	int rc;
+
+	if (*cc)
+		return 0;
+	struct cache_identity id = fetch_engine_identity(c->engine);
+	rc = cache_open(c->cache_dir, &id, cc, cerr);
+	if (rc) {
+		*cc = NULL;
+		fs_log(c, "cannot open the cache: %s", cerr);
+	}
+	return rc;
+}
+
+/* The coverage mark a new snapshot is rendered as of (snap_query).  On
+ * failure *seq is left as it was (INT64_MAX: no bound but the time) and
+ * the cause logged. */
 static void folder_mark(struct fs_ctx *c, struct cache **cc, int64_t *seq)
 {
 	char cerr[CACHE_ERRLEN];
 	int64_t s;
 
-	if (!*cc) {
-		struct cache_identity id = fetch_engine_identity(c->engine);
-		if (cache_open(c->cache_dir, &id, cc, cerr)) {
-			*cc = NULL;
-			fs_log(c, "cannot open the cache: %s", cerr);
-			return;
-		}
-	}
+	if (worker_cache(c, cc))
+		return;
 	if (cache_coverage_mark(*cc, &s, cerr)) {
 		fs_log(c, "cannot read the coverage mark: %s", cerr);
 		return;
@@ -534,7 +546,7 @@ static void *folder_worker(void *arg)
 	struct fs_ctx *c = wa->c;
 	struct fs_folder *f = wa->f;
 	struct cache *cc = NULL;
-	char err[FETCH_ERRLEN], cerr[CACHE_ERRLEN];
+	char err[FETCH_ERRLEN];
 
 	free(wa);
 	pthread_mutex_lock(&c->lock);
@@ -601,14 +613,10 @@ static void *folder_worker(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&c->lock);
-		if (!cc) {
-			struct cache_identity id = fetch_engine_identity(c->engine);
-			if (cache_open(c->cache_dir, &id, &cc, cerr)) {
-				fs_log(c, "cannot open the cache: %s", cerr);
-				pthread_mutex_lock(&c->lock);
-				answer_ready(c, f, EIO);
-				continue;
-			}
+		if (worker_cache(c, &cc)) {
+			pthread_mutex_lock(&c->lock);
+			answer_ready(c, f, EIO);
+			continue;
 		}
 		render_file(c, f, cc, want);
 		pthread_mutex_lock(&c->lock);
