@@ -681,25 +681,24 @@ static int cmp_addr(const void *a, const void *b)
 	return memcmp(a, b, 16);
 }
 
-/* A size to plan a full window with.  An estimate above the cap came from
- * a parent's sample and is good to a few percent: a little head room.  An
- * estimate below the cap was wrong by an unknown amount: at least the cap,
- * and some more. */
-static double regrown(const struct plan *p, const struct node *n)
+/* A size to plan a full window with, and its relative standard deviation
+ * in *rsd (when not NULL).  An estimate above the cap came from a parent's sample and is
+ * good to a few percent: a little head room.  An estimate below the cap was
+ * wrong by an unknown amount: at least the cap, and some more.  No estimate
+ * at all: a guess of twice the cap. */
+static double regrown(const struct plan *p, const struct node *n, double *rsd)
 {
 	double cap = p->cfg.cap;
 
+	if (rsd)
+		*rsd = n->est > cap ? n->rsd : REGROWN_RSD;
+	if (n->est < 0)
+		return 2 * cap;
 	if (n->est > 2 * cap)
 		return n->est * 1.05;
 	if (n->est > cap)
 		return n->est * 1.1;
 	return cap * 1.3;
-}
-
-/* regrown's relative standard deviation. */
-static double regrown_rsd(const struct plan *p, const struct node *n)
-{
-	return n->est > p->cfg.cap ? n->rsd : REGROWN_RSD;
 }
 
 /* The parts of a peer split, in address order. */
@@ -779,33 +778,25 @@ static void peer_part(struct plan *p, struct node *n, const struct peer_leaf *v,
 static void peer_parts(struct plan *p, struct node *n, const struct peer_leaves *l)
 {
 	double leaf = p->cfg.fill * p->cfg.cap, sum = 0;
-	size_t from = 0;
+	size_t from = 0, max = p->cfg.split_dims & FETCH_SPLIT_PEER_SET ? PLAN_PEER_SET_MAX : 1;
 
-	if (!(p->cfg.split_dims & FETCH_SPLIT_PEER_SET)) {
-		for (size_t i = 0; i < l->n; i++)
-			peer_part(p, n, &l->v[i], 1, l->v[i].est);
-		return;
-	}
-	for (size_t i = 0; i <= l->n; i++) {
-		bool fits = i < l->n && i - from < PLAN_PEER_SET_MAX && sum + l->v[i].est <= leaf;
-		if (fits) {
-			sum += l->v[i].est;
+	for (size_t i = 0; i < l->n; i++) {
+		double est = l->v[i].est;
+		bool alone = est > leaf;	/* too busy to share a request */
+		if (i > from && (alone || i - from == max || sum + est > leaf)) {
+			peer_part(p, n, &l->v[from], i - from, sum);
+			from = i;
+			sum = 0;
+		}
+		if (alone) {
+			peer_part(p, n, &l->v[i], 1, est);
+			from = i + 1;
 			continue;
 		}
-		if (i > from)
-			peer_part(p, n, &l->v[from], i - from, sum);
-		from = i;
-		sum = 0;
-		if (i < l->n) {
-			sum = l->v[i].est;
-			if (sum > leaf) {
-				/* too busy to share a request */
-				peer_part(p, n, &l->v[i], 1, sum);
-				from = i + 1;
-				sum = 0;
-			}
-		}
+		sum += est;
 	}
+	if (l->n > from)
+		peer_part(p, n, &l->v[from], l->n - from, sum);
 }
 
 /* Split prefix 'pre' holding sorted sample peers [lo, hi) of m, for a
@@ -854,23 +845,26 @@ static void split_by_peer(struct plan *p, struct node *n, const int64_t *starts,
 		if (starts[i] >= n->s && starts[i] < n->e && in_peers(n, peers[i]))
 			memcpy(pts[m++], peers[i], 16);
 	qsort(pts, m, 16, cmp_addr);
-	double total = n->est >= 0 ? regrown(p, n) : 2.0 * p->cfg.cap;
+	double total = regrown(p, n, NULL);
 	n->peer_split = true;
 	p->st.peer_splits++;
 	if (!n->set) {
 		peer_trie(p, n, n->peer, pts, 0, m, m, total);
 	} else {
 		struct peer_leaves l = {0};
+		size_t hi = 0;
+		/* members are disjoint prefixes in address order (peer_parts):
+		 * each holds the next run of the sorted points */
 		for (size_t k = 0; k < n->nset; k++) {
-			/* members are disjoint prefixes: a run of the sorted points */
-			size_t lo = 0, hi;
+			size_t lo = hi;
 			while (lo < m && !cache_prefix_contains(&n->set[k], pts[lo]))
 				lo++;
 			hi = lo;
 			while (hi < m && cache_prefix_contains(&n->set[k], pts[hi]))
 				hi++;
-			/* a member with no point at all still shares the total's
-			 * head room: at least one point's worth */
+			/* m ? m : 1: with no point at all, no member gets a share
+			 * (peer_collect gives the whole total to a prefix when m
+			 * is 0) */
 			peer_collect(p, n->set[k], pts, lo, hi, m ? m : 1, total, &l);
 		}
 		peer_parts(p, n, &l);
@@ -924,10 +918,9 @@ static void split_by_time(struct plan *p, struct node *n, const int64_t *starts,
 	}
 	free(sp);
 	if (n->est >= 0 || m < 8) {
-		double total = n->est >= 0 ? regrown(p, n) : 2.0 * p->cfg.cap;
+		double rsd, total = regrown(p, n, &rsd);
 		n->known = total;
-		plan_sized(p, n, n->s, total, n->est >= 0 ? regrown_rsd(p, n) : REGROWN_RSD,
-			   pts, pk, m);
+		plan_sized(p, n, n->s, total, rsd, pts, pk, m);
 		pts = NULL;
 		pk = NULL;
 		goto planned;
