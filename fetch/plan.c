@@ -79,6 +79,7 @@ struct node {
 	double pts;		/* sample points est was drawn from */
 	double known;		/* size once learned (exact or measured); < 0 unknown */
 	uint32_t pending;	/* children not done */
+	double kids_known;	/* the sizes of the children done (a full one: the cap) */
 	bool gap;		/* a gap somewhere below: no coverage here */
 	bool peer_split;	/* split by peer, not by time */
 	bool is_measure;	/* its parent waits for its size */
@@ -660,17 +661,29 @@ static void learned(struct plan *p, struct node *n)
 	learned(p, par);
 }
 
+/*
+ * n and everything below it are answered.  A peer split's size is the sum
+ * of its parts' (a part that stayed full counts as the cap, a lower
+ * bound).  A measuring child is done here when it was split by peer
+ * rather than answered whole: its parent learns its size now and plans
+ * the rest of its range (issue 10: without this, a range whose measuring
+ * part was a flood's millisecond ended after that millisecond, unnoticed).
+ */
 static void node_done(struct plan *p, struct node *n)
 {
 	struct node *par = n->parent;
 
 	n->state = S_DONE;
+	if (n->peer_split && n->known < 0)
+		n->known = n->kids_known;
 	if (n->peer_split && n->kind == N_TIME && !n->gap)
 		emit(p, PLAN_COVER, n, 0, 0);
 	if (!par)
 		return;
+	par->kids_known += n->known >= 0 ? n->known : (double)p->cfg.cap;
 	if (n->gap && par->peer_split)
 		par->gap = true;
+	learned(p, n);
 	par->pending--;
 	if (par->pending == 0 && !par->measuring)
 		node_done(p, par);

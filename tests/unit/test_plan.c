@@ -500,6 +500,33 @@ static void test_random_shapes(void **state)
 	}
 }
 
+/* Issue 10: the range starts at a flood's millisecond (the cache held the
+ * morning up to it).  The remainder's sample is mostly the flood, so its
+ * measuring part is that one millisecond, which is split by peer; the
+ * rest of the day must still be planned once the peer parts are done. */
+static void test_range_from_flood_ms(void **state)
+{
+	(void)state;
+	const int64_t flood = 3 * 3600000LL + 250;
+	struct fake f = {.rng = 11};
+	struct outcome o;
+
+	add_flows(&f, 17000, 0, DAY, 1, false);
+	add_flows(&f, 15000, flood, 1, 0, true);
+	run(&f, flood, DAY, 4, &o);
+	assert_lossless(&f, flood, DAY, &o);
+	cache_ivals_free(&o.covered);
+	/* and a range that starts at the flood's millisecond and ends one
+	 * after it, or at the second's edge */
+	run(&f, flood, flood + 1, 2, &o);
+	assert_lossless(&f, flood, flood + 1, &o);
+	cache_ivals_free(&o.covered);
+	run(&f, flood - 250, flood + 750, 2, &o);
+	assert_lossless(&f, flood - 250, flood + 750, &o);
+	cache_ivals_free(&o.covered);
+	fake_free(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -515,6 +542,7 @@ int main(void)
 		cmocka_unit_test(test_steady_week_over_seeds),
 		cmocka_unit_test(test_rescale_after_low_measure),
 		cmocka_unit_test(test_random_shapes),
+		cmocka_unit_test(test_range_from_flood_ms),
 	};
 	return cmocka_run_group_tests_name("plan", tests, NULL, NULL);
 }
