@@ -239,6 +239,27 @@ int cache_starts(struct cache *c, const struct cache_query *q, int64_t **out, si
 int cache_count(struct cache *c, const struct cache_query *q, int64_t *count,
 		char *err);
 
+/*
+ * The audit: what the store proves about q's range, from its rows alone
+ * (never from what a planner believes).  'holes' are the parts of
+ * [q->start, q->end) that no usable coverage row (as cache_coverage counts
+ * them at now_ms, and as of q's mark) and no recorded gap of q (its
+ * subject and peer) accounts for, in order; 'ngaps' counts q's gaps that
+ * are not spanned by coverage (the ones reported to the user).  q's range
+ * holds every flow of the collector exactly when holes.n == 0 and
+ * ngaps == 0.  One read transaction; -ENOMEM or an SQLite error, with out
+ * empty.  Free with cache_audit_free.
+ */
+struct cache_audit {
+	struct cache_ivals holes;
+	size_t ngaps;
+	int64_t covered_ms;	/* the union of the coverage inside the range */
+	int64_t gap_ms;		/* the reported gaps' time inside the range */
+};
+int cache_audit(struct cache *c, const struct cache_query *q, int64_t now_ms,
+		int64_t live_ttl_ms, struct cache_audit *out, char *err);
+void cache_audit_free(struct cache_audit *a);
+
 /* ---- lookup tables -------------------------------------------------------- */
 
 enum cache_table { CACHE_APPS, CACHE_GROUPS, CACHE_EXPORTERS, CACHE_IFS, CACHE_NTABLES };

@@ -784,18 +784,13 @@ int cache_put_window(struct cache *c, const struct cache_query *q,
 	}
 	sqlite3_clear_bindings(c->st[ST_FLOW_INSERT]);
 	if (cover) {
-		sqlite3_stmt *st;
-		if (!cover->provisional) {
-			st = c->st[ST_COVER_DROP_PROVISIONAL];
-			sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 2, peer, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 3, cover->start);
-			sqlite3_bind_int64(st, 4, cover->end);
-			rc = store_exec(c, ST_COVER_DROP_PROVISIONAL, err, "replace provisional coverage");
-			if (rc)
-				goto fail;
-		}
-		st = c->st[ST_COVER_INSERT];
+		/* inserted before the provisional rows it replaces are deleted:
+		 * a rowid is then never given twice (the table has no
+		 * AUTOINCREMENT; deleting the newest row first would hand its
+		 * rowid to this one), so the coverage mark stays a true "newer
+		 * than" (cache_coverage_mark).  The new row is final: the
+		 * DELETE, of provisional rows only, leaves it. */
+		sqlite3_stmt *st = c->st[ST_COVER_INSERT];
 		sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, peer, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 3, cover->start);
@@ -806,6 +801,16 @@ int cache_put_window(struct cache *c, const struct cache_query *q,
 		rc = store_exec(c, ST_COVER_INSERT, err, "insert coverage");
 		if (rc)
 			goto fail;
+		if (!cover->provisional) {
+			st = c->st[ST_COVER_DROP_PROVISIONAL];
+			sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, peer, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 3, cover->start);
+			sqlite3_bind_int64(st, 4, cover->end);
+			rc = store_exec(c, ST_COVER_DROP_PROVISIONAL, err, "replace provisional coverage");
+			if (rc)
+				goto fail;
+		}
 	}
 	return store_commit(c, err);
 fail:

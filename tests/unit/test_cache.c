@@ -878,6 +878,141 @@ static void test_gaps(void **state)
 	rmtree(dir);
 }
 
+/* ---- the audit ----------------------------------------------------------------------------------- */
+
+static void expect_audit(struct cache *c, const struct cache_query *q, int64_t now,
+			 const int64_t *holes, size_t nholes, size_t ngaps)
+{
+	struct cache_audit a;
+	char err[CACHE_ERRLEN] = "";
+	assert_int_equal(cache_audit(c, q, now, 60000, &a, err), 0);
+	expect_ivals(&a.holes, holes, nholes);
+	assert_int_equal(a.ngaps, ngaps);
+	cache_audit_free(&a);
+}
+
+/* The audit reads coverage and gaps only: a range is accounted for when
+ * every instant is covered or inside a recorded gap of the same query. */
+static void test_audit(void **state)
+{
+	(void)state;
+	char *dir = tmpdir(), err[CACHE_ERRLEN] = "";
+	struct cache *c = open_ok(dir);
+	struct cache_query q = Q("192.0.2.10", NULL, 0, 300);
+	struct cache_query qp = Q("192.0.2.10", "198.51.100.0/24", 0, 300);
+	const int64_t t0 = 1000000;
+
+	expect_audit(c, &q, t0, (int64_t[]){0, 300}, 1, 0);
+	struct cache_cover a = {0, 100, t0, false, 0}, b = {150, 300, t0, false, 0};
+	assert_int_equal(cache_put_window(c, &q, NULL, 0, &a, err), 0);
+	assert_int_equal(cache_put_window(c, &q, NULL, 0, &b, err), 0);
+	expect_audit(c, &q, t0, (int64_t[]){100, 150}, 1, 0);
+	/* (S, any) counts for (S, P); a sub-range is judged on its own */
+	expect_audit(c, &qp, t0, (int64_t[]){100, 150}, 1, 0);
+	struct cache_query sub = Q("192.0.2.10", NULL, 160, 300);
+	expect_audit(c, &sub, t0, NULL, 0, 0);
+	/* a gap of another query accounts for nothing here */
+	struct cache_gap g = {.start = 100, .end = 150, .peer = "198.51.100.7", .seen = 9};
+	assert_int_equal(cache_put_gap(c, &qp, &g, err), 0);
+	expect_audit(c, &q, t0, (int64_t[]){100, 150}, 1, 0);
+	expect_audit(c, &qp, t0, NULL, 0, 1);
+	/* part of the hole as a gap of q: the rest is still a hole */
+	g.end = 120;
+	assert_int_equal(cache_put_gap(c, &q, &g, err), 0);
+	expect_audit(c, &q, t0, (int64_t[]){120, 150}, 1, 1);
+	/* closed since: a gap spanned by coverage is not reported */
+	struct cache_cover fill = {100, 150, t0, false, 0};
+	assert_int_equal(cache_put_window(c, &q, NULL, 0, &fill, err), 0);
+	expect_audit(c, &q, t0, NULL, 0, 0);
+	/* a provisional row counts while young, not after */
+	struct cache_query wide = Q("192.0.2.10", NULL, 0, 400);
+	struct cache_cover p = {300, 400, t0, true, 0};
+	assert_int_equal(cache_put_window(c, &wide, NULL, 0, &p, err), 0);
+	expect_audit(c, &wide, t0 + 59999, NULL, 0, 0);
+	expect_audit(c, &wide, t0 + 60000, (int64_t[]){300, 400}, 1, 0);
+	/* as of a mark: rows committed after it do not count */
+	struct cache_query asof = wide;
+	int64_t mark;
+	assert_int_equal(cache_coverage_mark(c, &mark, err), 0);
+	struct cache_cover late = {300, 400, t0 + 1, false, 0};
+	assert_int_equal(cache_put_window(c, &wide, NULL, 0, &late, err), 0);
+	asof.as_of_ms = t0 + 10;
+	asof.as_of_seq = mark;
+	expect_audit(c, &asof, t0 + 60000, (int64_t[]){300, 400}, 1, 0);
+	expect_audit(c, &wide, t0 + 60000, NULL, 0, 0);
+	struct cache_query bad = Q("192.0.2.10", NULL, 10, 5);
+	struct cache_audit au;
+	assert_int_equal(cache_audit(c, &bad, t0, 0, &au, err), -EINVAL);
+	cache_close(c);
+	rmtree(dir);
+}
+
+/* The audit against a bitmap of milliseconds over random stores: holes
+ * are exactly the instants neither covered nor in a gap of the query, and
+ * the gaps reported are those with an uncovered instant.  The seed is
+ * printed on failure. */
+static void test_audit_random(void **state)
+{
+	(void)state;
+	char *dir = tmpdir(), err[CACHE_ERRLEN] = "";
+	struct cache *c = open_ok(dir);
+	uint64_t rng = 0x9e3779b97f4a7c15ULL;
+	enum { SPAN = 400 };
+
+	for (int round = 0; round < 300; round++) {
+		char subject[32];
+		uint8_t cov[SPAN] = {0}, gap[SPAN] = {0};
+		size_t want_gaps = 0;
+		snprintf(subject, sizeof(subject), "10.%d.%d.1", round / 250, round % 250);
+		struct cache_query q = Q(subject, NULL, 0, SPAN);
+		int rows = (int)(rng % 12);
+		for (int i = 0; i < rows; i++) {
+			rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+			int64_t s = (int64_t)(rng % (SPAN + 40)) - 20, e = s + 1 + (int64_t)((rng >> 20) % 150);
+			bool is_gap = (rng >> 40) % 4 == 0;
+			if (is_gap) {
+				struct cache_gap g = {.start = s, .end = e, .peer = "1.2.3.4", .seen = 1};
+				assert_int_equal(cache_put_gap(c, &q, &g, err), 0);
+			} else {
+				struct cache_cover cv = {s, e, 1, false, 0};
+				assert_int_equal(cache_put_window(c, &q, NULL, 0, &cv, err), 0);
+			}
+			for (int64_t t = s; t < e; t++)
+				if (t >= 0 && t < SPAN)
+					(is_gap ? gap : cov)[t] = 1;
+		}
+		/* the gaps to report, from the store's own list of them */
+		struct cache_gap *gv;
+		size_t ng;
+		assert_int_equal(cache_gaps(c, &q, &gv, &ng, err), 0);
+		for (size_t i = 0; i < ng; i++) {
+			bool open = false;
+			for (int64_t t = gv[i].start; t < gv[i].end; t++)
+				open |= t >= 0 && t < SPAN && !cov[t];
+			want_gaps += open;
+		}
+		free(gv);
+		struct cache_audit a;
+		assert_int_equal(cache_audit(c, &q, 2, 0, &a, err), 0);
+		size_t k = 0;
+		for (int64_t t = 0; t < SPAN; t++) {
+			bool hole = !cov[t] && !gap[t];
+			while (k < a.holes.n && a.holes.v[k].end <= t)
+				k++;
+			bool said = k < a.holes.n && a.holes.v[k].start <= t;
+			if (hole != said)
+				fail_msg("round %d: instant %lld is %s but the audit says %s", round,
+					 (long long)t, hole ? "a hole" : "accounted for",
+					 said ? "a hole" : "accounted for");
+		}
+		if (a.ngaps != want_gaps)
+			fail_msg("round %d: %zu gaps reported, %zu open", round, a.ngaps, want_gaps);
+		cache_audit_free(&a);
+	}
+	cache_close(c);
+	rmtree(dir);
+}
+
 /* ---- lookup tables ----------------------------------------------------------------------------- */
 
 static void test_lookup(void **state)
@@ -1097,6 +1232,8 @@ int main(void)
 		cmocka_unit_test(test_missing_provisional),
 		cmocka_unit_test(test_coverage_as_of),
 		cmocka_unit_test(test_gaps),
+		cmocka_unit_test(test_audit),
+		cmocka_unit_test(test_audit_random),
 		cmocka_unit_test(test_lookup),
 		cmocka_unit_test(test_query_plan),
 		cmocka_unit_test(test_roundtrip),
