@@ -19,6 +19,7 @@
 #include "fetch_i.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -428,6 +429,10 @@ struct run {
 	int store_rc;
 	char store_err[FETCH_ERRLEN];
 	int64_t collector_now;
+	/* Windows whose complete answer held records that were rejected
+	 * (malformed, or outside the question): recorded as gaps, and no
+	 * coverage over them is stored, not even a parent's. */
+	struct cache_ivals taint;
 	uint64_t rng;
 	char send_err[FETCH_ERRLEN];	/* why a request could not be sent, when known */
 };
@@ -631,12 +636,14 @@ static int failed(struct run *r, uint64_t tag, const struct http_resp *resp, int
 }
 
 static int store_push(struct run *r, struct flow_rec *recs, size_t n, const struct plan_ev *cover,
-		      const struct plan_ev *gap)
+		      const struct plan_ev *gap, const char *reason)
 {
 	struct store_job *j = calloc(1, sizeof(*j));
 
-	if (!j)
+	if (!j) {
+		free(recs);
 		return -ENOMEM;
+	}
 	j->recs = recs;
 	j->n = n;
 	if (cover) {
@@ -653,9 +660,12 @@ static int store_push(struct run *r, struct flow_rec *recs, size_t n, const stru
 		j->gap.end = gap->end;
 		j->gap.seen = gap->seen;
 		cache_prefix_format(&gap->peer, j->gap.peer, sizeof(j->gap.peer));
-		snprintf(j->gap.reason, sizeof(j->gap.reason),
-			 "more than %u records in %lld ms with the narrowest peer prefix",
-			 r->e->info.max_records, (long long)(gap->end - gap->start));
+		if (reason)
+			snprintf(j->gap.reason, sizeof(j->gap.reason), "%s", reason);
+		else
+			snprintf(j->gap.reason, sizeof(j->gap.reason),
+				 "more than %u records in %lld ms with the narrowest peer prefix",
+				 r->e->info.max_records, (long long)(gap->end - gap->start));
 	}
 	q_push(&r->sq, &j->link);
 	return 0;
@@ -680,12 +690,121 @@ static bool cap_ambiguous(struct fetch_engine *e, size_t n)
 	return n >= floor && n < e->info.max_records && n >= CAP_SUSPECT_MIN;
 }
 
+/* Does the request's peer filter hold address a (any address when the
+ * request has none)? */
+static bool asked_peer(const struct plan_req *rq, const uint8_t a[16])
+{
+	if (!rq->has_peer)
+		return true;
+	if (rq->npeer_set <= 1)
+		return cache_prefix_contains(&rq->peer, a);
+	for (size_t i = 0; i < rq->npeer_set; i++)
+		if (cache_prefix_contains(&rq->peer_set[i], a))
+			return true;
+	return false;
+}
+
+/*
+ * Is record f an answer to the question rq asked about q (issue 10)?  Its
+ * start lies in the window as the driver could ask it (whole steps of its
+ * granularity), or the flow overlaps that window (a collector that selects
+ * by overlap, collector-api.md); and one side lies in the subject with the
+ * other side in the request's peer filter.  A collector that ignores its
+ * filter answers records that fail this: they are never stored.
+ */
+static bool asked_for(const struct run *r, const struct plan_req *rq, const struct flow_rec *f)
+{
+	int64_t g = r->e->ops->granularity_ms;
+	int64_t ws = rq->start - ((rq->start % g) + g) % g;
+	int64_t we = rq->end + (g - ((rq->end % g) + g) % g) % g;
+	const struct cache_prefix *subj = &r->q->subject;
+
+	if (!((f->start_ms >= ws && f->start_ms < we) || (f->start_ms < we && f->end_ms >= ws)))
+		return false;
+	return (cache_prefix_contains(subj, f->src) && asked_peer(rq, f->dst)) ||
+	       (cache_prefix_contains(subj, f->dst) && asked_peer(rq, f->src));
+}
+
+/* Drop the records of an answer that rq did not ask for; how many. */
+static size_t drop_foreign(const struct run *r, const struct plan_req *rq, struct decoded *d)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < d->n; i++)
+		if (asked_for(r, rq, &d->recs[i]))
+			d->recs[k++] = d->recs[i];
+	size_t dropped = d->n - k;
+	d->n = k;
+	return dropped;
+}
+
+/*
+ * A complete answer that held rejected records (malformed, or foreign):
+ * its window is not covered, so that the next query asks it again, and a
+ * gap says why, so that this one reports it.  No coverage over the window
+ * is stored later either (a peer split's slot, when its parts are done).
+ */
+static int taint(struct run *r, const struct plan_req *rq, size_t malformed, size_t foreign,
+		 const char *why)
+{
+	struct plan_ev gap = {.kind = PLAN_GAP, .start = rq->start, .end = rq->end,
+			      .peer = rq->peer, .seen = (int64_t)(malformed + foreign)};
+	char reason[128];
+
+	if (!rq->has_peer)
+		cache_prefix_parse(r->q->subject.v4 ? "0.0.0.0/0" : "::/0", &gap.peer);
+	if (foreign)
+		snprintf(reason, sizeof(reason),
+			 "%zu records outside the question (window, subject or peer not asked)%s",
+			 foreign, malformed ? ", and malformed ones" : "");
+	else
+		snprintf(reason, sizeof(reason), "%zu malformed records rejected: %.80s", malformed,
+			 why);
+	if (cache_ivals_add(&r->taint, rq->start, rq->end))
+		return -ENOMEM;
+	r->res->gaps++;
+	if (r->prog)
+		atomic_fetch_add(&r->prog->gaps, 1);
+	return store_push(r, NULL, 0, NULL, &gap, reason);
+}
+
+/* Store records (n of them, or none) and a coverage event, less the
+ * tainted windows inside it: in one transaction when no taint touches it
+ * (always, but for a collector that sent rejected records). */
+static int cover_push(struct run *r, const struct plan_ev *ev, struct flow_rec *recs, size_t n)
+{
+	struct cache_ivals left = {0};
+	int rc;
+
+	if (r->taint.n == 0)
+		return store_push(r, recs, n, ev, NULL, NULL);
+	rc = cache_ivals_subtract(&r->taint, ev->start, ev->end, &left);
+	if (rc) {
+		free(recs);
+		return rc;
+	}
+	if (left.n == 1 && left.v[0].start == ev->start && left.v[0].end == ev->end) {
+		cache_ivals_free(&left);
+		return store_push(r, recs, n, ev, NULL, NULL);
+	}
+	rc = recs ? store_push(r, recs, n, NULL, NULL, NULL) : 0;
+	for (size_t i = 0; !rc && i < left.n; i++) {
+		struct plan_ev part = *ev;
+		part.start = left.v[i].start;
+		part.end = left.v[i].end;
+		part.records = 0;	/* the count was the whole window's */
+		rc = store_push(r, NULL, 0, &part, NULL, NULL);
+	}
+	cache_ivals_free(&left);
+	return rc;
+}
+
 /* A decoded answer: tell the planner, hand the records to the store. */
 static int answered(struct run *r, struct decode_job *j, char *err)
 {
 	struct win *w = &r->wins[j->tag];
 	struct plan_ev *ev = NULL;
-	size_t nev = 0, n = j->out.n;
+	size_t nev = 0, foreign = drop_foreign(r, &w->req, &j->out), n = j->out.n;
 	int64_t *starts = malloc((n ? n : 1) * sizeof(*starts));
 	uint8_t (*peers)[16] = malloc((n ? n : 1) * 16);
 	const struct plan_ev *own = NULL;
@@ -713,24 +832,35 @@ static int answered(struct run *r, struct decode_job *j, char *err)
 		snprintf(err, FETCH_ERRLEN, "the planner failed: %s", strerror(-rc));
 		return rc;
 	}
+	/* A full answer's rejects are asked again in its parts: only a
+	 * complete answer's count, and only it taints its window. */
+	bool whole = answered_n < r->e->info.max_records;
+	size_t bad = whole ? j->out.rejected + foreign : 0;
 	r->res->records += n;
-	r->res->rejected += j->out.rejected;
+	r->res->rejected += bad;
+	r->res->foreign += whole ? foreign : 0;
 	r->res->windows++;
 	if (r->prog) {
 		atomic_fetch_add(&r->prog->records, n);
-		atomic_fetch_add(&r->prog->rejected, j->out.rejected);
+		atomic_fetch_add(&r->prog->rejected, bad);
 		atomic_fetch_add(&r->prog->windows_done, 1);
 	}
 	for (size_t i = 0; i < nev; i++)
 		if (ev[i].kind == PLAN_COVER && ev[i].start == w->req.start && ev[i].end == w->req.end &&
-		    !own && j->out.rejected == 0)
+		    !own && bad == 0)
 			own = &ev[i];
-	if (j->out.sampled) {
+	rc = bad ? taint(r, &w->req, j->out.rejected, foreign, j->out.why) : 0;
+	if (rc) {
+		/* nothing stored of it */
+	} else if (j->out.sampled) {
 		/* the window's parts bring every record again, whole */
 		decoded_free(&j->out);
-		rc = own ? store_push(r, NULL, 0, own, NULL) : 0;
+		rc = own ? cover_push(r, own, NULL, 0) : 0;
+	} else if (own) {
+		rc = cover_push(r, own, j->out.recs, n);
+		j->out.recs = NULL;
 	} else {
-		rc = store_push(r, j->out.recs, n, own, NULL);
+		rc = store_push(r, j->out.recs, n, NULL, NULL, NULL);
 		j->out.recs = NULL;
 	}
 	for (size_t i = 0; !rc && i < nev; i++) {
@@ -740,9 +870,9 @@ static int answered(struct run *r, struct decode_job *j, char *err)
 			r->res->gaps++;
 			if (r->prog)
 				atomic_fetch_add(&r->prog->gaps, 1);
-			rc = store_push(r, NULL, 0, NULL, &ev[i]);
-		} else if (ev[i].start != w->req.start || ev[i].end != w->req.end || j->out.rejected == 0) {
-			rc = store_push(r, NULL, 0, &ev[i], NULL);
+			rc = store_push(r, NULL, 0, NULL, &ev[i], NULL);
+		} else if (ev[i].start != w->req.start || ev[i].end != w->req.end || bad == 0) {
+			rc = cover_push(r, &ev[i], NULL, 0);
 		}
 	}
 	free(ev);
@@ -989,50 +1119,24 @@ static int prior_starts(struct cache *c, const struct cache_query *q,
 	return -ENOENT;
 }
 
-int fetch_query(struct fetch_engine *e, const struct cache_query *q,
-		struct fetch_progress *prog, const atomic_int *cancel,
-		struct fetch_result *res, char *err)
+/*
+ * One pass: plan the missing intervals, ask, store, until the plan is
+ * done.  r->cache is the caller's; everything else of r is made and
+ * undone here.  0, or -errno with the cause in err.
+ */
+static int fetch_pass(struct run *r, const struct cache_ivals *missing, bool use_prior,
+		      const atomic_int *cancel, char *err)
 {
-	struct run r;
-	struct cache_ivals missing = {0};
-	char cerr[CACHE_ERRLEN];
-	double t0 = mono_s();
+	struct fetch_engine *e = r->e;
+	const struct cache_query *q = r->q;
 	int rc;
 
-	memset(res, 0, sizeof(*res));
-	memset(&r, 0, sizeof(r));
-	if (prog) {
-		atomic_store(&prog->state, 1);
-		atomic_store(&prog->started_ms, wall_ms());
-	}
-	r.e = e;
-	r.q = q;
-	r.prog = prog;
-	r.res = res;
-	r.rng = (uint64_t)wall_ms() * 2654435761u | 1;
-	r.collector_now = e->info.now_ms + (wall_ms() - e->info.probed_at_ms);
-	res->collector_now_ms = r.collector_now;
-	pthread_mutex_init(&r.statm, NULL);
-	q_init(&r.dq_in);
-	q_init(&r.dq_out);
-	q_init(&r.sq);
-
-	struct cache_identity id = fetch_engine_identity(e);
-	rc = cache_open(e->cache_dir, &id, &r.cache, cerr);
-	if (!rc)
-		rc = cache_missing(r.cache, q, wall_ms(), e->o.live_ttl_ms, &missing, cerr);
-	if (!rc && missing.n)
-		rc = cache_clear_gaps(r.cache, q, cerr);
-	if (rc) {
-		snprintf(err, FETCH_ERRLEN, "the cache: %s", cerr);
-		goto out;
-	}
-	if (missing.n == 0)
-		goto out;
-	rc = engine_http(e, &r.http, err);
+	q_init(&r->dq_in);
+	q_init(&r->dq_out);
+	q_init(&r->sq);
+	rc = engine_http(e, &r->http, err);
 	if (rc)
 		goto out;
-
 	struct plan_cfg pc = {
 		.cap = e->info.max_records, .granularity_ms = e->ops->granularity_ms,
 		.max_window_ms = e->ops->max_window_ms, .split_dims = e->ops->split_dims,
@@ -1044,62 +1148,195 @@ int fetch_query(struct fetch_engine *e, const struct cache_query *q,
 		family_all(&q->subject, &pc.peer);
 	int64_t *prior = NULL;
 	size_t nprior = 0;
-	if (prior_starts(r.cache, q, &missing, &prior, &nprior) == 0) {
+	if (use_prior && prior_starts(r->cache, q, missing, &prior, &nprior) == 0) {
 		pc.prior = prior;
 		pc.nprior = nprior;
 	}
-	rc = plan_new(&pc, &missing, &r.plan);
+	rc = plan_new(&pc, missing, &r->plan);
 	free(prior);
 	if (rc) {
 		snprintf(err, FETCH_ERRLEN, "cannot plan the query: %s", strerror(-rc));
 		goto out;
 	}
-	r.ndecoders = e->o.decode_threads;
-	r.decoders = calloc(r.ndecoders, sizeof(*r.decoders));
-	if (!r.decoders) {
+	r->ndecoders = e->o.decode_threads;
+	r->decoders = calloc(r->ndecoders, sizeof(*r->decoders));
+	if (!r->decoders) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	for (unsigned i = 0; i < r.ndecoders; i++) {
-		if (pthread_create(&r.decoders[i], NULL, decoder_main, &r)) {
-			r.ndecoders = i;
+	for (unsigned i = 0; i < r->ndecoders; i++) {
+		if (pthread_create(&r->decoders[i], NULL, decoder_main, r)) {
+			r->ndecoders = i;
 			rc = -EAGAIN;
 			snprintf(err, FETCH_ERRLEN, "cannot start a thread");
 			goto out;
 		}
 	}
-	if (pthread_create(&r.storer, NULL, storer_main, &r)) {
+	if (pthread_create(&r->storer, NULL, storer_main, r)) {
 		rc = -EAGAIN;
 		snprintf(err, FETCH_ERRLEN, "cannot start a thread");
 		goto out;
 	}
-	r.storer_up = true;
-	rc = run_loop(&r, cancel, err);
+	r->storer_up = true;
+	rc = run_loop(r, cancel, err);
 out:
-	run_stop_threads(&r);
-	http_free(r.http);	/* abandons what is in flight; stored windows stay */
+	run_stop_threads(r);
+	http_free(r->http);	/* abandons what is in flight; stored windows stay */
+	r->http = NULL;
+	if (!rc && r->store_rc) {
+		rc = r->store_rc;
+		snprintf(err, FETCH_ERRLEN, "%s", r->store_err);
+	}
+	plan_free(r->plan);
+	r->plan = NULL;
+	for (size_t i = 0; i < r->nwins; i++)
+		win_reset(&r->wins[i]);
+	free(r->wins);
+	free(r->retry);
+	free(r->decoders);
+	r->wins = NULL;
+	r->retry = NULL;
+	r->decoders = NULL;
+	r->nwins = r->capwins = r->nretry = r->capretry = 0;
+	r->ndecoders = 0;
+	r->storer_up = false;
+	r->decoding = 0;
+	r->hold_asked = r->hold_backoff = 0;
+	q_destroy(&r->dq_in);
+	q_destroy(&r->dq_out);
+	q_destroy(&r->sq);
+	return rc;
+}
+
+int fetch_audit(struct fetch_engine *e, struct cache *c, const struct cache_query *q,
+		const struct fetch_result *res, struct cache_audit *a, char *err)
+{
+	char cerr[CACHE_ERRLEN];
+	/* the query's own provisional rows were fetched at or after
+	 * started_ms: "younger than 1 ms" then holds them whatever the TTL */
+	int64_t ttl = e->o.live_ttl_ms > 0 ? e->o.live_ttl_ms : 1;
+	int rc = cache_audit(c, q, res->started_ms ? res->started_ms : wall_ms(), ttl, a, cerr);
+
+	if (rc)
+		snprintf(err, FETCH_ERRLEN, "the cache's audit: %s", cerr);
+	return rc;
+}
+
+void fetch_audit_holes_text(const struct cache_audit *a, char *buf, size_t len)
+{
+	char from[40], to[40];
+
+	if (a->holes.n == 0) {
+		snprintf(buf, len, "none");
+		return;
+	}
+	cache_time_format(a->holes.v[0].start, from, sizeof(from));
+	cache_time_format(a->holes.v[0].end, to, sizeof(to));
+	if (a->holes.n == 1)
+		snprintf(buf, len, "%s to %s", from, to);
+	else
+		snprintf(buf, len, "%s to %s and %zu more", from, to, a->holes.n - 1);
+}
+
+/* Extra passes over holes the audit finds after a pass (a planner that
+ * stopped early; another process's provisional rows replaced meanwhile). */
+#define AUDIT_PASSES 2
+
+static void engine_log(struct fetch_engine *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void engine_log(struct fetch_engine *e, const char *fmt, ...)
+{
+	char line[FETCH_ERRLEN];
+	va_list ap;
+
+	if (!e->o.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	e->o.log(e->o.log_arg, line);
+}
+
+/*
+ * The query: what the cache misses is fetched, then the store is audited
+ * (fetch_audit); a hole it finds is fetched again, up to AUDIT_PASSES
+ * times, each logged; a hole that remains is an error (-EIO, named in
+ * err), never a success.  res->complete is the audit's word, not the
+ * planner's.
+ */
+int fetch_query(struct fetch_engine *e, const struct cache_query *q,
+		struct fetch_progress *prog, const atomic_int *cancel,
+		struct fetch_result *res, char *err)
+{
+	struct run r;
+	struct cache_ivals missing = {0};
+	struct cache_audit audit = {0};
+	char cerr[CACHE_ERRLEN];
+	double t0 = mono_s();
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	memset(&r, 0, sizeof(r));
+	res->started_ms = wall_ms();
+	if (prog) {
+		atomic_store(&prog->state, 1);
+		atomic_store(&prog->started_ms, res->started_ms);
+	}
+	r.e = e;
+	r.q = q;
+	r.prog = prog;
+	r.res = res;
+	r.rng = (uint64_t)wall_ms() * 2654435761u | 1;
+	r.collector_now = e->info.now_ms + (wall_ms() - e->info.probed_at_ms);
+	res->collector_now_ms = r.collector_now;
+	pthread_mutex_init(&r.statm, NULL);
+
+	struct cache_identity id = fetch_engine_identity(e);
+	rc = cache_open(e->cache_dir, &id, &r.cache, cerr);
+	if (!rc)
+		rc = cache_missing(r.cache, q, res->started_ms, e->o.live_ttl_ms, &missing, cerr);
+	if (!rc && missing.n)
+		rc = cache_clear_gaps(r.cache, q, cerr);
+	if (rc) {
+		snprintf(err, FETCH_ERRLEN, "the cache: %s", cerr);
+		goto out;
+	}
+	for (unsigned pass = 0;; pass++) {
+		if (missing.n && (rc = fetch_pass(&r, &missing, pass == 0, cancel, err)))
+			break;
+		cache_audit_free(&audit);
+		if ((rc = fetch_audit(e, r.cache, q, res, &audit, err)))
+			break;
+		if (audit.holes.n == 0)
+			break;
+		char holes[160];
+		fetch_audit_holes_text(&audit, holes, sizeof(holes));
+		if (pass == AUDIT_PASSES) {
+			snprintf(err, FETCH_ERRLEN,
+				 "the cache does not cover %s of the range after %u passes "
+				 "(a defect of flowfs: please report it with the log)", holes, pass + 1);
+			rc = -EIO;
+			break;
+		}
+		engine_log(e, "audit after pass %u: the cache does not cover %s; asking again",
+			   pass + 1, holes);
+		res->audit_passes++;
+		cache_ivals_free(&missing);
+		missing = audit.holes;	/* taken over */
+		audit.holes = (struct cache_ivals){0};
+	}
+out:
 	if (r.cache)
 		cache_close(r.cache);
-	if (!rc && r.store_rc) {
-		rc = r.store_rc;
-		snprintf(err, FETCH_ERRLEN, "%s", r.store_err);
-	}
 	res->decode_s = r.decode_s;
 	res->store_s = r.store_s;
 	res->seconds = mono_s() - t0;
-	res->complete = rc == 0 && res->gaps == 0 && res->rejected == 0;
+	res->complete = rc == 0 && audit.holes.n == 0 && audit.ngaps == 0 && res->rejected == 0;
 	if (prog)
 		atomic_store(&prog->state, rc ? 3 : 2);
-	plan_free(r.plan);
-	for (size_t i = 0; i < r.nwins; i++)
-		win_reset(&r.wins[i]);
-	free(r.wins);
-	free(r.retry);
-	free(r.decoders);
+	cache_audit_free(&audit);
 	cache_ivals_free(&missing);
-	q_destroy(&r.dq_in);
-	q_destroy(&r.dq_out);
-	q_destroy(&r.sq);
+	cache_ivals_free(&r.taint);
 	pthread_mutex_destroy(&r.statm);
 	return rc;
 }

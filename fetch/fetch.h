@@ -163,6 +163,10 @@ struct fetch_opts {
 	const char *ca_file;		/* extra CA bundle */
 	unsigned decode_threads;	/* default: the number of online CPUs */
 	size_t max_body;		/* largest answer accepted (default 256 MiB) */
+	/* Where the engine reports what a front should log (an audit pass
+	 * that found holes); NULL: nowhere.  Called on the querying thread. */
+	void (*log)(void *arg, const char *line);
+	void *log_arg;
 };
 
 /* What the collector said about itself (GET /info). */
@@ -186,8 +190,11 @@ struct fetch_progress {
 
 /* The outcome of one query. */
 struct fetch_result {
-	bool complete;			/* no gap, no rejected record, no error */
+	bool complete;			/* the audit: no hole, no gap, no rejected record */
 	uint64_t requests, retries, records, rejected, gaps, windows;
+	uint64_t foreign;		/* records outside the question (rejected too) */
+	unsigned audit_passes;		/* extra passes for holes the audit found */
+	int64_t started_ms;		/* wall clock when the query began */
 	uint64_t http_4xx, http_5xx, transport_errors;
 	double seconds;			/* wall time */
 	double decode_s, store_s, wait_s; /* time in each stage (summed over threads) */
@@ -228,5 +235,20 @@ struct cache_identity fetch_engine_identity(const struct fetch_engine *e);
 int fetch_query(struct fetch_engine *e, const struct cache_query *q,
 		struct fetch_progress *prog, const atomic_int *cancel,
 		struct fetch_result *res, char *err);
+
+/*
+ * The audit of q behind every "complete" (cache_audit, over the store's
+ * rows alone), as of the query that res describes: its own provisional
+ * windows count however long it took, older ones as cache_missing counted
+ * them when it began.  Both fronts call it before they say complete.
+ * 0 with *a filled (free with cache_audit_free), or an error of the store
+ * with err set.
+ */
+int fetch_audit(struct fetch_engine *e, struct cache *c, const struct cache_query *q,
+		const struct fetch_result *res, struct cache_audit *a, char *err);
+
+/* "2026-11-27T03:17:00.250Z to ...T03:17:00.251Z" (the process's zone):
+ * the first of the audit's holes and how many more, for messages. */
+void fetch_audit_holes_text(const struct cache_audit *a, char *buf, size_t len);
 
 #endif

@@ -219,6 +219,13 @@ static long number(const char *s, long lo, long hi)
 /* The one-line message of a failed query.  A full disk (-ENOSPC, SQLite's
  * "database or disk is full") also names the cache directory, and says that
  * what was stored before it filled is kept. */
+/* The engine's log lines (an audit pass) go to stderr. */
+static void say_log(void *arg, const char *line)
+{
+	if (!*(const bool *)arg)
+		fprintf(stderr, "flowfetch: %s\n", line);
+}
+
 static void say_failure(int rc, const char *err, const char *dir)
 {
 	if (rc == -ENOSPC)
@@ -409,6 +416,7 @@ int main(int argc, char **argv)
 		.connect_timeout_ms = connto * 1000, .max_retries = retries ? (unsigned)retries : 0,
 		.compress = -1, .insecure = insecure, .ca_file = ca_file,
 		.driver = driver, .tenant = tenant, .max_records = (uint32_t)maxrec,
+		.log = say_log, .log_arg = &quiet,
 	};
 	rc = fetch_engine_open(&fo, &e, err);
 	explicit_bzero(token, sizeof(token));
@@ -455,6 +463,25 @@ int main(int argc, char **argv)
 		say_failure(rc, err, dir);
 		goto out;
 	}
+
+	/* exit 0 says every flow of the range is in the file: the store's
+	 * audit stands behind it, not the planner (issue 10) */
+	struct cache_audit audit;
+	bool complete;
+	rc = fetch_audit(e, fetch_engine_cache(e), &q, &res, &audit, err);
+	if (!rc && audit.holes.n) {
+		char holes[160];
+		fetch_audit_holes_text(&audit, holes, sizeof(holes));
+		snprintf(err, FETCH_ERRLEN, "the cache does not cover %s of the range", holes);
+		rc = -EIO;
+	}
+	if (rc) {
+		cache_audit_free(&audit);
+		say_failure(rc, err, dir);
+		goto out;
+	}
+	complete = res.complete && audit.ngaps == 0;
+	cache_audit_free(&audit);
 
 	/* render */
 	char subject[64], peertext[64] = "", fromtext[40], totext[40];
@@ -503,7 +530,7 @@ int main(int argc, char **argv)
 			(long long)rows, strcmp(out_path, "-") ? out_path : "stdout",
 			(unsigned long long)res.requests, (unsigned long long)res.retries,
 			(unsigned long long)res.records, res.seconds, res.decode_s, res.store_s,
-			res.complete ? "" : "; INCOMPLETE");
+			complete ? "" : "; INCOMPLETE");
 	for (size_t i = 0; i < ngaps; i++) {
 		char a[40], b[40];
 		cache_time_format(gaps[i].start, a, sizeof(a));
@@ -513,9 +540,12 @@ int main(int argc, char **argv)
 	}
 	free(gaps);
 	if (res.rejected)
-		fprintf(stderr, "flowfetch: %llu malformed records were rejected\n",
-			(unsigned long long)res.rejected);
-	status = res.complete && ngaps == 0 ? 0 : 3;
+		fprintf(stderr, "flowfetch: %llu records were rejected (%llu malformed, %llu outside "
+				"the question); their windows are gaps\n",
+			(unsigned long long)res.rejected,
+			(unsigned long long)(res.rejected - res.foreign),
+			(unsigned long long)res.foreign);
+	status = complete && ngaps == 0 ? 0 : 3;
 out:
 	if (part[0])
 		unlink(part);

@@ -349,6 +349,12 @@ static void resolve(const char *path, char *out)
 	snprintf(out + n, PATH_MAX - n, "%s", tail);
 }
 
+/* The engine's log lines (an audit pass) into the mount's log. */
+static void engine_log_line(void *arg, const char *line)
+{
+	fs_log(arg, "%s", line);
+}
+
 static int fill_engine_opts(struct fs_ctx *c, struct fetch_opts *fo)
 {
 	memset(fo, 0, sizeof(*fo));
@@ -366,6 +372,8 @@ static int fill_engine_opts(struct fs_ctx *c, struct fetch_opts *fo)
 	fo->ca_file = c->o.ca_file;
 	fo->tenant = c->o.tenant;
 	fo->max_records = c->o.max_records > 0 ? (uint32_t)c->o.max_records : 0;
+	fo->log = engine_log_line;
+	fo->log_arg = c;
 	return 0;
 }
 

@@ -315,7 +315,24 @@ static int render_query_json(struct fs_ctx *c, struct fs_folder *f, struct cache
 				    &ncov, err);
 	if (rc)
 		goto out;
-	cJSON_AddBoolToObject(o, "complete", ngap == 0 && f->res.rejected == 0);
+	/* "complete" is the store's audit of the snapshot's range, as of its
+	 * mark, never the planner's belief (issue 10) */
+	char aerr[FETCH_ERRLEN];
+	struct cache_audit audit;
+	rc = fetch_audit(c->engine, cc, &sq, &f->res, &audit, aerr);
+	if (rc) {
+		snprintf(err, CACHE_ERRLEN, "%.200s", aerr);
+		goto out;
+	}
+	cJSON_AddBoolToObject(o, "complete", audit.holes.n == 0 && audit.ngaps == 0 &&
+						     ngap == 0 && f->res.rejected == 0);
+	cJSON *au = cJSON_AddObjectToObject(o, "audit");
+	cJSON_AddStringToObject(au, "method", "coverage and gap rows of the cache, swept over the range");
+	cJSON_AddNumberToObject(au, "covered_ms", (double)audit.covered_ms);
+	cJSON_AddNumberToObject(au, "gap_ms", (double)audit.gap_ms);
+	cJSON_AddNumberToObject(au, "holes", (double)audit.holes.n);
+	cJSON_AddNumberToObject(au, "passes", (double)f->res.audit_passes);
+	cache_audit_free(&audit);
 	cJSON_AddNumberToObject(o, "flows", (double)flows);
 	cJSON *fetch = cJSON_AddObjectToObject(o, "fetch");
 	json_time(fetch, "finished", f->made_ms);
