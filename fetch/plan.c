@@ -485,6 +485,23 @@ static struct node *node_est(struct plan *p, struct node *n, int64_t s, int64_t 
 	return c;
 }
 
+/* [from, to) of node n cut into even slices of about a leaf each, at
+ * least 'min' of them and none shorter than the granularity. */
+static void even_slices(struct plan *p, struct node *n, int64_t from, int64_t to, double total,
+			double leaf, double rsd, int64_t min)
+{
+	int64_t k = (int64_t)ceil(total / leaf);
+
+	if (k < min)
+		k = min;
+	int64_t step = (to - from + k - 1) / k;
+	if (step < p->cfg.granularity_ms)
+		step = p->cfg.granularity_ms;
+	for (int64_t s = from; s < to; s += step)
+		node_est(p, n, s, s + step < to ? s + step : to,
+			 total * (double)step / (double)(to - from), rsd, 0);
+}
+
 /* Plan [from, to) of node n, of about 'total' flows (relative standard
  * deviation rsd), with the sample points that fall into it (and their
  * peers, when known), as leaves or intermediate parts. */
@@ -505,12 +522,7 @@ static void plan_range(struct plan *p, struct node *n, int64_t from, int64_t to,
 	}
 	if (npts == 0) {
 		/* nothing sampled here: even slices */
-		int64_t k = (int64_t)ceil(total / leaf), step = (to - from + k - 1) / k;
-		if (step < p->cfg.granularity_ms)
-			step = p->cfg.granularity_ms;
-		for (int64_t s = from; s < to; s += step)
-			node_est(p, n, s, s + step < to ? s + step : to,
-				 total * (double)step / (double)(to - from), rsd, 0);
+		even_slices(p, n, from, to, total, leaf, rsd, 1);
 		return;
 	}
 	double cap = p->cfg.cap;
@@ -529,6 +541,15 @@ static void plan_range(struct plan *p, struct node *n, int64_t from, int64_t to,
 		target = 1;
 	if (split_points(p, pts, npts, from, to, target, &parts, &nparts)) {
 		p->oom = true;
+		return;
+	}
+	if (n && nparts == 1 && from == n->s && to == n->e && to - from > p->cfg.granularity_ms) {
+		/* The sample cannot place a cut (an overlap collector's full
+		 * answer whose records began before the window, but for one):
+		 * planned whole, the part would be this node again, asked
+		 * forever.  Even slices always shrink it. */
+		free(parts);
+		even_slices(p, n, from, to, total, leaf, rsd, 2);
 		return;
 	}
 	for (size_t i = 0; i < nparts; i++) {
@@ -734,7 +755,25 @@ static void peer_collect(struct plan *p, struct cache_prefix pre, uint8_t (*pts)
 	double est = m ? total * (double)(hi - lo) / (double)m : total;
 	double leaf = p->cfg.fill * p->cfg.cap;
 
-	if (est <= leaf || pre.len >= p->max_len) {
+	if (m == 0 && pre.len < p->max_len && est > leaf) {
+		/* No sample point to go by (an overlap collector's full answer
+		 * whose records all began before the slot): halve the prefix
+		 * once, and let each half's own answer say more.  Descending
+		 * blind would make every prefix down to single addresses (2^32
+		 * of them for IPv4) a part. */
+		struct cache_prefix a = pre, b = pre;
+		a.len = b.len = pre.len + 1;
+		b.addr[pre.len / 8] |= (uint8_t)(1u << (7 - pre.len % 8));
+		peer_collect(p, a, pts, lo, hi, m, leaf, out);
+		peer_collect(p, b, pts, lo, hi, m, leaf, out);
+		return;
+	}
+	/* A prefix with one sample point at the most is not cut further:
+	 * one point cannot say that its address alone is busy (a flood's
+	 * sources are distinct), and isolating it costs a request for each
+	 * of the up to 32 (128) light prefixes on the way down.  If it comes
+	 * back full, its own answer says where to cut. */
+	if (est <= leaf || pre.len >= p->max_len || (m > 0 && hi - lo <= 1)) {
 		if (out->n == out->cap) {
 			size_t cap = out->cap ? out->cap * 2 : 64;
 			struct peer_leaf *v = realloc(out->v, cap * sizeof(*v));
@@ -854,8 +893,12 @@ static void split_by_peer(struct plan *p, struct node *n, const int64_t *starts,
 		p->oom = true;
 		return;
 	}
+	/* every record the answer counted, whenever it began: a collector
+	 * that selects by overlap fills a slot with flows that began before
+	 * it, and their peers are what must be split away */
+	(void)starts;
 	for (size_t i = 0; i < cnt; i++)
-		if (starts[i] >= n->s && starts[i] < n->e && in_peers(n, peers[i]))
+		if (in_peers(n, peers[i]))
 			memcpy(pts[m++], peers[i], 16);
 	qsort(pts, m, 16, cmp_addr);
 	double total = regrown(p, n, NULL);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fetch.h"
 
@@ -30,6 +31,8 @@ struct fake {
 	uint8_t (*peer)[16];
 	size_t n;
 	uint8_t *seen;
+	size_t *idx;		/* fake_answer's scratch, kept: no mmap per answer */
+	size_t nidx;
 	bool overlap;
 	uint64_t rng;
 	uint64_t requests;
@@ -99,7 +102,12 @@ static bool req_contains(const struct plan_req *r, const uint8_t a[16])
 static size_t fake_answer(struct fake *f, const struct plan_req *r, int64_t **starts,
 			  uint8_t (**peers)[16])
 {
-	size_t *idx = malloc(f->n * sizeof(*idx)), m = 0;
+	size_t m = 0;
+	if (f->nidx < f->n) {
+		f->idx = realloc(f->idx, f->n * sizeof(*f->idx));
+		f->nidx = f->n;
+	}
+	size_t *idx = f->idx;
 	for (size_t i = 0; i < f->n; i++) {
 		bool in = f->overlap ? f->start[i] < r->end && f->end[i] >= r->start
 				     : f->start[i] >= r->start && f->start[i] < r->end;
@@ -137,7 +145,6 @@ static size_t fake_answer(struct fake *f, const struct plan_req *r, int64_t **st
 		memcpy((*peers)[i], f->peer[idx[i]], 16);
 		f->seen[idx[i]] = 1;
 	}
-	free(idx);
 	return m;
 }
 
@@ -231,6 +238,7 @@ static void fake_free(struct fake *f)
 	free(f->end);
 	free(f->peer);
 	free(f->seen);
+	free(f->idx);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -527,6 +535,372 @@ static void test_range_from_flood_ms(void **state)
 	fake_free(&f);
 }
 
+/* ---- the property suite (issue 10) ------------------------------------------ */
+
+/* What one property case draws, for the message when it fails. */
+struct pcase {
+	uint64_t seed;
+	uint32_t cap;
+	int64_t gran, span;
+	unsigned split;
+	bool overlap, has_peer, interrupted;
+	struct cache_prefix peer;
+	int64_t floods[2], scans[2];
+	int nfloods, nscans;
+};
+
+static int64_t pick(uint64_t *r, int64_t lo, int64_t hi)
+{
+	return lo + (int64_t)(rnd(r) % (uint64_t)(hi - lo + 1));
+}
+
+/* A time the defect of issue 10 lived at: a flood's or scan's instant, one
+ * either side, or its slot's edges; else anywhere in [0, span]. */
+static int64_t edge(uint64_t *r, const struct pcase *pc)
+{
+	int64_t marks[4];
+	int n = 0;
+	for (int i = 0; i < pc->nfloods; i++)
+		marks[n++] = pc->floods[i];
+	for (int i = 0; i < pc->nscans; i++)
+		marks[n++] = pc->scans[i];
+	if (n == 0 || rnd(r) % 4 == 0)
+		return pick(r, 0, pc->span);
+	int64_t t = marks[rnd(r) % (uint64_t)n];
+	switch (rnd(r) % 5) {
+	case 0: return t - 1;
+	case 1: return t + 1;
+	case 2: return t - t % 1000;
+	case 3: return t - t % 1000 + 1000;
+	default: return t;
+	}
+}
+
+/* The fake's rule: does flow i answer a window [s, e) at peer prefix pp
+ * (NULL: any)? */
+static bool fake_match(const struct fake *f, size_t i, int64_t s, int64_t e,
+		       const struct cache_prefix *pp)
+{
+	bool in = f->overlap ? f->start[i] < e && f->end[i] >= s : f->start[i] >= s && f->start[i] < e;
+	return in && (!pp || cache_prefix_contains(pp, f->peer[i]));
+}
+
+/* A planner run over 'missing' to the end, or (stop_after > 0) abandoned
+ * after that many answers as an interrupted download leaves it: the
+ * events go to covered and gaps (each gap's peer in gap_peer). */
+static void prop_run(struct fake *f, const struct pcase *pc, const struct cache_ivals *missing,
+		     int stop_after, struct cache_ivals *covered, struct plan_ev **gaps,
+		     size_t *ngaps)
+{
+	struct plan_cfg cfg = {
+		.cap = pc->cap, .granularity_ms = pc->gran, .max_window_ms = 31 * DAY,
+		.split_dims = pc->split, .fill = 0.9, .has_peer = pc->has_peer, .peer = pc->peer,
+	};
+	struct plan *p;
+	struct plan_req out[16];
+	int nout = 0, answers = 0, par = 1 + (int)(pc->seed % 4);
+
+	assert_int_equal(cache_prefix_parse("10.0.0.1", &cfg.subject), 0);
+	if (!pc->has_peer)
+		assert_int_equal(cache_prefix_parse("0.0.0.0/0", &cfg.peer), 0);
+	assert_int_equal(plan_new(&cfg, missing, &p), 0);
+	while (!plan_done(p)) {
+		while (nout < par && plan_next(p, &out[nout]) == 0)
+			nout++;
+		if (nout == 0)
+			fail_msg("seed %llu: not done, and nothing to ask", (unsigned long long)pc->seed);
+		int k = (int)(rnd(&f->rng) % (uint64_t)nout);
+		struct plan_req rq = out[k];
+		out[k] = out[--nout];
+		if (pc->has_peer && !rq.has_peer)
+			fail_msg("seed %llu: a request without the query's peer",
+				 (unsigned long long)pc->seed);
+		int64_t *st;
+		uint8_t (*pe)[16];
+		size_t n = fake_answer(f, &rq, &st, &pe);
+		struct plan_ev *ev;
+		size_t nev;
+		if (getenv("PLAN_TRACE"))
+			fprintf(stderr, "req %llu [%lld, %lld) peer /%d set %zu: %zu\n",
+				(unsigned long long)rq.id, (long long)rq.start, (long long)rq.end,
+				rq.peer.len, rq.npeer_set, n);
+		assert_int_equal(plan_answer(p, rq.id, n, n, st, (const uint8_t (*)[16])pe, &ev, &nev), 0);
+		for (size_t i = 0; i < nev; i++) {
+			if (ev[i].kind == PLAN_COVER) {
+				assert_int_equal(cache_ivals_add(covered, ev[i].start, ev[i].end), 0);
+			} else {
+				*gaps = realloc(*gaps, (*ngaps + 1) * sizeof(**gaps));
+				(*gaps)[(*ngaps)++] = ev[i];
+			}
+		}
+		free(ev);
+		free(st);
+		free(pe);
+		if (++answers > (getenv("PLAN_GUARD") ? atoi(getenv("PLAN_GUARD")) : 20000))
+			fail_msg("seed %llu: over 20,000 requests (cap %u, granularity %lld, split %u, %s)",
+				 (unsigned long long)pc->seed, pc->cap, (long long)pc->gran, pc->split,
+				 pc->overlap ? "overlap" : "start");
+		if (stop_after && answers >= stop_after)
+			break;
+	}
+	plan_free(p);
+}
+
+/* One random collector, query and cache state (seeded); fails with the
+ * seed and the draw in the message. */
+static void prop_case(uint64_t seed, struct cache *store)
+{
+	struct pcase pc = {.seed = seed};
+	uint64_t r = seed * 0x9e3779b97f4a7c15ULL + 1;
+	struct fake f = {.rng = seed + 1};
+	char err[CACHE_ERRLEN];
+
+	for (int i = 0; i < 4; i++)
+		rnd(&r);
+	pc.cap = (uint32_t)lround(exp(log(3) + unif(&r) * (log(10000) - log(3))));
+	pc.gran = rnd(&r) % 10 < 7 ? 1 : 1000;
+	unsigned sd = (unsigned)(rnd(&r) % 10);
+	pc.split = sd < 6 ? FETCH_SPLIT_PEER : sd < 9 ? FETCH_SPLIT_PEER | FETCH_SPLIT_PEER_SET : 0;
+	pc.span = pick(&r, 10, 36) * 3600000LL;
+	pc.overlap = rnd(&r) % 5 == 0;
+	f.overlap = pc.overlap;
+	CAP = pc.cap;
+	SPLIT = pc.split;
+	GRAN = pc.gran;
+	/* steady traffic, floods (distinct peers, one ms), scans (one peer,
+	 * one ms or one second), all sized against the cap */
+	size_t budget = 30000;
+	size_t steady = (size_t)pick(&r, 0, 20 * (int64_t)pc.cap);
+	add_flows(&f, steady < budget ? steady : budget, 0, pc.span, (int)(rnd(&r) % 2), false);
+	pc.nfloods = (int)(rnd(&r) % 3);
+	for (int i = 0; i < pc.nfloods; i++) {
+		pc.floods[i] = pick(&r, 0, pc.span - 1);
+		size_t n = (size_t)(pc.cap * (0.5 + 2.5 * unif(&r))), base = f.n;
+		add_flows(&f, n < 15000 ? n : 15000, pc.floods[i], 1, 0, true);
+		for (size_t k = base; k < f.n; k++)	/* a flood's flows are short */
+			f.end[k] = f.start[k] + (int64_t)(rnd(&r) % 100);
+	}
+	pc.nscans = (int)(rnd(&r) % 3);
+	for (int i = 0; i < pc.nscans; i++) {
+		pc.scans[i] = pick(&r, 0, pc.span / 1000 - 1) * 1000 + (rnd(&r) % 2 ? 0 : 999);
+		size_t n = (size_t)(pc.cap * (0.5 + 2.5 * unif(&r))), base = f.n;
+		bool second = rnd(&r) % 2;
+		add_flows(&f, n < 15000 ? n : 15000, second ? pc.scans[i] - pc.scans[i] % 1000 : pc.scans[i],
+			  second ? 1000 : 1, 0, false);
+		for (size_t k = base; k < f.n; k++) {
+			memcpy(f.peer[k], f.peer[base], 16);
+			f.end[k] = f.start[k] + (int64_t)(rnd(&r) % 100);	/* SYNs */
+		}
+	}
+	/* the query, and its peer */
+	int64_t qs = rnd(&r) % 2 ? 0 : edge(&r, &pc), qe = rnd(&r) % 2 ? pc.span : edge(&r, &pc);
+	if (qs < 0)
+		qs = 0;
+	if (qe <= qs)
+		qe = qs + 1 + (int64_t)(rnd(&r) % 3600000);
+	pc.has_peer = rnd(&r) % 5 == 0;
+	if (pc.has_peer) {
+		const char *peers[] = {"198.18.0.0/15", "198.19.0.0/16", "128.0.0.0/1", "0.0.0.0/0"};
+		assert_int_equal(cache_prefix_parse(peers[rnd(&r) % 4], &pc.peer), 0);
+		if (pc.nscans && rnd(&r) % 2) {
+			/* the scanner itself */
+			pc.peer.len = 128;
+			for (size_t k = 0; k < f.n; k++)
+				if (f.start[k] >= pc.scans[0] - pc.scans[0] % 1000 &&
+				    f.start[k] < pc.scans[0] - pc.scans[0] % 1000 + 1000 &&
+				    (k + 1 == f.n || !memcmp(f.peer[k], f.peer[k + 1], 16))) {
+					memcpy(pc.peer.addr, f.peer[k], 16);
+					break;
+				}
+		}
+	}
+	/* the cache state: parts already covered, edges at the marks */
+	struct cache_ivals have = {0}, missing = {0}, covered = {0};
+	int parts = (int)(rnd(&r) % 4);
+	for (int i = 0; i < parts; i++) {
+		int64_t a = edge(&r, &pc), b = rnd(&r) % 2 ? edge(&r, &pc) : a + pick(&r, 1, 7200000);
+		if (a > b) {
+			int64_t t = a;
+			a = b;
+			b = t;
+		}
+		if (a < b)
+			assert_int_equal(cache_ivals_add(&have, a, b), 0);
+	}
+	assert_int_equal(cache_ivals_subtract(&have, qs, qe, &missing), 0);
+	free(f.seen);
+	f.seen = calloc(f.n ? f.n : 1, 1);
+	/* what the covered parts hold was answered by earlier runs */
+	for (size_t k = 0; k < f.n; k++)
+		for (size_t i = 0; i < have.n; i++)
+			if (f.start[k] >= have.v[i].start && f.start[k] < have.v[i].end)
+				f.seen[k] = 1;
+	struct plan_ev *gaps = NULL;
+	size_t ngaps = 0;
+	pc.interrupted = missing.n && rnd(&r) % 3 == 0;
+	if (pc.interrupted) {
+		/* a run killed after a few answers: what it covered stays */
+		struct cache_ivals first = {0}, rest = {0};
+		prop_run(&f, &pc, &missing, 1 + (int)(rnd(&r) % 6), &first, &gaps, &ngaps);
+		for (size_t i = 0; i < first.n; i++)
+			assert_int_equal(cache_ivals_add(&have, first.v[i].start, first.v[i].end), 0);
+		assert_int_equal(cache_ivals_subtract(&have, qs, qe, &rest), 0);
+		cache_ivals_free(&missing);
+		cache_ivals_free(&first);
+		missing = rest;
+		free(gaps);	/* an interrupted run's gaps are cleared and met again */
+		gaps = NULL;
+		ngaps = 0;
+	}
+	if (missing.n)
+		prop_run(&f, &pc, &missing, 0, &covered, &gaps, &ngaps);
+
+	char what[256];
+	snprintf(what, sizeof(what),
+		 "seed %llu (cap %u, granularity %lld, split %u, %s, peer %s, %d floods, %d scans, "
+		 "query [%lld, %lld), %zu missing parts%s)",
+		 (unsigned long long)seed, pc.cap, (long long)pc.gran, pc.split,
+		 pc.overlap ? "overlap" : "start", pc.has_peer ? "yes" : "no", pc.nfloods, pc.nscans,
+		 (long long)qs, (long long)qe, missing.n, pc.interrupted ? ", interrupted" : "");
+	/* 1. covered and gaps partition the missing parts exactly */
+	struct cache_ivals acc = {0}, rest = {0};
+	for (size_t i = 0; i < covered.n; i++)
+		assert_int_equal(cache_ivals_add(&acc, covered.v[i].start, covered.v[i].end), 0);
+	for (size_t i = 0; i < ngaps; i++) {
+		struct cache_ivals inter = {0};
+		assert_int_equal(cache_ivals_subtract(&covered, gaps[i].start, gaps[i].end, &inter), 0);
+		if (inter.n != 1 || inter.v[0].start != gaps[i].start || inter.v[0].end != gaps[i].end)
+			fail_msg("%s: gap [%lld, %lld) is also covered", what,
+				 (long long)gaps[i].start, (long long)gaps[i].end);
+		cache_ivals_free(&inter);
+		assert_int_equal(cache_ivals_add(&acc, gaps[i].start, gaps[i].end), 0);
+	}
+	for (size_t i = 0; i < missing.n; i++) {
+		assert_int_equal(cache_ivals_subtract(&acc, missing.v[i].start, missing.v[i].end, &rest), 0);
+		if (rest.n)
+			fail_msg("%s: [%lld, %lld) of the missing part [%lld, %lld) was neither covered "
+				 "nor a gap", what, (long long)rest.v[0].start, (long long)rest.v[0].end,
+				 (long long)missing.v[i].start, (long long)missing.v[i].end);
+	}
+	/* nothing outside them, but for the rest of a granularity slot (a
+	 * driver asks whole slots: SNA's seconds) */
+	struct cache_ivals slots = {0};
+	for (size_t i = 0; i < missing.n; i++) {
+		int64_t a = missing.v[i].start - missing.v[i].start % pc.gran;
+		int64_t b = missing.v[i].end + (pc.gran - missing.v[i].end % pc.gran) % pc.gran;
+		assert_int_equal(cache_ivals_add(&slots, a, b), 0);
+	}
+	for (size_t i = 0; i < acc.n; i++) {
+		assert_int_equal(cache_ivals_subtract(&slots, acc.v[i].start, acc.v[i].end, &rest), 0);
+		if (rest.n)
+			fail_msg("%s: [%lld, %lld) covered or a gap outside the missing parts", what,
+				 (long long)rest.v[0].start, (long long)rest.v[0].end);
+	}
+	/* 2. every gap is one the collector forces: the cap or more match
+	 * its slot and its narrowest peer */
+	for (size_t i = 0; i < ngaps; i++) {
+		size_t m = 0;
+		for (size_t k = 0; k < f.n; k++)
+			m += fake_match(&f, k, gaps[i].start, gaps[i].end, &gaps[i].peer) &&
+			     (!pc.has_peer || cache_prefix_contains(&pc.peer, f.peer[k]));
+		if (m < pc.cap)	/* exactly the cap is a full answer: no client can tell */
+			fail_msg("%s: gap [%lld, %lld) holds %zu flows, fewer than the cap", what,
+				 (long long)gaps[i].start, (long long)gaps[i].end, m);
+		if (gaps[i].end - gaps[i].start > pc.gran)
+			fail_msg("%s: gap [%lld, %lld) is wider than a slot", what,
+				 (long long)gaps[i].start, (long long)gaps[i].end);
+	}
+	/* 3. every flow of the query outside the gaps was answered */
+	for (size_t k = 0; k < f.n; k++) {
+		if (f.start[k] < qs || f.start[k] >= qe || f.seen[k] ||
+		    (pc.has_peer && !cache_prefix_contains(&pc.peer, f.peer[k])))
+			continue;
+		bool in_gap = false;
+		for (size_t i = 0; i < ngaps && !in_gap; i++)
+			in_gap = f.start[k] >= gaps[i].start && f.start[k] < gaps[i].end;
+		if (!in_gap)
+			fail_msg("%s: flow %zu (start %lld) was never answered", what, k,
+				 (long long)f.start[k]);
+	}
+	/* 4. the store's audit agrees: the cache state, the covers and the
+	 * gaps written as the engine writes them leave no hole */
+	if (store) {
+		char subj[32];
+		struct cache_query q = {.start = qs, .end = qe, .has_peer = pc.has_peer, .peer = pc.peer};
+		snprintf(subj, sizeof(subj), "10.%u.%u.%u", (unsigned)(seed >> 16) & 255,
+			 (unsigned)(seed >> 8) & 255, (unsigned)seed & 255);
+		assert_int_equal(cache_prefix_parse(subj, &q.subject), 0);
+		struct cache_ivals all = {0};
+		for (size_t i = 0; i < have.n; i++)
+			assert_int_equal(cache_ivals_add(&all, have.v[i].start, have.v[i].end), 0);
+		for (size_t i = 0; i < covered.n; i++)
+			assert_int_equal(cache_ivals_add(&all, covered.v[i].start, covered.v[i].end), 0);
+		for (size_t i = 0; i < all.n; i++) {
+			struct cache_cover cv = {all.v[i].start, all.v[i].end, 1, false, 0};
+			assert_int_equal(cache_put_window(store, &q, NULL, 0, &cv, err), 0);
+		}
+		for (size_t i = 0; i < ngaps; i++) {
+			struct cache_gap g = {.start = gaps[i].start, .end = gaps[i].end, .seen = 1};
+			assert_int_equal(cache_put_gap(store, &q, &g, err), 0);
+		}
+		struct cache_audit a;
+		assert_int_equal(cache_audit(store, &q, 2, 0, &a, err), 0);
+		if (a.holes.n)
+			fail_msg("%s: the audit finds a hole at [%lld, %lld)", what,
+				 (long long)a.holes.v[0].start, (long long)a.holes.v[0].end);
+		if (ngaps == 0 && a.ngaps != 0)
+			fail_msg("%s: the audit reports gaps no run met", what);
+		cache_audit_free(&a);
+		cache_ivals_free(&all);
+	}
+	free(gaps);
+	cache_ivals_free(&slots);
+	cache_ivals_free(&acc);
+	cache_ivals_free(&rest);
+	cache_ivals_free(&have);
+	cache_ivals_free(&missing);
+	cache_ivals_free(&covered);
+	fake_free(&f);
+}
+
+/* Thousands of random collectors, queries and cache states (PLAN_SEEDS,
+ * default 2000; PLAN_SEED=N runs one).  Each run must be exact: the
+ * missing parts covered or a justified gap, every flow answered, and the
+ * store's audit passing. */
+static void test_property(void **state)
+{
+	(void)state;
+	const char *one = getenv("PLAN_SEED"), *many = getenv("PLAN_SEEDS");
+	uint64_t from = one ? strtoull(one, NULL, 10) : 0;
+	uint64_t to = one ? from + 1 : many ? strtoull(many, NULL, 10) : 2000;
+	/* in memory where there is a tmpfs: thousands of small commits */
+	char dir[64], err[CACHE_ERRLEN] = "";
+	snprintf(dir, sizeof(dir), "%s/test_plan.XXXXXX",
+		 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+	struct cache *store = NULL;
+	static const struct cache_identity id = {"http://fake/", "fake", "flowapi"};
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(cache_open(dir, &id, &store, err), 0);
+	for (uint64_t seed = from; seed < to; seed++) {
+		if (getenv("PLAN_TRACE"))
+			fprintf(stderr, "seed %llu\n", (unsigned long long)seed);
+		prop_case(seed, store);
+	}
+	printf("# property: %llu seeds exact\n", (unsigned long long)(to - from));
+	const char *path = cache_path(store);
+	char p2[512];
+	snprintf(p2, sizeof(p2), "%s", path);
+	cache_close(store);
+	unlink(p2);
+	strcat(p2, "-wal");
+	unlink(p2);
+	p2[strlen(p2) - 4] = '\0';
+	strcat(p2, "-shm");
+	unlink(p2);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -543,6 +917,9 @@ int main(void)
 		cmocka_unit_test(test_rescale_after_low_measure),
 		cmocka_unit_test(test_random_shapes),
 		cmocka_unit_test(test_range_from_flood_ms),
+		cmocka_unit_test_teardown(test_property, reset_cap),
 	};
+	if (getenv("PLAN_SEED"))	/* replaying one property seed */
+		cmocka_set_test_filter("test_property");
 	return cmocka_run_group_tests_name("plan", tests, NULL, NULL);
 }
