@@ -230,6 +230,20 @@ struct sim_ref sim_matches_at(const struct sim_matches *m, uint64_t i);
 int sim_query_pick(const struct sim_matches *m, uint64_t limit, uint64_t rng,
 		   struct sim_ref **out, size_t *nout);
 
+/* The --foreign fault: spoil a picked answer as a collector that ignores
+ * its filter would.  1 to 5 flows (never more than limit) that q does not
+ * select are put at random places into refs[0..*n): exported flows whose
+ * addresses do not match q, or that lie wholly outside its window (start
+ * at or after its end, or end before its start), taken from the days of
+ * the window and the day on each side.  The answer never grows past limit:
+ * when it would, records of the true answer are left out so that it holds
+ * exactly limit, and so looks saturated (it is incomplete).  The same
+ * dataset, query, answer and seed give the same result.  0 with *refs
+ * reallocated and *n updated (unchanged when no foreign flow was found in
+ * a bounded number of tries); -ENOMEM leaves both as they were. */
+int sim_query_foreign(struct sim_dataset *ds, const struct sim_query *q, uint64_t limit,
+		      uint64_t seed, struct sim_ref **refs, size_t *n);
+
 /* ---- output ------------------------------------------------------------- */
 
 /* A growable buffer with a hard maximum: growing past it is -E2BIG. */
