@@ -312,7 +312,7 @@ static inline uint64_t sim_rand_below(uint64_t *s, uint64_t n)
 enum sim_fault {
 	SIM_FAULT_500, SIM_FAULT_503, SIM_FAULT_429, SIM_FAULT_SLOW,
 	SIM_FAULT_STALL, SIM_FAULT_RESET, SIM_FAULT_CUT, SIM_FAULT_MALFORMED,
-	SIM_FAULT_HTML, SIM_FAULT_401, SIM_NFAULTS
+	SIM_FAULT_HTML, SIM_FAULT_401, SIM_FAULT_FOREIGN, SIM_NFAULTS
 };
 
 extern const char *const sim_fault_names[SIM_NFAULTS];
@@ -404,6 +404,8 @@ struct sim_sna_req {
 	const char *xsrf;	/* the X-XSRF-TOKEN header, or NULL */
 	const char *body;	/* the request body (may be NULL when empty) */
 	size_t body_len;
+	bool foreign;		/* the foreign fault: results hold other flows too */
+	uint64_t foreign_seed;	/* its choices (sim_query_foreign) */
 };
 
 struct sim_sna_answer {
