@@ -36,6 +36,9 @@ static void usage(FILE *out)
 	      "  --log                   log one line a request to stderr\n"
 	      "  --fail-500 R --fail-503 R --fail-429 R --slow R --stall R\n"
 	      "  --reset R --cut R --malformed R --html R --fail-401 R   fault rates, 0 to 1\n"
+	      "  --foreign R             fault rate, 0 to 1: an answer that ignores its filter\n"
+	      "                          (1 to 5 flows the query does not select added,\n"
+	      "                          never past the cap: see docs/flowsim.md)\n"
 	      "  --retry-after S --slow-ms MS --stall-s S   fault parameters\n"
 	      "  --fault-scope flows|all  which endpoints faults hit (default flows)\n"
 	      "  --fault-seed N          seed of the fault draws\n"
@@ -217,6 +220,7 @@ int main(int argc, char **argv)
 		{"malformed", 1, 0, O_FAULT0 + SIM_FAULT_MALFORMED},
 		{"html", 1, 0, O_FAULT0 + SIM_FAULT_HTML},
 		{"fail-401", 1, 0, O_FAULT0 + SIM_FAULT_401},
+		{"foreign", 1, 0, O_FAULT0 + SIM_FAULT_FOREIGN},
 		{0, 0, 0, 0},
 	};
 	struct sim_config cfg;

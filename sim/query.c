@@ -11,6 +11,10 @@
  *
  * Sampling a saturated answer uses Floyd's algorithm over the virtual
  * concatenation of the matches: O(limit), whatever the number matched.
+ *
+ * The --foreign fault adds to an answer flows drawn at random from the
+ * streams and days around its window, kept only when the query does not
+ * select them: a handful of draws, whatever the dataset.
  */
 #include "sim.h"
 
@@ -288,4 +292,81 @@ out:
 	free(refs);
 	free(set.slot);
 	return rc;
+}
+
+#define FOREIGN_MAX 5		/* foreign flows an answer gets at most */
+#define FOREIGN_TRIES 64	/* draws allowed for each foreign flow wanted */
+
+/* The index of the dataset day holding ms t, clamped to the dataset. */
+static int64_t day_clamped(const struct sim_dataset *ds, int64_t t)
+{
+	int64_t d = (t - ds->first_day_ms) / SIM_DAY_MS - (t < ds->first_day_ms);
+
+	return d < 0 ? 0 : d >= ds->ndays ? ds->ndays - 1 : d;
+}
+
+/* Is f clearly not part of q's answer: exported, and either its addresses
+ * do not match or it lies wholly outside the window (so it is foreign in
+ * both match modes)? */
+static bool foreign_to(const struct sim_query *q, const struct sim_flow *f)
+{
+	if (!visible(q, f->id, f->start))
+		return false;
+	return !sim_query_match_flow(q, f) || f->start >= q->end || f->end < q->start;
+}
+
+static bool ref_in(const struct sim_ref *refs, size_t n, const struct sim_ref *r)
+{
+	for (size_t i = 0; i < n; i++)
+		if (refs[i].stream == r->stream && refs[i].day == r->day && refs[i].pos == r->pos)
+			return true;
+	return false;
+}
+
+int sim_query_foreign(struct sim_dataset *ds, const struct sim_query *q, uint64_t limit,
+		      uint64_t seed, struct sim_ref **refs, size_t *n)
+{
+	struct sim_ref got[FOREIGN_MAX], *out;
+	uint64_t r = sim_mix(seed) | 1;
+	int64_t d0 = day_clamped(ds, q->start - SIM_DAY_MS);
+	int64_t d1 = day_clamped(ds, q->end - 1 + SIM_DAY_MS);
+	size_t want = 1 + (size_t)sim_rand_below(&r, FOREIGN_MAX), k = 0, keep;
+
+	if (want > limit)
+		want = (size_t)limit;
+	for (size_t t = 0; ds->sc.nstreams && k < want && t < FOREIGN_TRIES * want; t++) {
+		struct sim_ref c = {
+			.stream = (int32_t)sim_rand_below(&r, (uint64_t)ds->sc.nstreams),
+			.day = (int32_t)(d0 + (int64_t)sim_rand_below(&r, (uint64_t)(d1 - d0 + 1))),
+		};
+		const struct sim_chunk *ch = sim_dataset_chunk(ds, c.stream, c.day);
+		struct sim_flow f;
+
+		if (!ch)
+			return -ENOMEM;
+		if (!ch->n)
+			continue;
+		c.pos = sim_rand_below(&r, ch->n);
+		sim_flow_make(ds, c.stream, c.day, c.pos, ch->start[c.pos], &f);
+		if (foreign_to(q, &f) && !ref_in(got, k, &c))
+			got[k++] = c;
+	}
+	if (!k)
+		return 0;
+	/* the answer's order is random: leaving out its tail is a random subset */
+	keep = *n + k > limit ? (size_t)limit - k : *n;
+	out = malloc((keep + k) * sizeof(*out));
+	if (!out)
+		return -ENOMEM;
+	if (keep)
+		memcpy(out, *refs, keep * sizeof(*out));
+	for (size_t i = 0; i < k; i++) {	/* each at a random place */
+		size_t len = keep + i, at = (size_t)sim_rand_below(&r, len + 1);
+		out[len] = out[at];
+		out[at] = got[i];
+	}
+	free(*refs);
+	*refs = out;
+	*n = keep + k;
+	return 0;
 }

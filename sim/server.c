@@ -30,6 +30,7 @@
 
 const char *const sim_fault_names[SIM_NFAULTS] = {
 	"500", "503", "429", "slow", "stall", "reset", "cut", "malformed", "html", "401",
+	"foreign",
 };
 
 /* Counted endpoints: the reference dialect's, /_sim and other, then the SNA
@@ -424,9 +425,12 @@ static int render_flows(struct sim_server *s, const struct sim_ref *refs, size_t
 	return rc ? rc : sim_buf_add(b, tail, strlen(tail));
 }
 
-/* Build the body of GET /flows into b. */
-static int flows_body(struct sim_server *s, struct MHD_Connection *c,
-		      struct sim_buf *b, unsigned *status, const char **msg)
+/* Build the body of GET /flows into b; with the foreign fault, the answer
+ * also holds flows the query does not select (sim_query_foreign, drawn
+ * from fault_seed). */
+static int flows_body(struct sim_server *s, struct MHD_Connection *c, int fault,
+		      uint64_t fault_seed, struct sim_buf *b, unsigned *status,
+		      const char **msg)
 {
 	const char *lim = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
 	int64_t limit = s->cfg.max_records;
@@ -453,6 +457,8 @@ static int flows_body(struct sim_server *s, struct MHD_Connection *c,
 	/* a distinct seed for every answer: a new subset and order each time */
 	uint64_t seed = sim_mix(s->rng_base + atomic_fetch_add(&s->req_seq, 1));
 	rc = sim_query_pick(&m, (uint64_t)limit, seed, &refs, &n);
+	if (!rc && fault == SIM_FAULT_FOREIGN)
+		rc = sim_query_foreign(s->ds, &q, (uint64_t)limit, fault_seed, &refs, &n);
 	if (!rc)
 		rc = render_flows(s, refs, n, b, "{\"flows\":[", "]}", false);
 	free(refs);
@@ -755,14 +761,18 @@ static int endpoint_of(const char *url)
 	return EP_OTHER;
 }
 
-/* Draw this request's fault, or -1. */
-static int draw_fault(struct sim_server *s)
+/* Draw this request's fault, or -1, and count it; *seed is for the
+ * fault's own choices (the foreign flows), a function of the fault seed
+ * and the draw, so that a fault seed replays them too. */
+static int draw_fault(struct sim_server *s, uint64_t *seed)
 {
+	uint64_t x;
 	double u, acc = 0;
 	int f = -1;
 
 	pthread_mutex_lock(&s->lock);
-	u = (double)(sim_rand(&s->fault_rng) >> 11) * (1.0 / 9007199254740992.0);
+	x = sim_rand(&s->fault_rng);
+	u = (double)(x >> 11) * (1.0 / 9007199254740992.0);
 	for (int i = 0; i < SIM_NFAULTS; i++) {
 		acc += s->cfg.rate[i];
 		if (u < acc && s->cfg.rate[i] > 0) {
@@ -771,6 +781,9 @@ static int draw_fault(struct sim_server *s)
 		}
 	}
 	pthread_mutex_unlock(&s->lock);
+	if (f >= 0)
+		atomic_fetch_add(&s->faults[f], 1);
+	*seed = sim_mix(x);
 	return f;
 }
 
@@ -914,6 +927,7 @@ static enum MHD_Result handle_sna(struct sim_server *s, struct MHD_Connection *c
 	struct sim_sna_route r;
 	struct sim_sna_answer a;
 	enum MHD_Result ret;
+	uint64_t fault_seed = 0;
 	int ep, fault = -1, rc;
 
 	sim_sna_route(method, url, &r);
@@ -925,9 +939,7 @@ static enum MHD_Result handle_sna(struct sim_server *s, struct MHD_Connection *c
 		return finish(s, c, ep, -1, 0, 405, "method not allowed", &none, NULL, NULL, 0,
 			      method, url, t0);
 	if (r.flows || s->cfg.faults_all)
-		fault = draw_fault(s);
-	if (fault >= 0)
-		atomic_fetch_add(&s->faults[fault], 1);
+		fault = draw_fault(s, &fault_seed);
 	if (fault_first(s, c, fault, ep, method, url, t0, &ret))
 		return ret;
 	if (u && u->too_big)
@@ -940,6 +952,8 @@ static enum MHD_Result handle_sna(struct sim_server *s, struct MHD_Connection *c
 		.xsrf = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-XSRF-TOKEN"),
 		.body = u ? u->b.p : NULL,
 		.body_len = u ? u->b.len : 0,
+		.foreign = fault == SIM_FAULT_FOREIGN,
+		.foreign_seed = fault_seed,
 	};
 	rc = sim_sna_serve(s->sna, &rq, &a);
 	if (rc)
@@ -974,6 +988,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	const char *msg = NULL;
 	bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
 	int ep = endpoint_of(url), fault = -1, rc = 0;
+	uint64_t fault_seed = 0;
 	enum MHD_Result ret;
 
 	(void)version;
@@ -1044,9 +1059,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		goto answer;
 	}
 	if (ep == EP_FLOWS || s->cfg.faults_all)
-		fault = draw_fault(s);
-	if (fault >= 0)
-		atomic_fetch_add(&s->faults[fault], 1);
+		fault = draw_fault(s, &fault_seed);
 	if (fault_first(s, c, fault, ep, method, url, &t0, &ret))
 		return ret;
 	if (!token_ok(s, c)) {
@@ -1056,7 +1069,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	}
 	switch (ep) {
 	case EP_INFO: rc = info_body(s, &body); break;
-	case EP_FLOWS: rc = flows_body(s, c, &body, &status, &msg); break;
+	case EP_FLOWS:
+		rc = flows_body(s, c, fault, fault_seed, &body, &status, &msg);
+		break;
 	case EP_APPS: rc = sim_json_applications(&body); break;
 	case EP_GROUPS: rc = sim_json_hostgroups(&body); break;
 	default: rc = sim_json_exporters(&body); break;

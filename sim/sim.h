@@ -230,6 +230,20 @@ struct sim_ref sim_matches_at(const struct sim_matches *m, uint64_t i);
 int sim_query_pick(const struct sim_matches *m, uint64_t limit, uint64_t rng,
 		   struct sim_ref **out, size_t *nout);
 
+/* The --foreign fault: spoil a picked answer as a collector that ignores
+ * its filter would.  1 to 5 flows (never more than limit) that q does not
+ * select are put at random places into refs[0..*n): exported flows whose
+ * addresses do not match q, or that lie wholly outside its window (start
+ * at or after its end, or end before its start), taken from the days of
+ * the window and the day on each side.  The answer never grows past limit:
+ * when it would, records of the true answer are left out so that it holds
+ * exactly limit, and so looks saturated (it is incomplete).  The same
+ * dataset, query, answer and seed give the same result.  0 with *refs
+ * reallocated and *n updated (unchanged when no foreign flow was found in
+ * a bounded number of tries); -ENOMEM leaves both as they were. */
+int sim_query_foreign(struct sim_dataset *ds, const struct sim_query *q, uint64_t limit,
+		      uint64_t seed, struct sim_ref **refs, size_t *n);
+
 /* ---- output ------------------------------------------------------------- */
 
 /* A growable buffer with a hard maximum: growing past it is -E2BIG. */
@@ -298,7 +312,7 @@ static inline uint64_t sim_rand_below(uint64_t *s, uint64_t n)
 enum sim_fault {
 	SIM_FAULT_500, SIM_FAULT_503, SIM_FAULT_429, SIM_FAULT_SLOW,
 	SIM_FAULT_STALL, SIM_FAULT_RESET, SIM_FAULT_CUT, SIM_FAULT_MALFORMED,
-	SIM_FAULT_HTML, SIM_FAULT_401, SIM_NFAULTS
+	SIM_FAULT_HTML, SIM_FAULT_401, SIM_FAULT_FOREIGN, SIM_NFAULTS
 };
 
 extern const char *const sim_fault_names[SIM_NFAULTS];
@@ -390,6 +404,8 @@ struct sim_sna_req {
 	const char *xsrf;	/* the X-XSRF-TOKEN header, or NULL */
 	const char *body;	/* the request body (may be NULL when empty) */
 	size_t body_len;
+	bool foreign;		/* the foreign fault: results hold other flows too */
+	uint64_t foreign_seed;	/* its choices (sim_query_foreign) */
 };
 
 struct sim_sna_answer {

@@ -750,9 +750,12 @@ static int render_records(struct sim_sna *s, const struct sna_query *q,
 }
 
 /* GET .../results: the search's subset (the same on every read), a half of
- * it while running, nothing when failed; a new order every time. */
+ * it while running, nothing when failed; a new order every time.  With the
+ * foreign fault (not for a failed search or the empty tenant) flows the
+ * search does not select are mixed in (sim_query_foreign).  -ENOMEM or
+ * -E2BIG on failure. */
 static int results(struct sim_sna *s, const struct sna_query *q, enum qstate st,
-		   struct sim_sna_answer *a)
+		   const struct sim_sna_req *rq, struct sim_sna_answer *a)
 {
 	struct sim_matches m;
 	struct sim_ref *refs = NULL;
@@ -780,7 +783,11 @@ static int results(struct sim_sna *s, const struct sna_query *q, enum qstate st,
 		refs[i - 1] = refs[j];
 		refs[j] = t;
 	}
-	rc = render_records(s, q, refs, n, &a->body);
+	rc = 0;
+	if (rq->foreign)
+		rc = sim_query_foreign(s->ds, &q->q, q->limit, rq->foreign_seed, &refs, &n);
+	if (!rc)
+		rc = render_records(s, q, refs, n, &a->body);
 	free(refs);
 	return rc;
 }
@@ -859,7 +866,7 @@ int sim_sna_serve(struct sim_sna *s, const struct sim_sna_req *rq,
 	st = query_state(s, &q, now, &pct);
 	if (r->ep == SIM_SNA_POLL)
 		return query_body(&q, st, pct, &a->body);
-	return results(s, &q, st, a);
+	return results(s, &q, st, rq, a);
 }
 
 /* ---- counters ------------------------------------------------------------- */

@@ -1073,6 +1073,72 @@ def test_fault_html(make_sim):
     assert fault_count(s.counters(), "html") == 1
 
 
+def selected(r, ip, S, E, peer=None):
+    """Could the query select record r in either match mode: its addresses
+    match and it overlaps the window?"""
+    a, b = addr(r["src"]), addr(r["dst"])
+    ipn, pn = net(ip), (net(peer) if peer is not None else None)
+
+    def side(x, y):
+        return in_net(x, ipn) and (pn is None or in_net(y, pn))
+    return (side(a, b) or side(b, a)) and r["start"] < E \
+        and r.get("end", r["start"]) >= S
+
+
+def test_fault_foreign(make_sim):
+    """--foreign: every /flows answer holds 1 to 5 well-formed records the
+    query does not select, and all of the truth when the answer is not
+    full; a full one stays at the cap.  With the rate set back to 0 while
+    running, answers equal the truth again."""
+    cap = 1000
+    s = fault_sim(make_sim, "--foreign", "1", "--max-records", str(cap))
+    sc = s.scenario()
+    web = [x for x in streams(sc, "steady") if v4(x)][0]
+    heavy = streams(sc, "heavy")[0]
+    six = [x for x in streams(sc, *HOST_KINDS) if not v4(x)][0]
+    attacker = streams(sc, "scan")[0]["attacker"]
+    H10 = YDAY0 + 10 * HOUR
+    queries = [                                 # (ip, S, E, peer)
+        (web["addr"], H10, H10 + HOUR, None),
+        (web["addr"], YDAY0, YDAY0 + 6 * HOUR, web["peers"]),
+        (six["addr"], H10, H10 + 2 * HOUR, None),
+        (attacker, H10, H10 + HOUR, None),      # nothing there: only foreign
+        (heavy["addr"], YDAY0 + 14 * HOUR, YDAY0 + 15 * HOUR, None),  # full
+    ]
+    full = 0
+    for ip, S, E, peer in queries:
+        want = truth_ids(s, ip, S, E, peer)
+        recs = s.flows(ip, S, E, peer)
+        got = set(check_records(recs))         # well-formed, no duplicates
+        foreign = [r for r in recs if r["id"] not in want]
+        assert 1 <= len(foreign) <= 5, \
+            f"{ip} [{S},{E}): {len(foreign)} records outside the truth"
+        for r in foreign:
+            assert not selected(r, ip, S, E, peer), \
+                f"a foreign record the query could select: {r}"
+        assert len(recs) <= cap
+        if len(recs) < cap:
+            assert want <= got, f"{len(want - got)} true records missing"
+        else:
+            full += 1
+            assert len(want) >= cap - len(foreign)
+    assert full == 1, "the heavy hour's answer is not full"
+    c = s.counters()
+    assert fault_count(c, "foreign") == len(queries)
+    assert endpoint_count(c, "/api/v1/flows", 200) == len(queries)
+    rates = s.set_faults(foreign=0)
+    assert rates.get("foreign") == 0, rates
+    for ip, S, E, peer in queries:
+        want = truth_ids(s, ip, S, E, peer)
+        got = set(check_records(s.flows(ip, S, E, peer), S, E, ip=ip,
+                                peer=peer))
+        if len(want) < cap:
+            assert got == want, f"{ip} [{S},{E}) != truth once the rate is 0"
+        else:
+            assert len(got) == cap and got <= want
+    assert fault_count(s.counters(), "foreign") == len(queries)
+
+
 def test_fault_scope_all(make_sim):
     s = fault_sim(make_sim, "--fail-500", "1", "--fault-scope", "all")
     q = steady_query(s)

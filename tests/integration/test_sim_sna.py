@@ -878,6 +878,39 @@ def test_faults_hit_the_search_endpoints(make_sim):
     assert f["500"] == 2 and f["429"] == 1 and f["html"] == 1
 
 
+def test_fault_foreign_in_results(make_sim):
+    """--foreign in the SNA dialect: a results read holds 1 to 5 records
+    the search does not select (well-formed SNA records) besides the whole
+    of a non-full answer; create and poll are not changed by it; with the
+    rate back to 0 the same search reads as the truth."""
+    s = make_sim(*BASE, "--fault-seed", "1", "--sna-query-ms", "0",
+                 "--max-records", "500")
+    c = Client(s)
+    web = stream(s.get_json("/_sim/scenario"), "web-1")["addr"]
+    S, E = YDAY0 + 10 * HOUR, YDAY0 + 11 * HOUR
+    want = set(truth(s, web, S, E, list="ids")["ids"])
+    assert 0 < len(want) < 495
+    s.set_faults(foreign=1)
+    qid = c.create(search_body(web, S, E))
+    assert c.wait(qid)[-1]["status"] == "COMPLETED"
+    for _ in range(2):
+        recs = c.results(qid)
+        keys = set(keys_of(recs))
+        assert want <= keys, f"{len(want - keys)} true records missing"
+        assert 1 <= len(keys - want) <= 5, f"{len(keys - want)} foreign"
+        for r in recs:
+            st = r["statistics"]
+            assert sna_ms(st["firstActiveTime"]) <= sna_ms(st["lastActiveTime"])
+            assert {r["subject"]["orientation"], r["peer"]["orientation"]} \
+                == {"client", "server"}, r
+            ipaddress.ip_address(r["subject"]["ipAddress"])
+            ipaddress.ip_address(r["peer"]["ipAddress"])
+    s.set_faults(foreign=0)
+    assert set(keys_of(c.results(qid))) == want
+    f = counters(s)["faults"]
+    assert f["foreign"] >= 4     # the create, its polls, two reads
+
+
 def test_fault_scope_all_hits_login(make_sim):
     s = make_sim(*BASE, "--fault-seed", "1", "--fail-503", "1",
                  "--fault-scope", "all")

@@ -394,6 +394,112 @@ static void test_cap_and_subset(void **state)
 	free_ds(ds);
 }
 
+static bool same_ref(struct sim_ref a, struct sim_ref b)
+{
+	return a.stream == b.stream && a.day == b.day && a.pos == b.pos;
+}
+
+static bool has_ref(const struct sim_ref *refs, size_t n, struct sim_ref r)
+{
+	for (size_t i = 0; i < n; i++)
+		if (same_ref(refs[i], r))
+			return true;
+	return false;
+}
+
+/* Is the flow of r one q could select in either match mode (its addresses
+ * match and it overlaps the window), or not yet exported? */
+static bool near_answer(struct sim_dataset *ds, const struct sim_query *q, struct sim_ref r)
+{
+	const struct sim_chunk *c = sim_dataset_chunk(ds, r.stream, r.day);
+	struct sim_flow f;
+
+	sim_flow_make(ds, r.stream, r.day, r.pos, c->start[r.pos], &f);
+	return f.start > q->visible_before ||
+	       (f.start < q->end && f.end >= q->start && sim_query_match_flow(q, &f));
+}
+
+/* Pick an answer of q under limit, spoil it with sim_query_foreign(seed),
+ * check what it promises and return how many foreign flows it holds. */
+static size_t spoil_and_check(struct sim_dataset *ds, const struct sim_query *q,
+			      uint64_t limit, uint64_t seed, struct sim_ref **out, size_t *nout)
+{
+	struct sim_matches m;
+	struct sim_ref *refs, *before;
+	size_t n, n0, foreign = 0;
+
+	assert_int_equal(sim_query_collect(ds, q, &m), 0);
+	assert_int_equal(sim_query_pick(&m, limit, 1, &refs, &n), 0);
+	sim_matches_free(&m);
+	n0 = n;
+	before = malloc((n0 ? n0 : 1) * sizeof(*before));
+	assert_non_null(before);
+	memcpy(before, refs, n0 * sizeof(*before));
+	assert_int_equal(sim_query_foreign(ds, q, limit, seed, &refs, &n), 0);
+	assert_true(n <= limit);
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < i; j++)
+			assert_false(same_ref(refs[i], refs[j]));
+		if (has_ref(before, n0, refs[i]))
+			continue;
+		assert_false(near_answer(ds, q, refs[i]));
+		foreign++;
+	}
+	assert_true(foreign >= 1 && foreign <= 5);
+	if (n0 + foreign <= limit) {	/* room: the whole true answer stays */
+		assert_int_equal(n, n0 + foreign);
+	} else {			/* full: true records make way */
+		assert_int_equal(n, limit);
+	}
+	free(before);
+	*out = refs;
+	*nout = n;
+	return foreign;
+}
+
+static void test_foreign_fault(void **state)
+{
+	(void)state;
+	struct sim_dataset *ds = make_ds(1);
+	int64_t day5 = ds->first_day_ms + 5 * SIM_DAY_MS;
+	struct sim_query web = window("10.0.1.10", NULL, day5 + 10 * 3600000LL,
+				      day5 + 11 * 3600000LL);
+	struct sim_query pair = window("10.0.1.10", "198.18.0.0/15", day5, day5 + 3600000LL);
+	struct sim_query heavy = window("10.0.1.20", NULL, day5 + 14 * 3600000LL,
+					day5 + 15 * 3600000LL);
+	struct sim_ref *a, *b;
+	size_t na, nb, seen[6] = {0};
+	bool differ = false;
+
+	for (uint64_t seed = 1; seed <= 40; seed++) {
+		seen[spoil_and_check(ds, seed % 2 ? &web : &pair, 10000, seed, &a, &na)]++;
+		free(a);
+	}
+	for (int k = 1; k <= 5; k++)
+		assert_true(seen[k] > 0);	/* 1 to 5 foreign flows, each seen */
+	/* the same seed, the same answer; another seed, another one */
+	spoil_and_check(ds, &web, 10000, 7, &a, &na);
+	spoil_and_check(ds, &web, 10000, 7, &b, &nb);
+	assert_int_equal(na, nb);
+	assert_memory_equal(a, b, na * sizeof(*a));
+	free(b);
+	for (uint64_t seed = 8; !differ && seed < 12; seed++) {
+		spoil_and_check(ds, &web, 10000, seed, &b, &nb);
+		differ = nb != na || memcmp(a, b, na * sizeof(*a)) != 0;
+		free(b);
+	}
+	assert_true(differ);
+	free(a);
+	/* full answers stay at the cap, down to a cap of one */
+	spoil_and_check(ds, &heavy, 1000, 3, &a, &na);
+	assert_int_equal(na, 1000);
+	free(a);
+	spoil_and_check(ds, &heavy, 1, 3, &a, &na);
+	assert_int_equal(na, 1);
+	free(a);
+	free_ds(ds);
+}
+
 static void test_flood_and_scan(void **state)
 {
 	(void)state;
@@ -545,6 +651,7 @@ int main(void)
 		cmocka_unit_test(test_overlap_reaches_back),
 		cmocka_unit_test(test_live_edge_hidden),
 		cmocka_unit_test(test_cap_and_subset),
+		cmocka_unit_test(test_foreign_fault),
 		cmocka_unit_test(test_flood_and_scan),
 		cmocka_unit_test(test_json_escaping),
 		cmocka_unit_test(test_sna_route),
