@@ -187,6 +187,24 @@ static void answer_ready(struct fs_ctx *c, struct fs_folder *f, int err)
 	}
 }
 
+/* Answer, and drop, every waiter of one file with err: the readers of a
+ * render that failed for a transient cause (caller holds c->lock). */
+static void answer_file_err(struct fs_folder *f, int file, int err)
+{
+	struct fs_waiter **pp = &f->waiters;
+
+	while (*pp) {
+		struct fs_waiter *w = *pp;
+		if (w->file != file) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		fuse_reply_err(w->req, err);
+		free(w);
+	}
+}
+
 static void snapshot_drop(struct fs_folder *f)
 {
 	for (int i = 0; i < FS_NFILES; i++) {
@@ -402,7 +420,12 @@ static int render_sums(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, 
 }
 
 /* Render one file of the current generation into the snapshot.  Outside
- * c->lock; publishes the descriptor under it. */
+ * c->lock; publishes the descriptor under it.  A failure is logged and
+ * returned; a transient one (fs_errno_transient: a full disk, no
+ * descriptors, a busy cache, an unmount) is answered to the readers
+ * waiting for this file and forgotten, so that the next read renders it
+ * again; any other is kept in files[file].err, the answer of every later
+ * reader of this snapshot. */
 static int render_file(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, int file)
 {
 	struct cache_query q = snap_query(f);
@@ -471,18 +494,23 @@ static int render_file(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, 
 	}
 done:
 	unlink(path);
+	struct stat st;
+	if (!rc && fstat(fd, &st) != 0)
+		rc = -errno;
 	if (rc)
 		fs_log(c, "%s of %016llx: cannot render: %s", fs_file_names[file],
 		       (unsigned long long)f->ino, cerr[0] ? cerr : strerror(-rc));
-	struct stat st;
 	pthread_mutex_lock(&c->lock);
-	if (!rc && fstat(fd, &st) == 0) {
+	if (!rc) {
 		f->files[file].fd = fd;
 		f->files[file].size = (uint64_t)st.st_size;
 	} else {
 		if (fd >= 0)
 			close(fd);
-		f->files[file].err = fs_errno(rc ? rc : -EIO);
+		if (fs_errno_transient(rc))
+			answer_file_err(f, file, fs_errno(rc));
+		else
+			f->files[file].err = fs_errno(rc);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return rc;

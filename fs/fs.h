@@ -116,6 +116,13 @@ int fs_static_file(struct fs_ctx *c, const struct fs_node *n, char **text, size_
  * reader sees. */
 int fs_errno(int rc);
 
+/* Whether a failure (a negative errno, as fs_errno takes) may pass by
+ * itself: a full disk, out of descriptors or memory, a busy database, an
+ * interruption.  A render that fails so answers the readers waiting for it
+ * and is tried again on the next read; any other failure is kept with the
+ * snapshot. */
+bool fs_errno_transient(int rc);
+
 /* Log a line (to the log file, and stderr in the foreground). */
 void fs_log(struct fs_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
