@@ -96,7 +96,9 @@ int fs_folder_stat(struct fs_ctx *c, const struct fs_node *n, uint64_t ino, stru
 		   double *timeout);
 /* The text of .progress for a folder (malloc'd); never waits. */
 char *fs_folder_progress(struct fs_ctx *c, const struct fs_node *n);
-/* Stop every worker (unmount), answer every parked request. */
+/* Unmount: cancel every worker's query or render and join every worker,
+ * answer every parked request EINTR, free the folders.  After it no
+ * thread of folder.c uses the engine, the cache or the log. */
 void fs_folders_shutdown(struct fs_ctx *c);
 
 /* An open file: an fd on a rendered snapshot, or bytes in memory. */
