@@ -35,6 +35,7 @@
 #ifndef FLOWFS_CACHE_H
 #define FLOWFS_CACHE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -150,6 +151,20 @@ void cache_close(struct cache *c);
 
 /* The path of the database file (for messages). */
 const char *cache_path(const struct cache *c);
+
+/*
+ * A way to stop a long read early (a render on unmount): while *cancel is
+ * non-zero, every statement on c ends within CACHE_CANCEL_STEPS of SQLite's
+ * virtual machine steps (a few hundred rows of a render at most), and the
+ * call running it (cache_render, cache_render_summary, ...) fails with
+ * -EINTR, "interrupted" in err; a render leaves no file behind, as on any
+ * error.  Checked on c's own connection only: the SQLite file that
+ * CACHE_SQLITE writes stops with the rows it reads.  cancel NULL removes
+ * the hook; *cancel must outlive c or the next call here.  Writes on c are
+ * not meant to be cancelled this way (a transaction would roll back).
+ */
+#define CACHE_CANCEL_STEPS 10000
+void cache_set_cancel(struct cache *c, const atomic_int *cancel);
 
 /*
  * What a query is about.  'subject' is the address or prefix asked for;

@@ -583,6 +583,24 @@ const char *cache_path(const struct cache *c)
 	return c->path;
 }
 
+/* sqlite3_progress_handler's callback: non-zero interrupts the statement
+ * (SQLITE_INTERRUPT, which cache_sqlite_errno makes -EINTR). */
+static int store_cancelled(void *arg)
+{
+	const atomic_int *cancel = arg;
+
+	return atomic_load(cancel) != 0;
+}
+
+void cache_set_cancel(struct cache *c, const atomic_int *cancel)
+{
+	if (cancel)
+		sqlite3_progress_handler(c->db, CACHE_CANCEL_STEPS, store_cancelled,
+					 (void *)cancel);
+	else
+		sqlite3_progress_handler(c->db, 0, NULL, NULL);
+}
+
 /* ---- queries ------------------------------------------------------------------- */
 
 void cache_query_keys(const struct cache_query *q, char subject[CACHE_KEY_LEN],

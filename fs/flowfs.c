@@ -95,6 +95,24 @@ int fs_errno(int rc)
 	}
 }
 
+bool fs_errno_transient(int rc)
+{
+	switch (-rc) {
+	case ENOSPC:
+	case EDQUOT:		/* the disk has room again once files are removed */
+	case EMFILE:
+	case ENFILE:		/* descriptors are given back */
+	case ENOMEM:
+	case EBUSY:		/* SQLITE_BUSY, SQLITE_LOCKED (cache_sqlite_errno) */
+	case EAGAIN:
+	case EINTR:		/* SQLITE_INTERRUPT, a cancelled render */
+	case ECANCELED:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static const char readme_text[] =
 	"flowfs: the flows of a collector, as files\n"
 	"==========================================\n"

@@ -45,7 +45,9 @@ struct fs_folder {
 	uint64_t ino;
 	struct fs_node node;
 	int state;
-	bool worker;
+	bool worker;		/* a worker serves this folder's waiters */
+	bool joinable;		/* 'thread' is a worker not yet joined */
+	pthread_t thread;
 	unsigned gen;
 	int64_t made_ms;
 	int64_t made_seq;	/* the cache's coverage mark at made_ms */
@@ -183,6 +185,24 @@ static void answer_ready(struct fs_ctx *c, struct fs_folder *f, int err)
 			fuse_reply_err(w->req, err);
 		else
 			answer(c, f, w);
+		free(w);
+	}
+}
+
+/* Answer, and drop, every waiter of one file with err: the readers of a
+ * render that failed for a transient cause (caller holds c->lock). */
+static void answer_file_err(struct fs_folder *f, int file, int err)
+{
+	struct fs_waiter **pp = &f->waiters;
+
+	while (*pp) {
+		struct fs_waiter *w = *pp;
+		if (w->file != file) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		fuse_reply_err(w->req, err);
 		free(w);
 	}
 }
@@ -386,6 +406,10 @@ static int render_sums(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, 
 		return -ENOMEM;
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
 		int file = order[i], rc = 0;
+		if (atomic_load(&f->cancel)) {		/* unmounting */
+			free(buf);
+			return -EINTR;
+		}
 		pthread_mutex_lock(&c->lock);
 		bool have = f->files[file].fd >= 0;
 		pthread_mutex_unlock(&c->lock);
@@ -419,7 +443,12 @@ static int render_sums(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, 
 }
 
 /* Render one file of the current generation into the snapshot.  Outside
- * c->lock; publishes the descriptor under it. */
+ * c->lock; publishes the descriptor under it.  A failure is logged and
+ * returned; a transient one (fs_errno_transient: a full disk, no
+ * descriptors, a busy cache, an unmount) is answered to the readers
+ * waiting for this file and forgotten, so that the next read renders it
+ * again; any other is kept in files[file].err, the answer of every later
+ * reader of this snapshot. */
 static int render_file(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, int file)
 {
 	struct cache_query q = snap_query(f);
@@ -488,18 +517,23 @@ static int render_file(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, 
 	}
 done:
 	unlink(path);
+	struct stat st;
+	if (!rc && fstat(fd, &st) != 0)
+		rc = -errno;
 	if (rc)
 		fs_log(c, "%s of %016llx: cannot render: %s", fs_file_names[file],
 		       (unsigned long long)f->ino, cerr[0] ? cerr : strerror(-rc));
-	struct stat st;
 	pthread_mutex_lock(&c->lock);
-	if (!rc && fstat(fd, &st) == 0) {
+	if (!rc) {
 		f->files[file].fd = fd;
 		f->files[file].size = (uint64_t)st.st_size;
 	} else {
 		if (fd >= 0)
 			close(fd);
-		f->files[file].err = fs_errno(rc ? rc : -EIO);
+		if (fs_errno_transient(rc))
+			answer_file_err(f, file, fs_errno(rc));
+		else
+			f->files[file].err = fs_errno(rc);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return rc;
@@ -522,9 +556,10 @@ struct worker_arg {
 	struct fs_folder *f;
 };
 
-/* The worker's cache connection *cc, opened on first use: 0, or the
- * error of cache_open (logged, *cc left NULL). */
-static int worker_cache(struct fs_ctx *c, struct cache **cc)
+/* The worker's cache connection *cc, opened on first use, its reads
+ * stopped by f's cancel (unmount): 0, or the error of cache_open (logged,
+ * *cc left NULL). */
+static int worker_cache(struct fs_ctx *c, struct fs_folder *f, struct cache **cc)
 {
 	char cerr[CACHE_ERRLEN];
 	int rc;
@@ -536,19 +571,22 @@ static int worker_cache(struct fs_ctx *c, struct cache **cc)
 	if (rc) {
 		*cc = NULL;
 		fs_log(c, "cannot open the cache: %s", cerr);
+		return rc;
 	}
-	return rc;
+	cache_set_cancel(*cc, &f->cancel);
+	return 0;
 }
 
 /* The coverage mark a new snapshot is rendered as of (snap_query).  On
  * failure *seq is left as it was (INT64_MAX: no bound but the time) and
  * the cause logged. */
-static void folder_mark(struct fs_ctx *c, struct cache **cc, int64_t *seq)
+static void folder_mark(struct fs_ctx *c, struct fs_folder *f, struct cache **cc,
+			int64_t *seq)
 {
 	char cerr[CACHE_ERRLEN];
 	int64_t s;
 
-	if (worker_cache(c, cc))
+	if (worker_cache(c, f, cc))
 		return;
 	if (cache_coverage_mark(*cc, &s, cerr)) {
 		fs_log(c, "cannot read the coverage mark: %s", cerr);
@@ -557,6 +595,15 @@ static void folder_mark(struct fs_ctx *c, struct cache **cc, int64_t *seq)
 	*seq = s;
 }
 
+/*
+ * A folder's worker: runs the query and renders the files its waiters ask
+ * for, until none waits (or the mount stops: they are answered EINTR).
+ * Its cache connection is closed before it ends, outside c->lock; readers
+ * parked meanwhile are served before it clears f->worker, and after that
+ * it touches nothing of the mount, so joining it (park, shutdown) is
+ * immediate.  Joinable: fs_folders_shutdown joins every worker before the
+ * engine, the cache and the log are freed.
+ */
 static void *folder_worker(void *arg)
 {
 	struct worker_arg *wa = arg;
@@ -567,6 +614,7 @@ static void *folder_worker(void *arg)
 
 	free(wa);
 	pthread_mutex_lock(&c->lock);
+again:
 	while (f->waiters && !atomic_load(&c->stopping)) {
 		if (needs_query(c, f)) {
 			f->state = F_RUNNING;
@@ -578,7 +626,7 @@ static void *folder_worker(void *arg)
 			 * mark was stamped before the time */
 			int64_t seq = INT64_MAX, made;
 			if (!rc)
-				folder_mark(c, &cc, &seq);
+				folder_mark(c, f, &cc, &seq);
 			made = wall_ms();
 			pthread_mutex_lock(&c->lock);
 			if (rc) {
@@ -630,7 +678,7 @@ static void *folder_worker(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&c->lock);
-		if (worker_cache(c, &cc)) {
+		if (worker_cache(c, f, &cc)) {
 			pthread_mutex_lock(&c->lock);
 			answer_ready(c, f, EIO);
 			continue;
@@ -641,10 +689,15 @@ static void *folder_worker(void *arg)
 	}
 	if (atomic_load(&c->stopping))
 		answer_ready(c, f, EINTR);
+	if (cc) {
+		pthread_mutex_unlock(&c->lock);
+		cache_close(cc);
+		cc = NULL;
+		pthread_mutex_lock(&c->lock);
+		goto again;
+	}
 	f->worker = false;
 	pthread_mutex_unlock(&c->lock);
-	if (cc)
-		cache_close(cc);
 	return NULL;
 }
 
@@ -712,25 +765,33 @@ static void park(struct fs_ctx *c, fuse_req_t req, const struct fs_node *n, uint
 		return;
 	}
 	pthread_mutex_lock(&c->lock);
+	if (atomic_load(&c->stopping)) {	/* no new worker once unmounting */
+		pthread_mutex_unlock(&c->lock);
+		free(w);
+		fuse_reply_err(req, EINTR);
+		return;
+	}
 	w->next = f->waiters;
 	f->waiters = w;
 	if (!f->worker) {
 		struct worker_arg *wa = malloc(sizeof(*wa));
-		pthread_t th;
-		pthread_attr_t at;
-		pthread_attr_init(&at);
-		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		/* the previous worker has ended but for its return: see
+		 * folder_worker */
+		if (f->joinable) {
+			pthread_join(f->thread, NULL);
+			f->joinable = false;
+		}
 		if (wa) {
 			wa->c = c;
 			wa->f = f;
 		}
-		if (!wa || pthread_create(&th, &at, folder_worker, wa) != 0) {
+		if (!wa || pthread_create(&f->thread, NULL, folder_worker, wa) != 0) {
 			free(wa);
 			answer_ready(c, f, EAGAIN);
 		} else {
 			f->worker = true;
+			f->joinable = true;
 		}
-		pthread_attr_destroy(&at);
 	}
 	pthread_mutex_unlock(&c->lock);
 }
@@ -789,36 +850,46 @@ char *fs_folder_progress(struct fs_ctx *c, const struct fs_node *n)
 	return text;
 }
 
+/*
+ * Unmount: no worker starts after this (park answers EINTR), every running
+ * query and render is cancelled (fetch_query's cancel, the cache's
+ * cache_set_cancel) and every worker is joined, however long it takes to
+ * reach its next check; only then are the folders freed, so the engine,
+ * the cache and the log that flowfs frees next have no user left.  Never
+ * fails.
+ */
 void fs_folders_shutdown(struct fs_ctx *c)
 {
-	bool busy = true;
-
 	atomic_store(&c->stopping, 1);
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < c->nfolders; i++)
 		atomic_store(&c->folders[i]->cancel, 1);
 	pthread_mutex_unlock(&c->lock);
-	/* workers end at their next step; wait for them (queries stop at once) */
-	for (int tries = 0; busy && tries < 500; tries++) {
-		busy = false;
+	/* one at a time, outside the lock (a worker takes it to end) */
+	for (;;) {
+		pthread_t th;
+		bool found = false;
 		pthread_mutex_lock(&c->lock);
-		for (size_t i = 0; i < c->nfolders; i++)
-			busy = busy || c->folders[i]->worker;
-		pthread_mutex_unlock(&c->lock);
-		if (busy) {
-			struct timespec ts = {0, 20000000};
-			nanosleep(&ts, NULL);
+		for (size_t i = 0; i < c->nfolders && !found; i++) {
+			struct fs_folder *f = c->folders[i];
+			if (f->joinable) {
+				th = f->thread;
+				f->joinable = false;
+				found = true;
+			}
 		}
+		pthread_mutex_unlock(&c->lock);
+		if (!found)
+			break;
+		pthread_join(th, NULL);
 	}
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < c->nfolders; i++) {
 		struct fs_folder *f = c->folders[i];
 		answer_ready(c, f, EINTR);
-		if (!f->worker) {
-			snapshot_drop(f);
-			free(f);
-			c->folders[i] = NULL;
-		}
+		snapshot_drop(f);
+		free(f);
+		c->folders[i] = NULL;
 	}
 	free(c->folders);
 	c->folders = NULL;

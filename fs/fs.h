@@ -96,7 +96,9 @@ int fs_folder_stat(struct fs_ctx *c, const struct fs_node *n, uint64_t ino, stru
 		   double *timeout);
 /* The text of .progress for a folder (malloc'd); never waits. */
 char *fs_folder_progress(struct fs_ctx *c, const struct fs_node *n);
-/* Stop every worker (unmount), answer every parked request. */
+/* Unmount: cancel every worker's query or render and join every worker,
+ * answer every parked request EINTR, free the folders.  After it no
+ * thread of folder.c uses the engine, the cache or the log. */
 void fs_folders_shutdown(struct fs_ctx *c);
 
 /* An open file: an fd on a rendered snapshot, or bytes in memory. */
@@ -115,6 +117,13 @@ int fs_static_file(struct fs_ctx *c, const struct fs_node *n, char **text, size_
 /* The one table that turns an engine or cache failure into the errno a
  * reader sees. */
 int fs_errno(int rc);
+
+/* Whether a failure (a negative errno, as fs_errno takes) may pass by
+ * itself: a full disk, out of descriptors or memory, a busy database, an
+ * interruption.  A render that fails so answers the readers waiting for it
+ * and is tried again on the next read; any other failure is kept with the
+ * snapshot. */
+bool fs_errno_transient(int rc);
 
 /* Log a line (to the log file, and stderr in the foreground). */
 void fs_log(struct fs_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

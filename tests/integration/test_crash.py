@@ -14,7 +14,9 @@ items 2 to 4; meson test 'crash' of the suite 'faults').
 - The cache on a small tmpfs that fills mid-query: flowfetch exits 1 naming
   the full disk, flowfs answers ENOSPC; the cache stays consistent; after
   the tmpfs grows (mount -o remount,size=) the same query ends with exactly
-  the truth, asking only for what was not stored.
+  the truth, asking only for what was not stored.  A disk that fills after
+  the query, while a file is rendered: ENOSPC, and the next read once the
+  disk has room renders it again (the error is not kept).
 - Two flowfs mounts and a flowfetch on one cache directory, reading the
   same and different folders at once: each gets exactly the truth, the cache
   stays consistent, and what one fetched the others do not ask for again.
@@ -519,6 +521,58 @@ def test_full_disk_flowfs(sim, token_file, mounts, tmp_path):
         m.stop()
         check_cache(cache, "after space was freed")
     finally:
+        run(["umount", "-l", str(disk)])
+
+
+def fill_disk(path):
+    """Write zeros to a new file at path until its disk is full."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    chunk = b"\0" * (1 << 20)
+    try:
+        while True:
+            os.write(fd, chunk)
+    except OSError as e:
+        assert e.errno == errno.ENOSPC, e
+    finally:
+        os.close(fd)
+
+
+def test_full_disk_render_is_tried_again(sim, token_file, mounts, tmp_path):
+    """A render that fails for a transient cause is not kept with the
+    snapshot (issue 10): the query is cached, then the cache's disk fills,
+    and reading flows.csv answers ENOSPC; once the disk has room, the next
+    read of the same folder of the same mount renders the file again (no
+    request) and serves exactly the truth, SHA256SUMS included."""
+    truth = Truth(sim)(IP, DAY)
+    disk = tmp_path / "disk"
+    tmpfs(disk, "64m")
+    m = None
+    try:
+        cache = disk / "cache"
+        m = mounts(url=url_of(sim), cache=cache)
+        mounts.allow(r"space|full|ENOSPC|disk|write|render")
+        d = m.path(IP, DAY)
+        q = json.loads((d / "query.json").read_text())   # the query, cached
+        assert q["complete"] is True and q["flows"] == truth["count"], q
+        filler = disk / "filler"
+        fill_disk(filler)
+        for _ in range(2):      # each read on the full disk fails alike
+            r = run(["cat", str(d / "flows.csv")], timeout=RUN_TIMEOUT_S)
+            assert r.returncode != 0, "flows.csv rendered on a full disk"
+            assert os.strerror(errno.ENOSPC).encode() in r.stderr, r.stderr
+
+        filler.unlink()
+        base = flows_requests(sim)
+        check_ids(read_folder(m), truth, "after space was freed")
+        r = run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=d)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert flows_requests(sim) == base, \
+            "the render after the full disk asked the collector again"
+        m.stop()
+        check_cache(cache, "after space was freed")
+    finally:
+        if m:
+            m.stop()
         run(["umount", "-l", str(disk)])
 
 

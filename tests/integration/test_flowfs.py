@@ -1209,6 +1209,75 @@ def test_sigterm_answers_waiting_reader(mounts, make_sim, token_file):
     assert not mounted_at(m.mnt)
 
 
+# A cached range of the heavy host, about 390,000 flows: rendering every
+# file of its folder (SHA256SUMS) takes seconds (5 s plain, more with ASan).
+HEAVY = "10.0.1.20"
+HEAVY_RANGE = "2026-11-27T12:00--2026-11-27T15:00"
+UNMOUNT_EXIT_S = 1.0            # from fusermount3 -u to flowfs's exit
+
+
+def test_unmount_while_rendering(mounts, fsim, tmp_path):
+    """fusermount3 -u while a folder's worker renders (issue 10): the
+    render stops, the worker is joined before the engine, the cache and
+    the log are freed, and flowfs exits with status 0 within
+    UNMOUNT_EXIT_S, nothing from ASan or UBSan on its stderr, the mount
+    gone.  A first mount caches the query and times a whole render; a
+    second one on that cache renders SHA256SUMS (every file of the folder)
+    from the cache alone; its reader is interrupted (Ctrl-C) and the mount
+    is unmounted while the render runs."""
+    url, cache = url_of(fsim), tmp_path / "cache"
+    m = mounts(url=url, cache=cache, name="warm")
+    d = m.path(HEAVY, HEAVY_RANGE)
+    q = json.loads((d / "query.json").read_text())
+    assert q["complete"] is True and q["flows"] > 300000, q
+    t0 = time.monotonic()
+    (d / "SHA256SUMS").read_bytes()
+    whole = time.monotonic() - t0
+    assert whole > 2 * UNMOUNT_EXIT_S, \
+        f"a whole render took {whole:.1f} s: too short to unmount during it"
+    assert m.stop() == 0, m.stderr_text()[-3000:]
+
+    m = mounts(url=url, cache=cache, name="cold")
+    snap = cache / f"snap-{m.proc.pid}"
+    base = flows_requests(fsim.counters())
+    cat = subprocess.Popen(["cat", str(m.path(HEAVY, HEAVY_RANGE,
+                                              "SHA256SUMS"))],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    rc = None
+    try:
+        assert wait_for(lambda: os.listdir(snap), 60, 0.01), \
+            "the render did not begin"
+        time.sleep(0.3)
+        cat.send_signal(signal.SIGINT)
+        cat.wait(timeout=5)
+        assert os.listdir(snap), "the render ended before the unmount"
+        t0 = time.monotonic()
+        r = run(["fusermount3", "-u", str(m.mnt)], timeout=10)
+        assert r.returncode == 0, r.stderr
+        try:
+            rc = m.proc.wait(timeout=UNMOUNT_EXIT_S)
+        except subprocess.TimeoutExpired:
+            pass
+        took = time.monotonic() - t0
+    finally:
+        if cat.poll() is None:
+            cat.kill()
+            cat.wait()
+        m.stop()
+    err = m.stderr_text()
+    print(f"a whole render {whole:.1f} s; flowfs exited {took:.2f} s after "
+          f"fusermount3 -u")
+    assert rc is not None, \
+        (f"flowfs still ran {UNMOUNT_EXIT_S} s after fusermount3 -u (a "
+         f"whole render takes {whole:.1f} s)\n{err[-3000:]}")
+    assert rc == 0, f"flowfs exited {rc} after {took:.1f} s\n{err[-3000:]}"
+    assert "Sanitizer" not in err and "runtime error" not in err, err[-5000:]
+    assert not mounted_at(m.mnt)
+    assert not snap.exists(), os.listdir(snap)
+    assert flows_requests(fsim.counters()) == base, \
+        "the second mount asked the collector again"
+
+
 # ---- the errno table --------------------------------------------------------------------
 
 def test_ehostunreach_when_collector_gone(mounts, make_sim, token_file):

@@ -4,7 +4,7 @@
  * ICMP, hostile names as the simulated collector serves them), the time
  * format in zones other than UTC (DST days, half-hour offsets), determinism
  * (the same state renders the same bytes; flows.sqlite twice is the same
- * file), the SQLite export's tables, and write errors.
+ * file), the SQLite export's tables, write errors, and cancelling.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -643,6 +643,57 @@ static void test_write_error(void **state)
 	free(got);
 }
 
+/* cache_set_cancel: a render whose cancel is set stops with -EINTR and
+ * leaves no file; cleared, or the hook removed, it renders every row. */
+static void test_cancel(void **state)
+{
+	struct fixture *fx = *state;
+	struct cache_query q = Q("192.0.2.50", NULL, DAY0, DAY0 + 24 * HOUR);
+	char path[600], j[700], err[CACHE_ERRLEN] = "", *buf = NULL;
+	size_t len = 0;
+	int64_t rows = -1;
+	atomic_int cancel = 1;
+	enum { N = 20000 };	/* far more than CACHE_CANCEL_STEPS steps */
+	struct flow_rec *v = calloc(N, sizeof(*v));
+
+	assert_non_null(v);
+	for (int i = 0; i < N; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "c%05d", i);
+		v[i] = R(id, T10 + i, T10 + i + 5, 17, "192.0.2.50", 53, "198.51.100.9", 5353);
+	}
+	assert_int_equal(cache_put_window(fx->c, &q, v, N, NULL, err), 0);
+	free(v);
+	snprintf(path, sizeof(path), "%s/cancelled.sqlite", fx->dir);
+	snprintf(j, sizeof(j), "%s-journal", path);
+
+	cache_set_cancel(fx->c, &cancel);
+	FILE *f = open_memstream(&buf, &len);
+	assert_non_null(f);
+	assert_int_equal(cache_render(fx->c, &q, CACHE_CSV, f, NULL, NULL, 0, &rows, err),
+			 -EINTR);
+	assert_non_null(strstr(err, "interrupt"));
+	fclose(f);
+	free(buf);
+	assert_int_equal(cache_render(fx->c, &q, CACHE_SQLITE, NULL, path, NULL, 0, &rows, err),
+			 -EINTR);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(access(j, F_OK), -1);
+	f = fopen("/dev/null", "w");
+	assert_non_null(f);
+	assert_int_equal(cache_render_summary(fx->c, &q, f, err), -EINTR);
+	fclose(f);
+
+	atomic_store(&cancel, 0);	/* the hook stays, nothing to stop */
+	free(render(fx->c, &q, CACHE_CSV, &rows));
+	assert_int_equal(rows, N);
+	atomic_store(&cancel, 1);
+	cache_set_cancel(fx->c, NULL);	/* no hook: the flag is not looked at */
+	assert_int_equal(cache_render(fx->c, &q, CACHE_SQLITE, NULL, path, NULL, 0, &rows, err),
+			 0);
+	assert_int_equal(rows, N);
+}
+
 static void test_helpers(void **state)
 {
 	(void)state;
@@ -682,6 +733,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sqlite_export, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_export_stable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("render", tests, NULL, NULL);
 }
