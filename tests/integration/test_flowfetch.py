@@ -374,6 +374,44 @@ def test_flood_day_complete(fsim, url, ff, scen, lookups):
     assert in_ms >= fl["flows"]
 
 
+@pytest.mark.parametrize("morning_end", [0, 1, -1])
+def test_day_after_morning_up_to_flood(fsim, url, ff, scen, tmp_path, morning_end):
+    """Issue 10: the cache holds the morning up to the flood's millisecond
+    (or one either side); then the whole day, on the same cache, is
+    exactly the truth.  The planner once stopped after the flood's
+    millisecond, exit 0: 15,153 of 17,177 flows."""
+    fl = stream(scen, "flood-1")
+    S = fl["start"] - fl["start"] % DAY
+    D = day_text(S)
+    cache = tmp_path / "cache"
+    ff(url, fl["addr"], iso(S), iso(fl["start"] + morning_end), out="a.csv",
+       cache=cache).ok()
+    f = ff(url, fl["addr"], D, D, out="b.csv", cache=cache).ok()
+    check_output(fsim, f, fl["addr"], S, S + DAY, fields=False)
+
+
+def test_foreign_records_never_stored(make_sim, token, ff, tmp_path):
+    """Issue 10: a collector that ignores its filter adds flows of other
+    hosts (and times) to its answers.  They are never written: the file
+    holds only the query's flows, the windows that had them are gaps with
+    the cause, exit 3.  Once the collector behaves, the same cache gives
+    the exact day, exit 0."""
+    s = make_sim(*sim_args(token, "--foreign", "0.5", "--fault-seed", "7"))
+    D = day_text(YDAY0)
+    ip = "10.0.1.11"
+    f = ff(f"http://127.0.0.1:{s.port}", ip, D, D, out="a.csv")
+    assert fault_count(s.counters(), "foreign") > 0
+    assert f.rc == 3, f"exit {f.rc}, want 3\n{f.describe()}"
+    assert "outside the question" in f.stderr, f.describe()
+    t = truth_of(s, ip, YDAY0, YDAY0 + DAY)
+    ids = [r["flowId"] for r in output_rows(f)]
+    assert len(ids) == len(set(ids)), "duplicate flowIds"
+    assert set(ids) <= set(t["ids"]), "flows the query did not ask for were written"
+    s.set_faults(foreign=0)
+    f = ff(f"http://127.0.0.1:{s.port}", ip, D, D, out="b.csv").ok()
+    check_output(s, f, ip, YDAY0, YDAY0 + DAY, fields=False)
+
+
 @pytest.mark.parametrize("spelling", [
     "2001:0DB8:0010:0000:0000:0000:0000:0005",
     "2001:DB8:10:0:0:0:0:5",

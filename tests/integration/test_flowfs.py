@@ -1474,3 +1474,56 @@ def test_token_from_environment(mounts, fsim, token):
     assert r.returncode == 0, r.stderr
     assert token.encode() not in Path(f"/proc/{m.proc.pid}/cmdline") \
         .read_bytes()
+
+
+# ---- issue 10: complete means proven ---------------------------------------------------
+
+FLOOD_TEXT = "2026-11-28T03:17:00.250Z"      # flood-1, yesterday
+
+
+def test_day_after_morning_cached(mounts, fsim, truth, token_file, tmp_path):
+    """The cache holds the flood victim's morning up to the flood's
+    millisecond (as a download killed there leaves it); the day folder
+    read through a mount on that cache is exact, says complete, and a
+    copy passes sha256sum -c.  The planner once ended the day after the
+    flood's millisecond with "complete": true."""
+    cache = tmp_path / "cache"
+    S = ms_of("2026-11-28T00:00")
+    cmd = [str(require_flowfetch()), url_of(fsim), "--ip", "10.0.1.40",
+           "--from", "2026-11-28T00:00Z", "--to", "2026-11-28T03:17:00.250Z",
+           "--token-file", str(token_file), "--cache", str(cache), "--quiet",
+           "-o", str(tmp_path / "morning.csv")]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    m = mounts(url=url_of(fsim), cache=cache)
+    d = m.path("10.0.1.40", "2026-11-28")
+    _, rows, _ = parse_csv((d / "flows.csv").read_bytes())
+    check_ids([x["flowId"] for x in rows], truth("10.0.1.40", S, S + DAY), "the day")
+    assert sum(1 for x in rows if x["firstSeen"] == FLOOD_TEXT) >= 15000
+    q = json.loads((d / "query.json").read_text())
+    assert q["complete"] is True and q["gaps"] == [], q
+    assert q["audit"]["holes"] == 0 and q["audit"]["covered_ms"] == DAY, q["audit"]
+    shutil.copytree(d, tmp_path / "copy")
+    r = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=tmp_path / "copy",
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_foreign_records_in_folder(mounts, make_sim, token_file, tmp_path):
+    """A collector that adds flows the query did not ask for: the folder
+    holds only the address's flows, query.json says incomplete and names
+    the cause in its gaps; nothing foreign is served."""
+    sim = make_sim(*sim_args(token_file, "--foreign", "0.5", "--fault-seed", "3"))
+    mounts.allow(r"incomplete|gap|outside the question")
+    m = mounts(url=url_of(sim))
+    S = ms_of("2026-11-28T00:00")
+    d = m.path("10.0.1.11", "2026-11-28")
+    _, rows, _ = parse_csv((d / "flows.csv").read_bytes())
+    t = sim.truth("10.0.1.11", S, S + DAY, list="ids")
+    ids = [x["flowId"] for x in rows]
+    assert len(ids) == len(set(ids))
+    assert set(ids) <= set(t["ids"]), "flows the query did not ask for are served"
+    q = json.loads((d / "query.json").read_text())
+    assert q["complete"] is False, q
+    assert any("outside the question" in g["reason"] for g in q["gaps"]), q["gaps"]
+    assert sim.counters()["faults"]["foreign"] > 0
