@@ -426,7 +426,11 @@ struct run {
 	unsigned decoding;	/* jobs handed to decoders, not yet back */
 	pthread_mutex_t statm;
 	double decode_s, store_s;
-	int store_rc;
+	/* The store thread's failure, 0 while none.  Only the store thread
+	 * writes them, store_err first and then store_rc with release order;
+	 * another thread reads store_err only after an acquire load of
+	 * store_rc found it non-zero (see store_failed). */
+	atomic_int store_rc;
 	char store_err[FETCH_ERRLEN];
 	int64_t collector_now;
 	/* Windows whose complete answer held records that were rejected
@@ -459,6 +463,14 @@ static void *decoder_main(void *arg)
 	return NULL;
 }
 
+/* On the store thread: publish its failure 'rc' with the message
+ * 'what' 'cerr' for the calling thread (store_rc's comment says how). */
+static void store_failed(struct run *r, int rc, const char *what, const char *cerr)
+{
+	snprintf(r->store_err, sizeof(r->store_err), "%s%s", what, cerr);
+	atomic_store_explicit(&r->store_rc, rc, memory_order_release);
+}
+
 static void *storer_main(void *arg)
 {
 	struct run *r = arg;
@@ -469,22 +481,20 @@ static void *storer_main(void *arg)
 	int rc = cache_open(r->e->cache_dir, &id, &c, cerr);
 
 	pthread_setname_np(pthread_self(), "flow-store");
-	if (rc) {
-		r->store_rc = rc;
-		snprintf(r->store_err, sizeof(r->store_err), "%s", cerr);
-	}
+	if (rc)
+		store_failed(r, rc, "", cerr);
 	while ((it = q_pop(&r->sq, true))) {
 		struct store_job *j = (struct store_job *)it;
 		double t0 = mono_s();
-		if (!r->store_rc) {
+		/* relaxed: only this thread writes store_rc */
+		if (!atomic_load_explicit(&r->store_rc, memory_order_relaxed)) {
 			if (j->has_gap)
 				rc = cache_put_gap(c, r->q, &j->gap, cerr);
 			else
 				rc = cache_put_window(c, r->q, j->recs, j->n,
 						      j->has_cover ? &j->cover : NULL, cerr);
 			if (rc) {
-				r->store_rc = rc;
-				snprintf(r->store_err, sizeof(r->store_err), "the cache: %s", cerr);
+				store_failed(r, rc, "the cache: ", cerr);
 				http_wakeup(r->http);
 			}
 		}
@@ -916,9 +926,10 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 			snprintf(err, FETCH_ERRLEN, "interrupted");
 			return -ECANCELED;
 		}
-		if (r->store_rc) {
+		int src = atomic_load_explicit(&r->store_rc, memory_order_acquire);
+		if (src) {
 			snprintf(err, FETCH_ERRLEN, "%s", r->store_err);
-			return r->store_rc;
+			return src;
 		}
 		/* send: retries that are due first, then new windows */
 		bool backlog = r->decoding + q_len(&r->sq) >= BACKLOG_MAX;
@@ -1183,8 +1194,9 @@ out:
 	run_stop_threads(r);
 	http_free(r->http);	/* abandons what is in flight; stored windows stay */
 	r->http = NULL;
-	if (!rc && r->store_rc) {
-		rc = r->store_rc;
+	int src = atomic_load(&r->store_rc);	/* the store thread has ended */
+	if (!rc && src) {
+		rc = src;
 		snprintf(err, FETCH_ERRLEN, "%s", r->store_err);
 	}
 	plan_free(r->plan);

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from mount import MountFactory
+from mount import MountFactory, fail_on_sanitizer
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_BINARY = REPO / "build/sim/flowsim"
@@ -534,8 +534,9 @@ def run_fetch(cmd, tmp, env=None, timeout=RUN_TIMEOUT_S):
                     f"command: {' '.join(map(str, cmd))}\n"
                     f"stderr:\n{(e.stderr or b'').decode(errors='replace')[-3000:]}")
     out = cmd[-1]
-    return Fetch(cmd, p.returncode, p.stdout,
-                 p.stderr.decode("utf-8", errors="replace"),
+    err = p.stderr.decode("utf-8", errors="replace")
+    fail_on_sanitizer("flowfetch", err)
+    return Fetch(cmd, p.returncode, p.stdout, err,
                  None if out == "-" else Path(out), time.monotonic() - t0)
 
 

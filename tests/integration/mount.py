@@ -30,10 +30,29 @@ EXIT_DEADLINE_S = 5.0
 
 # Lines of flowfs's stderr that make a test fail unless it expects them.
 BAD_LINE = re.compile(r"error|abort", re.IGNORECASE)
+# Lines of a sanitizer's report (ASan, UBSan, TSan, whose "WARNING:
+# ThreadSanitizer: data race" says neither error nor abort): they fail a
+# test whatever it expects.
+SANITIZER_LINE = re.compile(r"Sanitizer|runtime error:")
 
 
 def flowfs_binary():
     return Path(os.environ.get("FLOWFS") or DEFAULT_FLOWFS)
+
+
+def sanitizer_env():
+    """The sanitizers' options of this environment (ASAN_OPTIONS,
+    TSAN_OPTIONS, ...), for a process started with an environment of its
+    own."""
+    return {k: v for k, v in os.environ.items() if k.endswith("SAN_OPTIONS")}
+
+
+def fail_on_sanitizer(what, text):
+    """Fail the test when 'text', the stderr of the program 'what', holds
+    a sanitizer's report."""
+    if any(SANITIZER_LINE.search(ln) for ln in text.splitlines()):
+        pytest.fail(f"a sanitizer's report on {what}'s stderr:\n"
+                    f"{text[-6000:]}", pytrace=False)
 
 
 def require_flowfs():
@@ -201,11 +220,13 @@ class Mount:
 
     def bad_lines(self, allowed=(), since=0):
         """Lines of stderr (from byte offset 'since') that say error or
-        abort and match none of the 'allowed' regexes."""
+        abort and match none of the 'allowed' regexes, and every line of a
+        sanitizer's report."""
         text = self.stderr_text()[since:]
         pats = [re.compile(a, re.IGNORECASE) for a in allowed]
         return [ln for ln in text.splitlines()
-                if BAD_LINE.search(ln) and not any(p.search(ln) for p in pats)]
+                if SANITIZER_LINE.search(ln) or
+                (BAD_LINE.search(ln) and not any(p.search(ln) for p in pats))]
 
     def stderr_size(self):
         try:
@@ -338,8 +359,10 @@ def watched(m, allowed=()):
 # ---- reading the tree ---------------------------------------------------------
 
 # A listing, a stat, .progress: "answer in under 5 ms" (design.md); we
-# allow a generous second for process start-up on a loaded machine.
-QUICK_S = 1.0
+# allow a generous second for process start-up on a loaded machine, times
+# $FLOWFS_TEST_SLOWDOWN where a sanitizer slows flowfs down (the TSan
+# build's tests set it: tests/integration/meson.build).
+QUICK_S = 1.0 * float(os.environ.get("FLOWFS_TEST_SLOWDOWN") or 1)
 
 
 def errno_of(fn, *args):

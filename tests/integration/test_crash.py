@@ -48,7 +48,7 @@ from pathlib import Path
 import pytest
 
 from conftest import NOW_ISO, require_flowfetch
-from mount import mounted_at, require_flowfs, require_fuse, run
+from mount import fail_on_sanitizer, mounted_at, require_flowfs, require_fuse, run
 
 SEED = int(os.environ.get("FLOWFS_CRASH_SEED") or secrets.randbits(32))
 
@@ -196,8 +196,9 @@ def fetch(sim, token_file, cache, out, ip=IP, day=DAY):
     base = flows_requests(sim)
     cmd = fetch_cmd(sim, token_file, cache, out, ip, day)
     r = run(cmd, timeout=RUN_TIMEOUT_S, env=fetch_env(Path(out).parent))
-    return r.returncode, r.stderr.decode(errors="replace"), \
-        flows_requests(sim) - base
+    err = r.stderr.decode(errors="replace")
+    fail_on_sanitizer("flowfetch", err)
+    return r.returncode, err, flows_requests(sim) - base
 
 
 def read_folder(m, ip=IP, day=DAY):

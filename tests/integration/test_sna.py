@@ -27,7 +27,8 @@ from pathlib import Path
 import pytest
 
 from conftest import NOW_MS, require_flowfetch
-from mount import MountError, MountFactory, mounted_at, run
+from mount import (MountError, MountFactory, fail_on_sanitizer, mounted_at, run,
+                   sanitizer_env)
 
 DAY = 86400000
 HOUR = 3600000
@@ -115,8 +116,10 @@ def fetch(sim, tok, ip, frm, to, tmp, cache=None, peer=None, extra=(), timeout=T
         cmd += ["--max-records", str(cap)]
     if peer:
         cmd += ["--peer", peer]
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp)}
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp),
+           **sanitizer_env()}
     r = subprocess.run(cmd, capture_output=True, timeout=timeout, env=env)
+    fail_on_sanitizer("flowfetch", r.stderr.decode(errors="replace"))
     data = out.read_bytes() if out.exists() else b""
     return r, data
 
