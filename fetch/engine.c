@@ -261,6 +261,8 @@ void fetch_engine_close(struct fetch_engine *e)
 		return;
 	if (e->cache)
 		cache_close(e->cache);
+	if (e->drv && e->http && e->ops->logout)
+		e->ops->logout(e->drv, e->http);	/* sessions do not pile up */
 	http_free(e->http);
 	if (e->drv)
 		e->ops->close(e->drv);
@@ -401,6 +403,7 @@ struct win {
 	char *pending_body;
 	bool midway;		/* the answer awaited is not the exchange's first */
 	bool resend;		/* 'pending' is the request refused for its session */
+	bool forbidden;		/* a 403 was taken for a stale session once */
 	unsigned auth_resends;
 	uint64_t sent_gen;	/* the session its request was signed with */
 };
@@ -1004,7 +1007,13 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 				q_push(&r->dq_in, &j->link);
 				continue;
 			}
-			if (v == HTTP_FATAL && done[i].status == 401 && e->ops->session) {
+			/* a 403 on a session that worked: the Manager's XSRF check
+			 * (its token changed): like a 401, once a window (issue 11) */
+			bool forbidden = done[i].status == 403 && !r->wins[tag].forbidden &&
+					 e->ops->session;
+			if (forbidden)
+				r->wins[tag].forbidden = true;
+			if (v == HTTP_FATAL && (done[i].status == 401 || forbidden) && e->ops->session) {
 				/* the session expired or was dropped: log in again
 				 * (once for every request signed with the old one) */
 				char lerr[FETCH_ERRLEN];

@@ -20,6 +20,12 @@ struct http_opts {
 	size_t max_body;
 };
 
+/* A session's cookies and its XSRF token, as sent back (issue 11: real
+ * Managers' tokens and cookie lists can be long; what does not fit is
+ * refused with a clear error, never cut). */
+#define HTTP_COOKIE_MAX 8192
+#define HTTP_XSRF_MAX 1024
+
 /* A request to send. */
 struct http_ask {
 	char url[4096];
@@ -28,10 +34,11 @@ struct http_ask {
 	const char *content_type;
 	/* A session's credentials, filled by the driver's sign op right
 	 * before the request is sent (empty: none). */
-	char cookie[1280];		/* "name=value; ..." for the Cookie header */
-	char xsrf[160];			/* the X-XSRF-TOKEN header's value */
+	char cookie[HTTP_COOKIE_MAX];	/* "name=value; ..." for the Cookie header */
+	char xsrf[HTTP_XSRF_MAX];	/* the X-XSRF-TOKEN header's value */
 	uint64_t auth_gen;		/* the session it was signed with */
 	int64_t delay_ms;		/* send no sooner than this after it is made */
+	long timeout_ms;		/* this request's deadline (0: the client's) */
 };
 
 /* A finished exchange.  body is malloc'd and NUL-terminated. */
@@ -45,7 +52,8 @@ struct http_resp {
 	long retry_after_s;		/* -1 when absent */
 	double seconds;
 	bool too_big;
-	char set_cookie[2048];		/* its Set-Cookie values ("name=value"), one a line */
+	char set_cookie[HTTP_COOKIE_MAX];	/* its Set-Cookie values ("name=value"), one a line */
+	bool set_cookie_cut;		/* more Set-Cookie than set_cookie holds */
 };
 
 struct http;
@@ -137,6 +145,9 @@ struct driver_ops {
 	 */
 	int (*session)(struct driver *d, struct http *h, uint64_t stale_gen, char *err);
 	void (*sign)(struct driver *d, struct http_ask *a);
+	/* End the session on the collector, if one is open (NULL: no
+	 * sessions); called once, when the engine closes. */
+	void (*logout)(struct driver *d, struct http *h);
 	int (*info_ask)(struct driver *d, struct http_ask *a);
 	int (*info_decode)(struct driver *d, const char *body, size_t len,
 			   struct fetch_info *info, char *err);

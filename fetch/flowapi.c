@@ -240,7 +240,8 @@ static int fa_info_decode(struct driver *d, const char *body, size_t len,
 	snprintf(info->dialect, sizeof(info->dialect), "flowapi/1");
 	if (get_int(root, "max_records", 1, 10000000, &x) == 0)
 		info->max_records = (uint32_t)x;
-	info->retention_days = get_int(root, "retention_days", 1, 36500, &x) == 0 ? (int)x : 90;
+	/* 0: not stated, so no past day is refused (the fronts list 90) */
+	info->retention_days = get_int(root, "retention_days", 1, 36500, &x) == 0 ? (int)x : 0;
 	info->export_delay_s = get_int(root, "export_delay_s", 0, 86400, &x) == 0 ? (int)x : 300;
 	if (get_int(root, "now", 0, EXACT_MAX, &x) == 0)
 		info->now_ms = x;

@@ -438,7 +438,7 @@ int main(int argc, char **argv)
 		status = 2;
 		goto out;
 	}
-	if (q.end <= oldest) {
+	if (info->retention_days > 0 && q.end <= oldest) {	/* 0: the collector does not say */
 		fprintf(stderr, "flowfetch: the range ends before the collector's retention (%d days)\n",
 			info->retention_days);
 		status = 2;

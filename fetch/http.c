@@ -95,6 +95,8 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
 			memcpy(s->resp.set_cookie + have, v, k);
 			s->resp.set_cookie[have + k] = '\n';
 			s->resp.set_cookie[have + k + 1] = '\0';
+		} else if (k) {
+			s->resp.set_cookie_cut = true;	/* refused by the driver, never cut */
 		}
 	}
 	return n;
@@ -192,7 +194,11 @@ int http_submit(struct http *h, const struct http_ask *a, uint64_t tag)
 	s->max = h->o.max_body;
 	if (h->auth[0])
 		s->hdrs = curl_slist_append(s->hdrs, h->auth);
-	s->hdrs = curl_slist_append(s->hdrs, "Accept: application/json");
+	/* JSON, but what some endpoints label otherwise too: an SNA Manager
+	 * serves its tenants list as text/plain only, and answers 406 to a
+	 * strict JSON Accept (issue 11; the MCP client sends the same list).
+	 * Bodies are parsed as JSON whatever their content type. */
+	s->hdrs = curl_slist_append(s->hdrs, "Accept: application/json, text/plain, */*");
 	if (a->content_type) {
 		char ct[128];
 		snprintf(ct, sizeof(ct), "Content-Type: %s", a->content_type);
@@ -211,7 +217,9 @@ int http_submit(struct http *h, const struct http_ask *a, uint64_t tag)
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->hdrs);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->o.connect_timeout_ms);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, h->o.request_timeout_ms);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+			 a->timeout_ms > 0 && a->timeout_ms < h->o.request_timeout_ms ? a->timeout_ms
+										: h->o.request_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, h->o.stall_s);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);

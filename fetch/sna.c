@@ -39,6 +39,7 @@
 #define SNA_POLL_FIRST_MS 50
 #define SNA_POLL_MAX_MS 2000
 #define SNA_SEARCH_DEADLINE_MS (15 * 60 * 1000)
+#define SNA_LOGOUT_MS 5000
 
 enum { SNA_CREATE = 0, SNA_POLL, SNA_READ };
 
@@ -49,7 +50,10 @@ struct driver {
 	bool tenant_given;
 	uint32_t limit;
 	pthread_mutex_t lock;		/* the session below */
-	char jwt[1100], xsrf[150];
+	/* Every cookie the login set, as a Cookie header's value, and the
+	 * XSRF-TOKEN cookie's value for the X-XSRF-TOKEN header: the Manager
+	 * compares the header with the cookie of the same request. */
+	char cookies[HTTP_COOKIE_MAX], xsrf[HTTP_XSRF_MAX];
 	uint64_t gen;			/* 0: never logged in */
 	int64_t login_ms;		/* monotonic */
 };
@@ -135,7 +139,22 @@ static void form_encode(const char *s, char *out, size_t len)
 	out[o] = '\0';
 }
 
-/* The value of cookie 'name' among the answer's Set-Cookie lines. */
+/* Does a line in rest (Set-Cookie lines) set the cookie named
+ * name[0..nl)? */
+static bool later_has(const char *rest, const char *name, size_t nl)
+{
+	for (const char *p = rest; *p;) {
+		const char *e = strchr(p, '\n');
+		size_t k = e ? (size_t)(e - p) : strlen(p);
+		if (k > nl && strncmp(p, name, nl) == 0 && p[nl] == '=')
+			return true;
+		p += k + (e ? 1 : 0);
+	}
+	return false;
+}
+
+/* The value of cookie 'name' among the answer's Set-Cookie lines (the
+ * last one, as in cookie_jar), when it fits in len. */
 static bool cookie_value(const char *lines, const char *name, char *out, size_t len)
 {
 	size_t nl = strlen(name);
@@ -144,7 +163,7 @@ static bool cookie_value(const char *lines, const char *name, char *out, size_t 
 		const char *e = strchr(p, '\n');
 		size_t k = e ? (size_t)(e - p) : strlen(p);
 		if (k > nl && strncmp(p, name, nl) == 0 && p[nl] == '=' && k - nl - 1 < len &&
-		    k - nl - 1 > 0) {
+		    k - nl - 1 > 0 && !later_has(p + k, name, nl)) {
 			memcpy(out, p + nl + 1, k - nl - 1);
 			out[k - nl - 1] = '\0';
 			return true;
@@ -154,7 +173,55 @@ static bool cookie_value(const char *lines, const char *name, char *out, size_t 
 	return false;
 }
 
-/* Log in; the caller holds d->lock.  0 or -errno with the cause. */
+/* The Set-Cookie lines ("name=value", one a line) as one Cookie header
+ * value ("a=1; b=2"), a later cookie of a name replacing an earlier one
+ * as a browser's jar would.  false when it does not fit in len. */
+static bool cookie_jar(const char *lines, char *out, size_t len)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (const char *p = lines; *p;) {
+		const char *line = p, *e = strchr(p, '\n');
+		size_t k = e ? (size_t)(e - p) : strlen(p);
+		const char *eq = memchr(line, '=', k);
+		p += k + (e ? 1 : 0);
+		if (!eq || eq == line || later_has(p, line, (size_t)(eq - line)))
+			continue;	/* no name, or set again below: the later counts */
+		if (used + k + 3 > len)
+			return false;
+		used += (size_t)snprintf(out + used, len - used, "%s%.*s", used ? "; " : "",
+					 (int)k, line);
+	}
+	return true;
+}
+
+/*
+ * DELETE /token: end a session on the Manager (every public client does;
+ * sessions left open accumulate there).  Best effort: the outcome only
+ * goes to err.  Caller holds d->lock or owns the session alone.
+ */
+static int sna_logout_session(struct driver *d, struct http *h, const char *cookies,
+			      const char *xsrf, char *err)
+{
+	struct http_ask a;
+	struct http_resp r;
+	int rc;
+
+	memset(&a, 0, sizeof(a));
+	snprintf(a.url, sizeof(a.url), "%s/token", d->base);
+	a.method = "DELETE";
+	a.timeout_ms = SNA_LOGOUT_MS;	/* an unmount never waits long for it */
+	snprintf(a.cookie, sizeof(a.cookie), "%s", cookies);
+	snprintf(a.xsrf, sizeof(a.xsrf), "%s", xsrf);
+	rc = http_get_retry(h, &a, 0, &r, err);
+	if (!rc)
+		http_resp_free(&r);
+	return rc;
+}
+
+/* Log in; the caller holds d->lock.  A session it replaces is logged
+ * out.  0 or -errno with the cause. */
 static int sna_login(struct driver *d, struct http *h, char *err)
 {
 	char u[800], pw[1600], form[2600];
@@ -175,15 +242,30 @@ static int sna_login(struct driver *d, struct http *h, char *err)
 	explicit_bzero(form, sizeof(form));
 	if (rc)
 		return rc;
-	d->xsrf[0] = '\0';
-	if (!cookie_value(r.set_cookie, "stealthwatch.jwt", d->jwt, sizeof(d->jwt))) {
+	if (r.set_cookie_cut || !cookie_jar(r.set_cookie, a.cookie, sizeof(a.cookie))) {
+		snprintf(err, FETCH_ERRLEN, "the Manager's session cookies are longer than %d bytes, "
+			 "more than flowfs keeps", HTTP_COOKIE_MAX);
+		rc = -E2BIG;
+	} else if (!later_has(r.set_cookie, "stealthwatch.jwt", 16)) {
 		snprintf(err, FETCH_ERRLEN, "the Manager took the login but set no session cookie "
 			 "(stealthwatch.jwt): is this an SNA Manager?");
-		http_resp_free(&r);
-		return -EPROTO;
+		rc = -EPROTO;
+	} else if (!cookie_value(r.set_cookie, "XSRF-TOKEN", a.xsrf, sizeof(a.xsrf)) &&
+		   later_has(r.set_cookie, "XSRF-TOKEN", 10)) {
+		snprintf(err, FETCH_ERRLEN, "the Manager's XSRF token is empty or longer than %d bytes",
+			 HTTP_XSRF_MAX - 1);
+		rc = -E2BIG;
 	}
-	cookie_value(r.set_cookie, "XSRF-TOKEN", d->xsrf, sizeof(d->xsrf));
 	http_resp_free(&r);
+	if (rc)
+		return rc;
+	if (d->gen) {
+		char lerr[FETCH_ERRLEN];
+		sna_logout_session(d, h, d->cookies, d->xsrf, lerr);
+	}
+	memcpy(d->cookies, a.cookie, sizeof(d->cookies));
+	memcpy(d->xsrf, a.xsrf, sizeof(d->xsrf));
+	explicit_bzero(a.cookie, sizeof(a.cookie));
 	d->gen++;
 	d->login_ms = mono_ms();
 	return 0;
@@ -201,10 +283,24 @@ static int sna_session(struct driver *d, struct http *h, uint64_t stale_gen, cha
 	return rc;
 }
 
+/* The end of the driver's use: log the session out (best effort). */
+static void sna_logout(struct driver *d, struct http *h)
+{
+	char err[FETCH_ERRLEN];
+
+	pthread_mutex_lock(&d->lock);
+	if (d->gen)
+		sna_logout_session(d, h, d->cookies, d->xsrf, err);
+	d->gen = 0;
+	explicit_bzero(d->cookies, sizeof(d->cookies));
+	explicit_bzero(d->xsrf, sizeof(d->xsrf));
+	pthread_mutex_unlock(&d->lock);
+}
+
 static void sna_sign(struct driver *d, struct http_ask *a)
 {
 	pthread_mutex_lock(&d->lock);
-	snprintf(a->cookie, sizeof(a->cookie), "stealthwatch.jwt=%s", d->jwt);
+	memcpy(a->cookie, d->cookies, sizeof(a->cookie));
 	if (a->method && strcmp(a->method, "GET") != 0)
 		snprintf(a->xsrf, sizeof(a->xsrf), "%s", d->xsrf);
 	a->auth_gen = d->gen;
@@ -276,7 +372,10 @@ static int sna_info_decode(struct driver *d, const char *body, size_t len,
 	/* no public source states the Manager's cap: the option's value is
 	 * a guess unless the user gave it (see cap_ambiguous in engine.c) */
 	info->cap_assumed = true;
-	info->retention_days = 90;
+	/* no public endpoint states how long a Manager keeps flows (its
+	 * collectors' disks decide, often months): unknown, so no past day is
+	 * refused (issue 11) */
+	info->retention_days = 0;
 	info->export_delay_s = 300;
 	rc = 0;
 out:
@@ -316,9 +415,12 @@ static int sna_lookup_decode(struct driver *d, enum cache_table t, const char *b
 	cJSON_ArrayForEach(it, arr) {
 		struct cache_lookup r;
 		memset(&r, 0, sizeof(r));
+		/* the tags endpoint's items carry "name"; "displayName" is the
+		 * internalHosts/tags endpoint's (docs/sna-sources.md) */
 		if (fetch_json_int(cJSON_GetObjectItemCaseSensitive(it, "id"), 0, 4294967295.0,
 				   &r.key) ||
-		    !fetch_json_str(it, "displayName", r.name, sizeof(r.name)))
+		    (!fetch_json_str(it, "name", r.name, sizeof(r.name)) &&
+		     !fetch_json_str(it, "displayName", r.name, sizeof(r.name))))
 			continue;
 		if ((rc = fetch_lookup_add(rows, n, &cap, &r)))
 			break;
@@ -509,6 +611,18 @@ static int64_t opt_num(const cJSON *o, const char *key, double hi)
 #define SNA_XM_TEXT 64		/* "key":value, longest kept */
 #define SNA_X_PRIOS 5
 
+/* A text the answers use for "no value" ("tlsVersion": "NONE"): not
+ * meaning, so not kept in extra (issue 11). */
+static bool sna_no_value(const char *v)
+{
+	static const char *const none[] = {"", "NONE", "N/A", "NA", "UNKNOWN", "NULL", "-"};
+
+	for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++)
+		if (strcasecmp(v, none[i]) == 0)
+			return true;
+	return false;
+}
+
 enum sna_xkind { SNA_XK_NUM, SNA_XK_REAL, SNA_XK_STR, SNA_XK_ORIENT };
 
 /* A field of the Manager's record, its key in extra (and its length), and
@@ -636,6 +750,7 @@ static void sna_x_add(struct sna_x *x, uint8_t obj, const struct sna_xkey *k, co
 		int w = snprintf(v, room, "%.15g", it->valuedouble);
 		vl = w > 0 && (size_t)w < room ? (size_t)w : 0;
 	} else if ((k->kind == SNA_XK_STR || k->kind == SNA_XK_ORIENT) && cJSON_IsString(it) &&
+		   !sna_no_value(it->valuestring) &&
 		   !(k->kind == SNA_XK_ORIENT && strcmp(it->valuestring, side_key) == 0)) {
 		vl = sna_x_string(it->valuestring, v, room);
 	}
@@ -865,6 +980,18 @@ out:
 	return rc;
 }
 
+/* Does a search's status name a failure (FAILED, CANCELED, ERROR, ...)? */
+static bool sna_status_failed(const char *status)
+{
+	static const char *const words[] = {"FAIL", "CANCEL", "ERROR", "TIMEOUT", "TIMED_OUT",
+					     "ABORT", "REJECT", "EXPIRED", "KILLED"};
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strcasestr(status, words[i]))
+			return true;
+	return false;
+}
+
 static int sna_window_next(struct driver *d, const struct http_resp *resp, struct driver_win *w,
 			   struct http_ask *a, struct decoded *out, char *err)
 {
@@ -884,7 +1011,10 @@ static int sna_window_next(struct driver *d, const struct http_resp *resp, struc
 		searches_url(d, a, w->id, "/results");
 		return 1;
 	}
-	if (strcmp(status, "IN_PROGRESS") != 0 && strcmp(status, "PENDING") != 0) {
+	/* Public answers show IN_PROGRESS and COMPLETED only: any other
+	 * status that does not name a failure is taken as still running,
+	 * until the deadline below; one that does is asked again */
+	if (sna_status_failed(status)) {
 		snprintf(err, FETCH_ERRLEN, "search %s ended with status %.20s", w->id, status);
 		return -EAGAIN;
 	}
@@ -913,6 +1043,7 @@ const struct driver_ops sna_driver = {
 	.close = sna_close,
 	.session = sna_session,
 	.sign = sna_sign,
+	.logout = sna_logout,
 	.info_ask = sna_info_ask,
 	.info_decode = sna_info_decode,
 	.lookup_ask = sna_lookup_ask,

@@ -42,7 +42,11 @@ void fs_clock_now(struct fs_ctx *c, struct fs_clock *clk)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	clk->now_ms = info->now_ms + (now - info->probed_at_ms);
-	clk->retention_days = info->retention_days;
+	/* a collector that states no retention (SNA: it keeps what its
+	 * collectors' disks hold) never makes a past day refused; the option
+	 * only sets how many days a listing shows */
+	clk->retention_stated = info->retention_days > 0;
+	clk->retention_days = info->retention_days > 0 ? info->retention_days : c->o.retention_days;
 }
 
 void fs_log(struct fs_ctx *c, const char *fmt, ...)
@@ -147,7 +151,10 @@ static int info_json(struct fs_ctx *c, char **text)
 	cJSON_AddStringToObject(o, "dialect", info->dialect);
 	cJSON_AddStringToObject(o, "driver", fetch_engine_driver(c->engine));
 	cJSON_AddNumberToObject(o, "max_records", info->max_records);
-	cJSON_AddNumberToObject(o, "retention_days", info->retention_days);
+	if (info->retention_days > 0)
+		cJSON_AddNumberToObject(o, "retention_days", info->retention_days);
+	else
+		cJSON_AddNullToObject(o, "retention_days");	/* the collector does not say */
 	cJSON_AddNumberToObject(o, "export_delay_s", info->export_delay_s);
 	cJSON_AddNumberToObject(o, "now_at_mount", (double)info->now_ms);
 	s = cJSON_Print(o);
@@ -262,7 +269,7 @@ enum { KEY_HELP, KEY_VERSION, KEY_TOKEN };
 
 static const struct fuse_opt opt_spec[] = {
 	OPT("token_file=%s", token_file, 0), OPT("cache=%s", cache, 0),
-	OPT("tz=%s", tz, 0), OPT("live_ttl=%d", live_ttl, 0),
+	OPT("tz=%s", tz, 0), OPT("live_ttl=%d", live_ttl, 0), OPT("retention_days=%d", retention_days, 0),
 	OPT("max_inflight=%d", max_inflight, 0), OPT("stall_timeout=%d", stall_timeout, 0),
 	OPT("request_timeout=%d", request_timeout, 0), OPT("retries=%d", retries, 0),
 	OPT("ca_file=%s", ca_file, 0), OPT("insecure", insecure, 1), OPT("driver=%s", driver, 0),
@@ -291,6 +298,8 @@ static void usage(const char *prog)
 	       "                           with user:password as the token)\n"
 	       "    -o tenant=ID           sna: the tenant (domain) id, when the Manager has several\n"
 	       "    -o max_records=N       the collector's cap when it does not say (sna; default 10000)\n"
+	       "    -o retention_days=N    days a subject folder lists when the collector does not say\n"
+	       "                           (sna; default 90); any past day can be entered by name\n"
 	       "    -o allow_other         let other users read the tree (needs user_allow_other)\n"
 	       "    -f                     stay in the foreground, log to stderr too\n"
 	       "Unmount with: fusermount3 -u MOUNTPOINT\n\n", prog);
@@ -515,6 +524,7 @@ int main(int argc, char *argv[])
 	mallopt(M_ARENA_MAX, 2);
 	memset(&fopts, 0, sizeof(fopts));
 	c->o.live_ttl = 60;
+	c->o.retention_days = 90;
 	c->o.max_inflight = 4;
 	c->o.stall_timeout = 30;
 	c->o.request_timeout = 300;
@@ -557,9 +567,10 @@ int main(int argc, char *argv[])
 	}
 	strcpy(c->url, c->o.url);
 	if (c->o.live_ttl < 0 || c->o.max_inflight < 1 || c->o.max_inflight > 64 ||
-	    c->o.stall_timeout < 1 || c->o.request_timeout < 1 || c->o.retries < 1) {
+	    c->o.stall_timeout < 1 || c->o.request_timeout < 1 || c->o.retries < 1 ||
+	    c->o.retention_days < 1 || c->o.retention_days > 36500) {
 		fprintf(stderr, "flowfs: live_ttl >= 0, max_inflight 1 to 64, stall_timeout, "
-				"request_timeout and retries >= 1\n");
+				"request_timeout and retries >= 1, retention_days 1 to 36500\n");
 		goto out;
 	}
 

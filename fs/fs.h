@@ -31,6 +31,7 @@
 struct fs_opts {
 	char *token_file, *cache, *tz, *ca_file, *driver, *tenant;
 	int live_ttl, max_inflight, stall_timeout, request_timeout, retries, max_records;
+	int retention_days;	/* days listed when the collector does not say */
 	int insecure, foreground, debug;
 	char *url;		/* the first non-option argument */
 	int nonopt;

@@ -63,6 +63,17 @@ static int64_t oldest_day(const struct fs_clock *clk)
 	return d > first ? d : first;
 }
 
+/* The oldest day a name may enter: the retention's when the collector
+ * states one, else the grammar's first (any past day is asked). */
+static int64_t oldest_named(const struct fs_clock *clk)
+{
+	int64_t first = day_start(0);
+
+	if (clk->retention_stated)
+		return oldest_day(clk);
+	return first < 0 ? day_add(first, 1) : first;
+}
+
 static int64_t today(const struct fs_clock *clk)
 {
 	struct tm tm = {.tm_year = 9999 - 1900, .tm_mon = 11, .tm_mday = 31, .tm_isdst = -1};
@@ -174,7 +185,7 @@ static int lookup_query(const struct fs_node *parent, const char *name,
 {
 	const char *sep = strstr(name, "--");
 	struct fs_node n = *parent;
-	int64_t oldest = oldest_day(clk);
+	int64_t oldest = oldest_named(clk);
 
 	n.kind = FS_QUERY;
 	if (!sep) {

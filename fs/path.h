@@ -52,7 +52,8 @@ struct fs_node {
  * and retention.  Days are in the process's zone (TZ, set once). */
 struct fs_clock {
 	int64_t now_ms;
-	int retention_days;
+	int retention_days;	/* the days listed */
+	bool retention_stated;	/* the collector's word: older days do not exist */
 };
 
 /*

@@ -18,7 +18,7 @@
 #include "path.h"
 
 /* 2026-11-29T12:00:00Z, 90 days of retention */
-static const struct fs_clock clk = {1795953600000LL, 90};
+static const struct fs_clock clk = {1795953600000LL, 90, true};
 
 static void set_tz(const char *tz)
 {
@@ -127,7 +127,7 @@ static void test_dst_days(void **state)
 {
 	(void)state;
 	struct fs_node n;
-	struct fs_clock c = {1795953600000LL, 400};
+	struct fs_clock c = {1795953600000LL, 400, true};
 
 	set_tz("Europe/Berlin");
 	assert_int_equal(fs_path_parse("/10.0.0.1/2026-03-29", &c, &n), 0);
@@ -186,7 +186,7 @@ static void test_ambiguous_times_stable(void **state)
 	assert_int_equal(a.q.end - a.q.start, 2 * 3600000LL);	/* 02:30 CEST to 03:30 CET */
 
 	/* Havana goes back from 01:00 to 00:00: 2011-11-13 begins twice */
-	struct fs_clock hc = {1321790400000LL, 30};	/* 2011-11-20T12:00Z */
+	struct fs_clock hc = {1321790400000LL, 30, true};	/* 2011-11-20T12:00Z */
 	int64_t starts[40];
 	set_tz("America/Havana");
 	prime_mktime(1322740800);	/* 2011-12-01, standard time */
@@ -224,8 +224,8 @@ static void test_days_listing_bounds(void **state)
 	(void)state;
 	int64_t starts[64];
 	struct fs_node n;
-	struct fs_clock late = {253402300799999LL, 3};	/* 9999-12-31T23:59:59.999Z */
-	struct fs_clock early = {2 * 86400000LL, 10};	/* 1970-01-03T00:00Z */
+	struct fs_clock late = {253402300799999LL, 3, true};	/* 9999-12-31T23:59:59.999Z */
+	struct fs_clock early = {2 * 86400000LL, 10, true};	/* 1970-01-03T00:00Z */
 
 	set_tz("Asia/Tokyo");	/* already 10000-01-01 there */
 	int k = fs_days(&late, starts, 64);
@@ -265,9 +265,30 @@ static void test_inodes_distinct(void **state)
 	assert_int_equal(ino[0], 1);
 }
 
+/* A collector that states no retention (SNA): any past day can be
+ * entered by name; the listing still shows retention_days days. */
+static void test_unstated_retention(void **state)
+{
+	(void)state;
+	struct fs_node n;
+	struct fs_clock c = {1795953600000LL, 90, false};	/* 2026-11-29T12:00Z */
+	int64_t days[200];
+
+	set_tz("UTC");
+	assert_int_equal(fs_path_parse("/10.0.1.10/2026-05-01/flows.csv", &c, &n), 0);
+	assert_int_equal(fs_path_parse("/10.0.1.10/2020-01-01T10:00--2020-01-01T11:00", &c, &n), 0);
+	assert_int_equal(fs_days(&c, days, 200), 91);
+	c.retention_stated = true;
+	assert_int_equal(fs_path_parse("/10.0.1.10/2026-05-01/flows.csv", &c, &n), -ENOENT);
+	/* the future stays refused either way */
+	c.retention_stated = false;
+	assert_int_equal(fs_path_parse("/10.0.1.10/2026-11-30/flows.csv", &c, &n), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_unstated_retention),
 		cmocka_unit_test(test_valid_paths),
 		cmocka_unit_test(test_spellings_meet),
 		cmocka_unit_test(test_invalid_names),

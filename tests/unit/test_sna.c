@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fetch_i.h"
@@ -385,6 +386,109 @@ static void test_extra_never_cut(void **state)
 	decoded_free(&d);
 }
 
+/* "NONE" (what SNA answers for a flow without TLS) is no value: not in
+ * extra; a real version is. */
+static void test_extra_no_value(void **state)
+{
+	(void)state;
+	const char *fmt = "{\"data\":{\"flows\":[" REC_FULL("\"server\"", "%s", "-1", "-1") "]}}";
+	char body[4096], err[FETCH_ERRLEN];
+	struct decoded d;
+
+	snprintf(body, sizeof(body), fmt, "\"NONE\"");
+	assert_int_equal(sna_decode_answer(body, strlen(body), 0, &d, err), 0);
+	cJSON *x = extra_of(&d);
+	assert_false(has(x, NULL, "tlsVersion"));
+	cJSON_Delete(x);
+	decoded_free(&d);
+	snprintf(body, sizeof(body), fmt, "\"TLS 1.3\"");
+	assert_int_equal(sna_decode_answer(body, strlen(body), 0, &d, err), 0);
+	x = extra_of(&d);
+	assert_true(has(x, NULL, "tlsVersion"));
+	cJSON_Delete(x);
+	decoded_free(&d);
+}
+
+static struct driver *open_driver(void)
+{
+	struct fetch_opts o;
+	struct driver *d;
+	char err[FETCH_ERRLEN] = "";
+
+	memset(&o, 0, sizeof(o));
+	o.url = "http://127.0.0.1:9";
+	o.token = "user:password";
+	o.tenant = "102";
+	assert_int_equal(sna_driver.open(&d, &o, err), 0);
+	return d;
+}
+
+/* Tag names, in the shape of each endpoint's answer: the tags endpoint's
+ * items carry "name", internalHosts/tags' carry "displayName". */
+static void test_tag_names(void **state)
+{
+	(void)state;
+	static const char *const bodies[] = {
+		"{\"data\":[{\"id\":3,\"name\":\"Tokyo DC\",\"location\":\"INSIDE\","
+		"\"description\":\"\",\"domainId\":102,\"parentId\":1}]}",
+		"{\"data\":[{\"id\":3,\"displayName\":\"Tokyo DC\",\"parentId\":1}]}",
+	};
+	struct driver *d = open_driver();
+	char err[FETCH_ERRLEN];
+
+	for (size_t i = 0; i < 2; i++) {
+		struct cache_lookup *rows;
+		size_t n;
+		assert_int_equal(sna_driver.lookup_decode(d, CACHE_GROUPS, bodies[i], strlen(bodies[i]),
+							  &rows, &n, err), 0);
+		assert_int_equal(n, 1);
+		assert_int_equal(rows[0].key, 3);
+		assert_string_equal(rows[0].name, "Tokyo DC");
+		free(rows);
+	}
+	sna_driver.close(d);
+}
+
+/* A status that names no failure is still running (polled again); one
+ * that does is asked again; COMPLETED reads the results. */
+static void test_search_statuses(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *status;
+		int rc;
+	} cases[] = {{"IN_PROGRESS", 1}, {"PENDING", 1}, {"QUEUED", 1}, {"RUNNING", 1},
+		     {"COMPLETED", 1}, {"FAILED", -EAGAIN}, {"CANCELED", -EAGAIN},
+		     {"CANCELLED", -EAGAIN}, {"ERROR", -EAGAIN}, {"TIMEOUT", -EAGAIN}};
+	struct driver *d = open_driver();
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char body[256], err[FETCH_ERRLEN] = "";
+		struct driver_win w;
+		struct http_ask a;
+		struct http_resp r;
+		struct decoded out;
+		memset(&w, 0, sizeof(w));
+		memset(&r, 0, sizeof(r));
+		memset(&out, 0, sizeof(out));
+		w.stage = 1;	/* polling */
+		snprintf(w.id, sizeof(w.id), "abc123");
+		w.started_ms = 1LL << 62;	/* the deadline is far */
+		snprintf(body, sizeof(body), "{\"data\":{\"query\":{\"id\":\"abc123\",\"status\":\"%s\"}}}",
+			 cases[i].status);
+		r.status = 200;
+		r.body = body;
+		r.len = strlen(body);
+		int rc = sna_driver.window_next(d, &r, &w, &a, &out, err);
+		if (rc != cases[i].rc)
+			fail_msg("status %s: %d, want %d (%s)", cases[i].status, rc, cases[i].rc, err);
+		if (rc == 1)
+			assert_non_null(strstr(a.url, strcmp(cases[i].status, "COMPLETED") == 0
+							 ? "/abc123/results" : "/abc123"));
+	}
+	sna_driver.close(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -397,6 +501,9 @@ int main(void)
 		cmocka_unit_test(test_extra_fields),
 		cmocka_unit_test(test_extra_hostile_strings),
 		cmocka_unit_test(test_extra_never_cut),
+		cmocka_unit_test(test_extra_no_value),
+		cmocka_unit_test(test_tag_names),
+		cmocka_unit_test(test_search_statuses),
 	};
 	flowapi_init_hooks();
 	int rc = cmocka_run_group_tests_name("sna", tests, NULL, NULL);
