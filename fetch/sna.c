@@ -474,7 +474,8 @@ static int sna_window_first(struct driver *d, const struct cache_query *q,
 	}
 	n = snprintf(w->body, sizeof(w->body),
 		     "{\"startDateTime\":\"%s\",\"endDateTime\":\"%s\",\"recordLimit\":%u,"
-		     "\"subject\":{\"ipAddresses\":{\"includes\":[\"%s\"]}}%s%s%s}",
+		     "\"subject\":{\"ipAddresses\":{\"includes\":[\"%s\"]}}%s%s%s,"
+		     "\"flow\":{\"includeInterfaceData\":true}}",
 		     from, to, limit, subject,
 		     r->has_peer ? ",\"peer\":{\"ipAddresses\":{\"includes\":[" : "", peers,
 		     r->has_peer ? "]}}" : "");
@@ -874,6 +875,34 @@ static void sna_extra(const cJSON *o, const cJSON *st, const cJSON *src, const c
 
 /* One SNA record into f (all of it, or the sample's part: start and
  * addresses).  -EINVAL with the cause in why. */
+/*
+ * The ifIndex of the first interface crossed in direction dir ("INBOUND",
+ * "OUTBOUND"), the client's side first: with "includeInterfaceData" a
+ * side carries "interfaces": [{"interfaceId", "direction",
+ * "exporterIpAddress", ...}] (recorded answers, docs/sna-sources.md); -1
+ * when no side says.  Which side's interface is the flow's is a guess
+ * (README).
+ */
+static int64_t side_interface(const cJSON *client, const cJSON *server, const char *dir)
+{
+	const cJSON *sides[2] = {client, server}, *it;
+
+	for (int k = 0; k < 2; k++) {
+		const cJSON *arr = cJSON_GetObjectItemCaseSensitive(sides[k], "interfaces");
+		if (!cJSON_IsArray(arr))
+			continue;
+		cJSON_ArrayForEach(it, arr) {
+			const cJSON *d = cJSON_GetObjectItemCaseSensitive(it, "direction");
+			int64_t id;
+			if (cJSON_IsString(d) && strcasecmp(d->valuestring, dir) == 0 &&
+			    fetch_json_int(cJSON_GetObjectItemCaseSensitive(it, "interfaceId"), 0,
+					   4294967295.0, &id) == 0)
+				return id;
+		}
+	}
+	return -1;
+}
+
 static int sna_decode_record(const cJSON *o, struct flow_rec *f, bool sample, char *why,
 			     size_t len)
 {
@@ -933,7 +962,9 @@ static int sna_decode_record(const cJSON *o, struct flow_rec *f, bool sample, ch
 	f->app = opt_num(o, "applicationId", 4294967295.0);
 	if (f->app == 0)
 		f->app = -1;
-	f->in_if = f->out_if = f->src_as = f->dst_as = f->sampling = -1;
+	f->src_as = f->dst_as = f->sampling = -1;
+	f->in_if = side_interface(src, dst, "INBOUND");
+	f->out_if = side_interface(src, dst, "OUTBOUND");
 	f->icmp_type = f->icmp_code = -1;
 	f->tcp_flags = -1;
 	if (f->proto == 6) {

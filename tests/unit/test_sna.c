@@ -409,6 +409,37 @@ static void test_extra_no_value(void **state)
 	decoded_free(&d);
 }
 
+/* With includeInterfaceData, sides carry "interfaces" (the shape of a
+ * recorded answer, docs/sna-sources.md): the INBOUND interface is inIf,
+ * the OUTBOUND one outIf, the client's side first. */
+static void test_interfaces(void **state)
+{
+	(void)state;
+	const char *body =
+		"{\"data\":{\"flows\":[{\"id\":79600,\"flowCollectorId\":121,\"protocol\":\"TCP\","
+		"\"statistics\":{\"firstActiveTime\":\"2020-07-16T12:08:47.000+0000\","
+		"\"lastActiveTime\":\"2020-07-16T12:09:47.000+0000\",\"byteCount\":28878,"
+		"\"packetCount\":326},"
+		"\"subject\":{\"ipAddress\":\"10.10.20.50\",\"orientation\":\"server\","
+		"\"portProtocol\":{\"port\":443},\"hostGroupIds\":[61627],\"interfaces\":["
+		"{\"exporterIpAddress\":\"172.16.16.100\",\"interfaceId\":10201,"
+		"\"interfaceDescription\":\"172.16.16.100 (ifIndex-10201)\",\"dscpValue\":-1,"
+		"\"direction\":\"OUTBOUND\",\"exporterType\":\"exporter\"}]},"
+		"\"peer\":{\"ipAddress\":\"198.18.7.9\",\"orientation\":\"client\","
+		"\"portProtocol\":{\"port\":51234},\"hostGroupIds\":[65534],\"interfaces\":["
+		"{\"exporterIpAddress\":\"172.16.16.100\",\"interfaceId\":10101,"
+		"\"interfaceDescription\":\"172.16.16.100 (ifIndex-10101)\",\"dscpValue\":0,"
+		"\"minTtl\":64,\"maxTtl\":64,\"direction\":\"INBOUND\",\"exporterType\":\"exporter\"}]}}"
+		"]}}";
+	struct decoded d;
+
+	assert_int_equal(decode(body, 0, &d), 0);
+	assert_int_equal(d.n, 1);
+	assert_int_equal(d.recs[0].in_if, 10101);
+	assert_int_equal(d.recs[0].out_if, 10201);
+	decoded_free(&d);
+}
+
 static struct driver *open_driver(void)
 {
 	struct fetch_opts o;
@@ -503,6 +534,7 @@ int main(void)
 		cmocka_unit_test(test_extra_never_cut),
 		cmocka_unit_test(test_extra_no_value),
 		cmocka_unit_test(test_tag_names),
+		cmocka_unit_test(test_interfaces),
 		cmocka_unit_test(test_search_statuses),
 	};
 	flowapi_init_hooks();
