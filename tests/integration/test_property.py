@@ -12,9 +12,10 @@ scan's second at a small cap), everything outside them the truth.
    at random (each judged against the truth too, unless killed), then the
    whole day of every subject they touched (victim-1 on the flood day,
    web-1 on the scan day); addresses are sometimes spelled as /32, outputs
-   are CSV, NDJSON or SQLite, --max-inflight 1, 4 or 8.  Cases: --match start and overlap, with and
-   without faults (503, reset, cut at a fixed fault seed a trial), and a
-   small cap (45) where the scan's busiest milliseconds are real gaps.
+   are CSV, NDJSON or SQLite, --max-inflight 1, 4 or 8.  Cases: --match
+   start and overlap, with and without faults (503, reset, cut at a fixed
+   fault seed a trial), and a small cap (45) where the scan's busiest
+   milliseconds are real gaps.
 2. flowfs: five folders read at once through a mount over a slow collector
    (its cache sometimes seeded first by a flowfetch that ends at the flood's
    millisecond), kill -9 of the daemon at a seeded point, fusermount3 -u,
@@ -28,9 +29,11 @@ asserted (the collector's random subsets make them vary).
 
 Randomness: everything comes from random.Random("SEED:case:trial"); SEED is
 printed in every assertion message and recorded in the JUnit report;
-PROPERTY_SEED=N replays a run.  PROPERTY_TRIALS=N and PROPERTY_MOUNT_TRIALS=N
-change the number of trials a flowfetch case and of flowfs kill points (the
-main cost: see "What drives the run time").
+PROPERTY_SEED=N replays a run: the same queries, kill points and fault seeds
+(the collector's random subsets, and which request meets a fault when
+several are in flight, still vary).  PROPERTY_TRIALS=N and
+PROPERTY_MOUNT_TRIALS=N change the number of trials a flowfetch case and of
+flowfs kill points (the main cost: see "What drives the run time").
 
 Run:  /usr/bin/python3 -m pytest tests/integration/test_property.py -q
 """
