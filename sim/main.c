@@ -25,7 +25,7 @@ static void usage(FILE *out)
 	      "  --seed N                dataset seed (default 1)\n"
 	      "  --scenario FILE         scenario file (default: built in)\n"
 	      "  --print-scenario        print the built-in scenario and exit\n"
-	      "  --days N                days of data ending today (default 7)\n"
+	      "  --days N                days of data ending today (default 7, 1..400)\n"
 	      "  --now T                 freeze the clock (ms since the epoch or ISO 8601 UTC)\n"
 	      "  --max-records N         per-request cap (default 10000)\n"
 	      "  --match start|overlap   how a window selects flows (default start)\n"
@@ -258,7 +258,7 @@ int main(int argc, char **argv)
 		long lo, hi;
 		int *dst;
 	} ints[] = {
-		{O_DAYS, 1, 60, &cfg.ndays},
+		{O_DAYS, 1, SIM_MAX_DAYS, &cfg.ndays},
 		{O_DELAY, 0, 86400, &cfg.export_delay_s},
 		{O_RETENTION, 1, 3650, &cfg.retention_days},
 		{O_RETRYAFTER, 0, 3600, &cfg.retry_after_s},

@@ -106,8 +106,8 @@ int sim_config_check(const struct sim_config *cfg, char *err)
 		snprintf(err, SIM_ERRLEN, "max-records must be 1 to 1000000");
 		return -EINVAL;
 	}
-	if (cfg->ndays < 1 || cfg->ndays > 60) {
-		snprintf(err, SIM_ERRLEN, "days must be 1 to 60");
+	if (cfg->ndays < 1 || cfg->ndays > SIM_MAX_DAYS) {
+		snprintf(err, SIM_ERRLEN, "days must be 1 to %d", SIM_MAX_DAYS);
 		return -EINVAL;
 	}
 	if (cfg->dialect != SIM_SNA)

@@ -319,6 +319,8 @@ extern const char *const sim_fault_names[SIM_NFAULTS];
 
 enum sim_dialect { SIM_FLOWAPI, SIM_SNA };
 
+#define SIM_MAX_DAYS 400		/* --days at most */
+
 struct sim_config {
 	enum sim_dialect dialect;
 	char listen[128];
