@@ -45,6 +45,7 @@ SNA_ENDPOINTS = [
     "/sw-reporting/v2/tenants/{tenant}/flows/queries/{id}",
     "/sw-reporting/v2/tenants/{tenant}/flows/queries/{id}/results",
     "/smc-configuration/rest/v1/tenants/{tenant}/tags",
+    "/sw-reporting/v1/tenants/{tenant}/internalHosts/tags",
 ]
 EP_CREATE, EP_POLL, EP_RESULTS = SNA_ENDPOINTS[3:6]
 
@@ -311,13 +312,28 @@ def test_xsrf_header_rules(sna):
 
 
 def test_logout(sna):
+    """DELETE /token ends the session: 204, then 401 for it; counted in
+    /_sim/counters as "logouts" (and logins as "logins"), so that a test
+    can check a logout per login."""
+    n0 = counters(sna)["sna"]
     c = Client(sna)
-    st, _, body = c.raw("DELETE", "/token")
-    assert st == 200 and body == b""
+    st, hdrs, body = c.raw("DELETE", "/token")
+    assert st == 204 and body == b"", (st, body)
+    # both cookies are cleared, as a Manager's recorded logout does
+    gone = sorted(x.split(";")[0] for x in hdrs.get_all("Set-Cookie"))
+    assert gone == ['XSRF-TOKEN=""', 'stealthwatch.jwt=""'], gone
     sna_error(*c.raw("GET", "/sw-reporting/v1/tenants"), 401)
+    sna_error(*c.raw("POST", f"/sw-reporting/v2/tenants/{TENANT}/flows/queries",
+                     search_body("10.0.1.10", YDAY0, YDAY0 + MIN)), 401)
+    # a second logout finds no session: 401, not counted
+    sna_error(*c.raw("DELETE", "/token"), 401)
     # other sessions are untouched
     d = Client(sna)
     assert d.json("GET", "/sw-reporting/v1/tenants")
+    n1 = counters(sna)["sna"]
+    assert n1["logins"] - n0["logins"] == 2
+    assert n1["logouts"] - n0["logouts"] == 1
+    assert ep_count(counters(sna), "/token", 204) >= 1
 
 
 def test_no_xsrf_option(make_sim):
@@ -326,7 +342,7 @@ def test_no_xsrf_option(make_sim):
     assert c.jwt and c.xsrf is None
     c.create(search_body("10.0.1.10", YDAY0, YDAY0 + MIN))
     st, _, _ = c.raw("DELETE", "/token")
-    assert st == 200
+    assert st == 204
 
 
 def html_401(st, hdrs, data):
@@ -411,14 +427,18 @@ def test_unknown_tenant(client):
 
 def test_tags_name_the_reference_host_groups(sim, client, scen):
     """The tags are the reference dialect's host groups, hostile names
-    included; each detail names its parent, location and ranges."""
+    included; list items carry "name" (not "displayName"); each detail
+    names its parent, location and ranges."""
     ref = {g["id"]: g for g in sim.get_json("/api/v1/hostgroups")["hostgroups"]}
     tags = client.json("GET", f"/smc-configuration/rest/v1/tenants/{TENANT}"
                               f"/tags/")["data"]
-    assert {t["id"]: t["displayName"] for t in tags} == \
+    assert all(set(t) == {"id", "name"} for t in tags), tags[:3]
+    assert {t["id"]: t["name"] for t in tags} == \
         {i: g["name"] for i, g in ref.items()}
+    assert client.json("GET", f"/smc-configuration/rest/v1/tenants/{TENANT}"
+                              f"/tags")["data"] == tags
     assert any("\n" in n or '"' in n or n.startswith("=")
-               for n in (t["displayName"] for t in tags))
+               for n in (t["name"] for t in tags))
     for i, g in ref.items():
         d = client.json("GET", f"/smc-configuration/rest/v1/tenants/{TENANT}"
                                f"/tags/{i}")["data"]
