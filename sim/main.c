@@ -25,7 +25,7 @@ static void usage(FILE *out)
 	      "  --seed N                dataset seed (default 1)\n"
 	      "  --scenario FILE         scenario file (default: built in)\n"
 	      "  --print-scenario        print the built-in scenario and exit\n"
-	      "  --days N                days of data ending today (default 7)\n"
+	      "  --days N                days of data ending today (default 7, 1..400)\n"
 	      "  --now T                 freeze the clock (ms since the epoch or ISO 8601 UTC)\n"
 	      "  --max-records N         per-request cap (default 10000)\n"
 	      "  --match start|overlap   how a window selects flows (default start)\n"
@@ -51,9 +51,19 @@ static void usage(FILE *out)
 	      "  --sna-query-ttl-s S     searches are kept this long once done (default 600)\n"
 	      "  --sna-max-queries N     searches kept at once (default 1024, 1..100000)\n"
 	      "  --sna-tenants 1|2       tenants served (default 1)\n"
-	      "  --sna-tenants-text      serve the tenants list as text/plain\n"
+	      "  --sna-any-accept        serve the tenants list (text/plain) whatever the\n"
+	      "                          Accept header says (default: 406 unless it admits\n"
+	      "                          text/plain)\n"
 	      "  --sna-no-xsrf           no XSRF-TOKEN cookie and no header check\n"
+	      "  --sna-xsrf-header-only  check X-XSRF-TOKEN against the session alone (default:\n"
+	      "                          the XSRF-TOKEN cookie must come back too, equal)\n"
+	      "  --sna-xsrf-rotate-s N   a session's XSRF token changes every N s after its\n"
+	      "                          login, told to no one (default 0: never)\n"
+	      "  --sna-tags-display-name the tag list's items carry displayName besides name\n"
 	      "  --sna-fail-query R      rate of searches that end FAILED (default 0)\n"
+	      "  --sna-cancel-query R    rate of searches that end CANCELED (default 0)\n"
+	      "  --sna-status-extra L    statuses (comma-separated, at most 4) a search shows\n"
+	      "                          before IN_PROGRESS (default none)\n"
 	      "See docs/flowsim.md.\n", out);
 }
 
@@ -187,6 +197,7 @@ enum {
 	O_LOG, O_RETRYAFTER, O_SLOWMS, O_STALLS, O_SCOPE, O_FSEED, O_HELP,
 	O_DIALECT, O_SNAUSER, O_SNAPASS, O_SNAPASSFILE, O_SNASESSION, O_SNAQUERYMS,
 	O_SNATTL, O_SNAMAXQ, O_SNATENANTS, O_SNATEXT, O_SNANOXSRF, O_SNAFAIL,
+	O_SNAANYACCEPT, O_SNAXSRFHDR, O_SNAXSRFROT, O_SNATAGSDN, O_SNACANCEL, O_SNASTATUS,
 	O_FAULT0 = 512,
 };
 
@@ -210,6 +221,12 @@ int main(int argc, char **argv)
 		{"sna-query-ttl-s", 1, 0, O_SNATTL}, {"sna-max-queries", 1, 0, O_SNAMAXQ},
 		{"sna-tenants", 1, 0, O_SNATENANTS}, {"sna-tenants-text", 0, 0, O_SNATEXT},
 		{"sna-no-xsrf", 0, 0, O_SNANOXSRF}, {"sna-fail-query", 1, 0, O_SNAFAIL},
+		{"sna-any-accept", 0, 0, O_SNAANYACCEPT},
+		{"sna-xsrf-header-only", 0, 0, O_SNAXSRFHDR},
+		{"sna-xsrf-rotate-s", 1, 0, O_SNAXSRFROT},
+		{"sna-tags-display-name", 0, 0, O_SNATAGSDN},
+		{"sna-cancel-query", 1, 0, O_SNACANCEL},
+		{"sna-status-extra", 1, 0, O_SNASTATUS},
 		{"fail-500", 1, 0, O_FAULT0 + SIM_FAULT_500},
 		{"fail-503", 1, 0, O_FAULT0 + SIM_FAULT_503},
 		{"fail-429", 1, 0, O_FAULT0 + SIM_FAULT_429},
@@ -258,7 +275,7 @@ int main(int argc, char **argv)
 		long lo, hi;
 		int *dst;
 	} ints[] = {
-		{O_DAYS, 1, 60, &cfg.ndays},
+		{O_DAYS, 1, SIM_MAX_DAYS, &cfg.ndays},
 		{O_DELAY, 0, 86400, &cfg.export_delay_s},
 		{O_RETENTION, 1, 3650, &cfg.retention_days},
 		{O_RETRYAFTER, 0, 3600, &cfg.retry_after_s},
@@ -268,6 +285,7 @@ int main(int argc, char **argv)
 		{O_SNAQUERYMS, 0, 600000, &cfg.sna_query_ms},
 		{O_SNATTL, 1, 86400, &cfg.sna_query_ttl_s},
 		{O_SNATENANTS, 1, 2, &cfg.sna_tenants},
+		{O_SNAXSRFROT, 0, 86400, &cfg.sna_xsrf_rotate_s},
 	};
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -343,9 +361,14 @@ int main(int argc, char **argv)
 			rc = parse_int(optarg, 1, 100000, &v);
 			cfg.sna_max_queries = (uint32_t)v;
 			break;
-		case O_SNATEXT: cfg.sna_tenants_text = true; break;
+		case O_SNATEXT: break;	/* text/plain is the default now */
 		case O_SNANOXSRF: cfg.sna_no_xsrf = true; break;
 		case O_SNAFAIL: rc = parse_rate(optarg, &cfg.sna_fail_query); break;
+		case O_SNAANYACCEPT: cfg.sna_any_accept = true; break;
+		case O_SNAXSRFHDR: cfg.sna_xsrf_header_only = true; break;
+		case O_SNATAGSDN: cfg.sna_tags_display_name = true; break;
+		case O_SNACANCEL: rc = parse_rate(optarg, &cfg.sna_cancel_query); break;
+		case O_SNASTATUS: rc = sim_sna_parse_statuses(optarg, &cfg); break;
 		case O_HELP:
 		case 'h':
 			usage(stdout);

@@ -47,11 +47,11 @@ static const char *ep_name(int e)
 	return e < EP_SNA0 ? ep_names[e] : sim_sna_ep_names[e - EP_SNA0];
 }
 
-enum { ST_200, ST_201, ST_400, ST_401, ST_403, ST_404, ST_405, ST_429, ST_500,
-       ST_503, ST_RESET, ST_STALL, ST_N };
+enum { ST_200, ST_201, ST_204, ST_400, ST_401, ST_403, ST_404, ST_405, ST_406,
+       ST_429, ST_500, ST_503, ST_RESET, ST_STALL, ST_N };
 static const char *const st_names[ST_N] = {
-	"200", "201", "400", "401", "403", "404", "405", "429", "500", "503", "reset",
-	"stall",
+	"200", "201", "204", "400", "401", "403", "404", "405", "406", "429", "500", "503",
+	"reset", "stall",
 };
 
 /* A request's uploaded body (the SNA dialect's POSTs), bounded. */
@@ -106,17 +106,26 @@ int sim_config_check(const struct sim_config *cfg, char *err)
 		snprintf(err, SIM_ERRLEN, "max-records must be 1 to 1000000");
 		return -EINVAL;
 	}
-	if (cfg->ndays < 1 || cfg->ndays > 60) {
-		snprintf(err, SIM_ERRLEN, "days must be 1 to 60");
+	if (cfg->ndays < 1 || cfg->ndays > SIM_MAX_DAYS) {
+		snprintf(err, SIM_ERRLEN, "days must be 1 to %d", SIM_MAX_DAYS);
 		return -EINVAL;
 	}
 	if (cfg->dialect != SIM_SNA)
 		return 0;
-	if (!(cfg->sna_fail_query >= 0 && cfg->sna_fail_query <= 1)) {
-		snprintf(err, SIM_ERRLEN, "sna-fail-query must be between 0 and 1");
+	if (!(cfg->sna_fail_query >= 0 && cfg->sna_fail_query <= 1) ||
+	    !(cfg->sna_cancel_query >= 0 && cfg->sna_cancel_query <= 1)) {
+		snprintf(err, SIM_ERRLEN, "sna-fail-query and sna-cancel-query must be between 0 "
+			 "and 1");
+		return -EINVAL;
+	}
+	if (cfg->sna_fail_query + cfg->sna_cancel_query > 1.0 + 1e-9) {
+		snprintf(err, SIM_ERRLEN, "sna-fail-query and sna-cancel-query add up to more "
+			 "than 1");
 		return -EINVAL;
 	}
 	if (cfg->sna_session_s < 1 || cfg->sna_query_ms < 0 || cfg->sna_query_ttl_s < 1 ||
+	    cfg->sna_xsrf_rotate_s < 0 || cfg->sna_nstatus_extra < 0 ||
+	    cfg->sna_nstatus_extra > SIM_SNA_STATUS_MAX ||
 	    cfg->sna_max_queries < 1 || cfg->sna_max_queries > 100000 ||
 	    cfg->sna_tenants < 1 || cfg->sna_tenants > 2) {
 		snprintf(err, SIM_ERRLEN, "an --sna-* value is out of range (see --help)");
@@ -148,11 +157,13 @@ static int status_slot(unsigned status)
 	switch (status) {
 	case 200: return ST_200;
 	case 201: return ST_201;
+	case 204: return ST_204;
 	case 400: return ST_400;
 	case 401: return ST_401;
 	case 403: return ST_403;
 	case 404: return ST_404;
 	case 405: return ST_405;
+	case 406: return ST_406;
 	case 429: return ST_429;
 	case 500: return ST_500;
 	default: return ST_503;
@@ -202,8 +213,9 @@ static bool accepts_gzip(struct MHD_Connection *c)
 	return ae && strstr(ae, "gzip");
 }
 
-/* Queue 'body' (taken over) with a status and the Set-Cookie values in
- * cookies[0..ncookies); gzip it when asked. */
+/* Queue 'body' (taken over) with a status, its Content-Type (none when
+ * type is NULL) and the Set-Cookie values in cookies[0..ncookies); gzip it
+ * when asked. */
 static enum MHD_Result send_body_cookies(struct MHD_Connection *c, unsigned status,
 					 struct sim_buf *body, const char *type, bool gz,
 					 char (*cookies)[400], int ncookies)
@@ -226,7 +238,8 @@ static enum MHD_Result send_body_cookies(struct MHD_Connection *c, unsigned stat
 		return MHD_NO;
 	}
 	body->p = NULL;
-	MHD_add_response_header(r, "Content-Type", type);
+	if (type)
+		MHD_add_response_header(r, "Content-Type", type);
 	if (gz)
 		MHD_add_response_header(r, "Content-Encoding", "gzip");
 	for (int i = 0; i < ncookies; i++)
@@ -950,6 +963,8 @@ static enum MHD_Result handle_sna(struct sim_server *s, struct MHD_Connection *c
 		.route = &r,
 		.jwt = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, "stealthwatch.jwt"),
 		.xsrf = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-XSRF-TOKEN"),
+		.xsrf_cookie = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, "XSRF-TOKEN"),
+		.accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept"),
 		.body = u ? u->b.p : NULL,
 		.body_len = u ? u->b.len : 0,
 		.foreign = fault == SIM_FAULT_FOREIGN,

@@ -319,6 +319,9 @@ extern const char *const sim_fault_names[SIM_NFAULTS];
 
 enum sim_dialect { SIM_FLOWAPI, SIM_SNA };
 
+#define SIM_MAX_DAYS 400		/* --days at most */
+#define SIM_SNA_STATUS_MAX 4		/* --sna-status-extra names at most */
+
 struct sim_config {
 	enum sim_dialect dialect;
 	char listen[128];
@@ -346,9 +349,16 @@ struct sim_config {
 	int sna_query_ttl_s;		/* kept this long once done */
 	uint32_t sna_max_queries;
 	int sna_tenants;		/* 1 or 2 */
-	bool sna_tenants_text;		/* tenants list as text/plain */
+	bool sna_any_accept;		/* tenants list whatever Accept says */
 	bool sna_no_xsrf;		/* no XSRF-TOKEN cookie, no check */
+	bool sna_xsrf_header_only;	/* the header alone, no cookie needed */
+	int sna_xsrf_rotate_s;		/* a session's XSRF token changes (0: never) */
+	bool sna_tags_display_name;	/* tag list items carry displayName too */
 	double sna_fail_query;		/* rate of searches that end FAILED */
+	double sna_cancel_query;	/* rate of searches that end CANCELED */
+	/* non-final statuses a search shows before IN_PROGRESS */
+	char sna_status_extra[SIM_SNA_STATUS_MAX][32];
+	int sna_nstatus_extra;
 };
 
 /* Check rates and limits; -EINVAL with the cause in err. */
@@ -382,7 +392,7 @@ int sim_time_parse(const char *text, int64_t *ms);
 /* The SNA endpoints, in the order /_sim/counters lists them. */
 enum sim_sna_ep {
 	SIM_SNA_LOGIN, SIM_SNA_LOGOUT, SIM_SNA_TENANTS, SIM_SNA_CREATE,
-	SIM_SNA_POLL, SIM_SNA_RESULTS, SIM_SNA_TAGS, SIM_SNA_NEP
+	SIM_SNA_POLL, SIM_SNA_RESULTS, SIM_SNA_TAGS, SIM_SNA_HOST_TAGS, SIM_SNA_NEP
 };
 extern const char *const sim_sna_ep_names[SIM_SNA_NEP];
 
@@ -402,6 +412,8 @@ struct sim_sna_req {
 	const struct sim_sna_route *route;
 	const char *jwt;	/* the stealthwatch.jwt cookie, or NULL */
 	const char *xsrf;	/* the X-XSRF-TOKEN header, or NULL */
+	const char *xsrf_cookie;	/* the XSRF-TOKEN cookie, or NULL */
+	const char *accept;	/* the Accept header, or NULL */
 	const char *body;	/* the request body (may be NULL when empty) */
 	size_t body_len;
 	bool foreign;		/* the foreign fault: results hold other flows too */
@@ -411,7 +423,7 @@ struct sim_sna_req {
 struct sim_sna_answer {
 	unsigned status;
 	struct sim_buf body;	/* the caller frees it */
-	const char *type;	/* Content-Type */
+	const char *type;	/* Content-Type; NULL: none (a 204) */
 	char cookie[2][400];	/* Set-Cookie values */
 	int ncookies;
 };
@@ -424,10 +436,24 @@ int sim_sna_new(const struct sim_config *cfg, struct sim_dataset *ds,
 void sim_sna_free(struct sim_sna *s);
 
 /* Answer one routed request (the route known, method allowed, no fault):
- * sessions, XSRF, tenant, body, search.  0 with *a filled, or -ENOMEM /
+ * sessions, XSRF, Accept, tenant, body, search.  0 with *a filled, or -ENOMEM /
  * -E2BIG (the caller answers 500). */
 int sim_sna_serve(struct sim_sna *s, const struct sim_sna_req *rq,
 		  struct sim_sna_answer *a);
+
+/* Whether an Accept header value admits the media type 'type' ("text/plain"):
+ * comma-separated media ranges with optional parameters; the most specific
+ * range that matches decides (text/plain before text/<star> before
+ * <star>/<star>; a lone <star> counts as <star>/<star>; of equal ones the
+ * highest q), and its q (default 1) must be above 0.  Parameters other than
+ * q are ignored.  No header (NULL) or an empty one admits everything;
+ * ranges that do not parse (a q outside 0 to 1 included) are skipped. */
+bool sim_sna_accepts(const char *accept, const char *type);
+
+/* A --sna-status-extra list ("PENDING,QUEUED") into the config: 1 to
+ * SIM_SNA_STATUS_MAX names of A-Z, 0-9 and _, none of them IN_PROGRESS or a
+ * final status.  -EINVAL (the config unchanged) otherwise. */
+int sim_sna_parse_statuses(const char *list, struct sim_config *cfg);
 
 /* {"errors":[{"code":..,"message":..}]} for a status. */
 int sim_sna_error_body(struct sim_buf *b, unsigned status, const char *msg);

@@ -3,9 +3,10 @@
  *
  * docs/flowsim.md ("The SNA dialect") is the contract; this file follows it
  * line by line.  Sessions are a small table of cookie tokens, each with an
- * XSRF token and an absolute expiry on the monotonic clock.  Searches are a
- * ring of max_queries slots: the slot number is written into the search id,
- * so a lookup is one comparison, and creating one more search than the ring
+ * XSRF token (which --sna-xsrf-rotate-s replaces as the session ages) and an
+ * absolute expiry on the monotonic clock.  Searches are a ring of
+ * max_queries slots: the slot number is written into the search id, so a
+ * lookup is one comparison, and creating one more search than the ring
  * holds overwrites (drops) the oldest.  A search stores only its parameters
  * and a seed: its records are matched and picked again on every read, with
  * the same seed (the same subset) and a fresh order.
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,14 +37,20 @@ const char *const sim_sna_ep_names[SIM_SNA_NEP] = {
 	"/sw-reporting/v2/tenants/{tenant}/flows/queries/{id}",
 	"/sw-reporting/v2/tenants/{tenant}/flows/queries/{id}/results",
 	"/smc-configuration/rest/v1/tenants/{tenant}/tags",
+	"/sw-reporting/v1/tenants/{tenant}/internalHosts/tags",
 };
 
 struct sna_session {
 	char token[200];
 	char xsrf[40];
+	int64_t born;		/* monotonic ms of the login */
+	int64_t epoch;		/* XSRF rotations applied so far */
 	int64_t expires;	/* monotonic ms */
 	uint64_t seq;		/* login order; 0: a free slot */
 };
+
+/* How a search ends once its --sna-query-ms are over. */
+enum sna_end { END_COMPLETED, END_FAILED, END_CANCELED };
 
 struct sna_query {
 	char id[25];
@@ -50,7 +58,7 @@ struct sna_query {
 	struct sim_query q;
 	uint64_t limit, seed;
 	int64_t created;	/* monotonic ms */
-	bool failed;
+	enum sna_end end;
 	uint64_t seq;		/* 0: a free slot */
 };
 
@@ -63,7 +71,8 @@ struct sim_sna {
 	uint64_t session_seq;
 	struct sna_query *queries;	/* cfg->sna_max_queries slots */
 	uint64_t query_seq;
-	uint64_t created, failed, dropped, expired_401;
+	uint64_t created, failed, canceled, dropped, expired_401;
+	uint64_t logins, logouts, xsrf_403;
 };
 
 static int64_t mono_ms(void)
@@ -148,6 +157,10 @@ void sim_sna_route(const char *method, const char *url, struct sim_sna_route *r)
 	} else if (strcmp(url, "/sw-reporting/v1/tenants") == 0 ||
 		   strcmp(url, "/sw-reporting/v1/tenants/") == 0) {
 		r->ep = SIM_SNA_TENANTS;
+	} else if (starts(url, "/sw-reporting/v1/tenants/", &p)) {
+		if (segment(&p, r->tenant, sizeof(r->tenant)) &&
+		    starts(p, "/internalHosts/tags", &p) && (*p == '\0' || strcmp(p, "/") == 0))
+			r->ep = SIM_SNA_HOST_TAGS;
 	} else if (starts(url, "/sw-reporting/v2/tenants/", &p)) {
 		if (!segment(&p, r->tenant, sizeof(r->tenant)) ||
 		    !starts(p, "/flows/queries", &p))
@@ -187,6 +200,7 @@ int sim_sna_error_body(struct sim_buf *b, unsigned status, const char *msg)
 	case 403: code = "FORBIDDEN"; break;
 	case 404: code = "NOT_FOUND"; break;
 	case 405: code = "METHOD_NOT_ALLOWED"; break;
+	case 406: code = "NOT_ACCEPTABLE"; break;
 	case 429: code = "TOO_MANY_REQUESTS"; break;
 	case 503: code = "SERVICE_UNAVAILABLE"; break;
 	default: code = "INTERNAL_ERROR"; break;
@@ -229,13 +243,25 @@ static char *put_b64url(char *o, const unsigned char *in, size_t n)
 	return o;
 }
 
+/* A new XSRF token, a random uuid (36 characters), into xsrf (40 bytes;
+ * lock held). */
+static void make_xsrf(struct sim_sna *s, char *xsrf)
+{
+	uint64_t a = sim_rand(&s->rng), b = sim_rand(&s->rng);
+
+	snprintf(xsrf, 40, "%08llx-%04llx-4%03llx-%04llx-%012llx",
+		 (unsigned long long)(b >> 32), (unsigned long long)(b >> 16 & 0xffff),
+		 (unsigned long long)(b & 0xfff), (unsigned long long)(0x8000 | (a >> 48 & 0x3fff)),
+		 (unsigned long long)(a & 0xffffffffffffULL));
+}
+
 /* A new JWT-shaped token and an XSRF uuid (lock held). */
 static void make_tokens(struct sim_sna *s, char *token, char *xsrf)
 {
 	static const char head[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
 	unsigned char sig[32];
 	char payload[96];
-	uint64_t a = sim_rand(&s->rng), b = sim_rand(&s->rng);
+	uint64_t a = sim_rand(&s->rng);
 	int n;
 
 	n = snprintf(payload, sizeof(payload), "{\"sub\":\"flowsim\",\"jti\":\"%016llx\",\"iat\":%lld}",
@@ -249,10 +275,7 @@ static void make_tokens(struct sim_sna *s, char *token, char *xsrf)
 		memcpy(sig + i, &r, 8);
 	}
 	put_b64url(o, sig, sizeof(sig));
-	snprintf(xsrf, 40, "%08llx-%04llx-4%03llx-%04llx-%012llx",
-		 (unsigned long long)(b >> 32), (unsigned long long)(b >> 16 & 0xffff),
-		 (unsigned long long)(b & 0xfff), (unsigned long long)(0x8000 | (a >> 48 & 0x3fff)),
-		 (unsigned long long)(a & 0xffffffffffffULL));
+	make_xsrf(s, xsrf);
 }
 
 /* The session of a token (lock held), or NULL. */
@@ -264,6 +287,39 @@ static struct sna_session *session_find(struct sim_sna *s, const char *token)
 		if (s->sessions[i].seq && strcmp(s->sessions[i].token, token) == 0)
 			return &s->sessions[i];
 	return NULL;
+}
+
+/* With --sna-xsrf-rotate-s N, a session's XSRF token is replaced every N
+ * seconds after its login, and the new value is sent to nobody: a client
+ * holding the old one is refused (403) until it logs in again.  Applied
+ * lazily, when the session is next used (lock held). */
+static void xsrf_rotate(struct sim_sna *s, struct sna_session *ses, int64_t now)
+{
+	int64_t period = (int64_t)s->cfg->sna_xsrf_rotate_s * 1000, epoch;
+
+	if (period <= 0)
+		return;
+	epoch = (now - ses->born) / period;
+	if (epoch > ses->epoch) {
+		make_xsrf(s, ses->xsrf);
+		ses->epoch = epoch;
+	}
+}
+
+/* Whether a request that is not a GET may act on session ses: by default
+ * the X-XSRF-TOKEN header and the XSRF-TOKEN cookie of the same request
+ * must both be there, be equal, and be the session's token (Spring's
+ * cookie-to-header check); --sna-xsrf-header-only compares the header
+ * alone with the session's token; --sna-no-xsrf checks nothing. */
+static bool xsrf_ok(const struct sim_sna *s, const struct sna_session *ses,
+		    const struct sim_sna_req *rq)
+{
+	if (s->cfg->sna_no_xsrf)
+		return true;
+	if (!rq->xsrf || strcmp(rq->xsrf, ses->xsrf) != 0)
+		return false;
+	return s->cfg->sna_xsrf_header_only ||
+	       (rq->xsrf_cookie && strcmp(rq->xsrf_cookie, rq->xsrf) == 0);
 }
 
 static int hexval(char c)
@@ -328,8 +384,11 @@ static int login(struct sim_sna *s, const struct sim_sna_req *rq, struct sim_sna
 	make_tokens(s, token, xsrf);
 	snprintf(slot->token, sizeof(slot->token), "%s", token);
 	snprintf(slot->xsrf, sizeof(slot->xsrf), "%s", xsrf);
-	slot->expires = mono_ms() + (int64_t)s->cfg->sna_session_s * 1000;
+	slot->born = mono_ms();
+	slot->epoch = 0;
+	slot->expires = slot->born + (int64_t)s->cfg->sna_session_s * 1000;
 	slot->seq = ++s->session_seq;
+	s->logins++;
 	pthread_mutex_unlock(&s->lock);
 	snprintf(a->cookie[a->ncookies++], sizeof(a->cookie[0]),
 		 "stealthwatch.jwt=%s; Path=/; HttpOnly", token);
@@ -369,6 +428,118 @@ static int tenant_index(const struct sim_sna *s, const char *text)
 	return -1;
 }
 
+/* The length of s[0..n) without blanks at either end; *s moves past the
+ * leading ones. */
+static size_t trim(const char **s, size_t n)
+{
+	while (n && (**s == ' ' || **s == '\t')) {
+		(*s)++;
+		n--;
+	}
+	while (n && ((*s)[n - 1] == ' ' || (*s)[n - 1] == '\t'))
+		n--;
+	return n;
+}
+
+/* The q of a media range from its parameters p[0..n) (what follows the
+ * range's first ';'): 1 when there is none, -1 when it does not parse or
+ * lies outside 0 to 1. */
+static double range_q(const char *p, size_t n)
+{
+	double q = 1;
+
+	while (n) {
+		size_t k = 0, len;
+		const char *par = p;
+		while (k < n && p[k] != ';')
+			k++;
+		len = trim(&par, k);
+		if (len >= 1 && (par[0] == 'q' || par[0] == 'Q')) {
+			const char *v = par + 1;
+			size_t vl = trim(&v, len - 1);
+			if (vl && *v == '=') {
+				char buf[16], *end;
+				v++;
+				vl = trim(&v, vl - 1);
+				if (!vl || vl >= sizeof(buf))
+					return -1;
+				memcpy(buf, v, vl);
+				buf[vl] = '\0';
+				q = strtod(buf, &end);
+				if (*end || !(q >= 0 && q <= 1))
+					return -1;
+			}
+		}
+		p += k;
+		n -= k;
+		if (n) {
+			p++;
+			n--;
+		}
+	}
+	return q;
+}
+
+/* How specifically the media range r[0..n) (no parameters) names 'type':
+ * 2 the type itself, 1 its major type with a star, 0 any type, -1 not at
+ * all or not a media range. */
+static int range_match(const char *r, size_t n, const char *type)
+{
+	const char *slash = strchr(type, '/'), *sl;
+	size_t major = slash ? (size_t)(slash - type) : strlen(type), a, b;
+
+	if (n == 1 && r[0] == '*')
+		return 0;	/* "*" alone, as some old clients send it */
+	sl = memchr(r, '/', n);
+	if (!sl || sl == r || sl == r + n - 1)
+		return -1;
+	a = (size_t)(sl - r);
+	b = n - a - 1;
+	if (a == 1 && r[0] == '*')
+		return b == 1 && sl[1] == '*' ? 0 : -1;
+	if (a != major || strncasecmp(r, type, a) != 0)
+		return -1;
+	if (b == 1 && sl[1] == '*')
+		return 1;
+	return slash && b == strlen(slash + 1) && strncasecmp(sl + 1, slash + 1, b) == 0 ? 2 : -1;
+}
+
+bool sim_sna_accepts(const char *accept, const char *type)
+{
+	double best_q = 0;
+	int best = -1;
+	bool any = false;
+
+	if (!accept)
+		return true;
+	for (const char *p = accept; *p;) {
+		size_t n = strcspn(p, ","), len, rl = 0;
+		const char *r = p, *mr;
+		double q;
+		int spec;
+
+		p += n + (p[n] == ',');
+		len = trim(&r, n);
+		if (!len)
+			continue;
+		any = true;
+		while (rl < len && r[rl] != ';')
+			rl++;
+		mr = r;
+		spec = range_match(mr, trim(&mr, rl), type);
+		q = rl < len ? range_q(r + rl + 1, len - rl - 1) : 1;
+		if (spec < 0 || q < 0)
+			continue;
+		if (spec > best || (spec == best && q > best_q)) {
+			best = spec;
+			best_q = q;
+		}
+	}
+	return !any || (best >= 0 && best_q > 0);
+}
+
+/* GET /sw-reporting/v1/tenants: the JSON list, labelled text/plain (the only
+ * type a Manager offers there, as recorded: docs/flowsim.md). */
 static int tenants_body(const struct sim_sna *s, struct sim_sna_answer *a)
 {
 	int rc = sim_buf_printf(&a->body, "{\"data\":[{\"id\":%d,\"displayName\":\"Flowsim Domain\"}",
@@ -377,8 +548,7 @@ static int tenants_body(const struct sim_sna *s, struct sim_sna_answer *a)
 	if (!rc && s->cfg->sna_tenants > 1)
 		rc = sim_buf_printf(&a->body, ",{\"id\":%d,\"displayName\":\"Empty Lab \\\"B\\\"\"}",
 				    SNA_TENANT0 + 1);
-	if (s->cfg->sna_tenants_text)
-		a->type = "text/plain";
+	a->type = "text/plain; charset=UTF-8";
 	return rc ? rc : sim_buf_add(&a->body, "]}", 2);
 }
 
@@ -440,6 +610,29 @@ static int tag_ranges(const struct sim_sna *s, uint32_t g, struct sim_buf *b)
 	return rc ? rc : sim_buf_add(b, "]", 1);
 }
 
+/* {"data":[{"id":N,"<key>":name[,"<key2>":name]}, ...]} of every host
+ * group; key2 NULL: one name.  -ENOMEM or -E2BIG. */
+static int tag_list(struct sim_buf *b, const char *key, const char *key2)
+{
+	int rc = sim_buf_add(b, "{\"data\":[", 9);
+
+	for (size_t i = 0; !rc && i < sim_nhostgroups; i++) {
+		rc = sim_buf_printf(b, "%s{\"id\":%u,\"%s\":", i ? "," : "",
+				    sim_hostgroups[i].id, key);
+		if (!rc)
+			rc = sim_json_string(b, sim_hostgroups[i].name);
+		if (!rc && key2)
+			rc = sim_buf_printf(b, ",\"%s\":", key2);
+		if (!rc && key2)
+			rc = sim_json_string(b, sim_hostgroups[i].name);
+		if (!rc)
+			rc = sim_buf_add(b, "}", 1);
+	}
+	return rc ? rc : sim_buf_add(b, "]}", 2);
+}
+
+/* The tag list (items named by "name"; "displayName" too with
+ * --sna-tags-display-name) or one tag's detail (404 for an unknown id). */
 static int tags_body(const struct sim_sna *s, int tenant, const char *id,
 		     struct sim_sna_answer *a)
 {
@@ -449,18 +642,8 @@ static int tags_body(const struct sim_sna *s, int tenant, const char *id,
 	unsigned long v;
 	int rc;
 
-	if (!*id) {
-		rc = sim_buf_add(b, "{\"data\":[", 9);
-		for (size_t i = 0; !rc && i < sim_nhostgroups; i++) {
-			rc = sim_buf_printf(b, "%s{\"id\":%u,\"displayName\":", i ? "," : "",
-					    sim_hostgroups[i].id);
-			if (!rc)
-				rc = sim_json_string(b, sim_hostgroups[i].name);
-			if (!rc)
-				rc = sim_buf_add(b, "}", 1);
-		}
-		return rc ? rc : sim_buf_add(b, "]}", 2);
-	}
+	if (!*id)
+		return tag_list(b, "name", s->cfg->sna_tags_display_name ? "displayName" : NULL);
 	v = strtoul(id, &end, 10);
 	g = id[0] >= '0' && id[0] <= '9' && !*end ? group_of((uint32_t)v) : NULL;
 	if (!g)
@@ -633,21 +816,56 @@ out:
 	return msg;
 }
 
-enum qstate { Q_RUNNING, Q_COMPLETED, Q_FAILED };
-
-/* The state of a search at 'now' and its percentComplete. */
-static enum qstate query_state(const struct sim_sna *s, const struct sna_query *q,
-			       int64_t now, int *pct)
+int sim_sna_parse_statuses(const char *list, struct sim_config *cfg)
 {
-	int64_t delay = s->cfg->sna_query_ms, el = now - q->created;
+	static const char *const reserved[] = {"IN_PROGRESS", "COMPLETED", "FAILED", "CANCELED"};
+	char names[SIM_SNA_STATUS_MAX][32];
+	int n = 0;
 
+	for (const char *p = list;; p++) {
+		size_t k = strcspn(p, ",");
+		if (k == 0 || k >= sizeof(names[0]) || n == SIM_SNA_STATUS_MAX ||
+		    strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") < k)
+			return -EINVAL;
+		memcpy(names[n], p, k);
+		names[n][k] = '\0';
+		for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+			if (strcmp(names[n], reserved[i]) == 0)
+				return -EINVAL;
+		n++;
+		p += k;
+		if (!*p)
+			break;
+	}
+	memcpy(cfg->sna_status_extra, names, sizeof(names));
+	cfg->sna_nstatus_extra = n;
+	return 0;
+}
+
+enum qstate { Q_RUNNING, Q_COMPLETED, Q_FAILED, Q_CANCELED };
+
+/* The state of a search at 'now', its percentComplete, and the status name
+ * it shows.  While running, the --sna-query-ms are cut into equal phases:
+ * one for each --sna-status-extra name, in order, then IN_PROGRESS. */
+static enum qstate query_state(const struct sim_sna *s, const struct sna_query *q,
+			       int64_t now, int *pct, const char **name)
+{
+	static const char *const final[] = {"COMPLETED", "FAILED", "CANCELED"};
+	static const enum qstate states[] = {Q_COMPLETED, Q_FAILED, Q_CANCELED};
+	int64_t delay = s->cfg->sna_query_ms, el = now - q->created;
+	int nx = s->cfg->sna_nstatus_extra;
+
+	if (el < 0)
+		el = 0;	/* made after 'now' was read, by another thread */
 	if (el < delay) {
-		int64_t p = 125 * el / delay;
+		int64_t p = 125 * el / delay, phase = el * (nx + 1) / delay;
 		*pct = p > 100 ? 100 : (int)p;
+		*name = phase < nx ? s->cfg->sna_status_extra[phase] : "IN_PROGRESS";
 		return Q_RUNNING;
 	}
 	*pct = 100;
-	return q->failed ? Q_FAILED : Q_COMPLETED;
+	*name = final[q->end];
+	return states[q->end];
 }
 
 static bool query_expired(const struct sim_sna *s, const struct sna_query *q, int64_t now)
@@ -655,13 +873,11 @@ static bool query_expired(const struct sim_sna *s, const struct sna_query *q, in
 	return now >= q->created + s->cfg->sna_query_ms + (int64_t)s->cfg->sna_query_ttl_s * 1000;
 }
 
-static int query_body(const struct sna_query *q, enum qstate st, int pct, struct sim_buf *b)
+static int query_body(const struct sna_query *q, const char *status, int pct, struct sim_buf *b)
 {
-	static const char *const names[] = {"IN_PROGRESS", "COMPLETED", "FAILED"};
-
 	return sim_buf_printf(b, "{\"data\":{\"query\":{\"id\":\"%s\",\"domainId\":\"%d\","
 			      "\"status\":\"%s\",\"percentComplete\":%d}}}",
-			      q->id, SNA_TENANT0 + q->tenant, names[st], pct);
+			      q->id, SNA_TENANT0 + q->tenant, status, pct);
 }
 
 static int create(struct sim_sna *s, int tenant, const struct sim_sna_req *rq,
@@ -689,7 +905,9 @@ static int create(struct sim_sna *s, int tenant, const struct sim_sna_req *rq,
 	nq.seq = seq;
 	nq.seed = sim_rand(&s->rng);
 	u = (double)(sim_rand(&s->rng) >> 11) * (1.0 / 9007199254740992.0);
-	nq.failed = u < s->cfg->sna_fail_query;
+	nq.end = u < s->cfg->sna_fail_query ? END_FAILED :
+		 u < s->cfg->sna_fail_query + s->cfg->sna_cancel_query ? END_CANCELED :
+		 END_COMPLETED;
 	char id[48];
 	snprintf(id, sizeof(id), "%08llx%06llx%010llx",
 		 (unsigned long long)(time(NULL) & 0xffffffff),
@@ -699,10 +917,12 @@ static int create(struct sim_sna *s, int tenant, const struct sim_sna_req *rq,
 	nq.id[24] = '\0';
 	*slot = nq;
 	s->created++;
-	s->failed += nq.failed;
+	s->failed += nq.end == END_FAILED;
+	s->canceled += nq.end == END_CANCELED;
 	pthread_mutex_unlock(&s->lock);
 	a->status = 201;
-	return query_body(&nq, Q_RUNNING, 0, &a->body);
+	return query_body(&nq, s->cfg->sna_nstatus_extra ? s->cfg->sna_status_extra[0] :
+			  "IN_PROGRESS", 0, &a->body);
 }
 
 /* A copy of the live search 'id' of 'tenant' (lock held); false if none. */
@@ -750,10 +970,10 @@ static int render_records(struct sim_sna *s, const struct sna_query *q,
 }
 
 /* GET .../results: the search's subset (the same on every read), a half of
- * it while running, nothing when failed; a new order every time.  With the
- * foreign fault (not for a failed search or the empty tenant) flows the
- * search does not select are mixed in (sim_query_foreign).  -ENOMEM or
- * -E2BIG on failure. */
+ * it while running, nothing when failed or canceled; a new order every
+ * time.  With the foreign fault (not for a failed or canceled search or the
+ * empty tenant) flows the search does not select are mixed in
+ * (sim_query_foreign).  -ENOMEM or -E2BIG on failure. */
 static int results(struct sim_sna *s, const struct sna_query *q, enum qstate st,
 		   const struct sim_sna_req *rq, struct sim_sna_answer *a)
 {
@@ -763,7 +983,7 @@ static int results(struct sim_sna *s, const struct sna_query *q, enum qstate st,
 	uint64_t r;
 	int rc;
 
-	if (st == Q_FAILED || q->tenant != 0)
+	if (st == Q_FAILED || st == Q_CANCELED || q->tenant != 0)
 		return render_records(s, q, NULL, 0, &a->body);
 	rc = sim_query_collect(s->ds, &q->q, &m);
 	if (rc)
@@ -799,8 +1019,8 @@ int sim_sna_serve(struct sim_sna *s, const struct sim_sna_req *rq,
 	struct sna_session *ses;
 	struct sna_query q;
 	int64_t now = mono_ms();
-	char xsrf[40] = "";
-	bool expired = false, found;
+	bool expired = false, xsrf_good = true, found;
+	const char *status;
 	enum qstate st;
 	int tenant, pct;
 
@@ -815,12 +1035,17 @@ int sim_sna_serve(struct sim_sna *s, const struct sim_sna_req *rq,
 	ses = session_find(s, rq->jwt);
 	if (ses) {
 		expired = now >= ses->expires;
-		snprintf(xsrf, sizeof(xsrf), "%s", ses->xsrf);
-		if (expired)
+		if (expired) {
 			s->expired_401++;
-		else if (r->ep == SIM_SNA_LOGOUT &&
-			 (s->cfg->sna_no_xsrf || (rq->xsrf && strcmp(rq->xsrf, xsrf) == 0)))
-			memset(ses, 0, sizeof(*ses));
+		} else {
+			xsrf_rotate(s, ses, now);
+			xsrf_good = strcmp(rq->method, "GET") == 0 || xsrf_ok(s, ses, rq);
+			s->xsrf_403 += !xsrf_good;
+			if (xsrf_good && r->ep == SIM_SNA_LOGOUT) {
+				memset(ses, 0, sizeof(*ses));
+				s->logouts++;
+			}
+		}
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (!ses)
@@ -834,15 +1059,26 @@ int sim_sna_serve(struct sim_sna *s, const struct sim_sna_req *rq,
 		a->type = "text/html";
 		return sim_buf_add(&a->body, html, sizeof(html) - 1);
 	}
-	if (strcmp(rq->method, "GET") != 0 && !s->cfg->sna_no_xsrf &&
-	    (!rq->xsrf || strcmp(rq->xsrf, xsrf) != 0))
-		return fail(a, 403, "missing or wrong X-XSRF-TOKEN header");
+	if (!xsrf_good)
+		return fail(a, 403, "missing or wrong XSRF token: send the XSRF-TOKEN cookie of "
+			    "the login back, and its value as the X-XSRF-TOKEN header");
 
 	switch (r->ep) {
 	case SIM_SNA_LOGOUT:
-		a->type = "text/plain";
+		/* as recorded from a Manager: 204, both cookies cleared */
+		a->status = 204;
+		a->type = NULL;
+		snprintf(a->cookie[a->ncookies++], sizeof(a->cookie[0]),
+			 "stealthwatch.jwt=\"\"; Version=1; Path=/; HttpOnly");
+		if (!s->cfg->sna_no_xsrf)
+			snprintf(a->cookie[a->ncookies++], sizeof(a->cookie[0]),
+				 "XSRF-TOKEN=\"\"; Version=1; Path=/; "
+				 "Expires=Thu, 01-Jan-1970 00:00:00 GMT; Max-Age=0");
 		return 0;
 	case SIM_SNA_TENANTS:
+		if (!s->cfg->sna_any_accept && !sim_sna_accepts(rq->accept, "text/plain"))
+			return fail(a, 406, "not acceptable: this answer is text/plain, which the "
+				    "Accept header does not admit");
 		return tenants_body(s, a);
 	default:
 		break;
@@ -853,6 +1089,8 @@ int sim_sna_serve(struct sim_sna *s, const struct sim_sna_req *rq,
 	switch (r->ep) {
 	case SIM_SNA_TAGS:
 		return tags_body(s, tenant, r->id, a);
+	case SIM_SNA_HOST_TAGS:
+		return tag_list(&a->body, "displayName", NULL);
 	case SIM_SNA_CREATE:
 		return create(s, tenant, rq, a);
 	default:
@@ -863,9 +1101,9 @@ int sim_sna_serve(struct sim_sna *s, const struct sim_sna_req *rq,
 	pthread_mutex_unlock(&s->lock);
 	if (!found)
 		return fail(a, 404, "no such search (unknown, expired or dropped)");
-	st = query_state(s, &q, now, &pct);
+	st = query_state(s, &q, now, &pct, &status);
 	if (r->ep == SIM_SNA_POLL)
-		return query_body(&q, st, pct, &a->body);
+		return query_body(&q, status, pct, &a->body);
 	return results(s, &q, st, rq, a);
 }
 
@@ -883,10 +1121,13 @@ int sim_sna_counters(struct sim_sna *s, struct sim_buf *b)
 	for (uint32_t i = 0; i < s->cfg->sna_max_queries; i++)
 		kept += s->queries[i].seq && !query_expired(s, &s->queries[i], now);
 	rc = sim_buf_printf(b, "{\"sessions\":%d,\"queries\":%d,\"created\":%llu,\"failed\":%llu,"
-			    "\"dropped\":%llu,\"expired_401\":%llu}",
+			    "\"canceled\":%llu,\"dropped\":%llu,\"expired_401\":%llu,"
+			    "\"logins\":%llu,\"logouts\":%llu,\"xsrf_403\":%llu}",
 			    live, kept, (unsigned long long)s->created,
-			    (unsigned long long)s->failed, (unsigned long long)s->dropped,
-			    (unsigned long long)s->expired_401);
+			    (unsigned long long)s->failed, (unsigned long long)s->canceled,
+			    (unsigned long long)s->dropped, (unsigned long long)s->expired_401,
+			    (unsigned long long)s->logins, (unsigned long long)s->logouts,
+			    (unsigned long long)s->xsrf_403);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -894,7 +1135,8 @@ int sim_sna_counters(struct sim_sna *s, struct sim_buf *b)
 void sim_sna_counters_reset(struct sim_sna *s)
 {
 	pthread_mutex_lock(&s->lock);
-	s->created = s->failed = s->dropped = s->expired_401 = 0;
+	s->created = s->failed = s->canceled = s->dropped = s->expired_401 = 0;
+	s->logins = s->logouts = s->xsrf_403 = 0;
 	pthread_mutex_unlock(&s->lock);
 }
 

@@ -1274,7 +1274,7 @@ BAD_INPUTS = {
     "rate-above-1": (["--slow", "1.5"], None, ["slow", "1.5"]),
     "rate-negative": (["--html", "-0.1"], None, ["html", "-0.1"]),
     "days-0": (["--days", "0"], None, ["days"]),
-    "days-61": (["--days", "61"], None, ["days", "61"]),
+    "days-401": (["--days", "401"], None, ["days", "401"]),
     "bad-now": (["--now", "yesterday"], None, ["now", "yesterday"]),
     "bad-fault-scope": (["--fault-scope", "everything"], None,
                         ["fault-scope", "everything"]),
@@ -1559,10 +1559,17 @@ def test_days_option(make_sim, steady):
     assert sc["days"] == 2 and sc["first_day"] == YDAY0
     assert count(s, steady["addr"], YDAY0 - DAY, YDAY0) == 0
     assert count(s, steady["addr"], YDAY0, TODAY0) > 0
-    for days in ("1", "60"):
+    for days in ("1", "60", "400"):
         sc = make_sim("--now", NOW_ISO, "--days", days).scenario()
         assert sc["days"] == int(days)
         assert sc["first_day"] == TODAY0 - (int(days) - 1) * DAY
+    # days older than 90 (past retention_days) hold flows with --days 120;
+    # a day is the same whatever --days is (it depends on the date only)
+    old = TODAY0 - 100 * DAY
+    s120 = make_sim("--now", NOW_ISO, "--days", "120")
+    s400 = make_sim("--now", NOW_ISO, "--days", "400")
+    a = s120.truth(steady["addr"], old, old + DAY)
+    assert a["count"] > 0 and a == s400.truth(steady["addr"], old, old + DAY)
 
 
 # ---- the process ------------------------------------------------------------

@@ -45,6 +45,7 @@ SNA_ENDPOINTS = [
     "/sw-reporting/v2/tenants/{tenant}/flows/queries/{id}",
     "/sw-reporting/v2/tenants/{tenant}/flows/queries/{id}/results",
     "/smc-configuration/rest/v1/tenants/{tenant}/tags",
+    "/sw-reporting/v1/tenants/{tenant}/internalHosts/tags",
 ]
 EP_CREATE, EP_POLL, EP_RESULTS = SNA_ENDPOINTS[3:6]
 
@@ -153,14 +154,14 @@ class Client:
         assert isinstance(doc["data"]["flows"], list), doc
         return doc["data"]["flows"]
 
-    def wait(self, qid, tenant=TENANT, deadline_s=10):
-        """Poll until the status is not IN_PROGRESS; the polled objects."""
+    def wait(self, qid, tenant=TENANT, deadline_s=10, running=("IN_PROGRESS",)):
+        """Poll while the status is one of 'running'; the polled objects."""
         seen = []
         end = time.monotonic() + deadline_s
         while True:
             q = self.poll(qid, tenant)
             seen.append(q)
-            if q["status"] != "IN_PROGRESS":
+            if q["status"] not in running:
                 return seen
             assert time.monotonic() < end, f"search still running: {seen[-3:]}"
             time.sleep(0.02)
@@ -310,14 +311,111 @@ def test_xsrf_header_rules(sna):
     assert c.json("GET", "/sw-reporting/v1/tenants")
 
 
+def test_xsrf_cookie_must_come_back(sna):
+    """A Manager compares X-XSRF-TOKEN with the XSRF-TOKEN cookie of the
+    same request (and the cookie must be the session's): a client that
+    sends back only stealthwatch.jwt and the header is refused."""
+    c, other = Client(sna), Client(sna)
+    body = search_body("10.0.1.10", YDAY0, YDAY0 + MIN)
+    path = f"/sw-reporting/v2/tenants/{TENANT}/flows/queries"
+    n0 = counters(sna)["sna"]
+    jwt = f"stealthwatch.jwt={c.jwt}"
+    refused = [
+        # the jwt and the header only: the old driver's way
+        {"Cookie": jwt, "X-XSRF-TOKEN": c.xsrf},
+        # a cookie that differs from the header
+        {"Cookie": f"{jwt}; XSRF-TOKEN={other.xsrf}", "X-XSRF-TOKEN": c.xsrf},
+        # the cookie and no header
+        {"Cookie": f"{jwt}; XSRF-TOKEN={c.xsrf}"},
+        # cookie and header agree, but they are another session's
+        {"Cookie": f"{jwt}; XSRF-TOKEN={other.xsrf}", "X-XSRF-TOKEN": other.xsrf},
+        {"Cookie": f"{jwt}; XSRF-TOKEN=x", "X-XSRF-TOKEN": "x"},
+    ]
+    for hdrs in refused:
+        msg = sna_error(*c.raw("POST", path, body, headers=hdrs, cookie=False,
+                               xsrf=False), 403)
+        assert "XSRF" in msg, msg
+    # logout is checked the same way: refused, and the session lives on
+    sna_error(*c.raw("DELETE", "/token", headers=refused[0], cookie=False,
+                     xsrf=False), 403)
+    n1 = counters(sna)["sna"]
+    assert n1["created"] == n0["created"], "a refused POST searched"
+    assert n1["logouts"] == n0["logouts"], "a refused DELETE logged out"
+    assert n1["xsrf_403"] - n0["xsrf_403"] == len(refused) + 1
+    # GETs need neither; the cookie with the header in any order works
+    assert c.json("GET", "/sw-reporting/v1/tenants", headers={"Cookie": jwt},
+                  cookie=False)
+    ok = {"Cookie": f"XSRF-TOKEN={c.xsrf}; {jwt}", "X-XSRF-TOKEN": c.xsrf}
+    st, _, data = c.raw("POST", path, body, headers=ok, cookie=False, xsrf=False)
+    assert st == 201, data[:300]
+    c.create(body)
+
+
+def test_xsrf_header_only_option(make_sim):
+    """--sna-xsrf-header-only: the header alone, compared with the
+    session's token (the dialect before this check was added)."""
+    s = make_sim(*BASE, "--sna-xsrf-header-only", "--sna-query-ms", "0")
+    c = Client(s)
+    path = f"/sw-reporting/v2/tenants/{TENANT}/flows/queries"
+    jwt = {"Cookie": f"stealthwatch.jwt={c.jwt}"}
+    body = search_body("10.0.1.10", YDAY0, YDAY0 + MIN)
+    st, _, data = c.raw("POST", path, body, cookie=False,
+                        headers={**jwt, "X-XSRF-TOKEN": c.xsrf}, xsrf=False)
+    assert st == 201, data[:300]
+    sna_error(*c.raw("POST", path, body, cookie=False,
+                     headers={**jwt, "X-XSRF-TOKEN": "x"}, xsrf=False), 403)
+    st, _, _ = c.raw("DELETE", "/token", cookie=False,
+                     headers={**jwt, "X-XSRF-TOKEN": c.xsrf}, xsrf=False)
+    assert st == 204
+
+
+def test_xsrf_token_goes_stale(make_sim):
+    """--sna-xsrf-rotate-s N: N s after its login a session's XSRF token
+    changes and nobody is told: a session that worked gets 403 on a POST
+    (GETs still work) until the client logs in again."""
+    s = make_sim(*BASE, "--sna-xsrf-rotate-s", "2", "--sna-query-ms", "0")
+    body = search_body("10.0.1.10", YDAY0, YDAY0 + MIN)
+    path = f"/sw-reporting/v2/tenants/{TENANT}/flows/queries"
+    t_login = time.monotonic()
+    c = Client(s)
+    c.create(body)
+    assert time.monotonic() - t_login < 1.5, "too slow to test the rotation"
+    time.sleep(max(0, 2.3 - (time.monotonic() - t_login)))
+    msg = sna_error(*c.raw("POST", path, body), 403)
+    assert "XSRF" in msg, msg
+    sna_error(*c.raw("DELETE", "/token"), 403)
+    assert c.json("GET", "/sw-reporting/v1/tenants")
+    assert counters(s)["sna"]["xsrf_403"] == 2
+    # a new login: a new session and token, working
+    d = Client(s)
+    d.create(body)
+    st, _, _ = d.raw("DELETE", "/token")
+    assert st == 204
+
+
 def test_logout(sna):
+    """DELETE /token ends the session: 204, then 401 for it; counted in
+    /_sim/counters as "logouts" (and logins as "logins"), so that a test
+    can check a logout per login."""
+    n0 = counters(sna)["sna"]
     c = Client(sna)
-    st, _, body = c.raw("DELETE", "/token")
-    assert st == 200 and body == b""
+    st, hdrs, body = c.raw("DELETE", "/token")
+    assert st == 204 and body == b"", (st, body)
+    # both cookies are cleared, as a Manager's recorded logout does
+    gone = sorted(x.split(";")[0] for x in hdrs.get_all("Set-Cookie"))
+    assert gone == ['XSRF-TOKEN=""', 'stealthwatch.jwt=""'], gone
     sna_error(*c.raw("GET", "/sw-reporting/v1/tenants"), 401)
+    sna_error(*c.raw("POST", f"/sw-reporting/v2/tenants/{TENANT}/flows/queries",
+                     search_body("10.0.1.10", YDAY0, YDAY0 + MIN)), 401)
+    # a second logout finds no session: 401, not counted
+    sna_error(*c.raw("DELETE", "/token"), 401)
     # other sessions are untouched
     d = Client(sna)
     assert d.json("GET", "/sw-reporting/v1/tenants")
+    n1 = counters(sna)["sna"]
+    assert n1["logins"] - n0["logins"] == 2
+    assert n1["logouts"] - n0["logouts"] == 1
+    assert ep_count(counters(sna), "/token", 204) >= 1
 
 
 def test_no_xsrf_option(make_sim):
@@ -326,7 +424,7 @@ def test_no_xsrf_option(make_sim):
     assert c.jwt and c.xsrf is None
     c.create(search_body("10.0.1.10", YDAY0, YDAY0 + MIN))
     st, _, _ = c.raw("DELETE", "/token")
-    assert st == 200
+    assert st == 204
 
 
 def html_401(st, hdrs, data):
@@ -380,7 +478,57 @@ def test_tenants(sna, client):
     assert client.json("GET", "/sw-reporting/v1/tenants/") == doc
 
 
+# Accept headers that admit text/plain, the only type the tenants list is
+# served as, and headers that do not (406)
+ACCEPT_OK = [None, "", "*/*", "text/*", "text/plain", "TEXT/Plain", "*",
+             "application/json, text/plain, */*",
+             "text/plain; charset=utf-8", "application/json;q=1, */*;q=0.1",
+             "text/html, image/gif, image/jpeg, *; q=.2, */*; q=.2",
+             "text/plain;q=0.001", "application/json, bogus, text/*"]
+ACCEPT_406 = ["application/json", "application/json, application/xml",
+              "text/html", "text/plain;q=0", "text/plain;q=0, */*",
+              "text/*;q=0, */*", "*/*;q=0", "*/*;q=0.0, application/json",
+              "text/plain;q=2", "text/plain;q=x", "bogus", "text/plain/x",
+              "*/plain"]
+
+
+@pytest.mark.parametrize("accept", ACCEPT_OK)
+def test_tenants_accept_lenient(client, accept):
+    hdrs = {} if accept is None else {"Accept": accept}
+    st, h, data = client.raw("GET", "/sw-reporting/v1/tenants", headers=hdrs)
+    assert st == 200, f"Accept {accept!r}: {st} {data[:200]!r}"
+    assert h["Content-Type"].startswith("text/plain"), h
+    assert [t["id"] for t in json.loads(data)["data"]] == [102, 103]
+
+
+@pytest.mark.parametrize("accept", ACCEPT_406)
+def test_tenants_accept_strict(client, accept):
+    msg = sna_error(*client.raw("GET", "/sw-reporting/v1/tenants",
+                                headers={"Accept": accept}), 406)
+    assert "text/plain" in msg, msg
+
+
+def test_tenants_accept_order_and_option(sna, make_sim):
+    # the session is checked first: no session, 401 whatever Accept says
+    anon = Client(sna, user=None)
+    sna_error(*anon.raw("GET", "/sw-reporting/v1/tenants",
+                        headers={"Accept": "application/json"}), 401)
+    # only the tenants list is text/plain: the other answers ignore Accept
+    c = Client(sna)
+    assert c.json("GET", f"/smc-configuration/rest/v1/tenants/{TENANT}/tags",
+                  headers={"Accept": "application/json"})
+    c0 = ep_count(counters(sna), "/sw-reporting/v1/tenants", 406)
+    c.raw("GET", "/sw-reporting/v1/tenants", headers={"Accept": "application/json"})
+    assert ep_count(counters(sna), "/sw-reporting/v1/tenants", 406) == c0 + 1
+    # --sna-any-accept: served whatever Accept says
+    s = make_sim(*BASE, "--sna-any-accept")
+    st, h, data = Client(s).raw("GET", "/sw-reporting/v1/tenants",
+                                headers={"Accept": "application/json"})
+    assert st == 200 and h["Content-Type"].startswith("text/plain")
+
+
 def test_tenants_as_text_and_single(make_sim):
+    # --sna-tenants-text is the default now, and still accepted
     s = make_sim(*BASE, "--sna-tenants-text")
     c = Client(s)
     st, hdrs, data = c.raw("GET", "/sw-reporting/v1/tenants")
@@ -411,14 +559,18 @@ def test_unknown_tenant(client):
 
 def test_tags_name_the_reference_host_groups(sim, client, scen):
     """The tags are the reference dialect's host groups, hostile names
-    included; each detail names its parent, location and ranges."""
+    included; list items carry "name" (not "displayName"); each detail
+    names its parent, location and ranges."""
     ref = {g["id"]: g for g in sim.get_json("/api/v1/hostgroups")["hostgroups"]}
     tags = client.json("GET", f"/smc-configuration/rest/v1/tenants/{TENANT}"
                               f"/tags/")["data"]
-    assert {t["id"]: t["displayName"] for t in tags} == \
+    assert all(set(t) == {"id", "name"} for t in tags), tags[:3]
+    assert {t["id"]: t["name"] for t in tags} == \
         {i: g["name"] for i, g in ref.items()}
+    assert client.json("GET", f"/smc-configuration/rest/v1/tenants/{TENANT}"
+                              f"/tags")["data"] == tags
     assert any("\n" in n or '"' in n or n.startswith("=")
-               for n in (t["displayName"] for t in tags))
+               for n in (t["name"] for t in tags))
     for i, g in ref.items():
         d = client.json("GET", f"/smc-configuration/rest/v1/tenants/{TENANT}"
                                f"/tags/{i}")["data"]
@@ -436,6 +588,41 @@ def test_tags_name_the_reference_host_groups(sim, client, scen):
     for bad in ("9999", "x", "11x"):
         sna_error(*client.raw("GET", f"/smc-configuration/rest/v1/tenants/"
                                      f"{TENANT}/tags/{bad}"), 404)
+
+
+def test_internal_host_tags_carry_display_name(sna, client):
+    """GET /sw-reporting/v1/tenants/{id}/internalHosts/tags: the same ids
+    and names as the tag list, each item with "displayName"."""
+    tags = client.json("GET", f"/smc-configuration/rest/v1/tenants/{TENANT}"
+                              f"/tags")["data"]
+    for suffix in ("", "/"):
+        ih = client.json("GET", f"/sw-reporting/v1/tenants/{TENANT}/"
+                                f"internalHosts/tags{suffix}")["data"]
+        assert all(set(t) == {"id", "displayName"} for t in ih), ih[:3]
+        assert [(t["id"], t["displayName"]) for t in ih] == \
+            [(t["id"], t["name"]) for t in tags]
+    assert client.json("GET", "/sw-reporting/v1/tenants/103/internalHosts/"
+                              "tags")["data"] == ih
+    sna_error(*client.raw("GET", "/sw-reporting/v1/tenants/999/internalHosts/"
+                                 "tags"), 404)
+    sna_error(*client.raw("POST", f"/sw-reporting/v1/tenants/{TENANT}/"
+                                  f"internalHosts/tags"), 405)
+    anon = Client(sna, user=None)
+    sna_error(*anon.raw("GET", f"/sw-reporting/v1/tenants/{TENANT}/"
+                               f"internalHosts/tags"), 401)
+    n = ep_count(counters(sna), "/sw-reporting/v1/tenants/{tenant}/"
+                                "internalHosts/tags", 200)
+    assert n >= 3
+
+
+def test_tags_display_name_option(make_sim):
+    """--sna-tags-display-name: tag list items carry both names (for a
+    client written against the old list)."""
+    s = make_sim(*BASE, "--sna-tags-display-name")
+    tags = Client(s).json("GET", f"/smc-configuration/rest/v1/tenants/"
+                                 f"{TENANT}/tags/")["data"]
+    assert tags and all(set(t) == {"id", "name", "displayName"} and
+                        t["name"] == t["displayName"] for t in tags), tags[:3]
 
 
 # ---- the search lifecycle -----------------------------------------------------
@@ -482,13 +669,53 @@ def test_reading_early_loses_records(make_sim, scen):
     assert len(part) == want["count"] // 2 and set(part) < set(want["ids"])
 
 
-def test_failed_searches(make_sim):
-    s = make_sim(*BASE, "--sna-query-ms", "0", "--sna-fail-query", "1")
+@pytest.mark.parametrize("option,status", [("--sna-fail-query", "FAILED"),
+                                           ("--sna-cancel-query", "CANCELED")])
+def test_failed_and_canceled_searches(make_sim, option, status):
+    s = make_sim(*BASE, "--sna-query-ms", "0", option, "1")
     c = Client(s)
     qid = c.create(search_body("10.0.1.10", YDAY0, YDAY0 + HOUR))
-    assert c.wait(qid)[-1]["status"] == "FAILED"
+    assert c.wait(qid)[-1]["status"] == status
     assert c.results(qid) == []
-    assert counters(s)["sna"]["failed"] == 1
+    cnt = counters(s)["sna"]
+    assert (cnt["failed"], cnt["canceled"]) == \
+        ((1, 0) if status == "FAILED" else (0, 1))
+
+
+def test_extra_statuses_before_in_progress(make_sim, scen):
+    """--sna-status-extra PENDING,QUEUED: a search shows those statuses,
+    in order, then IN_PROGRESS, then COMPLETED; its results are the same."""
+    s = make_sim(*BASE, "--sna-query-ms", "900",
+                 "--sna-status-extra", "PENDING,QUEUED")
+    c = Client(s)
+    web = stream(scen, "web-1")["addr"]
+    S, E = YDAY0 + 10 * HOUR, YDAY0 + 10 * HOUR + 5 * MIN
+    doc = c.json("POST", f"/sw-reporting/v2/tenants/{TENANT}/flows/queries",
+                 search_body(web, S, E), expect=201)["data"]["query"]
+    assert doc["status"] == "PENDING" and doc["percentComplete"] == 0, doc
+    seen = c.wait(doc["id"], running=("PENDING", "QUEUED", "IN_PROGRESS"))
+    order = []
+    for q in seen:
+        if not order or order[-1] != q["status"]:
+            order.append(q["status"])
+    assert order == ["PENDING", "QUEUED", "IN_PROGRESS", "COMPLETED"], order
+    pct = [q["percentComplete"] for q in seen]
+    assert pct == sorted(pct) and pct[-1] == 100
+    assert digest_of(keys_of(c.results(doc["id"]))) == \
+        truth(s, web, S, E)["digest"]
+
+
+def test_failed_and_canceled_rates_together(make_sim):
+    """Every search ends FAILED or CANCELED, counted as such."""
+    s = make_sim(*BASE, "--sna-query-ms", "0", "--sna-fail-query", "0.5",
+                 "--sna-cancel-query", "0.5")
+    c = Client(s)
+    ends = Counter(c.wait(c.create(search_body("10.0.1.10", YDAY0,
+                                               YDAY0 + MIN)))[-1]["status"]
+                   for _ in range(40))
+    assert set(ends) == {"FAILED", "CANCELED"}, ends
+    cnt = counters(s)["sna"]
+    assert (cnt["failed"], cnt["canceled"]) == (ends["FAILED"], ends["CANCELED"])
 
 
 def test_unknown_and_foreign_search_ids(client):
@@ -646,6 +873,20 @@ def test_window_is_whole_seconds(sna, client, scen):
         assert digest_of(keys_of(recs)) == truth(sna, web, S, E)["digest"]
         for r in recs:
             assert S <= sna_ms(r["statistics"]["firstActiveTime"]) < E, r
+
+
+def test_day_older_than_90_days(make_sim, scen):
+    """--days 120: a day 100 days before the clock holds flows, and a
+    search over it gives the truth."""
+    s = make_sim(*BASE, "--days", "120", "--sna-query-ms", "0")
+    assert s.get_json("/_sim/scenario")["days"] == 120
+    web = stream(scen, "web-1")["addr"]
+    old0 = TODAY0 - 100 * DAY
+    S, E = old0 + 10 * HOUR, old0 + 12 * HOUR
+    want = truth(s, web, S, E)
+    assert want["count"] > 0 and truth(s, web, old0, old0 + DAY)["count"] > 0
+    c = Client(s)
+    assert digest_of(keys_of(c.search(web, S, E))) == want["digest"]
 
 
 def test_overlap_mode(make_sim, scen):
@@ -927,7 +1168,15 @@ def test_bad_options_exit_2(flowsim_path, tmp_path):
     for args in (["--dialect", "snmp"], ["--sna-session-s", "0"],
                  ["--sna-tenants", "3"], ["--sna-fail-query", "1.5"],
                  ["--sna-max-queries", "0"], ["--sna-user", ""],
-                 ["--sna-password-file", str(tmp_path / "missing")]):
+                 ["--sna-password-file", str(tmp_path / "missing")],
+                 ["--sna-cancel-query", "2"],
+                 ["--sna-fail-query", "0.6", "--sna-cancel-query", "0.6"],
+                 ["--sna-xsrf-rotate-s", "-1"],
+                 ["--sna-status-extra", ""], ["--sna-status-extra", "COMPLETED"],
+                 ["--sna-status-extra", "QUEUED,IN_PROGRESS"],
+                 ["--sna-status-extra", "queued"],
+                 ["--sna-status-extra", "A,,B"], ["--sna-status-extra", "A,"],
+                 ["--sna-status-extra", "A,B,C,D,E"], ["--days", "401"]):
         p = subprocess.run([str(flowsim_path), "--dialect", "sna", *args,
                             "--listen", "127.0.0.1:0"],
                            capture_output=True, timeout=10)

@@ -573,6 +573,15 @@ static void test_sna_route(void **state)
 		 "102", ""},
 		{"GET", "/smc-configuration/rest/v1/tenants/102/tags/12", SIM_SNA_TAGS, true,
 		 "102", "12"},
+		{"GET", "/sw-reporting/v1/tenants/102/internalHosts/tags", SIM_SNA_HOST_TAGS,
+		 true, "102", ""},
+		{"GET", "/sw-reporting/v1/tenants/7/internalHosts/tags/", SIM_SNA_HOST_TAGS,
+		 true, "7", ""},
+		{"POST", "/sw-reporting/v1/tenants/7/internalHosts/tags", SIM_SNA_HOST_TAGS,
+		 false, "7", ""},
+		{"GET", "/sw-reporting/v1/tenants/7/internalHosts/tags/1", -1, false, "", ""},
+		{"GET", "/sw-reporting/v1/tenants/7/internalHosts", -1, false, "", ""},
+		{"GET", "/sw-reporting/v1/tenants//internalHosts/tags", -1, false, "", ""},
 		{"GET", "/sw-reporting/v2/tenants//flows/queries", -1, false, "", ""},
 		{"GET", "/sw-reporting/v2/tenants/102/flows/queries/", -1, false, "", ""},
 		{"GET", "/sw-reporting/v2/tenants/102/flows/queries/a/b", -1, false, "", ""},
@@ -593,6 +602,65 @@ static void test_sna_route(void **state)
 		assert_int_equal(r.flows, r.ep == SIM_SNA_CREATE || r.ep == SIM_SNA_POLL ||
 					  r.ep == SIM_SNA_RESULTS);
 	}
+}
+
+/* Accept headers: the most specific matching range decides, q=0 refuses. */
+static void test_sna_accepts(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *accept;
+		bool ok;
+	} cases[] = {
+		{NULL, true}, {"", true}, {" , ", true}, {"*/*", true}, {"*", true},
+		{"text/*", true}, {"text/plain", true}, {"Text/PLAIN", true},
+		{"application/json, text/plain, */*", true},
+		{"text/plain; charset=utf-8", true}, {"text/plain;q=0.001", true},
+		{"application/json;q=1, */*;q=0.1", true},
+		{"text/html, image/gif, image/jpeg, *; q=.2, */*; q=.2", true},
+		{"text/plain ; q = 0.5", true}, {"text/plain;quality=0", true},
+		{"text/plain;q=0, text/plain;q=0.5", true},
+		{"application/json", false}, {"text/html", false}, {"text/plain;q=0", false},
+		{"text/plain;q=0, */*", false}, {"text/*;q=0, */*", false},
+		{"*/*;q=0", false}, {"*/*;q=0.000", false}, {"text/plain;q=1.5", false},
+		{"text/plain;q=", false}, {"text/plain;q=x", false}, {"bogus", false},
+		{"text/plain/x", false}, {"*/plain", false}, {"/plain", false},
+		{"text/", false}, {"text/plainx", false}, {"textx/plain", false},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (sim_sna_accepts(cases[i].accept, "text/plain") != cases[i].ok)
+			fail_msg("Accept '%s': want %s", cases[i].accept ? cases[i].accept : "(none)",
+				 cases[i].ok ? "admitted" : "refused");
+	}
+	assert_true(sim_sna_accepts("application/json", "application/json"));
+	assert_false(sim_sna_accepts("text/plain", "application/json"));
+}
+
+static void test_sna_statuses(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {
+		"", ",", "A,", ",A", "A,,B", "a", "IN_PROGRESS", "COMPLETED", "FAILED",
+		"CANCELED", "A,B,C,D,E", "A B", "A-B",
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345",
+	};
+	struct sim_config cfg;
+
+	memset(&cfg, 0, sizeof(cfg));
+	assert_int_equal(sim_sna_parse_statuses("PENDING,QUEUED", &cfg), 0);
+	assert_int_equal(cfg.sna_nstatus_extra, 2);
+	assert_string_equal(cfg.sna_status_extra[0], "PENDING");
+	assert_string_equal(cfg.sna_status_extra[1], "QUEUED");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (sim_sna_parse_statuses(bad[i], &cfg) != -EINVAL)
+			fail_msg("--sna-status-extra '%s' was taken", bad[i]);
+		assert_int_equal(cfg.sna_nstatus_extra, 2);
+	}
+	assert_int_equal(sim_sna_parse_statuses("A,B_2,C3,ABCDEFGHIJKLMNOPQRSTUVWXYZ01234", &cfg),
+			 0);
+	assert_int_equal(cfg.sna_nstatus_extra, 4);
+	assert_string_equal(cfg.sna_status_extra[3], "ABCDEFGHIJKLMNOPQRSTUVWXYZ01234");
 }
 
 /* SNA ids: every flow of two days but the heavy stream's, and the extreme
@@ -655,6 +723,8 @@ int main(void)
 		cmocka_unit_test(test_flood_and_scan),
 		cmocka_unit_test(test_json_escaping),
 		cmocka_unit_test(test_sna_route),
+		cmocka_unit_test(test_sna_accepts),
+		cmocka_unit_test(test_sna_statuses),
 		cmocka_unit_test(test_sna_ids_unique),
 	};
 	return cmocka_run_group_tests_name("sim", tests, NULL, NULL);
