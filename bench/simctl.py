@@ -40,12 +40,6 @@ class Sim:
             self._private(self.token_file, f"{self.user}:{self.token}")
             cmd += ["--dialect", "sna", "--sna-user", self.user,
                     "--sna-password-file", self.password_file]
-            # for the driver built on this branch (Accept: application/json,
-            # only the jwt cookie sent back, tags read by "displayName"):
-            # remove once the driver speaks the stricter dialect, as in
-            # tests/integration/test_sna.py's OLD_DRIVER
-            cmd += ["--sna-any-accept", "--sna-xsrf-header-only",
-                    "--sna-tags-display-name"]
         else:
             self._private(self.token_file, self.token)
             cmd += ["--token-file", self.token_file]

@@ -37,16 +37,8 @@ USER, PASSWORD = "analyst", "s3cret:with,odd=chars&"
 TIMEOUT_S = 240
 
 CAP = 5000      # the Manager's cap in these tests, told to the driver
-# The driver built on this branch predates the stricter SNA dialect (issue
-# 11, item 10): it sends "Accept: application/json", sends back only the
-# stealthwatch.jwt cookie, and reads the tags' "displayName".  These options
-# relax flowsim for it; remove them once the driver sends "Accept:
-# application/json, text/plain, */*", sends back every login cookie, and
-# reads the tags' "name".
-OLD_DRIVER = ["--sna-any-accept", "--sna-xsrf-header-only", "--sna-tags-display-name"]
 SNA_ARGS = ["--dialect", "sna", "--now", "2026-11-29T12:00:00Z", "--seed", "1",
-            "--max-records", str(CAP), "--sna-user", USER, "--sna-query-ms", "30",
-            *OLD_DRIVER]
+            "--max-records", str(CAP), "--sna-user", USER, "--sna-query-ms", "30"]
 
 
 def day_text(ms):
