@@ -403,7 +403,6 @@ struct win {
 	char *pending_body;
 	bool midway;		/* the answer awaited is not the exchange's first */
 	bool resend;		/* 'pending' is the request refused for its session */
-	bool forbidden;		/* a 403 was taken for a stale session once */
 	unsigned auth_resends;
 	uint64_t sent_gen;	/* the session its request was signed with */
 };
@@ -1007,12 +1006,12 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 				q_push(&r->dq_in, &j->link);
 				continue;
 			}
-			/* a 403 on a session that worked: the Manager's XSRF check
-			 * (its token changed): like a 401, once a window (issue 11) */
-			bool forbidden = done[i].status == 403 && !r->wins[tag].forbidden &&
-					 e->ops->session;
-			if (forbidden)
-				r->wins[tag].forbidden = true;
+			/* a 403 from a Manager is its XSRF check (the token went
+			 * stale) as often as a refusal: taken like a 401 (issue
+			 * 11), within the AUTH_RESENDS a window gets; a search
+			 * the account may not run then fails like a window that
+			 * keeps failing, with the 403 named */
+			bool forbidden = done[i].status == 403 && e->ops->session;
 			if (v == HTTP_FATAL && (done[i].status == 401 || forbidden) && e->ops->session) {
 				/* the session expired or was dropped: log in again
 				 * (once for every request signed with the old one) */

@@ -9,7 +9,7 @@
  *
  * Properties checked beyond "no crash":
  *   - info: a decoded answer names a product and its dialect, has its
- *     numbers in range (max_records 0 = not said, or 1 to 10^7; retention 1
+ *     numbers in range (max_records 0 = not said, or 1 to 10^7; retention 0 = not said, or 1
  *     to 36500 days; export delay 0 to 86400 s; a clock >= 0) and every
  *     string terminated; a refused one says why in one line;
  *   - tables: every row's key (and ifIndex / parent) fits in 32 bits and its
@@ -47,7 +47,7 @@ static void check_info(const struct driver_ops *ops, struct driver *d, const cha
 	FUZZ_CHECK(strcmp(info.dialect, ops == &flowapi_driver ? "flowapi/1" : "sna") == 0,
 		   "dialect '%.32s'", info.dialect);
 	FUZZ_CHECK(info.max_records <= 10000000, "max_records %u", info.max_records);
-	FUZZ_CHECK(info.retention_days >= 1 && info.retention_days <= 36500, "retention %d",
+	FUZZ_CHECK(info.retention_days >= 0 && info.retention_days <= 36500, "retention %d",
 		   info.retention_days);
 	FUZZ_CHECK(info.export_delay_s >= 0 && info.export_delay_s <= 86400, "export delay %d",
 		   info.export_delay_s);

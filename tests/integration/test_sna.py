@@ -390,3 +390,67 @@ def test_mount_refused_with_wrong_password(snasim, mounts, tmp_path):
     err = m.stderr_text()
     assert "credentials" in err, err
     assert f"nope-{os.getpid()}" not in err
+
+
+# ---- issue 11: as strict as a real Manager ----------------------------------------
+
+# sessions that expire every 3 s, an XSRF token that changes 1 s after each
+# login (a 403 on a session that worked), faults, and 120 days of data
+HARD = ["--sna-session-s", "3", "--sna-xsrf-rotate-s", "1", "--fail-503", "0.1",
+        "--reset", "0.05", "--fault-seed", "11", "--days", "120"]
+OLD_DAY = TODAY - 100 * DAY     # older than the 90 days once assumed
+
+
+def group_names(rows):
+    return {g for r in rows for k in ("srcGroups", "dstGroups") for g in r[k].split(";") if g}
+
+
+def test_strict_manager_both_fronts(make_sim, cred_file, mounts, tmp_path):
+    """Against the strict dialect (406 to a strict Accept, the XSRF cookie
+    checked, tags by "name"), with sessions expiring, the XSRF token going
+    stale and faults on: days exact through flowfetch and the mount, a day
+    100 days old served, and host groups named, not numbered."""
+    sim = make_sim(*SNA_ARGS, "--sna-password-file", str(cred_file[0]), *HARD)
+    retries = ["--retries", "12"]
+    for ip, s in [("10.0.1.11", TODAY - DAY), ("10.0.1.10", OLD_DAY)]:
+        r, data = fetch(sim, cred_file[1], ip, day_text(s), day_text(s), tmp_path / ip,
+                        extra=retries)
+        assert r.returncode == 0, r.stderr.decode()
+        ids, rows = csv_ids(data)
+        t = truth(sim, ip, s, s + DAY)
+        assert t["count"] > 1000, f"{day_text(s)} holds {t['count']} flows"
+        assert_truth(ids, t, f"{ip} {day_text(s)}")
+        names = group_names(rows)
+        assert names and not any(n.isdigit() for n in names), sorted(names)[:10]
+    c = counters(sim)["sna"]
+    assert c["xsrf_403"] > 0 and c["expired_401"] > 0, c
+    m = mounts(url=sna_url(sim), token_file=cred_file[1],
+               opts=[f"max_records={CAP}", "retries=12"])
+    for ip, s in [("10.0.1.40", TODAY - DAY), ("10.0.1.11", OLD_DAY)]:
+        folder = m.mnt / ip / day_text(s)
+        ids, rows = csv_ids((folder / "flows.csv").read_bytes())
+        assert_truth(ids, truth(sim, ip, s, s + DAY), f"{ip} {day_text(s)} through the mount")
+        assert not any(n.isdigit() for n in group_names(rows))
+        assert json.loads((folder / "query.json").read_text())["complete"] is True
+    # the Manager states no clock: the mount's today is this machine's
+    today = int(time.time() * 1000) // DAY * DAY
+    listed = sorted(d for d in os.listdir(m.mnt / "10.0.1.11") if "--" not in d)
+    assert listed[0] == day_text(today - 90 * DAY) and listed[-1] == day_text(today), \
+        f"the listing shows retention_days (90) days when the Manager does not say: {listed}"
+
+
+def test_a_logout_per_login(make_sim, cred_file, mounts, tmp_path):
+    """Every session flowfetch or flowfs opens is closed (DELETE /token):
+    after a flowfetch run, and after an unmount, flowsim counts a logout
+    for every login."""
+    sim = make_sim(*SNA_ARGS, "--sna-password-file", str(cred_file[0]))
+    ip, s = "10.0.1.11", TODAY - DAY
+    r, _ = fetch(sim, cred_file[1], ip, day_text(s), day_text(s), tmp_path)
+    assert r.returncode == 0, r.stderr.decode()
+    c = counters(sim)["sna"]
+    assert c["logins"] >= 1 and c["logouts"] == c["logins"], c
+    m = mounts(url=sna_url(sim), token_file=cred_file[1], opts=[f"max_records={CAP}"])
+    (m.mnt / ip / day_text(s) / "flows.csv").read_bytes()
+    m.stop()
+    c2 = counters(sim)["sna"]
+    assert c2["logins"] > c["logins"] and c2["logouts"] == c2["logins"], c2
