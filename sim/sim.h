@@ -463,9 +463,10 @@ uint64_t sim_sna_flow_id(const struct sim_dataset *ds, int stream, int day,
 			 uint64_t pos);
 
 /* Append one record in the SNA form: the subject is the side q->ip (with
- * q->peer) matched. */
+ * q->peer) matched; with interfaces, the client side carries the flow's
+ * interfaces (the search asked includeInterfaceData). */
 int sim_sna_json_flow(struct sim_buf *b, const struct sim_flow *f, uint64_t sna_id,
-		      const struct sim_query *q, int tenant);
+		      const struct sim_query *q, int tenant, bool interfaces);
 
 /* The "sna" object of /_sim/counters; reset zeroes the counts. */
 int sim_sna_counters(struct sim_sna *s, struct sim_buf *b);

@@ -57,6 +57,7 @@ struct sna_query {
 	int tenant;		/* 0 or 1 */
 	struct sim_query q;
 	uint64_t limit, seed;
+	bool interfaces;	/* the body asked flow.includeInterfaceData */
 	int64_t created;	/* monotonic ms */
 	enum sna_end end;
 	uint64_t seq;		/* 0: a free slot */
@@ -756,7 +757,7 @@ static const char *parse_includes(const cJSON *obj, const char *side, bool requi
 /* Read a create body into q and *limit; NULL or the message for the 400
  * (a literal, or written into msgbuf, MSGLEN bytes). */
 static const char *parse_search(const struct sim_sna *s, const char *body, size_t len,
-				struct sim_query *q, uint64_t *limit, char *msgbuf)
+				struct sim_query *q, uint64_t *limit, bool *interfaces, char *msgbuf)
 {
 	cJSON *root = cJSON_ParseWithLength(body ? body : "", len);
 	const cJSON *st, *en, *rl;
@@ -806,6 +807,10 @@ static const char *parse_search(const struct sim_sna *s, const char *body, size_
 				     SIM_PEERS_MAX - 1, msgbuf);
 	if (msg)
 		goto out;
+	/* "flow": {"includeInterfaceData": true} adds the sides' interfaces
+	 * (docs/sna-sources.md: recorded answers) */
+	const cJSON *flow = cJSON_GetObjectItemCaseSensitive(root, "flow");
+	*interfaces = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(flow, "includeInterfaceData"));
 	q->start = a * 1000;
 	q->end = b * 1000;
 	q->match = s->cfg->match;
@@ -892,7 +897,7 @@ static int create(struct sim_sna *s, int tenant, const struct sim_sna_req *rq,
 	double u;
 
 	memset(&nq, 0, sizeof(nq));
-	msg = parse_search(s, rq->body, rq->body_len, &nq.q, &nq.limit, msgbuf);
+	msg = parse_search(s, rq->body, rq->body_len, &nq.q, &nq.limit, &nq.interfaces, msgbuf);
 	if (msg)
 		return fail(a, 400, msg);
 	nq.tenant = tenant;
@@ -964,7 +969,7 @@ static int render_records(struct sim_sna *s, const struct sna_query *q,
 		if (!rc)
 			rc = sim_sna_json_flow(b, &f, sim_sna_flow_id(s->ds, refs[i].stream,
 								       refs[i].day, refs[i].pos),
-					       &q->q, SNA_TENANT0 + q->tenant);
+					       &q->q, SNA_TENANT0 + q->tenant, q->interfaces);
 	}
 	return rc ? rc : sim_buf_add(b, "]}}", 3);
 }
@@ -1249,8 +1254,34 @@ static char *put_rate(char *o, uint64_t n, int64_t secs)
 	return o;
 }
 
+/* The client side's "interfaces" when asked: the flow's input and output
+ * interface at its exporter (192.0.2.<exporter id>, as /api/v1/exporters
+ * names it), in the shape of a recorded answer (docs/sna-sources.md); on
+ * the client side only: which side a Manager puts them on is a guess. */
+static char *put_interfaces(char *o, const struct sim_flow *f)
+{
+	if ((f->omit & SIM_OMIT_IF) || f->in_if == 0 || f->out_if == 0)
+		return o;	/* none: the key is absent, as recorded */
+	o = put_lit(o, ",\"interfaces\":[");
+	for (int k = 0; k < 2; k++) {
+		uint32_t id = k ? f->out_if : f->in_if;
+		o = put_key(o, k ? ",{\"exporterIpAddress\":\"192.0.2." : "{\"exporterIpAddress\":\"192.0.2.",
+			    f->exporter);
+		o = put_key(o, "\",\"interfaceId\":", id);
+		o = put_key(o, ",\"interfaceDescription\":\"192.0.2.", f->exporter);
+		o = put_key(o, " (ifIndex-", id);
+		o = put_lit(o, k ? ")\",\"dscpValue\":-1,\"dscpDescription\":\"Other\","
+				   "\"direction\":\"OUTBOUND\",\"exporterType\":\"exporter\"}"
+				 : ")\",\"dscpValue\":0,\"dscpDescription\":\"best effort (0)\","
+				   "\"minTtl\":64,\"maxTtl\":64,\"direction\":\"INBOUND\","
+				   "\"exporterType\":\"exporter\"}");
+	}
+	return put_lit(o, "]");
+}
+
 /* One side (subject or peer) of a record at o. */
-static char *put_side(char *o, const struct sim_flow *f, bool source, const char *proto)
+static char *put_side(char *o, const struct sim_flow *f, bool source, const char *proto,
+		      bool interfaces)
 {
 	const uint32_t *g = source ? f->src_groups : f->dst_groups;
 	int ng = source ? f->nsrc_groups : f->ndst_groups;
@@ -1276,11 +1307,13 @@ static char *put_side(char *o, const struct sim_flow *f, bool source, const char
 	o = put_key(o, ",\"rstPackets\":", tcp && (fl & 4));
 	o = put_key(o, ",\"synPackets\":", tcp && (fl & 2) && !(fl & 16));
 	o = put_key(o, ",\"synAckPackets\":", tcp && (fl & 2) && (fl & 16));
+	if (interfaces && source)
+		o = put_interfaces(o, f);
 	return put_lit(o, ",\"natPort\":-1,\"trustSecId\":-1}");
 }
 
 int sim_sna_json_flow(struct sim_buf *b, const struct sim_flow *f, uint64_t sna_id,
-		      const struct sim_query *q, int tenant)
+		      const struct sim_query *q, int tenant, bool interfaces)
 {
 	static const char cipher[] =
 		",\"cipherSuite\":{\"authAlgorithm\":\"N/A\",\"encAlgorithm\":\"N/A\","
@@ -1315,9 +1348,9 @@ int sim_sna_json_flow(struct sim_buf *b, const struct sim_flow *f, uint64_t sna_
 	o = put_rate(put_lit(o, ",\"packetRate\":"), f->pkts, secs);
 	o = put_lit(o, ",\"numCombinedFlowRecords\":1,\"rttAverage\":-1,\"srtAverage\":-1,"
 		       "\"tcpRetransmissions\":-1},\"subject\":");
-	o = put_side(o, f, subject_src, proto);
+	o = put_side(o, f, subject_src, proto, interfaces);
 	o = put_lit(o, ",\"peer\":");
-	o = put_side(o, f, !subject_src, proto);
+	o = put_side(o, f, !subject_src, proto, interfaces);
 	if (f->extra)
 		o = put_lit(o, cipher);
 	*o++ = '}';

@@ -454,3 +454,20 @@ def test_a_logout_per_login(make_sim, cred_file, mounts, tmp_path):
     m.stop()
     c2 = counters(sim)["sna"]
     assert c2["logins"] > c["logins"] and c2["logouts"] == c2["logins"], c2
+
+
+def test_interfaces_from_interface_data(snasim, cred_file, tmp_path):
+    """Searches ask includeInterfaceData: the records' interfaces give
+    inIf and outIf, equal to the truth's (flowsim puts them on the client
+    side, in the recorded shape: docs/sna-sources.md)."""
+    ip, s, e = "10.0.1.10", TODAY - DAY + 10 * HOUR, TODAY - DAY + 11 * HOUR
+    r, data = fetch(snasim, cred_file[1], ip, iso(s), iso(e), tmp_path)
+    assert r.returncode == 0, r.stderr.decode()
+    ids, rows = csv_ids(data)
+    t = snasim.get_json("/_sim/truth", {"ip": ip, "start": s, "end": e, "key": "sna",
+                                        "list": "records"})
+    want = {x["sna_key"]: (x.get("in_if", 0), x.get("out_if", 0)) for x in t["records"]}
+    assert len(rows) == len(want) > 100
+    for row in rows:
+        i, o = want[row["flowId"]]
+        assert (row["inIf"], row["outIf"]) == (str(i) if i else "", str(o) if o else ""), row
