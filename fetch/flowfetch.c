@@ -398,6 +398,15 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	/* the cache directory, checked (owner, mode, no link) before any
+	 * request; the engine's cache_open checks it again when it opens it */
+	int cfd = cache_dir_open(dir, cerr);
+	if (cfd < 0) {
+		fprintf(stderr, "flowfetch: %s\n", cerr);
+		return 1;
+	}
+	close(cfd);
+
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_sigint;
