@@ -327,13 +327,21 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	}
 }
 
+/* Read the token from a private file (fetch_token_file_check); a refusal
+ * is said on stderr: -1. */
 static int read_token(const char *path, char *out, size_t len)
 {
 	FILE *f = fopen(path, "r");
+	char err[FETCH_ERRLEN];
 	size_t n;
 
 	if (!f) {
 		fprintf(stderr, "flowfs: cannot read the token file %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (fetch_token_file_check(fileno(f), path, err)) {
+		fprintf(stderr, "flowfs: %s\n", err);
+		fclose(f);
 		return -1;
 	}
 	n = fread(out, 1, len - 1, f);
@@ -592,6 +600,12 @@ int main(int argc, char *argv[])
 	 * peak; the soak benchmark saw RSS climb 228 MiB an hour that way, and
 	 * stay flat with one arena.  Two keep the decoders from contending. */
 	mallopt(M_ARENA_MAX, 2);
+	/* first of all: no core dump, no tracing by the user's other
+	 * processes, before a secret is read */
+	if (fetch_no_dump(err)) {
+		fprintf(stderr, "flowfs: %s\n", err);
+		return 1;
+	}
 	memset(&fopts, 0, sizeof(fopts));
 	c->o.live_ttl = 60;
 	c->o.retention_days = 90;

@@ -22,13 +22,18 @@ file or directory with chown, or the process with setuid.
 import os
 import re
 import secrets
+import shutil
+import socket
 import stat
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
-from conftest import fetch_cmd, run_fetch, sim_args, url_of
-from mount import MountError, mounted_at
+from conftest import (fetch_cmd, require_flowfetch, run_fetch, sim_args,
+                      url_of)
+from mount import MountError, mounted_at, require_flowfs
 
 IP = "10.0.1.40"
 DAY = "2026-11-26"
@@ -223,3 +228,135 @@ def test_snapshot_directory_made_afresh(case, tsim, mounts, tmp_path):
     assert sorted(p.name for p in elsewhere.iterdir()) == ["keep"]
     m.stop()
     assert not (cache / f"snap-{pid}-1").exists()
+
+
+# ---- item 3: the token file; no dumps -----------------------------------------------
+
+def token_mode(mode):
+    def make(p):
+        p.chmod(mode)
+    return make
+
+
+def token_owner(p):
+    os.chown(p, NOBODY, NOBODY)
+
+
+# case -> (spoil the file, what the message says, the URL's prefix)
+LOOSE_TOKENS = {
+    "0644": (token_mode(0o644), r"open to group or others \(mode 0644\): "
+             r"chmod 600 \S+/token", ""),
+    "0640": (token_mode(0o640), r"\(mode 0640\): chmod 600", ""),
+    "0602": (token_mode(0o602), r"\(mode 0602\): chmod 600", ""),
+    "other-owner": (token_owner, r"belongs to uid 65534, not to you", ""),
+    "sna-password": (token_mode(0o644), r"\(mode 0644\): chmod 600", "sna+"),
+}
+
+
+@pytest.mark.parametrize("case", LOOSE_TOKENS)
+def test_token_file_must_be_private(case, tsim, token, mounts, tmp_path):
+    """A token file (an SNA Manager's user:password file too) that group or
+    others may read, or that another user owns: flowfetch exits 2 and flowfs
+    refuses to mount, saying what to run, before any request; the token is
+    not shown."""
+    spoil, says, prefix = LOOSE_TOKENS[case]
+    tf = tmp_path / "token"
+    tf.write_text(token + "\n")
+    tf.chmod(0o600)
+    spoil(tf)
+    url = prefix + url_of(tsim)
+    before = api_requests(tsim)
+    f = fetch(tsim, tmp_path, tmp_path / "cache", tf, url=url)
+    assert f.rc == 2 and re.search(says, f.stderr), f.describe()
+    assert token not in f.stderr
+    err = refused(mounts, url=url, token_file=tf)
+    assert re.search(says, err) and token not in err, err
+    assert api_requests(tsim) == before, "a request with a token not private"
+
+
+def test_private_token_file_accepted(tsim, token, mounts, tmp_path):
+    """0600 and 0400 are private: both fronts take them."""
+    tf = tmp_path / "token"
+    tf.write_text(token + "\n")
+    tf.chmod(0o400)
+    fetch(tsim, tmp_path, tmp_path / "cache", tf).ok()
+    m = mounts(url=url_of(tsim), token_file=tf)
+    assert m.path(IP, DAY, "flows.csv").read_bytes() == \
+        (tmp_path / "flows.csv").read_bytes()
+
+
+@pytest.fixture
+def nobody_dir():
+    """A directory of uid 65534 in /tmp (pytest's are root's, 0700)."""
+    d = Path(tempfile.mkdtemp(prefix="flowfs-nobody-"))
+    os.chown(d, NOBODY, NOBODY)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def silent_collector():
+    """A socket on 127.0.0.1 that takes connections and never answers."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    s.settimeout(20)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def mine(path, uid):
+    """Make path (a file or directory) uid's, private."""
+    os.chown(path, uid, uid)
+    path.chmod(0o700 if path.is_dir() else 0o600)
+
+
+@pytest.mark.parametrize("front", ["flowfetch", "flowfs"])
+def test_not_dumpable(front, token, nobody_dir, silent_collector):
+    """flowfetch and flowfs, run by uid 65534, have made themselves
+    undumpable by the time they send the token (the collector's accept):
+    the kernel then shows their /proc/PID files as root's, so the user's
+    other processes cannot read their memory or environment, trace them, or
+    get a core dump."""
+    tf = nobody_dir / "token"
+    tf.write_text(token + "\n")
+    mine(tf, NOBODY)
+    cache = nobody_dir / "cache"
+    cache.mkdir()
+    mine(cache, NOBODY)
+    url = "http://127.0.0.1:%d" % silent_collector.getsockname()[1]
+    if front == "flowfetch":
+        cmd = [str(require_flowfetch()), url, "--ip", IP, "--from", DAY,
+               "--to", DAY, "--token-file", str(tf), "--cache", str(cache),
+               "-o", str(nobody_dir / "flows.csv")]
+    else:
+        mnt = nobody_dir / "mnt"
+        mnt.mkdir()
+        mine(mnt, NOBODY)
+        cmd = [str(require_flowfs()), "-f", "-o",
+               f"token_file={tf},cache={cache}", url, str(mnt)]
+    env = {k: v for k, v in os.environ.items() if k != "FLOWFS_TOKEN"}
+    env["HOME"] = str(nobody_dir)
+    p = subprocess.Popen(cmd, user=NOBODY, group=NOBODY, extra_groups=[],
+                         env=env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        try:
+            conn, _ = silent_collector.accept()
+        except OSError as e:
+            p.kill()
+            pytest.fail(f"{front} never connected ({e}): "
+                        f"{p.communicate()[1].decode(errors='replace')}")
+        owners = {n: os.stat(f"/proc/{p.pid}/{n}").st_uid
+                  for n in ("status", "environ", "mem")}
+        conn.close()
+        assert owners == {"status": 0, "environ": 0, "mem": 0}, \
+            f"{front}'s /proc/{p.pid} files belong to {owners}: it is dumpable"
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.communicate(timeout=10)
