@@ -222,6 +222,16 @@ int fetch_token_file_check(int fd, const char *path, char *err);
  * memory.  0, or -errno with err. */
 int fetch_no_dump(char *err);
 
+/* A URL with user information ("https://user:password@host", "sna+https://
+ * user@host") is refused: -EINVAL, with err naming token_opt (the front's
+ * token file option), where credentials belong. */
+int fetch_url_check(const char *url, const char *token_opt, char *err);
+
+/* True, with the warning in msg, when 'what' (the token, the SNA password)
+ * would be sent over plain http:// (after an optional "sna+") to a host
+ * that is not loopback (127.0.0.0/8, ::1, localhost); false otherwise. */
+bool fetch_clear_text_warning(const char *url, const char *what, char *msg, size_t len);
+
 /*
  * Probe the collector (its /info and the token), open the cache of that
  * collector, fetch the lookup tables when missing or older than a day.

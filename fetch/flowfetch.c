@@ -337,6 +337,10 @@ int main(int argc, char **argv)
 			"(sna+https:// for an SNA Manager)\n");
 		return 2;
 	}
+	if (fetch_url_check(url, "--token-file", err)) {
+		fprintf(stderr, "flowfetch: %s\n", err);
+		return 2;
+	}
 
 	/* the zone: set once, so that localtime never re-reads it per row */
 	if (setenv("TZ", tz, 1) != 0)
@@ -400,6 +404,10 @@ int main(int argc, char **argv)
 	} else if (getenv("FLOWFS_TOKEN")) {
 		snprintf(token, sizeof(token), "%s", getenv("FLOWFS_TOKEN"));
 	}
+	bool sna = bare != url || (driver && strcmp(driver, "sna") == 0);
+	if (token[0] && fetch_clear_text_warning(url, sna ? "the SNA password" : "the token", err,
+						 sizeof(err)))
+		fprintf(stderr, "flowfetch: warning: %s\n", err);
 	if (cache_dir) {
 		snprintf(dir, sizeof(dir), "%s", cache_dir);
 	} else if (getenv("XDG_CACHE_HOME") && getenv("XDG_CACHE_HOME")[0]) {

@@ -48,3 +48,81 @@ int fetch_no_dump(char *err)
 	}
 	return 0;
 }
+
+/* The authority of url ("host:port", "[::1]:port", "user@host"), after the
+ * scheme's "://": its start in *a and length in *n; -EINVAL when url has
+ * no "://". */
+static int guard_authority(const char *url, const char **a, size_t *n)
+{
+	const char *p = strstr(url, "://");
+
+	if (!p)
+		return -EINVAL;
+	*a = p + 3;
+	*n = strcspn(*a, "/?#");
+	return 0;
+}
+
+int fetch_url_check(const char *url, const char *token_opt, char *err)
+{
+	const char *a;
+	size_t n;
+
+	if (guard_authority(url, &a, &n) == 0 && memchr(a, '@', n)) {
+		snprintf(err, FETCH_ERRLEN, "the URL holds a user name or password (before '@'), "
+			 "which would show in the process list, /proc/mounts, the log and the "
+			 "files: give the token (an SNA Manager's user:password) in a file with "
+			 "%s, or in $FLOWFS_TOKEN", token_opt);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Is the host of the authority a[0..n) this machine: 127.0.0.0/8, ::1
+ * (also as ::ffff:127.x.y.z), localhost?  Anything else, a name that may
+ * resolve to a loopback address included, is not. */
+static bool guard_loopback(const char *a, size_t n)
+{
+	char h[256];
+	struct in6_addr v6;
+	struct in_addr v4;
+	size_t len;
+
+	if (n && a[0] == '[') {
+		const char *end = memchr(a, ']', n);
+		len = end ? (size_t)(end - a - 1) : 0;
+		if (!end || len >= sizeof(h))
+			return false;
+		memcpy(h, a + 1, len);
+		h[len] = '\0';
+		if (inet_pton(AF_INET6, h, &v6) != 1)
+			return false;
+		return IN6_IS_ADDR_LOOPBACK(&v6) ||
+		       (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
+	}
+	len = strcspn(a, ":/?#");
+	if (len > n)
+		len = n;
+	if (len >= sizeof(h))
+		return false;
+	memcpy(h, a, len);
+	h[len] = '\0';
+	if (inet_pton(AF_INET, h, &v4) == 1)
+		return (ntohl(v4.s_addr) >> 24) == 127;
+	return strcasecmp(h, "localhost") == 0 || strcasecmp(h, "localhost.") == 0;
+}
+
+bool fetch_clear_text_warning(const char *url, const char *what, char *msg, size_t len)
+{
+	const char *bare = strncmp(url, "sna+", 4) == 0 ? url + 4 : url;
+	const char *a;
+	size_t n;
+
+	if (strncmp(bare, "http://", 7) != 0 || guard_authority(bare, &a, &n) != 0 || !n ||
+	    guard_loopback(a, n))
+		return false;
+	snprintf(msg, len, "%s is sent over plain http:// to %.*s, which is not this machine: "
+		 "anyone on the way can read it (use https://)", what, (int)(n > 200 ? 200 : n),
+		 a);
+	return true;
+}

@@ -646,6 +646,10 @@ int main(int argc, char *argv[])
 			"(sna+https:// for an SNA Manager)\n");
 		goto out;
 	}
+	if (fetch_url_check(c->o.url, "-o token_file=", err)) {
+		fprintf(stderr, "flowfs: %s\n", err);
+		goto out;
+	}
 	if (strlen(c->o.url) >= sizeof(c->url)) {
 		fprintf(stderr, "flowfs: the URL is too long\n");
 		goto out;
@@ -726,6 +730,14 @@ int main(int argc, char *argv[])
 	snprintf(c->log_path, sizeof(c->log_path), "%s/flowfs.log", c->cache_dir);
 	if (log_open(c))
 		goto out;
+	/* once, before the probe: in the log, and on stderr */
+	bool sna = bare != c->o.url || (c->o.driver && strcmp(c->o.driver, "sna") == 0);
+	if (c->token[0] && fetch_clear_text_warning(c->url, sna ? "the SNA password" : "the token",
+						    err, sizeof(err))) {
+		fs_log(c, "warning: %s", err);
+		if (!c->o.foreground)	/* fs_log said it there with -f */
+			fprintf(stderr, "flowfs: warning: %s\n", err);
+	}
 
 	/* the probe, in the foreground: a clear message and status 1 on failure */
 	if (fetch_global_init()) {

@@ -27,6 +27,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -360,3 +361,103 @@ def test_not_dumpable(front, token, nobody_dir, silent_collector):
         if p.poll() is None:
             p.kill()
         p.communicate(timeout=10)
+
+
+# ---- item 4: credentials in the URL; tokens in clear text ---------------------------
+
+# the URL's user information -> the URL (the collector's host:port after @)
+CRED_URLS = {
+    "user-password": "http://flowfs-reader:{secret}@{hp}",
+    "token-as-user": "http://{secret}@{hp}/",
+    "sna-user": "sna+http://{secret}@{hp}",
+    "sna-https": "sna+https://flowfs-reader:{secret}@{hp}/",
+}
+
+
+@pytest.mark.parametrize("case", CRED_URLS)
+def test_credentials_in_url_refused(case, tsim, token, token_file, mounts,
+                                    tmp_path):
+    """A URL with user information: flowfetch exits 2 and flowfs refuses
+    to mount, both naming their token file option, without showing the
+    secret, before any request; nothing is mounted, so /proc/mounts does
+    not hold it either."""
+    hp = url_of(tsim).split("://", 1)[1]
+    url = CRED_URLS[case].format(secret=token, hp=hp)
+    before = api_requests(tsim)
+    f = fetch(tsim, tmp_path, tmp_path / "cache", token_file, url=url)
+    assert f.rc == 2 and "user name or password" in f.stderr and \
+        "--token-file" in f.stderr, f.describe()
+    assert token not in f.stderr
+    err = refused(mounts, url=url)
+    assert "user name or password" in err and "-o token_file=" in err, err
+    assert token not in err
+    assert api_requests(tsim) == before
+    assert token not in open("/proc/mounts").read()
+
+
+# The collector's port at 0.0.0.0, which Linux connects to this machine:
+# a host that is not 127.x, ::1 or localhost, reaching the sim.
+def off_loopback(sim):
+    return f"http://0.0.0.0:{sim.port}"
+
+
+WARNING = re.compile(r"warning: the token is sent over plain http:// to "
+                     r"0\.0\.0\.0:\d+, which is not this machine")
+
+
+def test_plain_http_warned_once_flowfetch(tsim, token, token_file, tmp_path):
+    """flowfetch warns once on stderr when it sends the token over plain
+    http:// to a host that is not loopback; not to 127.0.0.1, not without
+    a token, not over https://."""
+    f = fetch(tsim, tmp_path, tmp_path / "cache", token_file,
+              url=off_loopback(tsim)).ok()
+    assert len(WARNING.findall(f.stderr)) == 1, f.stderr
+    assert token not in f.stderr
+    f = fetch(tsim, tmp_path, tmp_path / "cache", token_file, out="b.csv")
+    assert "plain http" not in f.ok().stderr, f.stderr
+    f = fetch(tsim, tmp_path, tmp_path / "cache", None, out="c.csv",
+              url=off_loopback(tsim))
+    assert f.rc == 1 and "plain http" not in f.stderr, f.describe()
+    f = fetch(tsim, tmp_path, tmp_path / "cache", token_file, out="d.csv",
+              url=f"https://0.0.0.0:{tsim.port}",
+              extra=["--connect-timeout", "2", "--retries", "1"])
+    assert f.rc == 1 and "plain http" not in f.stderr, f.describe()
+
+
+def test_plain_http_warned_once_flowfs(tsim, token, mounts, tmp_path):
+    """flowfs warns once, in flowfs.log and on stderr (a mount in the
+    background too, whose stderr is the terminal until it detaches), when
+    it will send the token over plain http:// to a host that is not
+    loopback; not to 127.0.0.1."""
+    m = mounts(url=off_loopback(tsim))
+    assert m.path(IP, DAY, "flows.csv").read_bytes().count(b"\n") > 100
+    m.stop()
+    log = (m.cache / "flowfs.log").read_text()
+    assert len(WARNING.findall(log)) == 1, log
+    assert len(WARNING.findall(m.stderr_text())) == 1, m.stderr_text()
+    # in the background: the warning on the terminal before it detaches
+    mnt, cache = tmp_path / "bg", tmp_path / "bg-cache"
+    mnt.mkdir()
+    r = subprocess.run([str(require_flowfs()), "-o",
+                        f"token_file={m.token_file},cache={cache}",
+                        off_loopback(tsim), str(mnt)],
+                       capture_output=True, text=True, timeout=30)
+    try:
+        assert r.returncode == 0, r.stderr
+        assert len(WARNING.findall(r.stderr)) == 1, r.stderr
+    finally:
+        subprocess.run(["fusermount3", "-u", "-z", str(mnt)],
+                       capture_output=True, timeout=10)
+        # the daemon (its pid from its log) ends on the unmount
+        pids = re.findall(r"flowfs\[(\d+)\]: mounted", (cache / "flowfs.log")
+                          .read_text()) if (cache / "flowfs.log").exists() else []
+        deadline = time.monotonic() + 10
+        while pids and os.path.exists(f"/proc/{pids[-1]}") and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pids or not os.path.exists(f"/proc/{pids[-1]}"), \
+            "the background flowfs did not end on the unmount"
+    m2 = mounts(url=url_of(tsim))
+    m2.stop()
+    assert "plain http" not in (m2.cache / "flowfs.log").read_text()
+    assert "plain http" not in m2.stderr_text()
