@@ -404,10 +404,6 @@ int main(int argc, char **argv)
 	} else if (getenv("FLOWFS_TOKEN")) {
 		snprintf(token, sizeof(token), "%s", getenv("FLOWFS_TOKEN"));
 	}
-	bool sna = bare != url || (driver && strcmp(driver, "sna") == 0);
-	if (token[0] && fetch_clear_text_warning(url, sna ? "the SNA password" : "the token", err,
-						 sizeof(err)))
-		fprintf(stderr, "flowfetch: warning: %s\n", err);
 	if (cache_dir) {
 		snprintf(dir, sizeof(dir), "%s", cache_dir);
 	} else if (getenv("XDG_CACHE_HOME") && getenv("XDG_CACHE_HOME")[0]) {
@@ -427,6 +423,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	close(cfd);
+	/* once, before the token is sent */
+	bool sna = bare != url || (driver && strcmp(driver, "sna") == 0);
+	if (token[0] && fetch_clear_text_warning(url, sna ? "the SNA password" : "the token", err,
+						 sizeof(err)))
+		fprintf(stderr, "flowfetch: warning: %s\n", err);
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));

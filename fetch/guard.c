@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The owner first (another user's file is refused however private it
+ * is), then the mode: any bit for group or others refuses it. */
 int fetch_token_file_check(int fd, const char *path, char *err)
 {
 	struct stat st;
@@ -39,6 +41,8 @@ int fetch_token_file_check(int fd, const char *path, char *err)
 	return 0;
 }
 
+/* PR_SET_DUMPABLE 0: it also makes /proc/PID's files root's, so the
+ * user's other processes cannot read this one's memory or environment. */
 int fetch_no_dump(char *err)
 {
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
@@ -63,6 +67,8 @@ static int guard_authority(const char *url, const char **a, size_t *n)
 	return 0;
 }
 
+/* Any '@' in the authority is user information (a password, a token as
+ * the user name): refused, without repeating the URL in err. */
 int fetch_url_check(const char *url, const char *token_opt, char *err)
 {
 	const char *a;
@@ -112,6 +118,8 @@ static bool guard_loopback(const char *a, size_t n)
 	return strcasecmp(h, "localhost") == 0 || strcasecmp(h, "localhost.") == 0;
 }
 
+/* Plain http:// (after an optional "sna+") to a host guard_loopback does
+ * not take for this machine: true, with the warning naming the host. */
 bool fetch_clear_text_warning(const char *url, const char *what, char *msg, size_t len)
 {
 	const char *bare = strncmp(url, "sna+", 4) == 0 ? url + 4 : url;

@@ -550,8 +550,8 @@ static int snap_dir_open(struct fs_ctx *c)
 /*
  * Open flowfs.log in the cache directory for appending (0600 when made),
  * never through a link (O_NOFOLLOW) and only when it is a regular file of
- * the effective user: -ELOOP, -EINVAL or -EPERM, said on stderr, and the
- * mount is refused.  Any other failure (a full disk) is said on stderr too,
+ * the effective user: else -ELOOP or -EPERM, said on stderr, and the mount
+ * is refused.  Any other failure (a full disk) is said on stderr too,
  * and flowfs goes on without a log (0).
  */
 static int log_open(struct fs_ctx *c)
