@@ -140,10 +140,27 @@ struct cache_identity {
 };
 
 /*
+ * The cache directory, opened for use: created 0700 (parents too) when
+ * missing, opened O_DIRECTORY | O_NOFOLLOW, and checked on that
+ * descriptor: it must belong to the effective user and not be writable by
+ * its group or others, since whoever can write there could read the flows,
+ * plant flows and coverage that are served as complete, or swap a file for
+ * a link.  Returns the descriptor (O_CLOEXEC; the caller closes it), or a
+ * negative errno with err saying what is wrong and how to fix it: -ELOOP
+ * (a symbolic link), -ENOTDIR, -EPERM (another owner, or group or others
+ * may write: "chmod 700 DIR, or use another"), or mkdir's and open's.
+ */
+int cache_dir_open(const char *dir, char *err);
+
+/*
  * Open (creating when needed) the cache of one collector inside 'dir'.
- * Creates 'dir' 0700 and the file 0600; migrates an older schema; refuses a
- * file whose stored product differs (-EEXIST: "the cache for URL belongs to
- * product X") and a schema newer than this program (-EPROTO).
+ * Checks 'dir' as cache_dir_open does (creating it 0700); creates the file
+ * 0600 and never opens it, or its -wal, -shm or -journal file, through a
+ * symbolic link (-ELOOP) or when it belongs to another user (-EPERM);
+ * migrates an older schema; refuses a file whose stored product differs
+ * (-EEXIST: "the cache for URL belongs to product X") and a schema newer
+ * than this program (-EPROTO).  cache_path is then the file's path with no
+ * symbolic link in it.
  */
 int cache_open(const char *dir, const struct cache_identity *id,
 	       struct cache **out, char *err);

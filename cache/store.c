@@ -402,12 +402,12 @@ fail:
 
 /* ---- opening ------------------------------------------------------------------- */
 
-/* mkdir -p with mode 0700 for every directory created (umask or not). */
+/* mkdir -p with mode 0700 for every directory created (umask or not); an
+ * existing one is left as it is (store_dir_open checks it). */
 static int store_mkdirs(const char *dir, char *err)
 {
 	size_t len = strlen(dir);
 	char *p = malloc(len + 1);
-	struct stat sb;
 	int rc = 0;
 
 	if (!p)
@@ -431,15 +431,109 @@ static int store_mkdirs(const char *dir, char *err)
 		}
 		p[i] = save;
 	}
-	if (stat(dir, &sb) != 0) {
-		rc = cache_fail(err, -errno, "%s: %s", dir, strerror(errno));
-		goto out;
-	}
-	if (!S_ISDIR(sb.st_mode))
-		rc = cache_fail(err, -ENOTDIR, "%s: not a directory", dir);
 out:
 	free(p);
 	return rc;
+}
+
+/*
+ * Is the directory sb (named d) fit to hold a cache: owned by the effective
+ * user, not writable by its group or others?  Anyone else who can write
+ * there could read the flows (a database it planted), plant flows and
+ * coverage that are then served as complete evidence, or swap a file for a
+ * link.  0, or -EPERM with err saying how to fix it.
+ */
+static int store_dir_check(const struct stat *sb, const char *d, char *err)
+{
+	if (sb->st_uid != geteuid())
+		return cache_fail(err, -EPERM,
+				  "the cache directory %s belongs to uid %u, not to you (uid %u): "
+				  "use a directory of your own (-o cache=DIR, --cache DIR)",
+				  d, (unsigned)sb->st_uid, (unsigned)geteuid());
+	if (sb->st_mode & (S_IWGRP | S_IWOTH))
+		return cache_fail(err, -EPERM,
+				  "the cache directory %s is writable by group or others (mode %04o): "
+				  "chmod 700 %s, or use another (-o cache=DIR, --cache DIR)",
+				  d, (unsigned)(sb->st_mode & 07777), d);
+	return 0;
+}
+
+/*
+ * Make dir (mkdir -p, 0700) when it is missing, open it O_DIRECTORY |
+ * O_NOFOLLOW and check it on that descriptor (store_dir_check).  With real
+ * not NULL, *real is its path with no symbolic link in it (malloc'd), the
+ * same directory as the descriptor: a path SQLite can open with
+ * SQLITE_OPEN_NOFOLLOW.  Returns the descriptor (O_CLOEXEC), or a negative
+ * errno with err: -ELOOP (dir is a symbolic link), -ENOTDIR, -EPERM (owner,
+ * mode), -ESTALE (the directory changed meanwhile), -ENOMEM, or open's.
+ */
+static int store_dir_open(const char *dir, char **real, char *err)
+{
+	size_t len = dir ? strlen(dir) : 0;
+	struct stat sb, rb;
+	char *d = NULL, *r = NULL;
+	int fd = -1, rc;
+
+	if (real)
+		*real = NULL;
+	if (!len)
+		return cache_fail(err, -EINVAL, "no cache directory");
+	rc = store_mkdirs(dir, err);
+	if (rc)
+		return rc;
+	while (len > 1 && dir[len - 1] == '/')	/* "link/" would follow the link */
+		len--;
+	d = strndup(dir, len);
+	if (!d)
+		return cache_fail(err, -ENOMEM, "out of memory");
+	fd = open(d, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		/* O_DIRECTORY | O_NOFOLLOW says ENOTDIR for a link, too */
+		if (lstat(d, &sb) == 0 && S_ISLNK(sb.st_mode))
+			rc = cache_fail(err, -ELOOP,
+					"the cache directory %s is a symbolic link: give the directory "
+					"itself, or another (-o cache=DIR, --cache DIR)", d);
+		else if (e == ENOTDIR)
+			rc = cache_fail(err, -ENOTDIR, "%s: not a directory", d);
+		else
+			rc = cache_fail(err, -e, "the cache directory %s: %s", d, strerror(e));
+		goto fail;
+	}
+	if (fstat(fd, &sb) != 0) {
+		rc = cache_fail(err, -errno, "%s: %s", d, strerror(errno));
+		goto fail;
+	}
+	rc = store_dir_check(&sb, d, err);
+	if (rc)
+		goto fail;
+	if (real) {
+		r = realpath(d, NULL);
+		if (!r) {
+			rc = cache_fail(err, -errno, "%s: %s", d, strerror(errno));
+			goto fail;
+		}
+		if (stat(r, &rb) != 0 || rb.st_dev != sb.st_dev || rb.st_ino != sb.st_ino) {
+			rc = cache_fail(err, -ESTALE, "the cache directory %s changed while it was "
+					"opened", d);
+			goto fail;
+		}
+		*real = r;
+		r = NULL;
+	}
+	free(d);
+	return fd;
+fail:
+	if (fd >= 0)
+		close(fd);
+	free(r);
+	free(d);
+	return rc;
+}
+
+int cache_dir_open(const char *dir, char *err)
+{
+	return store_dir_open(dir, NULL, err);
 }
 
 /* "<dir>/<first 16 hex digits of sha256(url)>.db", malloc'd. */
@@ -465,39 +559,67 @@ static int store_file_name(const char *dir, const char *url, char **out, char *e
 	return 0;
 }
 
-/* Create the file 0600 before SQLite opens it (its -wal and -shm files take
- * the database file's mode); an existing file is left as it is. */
-static int store_create_file(const char *path, char *err)
+/*
+ * The database file 'name' in the checked directory dfd (path names it in
+ * messages): created 0600 before SQLite opens it (its -wal and -shm files
+ * take the database file's mode), never through a link (O_EXCL |
+ * O_NOFOLLOW); an existing one is kept.  The file and its -wal, -shm and
+ * -journal files, those that exist, must be regular files of the effective
+ * user: a symbolic link (-ELOOP), anything else (-EINVAL) or another
+ * owner's file (-EPERM) is refused with err.
+ */
+static int store_db_file(int dfd, const char *name, const char *path, char *err)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	static const char *const side[] = {"", "-wal", "-shm", "-journal"};
+	int fd = openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 
-	if (fd < 0) {
-		if (errno == EEXIST)
-			return 0;
+	if (fd >= 0) {
+		if (fchmod(fd, 0600) != 0) {
+			int e = errno;
+			close(fd);
+			return cache_fail(err, -e, "chmod %s: %s", path, strerror(e));
+		}
+		close(fd);
+	} else if (errno != EEXIST) {
 		return cache_fail(err, -errno, "create %s: %s", path, strerror(errno));
 	}
-	if (fchmod(fd, 0600) != 0) {
-		int e = errno;
-		close(fd);
-		return cache_fail(err, -e, "chmod %s: %s", path, strerror(e));
+	for (size_t i = 0; i < sizeof(side) / sizeof(side[0]); i++) {
+		char n[64];
+		struct stat sb;
+		snprintf(n, sizeof(n), "%s%s", name, side[i]);
+		if (fstatat(dfd, n, &sb, AT_SYMLINK_NOFOLLOW) != 0) {
+			if (errno == ENOENT)
+				continue;
+			return cache_fail(err, -errno, "%s%s: %s", path, side[i], strerror(errno));
+		}
+		if (S_ISLNK(sb.st_mode))
+			return cache_fail(err, -ELOOP, "%s%s is a symbolic link: refused (flowfs "
+					  "never makes one; remove it)", path, side[i]);
+		if (!S_ISREG(sb.st_mode))
+			return cache_fail(err, -EINVAL, "%s%s is not a regular file", path, side[i]);
+		if (sb.st_uid != geteuid())
+			return cache_fail(err, -EPERM, "%s%s belongs to uid %u, not to you: refused",
+					  path, side[i], (unsigned)sb.st_uid);
 	}
-	close(fd);
 	return 0;
 }
 
 /*
- * Make the directory (0700), name the file after the URL's hash, create it
- * 0600, open it in WAL mode, bring its schema up to date and check whose it
- * is, then prepare every statement.  On any error nothing is left open,
- * *out is NULL and err says why (-EINVAL, -ENOTDIR, -EACCES, -EEXIST,
- * -EPROTO, -EBUSY, -EIO, -ENOMEM).
+ * Make the directory (0700) and check it (store_dir_open), name the file
+ * after the URL's hash, create it 0600 (store_db_file), open it in WAL mode
+ * with SQLITE_OPEN_NOFOLLOW by the directory's real path, bring its schema
+ * up to date and check whose it is, then prepare every statement.  On any
+ * error nothing is left open, *out is NULL and err says why (-EINVAL,
+ * -ENOTDIR, -ELOOP, -EPERM, -ESTALE, -EACCES, -EEXIST, -EPROTO, -EBUSY,
+ * -EIO, -ENOMEM).
  */
 int cache_open(const char *dir, const struct cache_identity *id,
 	       struct cache **out, char *err)
 {
 	struct cache *c;
 	sqlite3_stmt *st;
-	int rc;
+	char *real = NULL;
+	int rc, dfd = -1;
 
 	if (!dir || !*dir || !id || !id->url || !*id->url || !out)
 		return cache_fail(err, -EINVAL, "cache_open: missing directory or URL");
@@ -505,17 +627,20 @@ int cache_open(const char *dir, const struct cache_identity *id,
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return cache_fail(err, -ENOMEM, "out of memory");
-	rc = store_mkdirs(dir, err);
+	dfd = store_dir_open(dir, &real, err);
+	if (dfd < 0) {
+		rc = dfd;
+		goto fail;
+	}
+	rc = store_file_name(real, id->url, &c->path, err);
 	if (rc)
 		goto fail;
-	rc = store_file_name(dir, id->url, &c->path, err);
-	if (rc)
-		goto fail;
-	rc = store_create_file(c->path, err);
+	rc = store_db_file(dfd, strrchr(c->path, '/') + 1, c->path, err);
 	if (rc)
 		goto fail;
 	rc = sqlite3_open_v2(c->path, &c->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+			     NULL);
 	if (rc != SQLITE_OK) {
 		rc = cache_sqlite_fail(c->db, rc, err, c->path);
 		goto fail;
@@ -559,9 +684,14 @@ int cache_open(const char *dir, const struct cache_identity *id,
 			goto fail;
 		}
 	}
+	close(dfd);
+	free(real);
 	*out = c;
 	return 0;
 fail:
+	if (dfd >= 0)
+		close(dfd);
+	free(real);
 	cache_close(c);
 	return rc;
 }

@@ -207,6 +207,31 @@ struct fetch_engine;
  * -EIO on failure. */
 int fetch_global_init(void);
 
+/* ---- the fronts' guards (guard.c) ------------------------------------------- */
+
+/*
+ * The token file open on fd (named path in messages) may hold a secret
+ * only when, as ssh asks of a private key, it belongs to the effective
+ * user and gives group and others no access at all: 0, or -EPERM with err
+ * saying what to run ("chmod 600 FILE"), or fstat's -errno.
+ */
+int fetch_token_file_check(int fd, const char *path, char *err);
+
+/* Make the process undumpable (PR_SET_DUMPABLE 0): no core file holds
+ * the token, and other processes of the user cannot trace it or read its
+ * memory.  0, or -errno with err. */
+int fetch_no_dump(char *err);
+
+/* A URL with user information ("https://user:password@host", "sna+https://
+ * user@host") is refused: -EINVAL, with err naming token_opt (the front's
+ * token file option), where credentials belong. */
+int fetch_url_check(const char *url, const char *token_opt, char *err);
+
+/* True, with the warning in msg, when 'what' (the token, the SNA password)
+ * would be sent over plain http:// (after an optional "sna+") to a host
+ * that is not loopback (127.0.0.0/8, ::1, localhost); false otherwise. */
+bool fetch_clear_text_warning(const char *url, const char *what, char *msg, size_t len);
+
 /*
  * Probe the collector (its /info and the token), open the cache of that
  * collector, fetch the lookup tables when missing or older than a day.

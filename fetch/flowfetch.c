@@ -58,15 +58,22 @@ static void usage(FILE *f)
 	      "exit status: 0 complete, 1 error, 2 usage, 3 incomplete, 130 interrupted\n", f);
 }
 
-/* Read the token from a file (first line, at most TOKEN_MAX bytes). */
+/* Read the token from a private file (fetch_token_file_check; first line,
+ * at most TOKEN_MAX bytes). */
 static int read_token(const char *path, char *out, size_t len, char *err)
 {
 	FILE *f = fopen(path, "r");
 	size_t n;
+	int rc;
 
 	if (!f) {
 		snprintf(err, FETCH_ERRLEN, "cannot read the token file %s: %s", path, strerror(errno));
 		return -errno;
+	}
+	rc = fetch_token_file_check(fileno(f), path, err);
+	if (rc) {
+		fclose(f);
+		return rc;
 	}
 	n = fread(out, 1, len - 1, f);
 	fclose(f);
@@ -264,6 +271,12 @@ int main(int argc, char **argv)
 	static struct fetch_progress prog;
 	int c, rc, status = 1;
 
+	/* first of all: no core dump, no tracing by the user's other
+	 * processes, before a secret is read */
+	if (fetch_no_dump(err)) {
+		fprintf(stderr, "flowfetch: %s\n", err);
+		return 1;
+	}
 	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
 		switch (c) {
 		case O_IP: ip = optarg; break;
@@ -322,6 +335,10 @@ int main(int argc, char **argv)
 	if (strncmp(bare, "http://", 7) != 0 && strncmp(bare, "https://", 8) != 0) {
 		fprintf(stderr, "flowfetch: the collector URL must start with http:// or https:// "
 			"(sna+https:// for an SNA Manager)\n");
+		return 2;
+	}
+	if (fetch_url_check(url, "--token-file", err)) {
+		fprintf(stderr, "flowfetch: %s\n", err);
 		return 2;
 	}
 
@@ -397,6 +414,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "flowfetch: no --cache, XDG_CACHE_HOME or HOME\n");
 		return 2;
 	}
+
+	/* the cache directory, checked (owner, mode, no link) before any
+	 * request; the engine's cache_open checks it again when it opens it */
+	int cfd = cache_dir_open(dir, cerr);
+	if (cfd < 0) {
+		fprintf(stderr, "flowfetch: %s\n", cerr);
+		return 1;
+	}
+	close(cfd);
+	/* once, before the token is sent */
+	bool sna = bare != url || (driver && strcmp(driver, "sna") == 0);
+	if (token[0] && fetch_clear_text_warning(url, sna ? "the SNA password" : "the token", err,
+						 sizeof(err)))
+		fprintf(stderr, "flowfetch: warning: %s\n", err);
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));

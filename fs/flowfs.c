@@ -327,13 +327,21 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	}
 }
 
+/* Read the token from a private file (fetch_token_file_check); a refusal
+ * is said on stderr: -1. */
 static int read_token(const char *path, char *out, size_t len)
 {
 	FILE *f = fopen(path, "r");
+	char err[FETCH_ERRLEN];
 	size_t n;
 
 	if (!f) {
 		fprintf(stderr, "flowfs: cannot read the token file %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (fetch_token_file_check(fileno(f), path, err)) {
+		fprintf(stderr, "flowfs: %s\n", err);
+		fclose(f);
 		return -1;
 	}
 	n = fread(out, 1, len - 1, f);
@@ -407,7 +415,7 @@ static int fill_engine_opts(struct fs_ctx *c, struct fetch_opts *fo)
 /* Remove the files in the open directory dfd (renders cut short). */
 static void snap_dir_empty(int dfd)
 {
-	int fd = dup(dfd);
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 
 	if (!d) {
@@ -421,88 +429,158 @@ static void snap_dir_empty(int dfd)
 	closedir(d);
 }
 
-/* Create (or reuse) the directory path and take its exclusive flock: the
- * open directory, or -EWOULDBLOCK when a live flowfs holds it, -ESTALE when
- * another flowfs removed it meanwhile (try again), -errno otherwise. */
-static int snap_dir_lock(const char *path)
+/* Empty and remove the snapshot directory 'name' of the cache directory
+ * cfd when nobody holds its flock (a flowfs that was killed left it): 0
+ * when removed, -ENOENT when it was not there, -EWOULDBLOCK when a live
+ * flowfs holds it, -ENOTDIR (never followed: O_NOFOLLOW) or another
+ * negative errno when it is left alone. */
+static int snap_dir_remove(int cfd, const char *name)
+{
+	int sfd = openat(cfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int rc = 0;
+
+	if (sfd < 0)
+		return -errno;
+	if (flock(sfd, LOCK_EX | LOCK_NB) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	snap_dir_empty(sfd);
+	if (unlinkat(cfd, name, AT_REMOVEDIR) != 0)
+		rc = -errno;
+out:
+	close(sfd);
+	return rc;
+}
+
+/* Create the directory 'name' in the cache directory cfd afresh (mkdirat:
+ * never one that was there before) with mode 0700, and take its exclusive
+ * flock: the open directory, or -EEXIST when the name is taken, -ESTALE
+ * when another flowfs removed it meanwhile (try again), -errno otherwise. */
+static int snap_dir_create(int cfd, const char *name)
 {
 	struct stat st;
-	int fd;
+	int fd, rc;
 
-	if (mkdir(path, 0700) != 0 && errno != EEXIST)
+	if (mkdirat(cfd, name, 0700) != 0)
 		return -errno;
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = openat(cfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? -ESTALE : -errno;
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		int e = errno;
-		close(fd);
-		return -e;
+		/* a flowfs removing it as a killed one's took the lock first */
+		rc = errno == EWOULDBLOCK ? -ESTALE : -errno;
+		goto fail;
 	}
 	if (fstat(fd, &st) != 0 || st.st_nlink == 0) {
-		close(fd);
-		return -ESTALE;
+		rc = -ESTALE;
+		goto fail;
+	}
+	if (fchmod(fd, 0700) != 0) {	/* whatever the umask took away */
+		rc = -errno;
+		goto fail;
 	}
 	return fd;
+fail:
+	close(fd);
+	return rc;
 }
 
 /*
  * The snapshot directory of this mount in the cache directory, snap-PID
  * (snap-PID-N when a flowfs with the same pid in another pid namespace
- * holds that one), in c->snap_dir, held under an exclusive flock for the
- * life of the process.  Then the snapshot directories of flowfs processes
- * that were killed are emptied and removed (a kill during a render leaves
- * the file being written there): a directory is stale when nobody holds
- * its lock and no process has its pid, so another mount on the same cache
- * (or an older flowfs that took no lock) keeps its own.  Returns the open
- * directory that holds the lock, or -1 (logged).
+ * holds that one), made afresh, in c->snap_dir and c->snap_fd, held under
+ * an exclusive flock for the life of the process.  A directory of that
+ * name that nobody holds (a killed flowfs that had this pid) is emptied and
+ * removed first, never reused.  Then the snapshot directories of flowfs
+ * processes that were killed are emptied and removed (a kill during a
+ * render leaves the file being written there): a directory is stale when
+ * nobody holds its lock and no process has its pid, so another mount on
+ * the same cache (or an older flowfs that took no lock) keeps its own.
+ * Returns 0, or -1 (logged).
  */
 static int snap_dir_open(struct fs_ctx *c)
 {
-	const char *own;
+	char own[64];
 	DIR *d;
-	int fd = -ESTALE;
+	int fd = -ESTALE, dfd;
 
 	for (int i = 0, n = 0; fd < 0 && n < 100; n++) {
 		if (i == 0)
-			snprintf(c->snap_dir, sizeof(c->snap_dir), "%s/snap-%d", c->cache_dir,
-				 (int)getpid());
+			snprintf(own, sizeof(own), "snap-%d", (int)getpid());
 		else
-			snprintf(c->snap_dir, sizeof(c->snap_dir), "%s/snap-%d-%d", c->cache_dir,
-				 (int)getpid(), i);
-		fd = snap_dir_lock(c->snap_dir);
-		if (fd == -EWOULDBLOCK)
-			i++;
-		else if (fd < 0 && fd != -ESTALE)
+			snprintf(own, sizeof(own), "snap-%d-%d", (int)getpid(), i);
+		fd = snap_dir_create(c->cache_fd, own);
+		if (fd == -EEXIST) {
+			int r = snap_dir_remove(c->cache_fd, own);
+			if (r == 0)
+				fs_log(c, "removed %s/%s, left by a flowfs that was killed",
+				       c->cache_dir, own);
+			else if (r != -ENOENT)
+				i++;	/* a live flowfs's, or not a directory: another name */
+		} else if (fd < 0 && fd != -ESTALE) {
 			break;
+		}
 	}
+	snprintf(c->snap_dir, sizeof(c->snap_dir), "%s/%s", c->cache_dir, own);
 	if (fd < 0) {
 		fs_log(c, "cannot create %s: %s", c->snap_dir, strerror(-fd));
 		c->snap_dir[0] = '\0';
 		return -1;
 	}
-	snap_dir_empty(fd);	/* a killed flowfs that had this pid */
-	own = strrchr(c->snap_dir, '/') + 1;
-	d = opendir(c->cache_dir);
+	c->snap_fd = fd;
+	dfd = openat(c->cache_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d && dfd >= 0)
+		close(dfd);
 	for (struct dirent *de; d && (de = readdir(d));) {
 		long pid = strncmp(de->d_name, "snap-", 5) == 0 ? strtol(de->d_name + 5, NULL, 10) : 0;
 		if (pid <= 0 || strcmp(de->d_name, own) == 0 || kill((pid_t)pid, 0) == 0 ||
 		    errno != ESRCH)
 			continue;
-		int sfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (sfd < 0)
-			continue;
-		if (flock(sfd, LOCK_EX | LOCK_NB) == 0) {
-			snap_dir_empty(sfd);
-			if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) == 0)
-				fs_log(c, "removed %s/%s, left by a flowfs that was killed",
-				       c->cache_dir, de->d_name);
-		}
-		close(sfd);
+		if (snap_dir_remove(c->cache_fd, de->d_name) == 0)
+			fs_log(c, "removed %s/%s, left by a flowfs that was killed", c->cache_dir,
+			       de->d_name);
 	}
 	if (d)
 		closedir(d);
-	return fd;
+	return 0;
+}
+
+/*
+ * Open flowfs.log in the cache directory for appending (0600 when made),
+ * never through a link (O_NOFOLLOW) and only when it is a regular file of
+ * the effective user: else -ELOOP or -EPERM, said on stderr, and the mount
+ * is refused.  Any other failure (a full disk) is said on stderr too,
+ * and flowfs goes on without a log (0).
+ */
+static int log_open(struct fs_ctx *c)
+{
+	struct stat st;
+	int fd, rc;
+
+	fd = openat(c->cache_fd, "flowfs.log",
+		    O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		fprintf(stderr, "flowfs: cannot open the log %s: %s%s\n", c->log_path,
+			strerror(-rc), rc == -ELOOP ? " (a symbolic link: flowfs never makes "
+			"one; remove it)" : "");
+		return rc == -ELOOP ? rc : 0;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+		fprintf(stderr, "flowfs: the log %s is not a regular file of yours: refused\n",
+			c->log_path);
+		close(fd);
+		return -EPERM;
+	}
+	c->log = fdopen(fd, "a");
+	if (!c->log) {
+		fprintf(stderr, "flowfs: cannot open the log %s: %s\n", c->log_path,
+			strerror(errno));
+		close(fd);
+	}
+	return 0;
 }
 
 int main(int argc, char *argv[])
@@ -514,7 +592,7 @@ int main(int argc, char *argv[])
 	struct fs_ctx *c = &ctx;
 	struct fetch_opts fo;
 	char err[FETCH_ERRLEN], mnt[PATH_MAX], cdir[PATH_MAX], fsname[2200];
-	int ret = 1, snap_fd = -1;
+	int ret = 1;
 	bool mounted = false;
 
 	/* A daemon of short-lived threads (a worker a folder, two a render):
@@ -522,6 +600,12 @@ int main(int argc, char *argv[])
 	 * peak; the soak benchmark saw RSS climb 228 MiB an hour that way, and
 	 * stay flat with one arena.  Two keep the decoders from contending. */
 	mallopt(M_ARENA_MAX, 2);
+	/* first of all: no core dump, no tracing by the user's other
+	 * processes, before a secret is read */
+	if (fetch_no_dump(err)) {
+		fprintf(stderr, "flowfs: %s\n", err);
+		return 1;
+	}
 	memset(&fopts, 0, sizeof(fopts));
 	c->o.live_ttl = 60;
 	c->o.retention_days = 90;
@@ -533,6 +617,7 @@ int main(int argc, char *argv[])
 	pthread_mutex_init(&c->small_lock, NULL);
 	c->uid = getuid();
 	c->gid = getgid();
+	c->cache_fd = c->snap_fd = -1;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -559,6 +644,10 @@ int main(int argc, char *argv[])
 	if (strncmp(bare, "http://", 7) != 0 && strncmp(bare, "https://", 8) != 0) {
 		fprintf(stderr, "flowfs: the collector URL must start with http:// or https:// "
 			"(sna+https:// for an SNA Manager)\n");
+		goto out;
+	}
+	if (fetch_url_check(c->o.url, "-o token_file=", err)) {
+		fprintf(stderr, "flowfs: %s\n", err);
 		goto out;
 	}
 	if (strlen(c->o.url) >= sizeof(c->url)) {
@@ -629,6 +718,26 @@ int main(int argc, char *argv[])
 			c->cache_dir, mnt);
 		goto out;
 	}
+	/* the cache directory, checked before any request (owner, mode, no
+	 * link: by the name given, which resolve() would have followed), and
+	 * the log in it, in the foreground: a refusal ends the command with
+	 * its message */
+	c->cache_fd = cache_dir_open(cdir, err);
+	if (c->cache_fd < 0) {
+		fprintf(stderr, "flowfs: %s\n", err);
+		goto out;
+	}
+	snprintf(c->log_path, sizeof(c->log_path), "%s/flowfs.log", c->cache_dir);
+	if (log_open(c))
+		goto out;
+	/* once, before the probe: in the log, and on stderr */
+	bool sna = bare != c->o.url || (c->o.driver && strcmp(c->o.driver, "sna") == 0);
+	if (c->token[0] && fetch_clear_text_warning(c->url, sna ? "the SNA password" : "the token",
+						    err, sizeof(err))) {
+		fs_log(c, "warning: %s", err);
+		if (!c->o.foreground)	/* fs_log said it there with -f */
+			fprintf(stderr, "flowfs: warning: %s\n", err);
+	}
 
 	/* the probe, in the foreground: a clear message and status 1 on failure */
 	if (fetch_global_init()) {
@@ -673,17 +782,13 @@ int main(int argc, char *argv[])
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 
-	/* after detaching: the log, the snapshot room, the engine and its threads */
-	snprintf(c->log_path, sizeof(c->log_path), "%s/flowfs.log", c->cache_dir);
+	/* after detaching: the snapshot room, the engine and its threads */
 	if (fetch_engine_open(&fo, &c->engine, err)) {
 		fprintf(stderr, "flowfs: %s\n", err);
 		goto out;
 	}
 	explicit_bzero(c->token, sizeof(c->token));
-	int lfd = open(c->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	c->log = lfd >= 0 ? fdopen(lfd, "a") : NULL;
-	snap_fd = snap_dir_open(c);
-	if (snap_fd < 0)
+	if (snap_dir_open(c))
 		goto out;
 	fs_log(c, "mounted %s on %s (cache %s)", c->url, mnt, c->cache_dir);
 
@@ -707,10 +812,12 @@ out:
 		cache_close(c->small_cache);
 	if (c->engine)
 		fetch_engine_close(c->engine);
-	if (c->snap_dir[0])
-		rmdir(c->snap_dir);
-	if (snap_fd >= 0)
-		close(snap_fd);
+	if (c->snap_fd >= 0) {
+		unlinkat(c->cache_fd, strrchr(c->snap_dir, '/') + 1, AT_REMOVEDIR);
+		close(c->snap_fd);
+	}
+	if (c->cache_fd >= 0)
+		close(c->cache_fd);
 	if (c->log)
 		fclose(c->log);
 	for (size_t i = 0; i < c->capinodes; i++)

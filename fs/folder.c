@@ -260,10 +260,10 @@ int fs_folder_stat(struct fs_ctx *c, const struct fs_node *n, uint64_t ino, stru
 
 /* ---- rendering ------------------------------------------------------------ */
 
-/* A new file in the snapshot directory, for one render. */
-static void snap_path(struct fs_ctx *c, struct fs_folder *f, int file, char *buf, size_t len)
+/* The name of a new file in the snapshot directory, for one render. */
+static void snap_name(struct fs_folder *f, int file, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s/%016llx-%u-%s", c->snap_dir, (unsigned long long)f->ino, f->gen,
+	snprintf(buf, len, "%016llx-%u-%s", (unsigned long long)f->ino, f->gen,
 		 fs_file_names[file][0] == '.' ? "progress" : fs_file_names[file]);
 }
 
@@ -452,18 +452,25 @@ static int render_sums(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, 
 static int render_file(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, int file)
 {
 	struct cache_query q = snap_query(f);
-	char path[2400], cerr[CACHE_ERRLEN] = "";
+	char name[96], path[2400], cerr[CACHE_ERRLEN] = "";
 	FILE *out = NULL;
 	int rc = 0, fd = -1;
 	int64_t rows = 0;
 
-	snap_path(c, f, file, path, sizeof(path));
-	unlink(path);
+	/* a new file of this mount's own snapshot directory (O_EXCL |
+	 * O_NOFOLLOW: never one that was there, never through a link);
+	 * flows.sqlite is made by its renderer, O_EXCL too */
+	snap_name(f, file, name, sizeof(name));
+	snprintf(path, sizeof(path), "%s/%s", c->snap_dir, name);
 	if (file != FS_F_SQLITE) {
-		out = fopen(path, "w");
+		int wfd = openat(c->snap_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+				 O_CLOEXEC, 0600);
+		out = wfd >= 0 ? fdopen(wfd, "w") : NULL;
 		if (!out) {
 			rc = -errno;
 			snprintf(cerr, sizeof(cerr), "cannot write %.160s: %.60s", path, strerror(errno));
+			if (wfd >= 0)
+				close(wfd);
 			goto done;
 		}
 	}
@@ -511,12 +518,12 @@ static int render_file(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, 
 	if (out && fclose(out) != 0 && !rc)
 		rc = -errno;
 	if (!rc) {
-		fd = open(path, O_RDONLY | O_CLOEXEC);
+		fd = openat(c->snap_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			rc = -errno;
 	}
 done:
-	unlink(path);
+	unlinkat(c->snap_fd, name, 0);
 	struct stat st;
 	if (!rc && fstat(fd, &st) != 0)
 		rc = -errno;

@@ -43,6 +43,10 @@ struct fs_folder;
 struct fs_ctx {
 	struct fs_opts o;
 	char url[2048], cache_dir[2048], snap_dir[2200], log_path[2200];
+	/* the cache directory, checked (cache_dir_open), and this mount's
+	 * snapshot directory in it, held under its flock: everything flowfs
+	 * makes there is opened relative to them, never through a link */
+	int cache_fd, snap_fd;
 	char token[1024];
 	struct fetch_engine *engine;
 	struct fuse_session *se;

@@ -1119,6 +1119,7 @@ def test_token_nowhere_and_cache_private(make_sim, mounts, token, token_file,
     sim.set_faults(**{"500": 0})
     wrong = tmp_path / "wrong-token"
     wrong.write_text("flowfs-WRONG-" + secrets.token_hex(8) + "\n")
+    wrong.chmod(0o600)                 # a token file must be private
     assert flowfetch("ff4.csv", tf=wrong).returncode == 1
     for err in outs:
         assert tok not in err, err

@@ -1004,6 +1004,7 @@ def test_missing_token(fsim, url, ff, tmp_path):
 def test_wrong_token(fsim, url, ff, tmp_path):
     tf = tmp_path / "wrong"
     tf.write_text("not-the-token\n")
+    tf.chmod(0o600)                    # a token file must be private
     before = flows_requests(fsim.counters())
     f = ff(url, "10.0.1.10", YD, YD, token_file_=tf)
     msg = assert_one_line_error(f, tmp_path, 1, r"token")

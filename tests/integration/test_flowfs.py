@@ -1403,6 +1403,7 @@ def test_bad_token_refused_at_mount(mounts, fsim, tmp_path, token):
     bad = tmp_path / "bad-token"
     bad_tok = "wrong-" + secrets.token_hex(8)
     bad.write_text(bad_tok + "\n")
+    bad.chmod(0o600)                   # a token file must be private
     rc, err, took = refused(mounts, "bad token", url=url_of(fsim),
                             token_file=bad)
     assert took < 10, f"the refusal took {took:.1f} s"

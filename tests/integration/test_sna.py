@@ -309,6 +309,7 @@ def test_wrong_password_refused(snasim, tmp_path):
     tok = tmp_path / "tok"
     bad = f"not-it-{os.getpid()}"
     tok.write_text(f"{USER}:{bad}\n")
+    tok.chmod(0o600)                   # a token file must be private
     r, _ = fetch(snasim, tok, "10.0.1.11", iso(TODAY - DAY), iso(TODAY), tmp_path)
     assert r.returncode == 1
     err = r.stderr.decode()
@@ -319,6 +320,7 @@ def test_wrong_password_refused(snasim, tmp_path):
 def test_token_without_user_refused(snasim, tmp_path):
     tok = tmp_path / "tok"
     tok.write_text("justatoken\n")
+    tok.chmod(0o600)                   # a token file must be private
     r, _ = fetch(snasim, tok, "10.0.1.11", iso(TODAY - DAY), iso(TODAY), tmp_path)
     assert r.returncode == 1
     assert b"user:password" in r.stderr, r.stderr

@@ -364,6 +364,126 @@ static void test_open_modes(void **state)
 	rmtree(top);
 }
 
+/* cache_open in dir fails with want, and err holds 'says'; nothing is opened. */
+static void open_refused(const char *dir, int want, const char *says)
+{
+	char err[CACHE_ERRLEN] = "";
+	struct cache *c = (struct cache *)1;
+	int rc = cache_open(dir, &ID, &c, err);
+
+	if (rc != want || !strstr(err, says))
+		fail_msg("cache_open(%s): %d \"%s\", wanted %d \"%s\"", dir, rc, err, want, says);
+	assert_null(c);
+}
+
+/* The database's file name in dir (the URL's hash). */
+static void db_name(const char *dir, char *out, size_t len)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen;
+	char hex[17];
+
+	EVP_Digest(ID.url, strlen(ID.url), md, &mdlen, EVP_sha256(), NULL);
+	for (int i = 0; i < 8; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	snprintf(out, len, "%s/%s.db", dir, hex);
+}
+
+/* Issue 12, item 1: a cache directory another user can write, or that is
+ * not the user's, is refused with a message saying how to fix it; so is a
+ * link in its place, or in the database's (or its -wal's) place; a link
+ * among its parents is resolved, and the database is opened by a path with
+ * no link. */
+static void test_open_refuses_shared_places(void **state)
+{
+	(void)state;
+	char *top = tmpdir(), dir[512], real[512], link[512], slash[520], db[600], wal[610];
+	char other[600], err[CACHE_ERRLEN];
+	struct stat sb, db_sb;
+	struct cache *c;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s/cache", top);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	c = open_ok(dir);
+	cache_close(c);
+	/* group or others may write: refused, however the rest is set */
+	const mode_t loose[] = {0770, 0720, 0702, 0777, 01777};
+	for (size_t i = 0; i < sizeof(loose) / sizeof(loose[0]); i++) {
+		assert_int_equal(chmod(dir, loose[i]), 0);
+		open_refused(dir, -EPERM, "chmod 700");
+		open_refused(dir, -EPERM, "writable by group or others");
+		assert_int_equal(cache_dir_open(dir, err), -EPERM);
+	}
+	/* reading is no danger: the files are 0600 */
+	assert_int_equal(chmod(dir, 0755), 0);
+	c = open_ok(dir);
+	cache_close(c);
+	assert_int_equal(chmod(dir, 0700), 0);
+	fd = cache_dir_open(dir, err);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &sb), 0);
+	assert_true(S_ISDIR(sb.st_mode));
+	close(fd);
+
+	/* another user's directory (root can give it away) */
+	if (geteuid() == 0) {
+		assert_int_equal(chown(dir, 65534, 65534), 0);
+		open_refused(dir, -EPERM, "belongs to uid 65534");
+		assert_int_equal(chown(dir, 0, 0), 0);
+	}
+
+	/* a link in the directory's place, with or without a trailing slash */
+	snprintf(link, sizeof(link), "%s/link", top);
+	assert_int_equal(symlink(dir, link), 0);
+	open_refused(link, -ELOOP, "symbolic link");
+	snprintf(slash, sizeof(slash), "%s/", link);
+	open_refused(slash, -ELOOP, "symbolic link");
+	assert_int_equal(cache_dir_open(link, err), -ELOOP);
+
+	/* a link among the parents: followed, and the file's path has none */
+	snprintf(real, sizeof(real), "%s/real", top);
+	assert_int_equal(mkdir(real, 0700), 0);
+	snprintf(link, sizeof(link), "%s/parent", top);
+	assert_int_equal(symlink(real, link), 0);
+	snprintf(slash, sizeof(slash), "%s/flowfs", link);
+	c = open_ok(slash);
+	snprintf(other, sizeof(other), "%s/flowfs", real);
+	db_name(other, db, sizeof(db));
+	assert_string_equal(cache_path(c), db);
+	cache_close(c);
+
+	/* a link in the database's place (to a database planted elsewhere) */
+	db_name(dir, db, sizeof(db));
+	snprintf(other, sizeof(other), "%s/planted.db", top);
+	assert_int_equal(rename(db, other), 0);
+	assert_int_equal(symlink(other, db), 0);
+	assert_int_equal(stat(other, &db_sb), 0);
+	open_refused(dir, -ELOOP, "symbolic link");
+	assert_int_equal(stat(other, &sb), 0);
+	assert_true(sb.st_size == db_sb.st_size && sb.st_mtime == db_sb.st_mtime);
+	/* a dangling one is not followed to create its target either */
+	assert_int_equal(unlink(other), 0);
+	open_refused(dir, -ELOOP, "symbolic link");
+	assert_int_equal(lstat(other, &sb), -1);
+	assert_int_equal(unlink(db), 0);
+
+	/* a link in the place of the write-ahead log */
+	snprintf(wal, sizeof(wal), "%s-wal", db);
+	assert_int_equal(symlink(other, wal), 0);
+	open_refused(dir, -ELOOP, "-wal is a symbolic link");
+	assert_int_equal(unlink(wal), 0);
+	c = open_ok(dir);
+	cache_close(c);
+
+	/* another user's database file */
+	if (geteuid() == 0) {
+		assert_int_equal(chown(db, 65534, 65534), 0);
+		open_refused(dir, -EPERM, "belongs to uid 65534");
+	}
+	rmtree(top);
+}
+
 static void test_identity(void **state)
 {
 	(void)state;
@@ -1224,6 +1344,7 @@ int main(void)
 		cmocka_unit_test(test_ivals_add),
 		cmocka_unit_test(test_ivals_subtract),
 		cmocka_unit_test(test_open_modes),
+		cmocka_unit_test(test_open_refuses_shared_places),
 		cmocka_unit_test(test_identity),
 		cmocka_unit_test(test_schema_versions),
 		cmocka_unit_test(test_migrate_v1),
