@@ -425,7 +425,7 @@ def test_strict_manager_both_fronts(make_sim, cred_file, mounts, tmp_path):
         names = group_names(rows)
         assert names and not any(n.isdigit() for n in names), sorted(names)[:10]
     c = counters(sim)["sna"]
-    assert c["xsrf_403"] > 0 and c["expired_401"] > 0, c
+    assert c["expired_401"] > 0, c      # the 403s depend on timing: see the next test
     m = mounts(url=sna_url(sim), token_file=cred_file[1],
                opts=[f"max_records={CAP}", "retries=12"])
     for ip, s in [("10.0.1.40", TODAY - DAY), ("10.0.1.11", OLD_DAY)]:
@@ -439,6 +439,22 @@ def test_strict_manager_both_fronts(make_sim, cred_file, mounts, tmp_path):
     listed = sorted(d for d in os.listdir(m.mnt / "10.0.1.11") if "--" not in d)
     assert listed[0] == day_text(today - 90 * DAY) and listed[-1] == day_text(today), \
         f"the listing shows retention_days (90) days when the Manager does not say: {listed}"
+
+
+def test_stale_xsrf_token_relogin(make_sim, cred_file, tmp_path):
+    """A 403 on a session that worked (its XSRF token went stale) is taken
+    like a 401: log in again, send again.  Searches take 1.5 s and the token
+    goes stale 1 s after each login, so the windows sent after the first
+    ones meet it for sure; the day is still exact."""
+    sim = make_sim(*SNA_ARGS, "--sna-password-file", str(cred_file[0]),
+                   "--sna-xsrf-rotate-s", "1", "--sna-query-ms", "1500")
+    ip, s = "10.0.1.11", TODAY - DAY
+    r, data = fetch(sim, cred_file[1], ip, day_text(s), day_text(s), tmp_path,
+                    extra=["--max-inflight", "2"])
+    assert r.returncode == 0, r.stderr.decode()
+    assert_truth(csv_ids(data)[0], truth(sim, ip, s, s + DAY), "the day")
+    c = counters(sim)["sna"]
+    assert c["xsrf_403"] > 0 and c["logins"] > 1, c
 
 
 def test_a_logout_per_login(make_sim, cred_file, mounts, tmp_path):
