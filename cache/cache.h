@@ -44,6 +44,7 @@
 
 #define CACHE_ERRLEN 256
 #define CACHE_ID_MAX 64		/* longest record id accepted (collector-api.md) */
+#define CACHE_NAME_MAX 127	/* longest lookup name (and 'extra') stored, in bytes */
 #define CACHE_GROUPS_MAX 16	/* host groups kept per side of a flow */
 #define CACHE_EXTRA_LEN 384	/* flow_rec.extra, with its NUL */
 #define CACHE_SCHEMA_VERSION 2
@@ -284,8 +285,8 @@ enum cache_table { CACHE_APPS, CACHE_GROUPS, CACHE_EXPORTERS, CACHE_IFS, CACHE_N
  * address or the interface's description. */
 struct cache_lookup {
 	int64_t key, key2;
-	char name[128];
-	char extra[128];
+	char name[CACHE_NAME_MAX + 1];
+	char extra[CACHE_NAME_MAX + 1];
 };
 
 /* Replace a whole table and stamp it with fetched_ms. */

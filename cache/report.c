@@ -1241,7 +1241,8 @@ static const char report_sql_table[] =
 	"SELECT key, name, key2 FROM lookup WHERE tbl=?1 ORDER BY key, key2";
 
 /* Column i of st as a CSV field: integers as they are, text quoted as
- * flows.csv quotes it, NULL empty. */
+ * flows.csv quotes it, NULL empty, and so is a text this program could not
+ * have stored (render_name_ok: a planted name of 200 KiB). */
 static void report_csv_col(struct render_out *o, sqlite3_stmt *st, int i)
 {
 	struct render_field f = {.kind = RK_SAFE, .s = ""};
@@ -1254,7 +1255,7 @@ static void report_csv_col(struct render_out *o, sqlite3_stmt *st, int i)
 		f.kind = RK_TEXT;
 		f.s = (const char *)sqlite3_column_text(st, i);
 		f.len = (uint32_t)sqlite3_column_bytes(st, i);
-		if (!f.s) {
+		if (!f.s || !render_name_ok(f.s, f.len)) {
 			f.s = "";
 			f.len = 0;
 		}
