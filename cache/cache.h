@@ -386,4 +386,16 @@ void cache_tcp_flags(int flags, char out[9]);
  * "+02:00").  out: at least 32 bytes.  Returns the length. */
 int cache_time_format(int64_t ms, char *out, size_t len);
 
+/*
+ * Text from a collector (a server's error message, a search's status) made
+ * safe for one line of a log, a message or a terminal, as summary.txt writes
+ * names: control characters (C0, DEL, and C1 in UTF-8: U+0080 to U+009F)
+ * become \n, \r, \t or \xNN (one per byte), and so does every byte that is
+ * not part of valid UTF-8; the rest stays as it is.  s ends at len bytes or
+ * at a NUL.  Writes at most outlen - 1 bytes and a NUL (nothing when outlen
+ * is 0), never half an escape or half a character, and returns the bytes
+ * written; a text that does not fit is cut there.
+ */
+size_t cache_text_escape(char *out, size_t outlen, const char *s, size_t len);
+
 #endif

@@ -1026,7 +1026,7 @@ static bool sna_status_failed(const char *status)
 static int sna_window_next(struct driver *d, const struct http_resp *resp, struct driver_win *w,
 			   struct http_ask *a, struct decoded *out, char *err)
 {
-	char id[64], status[32];
+	char id[64], status[32], shown[4 * sizeof(status)];
 
 	if (w->stage == SNA_READ)
 		return sna_decode_answer(resp->body, resp->len, out->sample_at, out, err);
@@ -1045,12 +1045,16 @@ static int sna_window_next(struct driver *d, const struct http_resp *resp, struc
 	/* Public answers show IN_PROGRESS and COMPLETED only: any other
 	 * status that does not name a failure is taken as still running,
 	 * until the deadline below; one that does is asked again */
+	/* the status is the Manager's text: shown with its control characters
+	 * visible (the message goes to the log, .progress and stderr) */
 	if (sna_status_failed(status)) {
-		snprintf(err, FETCH_ERRLEN, "search %s ended with status %.20s", w->id, status);
+		cache_text_escape(shown, sizeof(shown), status, 20);
+		snprintf(err, FETCH_ERRLEN, "search %s ended with status %s", w->id, shown);
 		return -EAGAIN;
 	}
 	if (mono_ms() - w->started_ms > SNA_SEARCH_DEADLINE_MS) {
-		snprintf(err, FETCH_ERRLEN, "search %s was still %s after %d s", w->id, status,
+		cache_text_escape(shown, sizeof(shown), status, sizeof(status));
+		snprintf(err, FETCH_ERRLEN, "search %s was still %s after %d s", w->id, shown,
 			 SNA_SEARCH_DEADLINE_MS / 1000);
 		return -ETIMEDOUT;
 	}

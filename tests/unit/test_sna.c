@@ -480,6 +480,30 @@ static void test_tag_names(void **state)
 	sna_driver.close(d);
 }
 
+/* A poll's answer with this status (JSON text) to window_next, the search
+ * started at started_ms (monotonic): its rc, the next request in *a. */
+static int poll_answer(struct driver *d, const char *status, int64_t started_ms,
+		       struct http_ask *a, char *err)
+{
+	char body[256];
+	struct driver_win w;
+	struct http_resp r;
+	struct decoded out;
+
+	memset(&w, 0, sizeof(w));
+	memset(&r, 0, sizeof(r));
+	memset(&out, 0, sizeof(out));
+	w.stage = 1;	/* polling */
+	snprintf(w.id, sizeof(w.id), "abc123");
+	w.started_ms = started_ms;
+	snprintf(body, sizeof(body), "{\"data\":{\"query\":{\"id\":\"abc123\",\"status\":\"%s\"}}}",
+		 status);
+	r.status = 200;
+	r.body = body;
+	r.len = strlen(body);
+	return sna_driver.window_next(d, &r, &w, a, &out, err);
+}
+
 /* A status that names no failure is still running (polled again); one
  * that does is asked again; COMPLETED reads the results. */
 static void test_search_statuses(void **state)
@@ -494,28 +518,46 @@ static void test_search_statuses(void **state)
 	struct driver *d = open_driver();
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		char body[256], err[FETCH_ERRLEN] = "";
-		struct driver_win w;
+		char err[FETCH_ERRLEN] = "";
 		struct http_ask a;
-		struct http_resp r;
-		struct decoded out;
-		memset(&w, 0, sizeof(w));
-		memset(&r, 0, sizeof(r));
-		memset(&out, 0, sizeof(out));
-		w.stage = 1;	/* polling */
-		snprintf(w.id, sizeof(w.id), "abc123");
-		w.started_ms = 1LL << 62;	/* the deadline is far */
-		snprintf(body, sizeof(body), "{\"data\":{\"query\":{\"id\":\"abc123\",\"status\":\"%s\"}}}",
-			 cases[i].status);
-		r.status = 200;
-		r.body = body;
-		r.len = strlen(body);
-		int rc = sna_driver.window_next(d, &r, &w, &a, &out, err);
+		/* the deadline is far */
+		int rc = poll_answer(d, cases[i].status, 1LL << 62, &a, err);
 		if (rc != cases[i].rc)
 			fail_msg("status %s: %d, want %d (%s)", cases[i].status, rc, cases[i].rc, err);
 		if (rc == 1)
 			assert_non_null(strstr(a.url, strcmp(cases[i].status, "COMPLETED") == 0
 							 ? "/abc123/results" : "/abc123"));
+	}
+	sna_driver.close(d);
+}
+
+/* A status carries the Manager's text into the cause (the log, .progress,
+ * stderr): its control characters are made visible, whether the search
+ * failed or is still running at the deadline.  Before: kept raw. */
+static void test_search_status_escaped(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *status;
+		int64_t started_ms;
+		int rc;
+		const char *want;
+	} cases[] = {
+		{"FAILED\\n\\u001b[2J", 1LL << 62, -EAGAIN, "ended with status FAILED\\n\\x1b[2J"},
+		{"RUN\\u001b]0;x\\u0007\\r", -(1LL << 62), -ETIMEDOUT,
+		 "was still RUN\\x1b]0;x\\x07\\r after"},
+	};
+	struct driver *d = open_driver();
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char err[FETCH_ERRLEN] = "";
+		struct http_ask a;
+		assert_int_equal(poll_answer(d, cases[i].status, cases[i].started_ms, &a, err),
+				 cases[i].rc);
+		if (!strstr(err, cases[i].want))
+			fail_msg("case %zu: '%s', want '%s' in it", i, err, cases[i].want);
+		for (const char *c = err; *c; c++)
+			assert_true((unsigned char)*c >= ' ' && *c != 0x7f);
 	}
 	sna_driver.close(d);
 }
@@ -536,6 +578,7 @@ int main(void)
 		cmocka_unit_test(test_tag_names),
 		cmocka_unit_test(test_interfaces),
 		cmocka_unit_test(test_search_statuses),
+		cmocka_unit_test(test_search_status_escaped),
 	};
 	flowapi_init_hooks();
 	int rc = cmocka_run_group_tests_name("sna", tests, NULL, NULL);
