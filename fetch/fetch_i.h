@@ -193,7 +193,9 @@ int fetch_lookup_add(struct cache_lookup **rows, size_t *n, size_t *cap,
  * (cJSON ends a string at a "\u0000" escape or a raw NUL byte): found by
  * reading the body (flowapi.c says how).  fetch_json_cuts: root parsed from
  * body and len; 0 (n == 0 for nearly every answer: none), or -ENOMEM.
- * fetch_json_cut: is node, or anything under it, cut?  (c may be NULL.) */
+ * fetch_json_cut: is node, or anything under it, cut?  fetch_json_cut_node:
+ * is node's own key or value cut (a "flows\u0000x" member is not "flows")?
+ * (c may be NULL.) */
 struct fetch_cuts {
 	const struct cJSON **v;	/* sorted by address */
 	size_t n;
@@ -201,6 +203,7 @@ struct fetch_cuts {
 int fetch_json_cuts(const char *body, size_t len, const struct cJSON *root,
 		    struct fetch_cuts *c);
 bool fetch_json_cut(const struct fetch_cuts *c, const struct cJSON *node);
+bool fetch_json_cut_node(const struct fetch_cuts *c, const struct cJSON *node);
 void fetch_cuts_free(struct fetch_cuts *c);
 
 /* A driver's record decoder: whole, or only what a sample needs (start,

@@ -433,11 +433,16 @@ int fetch_json_cuts(const char *body, size_t len, const cJSON *root, struct fetc
 	return 0;
 }
 
+bool fetch_json_cut_node(const struct fetch_cuts *c, const cJSON *node)
+{
+	return c && c->n && node && bsearch(&node, c->v, c->n, sizeof(*c->v), cut_cmp);
+}
+
 bool fetch_json_cut(const struct fetch_cuts *c, const cJSON *node)
 {
 	if (!c || c->n == 0 || !node)
 		return false;
-	if (bsearch(&node, c->v, c->n, sizeof(*c->v), cut_cmp))
+	if (fetch_json_cut_node(c, node))
 		return true;
 	for (const cJSON *ch = node->child; ch; ch = ch->next)
 		if (fetch_json_cut(c, ch))
@@ -483,6 +488,11 @@ static int fa_lookup_decode(struct driver *d, enum cache_table t, const char *bo
 	}
 	if ((rc = fetch_json_cuts(body, len, root, &cuts)))
 		goto out;
+	if (fetch_json_cut_node(&cuts, arr)) {
+		snprintf(err, FETCH_ERRLEN, "/api/v1/%s: its key holds a NUL", lookup_paths[t]);
+		rc = -EBADMSG;
+		goto out;
+	}
 	cJSON_ArrayForEach(it, arr) {
 		struct cache_lookup r;
 		int64_t id, x;
@@ -830,8 +840,13 @@ int flowapi_decode_flows(const char *body, size_t len, size_t sample_at, struct 
 		goto out;
 	}
 	rc = fetch_json_cuts(body, len, root, &cuts);
-	if (rc == 0)
+	if (rc == 0 && fetch_json_cut_node(&cuts, arr)) {
+		/* "flows\u0000...": not the collector's "flows" */
+		snprintf(err, FETCH_ERRLEN, "an answer whose \"flows\" key holds a NUL");
+		rc = -EBADMSG;
+	} else if (rc == 0) {
 		rc = fetch_decode_array(arr, &cuts, out, fa_record);
+	}
 	fetch_cuts_free(&cuts);
 out:
 	fetch_arena_release(root);

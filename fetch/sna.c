@@ -414,6 +414,10 @@ static int sna_lookup_decode(struct driver *d, enum cache_table t, const char *b
 		return -EBADMSG;
 	}
 	rc = fetch_json_cuts(body, len, root, &cuts);
+	if (rc == 0 && fetch_json_cut_node(&cuts, arr)) {
+		snprintf(err, FETCH_ERRLEN, "the Manager's tags: a key holds a NUL");
+		rc = -EBADMSG;
+	}
 	cJSON_ArrayForEach(it, arr) {
 		struct cache_lookup r;
 		if (rc)
@@ -509,7 +513,7 @@ static int search_state(const char *body, size_t len, char *id, size_t idlen, ch
 	int rc = fetch_json_cuts(body, len, root, &cuts);
 
 	if (rc == 0) {
-		bool cut = fetch_json_cut(&cuts, q);
+		bool cut = fetch_json_cut_node(&cuts, data) || fetch_json_cut(&cuts, q);
 		rc = -EBADMSG;
 		if (q && !cut && fetch_json_str(q, "id", id, idlen) &&
 		    fetch_json_str(q, "status", status, stlen)) {
@@ -1022,8 +1026,12 @@ int sna_decode_answer(const char *body, size_t len, size_t sample_at, struct dec
 		goto out;
 	}
 	rc = fetch_json_cuts(body, len, root, &cuts);
-	if (rc == 0)
+	if (rc == 0 && (fetch_json_cut_node(&cuts, data) || fetch_json_cut_node(&cuts, arr))) {
+		snprintf(err, FETCH_ERRLEN, "search results whose data.flows keys hold a NUL");
+		rc = -EBADMSG;
+	} else if (rc == 0) {
 		rc = fetch_decode_array(arr, &cuts, out, sna_decode_record);
+	}
 	fetch_cuts_free(&cuts);
 out:
 	fetch_arena_release(root);

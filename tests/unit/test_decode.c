@@ -253,6 +253,12 @@ static void test_nul_in_strings(void **state)
 		}
 		decoded_free(&d);
 	}
+	/* a "flows" key cut short is not the collector's "flows" */
+	static const char cut_key[] = "{\"flows\\u0000x\":[" NREC("a", "10.0.0.1", "10.0.0.2") "],"
+				      "\"flows\":[]}";
+	assert_int_equal(flowapi_decode_flows(cut_key, sizeof(cut_key) - 1, 0, &d, err), -EBADMSG);
+	assert_non_null(strstr(err, "NUL"));
+	decoded_free(&d);
 }
 
 /* Lookup names: a row whose name is longer than CACHE_NAME_MAX bytes, or

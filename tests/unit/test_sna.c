@@ -507,6 +507,9 @@ static void test_nul_in_strings(void **state)
 			assert_string_equal(d.recs[0].id, "2:9");
 		decoded_free(&d);
 	}
+	/* the array's keys cut short are not data.flows */
+	assert_int_equal(decode("{\"data\":{\"flows\\u0000\":[]}}", 0, &d), -EBADMSG);
+	assert_int_equal(decode("{\"data\\u0000\":{\"flows\":[]}}", 0, &d), -EBADMSG);
 }
 
 /* A poll's answer with this id and status (JSON text) to window_next, the
