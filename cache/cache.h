@@ -44,6 +44,7 @@
 
 #define CACHE_ERRLEN 256
 #define CACHE_ID_MAX 64		/* longest record id accepted (collector-api.md) */
+#define CACHE_NAME_MAX 127	/* longest lookup name (and 'extra') stored, in bytes */
 #define CACHE_GROUPS_MAX 16	/* host groups kept per side of a flow */
 #define CACHE_EXTRA_LEN 384	/* flow_rec.extra, with its NUL */
 #define CACHE_SCHEMA_VERSION 2
@@ -301,8 +302,8 @@ enum cache_table { CACHE_APPS, CACHE_GROUPS, CACHE_EXPORTERS, CACHE_IFS, CACHE_N
  * address or the interface's description. */
 struct cache_lookup {
 	int64_t key, key2;
-	char name[128];
-	char extra[128];
+	char name[CACHE_NAME_MAX + 1];
+	char extra[CACHE_NAME_MAX + 1];
 };
 
 /* Replace a whole table and stamp it with fetched_ms. */
@@ -401,5 +402,17 @@ void cache_tcp_flags(int flags, char out[9]);
 /* ISO 8601 with milliseconds and the zone's offset ("...T10:00:00.123Z" or
  * "+02:00").  out: at least 32 bytes.  Returns the length. */
 int cache_time_format(int64_t ms, char *out, size_t len);
+
+/*
+ * Text from a collector (a server's error message, a search's status) made
+ * safe for one line of a log, a message or a terminal, as summary.txt writes
+ * names: control characters (C0, DEL, and C1 in UTF-8: U+0080 to U+009F)
+ * become \n, \r, \t or \xNN (one per byte), and so does every byte that is
+ * not part of valid UTF-8; the rest stays as it is.  s ends at len bytes or
+ * at a NUL.  Writes at most outlen - 1 bytes and a NUL (nothing when outlen
+ * is 0), never half an escape or half a character, and returns the bytes
+ * written; a text that does not fit is cut there.
+ */
+size_t cache_text_escape(char *out, size_t outlen, const char *s, size_t len);
 
 #endif

@@ -62,11 +62,18 @@ static void render_maps_free(struct render_ctx *ctx)
 	}
 }
 
+bool render_name_ok(const char *s, size_t len)
+{
+	return len <= CACHE_NAME_MAX && (len == 0 || !memchr(s, '\0', len));
+}
+
 /*
  * Read every lookup table (ordered by table, key, key2, so each array comes
  * out sorted).  Only rows with a non-empty name are kept: an empty name
- * renders as the number anyway.  -ENOMEM or an SQLite error; the maps are
- * then empty.
+ * renders as the number anyway.  So are only names this program could have
+ * stored (render_name_ok): a longer one (a planted row of 200 KiB) is never
+ * loaded, and its id renders as the number, as an id without a name does.
+ * -ENOMEM or an SQLite error; the maps are then empty.
  */
 static int render_maps_load(struct cache *c, struct render_ctx *ctx, char *err)
 {
@@ -82,7 +89,8 @@ static int render_maps_load(struct cache *c, struct render_ctx *ctx, char *err)
 		const unsigned char *name = sqlite3_column_text(st, 3);
 		int len = sqlite3_column_bytes(st, 3);
 		struct render_map *m;
-		if (t < 0 || t >= CACHE_NTABLES || !name || len == 0)
+		if (t < 0 || t >= CACHE_NTABLES || !name || len <= 0 ||
+		    !render_name_ok((const char *)name, (size_t)len))
 			continue;
 		m = &ctx->map[t];
 		if (m->n == cap[t]) {
@@ -344,7 +352,8 @@ int render_flush(struct render_out *o)
 }
 
 /* Flush the buffer, then the stream: 0, or the first write error as -errno
- * with "write: <cause>" in err. */
+ * with "write: <cause>" in err; -EOVERFLOW (render_room refused an item
+ * larger than the buffer) says so. */
 int render_finish(struct render_out *o, char *err)
 {
 	int rc = render_flush(o);
@@ -352,6 +361,9 @@ int render_finish(struct render_out *o, char *err)
 	errno = 0;
 	if (!rc && fflush(o->f) != 0)
 		rc = errno ? -errno : -EIO;
+	if (rc == -EOVERFLOW)
+		return cache_fail(err, rc, "a field larger than the %d KiB output buffer",
+				  RENDER_OUTBUF / 1024);
 	return rc ? cache_fail(err, rc, "write: %s", strerror(-rc)) : 0;
 }
 

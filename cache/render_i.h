@@ -7,6 +7,7 @@
 #ifndef FLOWFS_RENDER_I_H
 #define FLOWFS_RENDER_I_H
 
+#include <errno.h>
 #include <string.h>
 
 #include "cache_i.h"
@@ -65,6 +66,11 @@ int render_begin(struct cache *c, struct render_ctx **out, char *err);
 /* End the read transaction and free ctx (NULL: only end it). */
 void render_end(struct cache *c, struct render_ctx *ctx);
 
+/* Is text from the cache's lookup table a name this program could have
+ * stored: at most CACHE_NAME_MAX bytes and no NUL?  Anything else was
+ * planted or is corrupt, and is treated as no name at all. */
+bool render_name_ok(const char *s, size_t len);
+
 /* The first entry of map m with this key (and key2 when with_key2), or
  * NULL: the name flows.csv shows (a row with an empty name is not kept). */
 const struct render_map_entry *render_find(struct render_map *m, int64_t key, int64_t key2,
@@ -95,15 +101,23 @@ struct render_out {
 /* Write out what is buffered; returns out->err. */
 int render_flush(struct render_out *o);
 /* render_flush, then fflush(o->f): 0, or the first write error as -errno
- * with "write: <cause>" in err. */
+ * with "write: <cause>" in err (-EOVERFLOW: an item larger than the buffer). */
 int render_finish(struct render_out *o, char *err);
 
 /* Make room for len more bytes (flushing when needed); false on a write
- * error.  len must be at most RENDER_OUTBUF. */
+ * error, and for an item longer than the whole buffer, which can never fit:
+ * that is kept in o->err as -EOVERFLOW (the writers bound every item they
+ * put, so it means a bug or a field that escaped its bound), and the render
+ * fails with it rather than write past the buffer. */
 static inline bool render_room(struct render_out *o, size_t len)
 {
 	if (RENDER_OUTBUF - o->n >= len)
 		return true;
+	if (len > RENDER_OUTBUF) {
+		if (!o->err)
+			o->err = -EOVERFLOW;
+		return false;
+	}
 	return render_flush(o) == 0;
 }
 

@@ -101,26 +101,76 @@ static void report_printf(struct render_out *o, const char *fmt, ...)
 }
 
 /*
+ * The visible escape of the character at s (n >= 1 bytes left), if it needs
+ * one: \n, \r, \t, or \xNN per byte for the other C0 controls, DEL, the C1
+ * controls (U+0080 to U+009F, 0xc2 0x80 to 0xc2 0x9f in UTF-8) and a byte
+ * that does not start valid UTF-8.  Returns the escape's length in esc (at
+ * most 8, NUL-terminated), 0 when the character is written as it is; *used
+ * is the bytes of s it stands for either way (a whole UTF-8 sequence).
+ */
+static size_t report_escape_at(const unsigned char *s, size_t n, char esc[9], size_t *used)
+{
+	size_t k = render_utf8_len(s, n);
+	unsigned c = s[0];
+
+	*used = k ? k : 1;
+	if (c == '\n' || c == '\r' || c == '\t') {
+		esc[0] = '\\';
+		esc[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+		esc[2] = '\0';
+		return 2;
+	}
+	if (c < 0x20 || c == 0x7f || k == 0)
+		return (size_t)snprintf(esc, 9, "\\x%02x", c);
+	if (k == 2 && c == 0xc2 && s[1] < 0xa0)
+		return (size_t)snprintf(esc, 9, "\\x%02x\\x%02x", c, s[1]);
+	return 0;
+}
+
+/*
  * Text from the collector or the user (names, gap reasons, TZ) in a plain
- * text report: control characters are written as \n, \r, \t or \xNN, since
- * a newline in a name would break a table and an ESC would drive the
- * reader's terminal; everything else as it is.
+ * text report: control characters and bytes that are not UTF-8 are written
+ * as report_escape_at spells them, since a newline in a name would break a
+ * table and an ESC would drive the reader's terminal; everything else as it
+ * is.
  */
 static void report_text(struct render_out *o, const char *s, size_t len)
 {
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch == '\n')
-			report_puts(o, "\\n");
-		else if (ch == '\r')
-			report_puts(o, "\\r");
-		else if (ch == '\t')
-			report_puts(o, "\\t");
-		else if (ch < 0x20 || ch == 0x7f)
-			report_printf(o, "\\x%02x", ch);
+	const unsigned char *u = (const unsigned char *)s;
+	char esc[9];
+	size_t used;
+
+	for (size_t i = 0; i < len; i += used) {
+		size_t n = report_escape_at(u + i, len - i, esc, &used);
+		if (n)
+			render_put(o, esc, n);
 		else
-			report_putc(o, (char)ch);
+			render_put(o, s + i, used);
 	}
+}
+
+/* The same spelling into a string, for logs and messages (cache.h). */
+size_t cache_text_escape(char *out, size_t outlen, const char *s, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t o = 0, used;
+	char esc[9];
+
+	if (outlen == 0)
+		return 0;
+	len = strnlen(s, len);
+	for (size_t i = 0; i < len; i += used) {
+		size_t n = report_escape_at(u + i, len - i, esc, &used);
+		const char *w = n ? esc : s + i;
+		if (!n)
+			n = used;
+		if (n >= outlen - o)
+			break;
+		memcpy(out + o, w, n);
+		o += n;
+	}
+	out[o] = '\0';
+	return o;
 }
 
 /*
@@ -1241,7 +1291,8 @@ static const char report_sql_table[] =
 	"SELECT key, name, key2 FROM lookup WHERE tbl=?1 ORDER BY key, key2";
 
 /* Column i of st as a CSV field: integers as they are, text quoted as
- * flows.csv quotes it, NULL empty. */
+ * flows.csv quotes it, NULL empty, and so is a text this program could not
+ * have stored (render_name_ok: a planted name of 200 KiB). */
 static void report_csv_col(struct render_out *o, sqlite3_stmt *st, int i)
 {
 	struct render_field f = {.kind = RK_SAFE, .s = ""};
@@ -1254,7 +1305,7 @@ static void report_csv_col(struct render_out *o, sqlite3_stmt *st, int i)
 		f.kind = RK_TEXT;
 		f.s = (const char *)sqlite3_column_text(st, i);
 		f.len = (uint32_t)sqlite3_column_bytes(st, i);
-		if (!f.s) {
+		if (!f.s || !render_name_ok(f.s, f.len)) {
 			f.s = "";
 			f.len = 0;
 		}

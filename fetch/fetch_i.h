@@ -189,14 +189,33 @@ int fetch_lookup_add(struct cache_lookup **rows, size_t *n, size_t *cap,
 		     const struct cache_lookup *r);
 #define FETCH_EXACT_MAX 9007199254740992.0	/* 2^53: the integers a double holds */
 
+/* The nodes of a parsed answer whose key or string value a NUL cut short
+ * (cJSON ends a string at a "\u0000" escape or a raw NUL byte): found by
+ * reading the body (flowapi.c says how).  fetch_json_cuts: root parsed from
+ * body and len; 0 (n == 0 for nearly every answer: none), or -ENOMEM.
+ * fetch_json_cut: is node, or anything under it, cut?  fetch_json_cut_node:
+ * is node's own key or value cut (a "flows\u0000x" member is not "flows")?
+ * (c may be NULL.) */
+struct fetch_cuts {
+	const struct cJSON **v;	/* sorted by address */
+	size_t n;
+};
+int fetch_json_cuts(const char *body, size_t len, const struct cJSON *root,
+		    struct fetch_cuts *c);
+bool fetch_json_cut(const struct fetch_cuts *c, const struct cJSON *node);
+bool fetch_json_cut_node(const struct fetch_cuts *c, const struct cJSON *node);
+void fetch_cuts_free(struct fetch_cuts *c);
+
 /* A driver's record decoder: whole, or only what a sample needs (start,
  * src, dst); -EINVAL with the cause in why. */
 typedef int (*fetch_rec_fn)(const struct cJSON *o, struct flow_rec *f, bool sample, char *why,
 			    size_t len);
 /* The records of a JSON array into out, each through 'one' (as samples
- * when out->sample_at is reached, see struct decoded); rejects counted.
- * 0 or -ENOMEM. */
-int fetch_decode_array(const struct cJSON *arr, struct decoded *out, fetch_rec_fn one);
+ * when out->sample_at is reached, see struct decoded); rejects counted,
+ * among them every record in cuts (one holding a string a NUL cut short,
+ * see fetch_json_cuts; cuts may be NULL).  0 or -ENOMEM. */
+int fetch_decode_array(const struct cJSON *arr, const struct fetch_cuts *cuts,
+		       struct decoded *out, fetch_rec_fn one);
 
 /* Parse an answer into the calling thread's arena for cJSON (flowapi.c;
  * NULL when not JSON), and release the tree and the arena at once (a

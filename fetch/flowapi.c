@@ -5,8 +5,9 @@
  *
  * The decoder trusts nothing.  A record with a missing required field
  * (id, start, src, dst), a field of the wrong type, a number out of range
- * or not an integer, or an over-long string is rejected whole and counted,
- * never stored half-read.  Numbers must be integers no larger than 2^53:
+ * or not an integer, an over-long string, or a string that a NUL ("\u0000")
+ * would cut short (fetch_json_cuts) is rejected whole and counted, never
+ * stored half-read.  Numbers must be integers no larger than 2^53:
  * cJSON holds numbers as doubles, and a larger value could not be stored
  * exactly (no flow counter reaches 9 petabytes).  Unknown fields are
  * ignored, as the dialect requires.
@@ -277,6 +278,185 @@ int fetch_lookup_add(struct cache_lookup **rows, size_t *n, size_t *cap,
 	return 0;
 }
 
+/*
+ * Strings a NUL cuts.  cJSON keeps a string as a C string and keeps no
+ * length, so a "\u0000" escape in it (or a raw NUL byte, which cJSON copies
+ * as it is) ends it early: "a\u0000x" and "a\u0000y" both decode to "a",
+ * and "10.0.0.1\u0000junk" to a valid address.  The tree cannot tell; the
+ * body can.  fetch_json_cuts reads the body as cJSON's parse_string does:
+ * outside a string a '"' opens one (in a JSON text that cJSON parsed, a
+ * quote appears nowhere else); inside it a backslash takes the next byte
+ * along and a '"' closes it.  It numbers the strings in the order they
+ * appear, keys included, which is the order in which cJSON parses them into
+ * the tree (a member's key, then its value; an array's items in turn), so a
+ * walk of the tree in document order meets the Nth string of the body at
+ * the Nth string it counts.  (Text after the root value, which cJSON
+ * ignores, comes after all of the tree's strings and shifts nothing.)  The
+ * walk records the nodes whose key or value was cut.  A body with no NUL
+ * byte and no "\u0000" at all, nearly every answer, costs one memchr and
+ * one scan of its backslashes, and no walk.
+ */
+
+/* Does body hold a NUL byte, or a backslash followed by "u0000"?  (A
+ * superset of the cut strings: the exact scan is for bodies that do.) */
+static bool json_may_cut(const char *body, size_t len)
+{
+	const char *p = body, *end = body + len;
+
+	if (memchr(body, '\0', len))
+		return true;
+	while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
+		if (end - p >= 6 && memcmp(p + 1, "u0000", 5) == 0)
+			return true;
+		p++;
+	}
+	return false;
+}
+
+/* The ordinals (in document order) of the strings of body that a NUL cuts,
+ * ascending, into *at (malloc'd; NULL when none).  0 or -ENOMEM. */
+static int json_cut_ordinals(const char *body, size_t len, size_t **at, size_t *n)
+{
+	size_t ord = 0, cap = 0;
+
+	*at = NULL;
+	*n = 0;
+	for (size_t i = 0; i < len; i++) {
+		bool cut = false;
+		if (body[i] != '"')
+			continue;
+		for (i++; i < len && body[i] != '"'; i++) {
+			if (body[i] == '\0') {
+				cut = true;
+			} else if (body[i] == '\\') {
+				if (len - i >= 6 && memcmp(body + i + 1, "u0000", 5) == 0)
+					cut = true;
+				i++;
+			}
+		}
+		if (cut) {
+			if (*n == cap) {
+				size_t c = cap ? cap * 2 : 16;
+				size_t *v = realloc(*at, c * sizeof(*v));
+				if (!v) {
+					free(*at);
+					*at = NULL;
+					*n = 0;
+					return -ENOMEM;
+				}
+				*at = v;
+				cap = c;
+			}
+			(*at)[(*n)++] = ord;
+		}
+		ord++;
+	}
+	return 0;
+}
+
+struct cut_walk {
+	const size_t *at;	/* the cut ordinals, ascending */
+	size_t n, k;		/* how many; the next to meet */
+	size_t ord;		/* strings counted so far */
+	struct fetch_cuts *out;
+	size_t cap;		/* of out->v */
+	int rc;
+};
+
+/* Count one string; true when it is the next cut one. */
+static bool cut_next(struct cut_walk *w)
+{
+	if (w->k < w->n && w->at[w->k] == w->ord++) {
+		w->k++;
+		return true;
+	}
+	return false;
+}
+
+/* node, its next siblings and their descendants in document order; a node
+ * whose key or value is cut goes into w->out.  Stops once every cut string
+ * is met, or on -ENOMEM (in w->rc). */
+static void cut_walk(const cJSON *node, struct cut_walk *w)
+{
+	for (; node && w->k < w->n && !w->rc; node = node->next) {
+		bool cut = node->string && cut_next(w);
+		if (cJSON_IsString(node) && cut_next(w))
+			cut = true;
+		if (cut) {
+			struct fetch_cuts *c = w->out;
+			if (c->n == w->cap) {
+				size_t nc = w->cap ? w->cap * 2 : 16;
+				const cJSON **v = realloc(c->v, nc * sizeof(*v));
+				if (!v) {
+					w->rc = -ENOMEM;
+					return;
+				}
+				c->v = v;
+				w->cap = nc;
+			}
+			c->v[c->n++] = node;
+		}
+		cut_walk(node->child, w);
+	}
+}
+
+static int cut_cmp(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t) * (const cJSON *const *)a, y = (uintptr_t) * (const cJSON *const *)b;
+	return x < y ? -1 : x > y;
+}
+
+int fetch_json_cuts(const char *body, size_t len, const cJSON *root, struct fetch_cuts *c)
+{
+	struct cut_walk w = {.out = c};
+	size_t *at;
+	int rc;
+
+	c->v = NULL;
+	c->n = 0;
+	if (!root || !body || !json_may_cut(body, len))
+		return 0;
+	rc = json_cut_ordinals(body, len, &at, &w.n);
+	if (rc)
+		return rc;
+	w.at = at;
+	cut_walk(root, &w);	/* a parsed root has no siblings */
+	free(at);
+	if (w.rc) {
+		fetch_cuts_free(c);
+		return w.rc;
+	}
+	/* sorted by address for fetch_json_cut's bsearch: a hostile answer may
+	 * cut a string in each of its records */
+	if (c->n > 1)
+		qsort(c->v, c->n, sizeof(*c->v), cut_cmp);
+	return 0;
+}
+
+bool fetch_json_cut_node(const struct fetch_cuts *c, const cJSON *node)
+{
+	return c && c->n && node && bsearch(&node, c->v, c->n, sizeof(*c->v), cut_cmp);
+}
+
+bool fetch_json_cut(const struct fetch_cuts *c, const cJSON *node)
+{
+	if (!c || c->n == 0 || !node)
+		return false;
+	if (fetch_json_cut_node(c, node))
+		return true;
+	for (const cJSON *ch = node->child; ch; ch = ch->next)
+		if (fetch_json_cut(c, ch))
+			return true;
+	return false;
+}
+
+void fetch_cuts_free(struct fetch_cuts *c)
+{
+	free(c->v);
+	c->v = NULL;
+	c->n = 0;
+}
+
 /* Copy a JSON string into a fixed field; false when missing or too long. */
 bool fetch_json_str(const cJSON *o, const char *key, char *dst, size_t len)
 {
@@ -292,6 +472,7 @@ static int fa_lookup_decode(struct driver *d, enum cache_table t, const char *bo
 			    size_t len, struct cache_lookup **rows, size_t *n, char *err)
 {
 	cJSON *root = cJSON_ParseWithLength(body, len);
+	struct fetch_cuts cuts = {0};
 	const cJSON *arr, *it;
 	size_t cap = 0;
 	int rc = 0;
@@ -305,12 +486,22 @@ static int fa_lookup_decode(struct driver *d, enum cache_table t, const char *bo
 		cJSON_Delete(root);
 		return -EBADMSG;
 	}
+	if ((rc = fetch_json_cuts(body, len, root, &cuts)))
+		goto out;
+	if (fetch_json_cut_node(&cuts, arr)) {
+		snprintf(err, FETCH_ERRLEN, "/api/v1/%s: its key holds a NUL", lookup_paths[t]);
+		rc = -EBADMSG;
+		goto out;
+	}
 	cJSON_ArrayForEach(it, arr) {
 		struct cache_lookup r;
 		int64_t id, x;
 
 		memset(&r, 0, sizeof(r));
-		if (get_int(it, "id", 0, 4294967295.0, &id))
+		/* an item holding a string a NUL cuts is skipped, as one whose
+		 * name is missing or too long (an exporter's with all its
+		 * interfaces): its ids show as numbers */
+		if (fetch_json_cut(&cuts, it) || get_int(it, "id", 0, 4294967295.0, &id))
 			continue;	/* a row we cannot key is skipped: ids then show as numbers */
 		r.key = id;
 		if (t == CACHE_IFS) {
@@ -340,6 +531,7 @@ static int fa_lookup_decode(struct driver *d, enum cache_table t, const char *bo
 			goto out;
 	}
 out:
+	fetch_cuts_free(&cuts);
 	cJSON_Delete(root);
 	if (rc) {
 		free(*rows);
@@ -586,7 +778,8 @@ static int fa_record(const cJSON *o, struct flow_rec *f, bool sample, char *why,
 	return sample ? decode_sample(o, f, why, len) : flowapi_decode_record(o, f, why, len);
 }
 
-int fetch_decode_array(const cJSON *arr, struct decoded *out, fetch_rec_fn one)
+int fetch_decode_array(const cJSON *arr, const struct fetch_cuts *cuts, struct decoded *out,
+		       fetch_rec_fn one)
 {
 	size_t n = (size_t)cJSON_GetArraySize(arr);
 	const cJSON *it;
@@ -598,13 +791,17 @@ int fetch_decode_array(const cJSON *arr, struct decoded *out, fetch_rec_fn one)
 	cJSON_ArrayForEach(it, arr) {
 		char why[160];
 		out->answered++;
-		if (one(it, &out->recs[out->n], out->sampled, why, sizeof(why)) == 0) {
+		if (fetch_json_cut(cuts, it)) {
+			/* its id, an address or a key would be read cut short:
+			 * two records could become one */
+			snprintf(why, sizeof(why), "a record with a NUL (\\u0000) in a string");
+		} else if (one(it, &out->recs[out->n], out->sampled, why, sizeof(why)) == 0) {
 			out->n++;
-		} else {
-			if (!out->rejected)
-				snprintf(out->why, sizeof(out->why), "%s", why);
-			out->rejected++;
+			continue;
 		}
+		if (!out->rejected)
+			snprintf(out->why, sizeof(out->why), "%s", why);
+		out->rejected++;
 	}
 	return 0;
 }
@@ -618,6 +815,7 @@ int fetch_decode_array(const cJSON *arr, struct decoded *out, fetch_rec_fn one)
 int flowapi_decode_flows(const char *body, size_t len, size_t sample_at, struct decoded *out,
 			 char *err)
 {
+	struct fetch_cuts cuts = {0};
 	cJSON *root;
 	const cJSON *arr;
 	int rc = 0;
@@ -641,7 +839,15 @@ int flowapi_decode_flows(const char *body, size_t len, size_t sample_at, struct 
 		rc = -EBADMSG;
 		goto out;
 	}
-	rc = fetch_decode_array(arr, out, fa_record);
+	rc = fetch_json_cuts(body, len, root, &cuts);
+	if (rc == 0 && fetch_json_cut_node(&cuts, arr)) {
+		/* "flows\u0000...": not the collector's "flows" */
+		snprintf(err, FETCH_ERRLEN, "an answer whose \"flows\" key holds a NUL");
+		rc = -EBADMSG;
+	} else if (rc == 0) {
+		rc = fetch_decode_array(arr, &cuts, out, fa_record);
+	}
+	fetch_cuts_free(&cuts);
 out:
 	fetch_arena_release(root);
 	return rc;

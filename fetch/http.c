@@ -331,7 +331,9 @@ int http_wait(struct http *h, int timeout_ms, struct http_resp **done, size_t *n
 }
 
 /* The server's message, if the body has one: {"error": "..."} (flowapi/1)
- * or {"errors": [{"message": "..."}]} (SNA). */
+ * or {"errors": [{"message": "..."}]} (SNA); its first 200 bytes, with
+ * control characters made visible (cache_text_escape), since it goes into
+ * the log, .progress and flowfetch's stderr. */
 static void server_message(const struct http_resp *r, char *out, size_t len)
 {
 	cJSON *root;
@@ -348,7 +350,7 @@ static void server_message(const struct http_resp *r, char *out, size_t len)
 			m = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(errs, 0), "message");
 	}
 	if (cJSON_IsString(m))
-		snprintf(out, len, "%.200s", m->valuestring);
+		cache_text_escape(out, len, m->valuestring, 200);
 	cJSON_Delete(root);
 }
 

@@ -400,6 +400,7 @@ static int sna_lookup_decode(struct driver *d, enum cache_table t, const char *b
 {
 	cJSON *root = cJSON_ParseWithLength(body, len);
 	const cJSON *arr = root ? cJSON_GetObjectItemCaseSensitive(root, "data") : NULL, *it;
+	struct fetch_cuts cuts;
 	size_t cap = 0;
 	int rc = 0;
 
@@ -412,19 +413,28 @@ static int sna_lookup_decode(struct driver *d, enum cache_table t, const char *b
 		cJSON_Delete(root);
 		return -EBADMSG;
 	}
+	rc = fetch_json_cuts(body, len, root, &cuts);
+	if (rc == 0 && fetch_json_cut_node(&cuts, arr)) {
+		snprintf(err, FETCH_ERRLEN, "the Manager's tags: a key holds a NUL");
+		rc = -EBADMSG;
+	}
 	cJSON_ArrayForEach(it, arr) {
 		struct cache_lookup r;
+		if (rc)
+			break;
 		memset(&r, 0, sizeof(r));
 		/* the tags endpoint's items carry "name"; "displayName" is the
-		 * internalHosts/tags endpoint's (docs/sna-sources.md) */
-		if (fetch_json_int(cJSON_GetObjectItemCaseSensitive(it, "id"), 0, 4294967295.0,
+		 * internalHosts/tags endpoint's (docs/sna-sources.md); a tag
+		 * holding a string a NUL cuts is skipped, as one without a name */
+		if (fetch_json_cut(&cuts, it) ||
+		    fetch_json_int(cJSON_GetObjectItemCaseSensitive(it, "id"), 0, 4294967295.0,
 				   &r.key) ||
 		    (!fetch_json_str(it, "name", r.name, sizeof(r.name)) &&
 		     !fetch_json_str(it, "displayName", r.name, sizeof(r.name))))
 			continue;
-		if ((rc = fetch_lookup_add(rows, n, &cap, &r)))
-			break;
+		rc = fetch_lookup_add(rows, n, &cap, &r);
 	}
+	fetch_cuts_free(&cuts);
 	cJSON_Delete(root);
 	if (rc) {
 		free(*rows);
@@ -490,24 +500,33 @@ static int sna_window_first(struct driver *d, const struct cache_query *q,
 	return 0;
 }
 
-/* A search's id and status from a create or poll answer: 0, -EBADMSG. */
+/* A search's id and status from a create or poll answer: 0, -EBADMSG (also
+ * when a NUL cuts a string of the query: "COMPLETED\u0000..." is none),
+ * -ENOMEM. */
 static int search_state(const char *body, size_t len, char *id, size_t idlen, char *status,
 			size_t stlen)
 {
 	cJSON *root = cJSON_ParseWithLength(body, len);
 	const cJSON *data = root ? cJSON_GetObjectItemCaseSensitive(root, "data") : NULL;
 	const cJSON *q = data ? cJSON_GetObjectItemCaseSensitive(data, "query") : NULL;
-	int rc = -EBADMSG;
+	struct fetch_cuts cuts;
+	int rc = fetch_json_cuts(body, len, root, &cuts);
 
-	if (q && fetch_json_str(q, "id", id, idlen) && fetch_json_str(q, "status", status, stlen)) {
-		rc = 0;
-		for (const char *c = id; *c && rc == 0; c++)
-			if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') ||
-			      (*c >= 'A' && *c <= 'Z') || *c == '-'))
+	if (rc == 0) {
+		bool cut = fetch_json_cut_node(&cuts, data) || fetch_json_cut(&cuts, q);
+		rc = -EBADMSG;
+		if (q && !cut && fetch_json_str(q, "id", id, idlen) &&
+		    fetch_json_str(q, "status", status, stlen)) {
+			rc = 0;
+			for (const char *c = id; *c && rc == 0; c++)
+				if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') ||
+				      (*c >= 'A' && *c <= 'Z') || *c == '-'))
+					rc = -EBADMSG;
+			if (!id[0])
 				rc = -EBADMSG;
-		if (!id[0])
-			rc = -EBADMSG;
+		}
 	}
+	fetch_cuts_free(&cuts);
 	cJSON_Delete(root);
 	return rc;
 }
@@ -990,6 +1009,7 @@ static int sna_decode_record(const cJSON *o, struct flow_rec *f, bool sample, ch
 int sna_decode_answer(const char *body, size_t len, size_t sample_at, struct decoded *out,
 		      char *err)
 {
+	struct fetch_cuts cuts = {0};
 	const cJSON *data, *arr;
 	cJSON *root;
 	int rc = 0;
@@ -1005,7 +1025,14 @@ int sna_decode_answer(const char *body, size_t len, size_t sample_at, struct dec
 		rc = -EBADMSG;
 		goto out;
 	}
-	rc = fetch_decode_array(arr, out, sna_decode_record);
+	rc = fetch_json_cuts(body, len, root, &cuts);
+	if (rc == 0 && (fetch_json_cut_node(&cuts, data) || fetch_json_cut_node(&cuts, arr))) {
+		snprintf(err, FETCH_ERRLEN, "search results whose data.flows keys hold a NUL");
+		rc = -EBADMSG;
+	} else if (rc == 0) {
+		rc = fetch_decode_array(arr, &cuts, out, sna_decode_record);
+	}
+	fetch_cuts_free(&cuts);
 out:
 	fetch_arena_release(root);
 	return rc;
@@ -1026,13 +1053,16 @@ static bool sna_status_failed(const char *status)
 static int sna_window_next(struct driver *d, const struct http_resp *resp, struct driver_win *w,
 			   struct http_ask *a, struct decoded *out, char *err)
 {
-	char id[64], status[32];
+	char id[64], status[32], shown[4 * sizeof(status)];
+	int rc;
 
 	if (w->stage == SNA_READ)
 		return sna_decode_answer(resp->body, resp->len, out->sample_at, out, err);
-	if (search_state(resp->body, resp->len, id, sizeof(id), status, sizeof(status))) {
-		snprintf(err, FETCH_ERRLEN, "a search answer without data.query.id and status");
-		return -EBADMSG;
+	rc = search_state(resp->body, resp->len, id, sizeof(id), status, sizeof(status));
+	if (rc) {
+		snprintf(err, FETCH_ERRLEN, rc == -ENOMEM ? "out of memory reading a search answer"
+			 : "a search answer without a valid data.query.id and status");
+		return rc;
 	}
 	if (w->stage == SNA_CREATE)
 		snprintf(w->id, sizeof(w->id), "%s", id);
@@ -1045,12 +1075,16 @@ static int sna_window_next(struct driver *d, const struct http_resp *resp, struc
 	/* Public answers show IN_PROGRESS and COMPLETED only: any other
 	 * status that does not name a failure is taken as still running,
 	 * until the deadline below; one that does is asked again */
+	/* the status is the Manager's text: shown with its control characters
+	 * visible (the message goes to the log, .progress and stderr) */
 	if (sna_status_failed(status)) {
-		snprintf(err, FETCH_ERRLEN, "search %s ended with status %.20s", w->id, status);
+		cache_text_escape(shown, sizeof(shown), status, 20);
+		snprintf(err, FETCH_ERRLEN, "search %s ended with status %s", w->id, shown);
 		return -EAGAIN;
 	}
 	if (mono_ms() - w->started_ms > SNA_SEARCH_DEADLINE_MS) {
-		snprintf(err, FETCH_ERRLEN, "search %s was still %s after %d s", w->id, status,
+		cache_text_escape(shown, sizeof(shown), status, sizeof(status));
+		snprintf(err, FETCH_ERRLEN, "search %s was still %s after %d s", w->id, shown,
 			 SNA_SEARCH_DEADLINE_MS / 1000);
 		return -ETIMEDOUT;
 	}

@@ -22,7 +22,11 @@
  *   - a kept record written back as a flowapi/1 record decodes to the same
  *     record (nothing is altered on the way in, whichever the dialect),
  *     with the same Community ID;
- *   - the Community ID is the same seen from either end of the flow.
+ *   - the Community ID is the same seen from either end of the flow;
+ *   - nothing a NUL cut short is kept: every record kept from the body is
+ *     kept, the same, from its twin in which each NUL of a string is a 0x01
+ *     (fuzz_nul_twin), so two ids that differ after a "\u0000" never
+ *     become one, nor an address with text after a NUL a valid address.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -242,6 +246,40 @@ static void check_sample(decode_fn decode, const char *body, size_t size, int rc
 	decoded_free(&s);
 }
 
+/* What the body kept (whole decode, rc 0), its NUL twin keeps the same, in
+ * the same order, among what it keeps. */
+static void check_nul_twin(decode_fn decode, const char *body, size_t size,
+			   const struct decoded *d)
+{
+	struct decoded t;
+	char err[FETCH_ERRLEN] = "";
+	char *twin = fuzz_nul_twin(body, size);
+
+	if (!twin)
+		return;
+	set_hooks(size);
+	int rc = decode(twin, size, 0, &t, err);
+	cJSON_InitHooks(NULL);
+	if (rc == -ENOMEM) {
+		free(twin);
+		return;
+	}
+	FUZZ_CHECK(rc == 0, "the body decoded, its NUL twin did not: %d %s", rc, err);
+	FUZZ_CHECK(t.answered == d->answered, "%zu answered, %zu in the NUL twin", d->answered,
+		   t.answered);
+	size_t j = 0;
+	for (size_t i = 0; i < d->n; i++) {
+		while (j < t.n && !(same_record(&d->recs[i], &t.recs[j]) &&
+				    strcmp(d->recs[i].extra, t.recs[j].extra) == 0))
+			j++;
+		FUZZ_CHECK(j < t.n, "record %s kept, not so in the NUL twin: a NUL cut a string",
+			   d->recs[i].id);
+		j++;
+	}
+	decoded_free(&t);
+	free(twin);
+}
+
 static void check_answer(decode_fn decode, const char *body, size_t size)
 {
 	struct decoded d;
@@ -267,6 +305,7 @@ static void check_answer(decode_fn decode, const char *body, size_t size)
 			check_round_trip(&d.recs[i]);
 			check_community_symmetric(&d.recs[i]);
 		}
+		check_nul_twin(decode, body, size, &d);
 	}
 	check_sample(decode, body, size, rc, &d);
 	decoded_free(&d);

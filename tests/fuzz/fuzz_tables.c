@@ -12,8 +12,12 @@
  *     numbers in range (max_records 0 = not said, or 1 to 10^7; retention 0 = not said, or 1
  *     to 36500 days; export delay 0 to 86400 s; a clock >= 0) and every
  *     string terminated; a refused one says why in one line;
- *   - tables: every row's key (and ifIndex / parent) fits in 32 bits and its
- *     strings are terminated; a refused table keeps no rows and says why.
+ *   - tables: every row's key (and ifIndex / parent) fits in 32 bits, its
+ *     name at most CACHE_NAME_MAX bytes and its strings terminated; a
+ *     refused table keeps no rows and says why;
+ *   - nothing a NUL cut short is kept: every row kept from the body is kept,
+ *     the same, from its twin in which each NUL of a string is a 0x01
+ *     (fuzz_nul_twin), so "HTTP\u0000S" never becomes the name "HTTP".
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -54,6 +58,41 @@ static void check_info(const struct driver_ops *ops, struct driver *d, const cha
 	FUZZ_CHECK(info.now_ms >= 0, "now %lld", (long long)info.now_ms);
 }
 
+static bool same_row(const struct cache_lookup *a, const struct cache_lookup *b)
+{
+	return a->key == b->key && a->key2 == b->key2 && strcmp(a->name, b->name) == 0 &&
+	       strcmp(a->extra, b->extra) == 0;
+}
+
+/* The rows kept from the body (rc 0), its NUL twin keeps the same, in the
+ * same order, among what it keeps. */
+static void check_table_twin(const struct driver_ops *ops, struct driver *d, enum cache_table t,
+			     const char *body, size_t len, const struct cache_lookup *rows,
+			     size_t n)
+{
+	struct cache_lookup *trows = NULL;
+	size_t tn = 0, j = 0;
+	char err[FETCH_ERRLEN] = "";
+	char *twin = fuzz_nul_twin(body, len);
+
+	if (!twin)
+		return;
+	int rc = ops->lookup_decode(d, t, twin, len, &trows, &tn, err);
+	if (rc != -ENOMEM) {
+		FUZZ_CHECK(rc == 0, "table %d: the body decoded, its NUL twin did not: %d %s", t,
+			   rc, err);
+		for (size_t i = 0; i < n; i++) {
+			while (j < tn && !same_row(&rows[i], &trows[j]))
+				j++;
+			FUZZ_CHECK(j < tn, "table %d: row %lld '%s' kept, not so in the NUL twin:"
+				   " a NUL cut a string", t, (long long)rows[i].key, rows[i].name);
+			j++;
+		}
+	}
+	free(trows);
+	free(twin);
+}
+
 static void check_table(const struct driver_ops *ops, struct driver *d, enum cache_table t,
 			const char *body, size_t len)
 {
@@ -76,10 +115,13 @@ static void check_table(const struct driver_ops *ops, struct driver *d, enum cac
 		FUZZ_CHECK(r->key2 >= 0 && r->key2 <= U32_MAX, "key2 %lld", (long long)r->key2);
 		FUZZ_CHECK(t == CACHE_GROUPS || t == CACHE_IFS || r->key2 == 0,
 			   "key2 %lld in table %d", (long long)r->key2, t);
-		FUZZ_CHECK(strnlen(r->name, sizeof(r->name)) < sizeof(r->name), "name not terminated");
-		FUZZ_CHECK(strnlen(r->extra, sizeof(r->extra)) < sizeof(r->extra),
+		size_t nl = strnlen(r->name, sizeof(r->name));
+		FUZZ_CHECK(nl < sizeof(r->name), "name not terminated");
+		FUZZ_CHECK(nl <= CACHE_NAME_MAX, "name of %zu bytes", nl);
+		FUZZ_CHECK(strnlen(r->extra, sizeof(r->extra)) <= CACHE_NAME_MAX,
 			   "extra not terminated");
 	}
+	check_table_twin(ops, d, t, body, len, rows, n);
 	free(rows);
 }
 

@@ -96,16 +96,6 @@ static void unlink_db(const char *path)
 	unlink(p);
 }
 
-/* Run SQL on a second connection to the cache file. */
-static void side_sql(struct cache *c, const char *sql)
-{
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(cache_path(c), &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
-}
-
 /* ---- prefixes ------------------------------------------------------------------ */
 
 static void canon(const char *in, const char *want)

@@ -1,6 +1,7 @@
 /*
- * test_decode.c - the flowapi/1 decoder against hostile answers, and
- * Community ID against published vectors.
+ * test_decode.c - the flowapi/1 decoder against hostile answers (a NUL in a
+ * string among them), its lookup tables' names, and Community ID against
+ * published vectors.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -213,6 +214,80 @@ static void test_garbage_quote_stays_in_body(void **state)
 	free(body);
 }
 
+/* A record whose strings are this id, src and dst (JSON text). */
+#define NREC(id, src, dst) "{\"id\":\"" id "\",\"start\":5,\"src\":\"" src "\",\"dst\":\"" dst "\"}"
+
+/*
+ * cJSON keeps strings as C strings: a "\u0000" ends one early, so two ids
+ * that differ only after it were read as one ("dup"), and an address with
+ * anything after a NUL passed as the address.  Every record that holds a
+ * string a NUL cuts (an escape, or a raw NUL byte, which cJSON copies as it
+ * is; in a value or in a key) is rejected and counted, whole or as a
+ * sample; an escaped backslash before "u0000" is no NUL.  Before: all kept.
+ */
+static void test_nul_in_strings(void **state)
+{
+	(void)state;
+	static const char body[] =
+		"{\"flows\":[" NREC("dup\\u0000a", "10.0.0.1", "10.0.0.2") ","
+		NREC("dup\\u0000b", "10.0.0.1", "10.0.0.2") ","
+		NREC("ok1", "10.0.0.1\\u0000junk", "10.0.0.2") ","
+		NREC("ok2", "10.0.0.1", "10.0.0.2\0junk") ","
+		"{\"src\\u0000x\":\"10.9.9.9\",\"id\":\"ok3\",\"start\":5,\"src\":\"10.0.0.1\","
+		"\"dst\":\"10.0.0.2\"},"
+		NREC("ok4\\\\u0000", "10.0.0.1", "10.0.0.2") ","
+		"{" GOOD ",\"x_vendor\":[\"\\u0000\"]}," NREC("ok5", "10.0.0.1", "10.0.0.2") "]}";
+	struct decoded d;
+	char err[FETCH_ERRLEN];
+
+	for (size_t sample_at = 0; sample_at <= 1; sample_at++) {
+		assert_int_equal(flowapi_decode_flows(body, sizeof(body) - 1, sample_at, &d, err), 0);
+		assert_int_equal(d.sampled, sample_at == 1);
+		assert_int_equal(d.answered, 8);
+		assert_int_equal(d.rejected, 6);
+		assert_int_equal(d.n, 2);
+		assert_non_null(strstr(d.why, "NUL"));
+		if (!sample_at) {
+			assert_string_equal(d.recs[0].id, "ok4\\u0000");	/* a backslash, then text */
+			assert_string_equal(d.recs[1].id, "ok5");
+		}
+		decoded_free(&d);
+	}
+	/* a "flows" key cut short is not the collector's "flows" */
+	static const char cut_key[] = "{\"flows\\u0000x\":[" NREC("a", "10.0.0.1", "10.0.0.2") "],"
+				      "\"flows\":[]}";
+	assert_int_equal(flowapi_decode_flows(cut_key, sizeof(cut_key) - 1, 0, &d, err), -EBADMSG);
+	assert_non_null(strstr(err, "NUL"));
+	decoded_free(&d);
+}
+
+/* Lookup names: a row whose name is longer than CACHE_NAME_MAX bytes, or
+ * holds a string a NUL cuts, is skipped (its id shows as the number); a
+ * name of CACHE_NAME_MAX bytes is kept whole.  Before: the NUL-cut name
+ * was kept cut ("HTTP"). */
+static void test_lookup_names(void **state)
+{
+	(void)state;
+	char body[1024], n127[CACHE_NAME_MAX + 1], err[FETCH_ERRLEN];
+	struct cache_lookup *rows;
+	size_t n;
+
+	memset(n127, 'x', CACHE_NAME_MAX);
+	n127[CACHE_NAME_MAX] = '\0';
+	snprintf(body, sizeof(body), "{\"applications\":[{\"id\":1,\"name\":\"HTTP\\u0000S\"},"
+		 "{\"id\":2,\"name\":\"%sy\"},{\"id\":3,\"name\":\"%s\"},"
+		 "{\"id\":4,\"name\":\"DNS\",\"note\":\"a\\u0000\"},{\"id\":5,\"name\":\"NTP\"}]}",
+		 n127, n127);
+	assert_int_equal(flowapi_driver.lookup_decode(NULL, CACHE_APPS, body, strlen(body), &rows,
+						      &n, err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(rows[0].key, 3);
+	assert_string_equal(rows[0].name, n127);
+	assert_int_equal(rows[1].key, 5);
+	assert_string_equal(rows[1].name, "NTP");
+	free(rows);
+}
+
 static void set_addr4(uint8_t a[16], unsigned b0, unsigned b1, unsigned b2, unsigned b3)
 {
 	memset(a, 0, 16);
@@ -277,6 +352,8 @@ int main(void)
 		cmocka_unit_test(test_sample_answers),
 		cmocka_unit_test(test_garbage_answers),
 		cmocka_unit_test(test_garbage_quote_stays_in_body),
+		cmocka_unit_test(test_nul_in_strings),
+		cmocka_unit_test(test_lookup_names),
 		cmocka_unit_test(test_community_id),
 	};
 	flowapi_init_hooks();

@@ -1,7 +1,9 @@
 /*
  * test_http.c - the engine's HTTP client against a one-connection server on
  * 127.0.0.1:0: an answer that is already in the socket when http_wait is
- * called comes back at once, not after the wait's timeout.
+ * called comes back at once, not after the wait's timeout; and http_judge's
+ * causes, which carry the server's message with its control characters
+ * made visible.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -128,10 +130,47 @@ static void test_answer_already_there(void **state)
 	close(s.fd);
 }
 
+/* The server's message goes into the cause (the log, .progress, flowfetch's
+ * stderr) with its control characters visible: a collector's "\n\x1b[2J"
+ * would forge a log line and clear the reader's terminal.  Before: kept
+ * raw. */
+static void test_judge_message(void **state)
+{
+	(void)state;
+	static const struct {
+		long status;
+		const char *body, *want;
+	} cases[] = {
+		{500, "{\"error\":\"boom\\n\\u001b[2J\"}", "HTTP 500: boom\\n\\x1b[2J"},
+		{400, "{\"error\":\"bad\nrequest\x1b[31m\"}",
+		 "rejected the request: HTTP 400: bad\\nrequest\\x1b[31m"},
+		{403, "{\"errors\":[{\"message\":\"no\\r\\nSet-Cookie: x\\u009b1m\"}]}",
+		 "(HTTP 403: no\\r\\nSet-Cookie: x\\xc2\\x9b1m)"},
+		{404, "{\"error\":\"plain text, \\\"quoted\\\"\"}", "HTTP 404: plain text, \"quoted\" ("},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct http_resp r;
+		char why[FETCH_ERRLEN] = "";
+		int errnum = 0;
+		memset(&r, 0, sizeof(r));
+		r.status = cases[i].status;
+		r.body = (char *)cases[i].body;
+		r.len = strlen(cases[i].body);
+		r.retry_after_s = -1;
+		assert_int_not_equal(http_judge(&r, &errnum, why, sizeof(why)), HTTP_OK);
+		if (!strstr(why, cases[i].want))
+			fail_msg("case %zu: '%s', want '%s' in it", i, why, cases[i].want);
+		for (const char *c = why; *c; c++)
+			assert_true((unsigned char)*c >= ' ' && *c != 0x7f);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_answer_already_there),
+		cmocka_unit_test(test_judge_message),
 	};
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int rc = cmocka_run_group_tests_name("http", tests, NULL, NULL);

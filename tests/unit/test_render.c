@@ -4,7 +4,8 @@
  * ICMP, hostile names as the simulated collector serves them), the time
  * format in zones other than UTC (DST days, half-hour offsets), determinism
  * (the same state renders the same bytes; flows.sqlite twice is the same
- * file), the SQLite export's tables, write errors, and cancelling.
+ * file), the SQLite export's tables, write errors, cancelling, and rows a
+ * hostile hand planted in the cache (a lookup name of 200 KiB).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +25,7 @@
 #include <sqlite3.h>
 
 #include "cache.h"
+#include "render_i.h"
 
 #define DAY0 1694736000000LL	/* 2023-09-15T00:00:00Z */
 #define T10 1694772000000LL	/* 2023-09-15T10:00:00Z */
@@ -694,6 +696,149 @@ static void test_cancel(void **state)
 	assert_int_equal(rows, N);
 }
 
+/* ---- hostile cache rows ---------------------------------------------------------------- */
+
+/* Render into a string with the rc expected; err's message is returned too. */
+static char *render_rc(int (*fn)(struct cache *, FILE *, const void *, char *),
+		       struct cache *c, const void *arg, int want, char *err)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	assert_non_null(f);
+	err[0] = '\0';
+	int rc = fn(c, f, arg, err);
+	if (rc != want)
+		fail_msg("rc %d (%s), want %d", rc, err, want);
+	fclose(f);
+	return buf;
+}
+
+static int do_csv(struct cache *c, FILE *f, const void *q, char *err)
+{
+	return cache_render(c, q, CACHE_CSV, f, NULL, NULL, 0, NULL, err);
+}
+
+static int do_ndjson(struct cache *c, FILE *f, const void *q, char *err)
+{
+	return cache_render(c, q, CACHE_NDJSON, f, NULL, NULL, 0, NULL, err);
+}
+
+static int do_summary(struct cache *c, FILE *f, const void *q, char *err)
+{
+	return cache_render_summary(c, q, f, err);
+}
+
+static int do_lookup(struct cache *c, FILE *f, const void *t, char *err)
+{
+	return cache_render_lookup(c, *(const enum cache_table *)t, f, err);
+}
+
+/*
+ * A name of 200 KiB planted in each lookup table on a second connection (a
+ * row this program never writes: it stores names of at most CACHE_NAME_MAX
+ * bytes), of quotes and ESCs, which flows.csv doubles and flows.ndjson
+ * writes as \u001b, so that either would be larger than the 256 KiB output
+ * buffer.  Before: ASan, heap-buffer-overflow in render_csv_field and
+ * ndjson_string.  Now the row is refused when the tables are loaded: the
+ * application, exporter, interface and group show as their numbers, as an
+ * id the collector does not name does, and collector/'s CSV leaves the
+ * name empty.
+ */
+static void test_planted_long_name(void **state)
+{
+	struct fixture *fx = *state;
+	char sql[256], err[CACHE_ERRLEN];
+	struct flow_rec r = R("L1", T10 + 9, T10 + 10, 17, "192.0.2.30", 1, "192.0.2.31", 2);
+	struct cache_query q = Q("192.0.2.30", NULL, DAY0, DAY0 + 24 * HOUR);
+
+	r.app = 401;
+	r.exporter = 401;
+	r.in_if = 7;
+	r.nsrc_groups = 1;
+	r.src_groups[0] = 401;
+	assert_int_equal(cache_put_window(fx->c, &q, &r, 1, NULL, err), 0);
+	for (int t = 0; t < CACHE_NTABLES; t++) {
+		snprintf(sql, sizeof(sql), "INSERT INTO lookup(tbl,key,key2,name,extra) VALUES"
+			 " (%d,401,%d,replace(hex(zeroblob(102400)),'00','\"'||char(27)),'x')",
+			 t, t == CACHE_IFS ? 7 : 0);
+		side_sql(fx->c, sql);
+	}
+
+	char *got = render_rc(do_csv, fx->c, &q, 0, err);
+	assert_true(strlen(got) < 1000);
+	assert_non_null(strstr(got, ",7,,401,401,401,,"));	/* inIf .. dstGroups */
+	free(got);
+	got = render_rc(do_ndjson, fx->c, &q, 0, err);
+	assert_true(strlen(got) < 1000);
+	assert_non_null(strstr(got, "\"inIf\":\"7\",\"outIf\":null,\"exporter\":\"401\","
+				    "\"app\":\"401\",\"srcGroups\":\"401\","));
+	free(got);
+	got = render_rc(do_summary, fx->c, &q, 0, err);
+	assert_true(strlen(got) < 10000);
+	assert_null(strchr(got, 0x1b));
+	free(got);
+	for (int t = 0; t < CACHE_NTABLES; t++) {
+		enum cache_table tt = (enum cache_table)t;
+		got = render_rc(do_lookup, fx->c, &tt, 0, err);
+		assert_true(strlen(got) < 1000);
+		assert_null(strchr(got, 0x1b));
+		assert_non_null(strstr(got, "\n401,"));
+		free(got);
+	}
+
+	/* a name of exactly CACHE_NAME_MAX bytes is a name; a NUL in one is
+	 * not (this program never stores one) */
+	snprintf(sql, sizeof(sql), "UPDATE lookup SET name=substr(hex(zeroblob(%d)),1,%d)"
+		 " WHERE tbl=%d AND key=401", CACHE_NAME_MAX, CACHE_NAME_MAX, CACHE_APPS);
+	side_sql(fx->c, sql);
+	snprintf(sql, sizeof(sql), "UPDATE lookup SET name=CAST(x'61006263' AS TEXT)"
+		 " WHERE tbl=%d AND key=401", CACHE_EXPORTERS);
+	side_sql(fx->c, sql);
+	got = render_rc(do_csv, fx->c, &q, 0, err);
+	char want[CACHE_NAME_MAX + 8];
+	memset(want, '0', CACHE_NAME_MAX);
+	snprintf(want + CACHE_NAME_MAX, 8, ",401,");
+	assert_non_null(strstr(got, ",7,,401,"));		/* the exporter: no name */
+	assert_non_null(strstr(got, want));			/* the application's */
+	free(got);
+}
+
+/* render_room: an item larger than the whole output buffer can never fit:
+ * false, the buffer untouched, and the error kept (before: true after a
+ * flush, and the caller wrote past the buffer). */
+static void test_render_room(void **state)
+{
+	(void)state;
+	char err[CACHE_ERRLEN] = "", *text = NULL;
+	size_t tlen = 0;
+	struct render_out o = {.f = open_memstream(&text, &tlen)};
+
+	assert_non_null(o.f);
+	o.buf = malloc(RENDER_OUTBUF);
+	assert_non_null(o.buf);
+	/* an item that fits the buffer but not what is left of it: flushed */
+	memset(o.buf, 'a', RENDER_OUTBUF);
+	o.n = RENDER_OUTBUF - 5;
+	assert_true(render_room(&o, RENDER_OUTBUF));
+	assert_int_equal(o.n, 0);
+	assert_int_equal(o.err, 0);
+	render_put(&o, "xyz", 3);
+	/* one byte more than the whole buffer: never */
+	assert_false(render_room(&o, (size_t)RENDER_OUTBUF + 1));
+	assert_int_equal(o.err, -EOVERFLOW);
+	assert_int_equal(o.n, 3);
+	render_put(&o, (const char *)o.buf, (size_t)RENDER_OUTBUF + 1);
+	assert_int_equal(o.n, 3);
+	assert_int_equal(render_finish(&o, err), -EOVERFLOW);
+	assert_non_null(strstr(err, "larger than"));
+	fclose(o.f);
+	assert_int_equal(tlen, RENDER_OUTBUF - 5);	/* what was flushed before, only */
+	free(text);
+	free(o.buf);
+}
+
 static void test_helpers(void **state)
 {
 	(void)state;
@@ -734,6 +879,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sqlite_export_stable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_planted_long_name, setup, teardown),
+		cmocka_unit_test(test_render_room),
 	};
 	return cmocka_run_group_tests_name("render", tests, NULL, NULL);
 }

@@ -853,6 +853,37 @@ static void test_deterministic(void **state)
 	}
 }
 
+/* cache_text_escape: collector text for a log line or a message, spelled as
+ * summary.txt spells names: control characters (C0, DEL, C1 in UTF-8) and
+ * bytes that are not UTF-8 visible as escapes, the rest as it is; cut at a
+ * whole escape or character. */
+static void test_text_escape(void **state)
+{
+	(void)state;
+	char out[80];
+
+	assert_int_equal(cache_text_escape(out, sizeof(out), "ok: \xc3\xa9 \"x\" \\", 100), 12);
+	assert_string_equal(out, "ok: \xc3\xa9 \"x\" \\");
+	cache_text_escape(out, sizeof(out), "a\nb\r\t\x1b[2J\x7f\xc2\x9b" "1m\xc2\xa0\xff\xc3", 100);
+	assert_string_equal(out, "a\\nb\\r\\t\\x1b[2J\\x7f\\xc2\\x9b1m\xc2\xa0\\xff\\xc3");
+	/* the text ends at len or at a NUL */
+	cache_text_escape(out, sizeof(out), "abc\ndef", 4);
+	assert_string_equal(out, "abc\\n");
+	cache_text_escape(out, sizeof(out), "ab\0\ncd", 6);
+	assert_string_equal(out, "ab");
+	/* cut: never half an escape, nor half a character */
+	assert_int_equal(cache_text_escape(out, 6, "ab\x1b[2J", 6), 2);
+	assert_string_equal(out, "ab");
+	assert_int_equal(cache_text_escape(out, 7, "ab\x1b[2J", 6), 6);
+	assert_string_equal(out, "ab\\x1b");
+	assert_int_equal(cache_text_escape(out, 4, "ab\xc3\xa9", 4), 2);
+	assert_string_equal(out, "ab");
+	assert_int_equal(cache_text_escape(out, 1, "abc", 3), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(cache_text_escape(NULL, 0, "abc", 3), 0);
+}
+
+
 static void test_errors(void **state)
 {
 	struct fixture *fx = *state;
@@ -911,6 +942,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_subjects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deterministic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+		cmocka_unit_test(test_text_escape),
 	};
 	return cmocka_run_group_tests_name("report", tests, NULL, NULL);
 }

@@ -480,6 +480,62 @@ static void test_tag_names(void **state)
 	sna_driver.close(d);
 }
 
+/*
+ * A NUL in a string of a record (cJSON ends the string there): two records
+ * whose peer addresses differ only after a "\u0000" were both kept as
+ * 198.18.7.9.  Both are rejected and counted now; so is a NUL in a
+ * protocol or a time.  Before: kept.
+ */
+static void test_nul_in_strings(void **state)
+{
+	(void)state;
+	struct decoded d;
+	const char *body = "{\"data\":{\"flows\":["
+		REC("1", "2026-11-28T10:15:02Z", "client", "198.18.7.9\\u0000a") ","
+		REC("2", "2026-11-28T10:15:02Z", "client", "198.18.7.9\\u0000b") ","
+		REC("3", "2026-11-28T10:15:02Z\\u0000x", "client", "198.18.7.9") ","
+		REC("4", "2026-11-28T10:15:02Z", "server\\u0000", "198.18.7.9") ","
+		REC("9", "2026-11-28T10:15:02Z", "client", "198.18.7.9") "]}}";
+
+	for (size_t sample_at = 0; sample_at <= 1; sample_at++) {
+		assert_int_equal(decode(body, sample_at, &d), 0);
+		assert_int_equal(d.answered, 5);
+		assert_int_equal(d.rejected, 4);
+		assert_int_equal(d.n, 1);
+		assert_non_null(strstr(d.why, "NUL"));
+		if (!sample_at)
+			assert_string_equal(d.recs[0].id, "2:9");
+		decoded_free(&d);
+	}
+	/* the array's keys cut short are not data.flows */
+	assert_int_equal(decode("{\"data\":{\"flows\\u0000\":[]}}", 0, &d), -EBADMSG);
+	assert_int_equal(decode("{\"data\\u0000\":{\"flows\":[]}}", 0, &d), -EBADMSG);
+}
+
+/* A poll's answer with this id and status (JSON text) to window_next, the
+ * search started at started_ms (monotonic): its rc, the next request in *a. */
+static int poll_answer(struct driver *d, const char *id, const char *status, int64_t started_ms,
+		       struct http_ask *a, char *err)
+{
+	char body[256];
+	struct driver_win w;
+	struct http_resp r;
+	struct decoded out;
+
+	memset(&w, 0, sizeof(w));
+	memset(&r, 0, sizeof(r));
+	memset(&out, 0, sizeof(out));
+	w.stage = 1;	/* polling */
+	snprintf(w.id, sizeof(w.id), "abc123");
+	w.started_ms = started_ms;
+	snprintf(body, sizeof(body), "{\"data\":{\"query\":{\"id\":\"%s\",\"status\":\"%s\"}}}",
+		 id, status);
+	r.status = 200;
+	r.body = body;
+	r.len = strlen(body);
+	return sna_driver.window_next(d, &r, &w, a, &out, err);
+}
+
 /* A status that names no failure is still running (polled again); one
  * that does is asked again; COMPLETED reads the results. */
 static void test_search_statuses(void **state)
@@ -494,29 +550,74 @@ static void test_search_statuses(void **state)
 	struct driver *d = open_driver();
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		char body[256], err[FETCH_ERRLEN] = "";
-		struct driver_win w;
+		char err[FETCH_ERRLEN] = "";
 		struct http_ask a;
-		struct http_resp r;
-		struct decoded out;
-		memset(&w, 0, sizeof(w));
-		memset(&r, 0, sizeof(r));
-		memset(&out, 0, sizeof(out));
-		w.stage = 1;	/* polling */
-		snprintf(w.id, sizeof(w.id), "abc123");
-		w.started_ms = 1LL << 62;	/* the deadline is far */
-		snprintf(body, sizeof(body), "{\"data\":{\"query\":{\"id\":\"abc123\",\"status\":\"%s\"}}}",
-			 cases[i].status);
-		r.status = 200;
-		r.body = body;
-		r.len = strlen(body);
-		int rc = sna_driver.window_next(d, &r, &w, &a, &out, err);
+		/* the deadline is far */
+		int rc = poll_answer(d, "abc123", cases[i].status, 1LL << 62, &a, err);
 		if (rc != cases[i].rc)
 			fail_msg("status %s: %d, want %d (%s)", cases[i].status, rc, cases[i].rc, err);
 		if (rc == 1)
 			assert_non_null(strstr(a.url, strcmp(cases[i].status, "COMPLETED") == 0
 							 ? "/abc123/results" : "/abc123"));
 	}
+	sna_driver.close(d);
+}
+
+/* A status carries the Manager's text into the cause (the log, .progress,
+ * stderr): its control characters are made visible, whether the search
+ * failed or is still running at the deadline.  Before: kept raw. */
+static void test_search_status_escaped(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *status;
+		int64_t started_ms;
+		int rc;
+		const char *want;
+	} cases[] = {
+		{"FAILED\\n\\u001b[2J", 1LL << 62, -EAGAIN, "ended with status FAILED\\n\\x1b[2J"},
+		{"RUN\\u001b]0;x\\u0007\\r", -(1LL << 62), -ETIMEDOUT,
+		 "was still RUN\\x1b]0;x\\x07\\r after"},
+	};
+	struct driver *d = open_driver();
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char err[FETCH_ERRLEN] = "";
+		struct http_ask a;
+		assert_int_equal(poll_answer(d, "abc123", cases[i].status, cases[i].started_ms, &a, err),
+				 cases[i].rc);
+		if (!strstr(err, cases[i].want))
+			fail_msg("case %zu: '%s', want '%s' in it", i, err, cases[i].want);
+		for (const char *c = err; *c; c++)
+			assert_true((unsigned char)*c >= ' ' && *c != 0x7f);
+	}
+	sna_driver.close(d);
+}
+
+/* A tag whose name a NUL cuts is skipped, like a tag without a name; a
+ * search's id or status cut by one is not an answer. */
+static void test_nul_in_tags_and_searches(void **state)
+{
+	(void)state;
+	const char *tags = "{\"data\":[{\"id\":3,\"name\":\"Tokyo\\u0000DC\"},"
+			   "{\"id\":4,\"name\":\"Osaka\"}]}";
+	struct driver *d = open_driver();
+	struct cache_lookup *rows;
+	char err[FETCH_ERRLEN];
+	size_t n;
+
+	assert_int_equal(sna_driver.lookup_decode(d, CACHE_GROUPS, tags, strlen(tags), &rows, &n,
+						  err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].key, 4);
+	free(rows);
+	/* the deadline is far */
+	struct http_ask a;
+	assert_int_equal(poll_answer(d, "abc123", "COMPLETED\\u0000FAILED", 1LL << 62, &a, err),
+			 -EBADMSG);
+	assert_int_equal(poll_answer(d, "abc\\u0000123", "COMPLETED", 1LL << 62, &a, err),
+			 -EBADMSG);
+	assert_int_equal(poll_answer(d, "abc123", "COMPLETED", 1LL << 62, &a, err), 1);
 	sna_driver.close(d);
 }
 
@@ -536,6 +637,9 @@ int main(void)
 		cmocka_unit_test(test_tag_names),
 		cmocka_unit_test(test_interfaces),
 		cmocka_unit_test(test_search_statuses),
+		cmocka_unit_test(test_search_status_escaped),
+		cmocka_unit_test(test_nul_in_strings),
+		cmocka_unit_test(test_nul_in_tags_and_searches),
 	};
 	flowapi_init_hooks();
 	int rc = cmocka_run_group_tests_name("sna", tests, NULL, NULL);

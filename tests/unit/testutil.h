@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sqlite3.h>
+
 #include "cache.h"
 
 #define TU_UNUSED __attribute__((unused))
@@ -52,6 +54,17 @@ static TU_UNUSED struct cache_query Q(const char *subject, const char *peer, int
 	q.start = start;
 	q.end = end;
 	return q;
+}
+
+/* Run SQL on a second connection to the cache file (what another program,
+ * an older version or an attacker with write access could have written). */
+static TU_UNUSED void side_sql(struct cache *c, const char *sql)
+{
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(cache_path(c), &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
 }
 
 #endif
