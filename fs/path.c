@@ -329,6 +329,12 @@ int fs_days(const struct fs_clock *clk, int64_t *starts, int max)
 	int64_t d = oldest_day(clk), last = today(clk);
 	int n = 0;
 
+	if (max < 1)
+		return 0;
+	/* a retention longer than the room: the newest days, not the oldest */
+	int64_t newest = day_add(last, -(max - 1));
+	if (newest > d)
+		d = newest;
 	for (; d <= last && n < max; d = day_add(d, 1))
 		starts[n++] = d;
 	return n;

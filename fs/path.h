@@ -77,7 +77,8 @@ void fs_subject_name(const struct cache_query *q, char *buf, size_t len);
 /* The days a subject folder lists: from the oldest day within retention
  * to today, in the process's zone, but none that starts before the epoch
  * or lies after 9999-12-31 (names fs_lookup could not take); *start of
- * each day (ms).  Returns the count (at most max). */
+ * each day (ms), oldest first.  When there are more than max, the newest
+ * max (today always among them).  Returns the count (at most max). */
 int fs_days(const struct fs_clock *clk, int64_t *starts, int max);
 
 /* The node's canonical path, "/" and its canonical names ("/10.0.0.0_24/

@@ -285,6 +285,42 @@ static void test_unstated_retention(void **state)
 	assert_int_equal(fs_path_parse("/10.0.1.10/2026-11-30/flows.csv", &c, &n), -ENOENT);
 }
 
+/* A collector that keeps more days than a listing holds (800): the
+ * newest are listed, today among them, not the oldest. */
+static void test_days_listing_long_retention(void **state)
+{
+	(void)state;
+	int64_t starts[800];
+	struct fs_clock c = {1795953600000LL, 1000, true};	/* 2026-11-29T12:00Z */
+	const int64_t today = 1795910400000LL;
+
+	set_tz("UTC");
+	int n = fs_days(&c, starts, 800);
+	assert_int_equal(n, 800);
+	assert_int_equal(starts[n - 1], today);
+	assert_int_equal(starts[0], today - 799 * 86400000LL);
+	for (int i = 1; i < n; i++)
+		assert_int_equal(starts[i] - starts[i - 1], 86400000LL);
+	/* exactly as many days as the room, and one more */
+	c.retention_days = 799;
+	assert_int_equal(fs_days(&c, starts, 800), 800);
+	assert_int_equal(starts[799], today);
+	c.retention_days = 800;
+	assert_int_equal(fs_days(&c, starts, 800), 800);
+	assert_int_equal(starts[0], today - 799 * 86400000LL);
+	assert_int_equal(fs_days(&c, starts, 1), 1);
+	assert_int_equal(starts[0], today);
+	assert_int_equal(fs_days(&c, starts, 0), 0);
+	/* over a change of summer time the days are still whole */
+	set_tz("Europe/Berlin");
+	n = fs_days(&c, starts, 800);
+	assert_int_equal(n, 800);
+	struct fs_node day;
+	assert_int_equal(fs_path_parse("/10.0.0.1/2026-11-29", &c, &day), 0);
+	assert_int_equal(starts[n - 1], day.q.start);
+	set_tz("UTC");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -297,6 +333,7 @@ int main(void)
 		cmocka_unit_test(test_inodes_distinct),
 		cmocka_unit_test(test_ambiguous_times_stable),
 		cmocka_unit_test(test_days_listing_bounds),
+		cmocka_unit_test(test_days_listing_long_retention),
 	};
 	return cmocka_run_group_tests_name("path", tests, NULL, NULL);
 }
