@@ -44,6 +44,7 @@ struct snap_file {
 struct fs_folder {
 	uint64_t ino;
 	struct fs_node node;
+	uint64_t serial;	/* unique in the mount: names its snapshot files */
 	int state;
 	bool worker;		/* a worker serves this folder's waiters */
 	bool joinable;		/* 'thread' is a worker not yet joined */
@@ -75,7 +76,10 @@ static int64_t wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The folder of a query node, made on first use.  Caller holds c->lock. */
+/* The folder of a query node, made on first use; NULL when out of memory.
+ * Found by its inode number and then its canonical path, so that two
+ * folders whose numbers collide are never taken for each other.  Caller
+ * holds c->lock. */
 static struct fs_folder *folder_get(struct fs_ctx *c, const struct fs_node *n)
 {
 	struct fs_node qn = *n;
@@ -85,7 +89,7 @@ static struct fs_folder *folder_get(struct fs_ctx *c, const struct fs_node *n)
 	qn.file = 0;
 	ino = fs_node_ino(&qn);
 	for (size_t i = 0; i < c->nfolders; i++)
-		if (c->folders[i]->ino == ino)
+		if (c->folders[i]->ino == ino && fs_node_same(&c->folders[i]->node, &qn))
 			return c->folders[i];
 	if (c->nfolders == c->capfolders) {
 		size_t cap = c->capfolders ? c->capfolders * 2 : 64;
@@ -100,6 +104,7 @@ static struct fs_folder *folder_get(struct fs_ctx *c, const struct fs_node *n)
 		return NULL;
 	f->ino = ino;
 	f->node = qn;
+	f->serial = ++c->folder_serial;
 	for (int i = 0; i < FS_NFILES; i++)
 		f->files[i].fd = -1;
 	c->folders[c->nfolders++] = f;
@@ -263,7 +268,8 @@ int fs_folder_stat(struct fs_ctx *c, const struct fs_node *n, uint64_t ino, stru
 /* A new file in the snapshot directory, for one render. */
 static void snap_path(struct fs_ctx *c, struct fs_folder *f, int file, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s/%016llx-%u-%s", c->snap_dir, (unsigned long long)f->ino, f->gen,
+	snprintf(buf, len, "%s/%016llx-%llu-%u-%s", c->snap_dir, (unsigned long long)f->ino,
+		 (unsigned long long)f->serial, f->gen,
 		 fs_file_names[file][0] == '.' ? "progress" : fs_file_names[file]);
 }
 

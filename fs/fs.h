@@ -51,8 +51,9 @@ struct fs_ctx {
 	pthread_mutex_t lock;		/* guards the tables below and every folder */
 	struct fs_inode **inodes;	/* open-addressed by ino */
 	size_t ninodes, capinodes;
-	struct fs_folder **folders;	/* by ino of the query folder */
+	struct fs_folder **folders;	/* the folders held (folder.c) */
 	size_t nfolders, capfolders;
+	uint64_t folder_serial;		/* the last folder's serial (names its snapshot files) */
 	FILE *log;
 	atomic_int stopping;
 	uint64_t use_clock;		/* folders' last use, for the LRU (under lock) */

@@ -381,3 +381,19 @@ uint64_t fs_node_ino(const struct fs_node *n)
 	}
 	return h < 2 ? h + 2 : h;
 }
+
+bool fs_node_same(const struct fs_node *a, const struct fs_node *b)
+{
+	char pa[512], pb[512];
+
+	if (a->kind != b->kind)
+		return false;
+	fs_node_path(a, pa, sizeof(pa));
+	fs_node_path(b, pb, sizeof(pb));
+	return strcmp(pa, pb) == 0;
+}
+
+uint64_t fs_ino_next(uint64_t ino)
+{
+	return ino >= UINT64_MAX || ino < 2 ? 2 : ino + 1;
+}

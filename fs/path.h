@@ -86,7 +86,18 @@ int fs_days(const struct fs_clock *clk, int64_t *starts, int max);
 void fs_node_path(const struct fs_node *n, char *buf, size_t len);
 
 /* A stable 64-bit number for a node (its inode): a hash of its canonical
- * path, never 0 or 1. */
+ * path, never 0 or 1.  Two nodes may share one (a collision): whoever
+ * keys a table by it compares the nodes too (fs_node_same). */
 uint64_t fs_node_ino(const struct fs_node *n);
+
+/* Whether a and b are the same node of the tree: the same kind and the
+ * same canonical path (every spelling of a folder has one).  Never
+ * fails. */
+bool fs_node_same(const struct fs_node *a, const struct fs_node *b);
+
+/* The number to try after ino when ino is taken by another node (an
+ * inode table's probe): never 0 or 1, and a permutation of the rest, so
+ * that probing from any number reaches every other. */
+uint64_t fs_ino_next(uint64_t ino);
 
 #endif

@@ -321,6 +321,59 @@ static void test_days_listing_long_retention(void **state)
 	set_tz("UTC");
 }
 
+/* Two folders whose inode numbers collide are not the same folder: the
+ * tables keyed by the number (the inode table, the folders) compare the
+ * nodes with fs_node_same.  A real 64-bit collision is out of reach, so
+ * the comparison is tested on pairs that share everything but one field. */
+static void test_node_same(void **state)
+{
+	(void)state;
+	struct fs_node a, b;
+
+	set_tz("UTC");
+	assert_int_equal(parse("/10.0.1.10/2026-11-27", &a), 0);
+	assert_int_equal(parse("/10.0.1.10/2026-11-27/", &b), 0);
+	assert_true(fs_node_same(&a, &b));
+	assert_int_equal(parse("/2001:db8:10::5/2026-11-27", &a), 0);
+	assert_int_equal(parse("/2001:0DB8:0010:0:0:0:0:0005/2026-11-27", &b), 0);
+	assert_true(fs_node_same(&a, &b));	/* two spellings, one folder */
+
+	static const char *const pairs[][2] = {
+		{"/10.0.1.10/2026-11-27", "/10.0.1.11/2026-11-27"},	/* subject */
+		{"/10.0.1.10/2026-11-27", "/10.0.1.10/2026-11-28"},	/* day */
+		{"/10.0.1.10/2026-11-27", "/10.0.1.10/2026-11-27T00:00--2026-11-28T00:00"},
+		{"/10.0.1.10/2026-11-27T00:00--2026-11-27T01:00",
+		 "/10.0.1.10/2026-11-27T00:00--2026-11-27T01:01"},	/* end */
+		{"/10.0.1.10+10.0.1.11/2026-11-27", "/10.0.1.10/2026-11-27"},	/* peer */
+		{"/10.0.1.10+10.0.1.11/2026-11-27", "/10.0.1.10+10.0.1.12/2026-11-27"},
+		{"/10.0.1.0_24/2026-11-27", "/10.0.1.0_25/2026-11-27"},	/* prefix */
+		{"/10.0.1.10/2026-11-27/flows.csv", "/10.0.1.10/2026-11-27/flows.ndjson"},
+		{"/10.0.1.10/2026-11-27/flows.csv", "/10.0.1.10/2026-11-27"},	/* kind */
+		{"/10.0.1.10", "/10.0.1.10/2026-11-27"},
+	};
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		assert_int_equal(parse(pairs[i][0], &a), 0);
+		assert_int_equal(parse(pairs[i][1], &b), 0);
+		assert_false(fs_node_same(&a, &b));
+		assert_false(fs_node_same(&b, &a));
+		assert_true(fs_node_same(&a, &a));
+	}
+	/* the node's other fields, with the path alike, do not matter:
+	 * a day folder's node as the listing makes it (no end) is the one
+	 * a lookup makes */
+	assert_int_equal(parse("/10.0.1.10/2026-11-27", &a), 0);
+	b = a;
+	b.q.end = 0;
+	assert_true(fs_node_same(&a, &b));
+
+	/* the probe that gives the second of two colliding nodes its number:
+	 * never 0 or 1 (the root), and every number after another */
+	assert_true(fs_ino_next(2) == 3);
+	assert_true(fs_ino_next(UINT64_MAX) == 2);
+	assert_true(fs_ino_next(0) == 2 && fs_ino_next(1) == 2);
+	assert_true(fs_ino_next(0x8000000000000000ULL) == 0x8000000000000001ULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -334,6 +387,7 @@ int main(void)
 		cmocka_unit_test(test_ambiguous_times_stable),
 		cmocka_unit_test(test_days_listing_bounds),
 		cmocka_unit_test(test_days_listing_long_retention),
+		cmocka_unit_test(test_node_same),
 	};
 	return cmocka_run_group_tests_name("path", tests, NULL, NULL);
 }
