@@ -270,7 +270,8 @@ enum { KEY_HELP, KEY_VERSION, KEY_TOKEN };
 static const struct fuse_opt opt_spec[] = {
 	OPT("token_file=%s", token_file, 0), OPT("cache=%s", cache, 0),
 	OPT("tz=%s", tz, 0), OPT("live_ttl=%d", live_ttl, 0), OPT("retention_days=%d", retention_days, 0),
-	OPT("max_inflight=%d", max_inflight, 0), OPT("stall_timeout=%d", stall_timeout, 0),
+	OPT("max_inflight=%d", max_inflight, 0), OPT("max_queries=%d", max_queries, 0),
+	OPT("stall_timeout=%d", stall_timeout, 0),
 	OPT("request_timeout=%d", request_timeout, 0), OPT("retries=%d", retries, 0),
 	OPT("ca_file=%s", ca_file, 0), OPT("insecure", insecure, 1), OPT("driver=%s", driver, 0),
 	OPT("tenant=%s", tenant, 0), OPT("max_records=%d", max_records, 0),
@@ -290,6 +291,7 @@ static void usage(const char *prog)
 	       "    -o tz=ZONE             zone of the day folders and of times in files (default UTC)\n"
 	       "    -o live_ttl=S          refresh folders inside the export delay after S s (default 60)\n"
 	       "    -o max_inflight=N      requests in flight per query (default 4)\n"
+	       "    -o max_queries=N       queries at once, mount-wide; more wait their turn (default 2)\n"
 	       "    -o stall_timeout=S     a request that sends nothing for S s fails (default 30)\n"
 	       "    -o request_timeout=S   a request that lasts S s fails (default 300)\n"
 	       "    -o retries=N           attempts per window after the first (default 6)\n"
@@ -610,11 +612,13 @@ int main(int argc, char *argv[])
 	c->o.live_ttl = 60;
 	c->o.retention_days = 90;
 	c->o.max_inflight = 4;
+	c->o.max_queries = 2;
 	c->o.stall_timeout = 30;
 	c->o.request_timeout = 300;
 	c->o.retries = 6;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->small_lock, NULL);
+	pthread_cond_init(&c->queue_cond, NULL);
 	c->uid = getuid();
 	c->gid = getgid();
 	c->cache_fd = c->snap_fd = -1;
@@ -656,10 +660,12 @@ int main(int argc, char *argv[])
 	}
 	strcpy(c->url, c->o.url);
 	if (c->o.live_ttl < 0 || c->o.max_inflight < 1 || c->o.max_inflight > 64 ||
+	    c->o.max_queries < 1 || c->o.max_queries > 64 ||
 	    c->o.stall_timeout < 1 || c->o.request_timeout < 1 || c->o.retries < 1 ||
 	    c->o.retention_days < 1 || c->o.retention_days > 36500) {
-		fprintf(stderr, "flowfs: live_ttl >= 0, max_inflight 1 to 64, stall_timeout, "
-				"request_timeout and retries >= 1, retention_days 1 to 36500\n");
+		fprintf(stderr, "flowfs: live_ttl >= 0, max_inflight 1 to 64, max_queries 1 to 64, "
+				"stall_timeout, request_timeout and retries >= 1, retention_days 1 "
+				"to 36500\n");
 		goto out;
 	}
 

@@ -44,9 +44,13 @@ struct snap_file {
 struct fs_folder {
 	uint64_t ino;
 	struct fs_node node;
+	uint64_t serial;	/* unique in the mount: names its snapshot files */
 	int state;
 	bool worker;		/* a worker serves this folder's waiters */
 	bool joinable;		/* 'thread' is a worker not yet joined */
+	bool has_slot;		/* holds one of the max_queries slots */
+	bool queued;		/* waits for a slot, in c->queue_head's list */
+	struct fs_folder *qnext;	/* the next in the queue */
 	pthread_t thread;
 	unsigned gen;
 	int64_t made_ms;
@@ -75,18 +79,69 @@ static int64_t wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The folder of a query node, made on first use.  Caller holds c->lock. */
-static struct fs_folder *folder_get(struct fs_ctx *c, const struct fs_node *n)
+/* The query folder's node of any node at or below it. */
+static struct fs_node folder_node(const struct fs_node *n)
 {
 	struct fs_node qn = *n;
-	uint64_t ino;
 
 	qn.kind = FS_QUERY;
 	qn.file = 0;
-	ino = fs_node_ino(&qn);
+	return qn;
+}
+
+/* The folder of a query node when the mount holds it, else NULL: found
+ * by its inode number and then its canonical path, so that two folders
+ * whose numbers collide are never taken for each other.  Caller holds
+ * c->lock. */
+static struct fs_folder *folder_find(struct fs_ctx *c, const struct fs_node *n)
+{
+	struct fs_node qn = folder_node(n);
+	uint64_t ino = fs_node_ino(&qn);
+
 	for (size_t i = 0; i < c->nfolders; i++)
-		if (c->folders[i]->ino == ino)
+		if (c->folders[i]->ino == ino && fs_node_same(&c->folders[i]->node, &qn))
 			return c->folders[i];
+	return NULL;
+}
+
+/* Whether the mount may forget a folder: idle, with no snapshot ever made
+ * (no provenance to keep, no cause of a failure to show), no reader, no
+ * worker, no place in the queue.  Such a folder is what was left by
+ * readers who went away before its query ran. */
+static bool folder_droppable(const struct fs_folder *f)
+{
+	return f->state == F_IDLE && f->gen == 0 && !f->waiters && !f->worker && !f->queued &&
+	       !f->has_slot;
+}
+
+/* Free every droppable folder (joining its ended worker, which takes no
+ * time: see folder_worker), so that the table holds only folders with
+ * something to keep.  Caller holds c->lock; never fails. */
+static void folders_sweep(struct fs_ctx *c)
+{
+	for (size_t i = 0; i < c->nfolders;) {
+		struct fs_folder *f = c->folders[i];
+		if (!folder_droppable(f)) {
+			i++;
+			continue;
+		}
+		if (f->joinable)
+			pthread_join(f->thread, NULL);
+		free(f);
+		c->folders[i] = c->folders[--c->nfolders];
+		c->folders[c->nfolders] = NULL;
+	}
+}
+
+/* The folder of a query node, made on first use (after the droppable
+ * ones are freed); NULL when out of memory.  Caller holds c->lock. */
+static struct fs_folder *folder_get(struct fs_ctx *c, const struct fs_node *n)
+{
+	struct fs_folder *f = folder_find(c, n);
+
+	if (f)
+		return f;
+	folders_sweep(c);
 	if (c->nfolders == c->capfolders) {
 		size_t cap = c->capfolders ? c->capfolders * 2 : 64;
 		struct fs_folder **v = realloc(c->folders, cap * sizeof(*v));
@@ -95,11 +150,12 @@ static struct fs_folder *folder_get(struct fs_ctx *c, const struct fs_node *n)
 		c->folders = v;
 		c->capfolders = cap;
 	}
-	struct fs_folder *f = calloc(1, sizeof(*f));
+	f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
-	f->ino = ino;
-	f->node = qn;
+	f->node = folder_node(n);
+	f->ino = fs_node_ino(&f->node);
+	f->serial = ++c->folder_serial;
 	for (int i = 0; i < FS_NFILES; i++)
 		f->files[i].fd = -1;
 	c->folders[c->nfolders++] = f;
@@ -247,7 +303,7 @@ int fs_folder_stat(struct fs_ctx *c, const struct fs_node *n, uint64_t ino, stru
 	int rc = -EAGAIN;
 
 	pthread_mutex_lock(&c->lock);
-	struct fs_folder *f = folder_get(c, n);
+	struct fs_folder *f = folder_find(c, n);
 	if (f && f->state == F_READY && !needs_query(c, f) && f->files[n->file].fd >= 0) {
 		fill_stat(c, f, n->file, ino, st);
 		*timeout = attr_timeout(f);
@@ -263,7 +319,8 @@ int fs_folder_stat(struct fs_ctx *c, const struct fs_node *n, uint64_t ino, stru
 /* The name of a new file in the snapshot directory, for one render. */
 static void snap_name(struct fs_folder *f, int file, char *buf, size_t len)
 {
-	snprintf(buf, len, "%016llx-%u-%s", (unsigned long long)f->ino, f->gen,
+	snprintf(buf, len, "%016llx-%llu-%u-%s", (unsigned long long)f->ino,
+		 (unsigned long long)f->serial, f->gen,
 		 fs_file_names[file][0] == '.' ? "progress" : fs_file_names[file]);
 }
 
@@ -563,6 +620,145 @@ struct worker_arg {
 	struct fs_folder *f;
 };
 
+/* ---- the queue: at most max_queries queries at once ------------------------
+
+ * A folder whose query is due holds a slot while it runs (slot_take),
+ * else waits in the mount's queue, first come first served.  A folder
+ * queued before its worker exists (park) gets no thread until its turn:
+ * the slot is handed over with a new worker (queue_grant); a worker that
+ * finds a query due later (a live folder's refresh) waits for its turn on
+ * c->queue_cond (slot_wait).  Only queries take slots: renders from the
+ * cache do not wait for downloads.  All under c->lock. */
+
+static void *folder_worker(void *arg);
+
+/* Start f's worker (joining the previous one, which has ended but for its
+ * return: see folder_worker).  0, or -EAGAIN / -ENOMEM with no worker
+ * started. */
+static int worker_start(struct fs_ctx *c, struct fs_folder *f)
+{
+	struct worker_arg *wa = malloc(sizeof(*wa));
+
+	if (!wa)
+		return -ENOMEM;
+	if (f->joinable) {
+		pthread_join(f->thread, NULL);
+		f->joinable = false;
+	}
+	wa->c = c;
+	wa->f = f;
+	if (pthread_create(&f->thread, NULL, folder_worker, wa) != 0) {
+		free(wa);
+		return -EAGAIN;
+	}
+	f->worker = true;
+	f->joinable = true;
+	return 0;
+}
+
+static void queue_push(struct fs_ctx *c, struct fs_folder *f)
+{
+	f->queued = true;
+	f->qnext = NULL;
+	if (c->queue_tail)
+		c->queue_tail->qnext = f;
+	else
+		c->queue_head = f;
+	c->queue_tail = f;
+	c->queue_len++;
+}
+
+/* Take f out of the queue (it is in it). */
+static void queue_remove(struct fs_ctx *c, struct fs_folder *f)
+{
+	struct fs_folder **pp = &c->queue_head, *prev = NULL;
+
+	while (*pp && *pp != f) {
+		prev = *pp;
+		pp = &(*pp)->qnext;
+	}
+	if (!*pp)
+		return;
+	*pp = f->qnext;
+	if (c->queue_tail == f)
+		c->queue_tail = prev;
+	f->qnext = NULL;
+	f->queued = false;
+	c->queue_len--;
+}
+
+/* f's place in the queue, from 1; 0 when it is not queued. */
+static size_t queue_position(const struct fs_ctx *c, const struct fs_folder *f)
+{
+	size_t i = 1;
+
+	for (const struct fs_folder *q = c->queue_head; q; q = q->qnext, i++)
+		if (q == f)
+			return i;
+	return 0;
+}
+
+/* A slot for f now, when one is free and nobody is queued before it. */
+static bool slot_take(struct fs_ctx *c, struct fs_folder *f)
+{
+	if (c->queries_running >= c->o.max_queries || c->queue_head)
+		return false;
+	f->has_slot = true;
+	c->queries_running++;
+	return true;
+}
+
+/* Hand the free slots to the queue's first folders that still have
+ * readers, in order: wake a waiting worker, or start one.  A folder whose
+ * worker cannot be started answers its readers EAGAIN and gives the slot
+ * back.  Nothing is handed over once unmounting. */
+static void queue_grant(struct fs_ctx *c)
+{
+	while (!atomic_load(&c->stopping) && c->queries_running < c->o.max_queries &&
+	       c->queue_head) {
+		struct fs_folder *f = c->queue_head;
+		queue_remove(c, f);
+		if (!f->waiters)
+			continue;
+		f->has_slot = true;
+		c->queries_running++;
+		if (f->worker) {
+			pthread_cond_broadcast(&c->queue_cond);
+		} else if (worker_start(c, f) != 0) {
+			f->has_slot = false;
+			c->queries_running--;
+			answer_ready(c, f, EAGAIN);
+		}
+	}
+}
+
+/* Give f's slot back, to the next in the queue. */
+static void slot_release(struct fs_ctx *c, struct fs_folder *f)
+{
+	if (!f->has_slot)
+		return;
+	f->has_slot = false;
+	c->queries_running--;
+	queue_grant(c);
+}
+
+/* f's worker, a query due: wait in the queue for a slot.  True with the
+ * slot held; false, out of the queue and without a slot, when no reader
+ * is left to wait for it or the mount is stopping. */
+static bool slot_wait(struct fs_ctx *c, struct fs_folder *f)
+{
+	if (!f->has_slot && !f->queued && !slot_take(c, f))
+		queue_push(c, f);
+	while (!f->has_slot && f->waiters && !atomic_load(&c->stopping))
+		pthread_cond_wait(&c->queue_cond, &c->lock);
+	if (f->has_slot && f->waiters && !atomic_load(&c->stopping))
+		return true;
+	if (f->queued)
+		queue_remove(c, f);
+	slot_release(c, f);
+	return false;
+}
+
 /* The worker's cache connection *cc, opened on first use, its reads
  * stopped by f's cancel (unmount): 0, or the error of cache_open (logged,
  * *cc left NULL). */
@@ -605,6 +801,9 @@ static void folder_mark(struct fs_ctx *c, struct fs_folder *f, struct cache **cc
 /*
  * A folder's worker: runs the query and renders the files its waiters ask
  * for, until none waits (or the mount stops: they are answered EINTR).
+ * A query runs only with one of the mount's slots (slot_wait; a worker
+ * started by queue_grant has it already), given back as soon as the query
+ * ends, before the renders.
  * Its cache connection is closed before it ends, outside c->lock; readers
  * parked meanwhile are served before it clears f->worker, and after that
  * it touches nothing of the mount, so joining it (park, shutdown) is
@@ -624,6 +823,8 @@ static void *folder_worker(void *arg)
 again:
 	while (f->waiters && !atomic_load(&c->stopping)) {
 		if (needs_query(c, f)) {
+			if (!slot_wait(c, f))
+				continue;	/* its readers left, or unmounting */
 			f->state = F_RUNNING;
 			memset(&f->prog, 0, sizeof(f->prog));
 			pthread_mutex_unlock(&c->lock);
@@ -636,6 +837,7 @@ again:
 				folder_mark(c, f, &cc, &seq);
 			made = wall_ms();
 			pthread_mutex_lock(&c->lock);
+			slot_release(c, f);
 			if (rc) {
 				char name[128];
 				fs_node_name(&f->node, name, sizeof(name));
@@ -703,31 +905,50 @@ again:
 		pthread_mutex_lock(&c->lock);
 		goto again;
 	}
+	slot_release(c, f);	/* handed over after its readers left */
 	f->worker = false;
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
 }
 
-/* Ctrl-C: answer the waiting reader now; the query goes on. */
+/* Ctrl-C: answer the waiting reader now; a query under way goes on, but
+ * a folder still queued with no reader left leaves the queue (its worker,
+ * if it has one, is woken to see it).  The request is looked for in every
+ * folder, never through 'data': libfuse may call this after the request
+ * was answered and its folder dropped. */
 static void on_interrupt(fuse_req_t req, void *data)
 {
 	struct fs_ctx *c = fuse_req_userdata(req);
-	struct fs_folder *f = data;
 
+	(void)data;
 	pthread_mutex_lock(&c->lock);
-	for (struct fs_waiter **pp = &f->waiters; *pp; pp = &(*pp)->next) {
-		if ((*pp)->req == req) {
-			struct fs_waiter *w = *pp;
-			*pp = w->next;
-			free(w);
-			fuse_reply_err(req, EINTR);
-			break;
+	for (size_t i = 0; i < c->nfolders; i++) {
+		struct fs_folder *f = c->folders[i];
+		struct fs_waiter **pp = &f->waiters;
+		while (*pp && (*pp)->req != req)
+			pp = &(*pp)->next;
+		if (!*pp)
+			continue;
+		struct fs_waiter *w = *pp;
+		*pp = w->next;
+		free(w);
+		fuse_reply_err(req, EINTR);
+		if (!f->waiters && f->queued) {
+			if (f->worker)
+				pthread_cond_broadcast(&c->queue_cond);
+			else
+				queue_remove(c, f);
 		}
+		break;
 	}
 	pthread_mutex_unlock(&c->lock);
 }
 
-/* Park a request on its folder, start the worker when none runs. */
+/* Answer a request from its folder's snapshot when ready, else park it
+ * on the folder (made now) and see that it is served: a worker started
+ * when none runs (for a query only with a free slot), or the folder's
+ * place in the queue.  Out of memory, or no thread: ENOMEM or EAGAIN to
+ * the reader; unmounting: EINTR. */
 static void park(struct fs_ctx *c, fuse_req_t req, const struct fs_node *n, uint64_t ino,
 		 bool open, struct fuse_file_info *fi)
 {
@@ -746,15 +967,9 @@ static void park(struct fs_ctx *c, fuse_req_t req, const struct fs_node *n, uint
 		w->fi = *fi;
 
 	pthread_mutex_lock(&c->lock);
-	f = folder_get(c, n);
-	if (!f) {
-		pthread_mutex_unlock(&c->lock);
-		free(w);
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
+	f = folder_find(c, n);
 	/* ready now: answer from the snapshot */
-	if (f->state == F_READY && !needs_query(c, f) &&
+	if (f && f->state == F_READY && !needs_query(c, f) &&
 	    (f->files[n->file].fd >= 0 || f->files[n->file].err)) {
 		f->used = ++c->use_clock;
 		answer(c, f, w);
@@ -765,7 +980,7 @@ static void park(struct fs_ctx *c, fuse_req_t req, const struct fs_node *n, uint
 	pthread_mutex_unlock(&c->lock);
 
 	/* registered before the request can be answered by the worker */
-	fuse_req_interrupt_func(req, on_interrupt, f);
+	fuse_req_interrupt_func(req, on_interrupt, NULL);
 	if (fuse_req_interrupted(req)) {
 		free(w);
 		fuse_reply_err(req, EINTR);
@@ -778,26 +993,25 @@ static void park(struct fs_ctx *c, fuse_req_t req, const struct fs_node *n, uint
 		fuse_reply_err(req, EINTR);
 		return;
 	}
+	/* found again: a folder without readers may have been dropped
+	 * while the lock was free */
+	f = folder_get(c, n);
+	if (!f) {
+		pthread_mutex_unlock(&c->lock);
+		free(w);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
 	w->next = f->waiters;
 	f->waiters = w;
-	if (!f->worker) {
-		struct worker_arg *wa = malloc(sizeof(*wa));
-		/* the previous worker has ended but for its return: see
-		 * folder_worker */
-		if (f->joinable) {
-			pthread_join(f->thread, NULL);
-			f->joinable = false;
-		}
-		if (wa) {
-			wa->c = c;
-			wa->f = f;
-		}
-		if (!wa || pthread_create(&f->thread, NULL, folder_worker, wa) != 0) {
-			free(wa);
+	/* a worker now: for renders, or for a query when a slot is free;
+	 * else the folder waits its turn in the queue, without a thread */
+	if (!f->worker && !f->queued) {
+		if (needs_query(c, f) && !slot_take(c, f)) {
+			queue_push(c, f);
+		} else if (worker_start(c, f) != 0) {
+			slot_release(c, f);
 			answer_ready(c, f, EAGAIN);
-		} else {
-			f->worker = true;
-			f->joinable = true;
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -817,48 +1031,54 @@ void fs_folder_open(struct fs_ctx *c, fuse_req_t req, const struct fs_node *n, u
 char *fs_folder_progress(struct fs_ctx *c, const struct fs_node *n)
 {
 	static const char *const states[] = {"idle", "running", "ready", "failed"};
+	struct fetch_progress none;	/* a folder never asked: all zero */
 	char *text = NULL;
 	size_t len = 0;
 	FILE *m = open_memstream(&text, &len);
-	struct fs_folder *f;
 
 	if (!m)
 		return NULL;
+	memset(&none, 0, sizeof(none));
 	pthread_mutex_lock(&c->lock);
-	f = folder_get(c, n);
-	if (!f) {
-		fputs("state: unknown (out of memory)\n", m);
-	} else {
-		struct fetch_progress *p = &f->prog;
-		int64_t started = atomic_load(&p->started_ms);
-		fprintf(m, "state: %s\n", states[f->state]);
-		fprintf(m, "windows: %llu done of %llu planned\n",
-			(unsigned long long)atomic_load(&p->windows_done),
-			(unsigned long long)atomic_load(&p->windows_planned));
-		fprintf(m, "records: %llu\nrequests: %llu\nretries: %llu\ngaps: %llu\nrejected: %llu\n",
-			(unsigned long long)atomic_load(&p->records),
-			(unsigned long long)atomic_load(&p->requests),
-			(unsigned long long)atomic_load(&p->retries),
-			(unsigned long long)atomic_load(&p->gaps),
-			(unsigned long long)atomic_load(&p->rejected));
-		if (started)
-			fprintf(m, "elapsed: %.1f s\n", (double)(wall_ms() - started) / 1000.0);
-		if (f->state == F_READY)
-			fprintf(m, "snapshot: generation %u, %s\n", f->gen, f->live ? "live" : "final");
-		if (f->state == F_FAILED)
-			fprintf(m, "error: %s (%s)\n", f->cause, strerror(f->err));
-		int waiting = 0;
-		for (struct fs_waiter *w = f->waiters; w; w = w->next)
-			waiting++;
-		fprintf(m, "waiting readers: %d\n", waiting);
-	}
+	struct fs_folder *f = folder_find(c, n);
+	struct fetch_progress *p = f ? &f->prog : &none;
+	int64_t started = atomic_load(&p->started_ms);
+	fprintf(m, "state: %s\n", !f ? "idle" : f->queued ? "queued" : states[f->state]);
+	if (f && f->queued)
+		fprintf(m, "position: %zu of %zu in the queue\n", queue_position(c, f),
+			c->queue_len);
+	fprintf(m, "windows: %llu done of %llu planned\n",
+		(unsigned long long)atomic_load(&p->windows_done),
+		(unsigned long long)atomic_load(&p->windows_planned));
+	fprintf(m, "records: %llu\nrequests: %llu\nretries: %llu\ngaps: %llu\nrejected: %llu\n",
+		(unsigned long long)atomic_load(&p->records),
+		(unsigned long long)atomic_load(&p->requests),
+		(unsigned long long)atomic_load(&p->retries),
+		(unsigned long long)atomic_load(&p->gaps),
+		(unsigned long long)atomic_load(&p->rejected));
+	if (started)
+		fprintf(m, "elapsed: %.1f s\n", (double)(wall_ms() - started) / 1000.0);
+	if (f && f->state == F_READY)
+		fprintf(m, "snapshot: generation %u, %s\n", f->gen, f->live ? "live" : "final");
+	if (f && f->state == F_FAILED)
+		fprintf(m, "error: %s (%s)\n", f->cause, strerror(f->err));
+	int waiting = 0;
+	for (struct fs_waiter *w = f ? f->waiters : NULL; w; w = w->next)
+		waiting++;
+	fprintf(m, "waiting readers: %d\n", waiting);
+	fprintf(m, "mount: %d of %d queries running, %zu queued, %zu folders held\n",
+		c->queries_running, c->o.max_queries, c->queue_len, c->nfolders);
 	pthread_mutex_unlock(&c->lock);
-	fclose(m);
+	if (fclose(m) != 0) {
+		free(text);
+		return NULL;
+	}
 	return text;
 }
 
 /*
- * Unmount: no worker starts after this (park answers EINTR), every running
+ * Unmount: no worker starts after this (park answers EINTR, queue_grant
+ * hands no slot), workers waiting for a slot give up, every running
  * query and render is cancelled (fetch_query's cancel, the cache's
  * cache_set_cancel) and every worker is joined, however long it takes to
  * reach its next check; only then are the folders freed, so the engine,
@@ -871,6 +1091,7 @@ void fs_folders_shutdown(struct fs_ctx *c)
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < c->nfolders; i++)
 		atomic_store(&c->folders[i]->cancel, 1);
+	pthread_cond_broadcast(&c->queue_cond);	/* workers waiting for a slot */
 	pthread_mutex_unlock(&c->lock);
 	/* one at a time, outside the lock (a worker takes it to end) */
 	for (;;) {
@@ -901,5 +1122,7 @@ void fs_folders_shutdown(struct fs_ctx *c)
 	free(c->folders);
 	c->folders = NULL;
 	c->nfolders = c->capfolders = 0;
+	c->queue_head = c->queue_tail = NULL;
+	c->queue_len = 0;
 	pthread_mutex_unlock(&c->lock);
 }

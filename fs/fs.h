@@ -31,6 +31,7 @@
 struct fs_opts {
 	char *token_file, *cache, *tz, *ca_file, *driver, *tenant;
 	int live_ttl, max_inflight, stall_timeout, request_timeout, retries, max_records;
+	int max_queries;	/* queries running at once, mount-wide */
 	int retention_days;	/* days listed when the collector does not say */
 	int insecure, foreground, debug;
 	char *url;		/* the first non-option argument */
@@ -55,8 +56,16 @@ struct fs_ctx {
 	pthread_mutex_t lock;		/* guards the tables below and every folder */
 	struct fs_inode **inodes;	/* open-addressed by ino */
 	size_t ninodes, capinodes;
-	struct fs_folder **folders;	/* by ino of the query folder */
+	struct fs_folder **folders;	/* the folders held (folder.c) */
 	size_t nfolders, capfolders;
+	uint64_t folder_serial;		/* the last folder's serial (names its snapshot files) */
+	/* The mount-wide bound on queries (-o max_queries): how many folders
+	 * hold a slot (their query runs, or is about to), and the folders
+	 * waiting for one, first come first served (folder.c). */
+	int queries_running;
+	struct fs_folder *queue_head, *queue_tail;
+	size_t queue_len;
+	pthread_cond_t queue_cond;	/* a slot handed to a waiting worker, or unmounting */
 	FILE *log;
 	atomic_int stopping;
 	uint64_t use_clock;		/* folders' last use, for the LRU (under lock) */
@@ -99,7 +108,9 @@ void fs_folder_open(struct fs_ctx *c, fuse_req_t req, const struct fs_node *n, u
  * renewed name does not reset a cached file's size (and its page cache). */
 int fs_folder_stat(struct fs_ctx *c, const struct fs_node *n, uint64_t ino, struct stat *st,
 		   double *timeout);
-/* The text of .progress for a folder (malloc'd); never waits. */
+/* The text of .progress for a folder (malloc'd), NULL when out of memory;
+ * never waits, and never makes a folder: one never asked is "state:
+ * idle".  Its last line counts the mount's queries and folders. */
 char *fs_folder_progress(struct fs_ctx *c, const struct fs_node *n);
 /* Unmount: cancel every worker's query or render and join every worker,
  * answer every parked request EINTR, free the folders.  After it no

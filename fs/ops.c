@@ -2,7 +2,8 @@
  * ops.c - the low-level FUSE operations of flowfs, and the inode table.
  *
  * Inode numbers are a hash of the canonical path (fs_node_ino), so they
- * are the same on every mount; the table maps the numbers the kernel holds
+ * are the same on every mount (but for the second of two nodes whose
+ * hashes collide: inode_ref); the table maps the numbers the kernel holds
  * (looked up, not yet forgotten) back to their nodes.  Nothing here waits
  * on the network: listings come from the grammar and the cache, and files
  * of query folders are handed to folder.c, which parks them.
@@ -55,24 +56,34 @@ static struct fs_inode *inode_find(struct fs_ctx *c, uint64_t ino)
 	return c->capinodes ? *slot_of(c, ino) : NULL;
 }
 
-/* Count one more lookup of n; -ENOMEM. */
-static int inode_ref(struct fs_ctx *c, const struct fs_node *n, uint64_t ino)
+/* Count one more lookup of n, under the number it has in the table:
+ * fs_node_ino's, or when another node holds that one (a collision of the
+ * hash), the next free one along fs_ino_next, so that two nodes never
+ * share an inode.  *ino is the number to give the kernel; -ENOMEM. */
+static int inode_ref(struct fs_ctx *c, const struct fs_node *n, uint64_t *ino)
 {
-	struct fs_inode *in;
+	uint64_t num = fs_node_ino(n);
+	struct fs_inode **s;
 
 	if ((c->ninodes + 1) * 2 > c->capinodes && table_grow(c))
 		return -ENOMEM;
-	struct fs_inode **s = slot_of(c, ino);
+	for (;;) {
+		s = slot_of(c, num);
+		if (!*s || fs_node_same(&(*s)->node, n))
+			break;
+		num = fs_ino_next(num);
+	}
 	if (!*s) {
-		in = calloc(1, sizeof(*in));
+		struct fs_inode *in = calloc(1, sizeof(*in));
 		if (!in)
 			return -ENOMEM;
-		in->ino = ino;
+		in->ino = num;
 		in->node = *n;
 		*s = in;
 		c->ninodes++;
 	}
 	(*s)->nlookup++;
+	*ino = num;
 	return 0;
 }
 
@@ -172,7 +183,13 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	e.ino = fs_node_ino(&n);
+	pthread_mutex_lock(&c->lock);
+	rc = inode_ref(c, &n, &e.ino);
+	pthread_mutex_unlock(&c->lock);
+	if (rc) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
 	e.entry_timeout = ENTRY_TIMEOUT;
 	e.attr_timeout = ENTRY_TIMEOUT;
 	if (n.kind != FS_FILE || n.file == FS_F_PROGRESS ||
@@ -184,13 +201,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		if (n.kind == FS_FILE)
 			e.attr_timeout = 0.0;
 	}
-	pthread_mutex_lock(&c->lock);
-	rc = inode_ref(c, &n, e.ino);
-	pthread_mutex_unlock(&c->lock);
-	if (rc)
-		fuse_reply_err(req, ENOMEM);
-	else
-		fuse_reply_entry(req, &e);
+	fuse_reply_entry(req, &e);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)

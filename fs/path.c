@@ -329,6 +329,12 @@ int fs_days(const struct fs_clock *clk, int64_t *starts, int max)
 	int64_t d = oldest_day(clk), last = today(clk);
 	int n = 0;
 
+	if (max < 1)
+		return 0;
+	/* a retention longer than the room: the newest days, not the oldest */
+	int64_t newest = day_add(last, -(max - 1));
+	if (newest > d)
+		d = newest;
 	for (; d <= last && n < max; d = day_add(d, 1))
 		starts[n++] = d;
 	return n;
@@ -374,4 +380,20 @@ uint64_t fs_node_ino(const struct fs_node *n)
 		h *= 0x100000001b3ULL;
 	}
 	return h < 2 ? h + 2 : h;
+}
+
+bool fs_node_same(const struct fs_node *a, const struct fs_node *b)
+{
+	char pa[512], pb[512];
+
+	if (a->kind != b->kind)
+		return false;
+	fs_node_path(a, pa, sizeof(pa));
+	fs_node_path(b, pb, sizeof(pb));
+	return strcmp(pa, pb) == 0;
+}
+
+uint64_t fs_ino_next(uint64_t ino)
+{
+	return ino >= UINT64_MAX || ino < 2 ? 2 : ino + 1;
 }

@@ -77,7 +77,8 @@ void fs_subject_name(const struct cache_query *q, char *buf, size_t len);
 /* The days a subject folder lists: from the oldest day within retention
  * to today, in the process's zone, but none that starts before the epoch
  * or lies after 9999-12-31 (names fs_lookup could not take); *start of
- * each day (ms).  Returns the count (at most max). */
+ * each day (ms), oldest first.  When there are more than max, the newest
+ * max (today always among them).  Returns the count (at most max). */
 int fs_days(const struct fs_clock *clk, int64_t *starts, int max);
 
 /* The node's canonical path, "/" and its canonical names ("/10.0.0.0_24/
@@ -85,7 +86,18 @@ int fs_days(const struct fs_clock *clk, int64_t *starts, int max);
 void fs_node_path(const struct fs_node *n, char *buf, size_t len);
 
 /* A stable 64-bit number for a node (its inode): a hash of its canonical
- * path, never 0 or 1. */
+ * path, never 0 or 1.  Two nodes may share one (a collision): whoever
+ * keys a table by it compares the nodes too (fs_node_same). */
 uint64_t fs_node_ino(const struct fs_node *n);
+
+/* Whether a and b are the same node of the tree: the same kind and the
+ * same canonical path (every spelling of a folder has one).  Never
+ * fails. */
+bool fs_node_same(const struct fs_node *a, const struct fs_node *b);
+
+/* The number to try after ino when ino is taken by another node (an
+ * inode table's probe): never 0 or 1, and a permutation of the rest, so
+ * that probing from any number reaches every other. */
+uint64_t fs_ino_next(uint64_t ino);
 
 #endif

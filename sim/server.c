@@ -70,6 +70,9 @@ struct sim_server {
 	atomic_uint_fast64_t req_seq;
 	atomic_uint_fast64_t count[EP_N][ST_N];
 	atomic_uint_fast64_t faults[SIM_NFAULTS];
+	/* flow requests being served now, and the most at once since the
+	 * start or the last reset (in_flight_enter) */
+	atomic_uint_fast64_t flows_now, flows_peak;
 	pthread_mutex_t lock;	/* guards cfg.rate and the fault generator */
 	uint64_t fault_rng;
 	uint64_t rng_base;	/* per-run base of the answers' random choices */
@@ -649,7 +652,9 @@ static int counters_body(struct sim_server *s, struct sim_buf *b)
 		rc = sim_buf_printf(b, "%s\"%s\":%llu", f ? "," : "", sim_fault_names[f],
 				    (unsigned long long)atomic_load(&s->faults[f]));
 	if (!rc)
-		rc = sim_buf_add(b, "}", 1);
+		rc = sim_buf_printf(b, "},\"flows_in_flight\":{\"now\":%llu,\"peak\":%llu}",
+				    (unsigned long long)atomic_load(&s->flows_now),
+				    (unsigned long long)atomic_load(&s->flows_peak));
 	if (!rc && s->sna) {
 		rc = sim_buf_add(b, ",\"sna\":", 7);
 		if (!rc)
@@ -992,9 +997,9 @@ static void request_done(void *cls, struct MHD_Connection *c, void **state,
 	*state = NULL;
 }
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
-			      const char *method, const char *version,
-			      const char *upload, size_t *upload_size, void **state)
+static enum MHD_Result handle_request(void *cls, struct MHD_Connection *c, const char *url,
+				      const char *method, const char *version,
+				      const char *upload, size_t *upload_size, void **state)
 {
 	struct sim_server *s = cls;
 	struct sim_buf body = {.max = BODY_MAX};
@@ -1045,6 +1050,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 					atomic_store(&s->count[e][t], 0);
 			for (int f = 0; f < SIM_NFAULTS; f++)
 				atomic_store(&s->faults[f], 0);
+			atomic_store(&s->flows_peak, atomic_load(&s->flows_now));
 			if (s->sna)
 				sim_sna_counters_reset(s->sna);
 			rc = sim_buf_add(&body, "{}", 2);
@@ -1101,6 +1107,52 @@ answer:
 		sim_buf_free(&body);
 	return finish(s, c, ep, fault, rc, status, msg, &body, "application/json", NULL, 0,
 		      method, url, &t0);
+}
+
+/* Whether a request asks for flows: GET /api/v1/flows, or in the SNA
+ * dialect a flow search's creation, status or results. */
+static bool is_flows_request(struct sim_server *s, const char *url, const char *method)
+{
+	if (s->cfg.dialect == SIM_SNA) {
+		struct sim_sna_route r;
+		sim_sna_route(method, url, &r);
+		return r.ep >= 0 && r.flows;
+	}
+	return endpoint_of(url) == EP_FLOWS && strcmp(method, "GET") == 0;
+}
+
+/* One more flow request in flight; the peak follows. */
+static void in_flight_enter(struct sim_server *s)
+{
+	uint_fast64_t now = atomic_fetch_add(&s->flows_now, 1) + 1;
+	uint_fast64_t peak = atomic_load(&s->flows_peak);
+
+	while (now > peak && !atomic_compare_exchange_weak(&s->flows_peak, &peak, now))
+		;
+}
+
+/*
+ * libmicrohttpd's handler: handle_request, and the gauge of flow requests
+ * in flight around it.  A request counts from the call that has all of it
+ * (no upload left) until its answer is handed to libmicrohttpd, stalls and
+ * slow answers included; it is counted out before a byte of the answer is
+ * sent, so a client never sees an answer while the request is still
+ * counted, and the peak never exceeds what the clients had in flight.
+ */
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+			      const char *method, const char *version,
+			      const char *upload, size_t *upload_size, void **state)
+{
+	struct sim_server *s = cls;
+	bool gauge = *state && !*upload_size && is_flows_request(s, url, method);
+	enum MHD_Result ret;
+
+	if (gauge)
+		in_flight_enter(s);
+	ret = handle_request(cls, c, url, method, version, upload, upload_size, state);
+	if (gauge)
+		atomic_fetch_sub(&s->flows_now, 1);
+	return ret;
 }
 
 /* Parse HOST:PORT or [V6]:PORT and bind a listening socket. */

@@ -1428,6 +1428,7 @@ def test_cache_inside_mountpoint_refused(mounts, fsim, tmp_path):
 
 
 @pytest.mark.parametrize("opt", ["max_inflight=0", "max_inflight=65",
+                                 "max_queries=0", "max_queries=65",
                                  "stall_timeout=abc", "retries=-1",
                                  "live_ttl=-1", "no_such_option=1"])
 def test_bad_option_refused(mounts, fsim, opt):

@@ -14,6 +14,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections import Counter
 
@@ -912,6 +913,41 @@ def test_counters(sim, steady):
     assert sum(c2.get("faults", {}).values()) == 0
     assert sim.get("/api/v1/flows", q)[0] == 200
     assert endpoint_count(sim.counters(), f, 200) == 1
+
+
+def test_flows_in_flight_gauge(make_sim):
+    """flows_in_flight: 'now' counts the flow requests being served (slow
+    ones for as long as they are slowed), 'peak' the most at once; other
+    endpoints are not counted; a reset starts the peak again from 'now'."""
+    s = make_sim("--now", NOW_ISO, "--slow", "1", "--slow-ms", "1000")
+    q = steady_query(s)
+    g = s.counters()["flows_in_flight"]
+    assert g == {"now": 0, "peak": 0}, g
+    N = 5
+    out = [None] * N
+
+    def get(i):
+        out[i] = s.get("/api/v1/flows", q)[0]
+
+    th = [threading.Thread(target=get, args=(i,)) for i in range(N)]
+    for t in th:
+        t.start()
+    seen = 0
+    deadline = time.monotonic() + 0.8
+    while time.monotonic() < deadline:
+        seen = max(seen, s.counters()["flows_in_flight"]["now"])
+        assert s.get("/api/v1/info")[0] == 200   # not a flow request
+        time.sleep(0.05)
+    for t in th:
+        t.join(30)
+    assert out == [200] * N, out
+    assert seen == N, f"'now' reached {seen} with {N} slow requests"
+    g = s.counters()["flows_in_flight"]
+    assert g == {"now": 0, "peak": N}, g
+    s.reset_counters()
+    assert s.counters()["flows_in_flight"] == {"now": 0, "peak": 0}
+    assert s.get("/api/v1/flows", {"ip": "bogus"})[0] == 400
+    assert s.counters()["flows_in_flight"] == {"now": 0, "peak": 1}
 
 
 # ---- faults -----------------------------------------------------------------

@@ -285,6 +285,95 @@ static void test_unstated_retention(void **state)
 	assert_int_equal(fs_path_parse("/10.0.1.10/2026-11-30/flows.csv", &c, &n), -ENOENT);
 }
 
+/* A collector that keeps more days than a listing holds (800): the
+ * newest are listed, today among them, not the oldest. */
+static void test_days_listing_long_retention(void **state)
+{
+	(void)state;
+	int64_t starts[800];
+	struct fs_clock c = {1795953600000LL, 1000, true};	/* 2026-11-29T12:00Z */
+	const int64_t today = 1795910400000LL;
+
+	set_tz("UTC");
+	int n = fs_days(&c, starts, 800);
+	assert_int_equal(n, 800);
+	assert_int_equal(starts[n - 1], today);
+	assert_int_equal(starts[0], today - 799 * 86400000LL);
+	for (int i = 1; i < n; i++)
+		assert_int_equal(starts[i] - starts[i - 1], 86400000LL);
+	/* exactly as many days as the room, and one more */
+	c.retention_days = 799;
+	assert_int_equal(fs_days(&c, starts, 800), 800);
+	assert_int_equal(starts[799], today);
+	c.retention_days = 800;
+	assert_int_equal(fs_days(&c, starts, 800), 800);
+	assert_int_equal(starts[0], today - 799 * 86400000LL);
+	assert_int_equal(fs_days(&c, starts, 1), 1);
+	assert_int_equal(starts[0], today);
+	assert_int_equal(fs_days(&c, starts, 0), 0);
+	/* over a change of summer time the days are still whole */
+	set_tz("Europe/Berlin");
+	n = fs_days(&c, starts, 800);
+	assert_int_equal(n, 800);
+	struct fs_node day;
+	assert_int_equal(fs_path_parse("/10.0.0.1/2026-11-29", &c, &day), 0);
+	assert_int_equal(starts[n - 1], day.q.start);
+	set_tz("UTC");
+}
+
+/* Two folders whose inode numbers collide are not the same folder: the
+ * tables keyed by the number (the inode table, the folders) compare the
+ * nodes with fs_node_same.  A real 64-bit collision is out of reach, so
+ * the comparison is tested on pairs that share everything but one field. */
+static void test_node_same(void **state)
+{
+	(void)state;
+	struct fs_node a, b;
+
+	set_tz("UTC");
+	assert_int_equal(parse("/10.0.1.10/2026-11-27", &a), 0);
+	assert_int_equal(parse("/10.0.1.10/2026-11-27/", &b), 0);
+	assert_true(fs_node_same(&a, &b));
+	assert_int_equal(parse("/2001:db8:10::5/2026-11-27", &a), 0);
+	assert_int_equal(parse("/2001:0DB8:0010:0:0:0:0:0005/2026-11-27", &b), 0);
+	assert_true(fs_node_same(&a, &b));	/* two spellings, one folder */
+
+	static const char *const pairs[][2] = {
+		{"/10.0.1.10/2026-11-27", "/10.0.1.11/2026-11-27"},	/* subject */
+		{"/10.0.1.10/2026-11-27", "/10.0.1.10/2026-11-28"},	/* day */
+		{"/10.0.1.10/2026-11-27", "/10.0.1.10/2026-11-27T00:00--2026-11-28T00:00"},
+		{"/10.0.1.10/2026-11-27T00:00--2026-11-27T01:00",
+		 "/10.0.1.10/2026-11-27T00:00--2026-11-27T01:01"},	/* end */
+		{"/10.0.1.10+10.0.1.11/2026-11-27", "/10.0.1.10/2026-11-27"},	/* peer */
+		{"/10.0.1.10+10.0.1.11/2026-11-27", "/10.0.1.10+10.0.1.12/2026-11-27"},
+		{"/10.0.1.0_24/2026-11-27", "/10.0.1.0_25/2026-11-27"},	/* prefix */
+		{"/10.0.1.10/2026-11-27/flows.csv", "/10.0.1.10/2026-11-27/flows.ndjson"},
+		{"/10.0.1.10/2026-11-27/flows.csv", "/10.0.1.10/2026-11-27"},	/* kind */
+		{"/10.0.1.10", "/10.0.1.10/2026-11-27"},
+	};
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		assert_int_equal(parse(pairs[i][0], &a), 0);
+		assert_int_equal(parse(pairs[i][1], &b), 0);
+		assert_false(fs_node_same(&a, &b));
+		assert_false(fs_node_same(&b, &a));
+		assert_true(fs_node_same(&a, &a));
+	}
+	/* the node's other fields, with the path alike, do not matter:
+	 * a day folder's node as the listing makes it (no end) is the one
+	 * a lookup makes */
+	assert_int_equal(parse("/10.0.1.10/2026-11-27", &a), 0);
+	b = a;
+	b.q.end = 0;
+	assert_true(fs_node_same(&a, &b));
+
+	/* the probe that gives the second of two colliding nodes its number:
+	 * never 0 or 1 (the root), and every number after another */
+	assert_true(fs_ino_next(2) == 3);
+	assert_true(fs_ino_next(UINT64_MAX) == 2);
+	assert_true(fs_ino_next(0) == 2 && fs_ino_next(1) == 2);
+	assert_true(fs_ino_next(0x8000000000000000ULL) == 0x8000000000000001ULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -297,6 +386,8 @@ int main(void)
 		cmocka_unit_test(test_inodes_distinct),
 		cmocka_unit_test(test_ambiguous_times_stable),
 		cmocka_unit_test(test_days_listing_bounds),
+		cmocka_unit_test(test_days_listing_long_retention),
+		cmocka_unit_test(test_node_same),
 	};
 	return cmocka_run_group_tests_name("path", tests, NULL, NULL);
 }
