@@ -424,8 +424,9 @@ def test_strict_manager_both_fronts(make_sim, cred_file, mounts, tmp_path):
         assert_truth(ids, t, f"{ip} {day_text(s)}")
         names = group_names(rows)
         assert names and not any(n.isdigit() for n in names), sorted(names)[:10]
-    c = counters(sim)["sna"]
-    assert c["expired_401"] > 0, c      # the 403s depend on timing: see the next test
+    # whether a session expires or its token goes stale during these runs
+    # depends on timing: test_session_expiry_mid_query and the next test
+    # make each certain
     m = mounts(url=sna_url(sim), token_file=cred_file[1],
                opts=[f"max_records={CAP}", "retries=12"])
     for ip, s in [("10.0.1.40", TODAY - DAY), ("10.0.1.11", OLD_DAY)]:
