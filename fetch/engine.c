@@ -40,7 +40,8 @@
 #define BACKLOG_MAX 4
 
 struct fetch_engine {
-	char url[2048], token[1024], cache_dir[2048], driver_name[32];
+	char url[2048], cache_dir[2048], driver_name[32];
+	char *token;			/* a copy, zeroed before it is freed */
 	struct fetch_opts o;
 	const struct driver_ops *ops;
 	struct driver *drv;
@@ -143,9 +144,15 @@ int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, cha
 		return -ENOMEM;
 	e->o = *o;
 	if (!o->url || strlen(o->url) >= sizeof(e->url) || !o->cache_dir ||
-	    strlen(o->cache_dir) >= sizeof(e->cache_dir) ||
-	    (o->token && strlen(o->token) >= sizeof(e->token))) {
-		snprintf(err, FETCH_ERRLEN, "the URL, the token or the cache path is missing or too long");
+	    strlen(o->cache_dir) >= sizeof(e->cache_dir)) {
+		snprintf(err, FETCH_ERRLEN, "the URL or the cache path is missing or too long");
+		rc = -EINVAL;
+		goto fail;
+	}
+	if (o->token && strnlen(o->token, FETCH_TOKEN_MAX + 1) > FETCH_TOKEN_MAX) {
+		snprintf(err, FETCH_ERRLEN,
+			 "the token is %zu bytes long; at most %d (16 KiB) are accepted, and a "
+			 "token is never cut", strlen(o->token), FETCH_TOKEN_MAX);
 		rc = -EINVAL;
 		goto fail;
 	}
@@ -165,8 +172,11 @@ int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, cha
 	pthread_mutex_init(&e->http_lock, NULL);
 	e->lock_ready = true;
 	strcpy(e->cache_dir, o->cache_dir);
-	if (o->token)
-		strcpy(e->token, o->token);
+	if (o->token && !(e->token = strdup(o->token))) {
+		rc = -ENOMEM;
+		snprintf(err, FETCH_ERRLEN, "out of memory");
+		goto fail;
+	}
 	e->o.url = e->url;
 	e->o.cache_dir = e->cache_dir;
 	e->o.token = o->token ? e->token : NULL;
@@ -268,7 +278,9 @@ void fetch_engine_close(struct fetch_engine *e)
 		e->ops->close(e->drv);
 	if (e->lock_ready)
 		pthread_mutex_destroy(&e->http_lock);
-	explicit_bzero(e->token, sizeof(e->token));
+	if (e->token)
+		explicit_bzero(e->token, strlen(e->token));
+	free(e->token);
 	free(e);
 }
 

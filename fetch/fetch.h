@@ -36,6 +36,11 @@
 
 #define FETCH_ERRLEN 512
 
+/* The longest token accepted, in bytes: OAuth and JWT bearer tokens of real
+ * identity providers are often 1 to 4 KiB.  A longer one is refused with a
+ * message, never cut (issue 12). */
+#define FETCH_TOKEN_MAX 16384
+
 /* ---- the planner -------------------------------------------------------- */
 
 /* Dimensions a driver can split a query by, besides time. */

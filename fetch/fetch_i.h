@@ -12,7 +12,8 @@
 /* ---- http.c: libcurl multi ---------------------------------------------- */
 
 struct http_opts {
-	const char *token;		/* "Authorization: Bearer ..." unless NULL */
+	const char *token;		/* "Authorization: Bearer ..." unless NULL (any length:
+					 * the header is built to fit, zeroed when freed) */
 	unsigned max_inflight;
 	long connect_timeout_ms, stall_s, request_timeout_ms;
 	bool compress, insecure;

@@ -43,7 +43,7 @@ struct fs_folder;
 struct fs_ctx {
 	struct fs_opts o;
 	char url[2048], cache_dir[2048], snap_dir[2200], log_path[2200];
-	char token[1024];
+	char token[FETCH_TOKEN_MAX + 2];	/* one more: a longer token is seen, and refused */
 	struct fetch_engine *engine;
 	struct fuse_session *se;
 	uid_t uid;
