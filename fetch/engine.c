@@ -1014,6 +1014,7 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 				const struct plan_req *rq = &r->wins[tag].req;
 				if (rq->end - rq->start > e->ops->granularity_ms)
 					j->out.sample_at = e->info.max_records;
+				j->out.limit = e->info.max_records;	/* what it asked */
 				r->decoding++;
 				q_push(&r->dq_in, &j->link);
 				continue;

@@ -104,6 +104,14 @@ struct decoded {
 	 * kept: the window's parts fetch every one of them again, whole.
 	 */
 	size_t sample_at;
+	/*
+	 * In: the cap the request asked for (0: none).  An answer of more
+	 * records is not what the dialect sends: it is refused (-EBADMSG, the
+	 * cause in why) before anything is allocated for its records.  The
+	 * engine sets it for window_next; the decoders that take no limit
+	 * (flowapi_decode_flows, sna_decode_answer) clear it.
+	 */
+	size_t limit;
 	bool sampled;			/* out: see sample_at */
 };
 
@@ -196,7 +204,8 @@ typedef int (*fetch_rec_fn)(const struct cJSON *o, struct flow_rec *f, bool samp
 			    size_t len);
 /* The records of a JSON array into out, each through 'one' (as samples
  * when out->sample_at is reached, see struct decoded); rejects counted.
- * 0 or -ENOMEM. */
+ * 0, -ENOMEM, or -EBADMSG for an array longer than out->limit (when not 0),
+ * the cause in out->why, nothing allocated. */
 int fetch_decode_array(const struct cJSON *arr, struct decoded *out, fetch_rec_fn one);
 
 /* Parse an answer into the calling thread's arena for cJSON (flowapi.c;
@@ -218,6 +227,10 @@ void flowapi_thread_done(void);
  * flowapi_decode_flows does a flowapi/1 answer (exposed for the tests). */
 int sna_decode_answer(const char *body, size_t len, size_t sample_at, struct decoded *out,
 		      char *err);
+/* The same, refusing an answer of more than 'limit' records (0: none)
+ * with -EBADMSG before anything is allocated for them (struct decoded). */
+int sna_decode_capped(const char *body, size_t len, size_t sample_at, size_t limit,
+		      struct decoded *out, char *err);
 
 /* Decode a whole /flows answer, len bytes at body (which need not end in a
  * NUL): 0, or -EBADMSG (err says why) for an answer that is not JSON or
@@ -226,5 +239,9 @@ int sna_decode_answer(const char *body, size_t len, size_t sample_at, struct dec
  * records are counted in out, not fatal. */
 int flowapi_decode_flows(const char *body, size_t len, size_t sample_at, struct decoded *out,
 			 char *err);
+/* The same, refusing an answer of more than 'limit' records (0: none)
+ * with -EBADMSG before anything is allocated for them (struct decoded). */
+int flowapi_decode_capped(const char *body, size_t len, size_t sample_at, size_t limit,
+			  struct decoded *out, char *err);
 
 #endif

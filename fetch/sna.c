@@ -990,12 +990,19 @@ static int sna_decode_record(const cJSON *o, struct flow_rec *f, bool sample, ch
 int sna_decode_answer(const char *body, size_t len, size_t sample_at, struct decoded *out,
 		      char *err)
 {
+	return sna_decode_capped(body, len, sample_at, 0, out, err);
+}
+
+int sna_decode_capped(const char *body, size_t len, size_t sample_at, size_t limit,
+		      struct decoded *out, char *err)
+{
 	const cJSON *data, *arr;
 	cJSON *root;
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
 	out->sample_at = sample_at;
+	out->limit = limit;
 	root = fetch_arena_parse(body, len);
 	data = root ? cJSON_GetObjectItemCaseSensitive(root, "data") : NULL;
 	arr = data ? cJSON_GetObjectItemCaseSensitive(data, "flows") : NULL;
@@ -1006,6 +1013,8 @@ int sna_decode_answer(const char *body, size_t len, size_t sample_at, struct dec
 		goto out;
 	}
 	rc = fetch_decode_array(arr, out, sna_decode_record);
+	if (rc == -EBADMSG)
+		snprintf(err, FETCH_ERRLEN, "%s", out->why);
 out:
 	fetch_arena_release(root);
 	return rc;
@@ -1029,7 +1038,7 @@ static int sna_window_next(struct driver *d, const struct http_resp *resp, struc
 	char id[64], status[32];
 
 	if (w->stage == SNA_READ)
-		return sna_decode_answer(resp->body, resp->len, out->sample_at, out, err);
+		return sna_decode_capped(resp->body, resp->len, out->sample_at, out->limit, out, err);
 	if (search_state(resp->body, resp->len, id, sizeof(id), status, sizeof(status))) {
 		snprintf(err, FETCH_ERRLEN, "a search answer without data.query.id and status");
 		return -EBADMSG;
