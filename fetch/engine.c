@@ -39,6 +39,9 @@
  * threads busy, few enough that a crash loses little that was received. */
 #define BACKLOG_MAX 4
 
+/* An answer's room besides its records (the envelope, whitespace). */
+#define BODY_SLACK ((size_t)1 << 20)
+
 struct fetch_engine {
 	char url[2048], cache_dir[2048], driver_name[32];
 	char *token;			/* a copy, zeroed before it is freed */
@@ -51,6 +54,7 @@ struct fetch_engine {
 	struct cache *cache;
 	struct fetch_info info;
 	_Atomic size_t cap_floor;	/* the most records any answer held */
+	size_t body_max;		/* one answer of a query at most (from the cap) */
 };
 
 static int64_t wall_ms(void)
@@ -119,15 +123,16 @@ int fetch_global_init(void)
 	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO;
 }
 
-/* A new HTTP client with the engine's options. */
-static int engine_http(struct fetch_engine *e, struct http **out, char *err)
+/* A new HTTP client with the engine's options, its answers bounded by
+ * max_body bytes.  0, or -ENOMEM with the cause in err. */
+static int engine_http(struct fetch_engine *e, size_t max_body, struct http **out, char *err)
 {
 	struct http_opts ho = {
 		.token = e->ops->session ? NULL : e->o.token, .max_inflight = e->o.max_inflight,
 		.connect_timeout_ms = e->o.connect_timeout_ms, .stall_s = e->o.stall_s,
 		.request_timeout_ms = e->o.request_timeout_ms,
 		.compress = e->o.compress > 0 || (e->o.compress < 0 && !url_is_loopback(e->url)),
-		.insecure = e->o.insecure, .ca_file = e->o.ca_file, .max_body = e->o.max_body,
+		.insecure = e->o.insecure, .ca_file = e->o.ca_file, .max_body = max_body,
 	};
 	return http_new(&ho, out, err);
 }
@@ -153,6 +158,13 @@ int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, cha
 		snprintf(err, FETCH_ERRLEN,
 			 "the token is %zu bytes long; at most %d (16 KiB) are accepted, and a "
 			 "token is never cut", strlen(o->token), FETCH_TOKEN_MAX);
+		rc = -EINVAL;
+		goto fail;
+	}
+	if (o->max_records && o->max_records < FETCH_CAP_MIN) {
+		snprintf(err, FETCH_ERRLEN,
+			 "max_records %u (-o max_records, --max-records) is under %d, the smallest "
+			 "cap flowfs works with", o->max_records, FETCH_CAP_MIN);
 		rc = -EINVAL;
 		goto fail;
 	}
@@ -209,7 +221,9 @@ int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, cha
 	rc = e->ops->open(&e->drv, &e->o, err);
 	if (rc)
 		goto fail;
-	rc = engine_http(e, &e->http, err);
+	/* the probe, the lookup tables and the logins: answers whose size
+	 * the cap does not bound (one at a time) */
+	rc = engine_http(e, e->o.max_body, &e->http, err);
 	if (rc)
 		goto fail;
 
@@ -240,6 +254,16 @@ int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, cha
 	e->info.probed_at_ms = wall_ms();
 	if (!e->info.max_records)
 		e->info.max_records = e->o.max_records;
+	if (e->info.max_records < FETCH_CAP_MIN) {
+		/* a day of a busy host would be millions of windows */
+		snprintf(err, FETCH_ERRLEN,
+			 "the collector at %.200s says max_records %u: under %d, the smallest cap "
+			 "flowfs works with", e->url, e->info.max_records, FETCH_CAP_MIN);
+		rc = -EPROTO;
+		goto fail;
+	}
+	uint64_t bound = (uint64_t)e->info.max_records * e->ops->record_max + BODY_SLACK;
+	e->body_max = bound < e->o.max_body ? (size_t)bound : e->o.max_body;
 	if (o->max_records)	/* the user's word on the cap is no guess */
 		e->info.cap_assumed = false;
 	if (!e->info.now_ms)
@@ -1166,7 +1190,7 @@ static int fetch_pass(struct run *r, const struct cache_ivals *missing, bool use
 	q_init(&r->dq_in);
 	q_init(&r->dq_out);
 	q_init(&r->sq);
-	rc = engine_http(e, &r->http, err);
+	rc = engine_http(e, e->body_max, &r->http, err);
 	if (rc)
 		goto out;
 	struct plan_cfg pc = {
@@ -1361,6 +1385,7 @@ int fetch_query(struct fetch_engine *e, const struct cache_query *q,
 out:
 	if (r.cache)
 		cache_close(r.cache);
+	res->body_max = e->body_max;
 	res->decode_s = r.decode_s;
 	res->store_s = r.store_s;
 	res->seconds = mono_s() - t0;

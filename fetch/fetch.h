@@ -41,6 +41,10 @@
  * message, never cut (issue 12). */
 #define FETCH_TOKEN_MAX 16384
 
+/* The smallest cap (max_records) the engine works with, from /info or the
+ * option: under it a day becomes hundreds of thousands of windows. */
+#define FETCH_CAP_MIN 100
+
 /* ---- the planner -------------------------------------------------------- */
 
 /* Dimensions a driver can split a query by, besides time. */
@@ -167,7 +171,8 @@ struct fetch_opts {
 	bool insecure;			/* do not verify TLS (explicit user choice) */
 	const char *ca_file;		/* extra CA bundle */
 	unsigned decode_threads;	/* default: the number of online CPUs */
-	size_t max_body;		/* largest answer accepted (default 256 MiB) */
+	size_t max_body;		/* largest answer accepted (default 256 MiB); a query's
+					 * answers are bounded tighter, by the cap (fetch_result) */
 	/* Where the engine reports what a front should log (an audit pass
 	 * that found holes); NULL: nowhere.  Called on the querying thread. */
 	void (*log)(void *arg, const char *line);
@@ -204,6 +209,9 @@ struct fetch_result {
 	double seconds;			/* wall time */
 	double decode_s, store_s, wait_s; /* time in each stage (summed over threads) */
 	int64_t collector_now_ms;
+	/* One answer's bound (issue 12): max_records x the driver's largest
+	 * record + 1 MiB, at most max_body. */
+	uint64_t body_max;
 };
 
 struct fetch_engine;

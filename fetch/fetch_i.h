@@ -53,6 +53,8 @@ struct http_resp {
 	long retry_after_s;		/* -1 when absent */
 	double seconds;
 	bool too_big;
+	size_t alloc;			/* bytes allocated for body (its buffer's size) */
+	size_t limit;			/* the bound body was held to (too_big: exceeded) */
 	char set_cookie[HTTP_COOKIE_MAX];	/* its Set-Cookie values ("name=value"), one a line */
 	bool set_cookie_cut;		/* more Set-Cookie than set_cookie holds */
 };
@@ -143,6 +145,10 @@ struct driver_ops {
 	int64_t granularity_ms;
 	int64_t max_window_ms;
 	unsigned split_dims;
+	/* The largest record the dialect's answers may hold, in bytes (a
+	 * generous bound over what collectors send): an answer is bounded by
+	 * the cap times this (fetch_result's body_max). */
+	size_t record_max;
 	int (*open)(struct driver **out, const struct fetch_opts *o, char *err);
 	void (*close)(struct driver *d);
 	/*

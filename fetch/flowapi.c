@@ -689,6 +689,7 @@ const struct driver_ops flowapi_driver = {
 	.granularity_ms = 1,
 	.max_window_ms = 31LL * 86400000,
 	.split_dims = FETCH_SPLIT_PEER,
+	.record_max = 4096,	/* flowsim's records: 309 bytes on average, 392 at most */
 	.open = fa_open,
 	.close = fa_close,
 	.info_ask = fa_info_ask,

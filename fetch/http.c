@@ -329,6 +329,8 @@ static int http_collect(struct http *h, struct http_resp **v, size_t *n)
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		s->resp.seconds = (double)(t1.tv_sec - s->t0.tv_sec) +
 				  (double)(t1.tv_nsec - s->t0.tv_nsec) / 1e9;
+		s->resp.alloc = s->cap;
+		s->resp.limit = s->max;
 		(*v)[(*n)++] = s->resp;
 		memset(&s->resp, 0, sizeof(s->resp));
 		curl_multi_remove_handle(h->multi, s->easy);
@@ -405,7 +407,8 @@ enum http_verdict http_judge(const struct http_resp *r, int *errnum, char *why, 
 
 	if (r->too_big) {
 		*errnum = EFBIG;
-		snprintf(why, len, "an answer larger than the %s limit", "max_body");
+		snprintf(why, len, "an answer of more than %zu bytes, the bound of one answer "
+			 "(max_records x the largest record accepted, at most max_body)", r->limit);
 		return HTTP_FATAL;
 	}
 	if (r->status == 0) {

@@ -1079,6 +1079,9 @@ const struct driver_ops sna_driver = {
 	.granularity_ms = 1000,
 	.max_window_ms = 31LL * 86400000,
 	.split_dims = FETCH_SPLIT_PEER | FETCH_SPLIT_PEER_SET,
+	/* flowsim's SNA records: 964 bytes on average, 1,134 at most, 1,808
+	 * pretty-printed; a Manager's may carry more fields */
+	.record_max = 8192,
 	.open = sna_open,
 	.close = sna_close,
 	.session = sna_session,
