@@ -441,6 +441,7 @@ struct win {
 	bool resend;		/* 'pending' is the request refused for its session */
 	unsigned auth_resends;
 	uint64_t sent_gen;	/* the session its request was signed with */
+	uint64_t next_free;	/* answered: the next free slot (free list) */
 };
 
 struct run {
@@ -451,8 +452,9 @@ struct run {
 	struct fetch_progress *prog;
 	struct fetch_result *res;
 	struct plan *plan;
-	struct win *wins;
+	struct win *wins;	/* indexed by tag; answered ones are reused */
 	size_t nwins, capwins;
+	uint64_t free_wins;	/* a free slot's tag + 1 (its next_free likewise), 0: none */
 	uint64_t *retry;	/* wins waiting to be resent */
 	size_t nretry, capretry;
 	int64_t hold_asked;	/* no new window before this (mono ms): a 429's Retry-After */
@@ -548,8 +550,21 @@ static void *storer_main(void *arg)
 	return NULL;
 }
 
+/*
+ * A slot for a new window: a free one (an answered window's) first, so
+ * that the array grows to the windows under way at once, not to every
+ * window of the query (a cap of 100 made a busy day 200,000 windows of
+ * 4 KiB each).  0 with *tag, or -ENOMEM.
+ */
 static int win_add(struct run *r, const struct plan_req *req, uint64_t *tag)
 {
+	if (r->free_wins) {
+		*tag = r->free_wins - 1;
+		r->free_wins = r->wins[*tag].next_free;
+		memset(&r->wins[*tag], 0, sizeof(r->wins[0]));
+		r->wins[*tag].req = *req;
+		return 0;
+	}
 	if (r->nwins == r->capwins) {
 		size_t cap = r->capwins ? r->capwins * 2 : 256;
 		struct win *v = realloc(r->wins, cap * sizeof(*v));
@@ -587,6 +602,15 @@ static void win_reset(struct win *w)
 	free(w->pending_body);
 	w->pending = NULL;
 	w->pending_body = NULL;
+}
+
+/* An answered window's slot, free for the next window (win_add); nothing
+ * refers to its tag any more. */
+static void win_free(struct run *r, uint64_t tag)
+{
+	win_reset(&r->wins[tag]);
+	r->wins[tag].next_free = r->free_wins;
+	r->free_wins = tag + 1;
 }
 
 /* Keep the next request of a window's exchange until it is sent. */
@@ -1114,8 +1138,8 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 				rc = failed(r, j->tag, NULL, EIO, j->err, err);
 			else if (j->rc)
 				snprintf(err, FETCH_ERRLEN, "%s", j->err), rc = j->rc;
-			else
-				rc = answered(r, j, err);
+			else if (!(rc = answered(r, j, err)))
+				win_free(r, j->tag);	/* done with: its slot is reused */
 			decoded_free(&j->out);
 			free(j);
 			if (rc)
@@ -1255,6 +1279,7 @@ out:
 	r->retry = NULL;
 	r->decoders = NULL;
 	r->nwins = r->capwins = r->nretry = r->capretry = 0;
+	r->free_wins = 0;
 	r->ndecoders = 0;
 	r->storer_up = false;
 	r->decoding = 0;
