@@ -16,11 +16,11 @@ Run:  /usr/bin/python3 -m pytest tests/integration/test_limits.py -q
 """
 
 import json
-import os
 import re
 import secrets
 import string
 import subprocess
+import sys
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -245,22 +245,31 @@ def fetch_hostile(h, tmp_path, *extra):
     return f.rc, f.stderr
 
 
+# Runs argv[2:], killing it after argv[1] seconds, and prints its exit status
+# and its peak RSS (KiB): rusage of a child of this small process, since a
+# child of the test's own process counts the test's RSS too (Linux keeps
+# the high-water mark of the memory a child had before exec).
+RSS_HELPER = """
+import os, subprocess, sys, threading
+p = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL)
+t = threading.Timer(float(sys.argv[1]), p.kill)
+t.start()
+_, status, ru = os.wait4(p.pid, 0)
+t.cancel()
+print(os.waitstatus_to_exitcode(status), ru.ru_maxrss)
+"""
+
+
 def peak_rss_kib(cmd, env):
     """Run cmd to the end (killed after RUN_TIMEOUT_S): (exit status,
-    stderr, its own peak RSS in KiB, from wait4)."""
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         env=env)
-    timer = threading.Timer(RUN_TIMEOUT_S, p.kill)
-    timer.start()
-    try:
-        err = p.stderr.read()           # small; ends when flowfetch does
-        _, status, ru = os.wait4(p.pid, 0)
-    finally:
-        timer.cancel()
-        p.stderr.close()
-    p.returncode = os.waitstatus_to_exitcode(status)
-    return p.returncode, err.decode(errors="replace"), ru.ru_maxrss
+    stderr, its peak RSS in KiB)."""
+    p = subprocess.run([sys.executable, "-c", RSS_HELPER, str(RUN_TIMEOUT_S),
+                        *map(str, cmd)], stdin=subprocess.DEVNULL,
+                       capture_output=True, env=env,
+                       timeout=RUN_TIMEOUT_S + 30)
+    rc, rss = (int(x) for x in p.stdout.split())
+    return rc, p.stderr.decode(errors="replace"), rss
 
 
 def test_answer_over_cap_is_retried_then_fails(tmp_path):
