@@ -13,7 +13,13 @@
  *
  * Queues between them are bounded: when answers wait to be decoded or
  * stored, no new request is sent, so memory stays flat however large the
- * query.  An error anywhere stops the query; what was stored stays stored
+ * query.  Memory is bounded for a hostile collector too (issue 12): an
+ * answer by the cap (body_max: max_records x the driver's largest record,
+ * + 1 MiB), the answers of every query of the engine together by max_held
+ * (a request in flight reserves its whole bound until it is answered, an
+ * answer holds its buffer until it is decoded: no request is sent while
+ * its bound does not fit), and a window's slot is reused once it is
+ * answered.  An error anywhere stops the query; what was stored stays stored
  * (whole windows), so the next attempt fetches only what is missing.
  */
 #include "fetch_i.h"
@@ -39,8 +45,16 @@
  * threads busy, few enough that a crash loses little that was received. */
 #define BACKLOG_MAX 4
 
+/* An answer's room besides its records (the envelope, whitespace). */
+#define BODY_SLACK ((size_t)1 << 20)
+
+/* The bytes of answers every query of an engine may hold at once, by
+ * default (fetch_opts.max_held). */
+#define HELD_MAX_DEFAULT ((size_t)256 << 20)
+
 struct fetch_engine {
-	char url[2048], token[1024], cache_dir[2048], driver_name[32];
+	char url[2048], cache_dir[2048], driver_name[32];
+	char *token;			/* a copy, zeroed before it is freed */
 	struct fetch_opts o;
 	const struct driver_ops *ops;
 	struct driver *drv;
@@ -50,6 +64,10 @@ struct fetch_engine {
 	struct cache *cache;
 	struct fetch_info info;
 	_Atomic size_t cap_floor;	/* the most records any answer held */
+	size_t body_max;		/* one answer of a query at most (from the cap) */
+	size_t held_max;		/* the bytes all queries' answers may hold */
+	_Atomic size_t held;		/* held now: reserved in flight, or received
+					 * and not yet decoded (held_reserve) */
 };
 
 static int64_t wall_ms(void)
@@ -118,15 +136,16 @@ int fetch_global_init(void)
 	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO;
 }
 
-/* A new HTTP client with the engine's options. */
-static int engine_http(struct fetch_engine *e, struct http **out, char *err)
+/* A new HTTP client with the engine's options, its answers bounded by
+ * max_body bytes.  0, or -ENOMEM with the cause in err. */
+static int engine_http(struct fetch_engine *e, size_t max_body, struct http **out, char *err)
 {
 	struct http_opts ho = {
 		.token = e->ops->session ? NULL : e->o.token, .max_inflight = e->o.max_inflight,
 		.connect_timeout_ms = e->o.connect_timeout_ms, .stall_s = e->o.stall_s,
 		.request_timeout_ms = e->o.request_timeout_ms,
 		.compress = e->o.compress > 0 || (e->o.compress < 0 && !url_is_loopback(e->url)),
-		.insecure = e->o.insecure, .ca_file = e->o.ca_file, .max_body = e->o.max_body,
+		.insecure = e->o.insecure, .ca_file = e->o.ca_file, .max_body = max_body,
 	};
 	return http_new(&ho, out, err);
 }
@@ -143,9 +162,22 @@ int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, cha
 		return -ENOMEM;
 	e->o = *o;
 	if (!o->url || strlen(o->url) >= sizeof(e->url) || !o->cache_dir ||
-	    strlen(o->cache_dir) >= sizeof(e->cache_dir) ||
-	    (o->token && strlen(o->token) >= sizeof(e->token))) {
-		snprintf(err, FETCH_ERRLEN, "the URL, the token or the cache path is missing or too long");
+	    strlen(o->cache_dir) >= sizeof(e->cache_dir)) {
+		snprintf(err, FETCH_ERRLEN, "the URL or the cache path is missing or too long");
+		rc = -EINVAL;
+		goto fail;
+	}
+	if (o->token && strnlen(o->token, FETCH_TOKEN_MAX + 1) > FETCH_TOKEN_MAX) {
+		snprintf(err, FETCH_ERRLEN,
+			 "the token is %zu bytes long; at most %d (16 KiB) are accepted, and a "
+			 "token is never cut", strlen(o->token), FETCH_TOKEN_MAX);
+		rc = -EINVAL;
+		goto fail;
+	}
+	if (o->max_records && o->max_records < FETCH_CAP_MIN) {
+		snprintf(err, FETCH_ERRLEN,
+			 "max_records %u (-o max_records, --max-records) is under %d, the smallest "
+			 "cap flowfs works with", o->max_records, FETCH_CAP_MIN);
 		rc = -EINVAL;
 		goto fail;
 	}
@@ -165,8 +197,11 @@ int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, cha
 	pthread_mutex_init(&e->http_lock, NULL);
 	e->lock_ready = true;
 	strcpy(e->cache_dir, o->cache_dir);
-	if (o->token)
-		strcpy(e->token, o->token);
+	if (o->token && !(e->token = strdup(o->token))) {
+		rc = -ENOMEM;
+		snprintf(err, FETCH_ERRLEN, "out of memory");
+		goto fail;
+	}
 	e->o.url = e->url;
 	e->o.cache_dir = e->cache_dir;
 	e->o.token = o->token ? e->token : NULL;
@@ -199,7 +234,9 @@ int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, cha
 	rc = e->ops->open(&e->drv, &e->o, err);
 	if (rc)
 		goto fail;
-	rc = engine_http(e, &e->http, err);
+	/* the probe, the lookup tables and the logins: answers whose size
+	 * the cap does not bound (one at a time) */
+	rc = engine_http(e, e->o.max_body, &e->http, err);
 	if (rc)
 		goto fail;
 
@@ -230,6 +267,19 @@ int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, cha
 	e->info.probed_at_ms = wall_ms();
 	if (!e->info.max_records)
 		e->info.max_records = e->o.max_records;
+	if (e->info.max_records < FETCH_CAP_MIN) {
+		/* a day of a busy host would be millions of windows */
+		snprintf(err, FETCH_ERRLEN,
+			 "the collector at %.200s says max_records %u: under %d, the smallest cap "
+			 "flowfs works with", e->url, e->info.max_records, FETCH_CAP_MIN);
+		rc = -EPROTO;
+		goto fail;
+	}
+	uint64_t bound = (uint64_t)e->info.max_records * e->ops->record_max + BODY_SLACK;
+	e->body_max = bound < e->o.max_body ? (size_t)bound : e->o.max_body;
+	e->held_max = e->o.max_held ? e->o.max_held : HELD_MAX_DEFAULT;
+	if (e->held_max < e->body_max)
+		e->held_max = e->body_max;	/* one answer always fits */
 	if (o->max_records)	/* the user's word on the cap is no guess */
 		e->info.cap_assumed = false;
 	if (!e->info.now_ms)
@@ -268,7 +318,9 @@ void fetch_engine_close(struct fetch_engine *e)
 		e->ops->close(e->drv);
 	if (e->lock_ready)
 		pthread_mutex_destroy(&e->http_lock);
-	explicit_bzero(e->token, sizeof(e->token));
+	if (e->token)
+		explicit_bzero(e->token, strlen(e->token));
+	free(e->token);
 	free(e);
 }
 
@@ -378,6 +430,7 @@ struct decode_job {
 	struct driver_win dw;		/* the window's notes, back and forth */
 	struct http_ask next;		/* rc 1: the exchange's next request */
 	struct decoded out;
+	size_t held;			/* resp's bytes in the engine's count (held) */
 	int rc;
 	char err[FETCH_ERRLEN];
 	double seconds;
@@ -405,6 +458,7 @@ struct win {
 	bool resend;		/* 'pending' is the request refused for its session */
 	unsigned auth_resends;
 	uint64_t sent_gen;	/* the session its request was signed with */
+	uint64_t next_free;	/* answered: the next free slot (free list) */
 };
 
 struct run {
@@ -415,8 +469,11 @@ struct run {
 	struct fetch_progress *prog;
 	struct fetch_result *res;
 	struct plan *plan;
-	struct win *wins;
+	struct win *wins;	/* indexed by tag; answered ones are reused */
 	size_t nwins, capwins;
+	uint64_t free_wins;	/* a free slot's tag + 1 (its next_free likewise), 0: none */
+	size_t reserved;	/* requests in flight, each holding body_max of 'held' */
+	size_t held_peak;	/* the most 'held' seen at this query's reservations */
 	uint64_t *retry;	/* wins waiting to be resent */
 	size_t nretry, capretry;
 	int64_t hold_asked;	/* no new window before this (mono ms): a 429's Retry-After */
@@ -443,6 +500,32 @@ struct run {
 	char send_err[FETCH_ERRLEN];	/* why a request could not be sent, when known */
 };
 
+/*
+ * Reserve n bytes of the engine's budget (held_max) for an answer: true
+ * when they fit, and then counted in 'held' until held_release.  Atomic
+ * over every query of the engine, so 'held' never exceeds held_max.
+ */
+static bool held_reserve(struct run *r, size_t n)
+{
+	struct fetch_engine *e = r->e;
+	size_t cur = atomic_load(&e->held);
+
+	do {
+		if (n > e->held_max - cur)
+			return false;
+	} while (!atomic_compare_exchange_weak(&e->held, &cur, cur + n));
+	if (cur + n > r->held_peak)
+		r->held_peak = cur + n;
+	return true;
+}
+
+/* Give n bytes of the budget back (any thread). */
+static void held_release(struct fetch_engine *e, size_t n)
+{
+	if (n)
+		atomic_fetch_sub(&e->held, n);
+}
+
 static void *decoder_main(void *arg)
 {
 	struct run *r = arg;
@@ -454,6 +537,8 @@ static void *decoder_main(void *arg)
 		double t0 = mono_s();
 		j->rc = r->e->ops->window_next(r->e->drv, &j->resp, &j->dw, &j->next, &j->out, j->err);
 		http_resp_free(&j->resp);
+		held_release(r->e, j->held);	/* room for another answer (run_loop polls) */
+		j->held = 0;
 		/* sorted here, on the decoding threads, not on the one store thread */
 		if (j->rc == 0 && j->out.n > 1 && !j->out.sampled)
 			qsort(j->out.recs, j->out.n, sizeof(*j->out.recs), cache_rec_cmp);
@@ -512,8 +597,21 @@ static void *storer_main(void *arg)
 	return NULL;
 }
 
+/*
+ * A slot for a new window: a free one (an answered window's) first, so
+ * that the array grows to the windows under way at once, not to every
+ * window of the query (a cap of 100 made a busy day 200,000 windows of
+ * 4 KiB each).  0 with *tag, or -ENOMEM.
+ */
 static int win_add(struct run *r, const struct plan_req *req, uint64_t *tag)
 {
+	if (r->free_wins) {
+		*tag = r->free_wins - 1;
+		r->free_wins = r->wins[*tag].next_free;
+		memset(&r->wins[*tag], 0, sizeof(r->wins[0]));
+		r->wins[*tag].req = *req;
+		return 0;
+	}
 	if (r->nwins == r->capwins) {
 		size_t cap = r->capwins ? r->capwins * 2 : 256;
 		struct win *v = realloc(r->wins, cap * sizeof(*v));
@@ -551,6 +649,15 @@ static void win_reset(struct win *w)
 	free(w->pending_body);
 	w->pending = NULL;
 	w->pending_body = NULL;
+}
+
+/* An answered window's slot, free for the next window (win_add); nothing
+ * refers to its tag any more. */
+static void win_free(struct run *r, uint64_t tag)
+{
+	win_reset(&r->wins[tag]);
+	r->wins[tag].next_free = r->free_wins;
+	r->free_wins = tag + 1;
 }
 
 /* Keep the next request of a window's exchange until it is sent. */
@@ -910,8 +1017,24 @@ static void run_stop_threads(struct run *r)
 	while ((it = q_pop(&r->dq_in, false))) {
 		struct decode_job *j = (struct decode_job *)it;
 		http_resp_free(&j->resp);
+		held_release(r->e, j->held);
 		free(j);
 	}
+}
+
+/* Send window 'tag' (send_win) within the engine's budget: 0 when sent,
+ * 1 when its bound does not fit the budget now (nothing sent; an answer
+ * being decoded will make room), or send_win's -errno. */
+static int send_held(struct run *r, uint64_t tag)
+{
+	if (!held_reserve(r, r->e->body_max))
+		return 1;
+	int rc = send_win(r, tag);
+	if (rc)
+		held_release(r->e, r->e->body_max);
+	else
+		r->reserved++;
+	return rc;
 }
 
 /* The loop: send, wait, judge, decode, plan, store, until the plan is done. */
@@ -933,9 +1056,12 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 			snprintf(err, FETCH_ERRLEN, "%s", r->store_err);
 			return src;
 		}
-		/* send: retries that are due first, then new windows */
-		bool backlog = r->decoding + q_len(&r->sq) >= BACKLOG_MAX;
-		for (size_t i = 0; i < r->nretry && !backlog && http_inflight(r->http) < e->o.max_inflight;) {
+		/* send: retries that are due first, then new windows; not
+		 * while the engine's answers fill its budget (other queries'
+		 * decoders free it without waking this loop: look again soon) */
+		bool backlog = r->decoding + q_len(&r->sq) >= BACKLOG_MAX, full = false;
+		for (size_t i = 0; i < r->nretry && !backlog && !full &&
+				   http_inflight(r->http) < e->o.max_inflight;) {
 			uint64_t tag = r->retry[i];
 			if (r->wins[tag].due > now) {
 				if (r->wins[tag].due < next_due)
@@ -943,22 +1069,38 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 				i++;
 				continue;
 			}
+			if ((rc = send_held(r, tag)) == 1) {
+				full = true;
+				break;
+			}
+			if (rc)
+				goto send_failed;
 			r->retry[i] = r->retry[--r->nretry];
 			r->wins[tag].queued = false;
-			if ((rc = send_win(r, tag)))
-				goto send_failed;
 		}
 		int64_t hold = r->hold_asked > r->hold_backoff ? r->hold_asked : r->hold_backoff;
 		if (hold > now && hold < next_due)
 			next_due = hold;
-		while (!backlog && now >= hold && http_inflight(r->http) < e->o.max_inflight) {
+		while (!backlog && !full && now >= hold && http_inflight(r->http) < e->o.max_inflight) {
 			struct plan_req req;
 			uint64_t tag;
-			if (plan_next(r->plan, &req) != 0)
+			/* the answer's room first, then the window */
+			if (!held_reserve(r, e->body_max)) {
+				full = true;
 				break;
-			if ((rc = win_add(r, &req, &tag)) || (rc = send_win(r, tag)))
+			}
+			if (plan_next(r->plan, &req) != 0) {
+				held_release(e, e->body_max);
+				break;
+			}
+			if ((rc = win_add(r, &req, &tag)) || (rc = send_win(r, tag))) {
+				held_release(e, e->body_max);
 				goto send_failed;
+			}
+			r->reserved++;
 		}
+		if (full && now + 10 < next_due)
+			next_due = now + 10;
 		plan_get_stats(r->plan, &ps);
 		if (r->prog)
 			atomic_store(&r->prog->windows_planned, ps.planned);
@@ -977,6 +1119,12 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 			snprintf(err, FETCH_ERRLEN, "libcurl failed");
 			return rc;
 		}
+		/* an answer holds its buffer of the bound it reserved, until it
+		 * is decoded (the decoder releases it) or dropped (below) */
+		for (size_t i = 0; i < ndone; i++) {
+			r->reserved--;
+			held_release(e, e->body_max - done[i].alloc);
+		}
 		for (size_t i = 0; i < ndone; i++) {
 			int errnum = 0;
 			char why[FETCH_ERRLEN];
@@ -994,6 +1142,7 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 				}
 				j->tag = tag;
 				j->resp = done[i];
+				j->held = done[i].alloc;
 				j->dw = r->wins[tag].dw;
 				win_reset(&r->wins[tag]);	/* answered: no resend */
 				done[i].body = NULL;
@@ -1002,6 +1151,7 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 				const struct plan_req *rq = &r->wins[tag].req;
 				if (rq->end - rq->start > e->ops->granularity_ms)
 					j->out.sample_at = e->info.max_records;
+				j->out.limit = e->info.max_records;	/* what it asked */
 				r->decoding++;
 				q_push(&r->dq_in, &j->link);
 				continue;
@@ -1050,8 +1200,11 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 			if (rc)
 				break;
 		}
-		for (size_t i = 0; i < ndone; i++)
+		for (size_t i = 0; i < ndone; i++) {
+			if (done[i].body)	/* not handed to a decoder */
+				held_release(e, done[i].alloc);
 			http_resp_free(&done[i]);
+		}
 		free(done);
 		if (rc)
 			return rc;
@@ -1077,8 +1230,8 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 				rc = failed(r, j->tag, NULL, EIO, j->err, err);
 			else if (j->rc)
 				snprintf(err, FETCH_ERRLEN, "%s", j->err), rc = j->rc;
-			else
-				rc = answered(r, j, err);
+			else if (!(rc = answered(r, j, err)))
+				win_free(r, j->tag);	/* done with: its slot is reused */
 			decoded_free(&j->out);
 			free(j);
 			if (rc)
@@ -1153,7 +1306,7 @@ static int fetch_pass(struct run *r, const struct cache_ivals *missing, bool use
 	q_init(&r->dq_in);
 	q_init(&r->dq_out);
 	q_init(&r->sq);
-	rc = engine_http(e, &r->http, err);
+	rc = engine_http(e, e->body_max, &r->http, err);
 	if (rc)
 		goto out;
 	struct plan_cfg pc = {
@@ -1202,6 +1355,8 @@ out:
 	run_stop_threads(r);
 	http_free(r->http);	/* abandons what is in flight; stored windows stay */
 	r->http = NULL;
+	held_release(e, r->reserved * e->body_max);
+	r->reserved = 0;
 	int src = atomic_load(&r->store_rc);	/* the store thread has ended */
 	if (!rc && src) {
 		rc = src;
@@ -1218,6 +1373,7 @@ out:
 	r->retry = NULL;
 	r->decoders = NULL;
 	r->nwins = r->capwins = r->nretry = r->capretry = 0;
+	r->free_wins = 0;
 	r->ndecoders = 0;
 	r->storer_up = false;
 	r->decoding = 0;
@@ -1348,6 +1504,9 @@ int fetch_query(struct fetch_engine *e, const struct cache_query *q,
 out:
 	if (r.cache)
 		cache_close(r.cache);
+	res->body_max = e->body_max;
+	res->held_max = e->held_max;
+	res->held_peak = r.held_peak;
 	res->decode_s = r.decode_s;
 	res->store_s = r.store_s;
 	res->seconds = mono_s() - t0;

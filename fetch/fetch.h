@@ -36,6 +36,15 @@
 
 #define FETCH_ERRLEN 512
 
+/* The longest token accepted, in bytes: OAuth and JWT bearer tokens of real
+ * identity providers are often 1 to 4 KiB.  A longer one is refused with a
+ * message, never cut (issue 12). */
+#define FETCH_TOKEN_MAX 16384
+
+/* The smallest cap (max_records) the engine works with, from /info or the
+ * option: under it a day becomes hundreds of thousands of windows. */
+#define FETCH_CAP_MIN 100
+
 /* ---- the planner -------------------------------------------------------- */
 
 /* Dimensions a driver can split a query by, besides time. */
@@ -162,7 +171,11 @@ struct fetch_opts {
 	bool insecure;			/* do not verify TLS (explicit user choice) */
 	const char *ca_file;		/* extra CA bundle */
 	unsigned decode_threads;	/* default: the number of online CPUs */
-	size_t max_body;		/* largest answer accepted (default 256 MiB) */
+	size_t max_body;		/* largest answer accepted (default 256 MiB); a query's
+					 * answers are bounded tighter, by the cap (fetch_result) */
+	size_t max_held;		/* bytes of answers held at once by every query of the
+					 * engine, received or waiting to be decoded (default
+					 * 256 MiB; never under one answer's bound) */
 	/* Where the engine reports what a front should log (an audit pass
 	 * that found holes); NULL: nowhere.  Called on the querying thread. */
 	void (*log)(void *arg, const char *line);
@@ -199,6 +212,12 @@ struct fetch_result {
 	double seconds;			/* wall time */
 	double decode_s, store_s, wait_s; /* time in each stage (summed over threads) */
 	int64_t collector_now_ms;
+	/* Memory (issue 12): one answer's bound (max_records x the driver's
+	 * largest record + 1 MiB, at most max_body), the engine's bound on the
+	 * bytes of answers held at once (max_held), and the most this query saw
+	 * held (a request in flight counts as its whole bound, a received
+	 * answer as its buffer, until it is decoded). */
+	uint64_t body_max, held_max, held_peak;
 };
 
 struct fetch_engine;

@@ -12,7 +12,8 @@
 /* ---- http.c: libcurl multi ---------------------------------------------- */
 
 struct http_opts {
-	const char *token;		/* "Authorization: Bearer ..." unless NULL */
+	const char *token;		/* "Authorization: Bearer ..." unless NULL (any length:
+					 * the header is built to fit, zeroed when freed) */
 	unsigned max_inflight;
 	long connect_timeout_ms, stall_s, request_timeout_ms;
 	bool compress, insecure;
@@ -52,6 +53,8 @@ struct http_resp {
 	long retry_after_s;		/* -1 when absent */
 	double seconds;
 	bool too_big;
+	size_t alloc;			/* bytes allocated for body (its buffer's size) */
+	size_t limit;			/* the bound body was held to (too_big: exceeded) */
 	char set_cookie[HTTP_COOKIE_MAX];	/* its Set-Cookie values ("name=value"), one a line */
 	bool set_cookie_cut;		/* more Set-Cookie than set_cookie holds */
 };
@@ -103,6 +106,14 @@ struct decoded {
 	 * kept: the window's parts fetch every one of them again, whole.
 	 */
 	size_t sample_at;
+	/*
+	 * In: the cap the request asked for (0: none).  An answer of more
+	 * records is not what the dialect sends: it is refused (-EBADMSG, the
+	 * cause in why) before anything is allocated for its records.  The
+	 * engine sets it for window_next; the decoders that take no limit
+	 * (flowapi_decode_flows, sna_decode_answer) clear it.
+	 */
+	size_t limit;
 	bool sampled;			/* out: see sample_at */
 };
 
@@ -134,6 +145,10 @@ struct driver_ops {
 	int64_t granularity_ms;
 	int64_t max_window_ms;
 	unsigned split_dims;
+	/* The largest record the dialect's answers may hold, in bytes (a
+	 * generous bound over what collectors send): an answer is bounded by
+	 * the cap times this (fetch_result's body_max). */
+	size_t record_max;
 	int (*open)(struct driver **out, const struct fetch_opts *o, char *err);
 	void (*close)(struct driver *d);
 	/*
@@ -213,7 +228,9 @@ typedef int (*fetch_rec_fn)(const struct cJSON *o, struct flow_rec *f, bool samp
 /* The records of a JSON array into out, each through 'one' (as samples
  * when out->sample_at is reached, see struct decoded); rejects counted,
  * among them every record in cuts (one holding a string a NUL cut short,
- * see fetch_json_cuts; cuts may be NULL).  0 or -ENOMEM. */
+ * see fetch_json_cuts; cuts may be NULL).  0, -ENOMEM, or -EBADMSG for an
+ * array longer than out->limit (when not 0), the cause in out->why,
+ * nothing allocated. */
 int fetch_decode_array(const struct cJSON *arr, const struct fetch_cuts *cuts,
 		       struct decoded *out, fetch_rec_fn one);
 
@@ -236,6 +253,10 @@ void flowapi_thread_done(void);
  * flowapi_decode_flows does a flowapi/1 answer (exposed for the tests). */
 int sna_decode_answer(const char *body, size_t len, size_t sample_at, struct decoded *out,
 		      char *err);
+/* The same, refusing an answer of more than 'limit' records (0: none)
+ * with -EBADMSG before anything is allocated for them (struct decoded). */
+int sna_decode_capped(const char *body, size_t len, size_t sample_at, size_t limit,
+		      struct decoded *out, char *err);
 
 /* Decode a whole /flows answer, len bytes at body (which need not end in a
  * NUL): 0, or -EBADMSG (err says why) for an answer that is not JSON or
@@ -244,5 +265,9 @@ int sna_decode_answer(const char *body, size_t len, size_t sample_at, struct dec
  * records are counted in out, not fatal. */
 int flowapi_decode_flows(const char *body, size_t len, size_t sample_at, struct decoded *out,
 			 char *err);
+/* The same, refusing an answer of more than 'limit' records (0: none)
+ * with -EBADMSG before anything is allocated for them (struct decoded). */
+int flowapi_decode_capped(const char *body, size_t len, size_t sample_at, size_t limit,
+			  struct decoded *out, char *err);
 
 #endif

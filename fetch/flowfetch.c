@@ -24,7 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TOKEN_MAX 1000
 
 static atomic_int interrupted;
 
@@ -58,8 +57,10 @@ static void usage(FILE *f)
 	      "exit status: 0 complete, 1 error, 2 usage, 3 incomplete, 130 interrupted\n", f);
 }
 
-/* Read the token from a private file (fetch_token_file_check; first line,
- * at most TOKEN_MAX bytes). */
+/* Read the token from a private file (fetch_token_file_check; its first
+ * line): 0, or -errno with the cause in err; a line longer than
+ * FETCH_TOKEN_MAX is refused (out holds one byte more, to see it), never
+ * cut. */
 static int read_token(const char *path, char *out, size_t len, char *err)
 {
 	FILE *f = fopen(path, "r");
@@ -81,6 +82,12 @@ static int read_token(const char *path, char *out, size_t len, char *err)
 	out[strcspn(out, "\r\n")] = '\0';
 	if (!out[0]) {
 		snprintf(err, FETCH_ERRLEN, "the token file %s is empty", path);
+		return -EINVAL;
+	}
+	if (strlen(out) > FETCH_TOKEN_MAX) {
+		explicit_bzero(out, len);
+		snprintf(err, FETCH_ERRLEN, "the token in %s is longer than %d bytes (16 KiB), the "
+			 "most flowfetch accepts", path, FETCH_TOKEN_MAX);
 		return -EINVAL;
 	}
 	return 0;
@@ -260,7 +267,7 @@ int main(int argc, char **argv)
 	const char *ip = NULL, *peer = NULL, *from = NULL, *to = NULL, *tz = "UTC";
 	const char *token_file = NULL, *cache_dir = NULL, *out_path = NULL, *ca_file = NULL;
 	const char *driver = NULL, *tenant = NULL;
-	char token[TOKEN_MAX + 1] = "", err[FETCH_ERRLEN], cerr[CACHE_ERRLEN], dir[4096];
+	char token[FETCH_TOKEN_MAX + 2] = "", err[FETCH_ERRLEN], cerr[CACHE_ERRLEN], dir[4096];
 	char part[4200] = "";
 	long inflight = 4, live_ttl = 60, stall = 30, reqto = 300, connto = 10, retries = 6;
 	long maxrec = 0;
@@ -402,6 +409,11 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	} else if (getenv("FLOWFS_TOKEN")) {
+		if (strlen(getenv("FLOWFS_TOKEN")) > FETCH_TOKEN_MAX) {
+			fprintf(stderr, "flowfetch: FLOWFS_TOKEN is longer than %d bytes (16 KiB), "
+				"the most flowfetch accepts\n", FETCH_TOKEN_MAX);
+			return 2;
+		}
 		snprintf(token, sizeof(token), "%s", getenv("FLOWFS_TOKEN"));
 	}
 	if (cache_dir) {

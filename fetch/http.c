@@ -12,6 +12,11 @@
  * and cut bodies are retried with exponential backoff and full jitter
  * (a 429's Retry-After wins, up to 5 minutes); 400, 401, 403 and 404 are
  * never retried and carry the server's message out.
+ *
+ * Secrets: the Authorization header is built to the token's length (no
+ * token is cut), and every copy this file makes of a header or of a POST
+ * body (the SNA login form holds the password) is zeroed before it is
+ * freed.  libcurl's own copies (the request it writes) are beyond reach.
  */
 #include "fetch_i.h"
 
@@ -38,8 +43,37 @@ struct http {
 	CURLM *multi;
 	struct slot *slots;
 	unsigned nslots, busy;
-	char auth[600];
+	char *auth;		/* "Authorization: Bearer TOKEN", or NULL */
 };
+
+/* Free a header list whose lines may hold credentials, zeroed first. */
+static void http_hdrs_free(struct curl_slist *l)
+{
+	for (struct curl_slist *i = l; i; i = i->next)
+		explicit_bzero(i->data, strlen(i->data));
+	curl_slist_free_all(l);
+}
+
+/* Append a header line to a slot's list: 0, or -ENOMEM (the list kept). */
+static int http_hdr_add(struct slot *s, const char *line)
+{
+	struct curl_slist *l = curl_slist_append(s->hdrs, line);
+
+	if (!l)
+		return -ENOMEM;
+	s->hdrs = l;
+	return 0;
+}
+
+/* Free a slot's copy of a POST body (a login form holds a password),
+ * zeroed first. */
+static void http_post_free(struct slot *s)
+{
+	if (s->post)
+		explicit_bzero(s->post, strlen(s->post));
+	free(s->post);
+	s->post = NULL;
+}
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 {
@@ -123,8 +157,15 @@ int http_new(const struct http_opts *o, struct http **out, char *err)
 		if (!h->slots[i].easy)
 			goto oom;
 	}
-	if (o->token)
-		snprintf(h->auth, sizeof(h->auth), "Authorization: Bearer %s", o->token);
+	if (o->token) {
+		static const char pre[] = "Authorization: Bearer ";
+		size_t n = strlen(o->token);
+		h->auth = malloc(sizeof(pre) + n);
+		if (!h->auth)
+			goto oom;
+		memcpy(h->auth, pre, sizeof(pre) - 1);
+		memcpy(h->auth + sizeof(pre) - 1, o->token, n + 1);
+	}
 	*out = h;
 	return 0;
 oom:
@@ -150,14 +191,16 @@ void http_free(struct http *h)
 			curl_multi_remove_handle(h->multi, s->easy);
 		if (s->easy)
 			curl_easy_cleanup(s->easy);
-		curl_slist_free_all(s->hdrs);
-		free(s->post);
+		http_hdrs_free(s->hdrs);
+		http_post_free(s);
 		http_resp_free(&s->resp);
 	}
 	free(h->slots);
 	if (h->multi)
 		curl_multi_cleanup(h->multi);
-	explicit_bzero(h->auth, sizeof(h->auth));
+	if (h->auth)
+		explicit_bzero(h->auth, strlen(h->auth));
+	free(h->auth);
 	free(h);
 }
 
@@ -183,34 +226,34 @@ int http_submit(struct http *h, const struct http_ask *a, uint64_t tag)
 		return -EBUSY;
 	e = s->easy;
 	curl_easy_reset(e);
-	curl_slist_free_all(s->hdrs);
+	http_hdrs_free(s->hdrs);
 	s->hdrs = NULL;
-	free(s->post);
-	s->post = NULL;
+	http_post_free(s);
 	memset(&s->resp, 0, sizeof(s->resp));
 	s->resp.tag = tag;
 	s->resp.retry_after_s = -1;
 	s->cap = 0;
 	s->max = h->o.max_body;
-	if (h->auth[0])
-		s->hdrs = curl_slist_append(s->hdrs, h->auth);
+	int rc = h->auth ? http_hdr_add(s, h->auth) : 0;
 	/* JSON, but what some endpoints label otherwise too: an SNA Manager
 	 * serves its tenants list as text/plain only, and answers 406 to a
 	 * strict JSON Accept (issue 11; the MCP client sends the same list).
 	 * Bodies are parsed as JSON whatever their content type. */
-	s->hdrs = curl_slist_append(s->hdrs, "Accept: application/json, text/plain, */*");
-	if (a->content_type) {
+	if (!rc)
+		rc = http_hdr_add(s, "Accept: application/json, text/plain, */*");
+	if (!rc && a->content_type) {
 		char ct[128];
 		snprintf(ct, sizeof(ct), "Content-Type: %s", a->content_type);
-		s->hdrs = curl_slist_append(s->hdrs, ct);
+		rc = http_hdr_add(s, ct);
 	}
-	if (a->xsrf[0]) {
+	if (!rc && a->xsrf[0]) {
 		char x[sizeof(a->xsrf) + 16];
 		snprintf(x, sizeof(x), "X-XSRF-TOKEN: %s", a->xsrf);
-		s->hdrs = curl_slist_append(s->hdrs, x);
+		rc = http_hdr_add(s, x);
+		explicit_bzero(x, sizeof(x));
 	}
-	if (!s->hdrs)
-		return -ENOMEM;
+	if (rc)
+		return rc;
 	curl_easy_setopt(e, CURLOPT_URL, a->url);
 	if (a->cookie[0])
 		curl_easy_setopt(e, CURLOPT_COOKIE, a->cookie);
@@ -286,9 +329,15 @@ static int http_collect(struct http *h, struct http_resp **v, size_t *n)
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		s->resp.seconds = (double)(t1.tv_sec - s->t0.tv_sec) +
 				  (double)(t1.tv_nsec - s->t0.tv_nsec) / 1e9;
+		s->resp.alloc = s->cap;
+		s->resp.limit = s->max;
 		(*v)[(*n)++] = s->resp;
 		memset(&s->resp, 0, sizeof(s->resp));
 		curl_multi_remove_handle(h->multi, s->easy);
+		/* the secrets it sent go now, not at the slot's next request */
+		http_hdrs_free(s->hdrs);
+		s->hdrs = NULL;
+		http_post_free(s);
 		s->busy = false;
 		h->busy--;
 	}
@@ -360,7 +409,8 @@ enum http_verdict http_judge(const struct http_resp *r, int *errnum, char *why, 
 
 	if (r->too_big) {
 		*errnum = EFBIG;
-		snprintf(why, len, "an answer larger than the %s limit", "max_body");
+		snprintf(why, len, "an answer of more than %zu bytes, the bound of one answer "
+			 "(max_records x the largest record accepted, at most max_body)", r->limit);
 		return HTTP_FATAL;
 	}
 	if (r->status == 0) {

@@ -1009,6 +1009,12 @@ static int sna_decode_record(const cJSON *o, struct flow_rec *f, bool sample, ch
 int sna_decode_answer(const char *body, size_t len, size_t sample_at, struct decoded *out,
 		      char *err)
 {
+	return sna_decode_capped(body, len, sample_at, 0, out, err);
+}
+
+int sna_decode_capped(const char *body, size_t len, size_t sample_at, size_t limit,
+		      struct decoded *out, char *err)
+{
 	struct fetch_cuts cuts = {0};
 	const cJSON *data, *arr;
 	cJSON *root;
@@ -1016,6 +1022,7 @@ int sna_decode_answer(const char *body, size_t len, size_t sample_at, struct dec
 
 	memset(out, 0, sizeof(*out));
 	out->sample_at = sample_at;
+	out->limit = limit;
 	root = fetch_arena_parse(body, len);
 	data = root ? cJSON_GetObjectItemCaseSensitive(root, "data") : NULL;
 	arr = data ? cJSON_GetObjectItemCaseSensitive(data, "flows") : NULL;
@@ -1031,6 +1038,8 @@ int sna_decode_answer(const char *body, size_t len, size_t sample_at, struct dec
 		rc = -EBADMSG;
 	} else if (rc == 0) {
 		rc = fetch_decode_array(arr, &cuts, out, sna_decode_record);
+		if (rc == -EBADMSG)
+			snprintf(err, FETCH_ERRLEN, "%s", out->why);
 	}
 	fetch_cuts_free(&cuts);
 out:
@@ -1057,7 +1066,7 @@ static int sna_window_next(struct driver *d, const struct http_resp *resp, struc
 	int rc;
 
 	if (w->stage == SNA_READ)
-		return sna_decode_answer(resp->body, resp->len, out->sample_at, out, err);
+		return sna_decode_capped(resp->body, resp->len, out->sample_at, out->limit, out, err);
 	rc = search_state(resp->body, resp->len, id, sizeof(id), status, sizeof(status));
 	if (rc) {
 		snprintf(err, FETCH_ERRLEN, rc == -ENOMEM ? "out of memory reading a search answer"
@@ -1104,6 +1113,9 @@ const struct driver_ops sna_driver = {
 	.granularity_ms = 1000,
 	.max_window_ms = 31LL * 86400000,
 	.split_dims = FETCH_SPLIT_PEER | FETCH_SPLIT_PEER_SET,
+	/* flowsim's SNA records: 964 bytes on average, 1,134 at most, 1,808
+	 * pretty-printed; a Manager's may carry more fields */
+	.record_max = 8192,
 	.open = sna_open,
 	.close = sna_close,
 	.session = sna_session,

@@ -354,6 +354,12 @@ static int read_token(const char *path, char *out, size_t len)
 		fprintf(stderr, "flowfs: the token file %s is empty\n", path);
 		return -1;
 	}
+	if (strlen(out) > FETCH_TOKEN_MAX) {	/* out holds one byte more: never cut */
+		explicit_bzero(out, len);
+		fprintf(stderr, "flowfs: the token in %s is longer than %d bytes (16 KiB), the "
+			"most flowfs accepts\n", path, FETCH_TOKEN_MAX);
+		return -1;
+	}
 	return 0;
 }
 
@@ -682,6 +688,11 @@ int main(int argc, char *argv[])
 		if (read_token(c->o.token_file, c->token, sizeof(c->token)))
 			goto out;
 	} else if (getenv("FLOWFS_TOKEN")) {
+		if (strlen(getenv("FLOWFS_TOKEN")) > FETCH_TOKEN_MAX) {
+			fprintf(stderr, "flowfs: FLOWFS_TOKEN is longer than %d bytes (16 KiB), the "
+				"most flowfs accepts\n", FETCH_TOKEN_MAX);
+			goto out;
+		}
 		snprintf(c->token, sizeof(c->token), "%s", getenv("FLOWFS_TOKEN"));
 	}
 	if (c->o.cache)

@@ -48,7 +48,7 @@ struct fs_ctx {
 	 * snapshot directory in it, held under its flock: everything flowfs
 	 * makes there is opened relative to them, never through a link */
 	int cache_fd, snap_fd;
-	char token[1024];
+	char token[FETCH_TOKEN_MAX + 2];	/* one more: a longer token is seen, and refused */
 	struct fetch_engine *engine;
 	struct fuse_session *se;
 	uid_t uid;

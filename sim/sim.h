@@ -326,7 +326,7 @@ struct sim_config {
 	enum sim_dialect dialect;
 	char listen[128];
 	char port_file[512];
-	char token[256];	/* empty: no authentication */
+	char token[16385];	/* empty: no authentication; up to 16 KiB, as flowfs takes */
 	uint64_t seed;
 	int ndays;
 	int64_t now_ms;		/* 0: the real clock */

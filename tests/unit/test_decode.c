@@ -342,6 +342,112 @@ static void test_community_id(void **state)
 	assert_string_equal(id, "");
 }
 
+/* A record function that counts its calls (and keeps nothing). */
+static size_t calls;
+static int count_one(const cJSON *o, struct flow_rec *f, bool sample, char *why, size_t len)
+{
+	(void)o;
+	(void)sample;
+	(void)why;
+	(void)len;
+	memset(f, 0, sizeof(*f));
+	calls++;
+	return 0;
+}
+
+/*
+ * Issue 12: an answer of more records than the cap asked for is refused
+ * before anything is allocated for its records (a hostile "[0,0,0,...]"
+ * of 2 bytes an item would have made the decoder allocate 300 times its
+ * size), with a cause that names the cap; exactly the cap is decoded.
+ */
+static void test_decode_array_limit(void **state)
+{
+	(void)state;
+	enum { ITEMS = 1000000, CAP = 10000 };
+	char *text = malloc(2 * ITEMS + 16), *p = text;
+	struct decoded d;
+	cJSON *arr;
+
+	assert_non_null(text);
+	*p++ = '[';
+	for (int i = 0; i < ITEMS; i++) {
+		*p++ = '0';
+		*p++ = i + 1 < ITEMS ? ',' : ']';
+	}
+	*p = '\0';
+	arr = cJSON_Parse(text);
+	free(text);
+	assert_non_null(arr);
+
+	/* over the cap: refused whole, nothing allocated, nothing decoded */
+	memset(&d, 0, sizeof(d));
+	d.limit = CAP;
+	calls = 0;
+	assert_int_equal(fetch_decode_array(arr, NULL, &d, count_one), -EBADMSG);
+	assert_null(d.recs);
+	assert_int_equal(calls, 0);
+	assert_int_equal(d.n, 0);
+	assert_int_equal(d.answered, ITEMS);
+	assert_non_null(strstr(d.why, "1000000 records"));
+	assert_non_null(strstr(d.why, "10000 asked for"));
+	assert_non_null(strstr(d.why, "max_records"));
+	decoded_free(&d);
+
+	/* no limit (0): decoded as before */
+	memset(&d, 0, sizeof(d));
+	calls = 0;
+	assert_int_equal(fetch_decode_array(arr, NULL, &d, count_one), 0);
+	assert_int_equal(calls, ITEMS);
+	decoded_free(&d);
+	cJSON_Delete(arr);
+
+	/* exactly the cap is an answer like any other; one more is not */
+	arr = cJSON_CreateArray();
+	assert_non_null(arr);
+	for (int i = 0; i < 100; i++)
+		cJSON_AddItemToArray(arr, cJSON_CreateObject());
+	memset(&d, 0, sizeof(d));
+	d.limit = 100;
+	assert_int_equal(fetch_decode_array(arr, NULL, &d, count_one), 0);
+	assert_int_equal(d.n, 100);
+	decoded_free(&d);
+	memset(&d, 0, sizeof(d));
+	d.limit = 99;
+	assert_int_equal(fetch_decode_array(arr, NULL, &d, count_one), -EBADMSG);
+	assert_null(d.recs);
+	decoded_free(&d);
+	cJSON_Delete(arr);
+}
+
+/* Both dialects' answers, through the decoders the engine calls: the
+ * limit refuses an answer over it with the cause in err. */
+static void test_decoders_refuse_over_cap(void **state)
+{
+	(void)state;
+	static const struct {
+		int (*fn)(const char *, size_t, size_t, size_t, struct decoded *, char *);
+		const char *body;
+	} answers[] = {
+		{flowapi_decode_capped, "{\"flows\":[{" GOOD "},{" GOOD "},{" GOOD "}]}"},
+		{sna_decode_capped, "{\"data\":{\"flows\":[{},{},{}]}}"},
+	};
+	struct decoded d;
+	char err[FETCH_ERRLEN];
+
+	for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
+		const char *body = answers[i].body;
+		err[0] = '\0';
+		assert_int_equal(answers[i].fn(body, strlen(body), 0, 2, &d, err), -EBADMSG);
+		assert_null(d.recs);
+		assert_non_null(strstr(err, "an answer of 3 records, more than the 2 asked for"));
+		decoded_free(&d);
+		assert_int_equal(answers[i].fn(body, strlen(body), 0, 3, &d, err), 0);
+		assert_int_equal(d.answered, 3);
+		decoded_free(&d);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -354,6 +460,8 @@ int main(void)
 		cmocka_unit_test(test_garbage_quote_stays_in_body),
 		cmocka_unit_test(test_nul_in_strings),
 		cmocka_unit_test(test_lookup_names),
+		cmocka_unit_test(test_decode_array_limit),
+		cmocka_unit_test(test_decoders_refuse_over_cap),
 		cmocka_unit_test(test_community_id),
 	};
 	flowapi_init_hooks();
