@@ -311,6 +311,38 @@ static void check_answer(decode_fn decode, const char *body, size_t size)
 	decoded_free(&d);
 }
 
+typedef int (*capped_fn)(const char *body, size_t len, size_t sample_at, size_t limit,
+			 struct decoded *out, char *err);
+
+/* The decoding limit (issue 12): under a cap of 'limit' records, an
+ * answer of more is refused whole with nothing kept (-EBADMSG, a cause
+ * naming the cap); one within it decodes as without the limit. */
+static void check_capped(capped_fn decode, decode_fn plain, const char *body, size_t size)
+{
+	struct decoded d, u;
+	char err[FETCH_ERRLEN] = "", uerr[FETCH_ERRLEN] = "";
+	const size_t limit = 3;
+
+	set_hooks(size);
+	int rc = decode(body, size, 0, limit, &d, err);
+	int urc = plain(body, size, 0, &u, uerr);
+	cJSON_InitHooks(NULL);
+	if (rc != -ENOMEM && urc != -ENOMEM) {
+		if (urc == 0 && u.answered > limit) {
+			FUZZ_CHECK(rc == -EBADMSG, "%zu records under a cap of %zu: rc %d", u.answered,
+				   limit, rc);
+			FUZZ_CHECK(d.n == 0 && d.recs == NULL, "a refused answer kept %zu records", d.n);
+			fuzz_check_message(err, FETCH_ERRLEN);
+		} else if (urc == 0) {
+			FUZZ_CHECK(rc == 0 && d.n == u.n && d.answered == u.answered,
+				   "within the cap: rc %d, %zu kept of %zu, unlimited %zu of %zu", rc,
+				   d.n, d.answered, u.n, u.answered);
+		}
+	}
+	decoded_free(&d);
+	decoded_free(&u);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *body = malloc(size ? size : 1);
@@ -320,6 +352,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(body, data, size);
 	check_answer(flowapi_decode_flows, body, size);
 	check_answer(sna_decode_answer, body, size);
+	check_capped(flowapi_decode_capped, flowapi_decode_flows, body, size);
+	check_capped(sna_decode_capped, sna_decode_answer, body, size);
 	free(body);
 	return 0;
 }
