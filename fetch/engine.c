@@ -749,9 +749,13 @@ static int failed(struct run *r, uint64_t tag, const struct http_resp *resp, int
 		atomic_fetch_add(&r->prog->retries, 1);
 	int64_t delay = http_backoff_ms(resp, w->attempts, &r->rng);
 	int64_t *hold = resp && resp->status == 429 ? &r->hold_asked : &r->hold_backoff;
-	if (mono_ms() + delay > *hold)
-		*hold = mono_ms() + delay;
-	return retry_add(r, tag, delay);
+	int rc = retry_add(r, tag, delay);
+	/* the hold ends when the retry is due, not a millisecond before: in
+	 * that millisecond a new window went out (CI saw 7 requests in the
+	 * Retry-After of one window that may take 4) */
+	if (!rc && w->due > *hold)
+		*hold = w->due;
+	return rc;
 }
 
 static int store_push(struct run *r, struct flow_rec *recs, size_t n, const struct plan_ev *cover,
