@@ -57,10 +57,7 @@ static int audit_gap_rows(struct cache *c, const struct cache_query *q, struct a
 	int rc;
 
 	cache_query_keys(q, subject, peer);
-	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, peer, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, q->start);
-	sqlite3_bind_int64(st, 4, q->end);
+	cache_bind_keys(st, subject, peer, q->start, q->end);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (*n == *cap) {
 			size_t nc = *cap ? *cap * 2 : 16;

@@ -99,6 +99,11 @@ void cache_query_keys(const struct cache_query *q, char subject[CACHE_KEY_LEN],
 int cache_bind_query(sqlite3_stmt *st, const struct cache_query *q,
 		     const char *subject_key);
 
+/* Bind ?1 subject key, ?2 peer key, ?3 start, ?4 end of a coverage or gap
+ * statement; the keys are bound SQLITE_STATIC: they must outlive the step. */
+void cache_bind_keys(sqlite3_stmt *st, const char *subject, const char *peer, int64_t start,
+		     int64_t end);
+
 /* An optional number of a row: NULL (unknown) reads as -1. */
 int64_t cache_col_opt(sqlite3_stmt *st, int i);
 

@@ -777,6 +777,15 @@ int cache_bind_query(sqlite3_stmt *st, const struct cache_query *q,
 	return rc;
 }
 
+void cache_bind_keys(sqlite3_stmt *st, const char *subject, const char *peer, int64_t start,
+		     int64_t end)
+{
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, peer, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, start);
+	sqlite3_bind_int64(st, 4, end);
+}
+
 /* -EINVAL for a missing query or one whose range runs backwards. */
 static int store_check_query(const struct cache_query *q, char *err)
 {
@@ -939,10 +948,7 @@ int cache_put_window(struct cache *c, const struct cache_query *q,
 		 * than" (cache_coverage_mark).  The new row is final: the
 		 * DELETE, of provisional rows only, leaves it. */
 		sqlite3_stmt *st = c->st[ST_COVER_INSERT];
-		sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, peer, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, cover->start);
-		sqlite3_bind_int64(st, 4, cover->end);
+		cache_bind_keys(st, subject, peer, cover->start, cover->end);
 		sqlite3_bind_int64(st, 5, cover->fetched_ms);
 		sqlite3_bind_int(st, 6, cover->provisional ? 1 : 0);
 		sqlite3_bind_int64(st, 7, cover->records);
@@ -951,10 +957,7 @@ int cache_put_window(struct cache *c, const struct cache_query *q,
 			goto fail;
 		if (!cover->provisional) {
 			st = c->st[ST_COVER_DROP_PROVISIONAL];
-			sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 2, peer, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 3, cover->start);
-			sqlite3_bind_int64(st, 4, cover->end);
+			cache_bind_keys(st, subject, peer, cover->start, cover->end);
 			rc = store_exec(c, ST_COVER_DROP_PROVISIONAL, err, "replace provisional coverage");
 			if (rc)
 				goto fail;
@@ -1142,10 +1145,7 @@ int cache_coverage_all(struct cache *c, const struct cache_query *q,
 	if (rc)
 		return rc;
 	cache_query_keys(q, subject, peer);
-	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, peer, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, q->start);
-	sqlite3_bind_int64(st, 4, q->end);
+	cache_bind_keys(st, subject, peer, q->start, q->end);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (q->as_of_ms && (sqlite3_column_int64(st, 2) > q->as_of_ms ||
 				    sqlite3_column_int64(st, 5) > q->as_of_seq))
@@ -1274,10 +1274,7 @@ int cache_put_gap(struct cache *c, const struct cache_query *q,
 	rc = store_begin(c, err);
 	if (rc)
 		return rc;
-	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, peer, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, g->start);
-	sqlite3_bind_int64(st, 4, g->end);
+	cache_bind_keys(st, subject, peer, g->start, g->end);
 	sqlite3_bind_text(st, 5, g->peer, (int)strnlen(g->peer, sizeof(g->peer)), SQLITE_STATIC);
 	sqlite3_bind_int64(st, 6, g->seen);
 	sqlite3_bind_text(st, 7, g->reason, (int)strnlen(g->reason, sizeof(g->reason)),
@@ -1320,10 +1317,7 @@ int cache_gaps(struct cache *c, const struct cache_query *q,
 		goto out;
 	}
 	cache_query_keys(q, subject, peer);
-	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, peer, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, q->start);
-	sqlite3_bind_int64(st, 4, q->end);
+	cache_bind_keys(st, subject, peer, q->start, q->end);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct cache_gap g;
 		const unsigned char *t;
@@ -1384,10 +1378,7 @@ int cache_clear_gaps(struct cache *c, const struct cache_query *q, char *err)
 	rc = store_begin(c, err);
 	if (rc)
 		return rc;
-	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, peer, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, q->start);
-	sqlite3_bind_int64(st, 4, q->end);
+	cache_bind_keys(st, subject, peer, q->start, q->end);
 	rc = store_exec(c, ST_GAP_DELETE, err, "clear gaps");
 	if (rc) {
 		store_rollback(c);
