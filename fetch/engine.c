@@ -972,6 +972,9 @@ static int answered(struct run *r, struct decode_job *j, char *err)
 		if (ev[i].kind == PLAN_COVER && ev[i].start == w->req.start && ev[i].end == w->req.end &&
 		    !own && bad == 0)
 			own = &ev[i];
+	/* what the store is handed: the records of an answer that was not a
+	 * sample (a tainted one's rejects are not among them) */
+	bool kept = !j->out.sampled;
 	rc = bad ? taint(r, &w->req, j->out.rejected, foreign, j->out.why) : 0;
 	if (rc) {
 		/* nothing stored of it */
@@ -986,6 +989,8 @@ static int answered(struct run *r, struct decode_job *j, char *err)
 		rc = store_push(r, j->out.recs, n, NULL, NULL, NULL);
 		j->out.recs = NULL;
 	}
+	if (!rc && kept && r->prog)
+		atomic_fetch_add(&r->prog->flows, n);
 	for (size_t i = 0; !rc && i < nev; i++) {
 		if (&ev[i] == own)
 			continue;

@@ -193,13 +193,33 @@ struct fetch_info {
 	bool cap_assumed;		/* max_records is our option, not the collector's word */
 };
 
-/* Live counters of a query; safe to read from any thread. */
+/* Live counters of a query; safe to read from any thread.  records
+ * counts every record decoded, a split window's sample too; flows only
+ * those handed to the store (the answers that were whole and clean). */
 struct fetch_progress {
-	atomic_uint_fast64_t requests, retries, records, bytes;
+	atomic_uint_fast64_t requests, retries, records, bytes, flows;
 	atomic_uint_fast64_t windows_done, windows_planned, gaps, rejected;
 	atomic_int_fast64_t started_ms;
 	atomic_int state;		/* 0 idle, 1 running, 2 done, 3 failed */
 };
+
+/* One moment of a query's progress, as flowfetch's progress line shows
+ * it (fetch/progress.c). */
+struct fetch_progress_view {
+	uint64_t flows, windows_done, windows_planned, requests, retries;
+	int64_t elapsed_ms;
+};
+
+/*
+ * The progress line of v for a terminal `width` columns wide, into buf
+ * (len bytes): at most width characters (and len - 1), all ASCII; when
+ * narrow, fields are dropped least useful first (the bar, requests and
+ * retries, the rate, the estimate, the elapsed time, the windows), and the
+ * flows alone are cut to the width.  The rate is "-" before a second has
+ * passed; the estimate ("~m:ss left") shows once a window is done and more
+ * are planned.  Returns the line's length; it cannot fail.
+ */
+size_t fetch_progress_line(const struct fetch_progress_view *v, int width, char *buf, size_t len);
 
 /* The outcome of one query. */
 struct fetch_result {

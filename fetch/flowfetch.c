@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -184,32 +185,60 @@ static int64_t day_after(int64_t ms)
 	return (int64_t)cache_mktime(&tm) * 1000;
 }
 
+/*
+ * The progress line (fetch_progress_line) on a terminal, redrawn in place
+ * every 250 ms: `\r`, the line, `\033[K`.  It is one column narrower
+ * than the terminal, since a character in the last column makes some
+ * terminals wrap at once.  A resize is learnt from SIGWINCH without a
+ * handler, so without a flag outside this struct: main blocks SIGWINCH
+ * before any thread starts, and this thread takes it with sigtimedwait,
+ * which is also its 250 ms sleep; then the width is read again
+ * (TIOCGWINSZ on stderr) and the line redrawn at once.
+ */
 struct ticker {
 	struct fetch_progress *prog;
 	atomic_int stop;
 	pthread_t th;
 };
 
+/* stderr's terminal width, or 80 when it does not say. */
+static int tick_cols(void)
+{
+	struct winsize ws;
+
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	return 80;
+}
+
 static void *tick_main(void *arg)
 {
 	struct ticker *t = arg;
+	struct fetch_progress *p = t->prog;
 	struct timespec ts = {0, 250000000};
+	sigset_t winch;
+	char line[512], frame[sizeof(line) + 8];
+	int cols = tick_cols();
 
+	sigemptyset(&winch);
+	sigaddset(&winch, SIGWINCH);
 	while (!atomic_load(&t->stop)) {
-		struct fetch_progress *p = t->prog;
-		double secs = (double)(time(NULL) * 1000 - atomic_load(&p->started_ms)) / 1000.0;
-		uint64_t done = atomic_load(&p->windows_done), planned = atomic_load(&p->windows_planned);
-		uint64_t rec = atomic_load(&p->records);
-		int width = 24, fill = planned ? (int)((double)done / (double)planned * width) : 0;
-		char bar[32];
-		for (int i = 0; i < width; i++)
-			bar[i] = i < fill ? '#' : '.';
-		bar[width] = '\0';
-		fprintf(stderr, "\r[%s] windows %llu/%llu  records %llu  requests %llu  retries %llu  %.0f rec/s ",
-			bar, (unsigned long long)done, (unsigned long long)planned,
-			(unsigned long long)rec, (unsigned long long)atomic_load(&p->requests),
-			(unsigned long long)atomic_load(&p->retries), secs > 0 ? (double)rec / secs : 0.0);
-		nanosleep(&ts, NULL);
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		struct fetch_progress_view v = {
+			.flows = atomic_load(&p->flows),
+			.windows_done = atomic_load(&p->windows_done),
+			.windows_planned = atomic_load(&p->windows_planned),
+			.requests = atomic_load(&p->requests),
+			.retries = atomic_load(&p->retries),
+		};
+		int64_t started = atomic_load(&p->started_ms);
+		v.elapsed_ms = started ? (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - started : 0;
+		fetch_progress_line(&v, cols - 1, line, sizeof(line));
+		snprintf(frame, sizeof(frame), "\r%s\033[K", line);
+		fputs(frame, stderr);
+		if (sigtimedwait(&winch, NULL, &ts) == SIGWINCH)
+			cols = tick_cols();
 	}
 	fputs("\r\033[K", stderr);
 	return NULL;
@@ -447,6 +476,11 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* blocked in every thread, from here on: the ticker takes it (tick_main) */
+	sigset_t winch;
+	sigemptyset(&winch);
+	sigaddset(&winch, SIGWINCH);
+	pthread_sigmask(SIG_BLOCK, &winch, NULL);
 	if (fetch_global_init()) {
 		fprintf(stderr, "flowfetch: cannot initialise libcurl\n");
 		return 1;

@@ -14,6 +14,7 @@ Run:  /usr/bin/python3 -m pytest tests/integration/test_flowfetch.py -q
 """
 
 import base64
+import fcntl
 import hashlib
 import ipaddress
 import os
@@ -24,6 +25,8 @@ import socket
 import sqlite3
 import struct
 import subprocess
+import termios
+import threading
 import time
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -33,7 +36,7 @@ import pytest
 
 from conftest import (COLUMNS, DECIMAL_COLUMNS, NOW_ISO, NOW_MS,
                       RUN_TIMEOUT_S, Lookups, assert_ids_equal, base_env,
-                      fetch_cmd, output_rows, run_fetch as run, sqlite_open,
+                      fetch_cmd, output_rows, parse_csv_bytes, run_fetch as run, sqlite_open,
                       truth_of)
 
 SEC = 1000
@@ -1054,6 +1057,130 @@ def test_html_collector(make_sim, token, ff, tmp_path):
 def test_no_url_scheme(ff, tmp_path):
     f = ff("127.0.0.1:1", "10.0.1.10", YD, YD)
     assert_one_line_error(f, tmp_path, 2, r"URL|http")
+
+
+# ---- the progress line on a terminal (issue 13, item 3) ----------------------------------
+
+ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def set_winsize(fd, rows, cols):
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def progress_frames(data):
+    """The progress line's frames in 'data' (what flowfetch wrote to its
+    terminal): the text between carriage returns, escapes stripped,
+    without flowfetch's own message lines and the empty ones."""
+    frames = []
+    for piece in data.split(b"\r"):
+        text = ANSI.sub(b"", piece).decode("ascii", errors="replace").strip("\n")
+        if text and not text.startswith("flowfetch:"):
+            frames.append(text)
+    return frames
+
+
+def wait_stopped(pid, deadline_s=10.0):
+    """Wait until process pid is stopped (state T in /proc/PID/stat)."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] in ("T", "t"):
+                return
+        time.sleep(0.01)
+    pytest.fail(f"flowfetch (pid {pid}) did not stop")
+
+
+def test_progress_line_fits_the_terminal(make_sim, token, token_file,
+                                         tmp_path):
+    """On an 80-column terminal no frame of the progress line is wider
+    than 80 columns (it never wraps, so every redraw stays on one line);
+    after the terminal shrinks to 50 and SIGWINCH, none is wider than 50.
+    The file is exact all the same.  flowfetch is stopped (SIGSTOP) while
+    the terminal is resized, so that the frames before and after are
+    told apart without timing: at most one frame drawn before the signal
+    was taken follows it."""
+    s = make_sim(*sim_args(token, "--slow", "1", "--slow-ms", "300"))
+    out = tmp_path / "flows.csv"
+    cmd = fetch_cmd(f"http://127.0.0.1:{s.port}", "10.0.1.20", iso(HEAVY_S),
+                    iso(HEAVY_E), out, cache=tmp_path / "cache",
+                    token_file=token_file, extra=["--max-inflight", "2"])
+    master, slave = os.openpty()
+    set_winsize(slave, 24, 80)
+    buf = bytearray()
+    lock = threading.Lock()
+
+    def reader():
+        while True:
+            try:
+                b = os.read(master, 65536)
+            except OSError:             # EIO: the last writer closed it
+                return
+            if not b:
+                return
+            with lock:
+                buf.extend(b)
+
+    def frames_so_far():
+        with lock:
+            return bytes(buf)
+
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=slave,
+                         env=base_env(tmp_path))
+    os.close(slave)
+    th = threading.Thread(target=reader, daemon=True)
+    th.start()
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while (len(progress_frames(frames_so_far())) < 4 and p.poll() is None
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+        assert p.poll() is None, \
+            "flowfetch ended before the terminal was resized: " + \
+            frames_so_far().decode(errors="replace")[-2000:]
+        os.kill(p.pid, signal.SIGSTOP)
+        wait_stopped(p.pid)
+        # every byte it wrote is in the pty: wait for the reader to have
+        # the last frame whole (a frame is one write, ending in ESC [K;
+        # a line without it, as before issue 13, gets 2 s)
+        settle = time.monotonic() + 2
+        while (not frames_so_far().endswith(b"\x1b[K")
+               and time.monotonic() < settle):
+            time.sleep(0.01)
+        mark = len(frames_so_far())
+        set_winsize(master, 24, 50)
+        os.kill(p.pid, signal.SIGWINCH)
+        os.kill(p.pid, signal.SIGCONT)
+        p.wait(timeout=RUN_TIMEOUT_S)
+        th.join(10)
+    finally:
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait()
+        os.close(master)
+    data = bytes(buf)
+    text = data.decode(errors="replace")
+    assert p.returncode == 0, text[-3000:]
+    before = progress_frames(data[:mark])
+    after = progress_frames(data[mark:])
+    assert len(before) >= 4, text[:3000]
+    wide = [f for f in before if len(f) > 80]
+    assert not wide, f"frames wider than 80 columns: {wide[:3]}"
+    assert any("flows" in f and "windows" in f and "elapsed" in f
+               for f in before), before[:5]
+    # the first frame after the resize may have been drawn before the
+    # signal was taken; every later one is drawn at 50 columns
+    later = after[1:]
+    assert len(later) >= 2, f"too few frames after the resize: {after}"
+    wide = [f for f in later if len(f) > 50]
+    assert not wide, f"frames wider than 50 columns after SIGWINCH: {wide[:3]}"
+    assert all("flows" in f for f in later), later[:5]
+    # the file is exact
+    assert "flows written to" in text
+    rows = parse_csv_bytes(out.read_bytes())
+    assert_ids_equal([r["flowId"] for r in rows],
+                     truth_of(s, "10.0.1.20", HEAVY_S, HEAVY_E))
 
 
 # ---- secrets ------------------------------------------------------------------------------
