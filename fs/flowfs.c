@@ -392,6 +392,138 @@ static void resolve(const char *path, char *out)
 	snprintf(out + n, PATH_MAX - n, "%s", tail);
 }
 
+/* Undo the octal escapes of a /proc/self/mountinfo field (\040 for a
+ * space, \011, \012, \134) in place. */
+static void mountinfo_unescape(char *s)
+{
+	char *w = s;
+
+	for (const char *r = s; *r; w++) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+		    r[3] >= '0' && r[3] <= '7') {
+			*w = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+			r += 4;
+		} else {
+			*w = *r++;
+		}
+	}
+	*w = '\0';
+}
+
+/*
+ * Is a FUSE filesystem mounted at exactly 'mnt' (absolute, resolved)?
+ * From /proc/self/mountinfo: 1 with its type ("fuse.flowfs") and source
+ * (flowfs's is the collector's URL) in type and source, cut to their
+ * lengths; 0 when none is; -errno when the table cannot be read (the
+ * caller says so).  A line longer than the buffer is passed over (its
+ * paths are longer than any mount point flowfs takes).
+ */
+static int fuse_mounted_at(const char *mnt, char *type, size_t tlen, char *source, size_t slen)
+{
+	size_t cap = 5 * PATH_MAX;
+	char *line = malloc(cap);
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	int rc = 0;
+
+	if (!line || !f) {
+		rc = line ? -errno : -ENOMEM;
+		goto out;
+	}
+	while (rc == 0 && fgets(line, (int)cap, f)) {
+		char *nl = strchr(line, '\n'), *save = NULL, *field[5], *tail;
+		int n = 0;
+		if (!nl) {		/* too long: skip the rest of it */
+			int ch;
+			while ((ch = fgetc(f)) != EOF && ch != '\n')
+				;
+			continue;
+		}
+		*nl = '\0';
+		/* id parent maj:min root mountpoint options [optional...] - type source super */
+		tail = strstr(line, " - ");
+		if (!tail)
+			continue;
+		*tail = '\0';
+		tail += 3;
+		for (char *t = strtok_r(line, " ", &save); t && n < 5; t = strtok_r(NULL, " ", &save))
+			field[n++] = t;
+		if (n < 5)
+			continue;
+		mountinfo_unescape(field[4]);
+		char *ftype = strtok_r(tail, " ", &save), *fsrc = strtok_r(NULL, " ", &save);
+		if (strcmp(field[4], mnt) != 0 || !ftype || strncmp(ftype, "fuse", 4) != 0)
+			continue;
+		mountinfo_unescape(ftype);
+		snprintf(type, tlen, "%s", ftype);
+		if (fsrc)
+			mountinfo_unescape(fsrc);
+		snprintf(source, slen, "%s", fsrc ? fsrc : "");
+		rc = 1;
+	}
+out:
+	if (f)
+		fclose(f);
+	free(line);
+	return rc;
+}
+
+/*
+ * The cache directory of the flowfs mounted at mnt, as its README.txt
+ * says ("Cache: DIR"), into out (len bytes); "" when it cannot be read
+ * (another user's mount, not allow_other).  Never fails.
+ */
+static void mounted_cache_dir(const char *mnt, char *out, size_t len)
+{
+	char path[PATH_MAX + 16], line[PATH_MAX + 16];
+	FILE *f;
+
+	out[0] = '\0';
+	snprintf(path, sizeof(path), "%s/README.txt", mnt);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "Cache: ", 7) == 0) {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(out, len, "%s", line + 7);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+/*
+ * Refuse a mount point where a FUSE filesystem is mounted already: a
+ * second flowfs there would hide the first, with another cache, and
+ * exit 0 (issue 13, item 2).  0 when none is (or the mount table cannot
+ * be read: said on stderr, and the mount goes on); -EBUSY with the
+ * message on stderr naming the one mounted and the command that unmounts
+ * it.
+ */
+static int refuse_mounted(const char *mnt)
+{
+	char type[64], source[2200], cache[PATH_MAX + 16];
+	int rc = fuse_mounted_at(mnt, type, sizeof(type), source, sizeof(source));
+
+	if (rc < 0) {
+		fprintf(stderr, "flowfs: warning: cannot read /proc/self/mountinfo (%s): %s is not "
+				"checked for a mount already there\n", strerror(-rc), mnt);
+		return 0;
+	}
+	if (rc == 0)
+		return 0;
+	if (strcmp(type, "fuse.flowfs") == 0) {
+		mounted_cache_dir(mnt, cache, sizeof(cache));
+		fprintf(stderr, "flowfs: %s: a flowfs is already mounted here (%s%s%s); unmount it "
+				"first with fusermount3 -u %s\n", mnt, source, cache[0] ? ", cache " : "",
+			cache, mnt);
+	} else {
+		fprintf(stderr, "flowfs: %s: a FUSE filesystem (%s, %s) is already mounted here; "
+				"unmount it first with fusermount3 -u %s\n", mnt, type, source, mnt);
+	}
+	return -EBUSY;
+}
+
 /* The engine's log lines (an audit pass) into the mount's log. */
 static void engine_log_line(void *arg, const char *line)
 {
@@ -720,6 +852,8 @@ int main(int argc, char *argv[])
 				strerror(errno));
 		goto out;
 	}
+	if (refuse_mounted(mnt))
+		goto out;
 	if (cdir[0] != '/') {	/* the daemon runs in /: make it absolute now */
 		char cwd[PATH_MAX], tmp[2 * PATH_MAX + 2];
 		if (!getcwd(cwd, sizeof(cwd)) || strlen(cwd) + strlen(cdir) + 2 > sizeof(cdir)) {

@@ -1179,6 +1179,38 @@ def test_kill_9_then_remount_keeps_the_cache(mounts, make_sim, token_file,
         "the remount asked again for flows already in the cache"
 
 
+def test_no_mount_on_a_live_flowfs(mounts, make_sim, token_file, tmp_path):
+    """A second flowfs on a mount point where one is mounted and alive is
+    refused (issue 13, item 2): before, it exited 0 and hid the first with
+    a mount of its own cache.  The message names the one there (its
+    collector and cache) and the command that unmounts it; the first
+    mount still serves, and it is the only one there.  The mount point's
+    name holds a space (mountinfo spells it \\040)."""
+    sim = make_sim(*sim_args(token_file))
+    first = mounts(url=url_of(sim), cache=tmp_path / "cache one",
+                   name="the flows")
+    assert "README.txt" in os.listdir(first.mnt)
+    try:
+        # not -f: a flowfs that mounted would detach and exit 0
+        r = run([str(require_flowfs()), "-o",
+                 f"token_file={token_file},cache={tmp_path / 'cache two'}",
+                 url_of(sim), str(first.mnt)], timeout=15, env=clean_env())
+    finally:
+        while len(mounted_at(first.mnt)) > 1:     # it mounted on top: undo
+            run(["fusermount3", "-u", "-z", str(first.mnt)])
+    err = r.stderr.decode()
+    assert r.returncode != 0, err
+    assert f"{first.mnt}: a flowfs is already mounted here" in err, err
+    assert url_of(sim) in err and str(tmp_path / "cache one") in err, err
+    assert f"unmount it first with fusermount3 -u {first.mnt}" in err, err
+    assert len(mounted_at(first.mnt)) == 1
+    assert "README.txt" in os.listdir(first.mnt)
+    assert f"Cache: {tmp_path / 'cache one'}" in \
+        first.path("README.txt").read_text()
+    assert not (tmp_path / "cache two").exists(), \
+        "the refused flowfs made its cache"
+
+
 def test_sigterm_answers_waiting_reader(mounts, make_sim, token_file):
     """A reader parked on a stalled query gets EINTR when flowfs is
     stopped (README: "EINTR ... or the filesystem is being unmounted"),
