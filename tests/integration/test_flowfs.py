@@ -1143,6 +1143,25 @@ def test_same_rows_as_flowfetch(mnt, fsim, token_file, tmp_path):
             f"{len(r1)} rows against {len(r2)}; first difference: {diff[:1]}"
 
 
+def test_readme_column_numbers(mnt):
+    """README.md numbers flows.csv's columns for `awk -F,` (issue 13, item
+    8a): the numbers are those of a real flows.csv's header, and the
+    README's `awk -F, '$8 == 445'` idiom counts what a CSV reader counts
+    (where `grep ',445,'` would also count 445 packets or bytes)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    numbered = dict((int(n), name) for n, name in
+                    re.findall(r"\| (\d+) `(\w+)` ", readme))
+    p = mnt.path("10.0.1.11", "2026-11-27", "flows.csv")
+    header, rows, _ = parse_csv(p.read_bytes())
+    assert numbered == {i: c for i, c in enumerate(header, 1)}, numbered
+    assert "awk -F, '$8 == 445'" in readme
+    for col, port in (("dstPort", "443"), ("dstPort", "53")):
+        n = header.index(col) + 1
+        r = run(["awk", "-F,", f"${n} == {port}", str(p)])
+        want = sum(1 for row in rows if row[col] == port)
+        assert want > 0 and r.stdout.count(b"\n") == want, (col, want)
+
+
 def test_kill_9_then_remount_keeps_the_cache(mounts, make_sim, token_file,
                                              tmp_path):
     sim = make_sim(*sim_args(token_file))
