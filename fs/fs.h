@@ -34,6 +34,7 @@ struct fs_opts {
 	int max_queries;	/* queries running at once, mount-wide */
 	int retention_days;	/* days listed when the collector does not say */
 	int insecure, foreground, debug;
+	char *snapshot_max;	/* the bound on the snapshots' bytes, as given */
 	char *url;		/* the first non-option argument */
 	int nonopt;
 };
@@ -69,6 +70,11 @@ struct fs_ctx {
 	FILE *log;
 	atomic_int stopping;
 	uint64_t use_clock;		/* folders' last use, for the LRU (under lock) */
+	/* The snapshots' disk: snap_bytes is the sum of the sizes of the
+	 * rendered files the folders hold open (deleted files in snap_dir,
+	 * under lock); past snap_max (-o snapshot_max, fixed at mount) the
+	 * least recently used idle snapshots are dropped (folder.c). */
+	uint64_t snap_bytes, snap_max;
 	/* a connection for the daemon's own short reads (listings,
 	 * collector/), one user at a time */
 	pthread_mutex_t small_lock;
@@ -117,12 +123,21 @@ char *fs_folder_progress(struct fs_ctx *c, const struct fs_node *n);
  * thread of folder.c uses the engine, the cache or the log. */
 void fs_folders_shutdown(struct fs_ctx *c);
 
+/* The snapshots held now: how many folders hold rendered files, and the
+ * sum of those files' sizes (c->snap_bytes).  Never fails. */
+void fs_snapshots_held(struct fs_ctx *c, size_t *folders, uint64_t *bytes);
+
 /* An open file: an fd on a rendered snapshot, or bytes in memory. */
 struct fs_handle {
 	int fd;
 	char *mem;
 	size_t size;
+	struct fs_folder *folder;	/* the folder of fd's snapshot (counted in its opens), or NULL */
 };
+
+/* Release: close h's descriptor and free it; a snapshot's handle is no
+ * longer counted as open, so that its folder may be dropped again. */
+void fs_handle_release(struct fs_ctx *c, struct fs_handle *h);
 
 /* Files made from the cache rather than a query: README.txt and
  * collector/ (malloc'd text). */
