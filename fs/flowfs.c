@@ -135,7 +135,9 @@ static const char readme_text[] =
 	"`sha256sum -c SHA256SUMS` in the copy. Days are in the mount's zone.\n"
 	"\n"
 	"Listing folders never contacts the collector. Any address can be entered,\n"
-	"in any spelling; listings show the cached ones, canonically.\n";
+	"in any spelling; listings show the cached ones, canonically. In `ls -l` of\n"
+	"an address, a day the cache holds whole has the time it was fetched, any\n"
+	"other day its midnight.\n";
 
 /* collector/info.json */
 static int info_json(struct fs_ctx *c, char **text)
@@ -194,6 +196,49 @@ int fs_cached_subjects(struct fs_ctx *c, struct cache_query **out, size_t *n)
 		rc = cache_subjects(cc, out, n, NULL);
 	pthread_mutex_unlock(&c->small_lock);
 	return rc;
+}
+
+void fs_days_fetched(struct fs_ctx *c, const struct cache_query *q, const int64_t *bounds,
+		     size_t n, bool listing, int64_t *fetched)
+{
+	char subject[160], err[CACHE_ERRLEN];
+	struct timespec ts;
+	int rc = -EIO;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	uint64_t gen = atomic_load(&c->cover_gen);
+
+	memset(fetched, 0, n * sizeof(*fetched));
+	fs_subject_name(q, subject, sizeof(subject));
+	pthread_mutex_lock(&c->small_lock);
+	/* one day of the last listing, soon after it: its answer */
+	if (!listing && n == 1 && c->days.n && c->days.gen == gen &&
+	    now - c->days.at_ms < FS_DAYS_KEEP_MS && now >= c->days.at_ms &&
+	    strcmp(c->days.subject, subject) == 0) {
+		for (size_t i = 0; i < c->days.n; i++) {
+			if (c->days.bounds[i] == bounds[0] && c->days.bounds[i + 1] == bounds[1]) {
+				fetched[0] = c->days.fetched[i];
+				pthread_mutex_unlock(&c->small_lock);
+				return;
+			}
+		}
+	}
+	struct cache *cc = small_open(c);
+	if (cc)
+		rc = cache_days_fetched(cc, q, bounds, n, now, (int64_t)c->o.live_ttl * 1000,
+					fetched, err);
+	if (rc && cc)
+		fs_log(c, "%s: cannot read which days the cache holds: %s", subject, err);
+	if (!rc && listing && n <= FS_DAYS_MAX) {
+		snprintf(c->days.subject, sizeof(c->days.subject), "%s", subject);
+		memcpy(c->days.bounds, bounds, (n + 1) * sizeof(*bounds));
+		memcpy(c->days.fetched, fetched, n * sizeof(*fetched));
+		c->days.n = n;
+		c->days.at_ms = now;
+		c->days.gen = gen;
+	}
+	pthread_mutex_unlock(&c->small_lock);
 }
 
 void fs_log_gaps(struct fs_ctx *c, const struct cache_query *q, const char *name)

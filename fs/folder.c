@@ -918,6 +918,12 @@ again:
 			if (!rc)
 				folder_mark(c, f, &cc, &seq);
 			made = wall_ms();
+			/* a day folder's time is its fetch time once the cache
+			 * holds it whole (ops.c): the kernel's copy is dropped, and
+			 * the last listing's answer no longer used */
+			atomic_fetch_add(&c->cover_gen, 1);
+			if (!rc && f->node.is_day && !atomic_load(&c->stopping))
+				fuse_lowlevel_notify_inval_inode(c->se, f->ino, -1, 0);
 			pthread_mutex_lock(&c->lock);
 			slot_release(c, f);
 			if (rc) {

@@ -1,11 +1,14 @@
-"""What flowfs holds on disk (issue 13, item 7), over a real flowfs mount
-of a real flowsim:
+"""What flowfs holds on disk, and what a listing tells without a request
+(issue 13, items 7 and 8c), over a real flowfs mount of a real flowsim:
 
 - the snapshots' rendered files (deleted, held open) are bounded by
   -o snapshot_max=: reading day after day, the bytes held, as README.txt
   says them and as /proc/<flowfs>/fd shows them, stay under the bound plus
   one snapshot; a dropped day read again serves the bytes its SHA256SUMS
-  promised, without a request; a bad size is refused with a message.
+  promised, without a request; a bad size is refused with a message;
+- in ls -l of an address folder, a day the cache holds whole has the time
+  it was fetched, the others their midnight, and the listing asks the
+  collector nothing.
 
 Run:  /usr/bin/python3 -m pytest tests/integration/test_disk.py -q
 """
@@ -14,6 +17,8 @@ import hashlib
 import os
 import re
 import secrets
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -41,6 +46,17 @@ def dsim(make_module_sim, token_file):
 def flows_requests(sim):
     return sum(sim.counters().get("endpoints", {})
                .get("/api/v1/flows", {}).values())
+
+
+def api_counts(counters):
+    """The sim's requests by endpoint, but its own /_sim ones."""
+    return {k: v for k, v in counters.get("endpoints", {}).items()
+            if not k.startswith("/_sim")}
+
+
+def midnight(day):
+    d = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+    return int(d.timestamp())
 
 
 def readme_held(m):
@@ -122,3 +138,31 @@ def test_bad_snapshot_max_refused(bad, dsim, token_file, tmp_path):
     assert b"K, M or G" in r.stderr, r.stderr
     assert not os.path.ismount(mnt)
 
+
+def test_cached_day_has_its_fetch_time(mounts, dsim):
+    """README: in ls -l of an address folder, a day folder's time is when
+    it was fetched when the cache holds it whole, else its midnight; the
+    listing asks the collector nothing."""
+    m = mounts(url=url_of(dsim))
+    t0 = int(time.time())
+    (m.path(SUBJECT, "2026-11-25") / "flows.csv").read_bytes()
+    t1 = int(time.time()) + 1
+    before = dsim.counters()
+    r = run(["ls", "-l", "--time-style=+%s", str(m.path(SUBJECT))], check=True)
+    times = {}
+    for line in r.stdout.decode().splitlines()[1:]:
+        f = line.split()
+        times[f[-1]] = int(f[-2])
+    assert times["2026-11-25"] >= t0 and times["2026-11-25"] <= t1, \
+        f"the fetched day's time {times['2026-11-25']} is not its fetch " \
+        f"time (between {t0} and {t1})"
+    for day in ["2026-11-24", "2026-11-26", "2026-11-29"]:
+        assert times[day] == midnight(day), (day, times[day])
+    assert len(times) >= 30 and all(
+        t == midnight(d) for d, t in times.items() if d != "2026-11-25"), times
+    after = dsim.counters()
+    assert api_counts(after) == api_counts(before), \
+        "the listing asked the collector"
+    # stat says the same as the listing
+    assert int(os.stat(m.path(SUBJECT, "2026-11-25")).st_mtime) == \
+        times["2026-11-25"]
