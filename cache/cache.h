@@ -263,6 +263,18 @@ int cache_coverage(struct cache *c, const struct cache_query *q, int64_t now_ms,
 		   int64_t live_ttl_ms, struct cache_cover **out, size_t *n,
 		   char *err);
 
+/*
+ * Which of n consecutive days the cache holds whole, from one read of the
+ * coverage: day i is [bounds[i], bounds[i + 1]) (bounds holds n + 1
+ * times, ascending); fetched[i] gets the newest fetch time (ms) of the
+ * usable coverage rows over it (as cache_missing counts them at now_ms)
+ * when their union holds the whole day, else 0.  q names the subject and
+ * the peer; its range is not used.  -EINVAL for n 0 or bounds out of
+ * order; -ENOMEM or an SQLite error, with err set and fetched all 0.
+ */
+int cache_days_fetched(struct cache *c, const struct cache_query *q, const int64_t *bounds,
+		       size_t n, int64_t now_ms, int64_t live_ttl_ms, int64_t *fetched, char *err);
+
 /* The start times of the flows q selects, ascending (*out malloc'd): what
  * earlier answers showed, for the planner. */
 int cache_starts(struct cache *c, const struct cache_query *q, int64_t **out, size_t *n,

@@ -38,6 +38,7 @@
  * CPU).
  */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1006,28 +1007,33 @@ static int tl_fill(struct cache *c, struct render_ctx *ctx, const struct cache_q
 	return rc;
 }
 
-/* The top of a y axis: n * step >= max, step 1, 2 or 5 times a power of
- * ten, n at most 4 (max 0 counts as 1).  *nticks gets n. */
-static int64_t tl_nice(int64_t max, int *nticks)
-{
-	static const int m[] = {1, 2, 5};
+/*
+ * The y axes are logarithmic: a flood of 15,000 flows in one bin beside
+ * bins of ten would leave those a pixel high on a linear axis (and an
+ * ordinary day looks empty).  A value v is drawn at TL_PH x log10(1 + v) /
+ * log10(1 + top), top the power of ten at or above the panel's largest
+ * value (10 at least, 10^18 at most): 0 is the baseline, 1 is a few
+ * pixels, and every power of ten is a grid line (every second or third
+ * when there are more than six).  The panels' titles say "log scale".
+ */
+#define TL_DECADES_MAX 18
 
-	if (max < 1)
-		max = 1;
-	for (int64_t p = 1;; p *= 10) {
-		for (int i = 0; i < 3; i++) {
-			int64_t s = m[i] * p;
-			int64_t n = max / s + (max % s != 0);
-			if (n <= 4) {
-				*nticks = (int)n;
-				return s;
-			}
-		}
-		if (p > INT64_MAX / 100)
-			break;
-	}
-	*nticks = 1;
-	return max;
+/* The decades of a panel's axis: the power of ten at or above max. */
+static int tl_decades(int64_t max)
+{
+	int d = 1;
+
+	for (int64_t p = 10; p < max && d < TL_DECADES_MAX; p *= 10)
+		d++;
+	return d;
+}
+
+/* The height of value v on an axis of d decades, TL_PH at most. */
+static double tl_height(int64_t v, int d)
+{
+	double h = TL_PH * log10(1.0 + (double)v) / log10(1.0 + pow(10.0, d));
+
+	return h > TL_PH ? TL_PH : h;
 }
 
 /* The x of time t on the plots. */
@@ -1064,13 +1070,13 @@ static void tl_panel(struct render_out *o, const struct tl_bins *b, const int64_
 		     const char *unit)
 {
 	char l[32];
-	int nt;
-	int64_t step = tl_nice(max, &nt);
+	int d = tl_decades(max), every = d <= 6 ? 1 : (d + 5) / 6;
 	double bw = (double)TL_PW / (double)b->n;
 	double pad = bw >= 6 ? 0.5 : 0;
 
-	report_printf(o, "<text x=\"%d\" y=\"%d\" font-weight=\"bold\">%s</text>\n", TL_X0, top - 8,
-		title);
+	report_printf(o, "<text x=\"%d\" y=\"%d\" font-weight=\"bold\">%s "
+		      "<tspan font-weight=\"normal\" fill=\"#555555\">(log scale)</tspan></text>\n",
+		      TL_X0, top - 8, title);
 	report_printf(o, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#fbfbfb\" "
 		     "stroke=\"#bbbbbb\"/>\n", TL_X0, top, TL_PW, TL_PH);
 	for (size_t i = 0; i < b->nticks; i++) {
@@ -1078,20 +1084,29 @@ static void tl_panel(struct render_out *o, const struct tl_bins *b, const int64_
 		report_printf(o, "<line x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\" "
 			     "stroke=\"#e4e4e4\"/>\n", x, top, x, top + TL_PH);
 	}
-	for (int i = 0; i <= nt; i++) {
-		double y = top + TL_PH - (double)i * TL_PH / nt;
-		report_si(step * i, unit, l, sizeof(l));
-		if (i > 0 && i < nt)
+	/* 0 at the baseline, then the powers of ten */
+	report_printf(o, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">0</text>\n", TL_X0 - 6,
+		      top + TL_PH + 4);
+	int64_t p = 1;
+	for (int k = 0; k <= d; k++) {
+		if (k > 0)
+			p *= 10;
+		/* 1 only when clear of the 0 under it */
+		if ((k % every != 0 && k != d) || (k == 0 && tl_height(1, d) < 14))
+			continue;
+		double y = top + TL_PH - tl_height(p, d);
+		report_si(p, unit, l, sizeof(l));
+		if (k < d)
 			report_printf(o, "<line x1=\"%d\" y1=\"%.2f\" x2=\"%d\" y2=\"%.2f\" "
 				     "stroke=\"#e4e4e4\"/>\n", TL_X0, y, TL_X0 + TL_PW, y);
 		report_printf(o, "<text x=\"%d\" y=\"%.2f\" text-anchor=\"end\">%s</text>\n",
-			TL_X0 - 6, y + 4, i ? l : "0");
+			TL_X0 - 6, y + 4, l);
 	}
 	report_printf(o, "<g id=\"%s\" fill=\"%s\" shape-rendering=\"crispEdges\">\n", id, color);
 	for (size_t i = 0; i < b->n; i++) {
 		if (v[i] <= 0)
 			continue;
-		double h = (double)v[i] * TL_PH / (double)(step * nt);
+		double h = tl_height(v[i], d);
 		h = h < 1 ? 1 : h;
 		report_printf(o, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\"/>\n",
 			TL_X0 + (double)i * bw + pad, top + TL_PH - h, bw - 2 * pad, h);

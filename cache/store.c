@@ -1250,6 +1250,60 @@ int cache_missing(struct cache *c, const struct cache_query *q, int64_t now_ms,
 	return rc;
 }
 
+/*
+ * Which of the days [bounds[i], bounds[i + 1]) the rows v (sorted by start,
+ * as ST_COVER_SELECT orders them) hold whole: fetched[i] is then the
+ * newest fetched_ms of the rows over the day, else 0.  Pure.  Each day
+ * looks at the rows from the first that does not end before it, up to
+ * its end; a row that spans many days is looked at again for each.
+ */
+static void store_days_fetched(const struct cache_cover *v, size_t nv, const int64_t *bounds,
+			       size_t n, int64_t *fetched)
+{
+	size_t first = 0;	/* the rows before it end before the current day */
+
+	for (size_t i = 0; i < n; i++) {
+		int64_t a = bounds[i], b = bounds[i + 1], reach = a, newest = 0;
+		bool hole = false;
+		while (first < nv && v[first].end <= a)
+			first++;
+		for (size_t k = first; k < nv && v[k].start < b && !hole; k++) {
+			if (v[k].end <= a)
+				continue;
+			hole = v[k].start > reach;	/* sorted by start: none closes it */
+			reach = v[k].end > reach ? v[k].end : reach;
+			newest = v[k].fetched_ms > newest ? v[k].fetched_ms : newest;
+		}
+		fetched[i] = !hole && reach >= b ? newest : 0;
+	}
+}
+
+int cache_days_fetched(struct cache *c, const struct cache_query *q, const int64_t *bounds,
+		       size_t n, int64_t now_ms, int64_t live_ttl_ms, int64_t *fetched, char *err)
+{
+	struct cache_query span;
+	struct cache_cover *v = NULL;
+	size_t nv = 0;
+	int rc;
+
+	if (n == 0)
+		return cache_fail(err, -EINVAL, "no days");
+	memset(fetched, 0, n * sizeof(*fetched));
+	for (size_t i = 0; i < n; i++)
+		if (bounds[i] >= bounds[i + 1])
+			return cache_fail(err, -EINVAL, "days not in order");
+	span = *q;
+	span.start = bounds[0];
+	span.end = bounds[n];
+	span.as_of_ms = 0;
+	rc = cache_coverage(c, &span, now_ms, live_ttl_ms, &v, &nv, err);
+	if (rc)
+		return rc;
+	store_days_fetched(v, nv, bounds, n, fetched);
+	free(v);
+	return 0;
+}
+
 /* ---- gaps -------------------------------------------------------------------------- */
 
 /*

@@ -29,6 +29,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -134,7 +135,9 @@ static const char readme_text[] =
 	"`sha256sum -c SHA256SUMS` in the copy. Days are in the mount's zone.\n"
 	"\n"
 	"Listing folders never contacts the collector. Any address can be entered,\n"
-	"in any spelling; listings show the cached ones, canonically.\n";
+	"in any spelling; listings show the cached ones, canonically. In `ls -l` of\n"
+	"an address, a day the cache holds whole has the time it was fetched, any\n"
+	"other day its midnight.\n";
 
 /* collector/info.json */
 static int info_json(struct fs_ctx *c, char **text)
@@ -195,6 +198,49 @@ int fs_cached_subjects(struct fs_ctx *c, struct cache_query **out, size_t *n)
 	return rc;
 }
 
+void fs_days_fetched(struct fs_ctx *c, const struct cache_query *q, const int64_t *bounds,
+		     size_t n, bool listing, int64_t *fetched)
+{
+	char subject[160], err[CACHE_ERRLEN];
+	struct timespec ts;
+	int rc = -EIO;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	uint64_t gen = atomic_load(&c->cover_gen);
+
+	memset(fetched, 0, n * sizeof(*fetched));
+	fs_subject_name(q, subject, sizeof(subject));
+	pthread_mutex_lock(&c->small_lock);
+	/* one day of the last listing, soon after it: its answer */
+	if (!listing && n == 1 && c->days.n && c->days.gen == gen &&
+	    now - c->days.at_ms < FS_DAYS_KEEP_MS && now >= c->days.at_ms &&
+	    strcmp(c->days.subject, subject) == 0) {
+		for (size_t i = 0; i < c->days.n; i++) {
+			if (c->days.bounds[i] == bounds[0] && c->days.bounds[i + 1] == bounds[1]) {
+				fetched[0] = c->days.fetched[i];
+				pthread_mutex_unlock(&c->small_lock);
+				return;
+			}
+		}
+	}
+	struct cache *cc = small_open(c);
+	if (cc)
+		rc = cache_days_fetched(cc, q, bounds, n, now, (int64_t)c->o.live_ttl * 1000,
+					fetched, err);
+	if (rc && cc)
+		fs_log(c, "%s: cannot read which days the cache holds: %s", subject, err);
+	if (!rc && listing && n <= FS_DAYS_MAX) {
+		snprintf(c->days.subject, sizeof(c->days.subject), "%s", subject);
+		memcpy(c->days.bounds, bounds, (n + 1) * sizeof(*bounds));
+		memcpy(c->days.fetched, fetched, n * sizeof(*fetched));
+		c->days.n = n;
+		c->days.at_ms = now;
+		c->days.gen = gen;
+	}
+	pthread_mutex_unlock(&c->small_lock);
+}
+
 void fs_log_gaps(struct fs_ctx *c, const struct cache_query *q, const char *name)
 {
 	struct cache_gap *g = NULL;
@@ -230,12 +276,19 @@ int fs_static_file(struct fs_ctx *c, const struct fs_node *n, char **text, size_
 
 	*text = NULL;
 	if (n->kind == FS_README) {
-		char *t = malloc(sizeof(readme_text) + 3 * PATH_MAX);
+		size_t held_n, cap = sizeof(readme_text) + 3 * PATH_MAX + 512;
+		uint64_t held;
+		char *t = malloc(cap);
 		if (!t)
 			return -ENOMEM;
-		snprintf(t, sizeof(readme_text) + 3 * PATH_MAX,
-			 "%s\nCollector: %s\nCache: %s\nLog: %s\n", readme_text, c->url,
-			 c->cache_dir, c->log_path);
+		fs_snapshots_held(c, &held_n, &held);
+		snprintf(t, cap,
+			 "%s\nCollector: %s\nCache: %s\nLog: %s\n"
+			 "Snapshots: %zu folder%s, %.1f MiB on disk (deleted files held open), "
+			 "at most %.1f MiB (-o snapshot_max=)\n",
+			 readme_text, c->url, c->cache_dir, c->log_path, held_n,
+			 held_n == 1 ? "" : "s", (double)held / 1048576.0,
+			 (double)c->snap_max / 1048576.0);
 		*text = t;
 	} else if (n->kind == FS_COLLECTOR_FILE && n->file == FS_C_INFO) {
 		rc = info_json(c, text);
@@ -275,6 +328,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("request_timeout=%d", request_timeout, 0), OPT("retries=%d", retries, 0),
 	OPT("ca_file=%s", ca_file, 0), OPT("insecure", insecure, 1), OPT("driver=%s", driver, 0),
 	OPT("tenant=%s", tenant, 0), OPT("max_records=%d", max_records, 0),
+	OPT("snapshot_max=%s", snapshot_max, 0),
 	FUSE_OPT_KEY("token=", KEY_TOKEN),
 	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
@@ -302,6 +356,8 @@ static void usage(const char *prog)
 	       "    -o max_records=N       the collector's cap when it does not say (sna; default 10000)\n"
 	       "    -o retention_days=N    days a subject folder lists when the collector does not say\n"
 	       "                           (sna; default 90); any past day can be entered by name\n"
+	       "    -o snapshot_max=SIZE   disk the open snapshots may hold: bytes, or K, M, G (default:\n"
+	       "                           a quarter of the cache disk's free space, 64M to 2G)\n"
 	       "    -o allow_other         let other users read the tree (needs user_allow_other)\n"
 	       "    -f                     stay in the foreground, log to stderr too\n"
 	       "Unmount with: fusermount3 -u MOUNTPOINT\n\n", prog);
@@ -327,6 +383,51 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	default:
 		return 1;
 	}
+}
+
+/* The bound on the snapshots' bytes when -o snapshot_max= is not given:
+ * a quarter of 'free_bytes' (the cache's filesystem at mount), at most
+ * 2 GiB, at least 64 MiB. */
+#define FS_SNAP_DEFAULT_MAX (2ULL << 30)
+#define FS_SNAP_DEFAULT_MIN (64ULL << 20)
+#define FS_SNAP_MIN (1ULL << 20)
+static uint64_t snap_max_default(uint64_t free_bytes)
+{
+	uint64_t q = free_bytes / 4;
+
+	return q > FS_SNAP_DEFAULT_MAX ? FS_SNAP_DEFAULT_MAX
+				       : q < FS_SNAP_DEFAULT_MIN ? FS_SNAP_DEFAULT_MIN : q;
+}
+
+/* A size: decimal bytes, or a number followed by K, M or G (binary, an
+ * optional "iB" or "B" after it: 512M, 512MiB); at least 1 MiB, at most
+ * 2^50.  0, or -EINVAL for anything else (*out untouched). */
+static int size_parse(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	default: break;
+	}
+	if (shift && strcmp(end, "iB") != 0 && strcmp(end, "B") != 0 && *end)
+		return -EINVAL;
+	if (!shift && *end)
+		return -EINVAL;
+	if (v > (1ULL << 50) >> shift || (v << shift) < FS_SNAP_MIN)
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
 }
 
 /* Read the token from a private file (fetch_token_file_check); a refusal
@@ -807,6 +908,13 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 
+	if (c->o.snapshot_max && size_parse(c->o.snapshot_max, &c->snap_max)) {
+		fprintf(stderr, "flowfs: snapshot_max=%s is not a size: give bytes, or a number "
+			"with K, M or G (binary: 512M is 512 MiB), at least 1M\n",
+			c->o.snapshot_max);
+		goto out;
+	}
+
 	/* the zone, once: day folders and every time written use it */
 	if (c->o.tz && !cache_tz_valid(c->o.tz)) {
 		fprintf(stderr, "flowfs: unknown time zone '%s' (an IANA name such as Europe/Berlin)\n",
@@ -881,6 +989,16 @@ int main(int argc, char *argv[])
 	snprintf(c->log_path, sizeof(c->log_path), "%s/flowfs.log", c->cache_dir);
 	if (log_open(c))
 		goto out;
+	if (!c->o.snapshot_max) {
+		struct statvfs vfs;
+		uint64_t avail = 0;
+		if (fstatvfs(c->cache_fd, &vfs) == 0)
+			avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+		else
+			fs_log(c, "cannot read the free space of %s: %s", c->cache_dir,
+			       strerror(errno));
+		c->snap_max = snap_max_default(avail);
+	}
 	/* once, before the probe: in the log, and on stderr */
 	bool sna = bare != c->o.url || (c->o.driver && strcmp(c->o.driver, "sna") == 0);
 	if (c->token[0] && fetch_clear_text_warning(c->url, sna ? "the SNA password" : "the token",
@@ -941,7 +1059,8 @@ int main(int argc, char *argv[])
 	explicit_bzero(c->token, sizeof(c->token));
 	if (snap_dir_open(c))
 		goto out;
-	fs_log(c, "mounted %s on %s (cache %s)", c->url, mnt, c->cache_dir);
+	fs_log(c, "mounted %s on %s (cache %s); snapshots may hold %.1f MiB (snapshot_max)",
+	       c->url, mnt, c->cache_dir, (double)c->snap_max / 1048576.0);
 
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(lc, 64);
@@ -984,5 +1103,6 @@ out:
 	free(c->o.ca_file);
 	free(c->o.driver);
 	free(c->o.tenant);
+	free(c->o.snapshot_max);
 	return ret;
 }

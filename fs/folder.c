@@ -64,12 +64,14 @@ struct fs_folder {
 	struct fs_waiter *waiters;
 	atomic_int cancel;
 	uint64_t used;		/* when last served (the mount's counter) */
+	unsigned opens;		/* handles open on its files (fs_handle.folder) */
+	bool big_logged;	/* said that this generation alone passes snapshot_max */
 };
 
 /* Snapshots kept open: each is up to seven descriptors and its (deleted)
- * files on disk.  Past this many, the least recently used idle folder's
- * snapshot is dropped; its next reader renders it again from the cache
- * (no request). */
+ * files on disk.  Past this many, or past c->snap_max bytes in all, the
+ * least recently used idle folder's snapshot is dropped (snapshots_trim);
+ * its next reader renders it again from the cache (no request). */
 #define SNAPSHOTS_MAX 24
 
 static int64_t wall_ms(void)
@@ -111,7 +113,7 @@ static struct fs_folder *folder_find(struct fs_ctx *c, const struct fs_node *n)
 static bool folder_droppable(const struct fs_folder *f)
 {
 	return f->state == F_IDLE && f->gen == 0 && !f->waiters && !f->worker && !f->queued &&
-	       !f->has_slot;
+	       !f->has_slot && !f->opens;
 }
 
 /* Free every droppable folder (joining its ended worker, which takes no
@@ -215,13 +217,29 @@ static void answer(struct fs_ctx *c, struct fs_folder *f, struct fs_waiter *w)
 	}
 	h->fd = fd;
 	h->size = sf->size;
+	h->folder = f;
+	f->opens++;
 	w->fi.fh = (uint64_t)(uintptr_t)h;
 	w->fi.keep_cache = !f->live;
 	w->fi.direct_io = 0;
 	if (fuse_reply_open(w->req, &w->fi) != 0) {	/* the reader went away */
+		f->opens--;
 		close(fd);
 		free(h);
 	}
+}
+
+void fs_handle_release(struct fs_ctx *c, struct fs_handle *h)
+{
+	if (h->folder) {
+		pthread_mutex_lock(&c->lock);
+		h->folder->opens--;
+		pthread_mutex_unlock(&c->lock);
+	}
+	if (h->fd >= 0)
+		close(h->fd);
+	free(h->mem);
+	free(h);
 }
 
 /* Answer, and drop, every waiter whose file is ready or failed; with
@@ -263,8 +281,25 @@ static void answer_file_err(struct fs_folder *f, int file, int err)
 	}
 }
 
-static void snapshot_drop(struct fs_folder *f)
+/* The bytes of f's rendered files (caller holds c->lock). */
+static uint64_t snapshot_size(const struct fs_folder *f)
 {
+	uint64_t n = 0;
+
+	for (int i = 0; i < FS_NFILES; i++)
+		if (f->files[i].fd >= 0)
+			n += f->files[i].size;
+	return n;
+}
+
+/* Close f's rendered files and take their bytes off c->snap_bytes
+ * (caller holds c->lock).  A file a reader still has open keeps its own
+ * descriptor (a dup, answer()): its bytes stay on disk, uncounted, until
+ * that reader closes it. */
+static void snapshot_drop(struct fs_ctx *c, struct fs_folder *f)
+{
+	c->snap_bytes -= snapshot_size(f);
+	f->big_logged = false;
 	for (int i = 0; i < FS_NFILES; i++) {
 		if (f->files[i].fd >= 0)
 			close(f->files[i].fd);
@@ -276,24 +311,58 @@ static void snapshot_drop(struct fs_folder *f)
 
 static bool needs_query(struct fs_ctx *c, struct fs_folder *f);
 
-/* Drop the least recently used idle snapshot when too many are open
- * (caller holds c->lock). */
+void fs_snapshots_held(struct fs_ctx *c, size_t *folders, uint64_t *bytes)
+{
+	pthread_mutex_lock(&c->lock);
+	*folders = 0;
+	for (size_t i = 0; i < c->nfolders; i++)
+		if (snapshot_size(c->folders[i]) > 0)
+			(*folders)++;
+	*bytes = c->snap_bytes;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/*
+ * Drop least recently used idle snapshots while more than SNAPSHOTS_MAX
+ * are open or their files pass c->snap_max bytes (for bytes, only one
+ * that holds some).  Idle: no worker (none is being queried or rendered),
+ * no reader waiting, no handle open on it; so a snapshot larger than the
+ * bound alone is served whole, and the bytes held stay under the bound
+ * plus the snapshots in use.  Each drop for space is logged with what the
+ * snapshots hold after it.  Caller holds c->lock; never fails.
+ */
 static void snapshots_trim(struct fs_ctx *c)
 {
-	size_t open = 0;
-	struct fs_folder *lru = NULL;
+	for (;;) {
+		size_t open = 0;
+		struct fs_folder *lru = NULL;
+		bool space = c->snap_bytes > c->snap_max;
 
-	for (size_t i = 0; i < c->nfolders; i++) {
-		struct fs_folder *f = c->folders[i];
-		if (f->state != F_READY)
-			continue;
-		open++;
-		if (!f->worker && !f->waiters && (!lru || f->used < lru->used))
-			lru = f;
-	}
-	if (open > SNAPSHOTS_MAX && lru) {
-		snapshot_drop(lru);
+		for (size_t i = 0; i < c->nfolders; i++) {
+			struct fs_folder *f = c->folders[i];
+			if (f->state != F_READY)
+				continue;
+			open++;
+			if (f->worker || f->waiters || f->opens)
+				continue;
+			if (space && open <= SNAPSHOTS_MAX && snapshot_size(f) == 0)
+				continue;
+			if (!lru || f->used < lru->used)
+				lru = f;
+		}
+		if (!lru || (open <= SNAPSHOTS_MAX && !space))
+			return;
+		uint64_t freed = snapshot_size(lru);
+		snapshot_drop(c, lru);
 		lru->state = F_IDLE;
+		if (space && freed) {
+			char name[128];
+			fs_node_name(&lru->node, name, sizeof(name));
+			fs_log(c, "snapshot of %016llx (%s) dropped for space: %.1f MiB; "
+			       "snapshots now hold %.1f MiB of at most %.1f MiB (snapshot_max)",
+			       (unsigned long long)lru->ino, name, (double)freed / 1048576.0,
+			       (double)c->snap_bytes / 1048576.0, (double)c->snap_max / 1048576.0);
+		}
 	}
 }
 
@@ -591,6 +660,19 @@ done:
 	if (!rc) {
 		f->files[file].fd = fd;
 		f->files[file].size = (uint64_t)st.st_size;
+		c->snap_bytes += (uint64_t)st.st_size;
+		uint64_t mine = snapshot_size(f);
+		if (mine > c->snap_max && !f->big_logged) {
+			char fname[128];
+			f->big_logged = true;
+			fs_node_name(&f->node, fname, sizeof(fname));
+			fs_log(c, "snapshot of %016llx (%s) holds %.1f MiB, more than snapshot_max "
+			       "(%.1f MiB) alone: served all the same, and dropped when another "
+			       "folder's files need the room",
+			       (unsigned long long)f->ino, fname, (double)mine / 1048576.0,
+			       (double)c->snap_max / 1048576.0);
+		}
+		snapshots_trim(c);
 	} else {
 		if (fd >= 0)
 			close(fd);
@@ -836,6 +918,12 @@ again:
 			if (!rc)
 				folder_mark(c, f, &cc, &seq);
 			made = wall_ms();
+			/* a day folder's time is its fetch time once the cache
+			 * holds it whole (ops.c): the kernel's copy is dropped, and
+			 * the last listing's answer no longer used */
+			atomic_fetch_add(&c->cover_gen, 1);
+			if (!rc && f->node.is_day && !atomic_load(&c->stopping))
+				fuse_lowlevel_notify_inval_inode(c->se, f->ino, -1, 0);
 			pthread_mutex_lock(&c->lock);
 			slot_release(c, f);
 			if (rc) {
@@ -853,7 +941,7 @@ again:
 			 * made it: the same query.json, SHA256SUMS and mtime, since
 			 * the kernel keeps the old pages and sizes (keep_cache). */
 			bool again = f->gen > 0 && !f->live && res.requests == 0;
-			snapshot_drop(f);
+			snapshot_drop(c, f);
 			f->gen++;
 			if (!again) {
 				f->res = res;
@@ -1115,7 +1203,7 @@ void fs_folders_shutdown(struct fs_ctx *c)
 	for (size_t i = 0; i < c->nfolders; i++) {
 		struct fs_folder *f = c->folders[i];
 		answer_ready(c, f, EINTR);
-		snapshot_drop(f);
+		snapshot_drop(c, f);
 		free(f);
 		c->folders[i] = NULL;
 	}

@@ -27,6 +27,9 @@
 #include "fetch.h"
 #include "path.h"
 
+/* The most day folders a subject lists (fs_days). */
+#define FS_DAYS_MAX 800
+
 /* The mount's options (-o ...). */
 struct fs_opts {
 	char *token_file, *cache, *tz, *ca_file, *driver, *tenant;
@@ -34,6 +37,7 @@ struct fs_opts {
 	int max_queries;	/* queries running at once, mount-wide */
 	int retention_days;	/* days listed when the collector does not say */
 	int insecure, foreground, debug;
+	char *snapshot_max;	/* the bound on the snapshots' bytes, as given */
 	char *url;		/* the first non-option argument */
 	int nonopt;
 };
@@ -69,10 +73,27 @@ struct fs_ctx {
 	FILE *log;
 	atomic_int stopping;
 	uint64_t use_clock;		/* folders' last use, for the LRU (under lock) */
+	/* The snapshots' disk: snap_bytes is the sum of the sizes of the
+	 * rendered files the folders hold open (deleted files in snap_dir,
+	 * under lock); past snap_max (-o snapshot_max, fixed at mount) the
+	 * least recently used idle snapshots are dropped (folder.c). */
+	uint64_t snap_bytes, snap_max;
 	/* a connection for the daemon's own short reads (listings,
 	 * collector/), one user at a time */
 	pthread_mutex_t small_lock;
 	struct cache *small_cache;
+	/* The day folders' times as the last subject listing read them
+	 * (fs_days_fetched), for the stats of ls -l that follow it: the
+	 * subject's name, the days' bounds, their fetch times (0: not held
+	 * whole), when read, and cover_gen then.  Under small_lock. */
+	struct {
+		char subject[160];
+		int64_t bounds[FS_DAYS_MAX + 1], fetched[FS_DAYS_MAX];
+		size_t n;
+		int64_t at_ms;
+		uint64_t gen;
+	} days;
+	atomic_uint_fast64_t cover_gen;	/* one more each time a folder's query ends */
 };
 
 /* An inode the kernel knows (looked up and not yet forgotten). */
@@ -84,6 +105,19 @@ struct fs_inode {
 
 /* The operations (ops.c). */
 extern const struct fuse_lowlevel_ops fs_ops;
+
+/*
+ * The day folders' fetch times: day i of n is [bounds[i], bounds[i + 1])
+ * of q's subject (and peer); fetched[i] is the fetch time (ms) when the
+ * cache holds the day whole, else 0.  One SQL query, never a request;
+ * with 'listing' its answer is kept for the stats that follow (one day
+ * asked within FS_DAYS_KEEP_MS of it, before another query ends, is
+ * answered from it without a query).  A failure is logged and answered
+ * as "not held" (all 0).
+ */
+#define FS_DAYS_KEEP_MS 10000
+void fs_days_fetched(struct fs_ctx *c, const struct cache_query *q, const int64_t *bounds,
+		     size_t n, bool listing, int64_t *fetched);
 
 /* The (subject, peer) pairs the cache holds, for the root's listing. */
 int fs_cached_subjects(struct fs_ctx *c, struct cache_query **out, size_t *n);
@@ -117,12 +151,21 @@ char *fs_folder_progress(struct fs_ctx *c, const struct fs_node *n);
  * thread of folder.c uses the engine, the cache or the log. */
 void fs_folders_shutdown(struct fs_ctx *c);
 
+/* The snapshots held now: how many folders hold rendered files, and the
+ * sum of those files' sizes (c->snap_bytes).  Never fails. */
+void fs_snapshots_held(struct fs_ctx *c, size_t *folders, uint64_t *bytes);
+
 /* An open file: an fd on a rendered snapshot, or bytes in memory. */
 struct fs_handle {
 	int fd;
 	char *mem;
 	size_t size;
+	struct fs_folder *folder;	/* the folder of fd's snapshot (counted in its opens), or NULL */
 };
+
+/* Release: close h's descriptor and free it; a snapshot's handle is no
+ * longer counted as open, so that its folder may be dropped again. */
+void fs_handle_release(struct fs_ctx *c, struct fs_handle *h);
 
 /* Files made from the cache rather than a query: README.txt and
  * collector/ (malloc'd text). */

@@ -143,6 +143,13 @@ static int plain_stat(struct fs_ctx *c, const struct fs_node *n, uint64_t ino, s
 		st->st_nlink = 2;
 		if (n->kind == FS_QUERY)
 			st->st_mtime = (time_t)(n->q.start / 1000);
+		/* a day the cache holds whole: when it was fetched */
+		if (n->kind == FS_QUERY && n->is_day) {
+			int64_t bounds[2] = {n->q.start, n->q.end}, fetched;
+			fs_days_fetched(c, &n->q, bounds, 1, false, &fetched);
+			if (fetched > 0)
+				st->st_mtime = (time_t)(fetched / 1000);
+		}
 	} else {
 		st->st_mode = S_IFREG | 0444;
 		st->st_nlink = 1;
@@ -322,8 +329,9 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		break;
 	case FS_SUBJECT: {
-		int64_t days[800];
-		int nd = fs_days(&clk, days, 800);
+		int64_t days[FS_DAYS_MAX], bounds[FS_DAYS_MAX + 1], *fetched = NULL;
+		int nd = fs_days(&clk, days, FS_DAYS_MAX);
+		size_t nb = 0;
 		for (int i = 0; i < nd; i++) {
 			char name[64];
 			child = n;
@@ -333,9 +341,19 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			child.q.end = i + 1 < nd ? days[i + 1] : 0;
 			fs_node_name(&child, name, sizeof(name));
 			/* the parsed node, so that end and inode are exact */
-			if (fs_lookup(&n, name, &clk, &child) == 0)
-				list_add(req, &l, name, &child);
+			if (fs_lookup(&n, name, &clk, &child) != 0)
+				continue;
+			list_add(req, &l, name, &child);
+			if (nb == 0 || bounds[nb] == child.q.start) {
+				bounds[nb] = child.q.start;
+				bounds[++nb] = child.q.end;
+			}
 		}
+		/* the days' times for the stats of ls -l that follow: one
+		 * query, at the listing's start (the kernel reads it in parts) */
+		if (off == 0 && nb > 0 && (fetched = malloc(nb * sizeof(*fetched))))
+			fs_days_fetched(c, &n.q, bounds, nb, true, fetched);
+		free(fetched);
 		break;
 	}
 	case FS_QUERY:
@@ -394,6 +412,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->direct_io = 1;
 	} else {
 		rc = fs_static_file(c, &n, &text, &len);
+		/* README.txt's figures move (the snapshots held): its size from
+		 * getattr may be stale, so reads ask flowfs, not the size */
+		if (n.kind == FS_README)
+			fi->direct_io = 1;
 	}
 	if (rc) {
 		free(h);
@@ -447,12 +469,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	if (h) {
-		if (h->fd >= 0)
-			close(h->fd);
-		free(h->mem);
-		free(h);
-	}
+	if (h)
+		fs_handle_release(fuse_req_userdata(req), h);
 	fuse_reply_err(req, 0);
 }
 

@@ -913,6 +913,57 @@ static void test_coverage_as_of(void **state)
 	rmtree(dir);
 }
 
+/* Which days the cache holds whole (a day folder's time, issue 13 item
+ * 8c): five days of 100 ms.  Day 0 in two windows, the newer fetch wins;
+ * day 1 with a hole; day 2 and half of day 3 in one window that spans
+ * them (day 3 not whole); day 4 whole under a query with a peer, a window
+ * of another peer not counted, one of any peer counted; a provisional
+ * row counts while young. */
+static void test_days_fetched(void **state)
+{
+	(void)state;
+	char *dir = tmpdir(), err[CACHE_ERRLEN] = "";
+	struct cache *c = open_ok(dir);
+	struct cache_query q = Q("192.0.2.10", NULL, 0, 500);
+	struct cache_query qp = Q("192.0.2.10", "198.51.100.7", 0, 500);
+	struct cache_query qo = Q("192.0.2.10", "198.51.100.8", 0, 500);
+	const int64_t bounds[6] = {0, 100, 200, 300, 400, 500}, ttl = 60000;
+	int64_t f[5];
+
+	struct cache_cover w[] = {
+		{0, 40, 1000, false, 0}, {40, 100, 2000, false, 0},	/* day 0 */
+		{100, 150, 3000, false, 0}, {160, 200, 3000, false, 0},	/* day 1: a hole */
+		{200, 350, 4000, false, 0},				/* days 2, 3 */
+	};
+	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+		assert_int_equal(cache_put_window(c, &q, NULL, 0, &w[i], err), 0);
+	struct cache_cover other = {350, 400, 9000, false, 0};
+	assert_int_equal(cache_put_window(c, &qo, NULL, 0, &other, err), 0);
+	struct cache_cover pa = {400, 450, 5000, false, 0}, pb = {450, 500, 6000, true, 0};
+	assert_int_equal(cache_put_window(c, &qp, NULL, 0, &pa, err), 0);
+	assert_int_equal(cache_put_window(c, &q, NULL, 0, &pb, err), 0);
+
+	assert_int_equal(cache_days_fetched(c, &q, bounds, 5, 6000, ttl, f, err), 0);
+	assert_int_equal(f[0], 2000);
+	assert_int_equal(f[1], 0);
+	assert_int_equal(f[2], 4000);
+	assert_int_equal(f[3], 0);	/* [350, 400) only under another peer */
+	assert_int_equal(f[4], 0);	/* [400, 450) only under a peer */
+	assert_int_equal(cache_days_fetched(c, &qp, bounds, 5, 6000, ttl, f, err), 0);
+	assert_int_equal(f[0], 2000);
+	assert_int_equal(f[3], 0);
+	assert_int_equal(f[4], 6000);	/* its own and any peer's */
+	/* the provisional row old: day 4 no longer whole */
+	assert_int_equal(cache_days_fetched(c, &qp, bounds + 4, 1, 6000 + ttl, ttl, f, err), 0);
+	assert_int_equal(f[0], 0);
+	/* bad days */
+	const int64_t back[3] = {0, 100, 100};
+	assert_int_equal(cache_days_fetched(c, &q, back, 2, 6000, ttl, f, err), -EINVAL);
+	assert_int_equal(cache_days_fetched(c, &q, bounds, 0, 6000, ttl, f, err), -EINVAL);
+	cache_close(c);
+	rmtree(dir);
+}
+
 /* ---- gaps ------------------------------------------------------------------------------------ */
 
 static void test_gaps(void **state)
@@ -1342,6 +1393,7 @@ int main(void)
 		cmocka_unit_test(test_put_window_atomic),
 		cmocka_unit_test(test_missing_provisional),
 		cmocka_unit_test(test_coverage_as_of),
+		cmocka_unit_test(test_days_fetched),
 		cmocka_unit_test(test_gaps),
 		cmocka_unit_test(test_audit),
 		cmocka_unit_test(test_audit_random),

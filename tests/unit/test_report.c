@@ -4,7 +4,8 @@
  * protocol without a name, hostile application names, two gaps), its top
  * lists past ten keys (ties by key), its hours in zones with half-hour
  * offsets and on a DST day; timeline.svg well formed, with its title, one
- * bar per non-empty bin, gaps, escaped hostile text and round bins; the
+ * bar per non-empty bin, gaps, escaped hostile text, round bins and a log
+ * scale on which ordinary bins show beside a flood; the
  * lookup tables as CSV byte for byte with hostile names; the subjects
  * round trip; determinism; bad arguments and write errors.
  */
@@ -596,21 +597,32 @@ static void expect_well_formed(const char *s)
 	assert_int_equal(roots, 1);
 }
 
-/* The rects inside <g id="...">. */
-static int bars(const char *svg, const char *id)
+/* The rects inside <g id="...">: how many, and (h not NULL) their
+ * heights in order (at most max). */
+static size_t bar_heights(const char *svg, const char *id, double *h, size_t max)
 {
 	char open[64];
 	const char *a, *b;
-	int n = 0;
+	size_t n = 0;
 
 	snprintf(open, sizeof(open), "<g id=\"%s\"", id);
 	a = strstr(svg, open);
 	assert_non_null(a);
 	b = strstr(a, "</g>");
 	assert_non_null(b);
-	for (const char *p = strstr(a, "<rect"); p && p < b; p = strstr(p + 1, "<rect"))
+	for (const char *p = strstr(a, "<rect"); p && p < b && n < max; p = strstr(p + 1, "<rect")) {
+		const char *v = strstr(p, "height=\"");
+		assert_non_null(v);
+		if (h)
+			h[n] = strtod(v + 8, NULL);
 		n++;
+	}
 	return n;
+}
+
+static int bars(const char *svg, const char *id)
+{
+	return (int)bar_heights(svg, id, NULL, SIZE_MAX);
 }
 
 static void test_timeline(void **state)
@@ -707,6 +719,51 @@ static void test_timeline_bins(void **state)
 		expect_well_formed(got);
 		free(got);
 	}
+}
+
+/* A flood beside ordinary hours (issue 13, item 8d): flows of 10, 12, 9,
+ * 100,000 and 11 in five one-minute bins.  On a linear axis the ordinary
+ * bars were a pixel high (170 x 12 / 100,000); on the log scale each is
+ * well visible, the flood's bar stays inside the plot, and the panels say
+ * "log scale". */
+static void test_timeline_flood(void **state)
+{
+	struct fixture *fx = *state;
+	static const int counts[5] = {10, 12, 9, 100000, 11};
+	int64_t d1 = DAY0 + 24 * HOUR;
+	struct cache_query q = Q("192.0.2.20", NULL, d1, d1 + 5 * HOUR);
+	struct flow_rec *v = calloc(100000, sizeof(*v));
+	double h[16];
+
+	assert_non_null(v);
+	for (int b = 0; b < 5; b++) {
+		for (int i = 0; i < counts[b]; i++) {
+			char id[32];
+			snprintf(id, sizeof(id), "f%d-%d", b, i);
+			v[i] = RB(id, d1 + b * HOUR + i / 2, 6, "192.0.2.20", 1000 + i % 50000,
+				  "198.51.100.1", 80, 1, 100, -1);
+		}
+		put(fx->c, &q, v, (size_t)counts[b], d1 + b * HOUR, d1 + (b + 1) * HOUR);
+	}
+	free(v);
+	char *got = report(fx->c, &q, W_TIMELINE);
+	expect_well_formed(got);
+	assert_non_null(strstr(got, "(zone UTC): 100k flows"));
+	assert_int_equal(bar_heights(got, "flows-bars", h, 16), 5);
+	for (int b = 0; b < 5; b++) {
+		if (b == 3) {
+			assert_true(h[b] > 100 && h[b] <= 170);
+			continue;
+		}
+		if (h[b] < 20)
+			fail_msg("bin %d (%d flows) is %.2f px high beside the flood", b, counts[b],
+				 h[b]);
+		assert_true(h[b] < h[3]);
+	}
+	assert_true(h[1] > h[0] && h[0] > h[2]);	/* 12 > 10 > 9 still reads */
+	assert_int_equal(occurrences(got, "(log scale)"), 2);
+	assert_non_null(strstr(got, ">Flows per 1 min <tspan"));
+	free(got);
 }
 
 /* ---- lookup tables ------------------------------------------------------------------ */
@@ -937,6 +994,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_timeline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeline_peer_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeline_bins, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeline_flood, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lookup_csv, setup, teardown),
 		cmocka_unit_test(test_lookup_csv_empty),
 		cmocka_unit_test_setup_teardown(test_subjects, setup, teardown),
