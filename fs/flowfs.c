@@ -392,10 +392,13 @@ static void resolve(const char *path, char *out)
 	snprintf(out + n, PATH_MAX - n, "%s", tail);
 }
 
-/* The engine's log lines (an audit pass) into the mount's log. */
-static void engine_log_line(void *arg, const char *line)
+/* The engine's log lines (an audit pass) into the mount's log; not the
+ * windows asked (FETCH_LOG_DEBUG). */
+static void engine_log_line(void *arg, int level, const struct cache_query *q, const char *line)
 {
-	fs_log(arg, "%s", line);
+	(void)q;
+	if (level <= FETCH_LOG_INFO)
+		fs_log(arg, "%s", line);
 }
 
 static int fill_engine_opts(struct fs_ctx *c, struct fetch_opts *fo)
