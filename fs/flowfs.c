@@ -49,16 +49,14 @@ void fs_clock_now(struct fs_ctx *c, struct fs_clock *clk)
 	clk->retention_days = info->retention_days > 0 ? info->retention_days : c->o.retention_days;
 }
 
-void fs_log(struct fs_ctx *c, const char *fmt, ...)
+/* The line, formatted, to the log file and (in the foreground) stderr. */
+static void log_write(struct fs_ctx *c, const char *fmt, va_list ap)
 {
 	char line[1200], stamp[32];
 	time_t t = time(NULL);
 	struct tm tm;
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
 	gmtime_r(&t, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	if (c->log) {
@@ -67,6 +65,26 @@ void fs_log(struct fs_ctx *c, const char *fmt, ...)
 	}
 	if (c->o.foreground)
 		fprintf(stderr, "flowfs: %s\n", line);
+}
+
+void fs_log(struct fs_ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_write(c, fmt, ap);
+	va_end(ap);
+}
+
+void fs_log_at(struct fs_ctx *c, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (level > c->log_level)
+		return;
+	va_start(ap, fmt);
+	log_write(c, fmt, ap);
+	va_end(ap);
 }
 
 int fs_errno(int rc)
@@ -128,7 +146,7 @@ static const char readme_text[] =
 	"\n"
 	"Each query folder holds flows.csv, flows.ndjson, flows.sqlite, summary.txt,\n"
 	"timeline.svg, query.json (provenance: collector, exact bounds, requests,\n"
-	"coverage, gaps) and SHA256SUMS; `cat .progress` shows a running download.\n"
+	"coverage, gaps) and SHA256SUMS; `cat .progress` says where its download stands.\n"
 	"Opening a file runs the folder's query once and waits for it; Ctrl-C stops\n"
 	"the wait, not the download. Copy a folder with `cp -r` and check it with\n"
 	"`sha256sum -c SHA256SUMS` in the copy. Days are in the mount's zone.\n"
@@ -275,6 +293,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("request_timeout=%d", request_timeout, 0), OPT("retries=%d", retries, 0),
 	OPT("ca_file=%s", ca_file, 0), OPT("insecure", insecure, 1), OPT("driver=%s", driver, 0),
 	OPT("tenant=%s", tenant, 0), OPT("max_records=%d", max_records, 0),
+	OPT("log_level=%s", log_level, 0),
 	FUSE_OPT_KEY("token=", KEY_TOKEN),
 	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
@@ -302,6 +321,8 @@ static void usage(const char *prog)
 	       "    -o max_records=N       the collector's cap when it does not say (sna; default 10000)\n"
 	       "    -o retention_days=N    days a subject folder lists when the collector does not say\n"
 	       "                           (sna; default 90); any past day can be entered by name\n"
+	       "    -o log_level=L         error (failures only), info (default: also the mount and\n"
+	       "                           each query's end) or debug (also each window asked)\n"
 	       "    -o allow_other         let other users read the tree (needs user_allow_other)\n"
 	       "    -f                     stay in the foreground, log to stderr too\n"
 	       "Unmount with: fusermount3 -u MOUNTPOINT\n\n", prog);
@@ -392,13 +413,17 @@ static void resolve(const char *path, char *out)
 	snprintf(out + n, PATH_MAX - n, "%s", tail);
 }
 
-/* The engine's log lines (an audit pass) into the mount's log; not the
- * windows asked (FETCH_LOG_DEBUG). */
+/* The engine's log lines (an audit pass, a window asked) into the
+ * mount's log at their level, each naming its folder.  Every query flowfs
+ * runs is a folder's node.q (folder_worker), so the node is found from it. */
 static void engine_log_line(void *arg, int level, const struct cache_query *q, const char *line)
 {
-	(void)q;
-	if (level <= FETCH_LOG_INFO)
-		fs_log(arg, "%s", line);
+	char path[FS_PATH_LEN] = "flowfs";
+
+	if (q)
+		fs_node_path((const struct fs_node *)((const char *)q - offsetof(struct fs_node, q)),
+			     path, sizeof(path));
+	fs_log_at(arg, level, "%s: %s", path, line);
 }
 
 static int fill_engine_opts(struct fs_ctx *c, struct fetch_opts *fo)
@@ -525,7 +550,7 @@ static int snap_dir_open(struct fs_ctx *c)
 		if (fd == -EEXIST) {
 			int r = snap_dir_remove(c->cache_fd, own);
 			if (r == 0)
-				fs_log(c, "removed %s/%s, left by a flowfs that was killed",
+				fs_log_at(c, FETCH_LOG_INFO, "removed %s/%s, left by a flowfs that was killed",
 				       c->cache_dir, own);
 			else if (r != -ENOENT)
 				i++;	/* a live flowfs's, or not a directory: another name */
@@ -550,7 +575,7 @@ static int snap_dir_open(struct fs_ctx *c)
 		    errno != ESRCH)
 			continue;
 		if (snap_dir_remove(c->cache_fd, de->d_name) == 0)
-			fs_log(c, "removed %s/%s, left by a flowfs that was killed", c->cache_dir,
+			fs_log_at(c, FETCH_LOG_INFO, "removed %s/%s, left by a flowfs that was killed", c->cache_dir,
 			       de->d_name);
 	}
 	if (d)
@@ -676,6 +701,22 @@ int main(int argc, char *argv[])
 				"stall_timeout, request_timeout and retries >= 1, retention_days 1 "
 				"to 36500\n");
 		goto out;
+	}
+
+	c->log_level = FETCH_LOG_INFO;
+	if (c->o.log_level) {
+		static const char *const levels[] = {"error", "info", "debug"};
+		int l = 0;
+		while (l < 3 && strcmp(c->o.log_level, levels[l]) != 0)
+			l++;
+		if (l == 3) {
+			fprintf(stderr, "flowfs: unknown log_level '%.40s' (error, info or debug)\n",
+				c->o.log_level);
+			goto out;
+		}
+		_Static_assert(FETCH_LOG_ERROR == 0 && FETCH_LOG_INFO == 1 && FETCH_LOG_DEBUG == 2,
+			       "levels[] follows enum fetch_log_level");
+		c->log_level = l;
 	}
 
 	/* the zone, once: day folders and every time written use it */
@@ -810,15 +851,17 @@ int main(int argc, char *argv[])
 	explicit_bzero(c->token, sizeof(c->token));
 	if (snap_dir_open(c))
 		goto out;
-	fs_log(c, "mounted %s on %s (cache %s)", c->url, mnt, c->cache_dir);
+	fs_log_at(c, FETCH_LOG_INFO, "mounted %s on %s (cache %s, log_level %s)", c->url, mnt,
+		  c->cache_dir, c->o.log_level ? c->o.log_level : "info");
 
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(lc, 64);
 	fuse_loop_cfg_set_clone_fd(lc, fopts.clone_fd);
 	/* the loop returns the signal that ended it: an unmount, not a failure */
 	ret = fuse_session_loop_mt(c->se, lc) < 0 ? 1 : 0;
-	fs_log(c, "unmounting");
+	fs_log_at(c, FETCH_LOG_INFO, "unmounting");
 	fs_folders_shutdown(c);
+	fs_log_at(c, FETCH_LOG_INFO, "unmounted %s", mnt);
 out:
 	if (lc)
 		fuse_loop_cfg_destroy(lc);
@@ -853,5 +896,6 @@ out:
 	free(c->o.ca_file);
 	free(c->o.driver);
 	free(c->o.tenant);
+	free(c->o.log_level);
 	return ret;
 }
