@@ -360,9 +360,10 @@ int cache_render(struct cache *c, const struct cache_query *q,
  * recorded for q (or "Gaps: none").  Names resolved as in flows.csv.
  * Deterministic for a cache state.  One scan in key order into small
  * hash tables: memory grows with distinct peers, ports and applications,
- * never with flows.  A live q (live_as_of_ms) says so under the query, and
- * its hours from live_as_of_ms on are "not yet exported" rather than 0 (SQLite's GROUP BY sorts every row: 5.8 s and 208 MB
- * for a 2M-flow day, against 0.84 s and 21 MB for the scan).
+ * never with flows (SQLite's GROUP BY sorts every row: 5.8 s and 208 MB
+ * for a 2M-flow day, against 0.84 s and 21 MB for the scan).  A live q
+ * (live_as_of_ms) says so under the query, and its hours from
+ * live_as_of_ms on are "not yet exported" rather than 0.
  */
 int cache_render_summary(struct cache *c, const struct cache_query *q, FILE *out,
 			 char *err);

@@ -551,7 +551,7 @@ static int snap_dir_open(struct fs_ctx *c)
 			int r = snap_dir_remove(c->cache_fd, own);
 			if (r == 0)
 				fs_log_at(c, FETCH_LOG_INFO, "removed %s/%s, left by a flowfs that was killed",
-				       c->cache_dir, own);
+					  c->cache_dir, own);
 			else if (r != -ENOENT)
 				i++;	/* a live flowfs's, or not a directory: another name */
 		} else if (fd < 0 && fd != -ESTALE) {
@@ -575,8 +575,8 @@ static int snap_dir_open(struct fs_ctx *c)
 		    errno != ESRCH)
 			continue;
 		if (snap_dir_remove(c->cache_fd, de->d_name) == 0)
-			fs_log_at(c, FETCH_LOG_INFO, "removed %s/%s, left by a flowfs that was killed", c->cache_dir,
-			       de->d_name);
+			fs_log_at(c, FETCH_LOG_INFO, "removed %s/%s, left by a flowfs that was killed",
+				  c->cache_dir, de->d_name);
 	}
 	if (d)
 		closedir(d);
