@@ -783,8 +783,9 @@ def report(b, R, t_start):
             P.append("")
         causes = {}
         for line in R.get("log", "").splitlines():
-            m = re.search(r"query [0-9a-f]{16} \(([^)]*)\): (.*)", line)
-            if m and not m.group(2).startswith("incomplete"):
+            # "/10.0.1.5/2026-12-05: failed after 2.1 s, ...: CAUSE (readers get E)"
+            m = re.search(r"flowfs\[\d+\]: (/\S+): failed after [^:]*: (.*)", line)
+            if m:
                 cause = re.sub(r"\d+", "N", m.group(2))[:120]
                 causes[cause] = causes.get(cause, 0) + 1
         if causes:

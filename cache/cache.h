@@ -201,6 +201,15 @@ struct cache_query {
 	 * download may be committed after the mark. */
 	int64_t as_of_ms;
 	int64_t as_of_seq;
+	/* Reports only: a live range (one reaching into the collector's
+	 * export delay).  live_as_of_ms > 0: the collector had exported every
+	 * flow that started before it when the range was fetched, and not yet
+	 * all of those after it; summary.txt and timeline.svg say "live,
+	 * complete up to" it (cache_live_text) and mark the time after it as
+	 * not yet exported.  live_refresh_s: how often the front fetches it
+	 * again at most (flowfs's live_ttl).  0: a final range. */
+	int64_t live_as_of_ms;
+	int live_refresh_s;
 };
 
 /*
@@ -364,16 +373,29 @@ int cache_render(struct cache *c, const struct cache_query *q,
  * Deterministic for a cache state.  One scan in key order into small
  * hash tables: memory grows with distinct peers, ports and applications,
  * never with flows (SQLite's GROUP BY sorts every row: 5.8 s and 208 MB
- * for a 2M-flow day, against 0.84 s and 21 MB for the scan).
+ * for a 2M-flow day, against 0.84 s and 21 MB for the scan).  A live q
+ * (live_as_of_ms) says so under the query, and its hours from
+ * live_as_of_ms on are "not yet exported" rather than 0.
  */
 int cache_render_summary(struct cache *c, const struct cache_query *q, FILE *out,
 			 char *err);
 
 /*
+ * What a live range's reports say of it, one line without a newline:
+ * "live, complete up to 2026-12-06T07:25:00.000+01:00, refreshed at most
+ * every 60 s" (the process's zone), into buf (cut to len - 1 bytes).
+ * Returns the length, or 0 with buf empty when q is not live
+ * (live_as_of_ms 0).  summary.txt writes it, and so does flowfs's
+ * query.json.
+ */
+size_t cache_live_text(const struct cache_query *q, char *buf, size_t len);
+
+/*
  * timeline.svg: a standalone SVG (no script, no external resource) showing
  * flows and bytes over [q->start, q->end) in about 100 to 300 bins, two
  * stacked panels with axes, tick labels in the process's zone, a title
- * naming the subject, peer and range, and gaps marked.  Readable at a
+ * naming the subject, peer and range, and gaps marked; a live q's time
+ * from live_as_of_ms on is shaded "not yet exported".  Readable at a
  * glance in a browser.  Deterministic for a cache state.
  */
 int cache_render_timeline(struct cache *c, const struct cache_query *q, FILE *out,

@@ -710,9 +710,14 @@ static size_t report_hour_text(struct render_ctx *ctx, int64_t ms, char out[32])
 	return n - 7;
 }
 
-/* Volume by hour: one line an hour of the range, a bar of '#' for flows. */
-static void report_volume(struct render_out *o, struct render_ctx *ctx, const struct report_sum *s)
+/* Volume by hour: one line an hour of the range, a bar of '#' for flows;
+ * for a live q, an hour that starts at or after live_as_of_ms is "not yet
+ * exported" (with what came so far, if anything), and the hour it falls in
+ * says up to when it is exported. */
+static void report_volume(struct render_out *o, struct render_ctx *ctx, const struct report_sum *s,
+			  const struct cache_query *q)
 {
+	int64_t edge = q->live_as_of_ms > 0 ? q->live_as_of_ms : INT64_MAX;
 	int wf = report_digits(s->flows), wb = report_digits(s->bytes);
 	int64_t max = 0;
 	size_t wh = 4;
@@ -739,7 +744,13 @@ static void report_volume(struct render_out *o, struct render_ctx *ctx, const st
 	report_printf(o, "  %-*s  %*s  %*s\n", (int)wh, "hour", wf, "flows", wb, "bytes");
 	for (size_t i = 0; i < s->nhours; i++) {
 		const struct report_hour *v = &s->hours[i];
+		int64_t end = i + 1 < s->nhours ? s->hours[i + 1].start : q->end;
 		report_hour_text(ctx, v->start, h);
+		if (v->start >= edge && !v->flows) {
+			report_printf(o, "  %-*s  %*s  %*s  not yet exported\n", (int)wh, h, wf, "-",
+				      wb, "-");
+			continue;
+		}
 		report_printf(o, "  %-*s  %*lld  %*lld", (int)wh, h, wf, (long long)v->flows, wb,
 			(long long)v->bytes);
 		if (v->flows) {
@@ -747,6 +758,13 @@ static void report_volume(struct render_out *o, struct render_ctx *ctx, const st
 			report_puts(o, "  ");
 			for (int64_t b = 0; b < bar; b++)
 				report_putc(o, '#');
+		}
+		if (v->start >= edge) {
+			report_puts(o, "  (so far: not yet exported)");
+		} else if (end > edge) {
+			char t[40];
+			cache_time_text(&ctx->tz, edge, t);
+			report_printf(o, "  (exported up to %s)", t);
 		}
 		report_putc(o, '\n');
 	}
@@ -756,6 +774,22 @@ static void report_volume(struct render_out *o, struct render_ctx *ctx, const st
 static void report_unknown(struct render_out *o, int64_t n)
 {
 	report_printf(o, "unknown for %lld flow%s", (long long)n, n == 1 ? "" : "s");
+}
+
+size_t cache_live_text(const struct cache_query *q, char *buf, size_t len)
+{
+	char t[40];
+	int n;
+
+	if (len == 0)
+		return 0;
+	buf[0] = '\0';
+	if (!q || q->live_as_of_ms <= 0)
+		return 0;
+	cache_time_format(q->live_as_of_ms, t, sizeof(t));
+	n = snprintf(buf, len, "live, complete up to %s, refreshed at most every %d s", t,
+		     q->live_refresh_s);
+	return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
 }
 
 /* The header, the query and the totals. */
@@ -780,11 +814,17 @@ static void report_head(struct render_out *o, struct render_ctx *ctx, const stru
 	report_printf(o, "  %-16s%s  (excluded; %s)\n", "to", t, d);
 	report_printf(o, "  %-16s", "zone");
 	report_text(o, report_zone(), strlen(report_zone()));
+	if (q->live_as_of_ms > 0) {
+		char live[160];
+		cache_live_text(q, live, sizeof(live));
+		report_printf(o, "\n  %-16s%s", "status", live);
+	}
 	if (ngaps)
 		report_printf(o, "\n  %-16s%zu (listed at the end: flows there may be missing)\n",
 			      "gaps", ngaps);
 	else
-		report_printf(o, "\n  %-16snone\n", "gaps");
+		report_printf(o, "\n  %-16snone%s\n", "gaps",
+			      q->live_as_of_ms > 0 ? " (up to the time it is complete to)" : "");
 
 	w = report_digits(s->pkts) > w ? report_digits(s->pkts) : w;
 	w = report_digits(s->bytes) > w ? report_digits(s->bytes) : w;
@@ -881,7 +921,7 @@ int cache_render_summary(struct cache *c, const struct cache_query *q, FILE *out
 	report_head(&o, ctx, q, &s, ngaps);
 	for (int d = 0; d < RD_COUNT; d++)
 		report_section(&o, ctx, &s, d);
-	report_volume(&o, ctx, &s);
+	report_volume(&o, ctx, &s, q);
 	report_gaps(&o, ctx, gaps, ngaps);
 	rc = render_finish(&o, err);
 out:
@@ -1185,6 +1225,28 @@ static void tl_gaps(struct render_out *o, struct render_ctx *ctx, const struct t
 	report_printf(o, "</g>\n");
 }
 
+/* A live q's time from live_as_of_ms to the end shaded grey across both
+ * plots, labelled "not yet exported", its edge as a tooltip. */
+static void tl_live(struct render_out *o, struct render_ctx *ctx, const struct tl_bins *b,
+		    const struct cache_query *q)
+{
+	int64_t end = b->b0 + b->step * (int64_t)b->n;
+	char t[32];
+
+	if (q->live_as_of_ms <= 0 || q->live_as_of_ms >= q->end)
+		return;
+	double x0 = tl_x(b, q->live_as_of_ms < b->b0 ? b->b0 : q->live_as_of_ms);
+	double x1 = tl_x(b, q->end > end ? end : q->end);
+	cache_time_text(&ctx->tz, q->live_as_of_ms, t);
+	report_printf(o, "<g id=\"not-exported\" fill=\"#888888\" fill-opacity=\"0.2\">\n");
+	for (int p = 0; p < 2; p++)
+		report_printf(o, "<rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\">"
+			      "<title>not yet exported: live, complete up to %s</title></rect>\n",
+			      x0, p ? TL_TOP2 : TL_TOP1, x1 - x0, TL_PH, t);
+	report_printf(o, "</g>\n<text x=\"%.2f\" y=\"%d\" fill=\"#444444\">not yet exported"
+		      "</text>\n", x0 + 4, TL_TOP1 + 14);
+}
+
 /* The legend line under the ticks. */
 static void tl_legend(struct render_out *o, size_t ngaps)
 {
@@ -1278,6 +1340,7 @@ int cache_render_timeline(struct cache *c, const struct cache_query *q, FILE *ou
 	tl_panel(&o, b, b->bytes, b->max_bytes, TL_TOP2, "bytes-bars", TL_BYTES, title, "B");
 	tl_axis(&o, ctx, b);
 	tl_gaps(&o, ctx, b, gaps, ngaps);
+	tl_live(&o, ctx, b, q);
 	tl_legend(&o, ngaps);
 	report_puts(&o, "</svg>\n");
 	rc = render_finish(&o, err);

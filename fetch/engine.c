@@ -675,6 +675,24 @@ static int win_pend(struct win *w, const struct http_ask *a)
 	return 0;
 }
 
+/* A line for the front's log (fetch_opts.log), about query q, at level
+ * (FETCH_LOG_*); nothing when the front gave no callback. */
+static void engine_log(struct fetch_engine *e, int level, const struct cache_query *q,
+		       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void engine_log(struct fetch_engine *e, int level, const struct cache_query *q,
+		       const char *fmt, ...)
+{
+	char line[FETCH_ERRLEN];
+	va_list ap;
+
+	if (!e->o.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	e->o.log(e->o.log_arg, level, q, line);
+}
+
 /* Send a window's first request, or the next one of its exchange, signed
  * with the current session. */
 static int send_win(struct run *r, uint64_t tag)
@@ -719,6 +737,16 @@ static int send_win(struct run *r, uint64_t tag)
 		atomic_fetch_add(&r->prog->requests, 1);
 	if (!rc)
 		r->res->requests++;
+	if (!rc && !follow && e->o.log) {
+		char from[40], to[40], peer[64] = "any";
+		cache_time_format(w->req.start, from, sizeof(from));
+		cache_time_format(w->req.end, to, sizeof(to));
+		if (w->req.has_peer)
+			cache_prefix_format(&w->req.peer, peer, sizeof(peer));
+		engine_log(e, FETCH_LOG_DEBUG, r->q, "asked window %s to %s, peer %s%s, attempt %u",
+			   from, to, peer, w->req.npeer_set > 1 ? " (and more)" : "",
+			   w->attempts + 1);
+	}
 	return rc;
 }
 
@@ -740,8 +768,11 @@ static int failed(struct run *r, uint64_t tag, const struct http_resp *resp, int
 	else if (resp && resp->status == 0)
 		r->res->transport_errors++;
 	if (++w->attempts > bound) {
-		snprintf(err, FETCH_ERRLEN, "window %lld-%lld failed %u times; last: %s",
-			 (long long)w->req.start, (long long)w->req.end, w->attempts, why);
+		char from[40], to[40];
+		cache_time_format(w->req.start, from, sizeof(from));
+		cache_time_format(w->req.end, to, sizeof(to));
+		snprintf(err, FETCH_ERRLEN, "window %s to %s failed %u times; last: %s", from, to,
+			 w->attempts, why);
 		return -(errnum ? errnum : EIO);
 	}
 	r->res->retries++;
@@ -1427,20 +1458,6 @@ void fetch_audit_holes_text(const struct cache_audit *a, char *buf, size_t len)
  * stopped early; another process's provisional rows replaced meanwhile). */
 #define AUDIT_PASSES 2
 
-static void engine_log(struct fetch_engine *e, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void engine_log(struct fetch_engine *e, const char *fmt, ...)
-{
-	char line[FETCH_ERRLEN];
-	va_list ap;
-
-	if (!e->o.log)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	e->o.log(e->o.log_arg, line);
-}
 
 /*
  * The query: what the cache misses is fetched, then the store is audited
@@ -1503,7 +1520,7 @@ int fetch_query(struct fetch_engine *e, const struct cache_query *q,
 			rc = -EIO;
 			break;
 		}
-		engine_log(e, "audit after pass %u: the cache does not cover %s; asking again",
+		engine_log(e, FETCH_LOG_INFO, q, "audit after pass %u: the cache does not cover %s; asking again",
 			   pass + 1, holes);
 		res->audit_passes++;
 		cache_ivals_free(&missing);

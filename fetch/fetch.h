@@ -176,10 +176,22 @@ struct fetch_opts {
 	size_t max_held;		/* bytes of answers held at once by every query of the
 					 * engine, received or waiting to be decoded (default
 					 * 256 MiB; never under one answer's bound) */
-	/* Where the engine reports what a front should log (an audit pass
-	 * that found holes); NULL: nowhere.  Called on the querying thread. */
-	void (*log)(void *arg, const char *line);
+	/* Where the engine reports what a front should log, with its level
+	 * (FETCH_LOG_*: an audit pass that found holes is INFO, each window
+	 * asked DEBUG) and the query it is about (the q given to
+	 * fetch_query); NULL: nowhere.  Called on the querying thread.  Times
+	 * in the line are ISO 8601 (cache_time_format), never epoch
+	 * milliseconds. */
+	void (*log)(void *arg, int level, const struct cache_query *q, const char *line);
 	void *log_arg;
+};
+
+/* The levels of the engine's log lines, and of the fronts' logs: a front
+ * that logs at level L writes the lines of level L and below. */
+enum fetch_log_level {
+	FETCH_LOG_ERROR,	/* failures: a query that failed, a gap */
+	FETCH_LOG_INFO,		/* what was done: a mount, a query's end, an audit pass */
+	FETCH_LOG_DEBUG,	/* each window asked */
 };
 
 /* What the collector said about itself (GET /info). */

@@ -262,10 +262,12 @@ static long number(const char *s, long lo, long hi)
 /* The one-line message of a failed query.  A full disk (-ENOSPC, SQLite's
  * "database or disk is full") also names the cache directory, and says that
  * what was stored before it filled is kept. */
-/* The engine's log lines (an audit pass) go to stderr. */
-static void say_log(void *arg, const char *line)
+/* The engine's log lines (an audit pass) go to stderr; not the windows
+ * asked (FETCH_LOG_DEBUG: the progress bar shows them). */
+static void say_log(void *arg, int level, const struct cache_query *q, const char *line)
 {
-	if (!*(const bool *)arg)
+	(void)q;
+	if (!*(const bool *)arg && level <= FETCH_LOG_INFO)
 		fprintf(stderr, "flowfetch: %s\n", line);
 }
 

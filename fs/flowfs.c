@@ -50,16 +50,14 @@ void fs_clock_now(struct fs_ctx *c, struct fs_clock *clk)
 	clk->retention_days = info->retention_days > 0 ? info->retention_days : c->o.retention_days;
 }
 
-void fs_log(struct fs_ctx *c, const char *fmt, ...)
+/* The line, formatted, to the log file and (in the foreground) stderr. */
+static void log_write(struct fs_ctx *c, const char *fmt, va_list ap)
 {
 	char line[1200], stamp[32];
 	time_t t = time(NULL);
 	struct tm tm;
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
 	gmtime_r(&t, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	if (c->log) {
@@ -68,6 +66,26 @@ void fs_log(struct fs_ctx *c, const char *fmt, ...)
 	}
 	if (c->o.foreground)
 		fprintf(stderr, "flowfs: %s\n", line);
+}
+
+void fs_log(struct fs_ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_write(c, fmt, ap);
+	va_end(ap);
+}
+
+void fs_log_at(struct fs_ctx *c, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (level > c->log_level)
+		return;
+	va_start(ap, fmt);
+	log_write(c, fmt, ap);
+	va_end(ap);
 }
 
 int fs_errno(int rc)
@@ -129,7 +147,7 @@ static const char readme_text[] =
 	"\n"
 	"Each query folder holds flows.csv, flows.ndjson, flows.sqlite, summary.txt,\n"
 	"timeline.svg, query.json (provenance: collector, exact bounds, requests,\n"
-	"coverage, gaps) and SHA256SUMS; `cat .progress` shows a running download.\n"
+	"coverage, gaps) and SHA256SUMS; `cat .progress` says where its download stands.\n"
 	"Opening a file runs the folder's query once and waits for it; Ctrl-C stops\n"
 	"the wait, not the download. Copy a folder with `cp -r` and check it with\n"
 	"`sha256sum -c SHA256SUMS` in the copy. Days are in the mount's zone.\n"
@@ -329,6 +347,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("ca_file=%s", ca_file, 0), OPT("insecure", insecure, 1), OPT("driver=%s", driver, 0),
 	OPT("tenant=%s", tenant, 0), OPT("max_records=%d", max_records, 0),
 	OPT("snapshot_max=%s", snapshot_max, 0),
+	OPT("log_level=%s", log_level, 0),
 	FUSE_OPT_KEY("token=", KEY_TOKEN),
 	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
@@ -358,6 +377,8 @@ static void usage(const char *prog)
 	       "                           (sna; default 90); any past day can be entered by name\n"
 	       "    -o snapshot_max=SIZE   disk the open snapshots may hold: bytes, or K, M, G (default:\n"
 	       "                           a quarter of the cache disk's free space, 64M to 2G)\n"
+	       "    -o log_level=L         error (failures only), info (default: also the mount and\n"
+	       "                           each query's end) or debug (also each window asked)\n"
 	       "    -o allow_other         let other users read the tree (needs user_allow_other)\n"
 	       "    -f                     stay in the foreground, log to stderr too\n"
 	       "Unmount with: fusermount3 -u MOUNTPOINT\n\n", prog);
@@ -625,10 +646,17 @@ static int refuse_mounted(const char *mnt)
 	return -EBUSY;
 }
 
-/* The engine's log lines (an audit pass) into the mount's log. */
-static void engine_log_line(void *arg, const char *line)
+/* The engine's log lines (an audit pass, a window asked) into the
+ * mount's log at their level, each naming its folder.  Every query flowfs
+ * runs is a folder's node.q (folder_worker), so the node is found from it. */
+static void engine_log_line(void *arg, int level, const struct cache_query *q, const char *line)
 {
-	fs_log(arg, "%s", line);
+	char path[FS_PATH_LEN] = "flowfs";
+
+	if (q)
+		fs_node_path((const struct fs_node *)((const char *)q - offsetof(struct fs_node, q)),
+			     path, sizeof(path));
+	fs_log_at(arg, level, "%s: %s", path, line);
 }
 
 static int fill_engine_opts(struct fs_ctx *c, struct fetch_opts *fo)
@@ -755,8 +783,8 @@ static int snap_dir_open(struct fs_ctx *c)
 		if (fd == -EEXIST) {
 			int r = snap_dir_remove(c->cache_fd, own);
 			if (r == 0)
-				fs_log(c, "removed %s/%s, left by a flowfs that was killed",
-				       c->cache_dir, own);
+				fs_log_at(c, FETCH_LOG_INFO, "removed %s/%s, left by a flowfs that was killed",
+					  c->cache_dir, own);
 			else if (r != -ENOENT)
 				i++;	/* a live flowfs's, or not a directory: another name */
 		} else if (fd < 0 && fd != -ESTALE) {
@@ -780,8 +808,8 @@ static int snap_dir_open(struct fs_ctx *c)
 		    errno != ESRCH)
 			continue;
 		if (snap_dir_remove(c->cache_fd, de->d_name) == 0)
-			fs_log(c, "removed %s/%s, left by a flowfs that was killed", c->cache_dir,
-			       de->d_name);
+			fs_log_at(c, FETCH_LOG_INFO, "removed %s/%s, left by a flowfs that was killed",
+				  c->cache_dir, de->d_name);
 	}
 	if (d)
 		closedir(d);
@@ -913,6 +941,21 @@ int main(int argc, char *argv[])
 			"with K, M or G (binary: 512M is 512 MiB), at least 1M\n",
 			c->o.snapshot_max);
 		goto out;
+	}
+	c->log_level = FETCH_LOG_INFO;
+	if (c->o.log_level) {
+		static const char *const levels[] = {"error", "info", "debug"};
+		int l = 0;
+		while (l < 3 && strcmp(c->o.log_level, levels[l]) != 0)
+			l++;
+		if (l == 3) {
+			fprintf(stderr, "flowfs: unknown log_level '%.40s' (error, info or debug)\n",
+				c->o.log_level);
+			goto out;
+		}
+		_Static_assert(FETCH_LOG_ERROR == 0 && FETCH_LOG_INFO == 1 && FETCH_LOG_DEBUG == 2,
+			       "levels[] follows enum fetch_log_level");
+		c->log_level = l;
 	}
 
 	/* the zone, once: day folders and every time written use it */
@@ -1059,16 +1102,18 @@ int main(int argc, char *argv[])
 	explicit_bzero(c->token, sizeof(c->token));
 	if (snap_dir_open(c))
 		goto out;
-	fs_log(c, "mounted %s on %s (cache %s); snapshots may hold %.1f MiB (snapshot_max)",
-	       c->url, mnt, c->cache_dir, (double)c->snap_max / 1048576.0);
+	fs_log_at(c, FETCH_LOG_INFO, "mounted %s on %s (cache %s, log_level %s); snapshots may "
+		  "hold %.1f MiB (snapshot_max)", c->url, mnt, c->cache_dir,
+		  c->o.log_level ? c->o.log_level : "info", (double)c->snap_max / 1048576.0);
 
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(lc, 64);
 	fuse_loop_cfg_set_clone_fd(lc, fopts.clone_fd);
 	/* the loop returns the signal that ended it: an unmount, not a failure */
 	ret = fuse_session_loop_mt(c->se, lc) < 0 ? 1 : 0;
-	fs_log(c, "unmounting");
+	fs_log_at(c, FETCH_LOG_INFO, "unmounting");
 	fs_folders_shutdown(c);
+	fs_log_at(c, FETCH_LOG_INFO, "unmounted %s", mnt);
 out:
 	if (lc)
 		fuse_loop_cfg_destroy(lc);
@@ -1104,5 +1149,6 @@ out:
 	free(c->o.driver);
 	free(c->o.tenant);
 	free(c->o.snapshot_max);
+	free(c->o.log_level);
 	return ret;
 }

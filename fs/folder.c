@@ -35,6 +35,13 @@ struct fs_waiter {
 	uint64_t ino;
 };
 
+/* A query's counters as they stood when it ended (fetch_progress's,
+ * without the atomics): what .progress shows of the fetch behind a
+ * snapshot. */
+struct fs_tally {
+	uint64_t windows_done, windows_planned, records, requests, retries, gaps, rejected;
+};
+
 struct snap_file {
 	int fd;
 	uint64_t size;
@@ -60,6 +67,12 @@ struct fs_folder {
 	char cause[FETCH_ERRLEN];
 	struct fetch_progress prog;
 	struct fetch_result res;
+	/* the snapshot's fetch (kept with res when a dropped snapshot is made
+	 * again from the cache): its counters, the flows it holds, and for a
+	 * live folder the time it is complete up to */
+	struct fs_tally tally;
+	int64_t flows;
+	int64_t as_of_ms;
 	struct snap_file files[FS_NFILES];
 	struct fs_waiter *waiters;
 	atomic_int cancel;
@@ -171,6 +184,34 @@ static bool folder_is_live(struct fs_ctx *c, const struct fs_folder *f)
 
 	fs_clock_now(c, &clk);
 	return f->node.q.end > clk.now_ms - (int64_t)info->export_delay_s * 1000;
+}
+
+/* The time a live folder fetched by res is complete up to: the
+ * collector's export edge (its clock when the query began, less the
+ * export delay, to the second below), within the folder's range. */
+static int64_t folder_as_of(struct fs_ctx *c, const struct fs_folder *f,
+			    const struct fetch_result *res)
+{
+	const struct fetch_info *info = fetch_engine_info(c->engine);
+	/* to the second below: the milliseconds since the probe say nothing */
+	int64_t edge = res->collector_now_ms - (int64_t)info->export_delay_s * 1000;
+	edge -= edge % 1000;
+
+	return edge < f->node.q.start ? f->node.q.start : edge > f->node.q.end ? f->node.q.end : edge;
+}
+
+static struct fs_tally tally_of(const struct fetch_progress *p)
+{
+	struct fs_tally t = {
+		.windows_done = atomic_load(&p->windows_done),
+		.windows_planned = atomic_load(&p->windows_planned),
+		.records = atomic_load(&p->records),
+		.requests = atomic_load(&p->requests),
+		.retries = atomic_load(&p->retries),
+		.gaps = atomic_load(&p->gaps),
+		.rejected = atomic_load(&p->rejected),
+	};
+	return t;
 }
 
 static double attr_timeout(const struct fs_folder *f)
@@ -408,12 +449,17 @@ static int json_time(cJSON *o, const char *key, int64_t ms)
 /* The query a snapshot renders: a final folder's reports show the
  * coverage as of its fetch, so that a snapshot dropped and made again from
  * the cache has the same bytes even after another folder's download
- * covered more of its range (a pair folder gains its subject's rows). */
-static struct cache_query snap_query(const struct fs_folder *f)
+ * covered more of its range (a pair folder gains its subject's rows); a
+ * live folder's say up to when it is complete, and how often refreshed. */
+static struct cache_query snap_query(const struct fs_ctx *c, const struct fs_folder *f)
 {
 	struct cache_query q = f->node.q;
 	q.as_of_ms = f->live ? 0 : f->made_ms;
 	q.as_of_seq = f->made_seq;
+	if (f->live) {
+		q.live_as_of_ms = f->as_of_ms;
+		q.live_refresh_s = c->o.live_ttl;
+	}
 	return q;
 }
 
@@ -454,7 +500,18 @@ static int render_query_json(struct fs_ctx *c, struct fs_folder *f, struct cache
 	cJSON_AddStringToObject(o, "tz", c->o.tz ? c->o.tz : "UTC");
 	cJSON_AddBoolToObject(o, "live", f->live);
 	cache_count(cc, &f->node.q, &flows, NULL);
-	struct cache_query sq = snap_query(f);
+	struct cache_query sq = snap_query(c, f);
+	if (f->live) {
+		/* what "complete" means here: every flow that started before
+		 * complete_up_to is in the files; later ones are not all
+		 * exported yet, and the folder is fetched again on access at
+		 * most every refresh_s seconds */
+		char live[160];
+		cache_live_text(&sq, live, sizeof(live));
+		json_time(o, "complete_up_to", f->as_of_ms);
+		cJSON_AddNumberToObject(o, "refresh_s", c->o.live_ttl);
+		cJSON_AddStringToObject(o, "status", live);
+	}
 	rc = cache_gaps(cc, &f->node.q, &gv, &ngap, err);
 	if (!rc)
 		rc = cache_coverage(cc, &sq, wall_ms(), (int64_t)c->o.live_ttl * 1000, &covers,
@@ -462,10 +519,14 @@ static int render_query_json(struct fs_ctx *c, struct fs_folder *f, struct cache
 	if (rc)
 		goto out;
 	/* "complete" is the store's audit of the snapshot's range, as of its
-	 * mark, never the planner's belief (issue 10) */
+	 * mark, never the planner's belief (issue 10); a live folder's, of
+	 * [start, complete_up_to) */
 	char aerr[FETCH_ERRLEN];
 	struct cache_audit audit;
-	rc = fetch_audit(c->engine, cc, &sq, &f->res, &audit, aerr);
+	struct cache_query aq = sq;
+	if (f->live)
+		aq.end = f->as_of_ms > aq.start ? f->as_of_ms : aq.start + 1;
+	rc = fetch_audit(c->engine, cc, &aq, &f->res, &audit, aerr);
 	if (rc) {
 		snprintf(err, CACHE_ERRLEN, "%.200s", aerr);
 		goto out;
@@ -577,7 +638,7 @@ static int render_sums(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, 
  * reader of this snapshot. */
 static int render_file(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, int file)
 {
-	struct cache_query q = snap_query(f);
+	struct cache_query q = snap_query(c, f);
 	char name[96], path[2400], cerr[CACHE_ERRLEN] = "";
 	FILE *out = NULL;
 	int rc = 0, fd = -1;
@@ -653,9 +714,12 @@ done:
 	struct stat st;
 	if (!rc && fstat(fd, &st) != 0)
 		rc = -errno;
-	if (rc)
-		fs_log(c, "%s of %016llx: cannot render: %s", fs_file_names[file],
-		       (unsigned long long)f->ino, cerr[0] ? cerr : strerror(-rc));
+	if (rc) {
+		char where[FS_PATH_LEN];
+		fs_node_path(&f->node, where, sizeof(where));
+		fs_log(c, "%s/%s: cannot render: %s", where, fs_file_names[file],
+		       cerr[0] ? cerr : strerror(-rc));
+	}
 	pthread_mutex_lock(&c->lock);
 	if (!rc) {
 		f->files[file].fd = fd;
@@ -880,6 +944,107 @@ static void folder_mark(struct fs_ctx *c, struct fs_folder *f, struct cache **cc
 	*seq = s;
 }
 
+/* The flows the snapshot about to be made holds (its mark seq, as of
+ * as_of_ms: 0 for a live folder), for .progress and the log; 0 when the
+ * cache cannot say (logged). */
+static int64_t folder_count(struct fs_ctx *c, struct fs_folder *f, struct cache **cc,
+			    int64_t as_of_ms, int64_t seq)
+{
+	char cerr[CACHE_ERRLEN];
+	struct cache_query q = f->node.q;
+	int64_t n = 0;
+
+	q.as_of_ms = as_of_ms;
+	q.as_of_seq = seq;
+	if (worker_cache(c, f, cc))
+		return 0;
+	if (cache_count(*cc, &q, &n, cerr)) {
+		char where[FS_PATH_LEN];
+		fs_node_path(&f->node, where, sizeof(where));
+		fs_log(c, "%s: cannot count its flows: %s", where, cerr);
+		return 0;
+	}
+	return n;
+}
+
+/* The gaps recorded in a folder's range: how many, and their time. */
+struct fs_gaps_total {
+	size_t n;
+	int64_t ms;
+};
+
+/* Sum the gaps of f's range into *gt; on failure *gt stays zero and the
+ * cause is logged. */
+static void folder_gaps_total(struct fs_ctx *c, struct fs_folder *f, struct cache **cc,
+			      struct fs_gaps_total *gt)
+{
+	char cerr[CACHE_ERRLEN];
+	struct cache_gap *g = NULL;
+	size_t n = 0;
+
+	if (worker_cache(c, f, cc))
+		return;
+	if (cache_gaps(*cc, &f->node.q, &g, &n, cerr)) {
+		char where[FS_PATH_LEN];
+		fs_node_path(&f->node, where, sizeof(where));
+		fs_log(c, "%s: cannot list its gaps: %s", where, cerr);
+		return;
+	}
+	gt->n = n;
+	for (size_t i = 0; i < n; i++)
+		gt->ms += g[i].end - g[i].start;
+	free(g);
+}
+
+/* The one line that says a query ended with a snapshot (FETCH_LOG_INFO):
+ * its folder, flows, requests, retries, seconds, gaps, source.  Caller
+ * holds c->lock. */
+static void log_query_ready(struct fs_ctx *c, struct fs_folder *f, const struct fetch_result *res,
+			    int64_t flows, const struct fs_gaps_total *gt)
+{
+	char where[FS_PATH_LEN], gaps[64] = "none", live[200] = "", rej[48] = "";
+
+	fs_node_path(&f->node, where, sizeof(where));
+	if (gt->n)
+		snprintf(gaps, sizeof(gaps), "%zu (%.3f s in all)", gt->n, (double)gt->ms / 1000.0);
+	else if (!res->complete && res->rejected == 0)
+		snprintf(gaps, sizeof(gaps), "incomplete");
+	if (res->rejected)
+		snprintf(rej, sizeof(rej), ", %llu records rejected",
+			 (unsigned long long)res->rejected);
+	if (f->live) {
+		struct cache_query q = snap_query(c, f);
+		size_t n = cache_live_text(&q, live + 2, sizeof(live) - 2);
+		if (n) {
+			live[0] = ',';
+			live[1] = ' ';
+		}
+	}
+	fs_log_at(c, FETCH_LOG_INFO, "%s: ready: %lld flows, %llu requests, %llu retries, %.1f s, "
+		  "gaps %s%s, source %s%s", where, (long long)flows,
+		  (unsigned long long)res->requests, (unsigned long long)res->retries, res->seconds,
+		  gaps, rej, res->requests ? "collector" : "cache", live);
+}
+
+/* The one line that says a query ended without a snapshot: failed
+ * (FETCH_LOG_ERROR, with its cause and errno) or interrupted by the
+ * unmount (FETCH_LOG_INFO).  Caller holds c->lock. */
+static void log_query_failed(struct fs_ctx *c, struct fs_folder *f, int rc,
+			     const struct fetch_result *res, const char *cause)
+{
+	char where[FS_PATH_LEN], errtxt[80];
+	bool stop = fs_errno(rc) == EINTR && atomic_load(&c->stopping);
+
+	fs_node_path(&f->node, where, sizeof(where));
+	snprintf(errtxt, sizeof(errtxt), " (readers get %s)", strerrorname_np(fs_errno(rc)));
+	fs_log_at(c, stop ? FETCH_LOG_INFO : FETCH_LOG_ERROR,
+		  "%s: %s after %.1f s, %llu requests, %llu retries, %llu records received%s%s%s",
+		  where, stop ? "interrupted by the unmount" : "failed", res->seconds,
+		  (unsigned long long)res->requests, (unsigned long long)res->retries,
+		  (unsigned long long)res->records, stop ? "" : ": ", stop ? "" : cause,
+		  stop ? "" : errtxt);
+}
+
 /*
  * A folder's worker: runs the query and renders the files its waiters ask
  * for, until none waits (or the mount stops: they are answered EINTR).
@@ -914,7 +1079,8 @@ again:
 			int rc = fetch_query(c->engine, &f->node.q, &f->prog, &f->cancel, &res, err);
 			/* the mark first, then the time: a row committed before the
 			 * mark was stamped before the time */
-			int64_t seq = INT64_MAX, made;
+			int64_t seq = INT64_MAX, made, flows = 0;
+			bool live = folder_is_live(c, f);
 			if (!rc)
 				folder_mark(c, f, &cc, &seq);
 			made = wall_ms();
@@ -924,15 +1090,19 @@ again:
 			atomic_fetch_add(&c->cover_gen, 1);
 			if (!rc && f->node.is_day && !atomic_load(&c->stopping))
 				fuse_lowlevel_notify_inval_inode(c->se, f->ino, -1, 0);
+			struct fs_gaps_total gt = {0};
+			if (!rc) {
+				flows = folder_count(c, f, &cc, live ? 0 : made, seq);
+				if (!res.complete)
+					folder_gaps_total(c, f, &cc, &gt);
+			}
 			pthread_mutex_lock(&c->lock);
 			slot_release(c, f);
 			if (rc) {
-				char name[128];
-				fs_node_name(&f->node, name, sizeof(name));
 				f->state = F_FAILED;
 				f->err = fs_errno(rc);
 				snprintf(f->cause, sizeof(f->cause), "%s", err);
-				fs_log(c, "query %016llx (%s): %s", (unsigned long long)f->ino, name, err);
+				log_query_failed(c, f, rc, &res, err);
 				answer_ready(c, f, f->err);
 				continue;
 			}
@@ -947,21 +1117,19 @@ again:
 				f->res = res;
 				f->made_ms = made;
 				f->made_seq = seq;
+				f->tally = tally_of(&f->prog);
+				f->flows = flows;
+				f->as_of_ms = live ? folder_as_of(c, f, &res) : 0;
 			}
-			f->live = folder_is_live(c, f);
+			f->live = live;
 			f->state = F_READY;
 			f->used = ++c->use_clock;
 			f->cause[0] = '\0';
 			snapshots_trim(c);
+			log_query_ready(c, f, &res, flows, &gt);
 			if (!res.complete) {
-				char name[128];
-				fs_node_name(&f->node, name, sizeof(name));
-				fs_log(c, "query %016llx (%s): incomplete: %llu gaps, %llu rejected records",
-				       (unsigned long long)f->ino, name, (unsigned long long)res.gaps,
-				       (unsigned long long)res.rejected);
-				char who[160];
-				snprintf(who, sizeof(who), "query %016llx (%s)", (unsigned long long)f->ino,
-					 name);
+				char who[FS_PATH_LEN];
+				fs_node_path(&f->node, who, sizeof(who));
 				fs_log_gaps(c, &f->node.q, who);
 			}
 		}
@@ -1116,40 +1284,75 @@ void fs_folder_open(struct fs_ctx *c, fuse_req_t req, const struct fs_node *n, u
 	park(c, req, n, ino, true, fi);
 }
 
+/* The counters of .progress: "windows:" to "rejected:", from t; 'ended':
+ * the query is over (a window not asked then was never needed). */
+static void progress_counts(FILE *m, const struct fs_tally *t, bool ended)
+{
+	if (ended && t->windows_planned == 0 && t->requests == 0)
+		fprintf(m, "windows: none asked (all in the cache)\n");
+	else
+		fprintf(m, "windows: %llu done of %llu planned\n",
+			(unsigned long long)t->windows_done, (unsigned long long)t->windows_planned);
+	fprintf(m, "records received: %llu\nrequests: %llu\nretries: %llu\ngaps: %llu\n"
+		"rejected: %llu\n", (unsigned long long)t->records,
+		(unsigned long long)t->requests, (unsigned long long)t->retries,
+		(unsigned long long)t->gaps, (unsigned long long)t->rejected);
+}
+
+/*
+ * .progress: "key: value" lines.  state is idle (never asked, or its
+ * readers left before its query ran), queued, running, ready, live (ready,
+ * and refreshed on access), or failed.  A folder with a snapshot (ready or
+ * live, also when the snapshot was dropped to be made again from the
+ * cache) says where it came from and the counters of the fetch behind it;
+ * a running or failed one, the counters of its query so far.
+ */
 char *fs_folder_progress(struct fs_ctx *c, const struct fs_node *n)
 {
-	static const char *const states[] = {"idle", "running", "ready", "failed"};
-	struct fetch_progress none;	/* a folder never asked: all zero */
 	char *text = NULL;
 	size_t len = 0;
 	FILE *m = open_memstream(&text, &len);
 
 	if (!m)
 		return NULL;
-	memset(&none, 0, sizeof(none));
 	pthread_mutex_lock(&c->lock);
 	struct fs_folder *f = folder_find(c, n);
-	struct fetch_progress *p = f ? &f->prog : &none;
-	int64_t started = atomic_load(&p->started_ms);
-	fprintf(m, "state: %s\n", !f ? "idle" : f->queued ? "queued" : states[f->state]);
+	/* a snapshot made, whether held now or dropped (snapshots_trim) */
+	bool made = f && f->gen > 0 && (f->state == F_READY || f->state == F_IDLE);
+	bool running = f && f->state == F_RUNNING;
+	const char *state = !f ? "idle" : f->queued ? "queued" : running ? "running"
+			  : f->state == F_FAILED ? "failed" : made ? (f->live ? "live" : "ready")
+			  : "idle";
+	fprintf(m, "state: %s\n", state);
 	if (f && f->queued)
 		fprintf(m, "position: %zu of %zu in the queue\n", queue_position(c, f),
 			c->queue_len);
-	fprintf(m, "windows: %llu done of %llu planned\n",
-		(unsigned long long)atomic_load(&p->windows_done),
-		(unsigned long long)atomic_load(&p->windows_planned));
-	fprintf(m, "records: %llu\nrequests: %llu\nretries: %llu\ngaps: %llu\nrejected: %llu\n",
-		(unsigned long long)atomic_load(&p->records),
-		(unsigned long long)atomic_load(&p->requests),
-		(unsigned long long)atomic_load(&p->retries),
-		(unsigned long long)atomic_load(&p->gaps),
-		(unsigned long long)atomic_load(&p->rejected));
-	if (started)
-		fprintf(m, "elapsed: %.1f s\n", (double)(wall_ms() - started) / 1000.0);
-	if (f && f->state == F_READY)
-		fprintf(m, "snapshot: generation %u, %s\n", f->gen, f->live ? "live" : "final");
-	if (f && f->state == F_FAILED)
-		fprintf(m, "error: %s (%s)\n", f->cause, strerror(f->err));
+	if (made && !f->queued) {
+		char t[40];
+		fprintf(m, "source: %s\n", f->res.requests ? "collector" : "cache");
+		fprintf(m, "flows: %lld\n", (long long)f->flows);
+		progress_counts(m, &f->tally, true);
+		cache_time_format(f->made_ms, t, sizeof(t));
+		fprintf(m, "took: %.1f s\nfinished: %s\n", f->res.seconds, t);
+		if (f->live) {
+			struct cache_query q = snap_query(c, f);
+			char live[160];
+			cache_live_text(&q, live, sizeof(live));
+			fprintf(m, "status: %s\n", live);
+		}
+		fprintf(m, "snapshot: generation %u, %s%s\n", f->gen, f->live ? "live" : "final",
+			f->state == F_IDLE ? ", dropped (made again from the cache when read)" : "");
+	} else if (running || (f && f->state == F_FAILED && !f->queued)) {
+		struct fs_tally t = tally_of(&f->prog);
+		int64_t started = atomic_load(&f->prog.started_ms);
+		progress_counts(m, &t, !running);
+		if (running && started)
+			fprintf(m, "elapsed: %.1f s\n", (double)(wall_ms() - started) / 1000.0);
+		if (f->state == F_FAILED)
+			fprintf(m, "error: %s (%s)\n", f->cause, strerror(f->err));
+	} else if (!f || f->gen == 0) {
+		fprintf(m, "never asked: reading a file of this folder runs its query\n");
+	}
 	int waiting = 0;
 	for (struct fs_waiter *w = f ? f->waiters : NULL; w; w = w->next)
 		waiting++;

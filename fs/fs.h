@@ -38,6 +38,7 @@ struct fs_opts {
 	int retention_days;	/* days listed when the collector does not say */
 	int insecure, foreground, debug;
 	char *snapshot_max;	/* the bound on the snapshots' bytes, as given */
+	char *log_level;	/* -o log_level=error|info|debug (default info) */
 	char *url;		/* the first non-option argument */
 	int nonopt;
 };
@@ -71,6 +72,7 @@ struct fs_ctx {
 	size_t queue_len;
 	pthread_cond_t queue_cond;	/* a slot handed to a waiting worker, or unmounting */
 	FILE *log;
+	int log_level;		/* FETCH_LOG_*: lines above it are not written */
 	atomic_int stopping;
 	uint64_t use_clock;		/* folders' last use, for the LRU (under lock) */
 	/* The snapshots' disk: snap_bytes is the sum of the sizes of the
@@ -184,7 +186,17 @@ int fs_errno(int rc);
  * snapshot. */
 bool fs_errno_transient(int rc);
 
-/* Log a line (to the log file, and stderr in the foreground). */
+/* Log a line (to the log file, and stderr in the foreground), stamped
+ * with the time in ISO 8601 UTC.  fs_log writes a failure (FETCH_LOG_ERROR:
+ * always written); fs_log_at a line of any level, written only when the
+ * mount's -o log_level= takes it.  Never fails: a line that cannot be
+ * written is lost. */
 void fs_log(struct fs_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void fs_log_at(struct fs_ctx *c, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Room for a node's canonical path (fs_node_path), which names a query
+ * folder in every log line about its query: "/10.0.1.5/2026-12-05". */
+#define FS_PATH_LEN 512
 
 #endif

@@ -65,8 +65,9 @@ NO_FAULTS = {f: 0 for f in ALL_FAULTS}
 # Faults that must never be taken for an answer (a slow answer is one).
 FAILING = [f for f in ALL_FAULTS if f != "slow"]
 
-# flowfs's stderr: a failed or incomplete query is logged, by design.
-QUERY_LOG = [r"flowfs: query [0-9a-f]{16} \("]
+# flowfs's stderr: a failed or incomplete query is logged, by design, each
+# line naming its folder's path.
+QUERY_LOG = [r"flowfs: /\S+: (failed|ready|gap |and \d+ more gaps)"]
 
 
 # ---- small helpers ----------------------------------------------------------------
@@ -125,9 +126,13 @@ def settled(sim):
 
 
 def prog(text):
-    """.progress as numbers: requests, retries, gaps, done (windows)."""
+    """.progress as numbers: requests, retries, gaps, done (windows); all 0
+    for a folder not yet running (idle or queued: no counters shown)."""
     kv = dict(ln.split(": ", 1) for ln in text.splitlines() if ": " in ln)
-    out = {k: int(kv[k]) for k in ("requests", "retries", "gaps", "records")}
+    if "windows" not in kv and kv["state"] in ("idle", "queued"):
+        kv.update(requests="0", retries="0", gaps="0", windows="0 done of 0 planned")
+        kv["records received"] = "0"
+    out = {k: int(kv[k]) for k in ("requests", "retries", "gaps", "records received")}
     m = re.match(r"(\d+) done of (\d+) planned", kv["windows"])
     out["done"], out["planned"] = int(m[1]), int(m[2])
     out["state"] = kv["state"]
@@ -161,7 +166,7 @@ def check_folder_truth(sim, d, ip, S, E, peer=None):
 def log_lines(m, folder_name):
     """flowfs.log lines about one folder."""
     text = (m.cache / "flowfs.log").read_text(errors="replace")
-    return [ln for ln in text.splitlines() if f"({folder_name})" in ln]
+    return [ln for ln in text.splitlines() if f"/{folder_name}: " in ln]
 
 
 def cat(path, timeout=120):
@@ -682,7 +687,7 @@ def test_gap_never_hidden_mount(hostile, mounts, faults_off, with_faults):
         assert g["start"] in summary, f"summary.txt omits the gap {g}"
     assert prog(progress(d)[0])["gaps"] == len(gaps)
     logged = log_lines(m, d.name)
-    assert any(re.search(rf"incomplete: {len(gaps)} gaps", ln) for ln in logged), logged
+    assert any(re.search(rf": ready: .* gaps {len(gaps)} \(", ln) for ln in logged), logged
     for g in q["gaps"][:20]:
         assert any(f"gap {g['start']}" in ln for ln in logged), \
             f"the log does not name the gap {g}: {logged}"

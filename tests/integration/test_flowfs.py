@@ -789,9 +789,10 @@ def test_dropped_snapshot_renders_the_same_bytes(mounts, fsim, tmp_path):
                "2026-11-26", "2026-11-28"]
     for name in others:
         (m.path("10.0.1.40", name) / "SHA256SUMS").read_bytes()
-    assert "state: idle" in progress(first)[0], \
+    text = progress(first)[0]
+    assert "state: ready" in text and "generation 1, final, dropped" in text, \
         f"{len(others) + 1} folders read, the first one's snapshot was not " \
-        f"dropped: " + progress(first)[0]
+        f"dropped: " + text
     fsim.reset_counters()
     for line in sums.splitlines():
         digest, name = line.split("  ")
@@ -819,7 +820,7 @@ def test_dropped_pair_snapshot_keeps_its_coverage(mounts, fsim, tmp_path):
     others = [f"2026-11-24T{h:02d}:00--2026-11-24T{h:02d}:30" for h in range(24)]
     for name in others:
         (m.path("10.0.1.40", name) / "SHA256SUMS").read_bytes()
-    assert "state: idle" in progress(pair)[0], progress(pair)[0]
+    assert "dropped" in progress(pair)[0], progress(pair)[0]
     for line in sums.splitlines():
         digest, name = line.split("  ")
         data = (pair / name).read_bytes()

@@ -5,8 +5,9 @@
  * lists past ten keys (ties by key), its hours in zones with half-hour
  * offsets and on a DST day; timeline.svg well formed, with its title, one
  * bar per non-empty bin, gaps, escaped hostile text, round bins and a log
- * scale on which ordinary bins show beside a flood; the
- * lookup tables as CSV byte for byte with hostile names; the subjects
+ * scale on which ordinary bins show beside a flood; the lookup tables
+ * as CSV byte for byte with hostile names; a live range's status line and
+ * hours not yet exported; the subjects
  * round trip; determinism; bad arguments and write errors.
  */
 #include <setjmp.h>
@@ -766,6 +767,77 @@ static void test_timeline_flood(void **state)
 	free(got);
 }
 
+/* A live range (issue 13, item 5): the status line under the query, the
+ * hour of the edge saying up to when it is exported, the later hours "not
+ * yet exported" (with what came so far, if anything) instead of 0; the
+ * timeline shades the time after the edge; a final range says none of it. */
+static void test_summary_live(void **state)
+{
+	struct fixture *fx = *state;
+	struct cache_query q = Q("192.0.2.10", NULL, T09, DAY0 + 15 * HOUR);
+	char *got, *vol;
+
+	use_tz("UTC");
+	q.live_as_of_ms = DAY0 + 11 * HOUR + 15 * MIN;
+	q.live_refresh_s = 60;
+	got = report(fx->c, &q, W_SUMMARY);
+	assert_non_null(strstr(got, "  zone            UTC\n"
+				    "  status          live, complete up to 2023-09-15T11:15:00.000Z, "
+				    "refreshed at most every 60 s\n"
+				    "  gaps            2 (listed at the end"));
+	vol = section(got, "Volume by hour");
+	expect_text(vol, "Volume by hour (# = flows)\n"
+			 "  hour               flows  bytes\n"
+			 "  2023-09-15T09:00Z      0      0\n"
+			 "  2023-09-15T10:00Z      3   3540  ########################################\n"
+			 "  2023-09-15T11:00Z      2   9500  ###########################  "
+			 "(exported up to 2023-09-15T11:15:00.000Z)\n"
+			 "  2023-09-15T12:00Z      1   1000  ##############  (so far: not yet exported)\n"
+			 "  2023-09-15T13:00Z      1      1  ##############  (so far: not yet exported)\n"
+			 "  2023-09-15T14:00Z      -      -  not yet exported\n");
+	free(vol);
+	free(got);
+
+	got = report(fx->c, &q, W_TIMELINE);
+	expect_well_formed(got);
+	assert_int_equal(occurrences(got, "<title>not yet exported: live, complete up to "
+					  "2023-09-15T11:15:00.000Z</title>"), 2);
+	assert_non_null(strstr(got, ">not yet exported</text>"));
+	free(got);
+
+	/* the same range, final: no status, no marks */
+	q.live_as_of_ms = 0;
+	got = report(fx->c, &q, W_SUMMARY);
+	assert_null(strstr(got, "status"));
+	assert_null(strstr(got, "exported"));
+	free(got);
+	got = report(fx->c, &q, W_TIMELINE);
+	assert_null(strstr(got, "not-exported"));
+	free(got);
+}
+
+/* cache_live_text: the line, empty for a final range, cut to the buffer. */
+static void test_live_text(void **state)
+{
+	struct cache_query q = Q("192.0.2.10", NULL, T09, T13);
+	char buf[120], small[12];
+
+	(void)state;
+	use_tz("Europe/Berlin");
+	assert_int_equal(cache_live_text(&q, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "");
+	q.live_as_of_ms = DAY0 + 11 * HOUR + 15 * MIN;
+	q.live_refresh_s = 45;
+	const char *want = "live, complete up to 2023-09-15T13:15:00.000+02:00, refreshed at "
+			   "most every 45 s";
+	assert_int_equal(cache_live_text(&q, buf, sizeof(buf)), strlen(want));
+	assert_string_equal(buf, want);
+	assert_int_equal(cache_live_text(&q, small, sizeof(small)), sizeof(small) - 1);
+	assert_string_equal(small, "live, compl");
+	assert_int_equal(cache_live_text(NULL, buf, sizeof(buf)), 0);
+	use_tz("UTC");
+}
+
 /* ---- lookup tables ------------------------------------------------------------------ */
 
 static void test_lookup_csv(void **state)
@@ -991,6 +1063,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_summary_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_summary_hours_zone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_summary_gap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_summary_live, setup, teardown),
+		cmocka_unit_test(test_live_text),
 		cmocka_unit_test_setup_teardown(test_timeline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeline_peer_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeline_bins, setup, teardown),
