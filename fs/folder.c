@@ -397,11 +397,11 @@ static void snapshots_trim(struct fs_ctx *c)
 		snapshot_drop(c, lru);
 		lru->state = F_IDLE;
 		if (space && freed) {
-			char name[128];
-			fs_node_name(&lru->node, name, sizeof(name));
-			fs_log(c, "snapshot of %016llx (%s) dropped for space: %.1f MiB; "
-			       "snapshots now hold %.1f MiB of at most %.1f MiB (snapshot_max)",
-			       (unsigned long long)lru->ino, name, (double)freed / 1048576.0,
+			char where[FS_PATH_LEN];
+			fs_node_path(&lru->node, where, sizeof(where));
+			fs_log_at(c, FETCH_LOG_INFO, "%s: snapshot dropped for space: %.1f MiB; "
+				  "snapshots now hold %.1f MiB of at most %.1f MiB (snapshot_max)",
+				  where, (double)freed / 1048576.0,
 			       (double)c->snap_bytes / 1048576.0, (double)c->snap_max / 1048576.0);
 		}
 	}
@@ -727,14 +727,13 @@ done:
 		c->snap_bytes += (uint64_t)st.st_size;
 		uint64_t mine = snapshot_size(f);
 		if (mine > c->snap_max && !f->big_logged) {
-			char fname[128];
+			char where[FS_PATH_LEN];
 			f->big_logged = true;
-			fs_node_name(&f->node, fname, sizeof(fname));
-			fs_log(c, "snapshot of %016llx (%s) holds %.1f MiB, more than snapshot_max "
-			       "(%.1f MiB) alone: served all the same, and dropped when another "
-			       "folder's files need the room",
-			       (unsigned long long)f->ino, fname, (double)mine / 1048576.0,
-			       (double)c->snap_max / 1048576.0);
+			fs_node_path(&f->node, where, sizeof(where));
+			fs_log_at(c, FETCH_LOG_INFO, "%s: snapshot holds %.1f MiB, more than "
+				  "snapshot_max (%.1f MiB) alone: served all the same, and dropped "
+				  "when another folder's files need the room", where,
+				  (double)mine / 1048576.0, (double)c->snap_max / 1048576.0);
 		}
 		snapshots_trim(c);
 	} else {

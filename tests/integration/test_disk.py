@@ -109,10 +109,11 @@ def test_snapshots_bounded_by_bytes(mounts, dsim):
             f"README.txt says {said} MiB, /proc shows {held / MIB:.1f} MiB"
         assert 1 <= folders <= 2, folders
     log = (m.cache / "flowfs.log").read_text()
-    assert re.search(r"snapshot of \w+ \(2026-11-23\) dropped for space: "
+    assert re.search(r"/2026-11-23: snapshot dropped for space: "
                      r"[\d.]+ MiB; snapshots now hold [\d.]+ MiB of at most "
                      r"8.0 MiB", log), log[-3000:]
-    assert "state: idle" in progress(first)[0], progress(first)[0]
+    text = progress(first)[0]
+    assert "state: ready" in text and "dropped" in text, text
     # the first day again, its files never read before: what SHA256SUMS said
     before = flows_requests(dsim)
     for line in sums.splitlines():
