@@ -69,6 +69,90 @@ void fs_log(struct fs_ctx *c, const char *fmt, ...)
 		fprintf(stderr, "flowfs: %s\n", line);
 }
 
+/* FNV-1a of the text s, continued from h. */
+static uint64_t refused_hash(uint64_t h, const char *s)
+{
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static int64_t refused_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * See fs.h.  The decision is taken under refused.lock, the lines are
+ * written after it is let go.  Paths are told apart by a 64-bit hash: two
+ * paths with one hash (never seen, 1 in 2^64) would log only the first.
+ */
+void fs_log_refused(struct fs_ctx *c, const struct fs_node *parent, const char *name,
+		    const char *why)
+{
+	struct fs_refused *r = &c->refused;
+	char dir[512], shown[4 * NAME_MAX + 8];
+	uint64_t h, carried = 0;
+	bool seen = false, log_it = false, notice = false;
+	int64_t now = refused_now_ms();
+
+	fs_node_path(parent, dir, sizeof(dir));
+	h = refused_hash(refused_hash(0xcbf29ce484222325ULL, dir), "/");
+	h = refused_hash(h, name);
+	if (h == 0)
+		h = 1;
+	pthread_mutex_lock(&r->lock);
+	if (r->logged == 0 || now - r->minute_ms >= 60000) {	/* a new minute */
+		carried = r->unlogged;
+		r->unlogged = 0;
+		r->minute_ms = now;
+		r->logged = 0;
+	}
+	for (unsigned i = 0; i < FS_REFUSED_RECENT && !seen; i++)
+		seen = r->recent[i] == h;
+	if (!seen) {
+		if (r->logged < FS_REFUSED_PER_MIN) {
+			r->recent[r->next] = h;
+			r->next = (r->next + 1) % FS_REFUSED_RECENT;
+			r->logged++;
+			log_it = true;
+		} else {
+			notice = r->unlogged++ == 0;
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (carried)
+		fs_log(c, "%llu more refused names were not logged (at most %d a minute)",
+		       (unsigned long long)carried, FS_REFUSED_PER_MIN);
+	if (notice)
+		fs_log(c, "more than %d names refused in a minute: the rest of this minute's are "
+			  "not logged, only counted", FS_REFUSED_PER_MIN);
+	if (!log_it)
+		return;
+	cache_text_escape(shown, sizeof(shown), name, strlen(name));
+	fs_log(c, "name refused (ENOENT): %s%s%s: %s; %s takes %s", strcmp(dir, "/") ? dir : "",
+	       "/", shown, why && why[0] ? why : "not a name of this tree",
+	       strcmp(dir, "/") ? dir : "/", fs_lookup_forms(parent));
+}
+
+void fs_log_refused_flush(struct fs_ctx *c)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&c->refused.lock);
+	n = c->refused.unlogged;
+	c->refused.unlogged = 0;
+	pthread_mutex_unlock(&c->refused.lock);
+	if (n)
+		fs_log(c, "%llu more refused names were not logged (at most %d a minute)",
+		       (unsigned long long)n, FS_REFUSED_PER_MIN);
+}
+
 int fs_errno(int rc)
 {
 	switch (-rc) {
@@ -134,7 +218,8 @@ static const char readme_text[] =
 	"`sha256sum -c SHA256SUMS` in the copy. Days are in the mount's zone.\n"
 	"\n"
 	"Listing folders never contacts the collector. Any address can be entered,\n"
-	"in any spelling; listings show the cached ones, canonically.\n";
+	"in any spelling; listings show the cached ones, canonically. A name that\n"
+	"is refused (No such file or directory) is explained in the log below.\n";
 
 /* collector/info.json */
 static int info_json(struct fs_ctx *c, char **text)
@@ -624,6 +709,7 @@ int main(int argc, char *argv[])
 	c->o.retries = 6;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->small_lock, NULL);
+	pthread_mutex_init(&c->refused.lock, NULL);
 	pthread_cond_init(&c->queue_cond, NULL);
 	c->uid = getuid();
 	c->gid = getgid();
@@ -814,6 +900,7 @@ int main(int argc, char *argv[])
 	fuse_loop_cfg_set_clone_fd(lc, fopts.clone_fd);
 	/* the loop returns the signal that ended it: an unmount, not a failure */
 	ret = fuse_session_loop_mt(c->se, lc) < 0 ? 1 : 0;
+	fs_log_refused_flush(c);
 	fs_log(c, "unmounting");
 	fs_folders_shutdown(c);
 out:

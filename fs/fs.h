@@ -40,6 +40,24 @@ struct fs_opts {
 
 struct fs_folder;
 
+/*
+ * Refused names, as the log tells of them (fs_log_refused): each path once
+ * while it is among the last FS_REFUSED_RECENT logged, and at most
+ * FS_REFUSED_PER_MIN lines a minute, then one line saying that the rest of
+ * the minute is not logged, and later one saying how many were not.  A
+ * `find` or a shell's probing cannot flood the log.
+ */
+#define FS_REFUSED_RECENT 256
+#define FS_REFUSED_PER_MIN 20
+struct fs_refused {
+	pthread_mutex_t lock;	/* a leaf: no other lock is taken under it, no I/O */
+	uint64_t recent[FS_REFUSED_RECENT];	/* hashes of the paths logged; 0 free */
+	unsigned next;		/* the slot the next path takes (a ring) */
+	int64_t minute_ms;	/* when the current minute began (CLOCK_MONOTONIC) */
+	unsigned logged;	/* lines logged in it */
+	uint64_t unlogged;	/* refusals not logged since the last count was logged */
+};
+
 /* The one context of a mount. */
 struct fs_ctx {
 	struct fs_opts o;
@@ -67,6 +85,7 @@ struct fs_ctx {
 	size_t queue_len;
 	pthread_cond_t queue_cond;	/* a slot handed to a waiting worker, or unmounting */
 	FILE *log;
+	struct fs_refused refused;	/* under refused.lock */
 	atomic_int stopping;
 	uint64_t use_clock;		/* folders' last use, for the LRU (under lock) */
 	/* a connection for the daemon's own short reads (listings,
@@ -140,6 +159,16 @@ int fs_errno(int rc);
  * and is tried again on the next read; any other failure is kept with the
  * snapshot. */
 bool fs_errno_transient(int rc);
+
+/* Log that the name 'name' in the folder 'parent' was refused (ENOENT),
+ * with why (fs_lookup_why) and what that folder takes, under the limits of
+ * struct fs_refused: a path logged lately, or past the minute's lines, is
+ * not logged again.  Never fails. */
+void fs_log_refused(struct fs_ctx *c, const struct fs_node *parent, const char *name,
+		    const char *why);
+
+/* Log how many refused names were not logged, if any (at unmount). */
+void fs_log_refused_flush(struct fs_ctx *c);
 
 /* Log a line (to the log file, and stderr in the foreground). */
 void fs_log(struct fs_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
