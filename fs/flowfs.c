@@ -392,6 +392,41 @@ static void usage(const char *prog)
 	       "Unmount with: fusermount3 -u MOUNTPOINT\n\n", prog);
 }
 
+/*
+ * The numeric options within their limits: 0, or -EINVAL after a message
+ * naming the first option out of range, its value and its limit only.
+ */
+static int check_limits(const struct fs_opts *o)
+{
+	static const struct {
+		const char *name;
+		size_t at;
+		int lo, hi;
+	} lim[] = {
+		{"live_ttl", offsetof(struct fs_opts, live_ttl), 0, INT_MAX},
+		{"max_inflight", offsetof(struct fs_opts, max_inflight), 1, 64},
+		{"max_queries", offsetof(struct fs_opts, max_queries), 1, 64},
+		{"stall_timeout", offsetof(struct fs_opts, stall_timeout), 1, INT_MAX},
+		{"request_timeout", offsetof(struct fs_opts, request_timeout), 1, INT_MAX},
+		{"retries", offsetof(struct fs_opts, retries), 1, INT_MAX},
+		{"retention_days", offsetof(struct fs_opts, retention_days), 1, 36500},
+	};
+
+	for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++) {
+		int v = *(const int *)(const void *)((const char *)o + lim[i].at);
+		if (v >= lim[i].lo && v <= lim[i].hi)
+			continue;
+		if (lim[i].hi == INT_MAX)
+			fprintf(stderr, "flowfs: -o %s=%d is out of range: %s takes %d or more\n",
+				lim[i].name, v, lim[i].name, lim[i].lo);
+		else
+			fprintf(stderr, "flowfs: -o %s=%d is out of range: %s takes %d to %d\n",
+				lim[i].name, v, lim[i].name, lim[i].lo, lim[i].hi);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* fuse_opt's callback: data is the struct fs_opts being filled. */
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
@@ -751,15 +786,8 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	strcpy(c->url, c->o.url);
-	if (c->o.live_ttl < 0 || c->o.max_inflight < 1 || c->o.max_inflight > 64 ||
-	    c->o.max_queries < 1 || c->o.max_queries > 64 ||
-	    c->o.stall_timeout < 1 || c->o.request_timeout < 1 || c->o.retries < 1 ||
-	    c->o.retention_days < 1 || c->o.retention_days > 36500) {
-		fprintf(stderr, "flowfs: live_ttl >= 0, max_inflight 1 to 64, max_queries 1 to 64, "
-				"stall_timeout, request_timeout and retries >= 1, retention_days 1 "
-				"to 36500\n");
+	if (check_limits(&c->o))
 		goto out;
-	}
 
 	/* the zone, once: day folders and every time written use it */
 	if (c->o.tz && !cache_tz_valid(c->o.tz)) {
