@@ -357,14 +357,16 @@ time_t cache_mktime(struct tm *tm)
 
 const char cache_when_forms[] = "yyyy-mm-dd or yyyy-mm-ddThh:mm[:ss[.mmm]]";
 
-/* The digits at s (at most max of them): their value and count. */
+/* The digits at s (at most max of them): their count, and in *v the value
+ * of the first nine (the callers' fields are shorter: more is refused). */
 static size_t when_num(const char *s, size_t max, int *v)
 {
 	size_t n = 0;
 
 	*v = 0;
 	while (n < max && s[n] >= '0' && s[n] <= '9') {
-		*v = *v * 10 + (s[n] - '0');
+		if (n < 9)
+			*v = *v * 10 + (s[n] - '0');
 		n++;
 	}
 	return n;

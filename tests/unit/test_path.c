@@ -527,6 +527,9 @@ static void test_when_grammar(void **state)
 	/* the length is the caller's: no NUL is looked for past it */
 	assert_int_equal(cache_when_parse("2026-12-05--x", 10, 0, &w, &why), 0);
 	assert_int_equal(cache_when_parse("", 0, 0, &w, &why), -EINVAL);
+	/* a long run of digits is refused, not summed past INT_MAX (fuzz_path) */
+	assert_int_equal(cache_when_parse("777777777777777777777", 21, 0, &w, &why), -EINVAL);
+	assert_non_null(why);
 	/* names written back read back */
 	char name[40];
 	cache_when_name(1796428800000LL + 36000250LL, false, name, sizeof(name));
