@@ -98,6 +98,14 @@ struct cache_prefix {
  * -EINVAL on anything else. */
 int cache_prefix_parse(const char *text, struct cache_prefix *out);
 
+/* cache_prefix_parse, saying why it refuses: *why a short static phrase
+ * ("not an IPv4 address: each of its four numbers is 0 to 255", "host bits
+ * are set ..."), NULL on success.  network, when not NULL, is zeroed, and
+ * filled when the host bits are the only fault with the prefix meant
+ * (10.0.1.1/24: 10.0.1.0/24), for a "did you mean". */
+int cache_prefix_parse_why(const char *text, struct cache_prefix *out, const char **why,
+			   struct cache_prefix *network);
+
 /* Canonical text: "10.0.0.1", "10.0.0.0/24", "2001:db8::1", "2001:db8::/32"
  * (no "/32" or "/128" for a single address).  buf: at least 64 bytes. */
 void cache_prefix_format(const struct cache_prefix *p, char *buf, size_t len);
@@ -426,6 +434,42 @@ bool cache_tz_valid(const char *tz);
  * Like mktime, *tm becomes the local time of the result (a day that does
  * not exist, 2023-02-29, comes back as another); (time_t)-1 on failure. */
 time_t cache_mktime(struct tm *tm);
+
+/*
+ * A point in time or a date as a person writes it (flowfs's folder names,
+ * flowfetch's --from and --to; the one grammar of both): "2026-12-05" (also
+ * "2026-12-5"), "2026-12-05T10:00", "...T10:00:30", "...T10:00:30.250"
+ * ('T' or a space; an hour of one digit; a fraction of up to nine digits,
+ * none of them past the millisecond but zeros; 24:00 is the next midnight),
+ * then, unless flags has CACHE_WHEN_LOCAL, "Z" or "+hh:mm"/"-hh:mm".  A
+ * date, or a time without an offset, is in the process's zone (TZ), read
+ * as cache_mktime does.  s is len bytes, not NUL-terminated.
+ *
+ * Returns 0 with *out filled and *why NULL, or -EINVAL with *out untouched
+ * and *why a short static phrase saying what is wrong ("no such day: that
+ * month is shorter", "day and month ... in an order that is not certain:
+ * write the year first, yyyy-mm-dd"), fit to print after the text.  Times
+ * before 1970 are refused (the collector's times are not negative).
+ */
+#define CACHE_WHEN_LOCAL 1u	/* refuse zone offsets: the text is in the local zone */
+struct cache_when {
+	int64_t ms;		/* the instant; a date: its first local instant (midnight) */
+	bool is_date;		/* a date alone, no time of day */
+	bool has_offset;	/* Z or +hh:mm was given */
+};
+int cache_when_parse(const char *s, size_t len, unsigned flags, struct cache_when *out,
+		     const char **why);
+
+/* The forms cache_when_parse takes, for messages:
+ * "yyyy-mm-dd or yyyy-mm-ddThh:mm[:ss[.mmm]]". */
+extern const char cache_when_forms[];
+
+/* The canonical local spelling of ms, which cache_when_parse(CACHE_WHEN_LOCAL)
+ * reads back as ms (but for the second of a wall time the clocks pass
+ * twice, which reads as the first): "yyyy-mm-dd" when date_only, else
+ * "yyyy-mm-ddThh:mm", with ":ss" when the seconds are not 0 and ".mmm"
+ * when the milliseconds are not.  Cut to len - 1 bytes (32 suffice). */
+void cache_when_name(int64_t ms, bool date_only, char *buf, size_t len);
 
 /* "TCP", "UDP", "ICMP", "ICMP6", "GRE", "ESP", ...; NULL where no name. */
 const char *cache_proto_name(int proto);

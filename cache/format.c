@@ -13,7 +13,12 @@
  * The zone is the process's (TZ, set once by the front).  A renderer resets
  * its slots (and calls tzset) when it starts; cache_time_format(), the public
  * entry, keeps per-thread slots and resets them when TZ changes.
+ *
+ * The other way round, cache_when_parse() reads the dates and times people
+ * type (folder names, --from/--to): its grammar is at its definition.
  */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -332,4 +337,206 @@ time_t cache_mktime(struct tm *tm)
 	t = found ? best : skipped;
 	localtime_r(&t, tm);
 	return t;
+}
+
+/*
+ * ---- dates and times as people write them --------------------------------
+ *
+ * One grammar for a point in time, shared by flowfs's folder names and
+ * flowfetch's --from/--to: yyyy-mm-dd, or that and a time of day
+ * ('T' or a space, then h:mm, hh:mm:ss or hh:mm:ss.mmm), and for callers
+ * that allow it a zone offset (Z, +hh:mm, -hh:mm).  Lenient only where the
+ * meaning is certain: a month, day or hour of one digit ("2026-12-5" is the
+ * 5th), a fraction of one to nine digits (zeros past the millisecond),
+ * 24:00 for the end of a day.  A form whose meaning depends on the reader
+ * (05-12-2026, 12/05/2026, a two-digit year) is refused, and so is a
+ * fraction finer than a millisecond (flows are timed to the millisecond: it
+ * would be rounded to a time that was not asked).  Every refusal has a
+ * reason, a static phrase, that both fronts print.
+ */
+
+const char cache_when_forms[] = "yyyy-mm-dd or yyyy-mm-ddThh:mm[:ss[.mmm]]";
+
+/* The digits at s (at most max of them): their count, and in *v the value
+ * of the first nine (the callers' fields are shorter: more is refused). */
+static size_t when_num(const char *s, size_t max, int *v)
+{
+	size_t n = 0;
+
+	*v = 0;
+	while (n < max && s[n] >= '0' && s[n] <= '9') {
+		if (n < 9)
+			*v = *v * 10 + (s[n] - '0');
+		n++;
+	}
+	return n;
+}
+
+static int when_days_in(int y, int mo)
+{
+	static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return mo == 2 && leap ? 29 : days[mo - 1];
+}
+
+/* A refusal: *why gets the phrase, the answer is -EINVAL. */
+static int when_refuse(const char **why, const char *phrase)
+{
+	*why = phrase;
+	return -EINVAL;
+}
+
+/* The date part of a text that did not start with four digits: why. */
+static const char *when_bad_start(const char *s)
+{
+	int v;
+	size_t n = when_num(s, 16, &v);
+
+	if ((n == 1 || n == 2) && (s[n] == '-' || s[n] == '/' || s[n] == '.'))
+		return "day and month (or a two-digit year) in an order that is not "
+		       "certain: write the year first, yyyy-mm-dd";
+	if (n == 8 && s[n] == '\0')
+		return "a date is written with dashes, yyyy-mm-dd";
+	if (n > 0 && s[n] == ':')
+		return "a time needs its date: yyyy-mm-ddThh:mm";
+	return "not a date or time";
+}
+
+int cache_when_parse(const char *s, size_t len, unsigned flags, struct cache_when *out,
+		     const char **why)
+{
+	char buf[64];
+	const char *p;
+	int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0, off = 0;
+	bool has_off = false, is_date;
+	struct tm tm;
+	time_t t;
+
+	if (len >= sizeof(buf))
+		return when_refuse(why, "not a date or time (too long)");
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	if (strlen(buf) != len)
+		return when_refuse(why, "not a date or time");
+	p = buf;
+	if (when_num(p, 5, &y) != 4 || p[4] != '-') {
+		if (when_num(p, 5, &y) == 4 && (p[4] == '/' || p[4] == '.'))
+			return when_refuse(why, "a date is written with dashes, yyyy-mm-dd");
+		return when_refuse(why, when_bad_start(p));
+	}
+	p += 5;
+	size_t n = when_num(p, 3, &mo);
+	if (n < 1 || n > 2 || p[n] != '-')
+		return when_refuse(why, "not a date: yyyy-mm-dd");
+	p += n + 1;
+	n = when_num(p, 3, &d);
+	if (n < 1 || n > 2)
+		return when_refuse(why, "not a date: yyyy-mm-dd");
+	p += n;
+	if (y < 1970)
+		return when_refuse(why, "before 1970, where the collector's times begin");
+	if (mo < 1 || mo > 12)
+		return when_refuse(why, "no such month: months run from 1 to 12");
+	if (d < 1 || d > when_days_in(y, mo))
+		return when_refuse(why, "no such day: that month is shorter");
+	is_date = *p == '\0';
+	if (!is_date) {
+		if (*p != 'T' && *p != ' ')
+			return when_refuse(why, "not a date or time: yyyy-mm-dd, then T and a time");
+		p++;
+		n = when_num(p, 3, &h);
+		if (n < 1 || n > 2 || p[n] != ':')
+			return when_refuse(why, "not a time: hh:mm, hh:mm:ss or hh:mm:ss.mmm");
+		p += n + 1;
+		if (when_num(p, 3, &mi) != 2)
+			return when_refuse(why, "minutes take two digits: hh:mm");
+		p += 2;
+		if (*p == ':') {
+			if (when_num(p + 1, 3, &sec) != 2)
+				return when_refuse(why, "seconds take two digits: hh:mm:ss");
+			p += 3;
+			if (*p == '.' || *p == ',') {
+				int digits = 0;
+				p++;
+				for (; *p >= '0' && *p <= '9'; p++, digits++) {
+					if (digits >= 9)
+						return when_refuse(why, "not a time: a fraction of more "
+									"than nine digits");
+					if (digits < 3)
+						frac = frac * 10 + (*p - '0');
+					else if (*p != '0')
+						return when_refuse(why, "finer than a millisecond, which "
+									"flows are timed to");
+				}
+				if (digits == 0)
+					return when_refuse(why, "not a time: a fraction needs digits");
+				for (; digits < 3; digits++)
+					frac *= 10;
+			}
+		}
+		if (mi > 59 || sec > 59 || (h > 23 && !(h == 24 && mi == 0 && sec == 0 && frac == 0)))
+			return when_refuse(why, "no such time of day: 00:00 to 23:59:59.999, or 24:00");
+		if (*p == 'Z' || *p == '+' || *p == '-') {
+			if (flags & CACHE_WHEN_LOCAL)
+				return when_refuse(why, "no zone offset (Z, +hh:mm) here: the time is "
+							"in the local zone");
+			if (*p == 'Z') {
+				p++;
+			} else {
+				int oh, om, sign = *p == '-' ? -1 : 1;
+				if (when_num(p + 1, 3, &oh) != 2 || p[3] != ':' ||
+				    when_num(p + 4, 3, &om) != 2 || oh > 23 || om > 59)
+					return when_refuse(why, "not a zone offset: Z, +hh:mm or -hh:mm");
+				off = sign * (oh * 60 + om);
+				p += 6;
+			}
+			has_off = true;
+		}
+	}
+	if (*p)
+		return when_refuse(why, is_date ? "not a date: yyyy-mm-dd"
+					       : "not a time: something follows it");
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	tm.tm_isdst = -1;
+	t = has_off ? timegm(&tm) - (time_t)off * 60 : cache_mktime(&tm);
+	if (t == (time_t)-1 || t < 0)
+		return when_refuse(why, "before 1970, where the collector's times begin");
+	out->ms = (int64_t)t * 1000 + frac;
+	out->is_date = is_date;
+	out->has_offset = has_off;
+	*why = NULL;
+	return 0;
+}
+
+/* See cache.h: the local spelling cache_when_parse reads back. */
+void cache_when_name(int64_t ms, bool date_only, char *buf, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	int frac = (int)(ms % 1000);
+	struct tm tm;
+
+	if (len == 0)
+		return;
+	if (!localtime_r(&t, &tm)) {
+		buf[0] = '\0';
+		return;
+	}
+	if (date_only)
+		snprintf(buf, len, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+	else if (frac)
+		snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03d", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+	else if (tm.tm_sec)
+		snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	else
+		snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+			 tm.tm_mday, tm.tm_hour, tm.tm_min);
 }

@@ -39,14 +39,41 @@ static bool prefix_host_bits_zero(const uint8_t a[16], int len)
 	return true;
 }
 
+/* Why host (a text inet_pton refused) is not an address: a dotted quad
+ * with a number past 255 or a leading zero is named as such. */
+static const char *prefix_why_not_address(const char *host)
+{
+	int parts = 0;
+
+	if (host[strspn(host, "0123456789.")] != '\0' || strchr(host, '.') == NULL)
+		return "not an IPv4 or IPv6 address";
+	for (const char *q = host;; q++) {
+		size_t n = strspn(q, "0123456789");
+		if (n == 0)
+			return "not an IPv4 address: a dot without a number beside it";
+		if (n > 1 && q[0] == '0')
+			return "not an IPv4 address: a number with a leading zero (octal to some tools)";
+		if (n > 3 || (n == 3 && strncmp(q, "255", 3) > 0))
+			return "not an IPv4 address: each of its four numbers is 0 to 255";
+		parts++;
+		q += n;
+		if (*q == '\0')
+			break;
+	}
+	return parts != 4 ? "not an IPv4 address: it has four numbers" : "not an IPv4 address";
+}
+
 /*
  * Parse "A" or "A/N".  A is a dotted quad or any IPv6 spelling inet_pton
  * takes; N is 1 to 3 decimal digits, at most 32 (IPv4) or 128 (IPv6), and
  * every bit after N must be zero.  An IPv6 prefix inside ::ffff:0:0/96 is
  * IPv4 traffic and becomes an IPv4 prefix.  -EINVAL on anything else, with
- * *out untouched.
+ * *out untouched, *why the reason, and network->len 0 but when the host
+ * bits are the only fault: then *network is the prefix they were meant
+ * to be (cleared).
  */
-int cache_prefix_parse(const char *text, struct cache_prefix *out)
+int cache_prefix_parse_why(const char *text, struct cache_prefix *out, const char **why,
+			   struct cache_prefix *network)
 {
 	char host[INET6_ADDRSTRLEN + 1];
 	struct cache_prefix p;
@@ -56,12 +83,19 @@ int cache_prefix_parse(const char *text, struct cache_prefix *out)
 	size_t hl;
 	int len;
 
+	*why = "not an address";
+	if (network)
+		memset(network, 0, sizeof(*network));
 	if (!text || !out)
 		return -EINVAL;
 	slash = strchr(text, '/');
 	hl = slash ? (size_t)(slash - text) : strlen(text);
-	if (hl == 0 || hl >= sizeof(host))
+	if (hl == 0)
 		return -EINVAL;
+	if (hl >= sizeof(host)) {
+		*why = "not an address (too long)";
+		return -EINVAL;
+	}
 	memcpy(host, text, hl);
 	host[hl] = '\0';
 	memset(&p, 0, sizeof(p));
@@ -72,18 +106,23 @@ int cache_prefix_parse(const char *text, struct cache_prefix *out)
 	} else if (inet_pton(AF_INET6, host, &v6) == 1) {
 		memcpy(p.addr, &v6, 16);
 	} else {
+		*why = prefix_why_not_address(host);
 		return -EINVAL;
 	}
 	if (slash) {
 		const char *n = slash + 1;
 		size_t nl = strlen(n);
-		if (nl == 0 || nl > 3 || strspn(n, "0123456789") != nl)
+		if (nl == 0 || nl > 3 || strspn(n, "0123456789") != nl) {
+			*why = "the prefix length is not a number";
 			return -EINVAL;
+		}
 		len = 0;
 		for (size_t i = 0; i < nl; i++)
 			len = len * 10 + (n[i] - '0');
-		if (len > (p.v4 ? 32 : 128))
+		if (len > (p.v4 ? 32 : 128)) {
+			*why = p.v4 ? "the prefix length is more than 32" : "the prefix length is more than 128";
 			return -EINVAL;
+		}
 		if (p.v4)
 			len += 96;
 	} else {
@@ -91,11 +130,27 @@ int cache_prefix_parse(const char *text, struct cache_prefix *out)
 	}
 	if (!p.v4 && len >= 96 && prefix_is_v4(p.addr))
 		p.v4 = true;
-	if (!prefix_host_bits_zero(p.addr, len))
+	if (!prefix_host_bits_zero(p.addr, len)) {
+		*why = "host bits are set (a prefix's address ends in zero bits)";
+		if (network) {
+			uint8_t hi[16];
+			p.len = len;
+			*network = p;
+			cache_prefix_range(&p, network->addr, hi);
+		}
 		return -EINVAL;
+	}
 	p.len = len;
 	*out = p;
+	*why = NULL;
 	return 0;
+}
+
+int cache_prefix_parse(const char *text, struct cache_prefix *out)
+{
+	const char *why;
+
+	return cache_prefix_parse_why(text, out, &why, NULL);
 }
 
 static char *prefix_put_dec(char *o, unsigned v)

@@ -94,81 +94,42 @@ static int read_token(const char *path, char *out, size_t len, char *err)
 	return 0;
 }
 
-/*
- * Parse a --from/--to value.  A date is midnight in the process's zone;
- * *is_date tells the caller (an inclusive --to date means the day's end).
- * A time without an offset is in the process's zone.
- */
-static int parse_when(const char *s, int64_t *ms, bool *is_date)
+/* An --ip or --peer value into *p: 0, or -EINVAL with a message that
+ * says why (host bits set: which network was meant). */
+static int parse_party(const char *opt, const char *text, struct cache_prefix *p)
 {
-	struct tm tm;
-	int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0, n = 0, off = 0;
-	bool has_off = false;
-	const char *p;
+	struct cache_prefix network;
+	const char *why;
+	char net[64];
 
-	memset(&tm, 0, sizeof(tm));
-	if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
-		return -EINVAL;
-	p = s + n;
-	*is_date = *p == '\0';
-	if (*p == 'T' || *p == ' ') {
-		int k = 0;
-		if (sscanf(p + 1, "%2d:%2d%n", &h, &mi, &k) != 2 || k != 5)
-			return -EINVAL;
-		p += 1 + k;
-		if (*p == ':') {
-			if (sscanf(p + 1, "%2d%n", &sec, &k) != 1 || k != 2)
-				return -EINVAL;
-			p += 1 + k;
-			if (*p == '.') {
-				int digits = 0;
-				p++;
-				while (*p >= '0' && *p <= '9' && digits < 9) {
-					if (digits < 3)
-						frac = frac * 10 + (*p - '0');
-					digits++;
-					p++;
-				}
-				if (digits == 0)
-					return -EINVAL;
-				for (; digits < 3; digits++)
-					frac *= 10;
-			}
-		}
-		if (*p == 'Z') {
-			has_off = true;
-			p++;
-		} else if (*p == '+' || *p == '-') {
-			int oh, om;
-			if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &k) != 2 || k != 5 || oh > 23 || om > 59)
-				return -EINVAL;
-			off = (oh * 60 + om) * (*p == '-' ? -1 : 1);
-			has_off = true;
-			p += 1 + k;
-		}
-	}
-	if (*p)
-		return -EINVAL;
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-		return -EINVAL;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	tm.tm_isdst = -1;
-	time_t t;
-	if (has_off) {
-		t = timegm(&tm);
-		t -= off * 60;
+	if (cache_prefix_parse_why(text, p, &why, &network) == 0)
+		return 0;
+	if (network.len) {
+		cache_prefix_format(&network, net, sizeof(net));
+		fprintf(stderr, "flowfetch: %s '%s': %s; did you mean %s?\n", opt, text, why, net);
 	} else {
-		t = cache_mktime(&tm);
+		fprintf(stderr, "flowfetch: %s '%s': %s\n", opt, text, why);
 	}
-	/* reject dates that do not exist (2023-02-29 comes back as March 1) */
-	if (tm.tm_mday != d || tm.tm_mon != mo - 1)
+	return -EINVAL;
+}
+
+/* A --from or --to value (cache_when_parse: a date is its local midnight,
+ * *is_date tells the caller, when it asks, that an inclusive --to date
+ * means the day's end): 0, or -EINVAL with a message that says why and
+ * the forms taken. */
+static int parse_when(const char *opt, const char *text, int64_t *ms, bool *is_date)
+{
+	struct cache_when w;
+	const char *why;
+
+	if (cache_when_parse(text, strlen(text), 0, &w, &why)) {
+		fprintf(stderr, "flowfetch: %s '%s': %s (accepted: %s, the time with an optional "
+				"Z or +hh:mm)\n", opt, text, why, cache_when_forms);
 		return -EINVAL;
-	*ms = (int64_t)t * 1000 + frac;
+	}
+	*ms = w.ms;
+	if (is_date)
+		*is_date = w.is_date;
 	return 0;
 }
 
@@ -390,30 +351,20 @@ int main(int argc, char **argv)
 	}
 
 	memset(&q, 0, sizeof(q));
-	if (cache_prefix_parse(ip, &q.subject)) {
-		fprintf(stderr, "flowfetch: --ip '%s' is not an address or prefix (host bits must be zero)\n", ip);
+	if (parse_party("--ip", ip, &q.subject))
 		return 2;
-	}
 	if (peer) {
-		if (cache_prefix_parse(peer, &q.peer)) {
-			fprintf(stderr, "flowfetch: --peer '%s' is not an address or prefix\n", peer);
+		if (parse_party("--peer", peer, &q.peer))
 			return 2;
-		}
 		if (q.peer.v4 != q.subject.v4) {
 			fprintf(stderr, "flowfetch: --ip and --peer are of different address families\n");
 			return 2;
 		}
 		q.has_peer = true;
 	}
-	bool from_date, to_date;
-	if (parse_when(from, &q.start, &from_date)) {
-		fprintf(stderr, "flowfetch: --from '%s' is not a date or ISO 8601 time\n", from);
+	bool to_date;
+	if (parse_when("--from", from, &q.start, NULL) || parse_when("--to", to, &q.end, &to_date))
 		return 2;
-	}
-	if (parse_when(to, &q.end, &to_date)) {
-		fprintf(stderr, "flowfetch: --to '%s' is not a date or ISO 8601 time\n", to);
-		return 2;
-	}
 	if (to_date)
 		q.end = day_after(q.end);
 	if (q.start >= q.end) {
@@ -505,15 +456,17 @@ int main(int argc, char **argv)
 	}
 	const struct fetch_info *info = fetch_engine_info(e);
 	int64_t oldest = (info->now_ms / 86400000 - info->retention_days) * 86400000;
+	char nowtext[40];
+	cache_time_format(info->now_ms, nowtext, sizeof(nowtext));
 	if (q.start > info->now_ms) {
-		fprintf(stderr, "flowfetch: the range starts after the collector's clock (now %lld ms); "
-				"there are no flows there yet\n", (long long)info->now_ms);
+		fprintf(stderr, "flowfetch: the range starts after the collector's clock (now %s); "
+				"there are no flows there yet\n", nowtext);
 		status = 2;
 		goto out;
 	}
 	if (q.end > day_after(info->now_ms)) {
 		fprintf(stderr, "flowfetch: the range ends after today (in --tz, by the collector's "
-				"clock); there are no flows there yet\n");
+				"clock, now %s); there are no flows there yet\n", nowtext);
 		status = 2;
 		goto out;
 	}

@@ -88,6 +88,90 @@ void fs_log_at(struct fs_ctx *c, int level, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* FNV-1a of the text s, continued from h. */
+static uint64_t refused_hash(uint64_t h, const char *s)
+{
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static int64_t refused_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * See fs.h.  The decision is taken under refused.lock, the lines are
+ * written after it is let go.  Paths are told apart by a 64-bit hash: two
+ * paths with one hash (never seen, 1 in 2^64) would log only the first.
+ */
+void fs_log_refused(struct fs_ctx *c, const struct fs_node *parent, const char *name,
+		    const char *why)
+{
+	struct fs_refused *r = &c->refused;
+	char dir[512], shown[4 * NAME_MAX + 8];
+	uint64_t h, carried = 0;
+	bool seen = false, log_it = false, notice = false;
+	int64_t now = refused_now_ms();
+
+	fs_node_path(parent, dir, sizeof(dir));
+	h = refused_hash(refused_hash(0xcbf29ce484222325ULL, dir), "/");
+	h = refused_hash(h, name);
+	if (h == 0)
+		h = 1;
+	pthread_mutex_lock(&r->lock);
+	if (r->logged == 0 || now - r->minute_ms >= 60000) {	/* a new minute */
+		carried = r->unlogged;
+		r->unlogged = 0;
+		r->minute_ms = now;
+		r->logged = 0;
+	}
+	for (unsigned i = 0; i < FS_REFUSED_RECENT && !seen; i++)
+		seen = r->recent[i] == h;
+	if (!seen) {
+		if (r->logged < FS_REFUSED_PER_MIN) {
+			r->recent[r->next] = h;
+			r->next = (r->next + 1) % FS_REFUSED_RECENT;
+			r->logged++;
+			log_it = true;
+		} else {
+			notice = r->unlogged++ == 0;
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (carried)
+		fs_log(c, "%llu more refused names were not logged (at most %d a minute)",
+		       (unsigned long long)carried, FS_REFUSED_PER_MIN);
+	if (notice)
+		fs_log(c, "more than %d names refused in a minute: the rest of this minute's are "
+			  "not logged, only counted", FS_REFUSED_PER_MIN);
+	if (!log_it)
+		return;
+	cache_text_escape(shown, sizeof(shown), name, strlen(name));
+	fs_log(c, "name refused (ENOENT): %s%s%s: %s; %s takes %s", strcmp(dir, "/") ? dir : "",
+	       "/", shown, why && why[0] ? why : "not a name of this tree",
+	       strcmp(dir, "/") ? dir : "/", fs_lookup_forms(parent));
+}
+
+void fs_log_refused_flush(struct fs_ctx *c)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&c->refused.lock);
+	n = c->refused.unlogged;
+	c->refused.unlogged = 0;
+	pthread_mutex_unlock(&c->refused.lock);
+	if (n)
+		fs_log(c, "%llu more refused names were not logged (at most %d a minute)",
+		       (unsigned long long)n, FS_REFUSED_PER_MIN);
+}
+
 int fs_errno(int rc)
 {
 	switch (-rc) {
@@ -155,7 +239,8 @@ static const char readme_text[] =
 	"Listing folders never contacts the collector. Any address can be entered,\n"
 	"in any spelling; listings show the cached ones, canonically. In `ls -l` of\n"
 	"an address, a day the cache holds whole has the time it was fetched, any\n"
-	"other day its midnight.\n";
+	"other day its midnight. A name that is refused (No such file or directory)\n"
+	"is explained in the log below.\n";
 
 /* collector/info.json */
 static int info_json(struct fs_ctx *c, char **text)
@@ -382,6 +467,41 @@ static void usage(const char *prog)
 	       "    -o allow_other         let other users read the tree (needs user_allow_other)\n"
 	       "    -f                     stay in the foreground, log to stderr too\n"
 	       "Unmount with: fusermount3 -u MOUNTPOINT\n\n", prog);
+}
+
+/*
+ * The numeric options within their limits: 0, or -EINVAL after a message
+ * naming the first option out of range, its value and its limit only.
+ */
+static int check_limits(const struct fs_opts *o)
+{
+	static const struct {
+		const char *name;
+		size_t at;
+		int lo, hi;
+	} lim[] = {
+		{"live_ttl", offsetof(struct fs_opts, live_ttl), 0, INT_MAX},
+		{"max_inflight", offsetof(struct fs_opts, max_inflight), 1, 64},
+		{"max_queries", offsetof(struct fs_opts, max_queries), 1, 64},
+		{"stall_timeout", offsetof(struct fs_opts, stall_timeout), 1, INT_MAX},
+		{"request_timeout", offsetof(struct fs_opts, request_timeout), 1, INT_MAX},
+		{"retries", offsetof(struct fs_opts, retries), 1, INT_MAX},
+		{"retention_days", offsetof(struct fs_opts, retention_days), 1, 36500},
+	};
+
+	for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++) {
+		int v = *(const int *)(const void *)((const char *)o + lim[i].at);
+		if (v >= lim[i].lo && v <= lim[i].hi)
+			continue;
+		if (lim[i].hi == INT_MAX)
+			fprintf(stderr, "flowfs: -o %s=%d is out of range: %s takes %d or more\n",
+				lim[i].name, v, lim[i].name, lim[i].lo);
+		else
+			fprintf(stderr, "flowfs: -o %s=%d is out of range: %s takes %d to %d\n",
+				lim[i].name, v, lim[i].name, lim[i].lo, lim[i].hi);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /* fuse_opt's callback: data is the struct fs_opts being filled. */
@@ -885,6 +1005,7 @@ int main(int argc, char *argv[])
 	c->o.retries = 6;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->small_lock, NULL);
+	pthread_mutex_init(&c->refused.lock, NULL);
 	pthread_cond_init(&c->queue_cond, NULL);
 	c->uid = getuid();
 	c->gid = getgid();
@@ -926,15 +1047,8 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	strcpy(c->url, c->o.url);
-	if (c->o.live_ttl < 0 || c->o.max_inflight < 1 || c->o.max_inflight > 64 ||
-	    c->o.max_queries < 1 || c->o.max_queries > 64 ||
-	    c->o.stall_timeout < 1 || c->o.request_timeout < 1 || c->o.retries < 1 ||
-	    c->o.retention_days < 1 || c->o.retention_days > 36500) {
-		fprintf(stderr, "flowfs: live_ttl >= 0, max_inflight 1 to 64, max_queries 1 to 64, "
-				"stall_timeout, request_timeout and retries >= 1, retention_days 1 "
-				"to 36500\n");
+	if (check_limits(&c->o))
 		goto out;
-	}
 
 	if (c->o.snapshot_max && size_parse(c->o.snapshot_max, &c->snap_max)) {
 		fprintf(stderr, "flowfs: snapshot_max=%s is not a size: give bytes, or a number "
@@ -1111,6 +1225,7 @@ int main(int argc, char *argv[])
 	fuse_loop_cfg_set_clone_fd(lc, fopts.clone_fd);
 	/* the loop returns the signal that ended it: an unmount, not a failure */
 	ret = fuse_session_loop_mt(c->se, lc) < 0 ? 1 : 0;
+	fs_log_refused_flush(c);
 	fs_log_at(c, FETCH_LOG_INFO, "unmounting");
 	fs_folders_shutdown(c);
 	fs_log_at(c, FETCH_LOG_INFO, "unmounted %s", mnt);

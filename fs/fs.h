@@ -45,6 +45,24 @@ struct fs_opts {
 
 struct fs_folder;
 
+/*
+ * Refused names, as the log tells of them (fs_log_refused): each path once
+ * while it is among the last FS_REFUSED_RECENT logged, and at most
+ * FS_REFUSED_PER_MIN lines a minute, then one line saying that the rest of
+ * the minute is not logged, and later one saying how many were not.  A
+ * `find` or a shell's probing cannot flood the log.
+ */
+#define FS_REFUSED_RECENT 256
+#define FS_REFUSED_PER_MIN 20
+struct fs_refused {
+	pthread_mutex_t lock;	/* a leaf: no other lock is taken under it, no I/O */
+	uint64_t recent[FS_REFUSED_RECENT];	/* hashes of the paths logged; 0 free */
+	unsigned next;		/* the slot the next path takes (a ring) */
+	int64_t minute_ms;	/* when the current minute began (CLOCK_MONOTONIC) */
+	unsigned logged;	/* lines logged in it */
+	uint64_t unlogged;	/* refusals not logged since the last count was logged */
+};
+
 /* The one context of a mount. */
 struct fs_ctx {
 	struct fs_opts o;
@@ -73,6 +91,7 @@ struct fs_ctx {
 	pthread_cond_t queue_cond;	/* a slot handed to a waiting worker, or unmounting */
 	FILE *log;
 	int log_level;		/* FETCH_LOG_*: lines above it are not written */
+	struct fs_refused refused;	/* under refused.lock */
 	atomic_int stopping;
 	uint64_t use_clock;		/* folders' last use, for the LRU (under lock) */
 	/* The snapshots' disk: snap_bytes is the sum of the sizes of the
@@ -194,6 +213,16 @@ bool fs_errno_transient(int rc);
 void fs_log(struct fs_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void fs_log_at(struct fs_ctx *c, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* Log that the name 'name' in the folder 'parent' was refused (ENOENT),
+ * with why (fs_lookup_why) and what that folder takes, under the limits of
+ * struct fs_refused: a path logged lately, or past the minute's lines, is
+ * not logged again.  Never fails. */
+void fs_log_refused(struct fs_ctx *c, const struct fs_node *parent, const char *name,
+		    const char *why);
+
+/* Log how many refused names were not logged, if any (at unmount). */
+void fs_log_refused_flush(struct fs_ctx *c);
 
 /* Room for a node's canonical path (fs_node_path), which names a query
  * folder in every log line about its query: "/10.0.1.5/2026-12-05". */

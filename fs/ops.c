@@ -171,6 +171,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs_node pn, n;
 	struct fs_clock clk;
 	struct fuse_entry_param e;
+	char why[FS_WHY_LEN];
 	int rc;
 
 	memset(&e, 0, sizeof(e));
@@ -179,7 +180,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	fs_clock_now(c, &clk);
-	rc = fs_lookup(&pn, name, &clk, &n);
+	rc = fs_lookup_why(&pn, name, &clk, &n, why, sizeof(why));
+	if (rc == -ENOENT || rc == -ENAMETOOLONG)
+		fs_log_refused(c, &pn, name, why);	/* FUSE carries only the errno */
 	if (rc == -ENOENT) {
 		e.ino = 0;	/* a negative entry: the kernel remembers it */
 		e.entry_timeout = NEG_TIMEOUT;

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,84 +83,58 @@ static int64_t today(const struct fs_clock *clk)
 	return d < last ? d : last;
 }
 
-/* Parse "yyyy-mm-dd" or "yyyy-mm-ddThh:mm[:ss]" (exactly that, local). */
-static int parse_local(const char *s, size_t len, bool want_time, int64_t *ms)
+/* Say why a name is refused, when the caller wants to know (why != NULL). */
+static int path_refuse(char *why, size_t wl, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int path_refuse(char *why, size_t wl, const char *fmt, ...)
 {
-	char buf[32];
-	int y, mo, d, h = 0, mi = 0, sec = 0, n = 0;
-	struct tm tm;
+	va_list ap;
 
-	if (len >= sizeof(buf))
-		return -ENOENT;
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	if (!want_time) {
-		if (len != 10 || sscanf(buf, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
-			return -ENOENT;
-	} else if (len == 16) {
-		if (sscanf(buf, "%4d-%2d-%2dT%2d:%2d%n", &y, &mo, &d, &h, &mi, &n) != 5 || n != 16)
-			return -ENOENT;
-	} else if (len == 19) {
-		if (sscanf(buf, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
-		    n != 19)
-			return -ENOENT;
-	} else {
-		return -ENOENT;
+	if (why && wl) {
+		va_start(ap, fmt);
+		vsnprintf(why, wl, fmt, ap);
+		va_end(ap);
 	}
-	for (size_t i = 0; i < len; i++)	/* sscanf takes signs and spaces: we do not */
-		if (!((buf[i] >= '0' && buf[i] <= '9') || buf[i] == '-' || buf[i] == ':' || buf[i] == 'T') ||
-		    (buf[i] == '-' && i != 4 && i != 7))
-			return -ENOENT;
-	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 59)
-		return -ENOENT;
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	tm.tm_isdst = -1;
-	time_t t = cache_mktime(&tm);
-	if (t == (time_t)-1 || tm.tm_mday != d || tm.tm_mon != mo - 1)
-		return -ENOENT;	/* 2023-02-29 */
-	*ms = (int64_t)t * 1000;
-	return 0;
+	return -ENOENT;
 }
 
-static void format_local(int64_t ms, bool with_time, char *buf, size_t len)
+/* One side of a subject name: an address, or a prefix with '_'.  A refusal
+ * says why, after "its <which>, 'TEXT': " when which is not NULL (a pair);
+ * host bits set names the network meant ("did you mean"). */
+static int parse_party(const char *s, size_t len, const char *which, struct cache_prefix *p,
+		       char *why, size_t wl)
 {
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
+	char buf[64], net[64];
+	struct cache_prefix network;
+	const char *reason;
 
-	localtime_r(&t, &tm);
-	if (!with_time)
-		strftime(buf, len, "%Y-%m-%d", &tm);
-	else if (tm.tm_sec)
-		strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-	else
-		strftime(buf, len, "%Y-%m-%dT%H:%M", &tm);
-}
-
-/* One side of a subject name: an address, or a prefix with '_'. */
-static int parse_party(const char *s, size_t len, struct cache_prefix *p)
-{
-	char buf[64];
-
-	if (len == 0 || len >= sizeof(buf))
-		return -ENOENT;
+	if (len == 0)
+		return path_refuse(why, wl, "an empty address");
+	if (len >= sizeof(buf))
+		return path_refuse(why, wl, "not an address (too long)");
 	memcpy(buf, s, len);
 	buf[len] = '\0';
-	for (char *c = buf; *c; c++) {
-		if (*c == '/')
-			return -ENOENT;	/* cannot occur in a name, but be sure */
+	for (char *c = buf; *c; c++)
 		if (*c == '_')
 			*c = '/';
+	if (cache_prefix_parse_why(buf, p, &reason, &network) == 0)
+		return 0;
+	for (char *c = buf; *c; c++)
+		if (*c == '/')
+			*c = '_';
+	net[0] = '\0';
+	if (network.len) {
+		struct cache_query q = {.subject = network};
+		fs_subject_name(&q, net, sizeof(net));
 	}
-	return cache_prefix_parse(buf, p) ? -ENOENT : 0;
+	if (which)
+		return path_refuse(why, wl, "its %s, '%s': %s%s%s%s", which, buf, reason,
+				   net[0] ? "; did you mean " : "", net, net[0] ? "?" : "");
+	return path_refuse(why, wl, "%s%s%s%s", reason, net[0] ? "; did you mean " : "", net,
+			   net[0] ? "?" : "");
 }
 
-static int lookup_subject(const char *name, struct fs_node *out)
+static int lookup_subject(const char *name, struct fs_node *out, char *why, size_t wl)
 {
 	const char *plus = strchr(name, '+');
 	struct fs_node n;
@@ -167,43 +142,97 @@ static int lookup_subject(const char *name, struct fs_node *out)
 	memset(&n, 0, sizeof(n));
 	n.kind = FS_SUBJECT;
 	if (plus) {
-		if (strchr(plus + 1, '+') ||
-		    parse_party(name, (size_t)(plus - name), &n.q.subject) ||
-		    parse_party(plus + 1, strlen(plus + 1), &n.q.peer) ||
-		    n.q.subject.v4 != n.q.peer.v4)
+		if (strchr(plus + 1, '+'))
+			return path_refuse(why, wl, "a pair has two parties, one '+'");
+		if (parse_party(name, (size_t)(plus - name), "first party", &n.q.subject, why, wl) ||
+		    parse_party(plus + 1, strlen(plus + 1), "second party", &n.q.peer, why, wl))
 			return -ENOENT;
+		if (n.q.subject.v4 != n.q.peer.v4)
+			return path_refuse(why, wl, "a pair of an IPv4 and an IPv6 party "
+						    "(no flow is between them)");
 		n.q.has_peer = true;
-	} else if (parse_party(name, strlen(name), &n.q.subject)) {
+	} else if (parse_party(name, strlen(name), NULL, &n.q.subject, why, wl)) {
 		return -ENOENT;
 	}
 	*out = n;
 	return 0;
 }
 
+/* One end of a range: a local time (not a date, no offset). */
+static int parse_end(const char *s, size_t len, const char *which, int64_t *ms, char *why,
+		     size_t wl)
+{
+	struct cache_when w;
+	const char *reason;
+
+	if (cache_when_parse(s, len, CACHE_WHEN_LOCAL, &w, &reason))
+		return path_refuse(why, wl, "its %s, '%.*s': %s", which, (int)len, s, reason);
+	if (w.is_date)
+		return path_refuse(why, wl, "its %s, '%.*s', is a date: a range's ends are times, "
+				   "yyyy-mm-ddThh:mm (a whole day is the folder yyyy-mm-dd)",
+				   which, (int)len, s);
+	*ms = w.ms;
+	return 0;
+}
+
 static int lookup_query(const struct fs_node *parent, const char *name,
-			const struct fs_clock *clk, struct fs_node *out)
+			const struct fs_clock *clk, struct fs_node *out, char *why, size_t wl)
 {
 	const char *sep = strstr(name, "--");
 	struct fs_node n = *parent;
-	int64_t oldest = oldest_named(clk);
+	int64_t oldest = oldest_named(clk), last = today(clk);
+	char a[40], b[40];
 
 	n.kind = FS_QUERY;
+	cache_when_name(last, true, b, sizeof(b));
 	if (!sep) {
-		if (parse_local(name, strlen(name), false, &n.q.start))
-			return -ENOENT;
-		if (n.q.start < oldest || n.q.start > today(clk))
-			return -ENOENT;	/* outside the retention, or after today */
+		struct cache_when w;
+		const char *reason;
+		const char *t = strpbrk(name, "T ");
+		if (t && strchr(t, '-') && strlen(strchr(t, '-')) > 6)	/* "...T10:00-2026-..." */
+			return path_refuse(why, wl, "a range is written with two dashes, "
+					   "from--to");
+		if (cache_when_parse(name, strlen(name), CACHE_WHEN_LOCAL, &w, &reason))
+			return path_refuse(why, wl, "%s", reason);
+		if (!w.is_date)
+			return path_refuse(why, wl, "a time alone: a day is yyyy-mm-dd, a range "
+					   "from--to (yyyy-mm-ddThh:mm--yyyy-mm-ddThh:mm)");
+		n.q.start = w.ms;
+		if (n.q.start < oldest) {
+			cache_when_name(oldest, true, a, sizeof(a));
+			return path_refuse(why, wl, "before the %s: the oldest day is %s",
+					   clk->retention_stated ? "collector's retention"
+								 : "first day of the epoch", a);
+		}
+		if (n.q.start > last)
+			return path_refuse(why, wl, "after today: the collector's today is %s", b);
 		n.q.end = day_add(n.q.start, 1);
 		n.is_day = true;
 	} else {
-		if (parse_local(name, (size_t)(sep - name), true, &n.q.start) ||
-		    parse_local(sep + 2, strlen(sep + 2), true, &n.q.end))
+		if (parse_end(name, (size_t)(sep - name), "start", &n.q.start, why, wl) ||
+		    parse_end(sep + 2, strlen(sep + 2), "end", &n.q.end, why, wl))
 			return -ENOENT;
 		/* like a day: within the retention, and not after today (a range
 		 * to 2099 would ask the collector for every 31 days of the future) */
-		if (n.q.start >= n.q.end || n.q.start < oldest || n.q.start > clk->now_ms ||
-		    n.q.end > day_add(day_start(clk->now_ms), 1))
-			return -ENOENT;
+		if (n.q.start > n.q.end)
+			return path_refuse(why, wl, "the range ends before it starts");
+		if (n.q.start == n.q.end)
+			return path_refuse(why, wl, "the range is empty: it ends where it starts");
+		if (n.q.start < oldest) {
+			cache_when_name(oldest, true, a, sizeof(a));
+			return path_refuse(why, wl, "the range starts before the collector's "
+					   "retention: its oldest day is %s", a);
+		}
+		if (n.q.start > clk->now_ms) {
+			cache_when_name(clk->now_ms - clk->now_ms % 1000, false, a, sizeof(a));
+			return path_refuse(why, wl, "the range starts after the collector's clock "
+					   "(now %s)", a);
+		}
+		if (n.q.end > day_add(last, 1)) {
+			cache_when_name(day_add(last, 1), false, a, sizeof(a));
+			return path_refuse(why, wl, "the range ends after today (the collector's "
+					   "today is %s): it may end at %s at the latest", b, a);
+		}
 		n.is_day = false;
 	}
 	*out = n;
@@ -213,15 +242,23 @@ static int lookup_query(const struct fs_node *parent, const char *name,
 int fs_lookup(const struct fs_node *parent, const char *name, const struct fs_clock *clk,
 	      struct fs_node *out)
 {
+	return fs_lookup_why(parent, name, clk, out, NULL, 0);
+}
+
+int fs_lookup_why(const struct fs_node *parent, const char *name, const struct fs_clock *clk,
+		  struct fs_node *out, char *why, size_t wl)
+{
 	size_t len = strlen(name);
 
-	if (len > NAME_MAX)
+	if (len > NAME_MAX) {
+		path_refuse(why, wl, "longer than %d bytes", NAME_MAX);
 		return -ENAMETOOLONG;
+	}
 	if (len == 0 || strchr(name, '/'))
-		return -ENOENT;
+		return path_refuse(why, wl, "an empty name, or one with '/'");
 	for (const char *c = name; *c; c++)
 		if ((unsigned char)*c < 0x20 || (unsigned char)*c == 0x7f)
-			return -ENOENT;
+			return path_refuse(why, wl, "a control character in the name");
 	switch (parent->kind) {
 	case FS_ROOT:
 		if (strcmp(name, "README.txt") == 0) {
@@ -234,7 +271,7 @@ int fs_lookup(const struct fs_node *parent, const char *name, const struct fs_cl
 			out->kind = FS_COLLECTOR;
 			return 0;
 		}
-		return lookup_subject(name, out);
+		return lookup_subject(name, out, why, wl);
 	case FS_COLLECTOR:
 		for (int i = 0; i < FS_NCFILES; i++) {
 			if (strcmp(name, fs_collector_names[i]) == 0) {
@@ -244,9 +281,9 @@ int fs_lookup(const struct fs_node *parent, const char *name, const struct fs_cl
 				return 0;
 			}
 		}
-		return -ENOENT;
+		return path_refuse(why, wl, "not a file of collector/");
 	case FS_SUBJECT:
-		return lookup_query(parent, name, clk, out);
+		return lookup_query(parent, name, clk, out, why, wl);
 	case FS_QUERY:
 		for (int i = 0; i < FS_NFILES; i++) {
 			if (strcmp(name, fs_file_names[i]) == 0) {
@@ -256,9 +293,29 @@ int fs_lookup(const struct fs_node *parent, const char *name, const struct fs_cl
 				return 0;
 			}
 		}
-		return -ENOENT;
+		return path_refuse(why, wl, "not a file of a query folder");
 	default:
+		path_refuse(why, wl, "not a folder");
 		return -ENOTDIR;
+	}
+}
+
+const char *fs_lookup_forms(const struct fs_node *parent)
+{
+	switch (parent->kind) {
+	case FS_ROOT:
+		return "an address (192.0.2.10, 2001:db8::1), a prefix with _ for / "
+		       "(198.51.100.0_24), a pair A+B, README.txt or collector";
+	case FS_COLLECTOR:
+		return "info.json, applications.csv, hostgroups.csv, exporters.csv";
+	case FS_SUBJECT:
+		return "a day yyyy-mm-dd, or a range yyyy-mm-ddThh:mm[:ss[.mmm]]--"
+		       "yyyy-mm-ddThh:mm[:ss[.mmm]], in the mount's zone";
+	case FS_QUERY:
+		return "flows.csv, flows.ndjson, flows.sqlite, summary.txt, timeline.svg, "
+		       "query.json, SHA256SUMS, .progress";
+	default:
+		return "nothing: not a folder";
 	}
 }
 
@@ -312,11 +369,11 @@ void fs_node_name(const struct fs_node *n, char *buf, size_t len)
 	case FS_SUBJECT: fs_subject_name(&n->q, buf, len); break;
 	case FS_QUERY:
 		if (n->is_day) {
-			format_local(n->q.start, false, buf, len);
+			cache_when_name(n->q.start, true, buf, len);
 		} else {
 			char a[32], b[32];
-			format_local(n->q.start, true, a, sizeof(a));
-			format_local(n->q.end, true, b, sizeof(b));
+			cache_when_name(n->q.start, false, a, sizeof(a));
+			cache_when_name(n->q.end, false, b, sizeof(b));
 			snprintf(buf, len, "%s--%s", a, b);
 		}
 		break;

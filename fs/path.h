@@ -6,15 +6,30 @@
  *   /<subject>/                         an address, a prefix with '_' for '/',
  *                                       or a pair A+B (the flows between A and B)
  *   /<subject>/<yyyy-mm-dd>/            a day in the mount's zone
- *   /<subject>/<from>--<to>/            a range: yyyy-mm-ddThh:mm[:ss] twice
+ *   /<subject>/<from>--<to>/            a range: yyyy-mm-ddThh:mm[:ss[.mmm]] twice
  *   /<subject>/<query>/<file>           flows.csv, flows.ndjson, flows.sqlite,
  *                                       summary.txt, timeline.svg, query.json,
  *                                       SHA256SUMS, .progress (unlisted)
  *
  * Names are parsed one component at a time, as FUSE looks them up.  Every
- * valid spelling of an address is accepted; fs_node_name() gives the
- * canonical one, which listings show.  Anything else is -ENOENT, decided
- * without the network.
+ * valid spelling is accepted and has one canonical name, which
+ * fs_node_name() gives and listings show: an address in any spelling
+ * inet_pton takes (2001:DB8::1 is 2001:db8::1); a date or time in the one
+ * grammar flowfetch's --from/--to also read (cache_when_parse, in the
+ * mount's zone: 2026-12-5 is 2026-12-05, 10:00:00 is 10:00, a space may
+ * stand for 'T', 9:05 is 09:05, 24:00 the next midnight; milliseconds are
+ * kept, 10:00:00.250).  Zone offsets (Z, +01:00) are refused in names:
+ * the canonical name is local, and the second of a wall time the clocks
+ * pass twice has no local name that reads back as itself.  Forms whose
+ * meaning depends on the reader (05-12-2026) are refused.
+ *
+ * Anything else is -ENOENT, decided without the network, and
+ * fs_lookup_why() says why in a sentence for the log: not an address
+ * ("10.0.1.300: not an IPv4 address: each of its four numbers is 0 to
+ * 255"), host bits set ("did you mean 10.0.1.0_24"), no such day, before
+ * the retention (naming its oldest day), after today (naming the
+ * collector's today), a range that ends before it starts or after
+ * tomorrow's midnight, a file a query folder does not hold, ...
  */
 #ifndef FLOWFS_PATH_H
 #define FLOWFS_PATH_H
@@ -64,6 +79,20 @@ struct fs_clock {
  */
 int fs_lookup(const struct fs_node *parent, const char *name, const struct fs_clock *clk,
 	      struct fs_node *out);
+
+/* Room for fs_lookup_why's reason. */
+#define FS_WHY_LEN 320
+
+/*
+ * fs_lookup, and on a refusal (-ENOENT, -ENAMETOOLONG, -ENOTDIR) a
+ * sentence in why (wl bytes, cut to fit; FS_WHY_LEN suffice) saying what is
+ * wrong with the name, without the name's path.  why may be NULL.
+ */
+int fs_lookup_why(const struct fs_node *parent, const char *name, const struct fs_clock *clk,
+		  struct fs_node *out, char *why, size_t wl);
+
+/* The names a folder of parent's kind takes, for a message (static). */
+const char *fs_lookup_forms(const struct fs_node *parent);
 
 /* Parse a whole path ("/10.0.0.1/2026-11-27/flows.csv"). */
 int fs_path_parse(const char *path, const struct fs_clock *clk, struct fs_node *out);

@@ -953,6 +953,65 @@ def test_bad_usage_exit_2(fsim, url, ff, tmp_path, case):
         "bad usage cost requests to the collector"
 
 
+# What each mistake is told (issue 13, items 1 and 8b): the reason, from the
+# grammar flowfs's folder names share, not only that it is wrong.
+SAYS_CASES = {
+    "ip-not-an-address": (dict(ip="10.0.1.300"),
+                          "--ip '10.0.1.300': not an IPv4 address: each of "
+                          "its four numbers is 0 to 255"),
+    "ip-leading-zero": (dict(ip="010.0.1.10"), "leading zero"),
+    "ip-host-bits": (dict(ip="10.0.1.1/24"),
+                     "host bits are set (a prefix's address ends in zero "
+                     "bits); did you mean 10.0.1.0/24?"),
+    "peer-host-bits": (dict(peer="203.0.113.66/16"), "did you mean 203.0.0.0/16?"),
+    "from-dd-mm-yyyy": (dict(frm="05-12-2026"),
+                        "--from '05-12-2026': day and month (or a two-digit "
+                        "year) in an order that is not certain: write the "
+                        "year first, yyyy-mm-dd"),
+    "from-slashes": (dict(frm="12/05/2026"), "write the year first, yyyy-mm-dd"),
+    "from-no-such-day": (dict(frm="2026-02-30"), "--from '2026-02-30': no such day"),
+    "to-no-such-month": (dict(to="2026-13-01"), "--to '2026-13-01': no such month"),
+    "from-sub-ms": (dict(frm="2026-11-28T10:00:00.0001Z"), "finer than a millisecond"),
+    "to-bad-offset": (dict(to="2026-11-28T10:00+1"), "not a zone offset"),
+}
+
+
+@pytest.mark.parametrize("case", list(SAYS_CASES))
+def test_bad_usage_says_why(fsim, url, ff, tmp_path, case):
+    c = dict(ip="10.0.1.10", frm=YD, to=YD, peer=None)
+    c.update(SAYS_CASES[case][0])
+    f = ff(url, c["ip"], c["frm"], c["to"], peer=c["peer"])
+    assert f.rc == 2, f.describe()
+    assert SAYS_CASES[case][1] in f.stderr, f.describe()
+    if case == "ip-not-an-address":
+        assert "host bits" not in f.stderr, f.describe()
+    if case.startswith(("from", "to")):
+        assert "accepted: yyyy-mm-dd or yyyy-mm-ddThh:mm[:ss[.mmm]]" in f.stderr
+
+
+def test_lenient_dates_and_times(make_sim, token, ff, tmp_path):
+    """A day or an hour of one digit, a space for T, 24:00: certain in
+    meaning, so taken, and the same flows as the canonical forms."""
+    sim = make_sim(*sim_args(token, "--days", "30"))
+    u = f"http://127.0.0.1:{sim.port}"
+    S = TODAY0 - 24 * DAY                 # 2026-11-05
+    t = sim.truth("10.0.1.40", S, S + DAY)
+    assert t["count"] > 0
+    a = ff(u, "10.0.1.40", "2026-11-5", "2026-11-5", out="a.csv",
+           cache=tmp_path / "ca").ok()
+    b = ff(u, "10.0.1.40", "2026-11-05", "2026-11-05", out="b.csv",
+           cache=tmp_path / "cb").ok()
+    assert a.out.read_bytes() == b.out.read_bytes()
+    assert len(output_rows(a)) == t["count"]
+    c = ff(u, "10.0.1.40", "2026-11-5T9:00", "2026-11-5 24:00", out="c.csv",
+           cache=tmp_path / "ca").ok()
+    d = ff(u, "10.0.1.40", iso(S + 9 * HOUR), iso(S + DAY), out="d.csv",
+           cache=tmp_path / "cb").ok()
+    assert c.out.read_bytes() == d.out.read_bytes()
+    assert len(output_rows(c)) == sim.truth("10.0.1.40", S + 9 * HOUR,
+                                                S + DAY)["count"]
+
+
 def test_unknown_time_zone(fsim, url, ff, tmp_path):
     before = api_requests(fsim.counters())
     f = ff(url, "10.0.1.10", YD, YD, extra=["--tz", "Nowhere/Atlantis"])

@@ -611,6 +611,135 @@ def test_bad_names_enoent_without_request(mnt, fsim, token):
     assert api_requests(c) == {}, f"bad names sent requests: {c['endpoints']}"
 
 
+# ---- refused names say why (issue 13, item 1) ------------------------------------------
+
+REFUSED_LINE = re.compile(r"flowfs\[\d+\]: name refused \(ENOENT\): (\S+): (.*)$")
+
+
+def refused_lines(m):
+    """{path: [reason, ...]} of the 'name refused' lines of m's log."""
+    out = {}
+    log = m.cache / "flowfs.log"
+    for line in log.read_text(errors="replace").splitlines():
+        x = REFUSED_LINE.search(line)
+        if x:
+            out.setdefault(x.group(1), []).append(x.group(2))
+    return out
+
+
+def drop_dentries():
+    """Make the kernel forget cached (negative) lookups, so that a second
+    lookup of a name reaches flowfs: False where this cannot be done."""
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("2\n")
+        return True
+    except OSError:
+        return False
+
+
+def test_refused_names_logged_once_with_reason(mounts, fsim, token):
+    """Each mistake answers ENOENT and writes one line to the log with the
+    path, the reason and what the folder takes; the same name again (the
+    kernel's negative entry dropped, so that flowfs is asked) adds none."""
+    retention = fsim.info(token=token)["retention_days"]
+    oldest = day_text(TODAY0 - retention * DAY)
+    cases = {
+        "10.0.1.300": "not an IPv4 address: each of its four numbers is 0 to 255",
+        "10.0.1.1_24": "host bits are set (a prefix's address ends in zero "
+                       "bits); did you mean 10.0.1.0_24",
+        "10.0.1.11/05-12-2026": "write the year first, yyyy-mm-dd",
+        "10.0.1.11/12-05-2026": "write the year first, yyyy-mm-dd",
+        "10.0.1.11/2026-02-30": "no such day",
+        "10.0.1.11/2026-11-30": "after today: the collector's today is 2026-11-29",
+        f"10.0.1.11/{day_text(TODAY0 - (retention + 3) * DAY)}":
+            f"before the collector's retention: the oldest day is {oldest}",
+        "10.0.1.11/2026-11-28T12:00--2026-11-28T10:00": "ends before it starts",
+        "10.0.1.11/2026-11-28T10:00--2026-12-01T00:00":
+            "ends after today (the collector's today is 2026-11-29): it may "
+            "end at 2026-11-30T00:00 at the latest",
+        "10.0.1.11/2026-11-28T10:00Z--2026-11-28T11:00Z": "no zone offset",
+        "10.0.1.11/2026-11-28T14:00-2026-11-28T15:00": "two dashes",
+        "10.0.1.11/2026-11-27/flows.xls": "not a file of a query folder",
+    }
+    m = mounts(url=url_of(fsim))
+    fsim.reset_counters()
+    for rel in cases:
+        assert errno_of(os.stat, m.path(rel)) == errno.ENOENT, rel
+        assert errno_of(os.listdir, m.path(rel)) == errno.ENOENT, rel
+    got = refused_lines(m)
+    for rel, reason in cases.items():
+        lines = got.get("/" + rel, [])
+        assert len(lines) == 1, f"/{rel}: {len(lines)} log lines, want 1: {got}"
+        assert reason in lines[0], f"/{rel}: {lines[0]!r}, want {reason!r}"
+        assert " takes " in lines[0], lines[0]    # and what the folder takes
+    assert "a day yyyy-mm-dd, or a range" in got["/10.0.1.11/2026-02-30"][0]
+    assert "a prefix with _ for /" in got["/10.0.1.300"][0]
+    assert len(got) == len(cases), f"lines for other names: {sorted(got)}"
+    # asked again, each reaches flowfs (no negative entry left) and is
+    # not logged again
+    if not drop_dentries():
+        pytest.skip("cannot drop the kernel's dentries (not root)")
+    for rel in cases:
+        assert errno_of(os.stat, m.path(rel)) == errno.ENOENT, rel
+    again = refused_lines(m)
+    assert again == got, "a name refused twice was logged twice"
+    assert api_requests(fsim.counters()) == {}, "refused names sent requests"
+
+
+def test_refused_names_rate_limited(mounts, fsim):
+    """A flood of 200 bad names: at most 20 lines a minute, one line saying
+    the rest are only counted, and at unmount how many were not logged; every
+    one of the 200 is either logged or counted."""
+    m = mounts(url=url_of(fsim))
+    t0 = time.monotonic()
+    for i in range(200):
+        assert errno_of(os.stat, m.path(f"10.0.1.{300 + i}")) == errno.ENOENT
+    minutes = int((time.monotonic() - t0) // 60) + 1
+    m.stop()
+    log = (m.cache / "flowfs.log").read_text()
+    logged = sum(len(v) for v in refused_lines(m).values())
+    notices = re.findall(r"more than 20 names refused in a minute", log)
+    counted = [int(n) for n in re.findall(
+        r"(\d+) more refused names were not logged \(at most 20 a minute\)", log)]
+    assert logged <= 20 * minutes, f"{logged} lines in {minutes} minute(s)"
+    assert 1 <= len(notices) <= minutes, notices
+    assert logged + sum(counted) == 200, (logged, counted)
+
+
+def test_lenient_day_is_the_canonical_folder(mounts, make_sim, token_file):
+    """2026-11-5 is 2026-11-05: one folder (one inode), the same flows."""
+    sim = make_sim(*sim_args(token_file, "--days", "30"))
+    m = mounts(url=url_of(sim))
+    a, b = m.path("10.0.1.40", "2026-11-5"), m.path("10.0.1.40", "2026-11-05")
+    assert os.stat(a).st_ino == os.stat(b).st_ino
+    data = (a / "flows.csv").read_bytes()
+    assert data == (b / "flows.csv").read_bytes()
+    _, rows, _ = parse_csv(data)
+    S = ms_of("2026-11-05")
+    t = sim.truth("10.0.1.40", S, S + DAY, list="ids")
+    assert t["count"] > 0
+    check_ids([x["flowId"] for x in rows], {"ids": set(t["ids"]), "count": t["count"]},
+              "2026-11-5")
+    assert json.loads((a / "query.json").read_text())["start_ms"] == S
+    assert "2026-11-05" in os.listdir(m.path("10.0.1.40"))   # listed canonically
+
+
+def test_range_with_milliseconds(mnt, fsim, truth):
+    """A range with milliseconds is a range: exactly the flows that start in
+    it, its bounds kept to the millisecond."""
+    S = ms_of("2026-11-28T10:00") + 250
+    E = ms_of("2026-11-28T10:30") + 750
+    d = mnt.path("10.0.1.11", "2026-11-28T10:00:00.250--2026-11-28T10:30:00.750")
+    _, rows, _ = parse_csv((d / "flows.csv").read_bytes())
+    check_ids([x["flowId"] for x in rows], truth("10.0.1.11", S, E), "ms range")
+    q = json.loads((d / "query.json").read_text())
+    assert (q["start_ms"], q["end_ms"]) == (S, E)
+    # the canonical spelling, and a longer one, are the same folder
+    same = mnt.path("10.0.1.11", "2026-11-28 10:00:00.250000--2026-11-28T10:30:00.75")
+    assert os.stat(same).st_ino == os.stat(d).st_ino
+
+
 def test_collector_folder(mnt, fsim, token):
     """/collector/ holds what the collector says about itself and its
     lookup tables, with the names it gives (quoted where CSV needs it)."""
@@ -1487,6 +1616,23 @@ def test_bad_option_refused(mounts, fsim, opt):
     rc, err, took = refused(mounts, opt, url=url_of(fsim), opts=[opt])
     assert took < 5
     assert err.strip(), "refused without a message"
+
+
+@pytest.mark.parametrize("opt,limit", [
+    ("retries=0", "retries takes 1 or more"),
+    ("max_inflight=65", "max_inflight takes 1 to 64"),
+    ("max_queries=0", "max_queries takes 1 to 64"),
+    ("live_ttl=-1", "live_ttl takes 0 or more"),
+    ("retention_days=36501", "retention_days takes 1 to 36500"),
+])
+def test_bad_option_names_it_and_its_limit(mounts, fsim, opt, limit):
+    """A value out of range is named with its limit, and no other option's."""
+    rc, err, took = refused(mounts, opt, url=url_of(fsim), opts=[opt])
+    assert f"-o {opt} is out of range: {limit}" in err, err
+    others = {"retries", "max_inflight", "max_queries", "live_ttl",
+              "retention_days", "stall_timeout", "request_timeout"}
+    others.discard(opt.split("=")[0])
+    assert not [o for o in others if o in err], err
 
 
 def test_unknown_zone_refused(mounts, fsim):

@@ -1,7 +1,9 @@
 /*
  * test_path.c - the flowfs path grammar: every valid spelling reaches the
  * same folder, every invalid name is ENOENT (or ENAMETOOLONG), canonical
- * names and inode numbers are stable, DST days are 23 or 25 hours.
+ * names and inode numbers are stable, DST days are 23 or 25 hours; lenient
+ * spellings of a date or time reach the canonical folder, and every
+ * refusal says why (fs_lookup_why).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -98,7 +100,7 @@ static void test_invalid_names(void **state)
 		"/10.0.1.0_x", "/_24", "/+10.0.1.1", "/10.0.1.1+", "/10.0.1.1+2001:db8::1",
 		"/10.0.1.1+10.0.1.2+10.0.1.3", "/host.example", "/README.TXT", "/collector/x",
 		"/10.0.1.10/2023-02-29", "/10.0.1.10/2023-13-01", "/10.0.1.10/99999-01-01",
-		"/10.0.1.10/2026-11-30", "/10.0.1.10/2026-08-01", "/10.0.1.10/2026-1-05",
+		"/10.0.1.10/2026-11-30", "/10.0.1.10/2026-08-01", "/10.0.1.10/2026-1-5x",
 		"/10.0.1.10/ 2026-11-27", "/10.0.1.10/+2026-11-27", "/10.0.1.10/2026-11-27x",
 		"/10.0.1.10/2026-11-29T12:00--2026-11-29T10:00",
 		"/10.0.1.10/2026-11-29T10:00--2026-11-29T10:00",
@@ -374,6 +376,170 @@ static void test_node_same(void **state)
 	assert_true(fs_ino_next(0x8000000000000000ULL) == 0x8000000000000001ULL);
 }
 
+/* Spellings that are certain in meaning reach the canonical folder: the
+ * same node, the same inode, and the canonical name in listings. */
+static void test_lenient_spellings(void **state)
+{
+	(void)state;
+	static const char *const same[][2] = {
+		{"/10.0.1.10/2026-11-5", "/10.0.1.10/2026-11-05"},
+		{"/10.0.1.10/2026-9-05", "/10.0.1.10/2026-09-05"},
+		{"/10.0.1.10/2026-9-5", "/10.0.1.10/2026-09-05"},
+		{"/10.0.1.10/2026-11-27T9:00--2026-11-27T10:00:00",
+		 "/10.0.1.10/2026-11-27T09:00--2026-11-27T10:00"},
+		{"/10.0.1.10/2026-11-27 10:00--2026-11-27 12:30",
+		 "/10.0.1.10/2026-11-27T10:00--2026-11-27T12:30"},
+		{"/10.0.1.10/2026-11-27T10:00:00.000--2026-11-27T12:00:00.000000",
+		 "/10.0.1.10/2026-11-27T10:00--2026-11-27T12:00"},
+		{"/10.0.1.10/2026-11-27T10:00--2026-11-27T24:00",
+		 "/10.0.1.10/2026-11-27T10:00--2026-11-28T00:00"},
+		{"/10.0.1.10/2026-11-27T10:00:00.25--2026-11-27T10:00:01,5",
+		 "/10.0.1.10/2026-11-27T10:00:00.250--2026-11-27T10:00:01.500"},
+	};
+	struct fs_node a, b;
+	char name[128], canon[128];
+
+	set_tz("UTC");
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		if (parse(same[i][0], &a) != 0)
+			fail_msg("'%s' refused", same[i][0]);
+		assert_int_equal(parse(same[i][1], &b), 0);
+		assert_true(fs_node_same(&a, &b));
+		assert_int_equal(fs_node_ino(&a), fs_node_ino(&b));
+		assert_memory_equal(&a.q, &b.q, sizeof(a.q));
+		fs_node_name(&a, name, sizeof(name));
+		snprintf(canon, sizeof(canon), "%s", strrchr(same[i][1], '/') + 1);
+		assert_string_equal(name, canon);
+	}
+	/* milliseconds are kept, and the canonical name reads back */
+	assert_int_equal(parse("/10.0.1.10/2026-11-27T10:00:00.250--2026-11-27T10:00:02", &a), 0);
+	assert_int_equal(a.q.start % 1000, 250);
+	assert_int_equal(a.q.end - a.q.start, 1750);
+	fs_node_name(&a, name, sizeof(name));
+	assert_string_equal(name, "2026-11-27T10:00:00.250--2026-11-27T10:00:02");
+	/* the zone's midnight for a lenient day too */
+	set_tz("Europe/Berlin");
+	assert_int_equal(parse("/10.0.0.1/2026-11-5", &a), 0);
+	assert_int_equal(parse("/10.0.0.1/2026-11-05", &b), 0);
+	assert_int_equal(a.q.start, b.q.start);
+	assert_int_equal(a.q.end, b.q.end);
+	set_tz("UTC");
+}
+
+/* Every refusal says why, and the why is the one for that mistake. */
+static void test_refusal_reasons(void **state)
+{
+	(void)state;
+	static const char *const cases[][2] = {
+		{"/10.0.1.300", "each of its four numbers is 0 to 255"},
+		{"/010.0.1.10", "leading zero"},
+		{"/10.0.1", "four numbers"},
+		{"/host.example", "not an IPv4 or IPv6 address"},
+		{"/10.0.1.1_24", "host bits are set (a prefix's address ends in zero bits); "
+				 "did you mean 10.0.1.0_24"},
+		{"/2001:db8::1_32", "did you mean 2001:db8::_32"},
+		{"/10.0.1.0_33", "more than 32"},
+		{"/10.0.1.0_x", "not a number"},
+		{"/10.0.1.1+10.0.1.2+10.0.1.3", "one '+'"},
+		{"/10.0.1.1+2001:db8::1", "an IPv4 and an IPv6"},
+		{"/10.0.1.1+10.0.1.2_24", "did you mean 10.0.1.0_24"},
+		{"/collector/x", "not a file of collector/"},
+		{"/10.0.1.10/05-12-2026", "write the year first, yyyy-mm-dd"},
+		{"/10.0.1.10/5-12-26", "write the year first, yyyy-mm-dd"},
+		{"/10.0.1.10/2026.12.05", "with dashes"},
+		{"/10.0.1.10/20261205", "with dashes"},
+		{"/10.0.1.10/2026-02-30", "no such day"},
+		{"/10.0.1.10/2023-02-29", "no such day"},
+		{"/10.0.1.10/2026-13-01", "no such month"},
+		{"/10.0.1.10/1969-12-31", "before 1970"},
+		{"/10.0.1.10/2026-08-01", "before the collector's retention: the oldest day is 2026-08-31"},
+		{"/10.0.1.10/2026-11-30", "after today: the collector's today is 2026-11-29"},
+		{"/10.0.1.10/2026-12-25", "after today: the collector's today is 2026-11-29"},
+		{"/10.0.1.10/2026-11-29T10:00", "a time alone"},
+		{"/10.0.1.10/2026-11-29T12:00--2026-11-29T10:00", "ends before it starts"},
+		{"/10.0.1.10/2026-11-29T10:00--2026-11-29T10:00", "empty"},
+		{"/10.0.1.10/2026-11-29T25:00--2026-11-29T26:00", "its start, '2026-11-29T25:00': no such time"},
+		{"/10.0.1.10/2026-11-29T10:5--2026-11-29T11:00", "minutes take two digits"},
+		{"/10.0.1.10/2026-11-29T10:00:00.0001--2026-11-29T11:00", "finer than a millisecond"},
+		{"/10.0.1.10/2026-11-29T10:00Z--2026-11-29T11:00Z", "no zone offset"},
+		{"/10.0.1.10/2026-11-29T10:00+01:00--2026-11-29T11:00+01:00", "no zone offset"},
+		{"/10.0.1.10/2026-11-28--2026-11-29", "is a date: a range's ends are times"},
+		{"/10.0.1.10/2026-11-28T14:00-2026-11-28T15:00", "two dashes"},
+		{"/10.0.1.10/2026-11-29T10:00--", "its end, '': not a date or time"},
+		{"/10.0.1.10/2026-08-01T10:00--2026-08-01T11:00", "starts before the collector's retention"},
+		{"/10.0.1.10/2026-11-29T13:00--2026-11-29T14:00",
+		 "starts after the collector's clock (now 2026-11-29T12:00)"},
+		{"/10.0.1.10/2026-11-28T00:00--2099-01-01T00:00",
+		 "ends after today (the collector's today is 2026-11-29): it may end at "
+		 "2026-11-30T00:00 at the latest"},
+		{"/10.0.1.10/2026-11-27/flows.xls", "not a file of a query folder"},
+		{"/10.0.1.10/a\x01b", "control character"},
+	};
+
+	set_tz("UTC");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		/* walk to the parent, then ask for the last name's reason */
+		char path[256], why[FS_WHY_LEN] = "";
+		struct fs_node parent, n;
+		snprintf(path, sizeof(path), "%s", cases[i][0]);
+		char *last = strrchr(path, '/');
+		*last = '\0';
+		assert_int_equal(parse(path[0] ? path : "/", &parent), 0);
+		int rc = fs_lookup_why(&parent, last + 1, &clk, &n, why, sizeof(why));
+		if (rc != -ENOENT)
+			fail_msg("'%s' gave %d, not ENOENT", cases[i][0], rc);
+		if (!strstr(why, cases[i][1]))
+			fail_msg("'%s': the reason is '%s', not '%s'", cases[i][0], why, cases[i][1]);
+		assert_non_null(fs_lookup_forms(&parent));
+	}
+	/* a name the grammar takes has no reason */
+	struct fs_node root = {.kind = FS_ROOT}, n;
+	char why[FS_WHY_LEN] = "x";
+	assert_int_equal(fs_lookup_why(&root, "10.0.1.10", &clk, &n, why, sizeof(why)), 0);
+	assert_string_equal(why, "x");
+}
+
+/* flowfetch's --from/--to and the folder names read one grammar: what one
+ * takes the other takes (offsets aside), with the same reasons. */
+static void test_when_grammar(void **state)
+{
+	(void)state;
+	struct cache_when w;
+	const char *why;
+
+	set_tz("UTC");
+	assert_int_equal(cache_when_parse("2026-12-5", 9, 0, &w, &why), 0);
+	assert_true(w.is_date);
+	assert_int_equal(w.ms, 1796428800000LL);
+	assert_null(why);
+	assert_int_equal(cache_when_parse("2026-12-05T10:00:00.250Z", 24, 0, &w, &why), 0);
+	assert_int_equal(w.ms, 1796428800000LL + 36000250LL);
+	assert_true(w.has_offset);
+	assert_int_equal(cache_when_parse("2026-12-05T11:00+01:00", 22, 0, &w, &why), 0);
+	assert_int_equal(w.ms, 1796428800000LL + 36000000LL);
+	assert_int_equal(cache_when_parse("2026-12-05T10:00Z", 17, CACHE_WHEN_LOCAL, &w, &why),
+			 -EINVAL);
+	assert_non_null(strstr(why, "no zone offset"));
+	assert_int_equal(cache_when_parse("05-12-2026", 10, 0, &w, &why), -EINVAL);
+	assert_non_null(strstr(why, "yyyy-mm-dd"));
+	assert_int_equal(cache_when_parse("12/05/2026", 10, 0, &w, &why), -EINVAL);
+	assert_non_null(strstr(why, "yyyy-mm-dd"));
+	/* the length is the caller's: no NUL is looked for past it */
+	assert_int_equal(cache_when_parse("2026-12-05--x", 10, 0, &w, &why), 0);
+	assert_int_equal(cache_when_parse("", 0, 0, &w, &why), -EINVAL);
+	/* a long run of digits is refused, not summed past INT_MAX (fuzz_path) */
+	assert_int_equal(cache_when_parse("777777777777777777777", 21, 0, &w, &why), -EINVAL);
+	assert_non_null(why);
+	/* names written back read back */
+	char name[40];
+	cache_when_name(1796428800000LL + 36000250LL, false, name, sizeof(name));
+	assert_string_equal(name, "2026-12-05T10:00:00.250");
+	cache_when_name(1796428800000LL + 36001000LL, false, name, sizeof(name));
+	assert_string_equal(name, "2026-12-05T10:00:01");
+	cache_when_name(1796428800000LL, true, name, sizeof(name));
+	assert_string_equal(name, "2026-12-05");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -388,6 +554,9 @@ int main(void)
 		cmocka_unit_test(test_days_listing_bounds),
 		cmocka_unit_test(test_days_listing_long_retention),
 		cmocka_unit_test(test_node_same),
+		cmocka_unit_test(test_lenient_spellings),
+		cmocka_unit_test(test_refusal_reasons),
+		cmocka_unit_test(test_when_grammar),
 	};
 	return cmocka_run_group_tests_name("path", tests, NULL, NULL);
 }
