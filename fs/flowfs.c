@@ -107,20 +107,21 @@ static int64_t refused_now_ms(void)
 }
 
 /*
- * See fs.h.  The decision is taken under refused.lock, the lines are
- * written after it is let go.  Paths are told apart by a 64-bit hash: two
- * paths with one hash (never seen, 1 in 2^64) would log only the first.
+ * Whether the name 'name' in the folder whose path is 'dir' is to be
+ * logged now: not logged lately (the ring of recent hashes) and within the
+ * minute's lines.  Logs the count of the names left out, when a new minute
+ * begins, and the notice that the minute's are only counted.  The decision
+ * is taken under refused.lock, the lines are written after it is let go.
+ * Paths are told apart by a 64-bit hash: two paths with one hash (never
+ * seen, 1 in 2^64) would log only the first.
  */
-void fs_log_refused(struct fs_ctx *c, const struct fs_node *parent, const char *name,
-		    const char *why)
+static bool name_log_once(struct fs_ctx *c, const char *dir, const char *name)
 {
 	struct fs_refused *r = &c->refused;
-	char dir[512], shown[4 * NAME_MAX + 8];
 	uint64_t h, carried = 0;
 	bool seen = false, log_it = false, notice = false;
 	int64_t now = refused_now_ms();
 
-	fs_node_path(parent, dir, sizeof(dir));
 	h = refused_hash(refused_hash(0xcbf29ce484222325ULL, dir), "/");
 	h = refused_hash(h, name);
 	if (h == 0)
@@ -151,12 +152,38 @@ void fs_log_refused(struct fs_ctx *c, const struct fs_node *parent, const char *
 	if (notice)
 		fs_log(c, "more than %d names refused in a minute: the rest of this minute's are "
 			  "not logged, only counted", FS_REFUSED_PER_MIN);
-	if (!log_it)
+	return log_it;
+}
+
+void fs_log_refused(struct fs_ctx *c, const struct fs_node *parent, const char *name,
+		    const char *why)
+{
+	char dir[FS_PATH_LEN], shown[4 * NAME_MAX + 8];
+
+	fs_node_path(parent, dir, sizeof(dir));
+	if (!name_log_once(c, dir, name))
 		return;
 	cache_text_escape(shown, sizeof(shown), name, strlen(name));
 	fs_log(c, "name refused (ENOENT): %s%s%s: %s; %s takes %s", strcmp(dir, "/") ? dir : "",
 	       "/", shown, why && why[0] ? why : "not a name of this tree",
 	       strcmp(dir, "/") ? dir : "/", fs_lookup_forms(parent));
+}
+
+void fs_log_spelling(struct fs_ctx *c, const struct fs_node *parent, const char *name,
+		     const struct fs_node *n)
+{
+	char dir[FS_PATH_LEN], path[FS_PATH_LEN], canon[128], shown[4 * NAME_MAX + 8];
+
+	fs_node_name(n, canon, sizeof(canon));
+	if (strcmp(canon, name) == 0)
+		return;
+	fs_node_path(parent, dir, sizeof(dir));
+	if (!name_log_once(c, dir, name))
+		return;
+	fs_node_path(n, path, sizeof(path));
+	cache_text_escape(shown, sizeof(shown), name, strlen(name));
+	fs_log_at(c, FETCH_LOG_INFO, "name %s%s%s is %s (its canonical spelling, which the log "
+		  "and listings use)", strcmp(dir, "/") ? dir : "", "/", shown, path);
 }
 
 void fs_log_refused_flush(struct fs_ctx *c)

@@ -221,6 +221,15 @@ void fs_log_at(struct fs_ctx *c, int level, const char *fmt, ...)
 void fs_log_refused(struct fs_ctx *c, const struct fs_node *parent, const char *name,
 		    const char *why);
 
+/* Log that the name 'name' in the folder 'parent', taken as the node n,
+ * is another spelling of n's canonical name ("2026-12-5" for
+ * "2026-12-05"), so that the log's lines about n, which use the canonical
+ * path, can be found from the name typed; under the same limits as
+ * fs_log_refused, at level info.  Nothing when name is canonical.  Never
+ * fails. */
+void fs_log_spelling(struct fs_ctx *c, const struct fs_node *parent, const char *name,
+		     const struct fs_node *n);
+
 /* Log how many refused names were not logged, if any (at unmount). */
 void fs_log_refused_flush(struct fs_ctx *c);
 

@@ -193,6 +193,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	if (n.kind == FS_SUBJECT || n.kind == FS_QUERY)
+		fs_log_spelling(c, &pn, name, &n);
 	pthread_mutex_lock(&c->lock);
 	rc = inode_ref(c, &n, &e.ino);
 	pthread_mutex_unlock(&c->lock);

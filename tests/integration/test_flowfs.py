@@ -723,6 +723,15 @@ def test_lenient_day_is_the_canonical_folder(mounts, make_sim, token_file):
               "2026-11-5")
     assert json.loads((a / "query.json").read_text())["start_ms"] == S
     assert "2026-11-05" in os.listdir(m.path("10.0.1.40"))   # listed canonically
+    # the log's lines about the query use the canonical path; the name typed
+    # is tied to it once (a second lookup adds nothing)
+    os.stat(m.path("10.0.1.40", "2026-11-5"))
+    log = (m.cache / "flowfs.log").read_text()
+    said = [ln for ln in log.splitlines() if "name /10.0.1.40/2026-11-5 is" in ln]
+    assert len(said) == 1 and said[0].rstrip().endswith(
+        "/10.0.1.40/2026-11-05 (its canonical spelling, which the log and "
+        "listings use)"), log[-2000:]
+    assert re.search(r"/10\.0\.1\.40/2026-11-05: ready", log), log[-2000:]
 
 
 def test_range_with_milliseconds(mnt, fsim, truth):
