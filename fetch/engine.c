@@ -56,9 +56,10 @@ struct fetch_engine {
 	char url[2048], cache_dir[2048], driver_name[32];
 	char *token;			/* a copy, zeroed before it is freed */
 	struct fetch_opts o;
-	const struct driver_ops *ops;
+	const struct fetch_driver *def;	/* the driver's line of the table */
+	const struct driver_ops *ops;	/* def->ops */
 	struct driver *drv;
-	struct http *http;		/* the probe, lookups and logins */
+	struct http *http;		/* the probe, lookups and logins (HTTP drivers) */
 	pthread_mutex_t http_lock;	/* one user of 'http' at a time, after open */
 	bool lock_ready;
 	struct cache *cache;
@@ -99,13 +100,39 @@ static bool url_is_loopback(const char *url)
 	       strncmp(h, "[::1]", 5) == 0;
 }
 
-static const struct driver_ops *driver_by_name(const char *name)
+/* Does the engine's driver keep a session (log in, sign, log out)? */
+static bool has_sessions(const struct fetch_engine *e)
 {
-	if (!name || strcmp(name, "flowapi") == 0)
-		return &flowapi_driver;
-	if (strcmp(name, "sna") == 0)
-		return &sna_driver;
-	return NULL;
+	return e->def->caps & FETCH_DRIVER_SESSIONS;
+}
+
+/* Does the engine's driver speak HTTP (else it runs windows itself)? */
+static bool has_http(const struct fetch_engine *e)
+{
+	return e->def->caps & FETCH_DRIVER_HTTP;
+}
+
+/* Do the ops of a driver's line hold what its capabilities promise?  0,
+ * or -EINVAL with the fault in err (a defect of the driver's line). */
+static int driver_check(const struct fetch_driver *d, char *err)
+{
+	const struct driver_ops *o = d->ops;
+	bool http = d->caps & FETCH_DRIVER_HTTP, sessions = d->caps & FETCH_DRIVER_SESSIONS;
+	bool ok = o && o->open && o->close && o->granularity_ms > 0 && o->record_max > 0;
+
+	if (ok && http)
+		ok = o->info_ask && o->info_decode && o->lookup_ask && o->lookup_decode &&
+		     o->window_first && o->window_next;
+	if (ok && !http)
+		ok = o->info_run && o->window_run && !sessions;
+	if (ok)
+		ok = sessions == (o->session && o->sign && o->logout);
+	if (!ok) {
+		snprintf(err, FETCH_ERRLEN, "driver %.32s: its ops do not match its capabilities",
+			 d->name);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /* Fetch one lookup table into the cache (best effort: names are a comfort,
@@ -118,9 +145,15 @@ static void fetch_lookup(struct fetch_engine *e, enum cache_table t)
 	size_t n = 0;
 	char err[FETCH_ERRLEN];
 
+	if (!has_http(e)) {
+		if (e->ops->lookup_run && e->ops->lookup_run(e->drv, t, &rows, &n, err) == 0)
+			cache_put_lookup(e->cache, t, rows, n, wall_ms(), NULL);
+		free(rows);
+		return;
+	}
 	if (e->ops->lookup_ask(e->drv, t, &a) != 1)
 		return;
-	if (e->ops->sign)
+	if (has_sessions(e))
 		e->ops->sign(e->drv, &a);
 	if (http_get_retry(e->http, &a, 2, &r, err))
 		return;
@@ -132,7 +165,7 @@ static void fetch_lookup(struct fetch_engine *e, enum cache_table t)
 
 int fetch_global_init(void)
 {
-	flowapi_init_hooks();
+	fetch_json_init_hooks();
 	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO;
 }
 
@@ -141,11 +174,12 @@ int fetch_global_init(void)
 static int engine_http(struct fetch_engine *e, size_t max_body, struct http **out, char *err)
 {
 	struct http_opts ho = {
-		.token = e->ops->session ? NULL : e->o.token, .max_inflight = e->o.max_inflight,
+		.token = has_sessions(e) ? NULL : e->o.token, .max_inflight = e->o.max_inflight,
 		.connect_timeout_ms = e->o.connect_timeout_ms, .stall_s = e->o.stall_s,
 		.request_timeout_ms = e->o.request_timeout_ms,
 		.compress = e->o.compress > 0 || (e->o.compress < 0 && !url_is_loopback(e->url)),
 		.insecure = e->o.insecure, .ca_file = e->o.ca_file, .max_body = max_body,
+		.ops = e->ops, .drv = e->drv,
 	};
 	return http_new(&ho, out, err);
 }
@@ -181,19 +215,16 @@ int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, cha
 		rc = -EINVAL;
 		goto fail;
 	}
-	/* "sna+https://manager" is the SNA driver at https://manager */
-	if (strncmp(o->url, "sna+", 4) == 0) {
-		if (o->driver && strcmp(o->driver, "sna") != 0) {
-			snprintf(err, FETCH_ERRLEN, "the URL says sna, the driver option says %.32s",
-				 o->driver);
-			rc = -EINVAL;
-			goto fail;
-		}
-		e->o.driver = "sna";
-		strcpy(e->url, o->url + 4);
-	} else {
-		strcpy(e->url, o->url);
-	}
+	/* the driver, and the URL it is given ("sna+https://m": https://m) */
+	const char *turl = o->url;
+	if (o->driver_def)
+		e->def = o->driver_def;
+	else if ((rc = fetch_driver_resolve(o->url, o->driver, &e->def, &turl, err)))
+		goto fail;
+	if ((rc = driver_check(e->def, err)))
+		goto fail;
+	e->ops = e->def->ops;
+	strcpy(e->url, turl);
 	pthread_mutex_init(&e->http_lock, NULL);
 	e->lock_ready = true;
 	strcpy(e->cache_dir, o->cache_dir);
@@ -223,17 +254,17 @@ int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, cha
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		e->o.decode_threads = n > 0 && n < 16 ? (unsigned)n : 2;
 	}
-	e->ops = driver_by_name(e->o.driver);
-	if (!e->ops) {
-		snprintf(err, FETCH_ERRLEN, "unknown driver '%.32s' (known: flowapi, sna)", e->o.driver);
-		rc = -EINVAL;
-		goto fail;
-	}
-	snprintf(e->driver_name, sizeof(e->driver_name), "%s", e->ops->name);
+	snprintf(e->driver_name, sizeof(e->driver_name), "%s", e->def->name);
 	e->o.driver = e->driver_name;
 	rc = e->ops->open(&e->drv, &e->o, err);
 	if (rc)
 		goto fail;
+	if (!has_http(e)) {
+		rc = e->ops->info_run(e->drv, &e->info, err);
+		if (rc)
+			goto fail;
+		goto probed;
+	}
 	/* the probe, the lookup tables and the logins: answers whose size
 	 * the cap does not bound (one at a time) */
 	rc = engine_http(e, e->o.max_body, &e->http, err);
@@ -241,7 +272,7 @@ int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, cha
 		goto fail;
 
 	/* the probe: is there a collector, and does it take the credentials? */
-	if (e->ops->session) {
+	if (has_sessions(e)) {
 		rc = e->ops->session(e->drv, e->http, 0, err);
 		if (rc) {
 			char why[FETCH_ERRLEN];
@@ -251,7 +282,7 @@ int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, cha
 		}
 	}
 	e->ops->info_ask(e->drv, &a);
-	if (e->ops->sign)
+	if (has_sessions(e))
 		e->ops->sign(e->drv, &a);
 	rc = http_get_retry(e->http, &a, 2, &r, err);
 	if (rc) {
@@ -264,6 +295,7 @@ int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, cha
 	http_resp_free(&r);
 	if (rc)
 		goto fail;
+probed:
 	e->info.probed_at_ms = wall_ms();
 	if (!e->info.max_records)
 		e->info.max_records = e->o.max_records;
@@ -311,7 +343,7 @@ void fetch_engine_close(struct fetch_engine *e)
 		return;
 	if (e->cache)
 		cache_close(e->cache);
-	if (e->drv && e->http && e->ops->logout)
+	if (e->drv && e->http && has_sessions(e))
 		e->ops->logout(e->drv, e->http);	/* sessions do not pile up */
 	http_free(e->http);
 	if (e->drv)
@@ -336,13 +368,13 @@ struct cache *fetch_engine_cache(struct fetch_engine *e)
 
 struct cache_identity fetch_engine_identity(const struct fetch_engine *e)
 {
-	struct cache_identity id = {e->url, e->info.product, e->ops->name};
+	struct cache_identity id = {e->url, e->info.product, e->def->name};
 	return id;
 }
 
 const char *fetch_engine_driver(const struct fetch_engine *e)
 {
-	return e->ops->name;
+	return e->def->name;
 }
 
 /* ---- a small blocking queue ------------------------------------------------ */
@@ -426,6 +458,11 @@ static size_t q_len(struct queue *q)
 struct decode_job {
 	struct qitem link;
 	uint64_t tag;
+	/* a window a driver without HTTP runs (window_run): its request and
+	 * cap, instead of an answer to decode */
+	bool run;
+	struct plan_req req;
+	uint32_t limit;
 	struct http_resp resp;
 	struct driver_win dw;		/* the window's notes, back and forth */
 	struct http_ask next;		/* rc 1: the exchange's next request */
@@ -483,6 +520,8 @@ struct run {
 	unsigned ndecoders;
 	bool storer_up;
 	unsigned decoding;	/* jobs handed to decoders, not yet back */
+	unsigned running;	/* of them, windows run by a driver without HTTP */
+	const atomic_int *cancel;	/* the query's, given to window_run */
 	pthread_mutex_t statm;
 	double decode_s, store_s;
 	/* The store thread's failure, 0 while none.  Only the store thread
@@ -535,7 +574,13 @@ static void *decoder_main(void *arg)
 	while ((it = q_pop(&r->dq_in, true))) {
 		struct decode_job *j = (struct decode_job *)it;
 		double t0 = mono_s();
-		j->rc = r->e->ops->window_next(r->e->drv, &j->resp, &j->dw, &j->next, &j->out, j->err);
+		if (j->run)
+			j->rc = r->e->ops->window_run(r->e->drv, r->q, &j->req, j->limit, r->cancel,
+						      mono_ms() + r->e->o.request_timeout_ms, &j->out,
+						      j->err);
+		else
+			j->rc = r->e->ops->window_next(r->e->drv, &j->resp, &j->dw, &j->next, &j->out,
+						       j->err);
 		http_resp_free(&j->resp);
 		held_release(r->e, j->held);	/* room for another answer (run_loop polls) */
 		j->held = 0;
@@ -546,7 +591,7 @@ static void *decoder_main(void *arg)
 		q_push(&r->dq_out, &j->link);
 		http_wakeup(r->http);
 	}
-	flowapi_thread_done();
+	fetch_json_thread_done();
 	return NULL;
 }
 
@@ -693,33 +738,72 @@ static void engine_log(struct fetch_engine *e, int level, const struct cache_que
 	e->o.log(e->o.log_arg, level, q, line);
 }
 
+/* The windows under way: requests in flight, or windows being run by a
+ * driver without HTTP. */
+static unsigned inflight(const struct run *r)
+{
+	return has_http(r->e) ? http_inflight(r->http) : r->running;
+}
+
+/*
+ * A window of a driver without HTTP: handed to a decoding thread, which
+ * runs it (window_run) and returns it like a decoded answer.  Its
+ * reservation of the budget (body_max, in r->reserved) is kept until it
+ * returns.  0 or -ENOMEM.
+ */
+static int run_win(struct run *r, uint64_t tag)
+{
+	struct decode_job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return -ENOMEM;
+	j->run = true;
+	j->tag = tag;
+	j->req = r->wins[tag].req;
+	j->limit = r->e->info.max_records;
+	/* as for an answer: a window the planner will split by time is
+	 * sampled when full (struct decoded) */
+	if (j->req.end - j->req.start > r->e->ops->granularity_ms)
+		j->out.sample_at = r->e->info.max_records;
+	j->out.limit = r->e->info.max_records;
+	r->decoding++;
+	r->running++;
+	q_push(&r->dq_in, &j->link);
+	return 0;
+}
+
 /* Send a window's first request, or the next one of its exchange, signed
- * with the current session. */
+ * with the current session; or, for a driver without HTTP, hand the
+ * window to a decoding thread to run (run_win). */
 static int send_win(struct run *r, uint64_t tag)
 {
 	struct win *w = &r->wins[tag];
 	struct fetch_engine *e = r->e;
-	struct http_ask a;
+	struct http_ask a = {.auth_gen = 0};
 	uint32_t limit = e->info.max_records;
 	int rc = 0;
 
 	bool follow = w->pending != NULL;
 
-	if (follow) {
+	if (!has_http(e)) {
+		rc = run_win(r, tag);
+		if (rc)
+			snprintf(r->send_err, sizeof(r->send_err), "out of memory");
+	} else if (follow) {
 		a = *w->pending;
 	} else {
 		memset(&w->dw, 0, sizeof(w->dw));
 		rc = e->ops->window_first(e->drv, r->q, &w->req, limit, &w->dw, &a);
 	}
-	if (!rc && e->ops->session) {
+	if (!rc && has_sessions(e) && has_http(e)) {
 		/* renew a session about to expire before it is refused */
 		pthread_mutex_lock(&e->http_lock);
 		rc = e->ops->session(e->drv, e->http, 0, r->send_err);
 		pthread_mutex_unlock(&e->http_lock);
 	}
-	if (!rc && e->ops->sign)
+	if (!rc && has_sessions(e))
 		e->ops->sign(e->drv, &a);
-	if (!rc)
+	if (!rc && has_http(e))
 		rc = http_submit(r->http, &a, tag);
 	if (!rc) {
 		w->sent_gen = a.auth_gen;
@@ -728,7 +812,7 @@ static int send_win(struct run *r, uint64_t tag)
 		w->resend = false;
 		/* a dialect with sessions keeps the request, to send it again
 		 * should the session be refused; http_submit copied the body */
-		if (!e->ops->session)
+		if (!has_sessions(e))
 			win_reset(w);
 		else if (!follow)
 			rc = win_pend(w, &a);
@@ -1101,7 +1185,7 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 		 * decoders free it without waking this loop: look again soon) */
 		bool backlog = r->decoding + q_len(&r->sq) >= BACKLOG_MAX, full = false;
 		for (size_t i = 0; i < r->nretry && !backlog && !full &&
-				   http_inflight(r->http) < e->o.max_inflight;) {
+				   inflight(r) < e->o.max_inflight;) {
 			uint64_t tag = r->retry[i];
 			if (r->wins[tag].due > now) {
 				if (r->wins[tag].due < next_due)
@@ -1121,7 +1205,7 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 		int64_t hold = r->hold_asked > r->hold_backoff ? r->hold_asked : r->hold_backoff;
 		if (hold > now && hold < next_due)
 			next_due = hold;
-		while (!backlog && !full && now >= hold && http_inflight(r->http) < e->o.max_inflight) {
+		while (!backlog && !full && now >= hold && inflight(r) < e->o.max_inflight) {
 			struct plan_req req;
 			uint64_t tag;
 			/* the answer's room first, then the window */
@@ -1144,7 +1228,7 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 		plan_get_stats(r->plan, &ps);
 		if (r->prog)
 			atomic_store(&r->prog->windows_planned, ps.planned);
-		if (plan_done(r->plan) && r->nretry == 0 && http_inflight(r->http) == 0 &&
+		if (plan_done(r->plan) && r->nretry == 0 && inflight(r) == 0 &&
 		    r->decoding == 0)
 			return 0;
 
@@ -1169,7 +1253,7 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 			int errnum = 0;
 			char why[FETCH_ERRLEN];
 			uint64_t tag = done[i].tag;
-			enum http_verdict v = http_judge(&done[i], &errnum, why, sizeof(why));
+			enum http_verdict v = http_judge(r->http, &done[i], &errnum, why, sizeof(why));
 
 			if (r->prog)
 				atomic_fetch_add(&r->prog->bytes, done[i].len);
@@ -1201,8 +1285,8 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 			 * 11), within the AUTH_RESENDS a window gets; a search
 			 * the account may not run then fails like a window that
 			 * keeps failing, with the 403 named */
-			bool forbidden = done[i].status == 403 && e->ops->session;
-			if (v == HTTP_FATAL && (done[i].status == 401 || forbidden) && e->ops->session) {
+			bool forbidden = done[i].status == 403 && has_sessions(e);
+			if (v == HTTP_FATAL && (done[i].status == 401 || forbidden) && has_sessions(e)) {
 				/* the session expired or was dropped: log in again
 				 * (once for every request signed with the old one) */
 				char lerr[FETCH_ERRLEN];
@@ -1255,7 +1339,17 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 			struct decode_job *j = (struct decode_job *)it;
 			r->decoding--;
 			r->decode_s += j->seconds;
-			if (j->rc == 1) {
+			if (j->run) {
+				/* the window's reservation, held while it ran */
+				r->running--;
+				r->reserved--;
+				held_release(e, e->body_max);
+			}
+			if (j->run && j->rc == -ETIMEDOUT)	/* past its deadline: asked again */
+				rc = failed(r, j->tag, NULL, ETIMEDOUT, j->err, err);
+			else if (j->rc == -ECANCELED)
+				snprintf(err, FETCH_ERRLEN, "interrupted"), rc = j->rc;
+			else if (j->rc == 1) {
 				/* the exchange goes on: its next request, when due */
 				struct win *w = &r->wins[j->tag];
 				w->dw = j->dw;
@@ -1390,6 +1484,7 @@ static int fetch_pass(struct run *r, const struct cache_ivals *missing, bool use
 		goto out;
 	}
 	r->storer_up = true;
+	r->cancel = cancel;
 	rc = run_loop(r, cancel, err);
 out:
 	run_stop_threads(r);
@@ -1416,7 +1511,7 @@ out:
 	r->free_wins = 0;
 	r->ndecoders = 0;
 	r->storer_up = false;
-	r->decoding = 0;
+	r->decoding = r->running = 0;
 	r->hold_asked = r->hold_backoff = 0;
 	q_destroy(&r->dq_in);
 	q_destroy(&r->dq_out);

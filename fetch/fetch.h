@@ -15,7 +15,13 @@
  *   plan.c      the planner: pure logic over windows and samples, no I/O
  *               (unit-tested against an in-process fake collector)
  *   http.c      libcurl multi: bounded requests in flight, deadlines
- *   flowapi.c   the reference dialect driver (flowapi/1): requests, decoding
+ *   drivers.c   the table of drivers (name, URL prefix, capabilities, ops)
+ *               and the one reading of "URL + driver option"
+ *   flowapi.c   the reference dialect's driver (flowapi/1): requests,
+ *               decoding, its error format
+ *   sna.c       the SNA driver; each dialect is one file behind
+ *               fetch_i.h's struct driver_ops, and one line of drivers.c
+ *   json.c      what the JSON dialects' drivers share (arena, strict readers)
  *   community.c Community ID v1
  *   engine.c    the loop: planner + HTTP + retries + decoding threads +
  *               one store thread writing windows into the cache
@@ -152,12 +158,69 @@ void fetch_community_id(const struct flow_rec *f, uint16_t seed, char out[32]);
  * computed IDs). */
 void fetch_community_done(void);
 
+/* ---- drivers.c: the table of drivers ------------------------------------- */
+
+/* What a driver can do besides what its ops say (fetch_i.h); the engine
+ * and the fronts test these, never a driver's name. */
+enum {
+	/* It speaks HTTP through http.c: its URL (after its prefix) is
+	 * http:// or https://, the token is sent to it, the TLS options
+	 * apply.  Without it, the driver runs each window itself
+	 * (driver_ops.window_run) and the engine opens no HTTP client for it. */
+	FETCH_DRIVER_HTTP = 1u << 0,
+	/* It logs in with the token as user:password and keeps a session
+	 * (driver_ops.session, sign and logout). */
+	FETCH_DRIVER_SESSIONS = 1u << 1,
+};
+
+#define FETCH_DRIVER_PREFIXES 2
+
+struct driver_ops;
+
+/* One line of the table of drivers (drivers.c). */
+struct fetch_driver {
+	const char *name;		/* -o driver=, --driver, fetch_opts.driver */
+	/* URL prefixes that name the driver ("sna+"; NULL: none); what follows
+	 * the prefix is the URL the driver is given */
+	const char *prefix[FETCH_DRIVER_PREFIXES];
+	const char *url_form;		/* a URL with the prefix, for --help; NULL */
+	const char *what;		/* what it talks to, for messages: "an SNA Manager" */
+	const char *secret;		/* its token, for warnings: "the token", "the SNA password" */
+	unsigned caps;			/* FETCH_DRIVER_* */
+	const struct driver_ops *ops;	/* the driver itself (fetch_i.h) */
+};
+
+/*
+ * The driver that a collector's URL and the driver option (-o driver=,
+ * --driver; NULL when not given) name: a URL that starts with a driver's
+ * prefix names that driver ("sna+https://m" is sna at "https://m"), else
+ * the option names it, else the table's first line.  0 with *drv and
+ * *transport_url (url past the prefix, pointing into url); -EINVAL with
+ * the cause in err for an unknown name (the message lists the table's
+ * names), a prefix and an option that disagree, or, for a driver with
+ * FETCH_DRIVER_HTTP, a URL that is not http:// or https://.  Both fronts
+ * and the engine call it: nothing else reads a prefix.
+ */
+int fetch_driver_resolve(const char *url, const char *driver_opt, const struct fetch_driver **drv,
+			 const char **transport_url, char *err);
+/* The line of that name, or NULL. */
+const struct fetch_driver *fetch_driver_find(const char *name);
+/* The table's i-th line (0 is the default), NULL past its end. */
+const struct fetch_driver *fetch_driver_at(size_t i);
+/* The drivers for --help: "flowapi (default) or sna (also: a URL
+ * sna+https://MANAGER)"; cut to len. */
+void fetch_driver_help(char *buf, size_t len);
+
 /* ---- the engine ---------------------------------------------------------- */
 
 struct fetch_opts {
 	const char *url;		/* the collector's base URL */
 	const char *token;		/* bearer token; for sna "user:password" (never logged) */
-	const char *driver;		/* "flowapi" (default), "sna"; a URL "sna+https://..." says sna */
+	const char *driver;		/* a driver's name (fetch_driver_resolve: the URL's
+					 * prefix may name it); NULL: the default */
+	/* A driver that is not in the table (NULL: resolve url and driver):
+	 * for the unit tests' fake drivers; url is then given to it whole. */
+	const struct fetch_driver *driver_def;
 	const char *tenant;		/* sna: the tenant (domain) id; NULL: the only one */
 	const char *cache_dir;
 	unsigned max_inflight;		/* requests in flight (default 4) */
@@ -273,14 +336,15 @@ int fetch_token_file_check(int fd, const char *path, char *err);
  * memory.  0, or -errno with err. */
 int fetch_no_dump(char *err);
 
-/* A URL with user information ("https://user:password@host", "sna+https://
- * user@host") is refused: -EINVAL, with err naming token_opt (the front's
+/* A URL with user information ("https://user:password@host", also after
+ * a driver's prefix) is refused: -EINVAL, with err naming token_opt (the front's
  * token file option), where credentials belong. */
 int fetch_url_check(const char *url, const char *token_opt, char *err);
 
-/* True, with the warning in msg, when 'what' (the token, the SNA password)
- * would be sent over plain http:// (after an optional "sna+") to a host
- * that is not loopback (127.0.0.0/8, ::1, localhost); false otherwise. */
+/* True, with the warning in msg, when 'what' (the driver's secret: the
+ * token, the SNA password) would be sent over plain http:// to a host that
+ * is not loopback (127.0.0.0/8, ::1, localhost); false otherwise.  url is
+ * the URL the driver is given (fetch_driver_resolve's transport_url). */
 bool fetch_clear_text_warning(const char *url, const char *what, char *msg, size_t len);
 
 /*

@@ -19,6 +19,10 @@ struct http_opts {
 	bool compress, insecure;
 	const char *ca_file;
 	size_t max_body;
+	/* The driver whose answers these are: an error answer's body is read
+	 * into the cause through ops->error_text(drv, ...) (NULL: not read). */
+	const struct driver_ops *ops;
+	struct driver *drv;
 };
 
 /* A session's cookies and its XSRF token, as sent back (issue 11: real
@@ -82,15 +86,18 @@ void http_resp_free(struct http_resp *r);
 int http_get_retry(struct http *h, const struct http_ask *a, unsigned max_retries,
 		   struct http_resp *resp, char *err);
 
-/* What to do with an answer: retry it, or fail the query with an errno. */
+/* What to do with an answer of h: retry it, or fail the query with an
+ * errno; why says what, with the server's message in it (its driver's
+ * error_text, see http_opts). */
 enum http_verdict { HTTP_OK, HTTP_RETRY, HTTP_FATAL };
-enum http_verdict http_judge(const struct http_resp *r, int *errnum, char *why, size_t len);
+enum http_verdict http_judge(const struct http *h, const struct http_resp *r, int *errnum,
+			     char *why, size_t len);
 
 /* Backoff before attempt 'attempt' (1, 2, ...): exponential with full
  * jitter, capped at 30 s; a 429's Retry-After wins.  In ms. */
 int64_t http_backoff_ms(const struct http_resp *r, unsigned attempt, uint64_t *rng);
 
-/* ---- drivers -------------------------------------------------------------- */
+/* ---- drivers (the table: drivers.c; its lines: fetch.h) ----------------- */
 
 /* One decoded answer. */
 struct decoded {
@@ -134,14 +141,24 @@ struct driver_win {
 
 /*
  * A dialect.  Drivers are sibling files behind this table, like SQLite's
- * VFS: the planner only sees granularity_ms, max_window_ms and split_dims.
- * A window is an exchange of one or more requests (a dialect with
- * asynchronous queries asks, polls, then reads): window_first builds the
- * first request, window_next turns each answer into the next request (1) or
- * the decoded records (0).
+ * VFS, each a line of the table of drivers (drivers.c) with its
+ * capabilities (FETCH_DRIVER_*, fetch.h): the planner only sees
+ * granularity_ms, max_window_ms and split_dims (FETCH_SPLIT_PEER_SET: it
+ * asks for lists of peers).
+ *
+ * A driver that speaks HTTP (FETCH_DRIVER_HTTP): a window is an exchange
+ * of one or more requests (a dialect with asynchronous queries asks,
+ * polls, then reads): window_first builds the first request, window_next
+ * turns each answer into the next request (1) or the decoded records (0).
+ * info_ask/info_decode, lookup_ask/lookup_decode and error_text are its
+ * other HTTP ops.
+ *
+ * A driver that does not (no FETCH_DRIVER_HTTP; a driver that runs a
+ * local program for each window): info_run, lookup_run (optional) and
+ * window_run instead, each called synchronously; no HTTP client is opened
+ * for it, and its HTTP ops are NULL.
  */
 struct driver_ops {
-	const char *name;
 	int64_t granularity_ms;
 	int64_t max_window_ms;
 	unsigned split_dims;
@@ -184,17 +201,55 @@ struct driver_ops {
 	 */
 	int (*window_next)(struct driver *d, const struct http_resp *resp, struct driver_win *w,
 			   struct http_ask *a, struct decoded *out, char *err);
+	/*
+	 * The server's message in an error answer's body (HTTP 4xx, 5xx), in
+	 * the dialect's own format, into buf (len bytes; "" when the body has
+	 * none): at most its first 200 bytes, with control characters made
+	 * visible (cache_text_escape), since it goes into the log, .progress
+	 * and flowfetch's stderr.  Never fails.  Thread-safe.  NULL: bodies
+	 * are not read.
+	 */
+	void (*error_text)(struct driver *d, const struct http_resp *resp, char *buf, size_t len);
+
+	/* -- a driver without HTTP (no FETCH_DRIVER_HTTP) -- */
+
+	/* What the collector says about itself (as info_decode's answer):
+	 * 0, or -errno with the cause in err (the engine does not open). */
+	int (*info_run)(struct driver *d, struct fetch_info *info, char *err);
+	/* Lookup table t into *rows (malloc'd, *n rows): 0 (n may be 0: none),
+	 * or -errno (the table is left as it was; names are a comfort).
+	 * NULL: no tables. */
+	int (*lookup_run)(struct driver *d, enum cache_table t, struct cache_lookup **rows,
+			  size_t *n, char *err);
+	/*
+	 * Window r of query q, start to end, synchronously: its records into
+	 * out, as window_next's 0 fills it (out->sample_at and out->limit are
+	 * set by the engine, see struct decoded: at most 'limit' records, the
+	 * cap the planner works with; a window of more is answered with its
+	 * first 'limit' and out->answered >= limit, so that the planner
+	 * splits it).  Called on the engine's decoding threads, several at
+	 * once (thread-safe), each call given the query's cancel flag (may
+	 * be NULL) and the window's deadline (monotonic ms, CLOCK_MONOTONIC:
+	 * request_timeout from the call).  Returns 0; -ECANCELED once
+	 * *cancel is set (promptly: a child process is killed); -ETIMEDOUT
+	 * past the deadline and -EAGAIN for a failure worth another attempt
+	 * (both retried with backoff, up to the retries, the cause in err);
+	 * -EBADMSG for an output that is not what the program writes
+	 * (retried); any other -errno ends the query.
+	 */
+	int (*window_run)(struct driver *d, const struct cache_query *q, const struct plan_req *r,
+			  uint32_t limit, const atomic_int *cancel, int64_t deadline_ms,
+			  struct decoded *out, char *err);
 };
 
-extern const struct driver_ops flowapi_driver;
-extern const struct driver_ops sna_driver;
+/* ---- json.c: what the drivers of JSON dialects share ---------------------- */
 
-/* JSON helpers the drivers share (flowapi.c).  fetch_json_int: -ENOENT when
- * missing or null, -EINVAL when not an integer in [lo, hi].  fetch_json_addr:
- * an IPv4 or IPv6 address string to the 16-byte form, -EINVAL.
- * fetch_json_groups: an array of group ids (null or absent: none), -EINVAL.
- * fetch_json_str: copy a string member that fits; false otherwise.
- * fetch_lookup_add: append a row to a growing array, -ENOMEM. */
+/* fetch_json_int: -ENOENT when missing or null, -EINVAL when not an
+ * integer in [lo, hi].  fetch_json_addr: an IPv4 or IPv6 address string to
+ * the 16-byte form, -EINVAL.  fetch_json_groups: an array of group ids
+ * (null or absent: none), -EINVAL.  fetch_json_str: copy a string member
+ * that fits; false otherwise.  fetch_lookup_add: append a row to a growing
+ * array, -ENOMEM. */
 struct cJSON;
 int fetch_json_int(const struct cJSON *it, double lo, double hi, int64_t *out);
 int fetch_json_addr(const struct cJSON *s, uint8_t out[16]);
@@ -206,7 +261,7 @@ int fetch_lookup_add(struct cache_lookup **rows, size_t *n, size_t *cap,
 
 /* The nodes of a parsed answer whose key or string value a NUL cut short
  * (cJSON ends a string at a "\u0000" escape or a raw NUL byte): found by
- * reading the body (flowapi.c says how).  fetch_json_cuts: root parsed from
+ * reading the body (json.c says how).  fetch_json_cuts: root parsed from
  * body and len; 0 (n == 0 for nearly every answer: none), or -ENOMEM.
  * fetch_json_cut: is node, or anything under it, cut?  fetch_json_cut_node:
  * is node's own key or value cut (a "flows\u0000x" member is not "flows")?
@@ -234,20 +289,29 @@ typedef int (*fetch_rec_fn)(const struct cJSON *o, struct flow_rec *f, bool samp
 int fetch_decode_array(const struct cJSON *arr, const struct fetch_cuts *cuts,
 		       struct decoded *out, fetch_rec_fn one);
 
-/* Parse an answer into the calling thread's arena for cJSON (flowapi.c;
- * NULL when not JSON), and release the tree and the arena at once (a
- * decoding thread parses one answer at a time). */
+/* For a driver's error_text: an error answer's body parsed (free with
+ * cJSON_Delete; NULL when there is none, it is over 64 KiB or not JSON),
+ * and its message m (NULL, or not a string: "") into out as error_text
+ * promises (200 bytes at most, control characters made visible). */
+struct cJSON *fetch_error_json(const struct http_resp *r);
+void fetch_error_message(const struct cJSON *m, char *out, size_t len);
+
+/* Parse an answer into the calling thread's arena for cJSON (NULL when
+ * not JSON), and release the tree and the arena at once (a decoding
+ * thread parses one answer at a time). */
 struct cJSON *fetch_arena_parse(const char *body, size_t len);
 void fetch_arena_release(struct cJSON *root);
 
-/* Decode one flowapi/1 record (exposed for the unit tests). -EINVAL with
- * the cause in why. */
-struct cJSON;
-int flowapi_decode_record(const struct cJSON *o, struct flow_rec *f, char *why, size_t len);
 /* Route cJSON's memory through the decoding threads' arenas (once, before
- * threads start), and free a thread's arena when it ends. */
-void flowapi_init_hooks(void);
-void flowapi_thread_done(void);
+ * threads start), and free a thread's arena (and its Community ID state)
+ * when it ends. */
+void fetch_json_init_hooks(void);
+void fetch_json_thread_done(void);
+
+/* ---- the drivers' decoders, exposed for the unit tests and fuzzers ------ */
+
+/* Decode one flowapi/1 record (flowapi.c). -EINVAL with the cause in why. */
+int flowapi_decode_record(const struct cJSON *o, struct flow_rec *f, char *why, size_t len);
 
 /* Decode an SNA search's results answer ({"data":{"flows":[...]}}), as
  * flowapi_decode_flows does a flowapi/1 answer (exposed for the tests). */

@@ -44,8 +44,11 @@ static void usage(FILE *f)
 	      "  -o FILE              FILE.csv, FILE.ndjson or FILE.sqlite; - for CSV on stdout\n"
 	      "  --token-file F       the bearer token (else $FLOWFS_TOKEN); for an SNA Manager\n"
 	      "                       user:password\n"
-	      "  --driver NAME        flowapi (default) or sna (also: a URL sna+https://MANAGER)\n"
-	      "  --tenant ID          sna: the tenant (domain) id, when the Manager has several\n"
+	      , f);
+	char drivers[512];
+	fetch_driver_help(drivers, sizeof(drivers));
+	fprintf(f, "  --driver NAME        %s\n", drivers);
+	fputs("  --tenant ID          sna: the tenant (domain) id, when the Manager has several\n"
 	      "  --max-records N      the collector's cap when it does not say (sna; default 10000)\n"
 	      "  --cache DIR          cache directory (default $XDG_CACHE_HOME/flowfs)\n"
 	      "  --max-inflight N     requests in flight (default 4)\n"
@@ -329,11 +332,10 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	const char *url = argv[optind];
-	const char *bare = strncmp(url, "sna+", 4) == 0 ? url + 4 : url;
-	if (strncmp(bare, "http://", 7) != 0 && strncmp(bare, "https://", 8) != 0) {
-		fprintf(stderr, "flowfetch: the collector URL must start with http:// or https:// "
-			"(sna+https:// for an SNA Manager)\n");
+	const char *url = argv[optind], *bare;
+	const struct fetch_driver *drv;
+	if (fetch_driver_resolve(url, driver, &drv, &bare, err)) {
+		fprintf(stderr, "flowfetch: %s\n", err);
 		return 2;
 	}
 	if (fetch_url_check(url, "--token-file", err)) {
@@ -418,9 +420,7 @@ int main(int argc, char **argv)
 	}
 	close(cfd);
 	/* once, before the token is sent */
-	bool sna = bare != url || (driver && strcmp(driver, "sna") == 0);
-	if (token[0] && fetch_clear_text_warning(url, sna ? "the SNA password" : "the token", err,
-						 sizeof(err)))
+	if (token[0] && fetch_clear_text_warning(bare, drv->secret, err, sizeof(err)))
 		fprintf(stderr, "flowfetch: warning: %s\n", err);
 
 	struct sigaction sa;

@@ -118,15 +118,14 @@ static bool guard_loopback(const char *a, size_t n)
 	return strcasecmp(h, "localhost") == 0 || strcasecmp(h, "localhost.") == 0;
 }
 
-/* Plain http:// (after an optional "sna+") to a host guard_loopback does
- * not take for this machine: true, with the warning naming the host. */
+/* Plain http:// to a host guard_loopback does not take for this machine:
+ * true, with the warning naming the host. */
 bool fetch_clear_text_warning(const char *url, const char *what, char *msg, size_t len)
 {
-	const char *bare = strncmp(url, "sna+", 4) == 0 ? url + 4 : url;
 	const char *a;
 	size_t n;
 
-	if (strncmp(bare, "http://", 7) != 0 || guard_authority(bare, &a, &n) != 0 || !n ||
+	if (strncmp(url, "http://", 7) != 0 || guard_authority(url, &a, &n) != 0 || !n ||
 	    guard_loopback(a, n))
 		return false;
 	snprintf(msg, len, "%s is sent over plain http:// to %.*s, which is not this machine: "

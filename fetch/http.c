@@ -11,7 +11,9 @@
  * Retry policy (http_judge, http_backoff_ms): 5xx, 429, resets, timeouts
  * and cut bodies are retried with exponential backoff and full jitter
  * (a 429's Retry-After wins, up to 5 minutes); 400, 401, 403 and 404 are
- * never retried and carry the server's message out.
+ * never retried and carry the server's message out, read from the body by
+ * the driver that the client was opened for (driver_ops.error_text: the
+ * format is the dialect's, not the transport's).
  *
  * Secrets: the Authorization header is built to the token's length (no
  * token is cut), and every copy this file makes of a header or of a POST
@@ -20,7 +22,6 @@
  */
 #include "fetch_i.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -379,33 +380,10 @@ int http_wait(struct http *h, int timeout_ms, struct http_resp **done, size_t *n
 	return 0;
 }
 
-/* The server's message, if the body has one: {"error": "..."} (flowapi/1)
- * or {"errors": [{"message": "..."}]} (SNA); its first 200 bytes, with
- * control characters made visible (cache_text_escape), since it goes into
- * the log, .progress and flowfetch's stderr. */
-static void server_message(const struct http_resp *r, char *out, size_t len)
+enum http_verdict http_judge(const struct http *h, const struct http_resp *r, int *errnum,
+			     char *why, size_t len)
 {
-	cJSON *root;
-	const cJSON *m;
-
-	out[0] = '\0';
-	if (!r->body || r->len == 0 || r->len > 65536)
-		return;
-	root = cJSON_ParseWithLength(r->body, r->len);
-	m = root ? cJSON_GetObjectItemCaseSensitive(root, "error") : NULL;
-	if (!m && root) {
-		const cJSON *errs = cJSON_GetObjectItemCaseSensitive(root, "errors");
-		if (cJSON_IsArray(errs) && cJSON_GetArraySize(errs) > 0)
-			m = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(errs, 0), "message");
-	}
-	if (cJSON_IsString(m))
-		cache_text_escape(out, len, m->valuestring, 200);
-	cJSON_Delete(root);
-}
-
-enum http_verdict http_judge(const struct http_resp *r, int *errnum, char *why, size_t len)
-{
-	char msg[256];
+	char msg[256] = "";
 
 	if (r->too_big) {
 		*errnum = EFBIG;
@@ -452,7 +430,8 @@ enum http_verdict http_judge(const struct http_resp *r, int *errnum, char *why, 
 	}
 	if (r->status >= 200 && r->status < 300)	/* SNA creates a search with 201 */
 		return HTTP_OK;
-	server_message(r, msg, sizeof(msg));
+	if (h && h->o.ops && h->o.ops->error_text)
+		h->o.ops->error_text(h->o.drv, r, msg, sizeof(msg));
 	if (r->status == 429 || r->status >= 500) {
 		*errnum = r->status == 429 ? EAGAIN : EIO;
 		snprintf(why, len, "HTTP %ld%s%s", r->status, msg[0] ? ": " : "", msg);
@@ -516,7 +495,7 @@ int http_get_retry(struct http *h, const struct http_ask *a, unsigned max_retrie
 			if (n == 0)
 				free(done);
 		}
-		enum http_verdict v = http_judge(&done[0], &errnum, why, sizeof(why));
+		enum http_verdict v = http_judge(h, &done[0], &errnum, why, sizeof(why));
 		if (v == HTTP_OK) {
 			*resp = done[0];
 			free(done);

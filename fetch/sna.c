@@ -1108,8 +1108,23 @@ static int sna_window_next(struct driver *d, const struct http_resp *resp, struc
 	return 1;
 }
 
+/* The Manager's error body: {"errors": [{"code": ..., "message": "..."}]}
+ * (the first one's message; code is not read: it is a number in some
+ * versions, text in others). */
+static void sna_error_text(struct driver *d, const struct http_resp *resp, char *buf, size_t len)
+{
+	cJSON *root = fetch_error_json(resp);
+	const cJSON *errs = root ? cJSON_GetObjectItemCaseSensitive(root, "errors") : NULL;
+	const cJSON *m = NULL;
+
+	(void)d;
+	if (cJSON_IsArray(errs) && cJSON_GetArraySize(errs) > 0)
+		m = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(errs, 0), "message");
+	fetch_error_message(m, buf, len);
+	cJSON_Delete(root);
+}
+
 const struct driver_ops sna_driver = {
-	.name = "sna",
 	.granularity_ms = 1000,
 	.max_window_ms = 31LL * 86400000,
 	.split_dims = FETCH_SPLIT_PEER | FETCH_SPLIT_PEER_SET,
@@ -1127,4 +1142,5 @@ const struct driver_ops sna_driver = {
 	.lookup_decode = sna_lookup_decode,
 	.window_first = sna_window_first,
 	.window_next = sna_window_next,
+	.error_text = sna_error_text,
 };

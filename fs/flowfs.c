@@ -481,9 +481,13 @@ static void usage(const char *prog)
 	       "    -o request_timeout=S   a request that lasts S s fails (default 300)\n"
 	       "    -o retries=N           attempts per window after the first (default 6)\n"
 	       "    -o ca_file=FILE        trust this CA bundle;  -o insecure: do not verify TLS\n"
-	       "    -o driver=NAME         flowapi (default) or sna (also: a URL sna+https://MANAGER,\n"
-	       "                           with user:password as the token)\n"
-	       "    -o tenant=ID           sna: the tenant (domain) id, when the Manager has several\n"
+	       , prog);
+	char drivers[512];
+	fetch_driver_help(drivers, sizeof(drivers));
+	printf("    -o driver=NAME         %s\n"
+	       "                           (a driver with logins takes user:password as the token)\n",
+	       drivers);
+	printf("    -o tenant=ID           sna: the tenant (domain) id, when the Manager has several\n"
 	       "    -o max_records=N       the collector's cap when it does not say (sna; default 10000)\n"
 	       "    -o retention_days=N    days a subject folder lists when the collector does not say\n"
 	       "                           (sna; default 90); any past day can be entered by name\n"
@@ -493,7 +497,7 @@ static void usage(const char *prog)
 	       "                           each query's end) or debug (also each window asked)\n"
 	       "    -o allow_other         let other users read the tree (needs user_allow_other)\n"
 	       "    -f                     stay in the foreground, log to stderr too\n"
-	       "Unmount with: fusermount3 -u MOUNTPOINT\n\n", prog);
+	       "Unmount with: fusermount3 -u MOUNTPOINT\n\n");
 }
 
 /*
@@ -1059,10 +1063,10 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	c->o.foreground = fopts.foreground;
-	const char *bare = strncmp(c->o.url, "sna+", 4) == 0 ? c->o.url + 4 : c->o.url;
-	if (strncmp(bare, "http://", 7) != 0 && strncmp(bare, "https://", 8) != 0) {
-		fprintf(stderr, "flowfs: the collector URL must start with http:// or https:// "
-			"(sna+https:// for an SNA Manager)\n");
+	const char *bare;
+	const struct fetch_driver *drv;
+	if (fetch_driver_resolve(c->o.url, c->o.driver, &drv, &bare, err)) {
+		fprintf(stderr, "flowfs: %s\n", err);
 		goto out;
 	}
 	if (fetch_url_check(c->o.url, "-o token_file=", err)) {
@@ -1184,9 +1188,7 @@ int main(int argc, char *argv[])
 		c->snap_max = snap_max_default(avail);
 	}
 	/* once, before the probe: in the log, and on stderr */
-	bool sna = bare != c->o.url || (c->o.driver && strcmp(c->o.driver, "sna") == 0);
-	if (c->token[0] && fetch_clear_text_warning(c->url, sna ? "the SNA password" : "the token",
-						    err, sizeof(err))) {
+	if (c->token[0] && fetch_clear_text_warning(bare, drv->secret, err, sizeof(err))) {
 		fs_log(c, "warning: %s", err);
 		if (!c->o.foreground)	/* fs_log said it there with -f */
 			fprintf(stderr, "flowfs: warning: %s\n", err);

@@ -206,7 +206,7 @@ typedef int (*decode_fn)(const char *body, size_t len, size_t sample_at, struct 
 static void set_hooks(size_t size)
 {
 	if (size % 2 == 0)
-		flowapi_init_hooks();
+		fetch_json_init_hooks();
 	else
 		cJSON_InitHooks(NULL);
 }

@@ -45,6 +45,21 @@ static void test_url_credentials(void **state)
 			fail_msg("%s was refused: %s", taken[i], err);
 }
 
+/* The warning as the fronts ask for it: the URL through the table of
+ * drivers (a prefix named, the rest given to the driver), and the
+ * driver's secret named. */
+static bool front_warning(const char *url, char *msg, size_t len, const char **secret)
+{
+	const struct fetch_driver *d;
+	const char *bare;
+	char err[FETCH_ERRLEN];
+
+	if (fetch_driver_resolve(url, NULL, &d, &bare, err))
+		fail_msg("%s: %s", url, err);
+	*secret = d->secret;
+	return fetch_clear_text_warning(bare, d->secret, msg, len);
+}
+
 static void test_clear_text_warning(void **state)
 {
 	(void)state;
@@ -58,22 +73,66 @@ static void test_clear_text_warning(void **state)
 		"http://localhost.evil.example", "http://[2001:db8::1]:80", "sna+http://smc.example",
 		"http://0.0.0.0:80", "http://128.0.0.1", "http://[::2]",
 	};
-	char msg[FETCH_ERRLEN];
+	char msg[FETCH_ERRLEN], want[128];
+	const char *secret;
 
 	for (size_t i = 0; i < sizeof(quiet) / sizeof(quiet[0]); i++)
-		if (fetch_clear_text_warning(quiet[i], "the token", msg, sizeof(msg)))
+		if (front_warning(quiet[i], msg, sizeof(msg), &secret))
 			fail_msg("%s: warned: %s", quiet[i], msg);
 	for (size_t i = 0; i < sizeof(warned) / sizeof(warned[0]); i++) {
 		msg[0] = '\0';
-		if (!fetch_clear_text_warning(warned[i], "the token", msg, sizeof(msg)))
+		if (!front_warning(warned[i], msg, sizeof(msg), &secret))
 			fail_msg("%s: no warning", warned[i]);
-		assert_non_null(strstr(msg, "the token is sent over plain http://"));
+		snprintf(want, sizeof(want), "%s is sent over plain http://", secret);
+		assert_non_null(strstr(msg, want));
 	}
-	assert_true(fetch_clear_text_warning("sna+http://smc.example:8080/x", "the SNA password",
-					     msg, sizeof(msg)));
+	assert_true(front_warning("sna+http://smc.example:8080/x", msg, sizeof(msg), &secret));
 	assert_string_equal(msg, "the SNA password is sent over plain http:// to "
 			    "smc.example:8080, which is not this machine: anyone on the way "
 			    "can read it (use https://)");
+	assert_true(front_warning("http://c.example", msg, sizeof(msg), &secret));
+	assert_non_null(strstr(msg, "the token is sent over plain http:// to c.example"));
+}
+
+/* One function reads which driver a URL and the driver option name, for
+ * both fronts and the engine (issue 14): a prefix names its driver and is
+ * taken off, the option names one, the first line is the default; an
+ * unknown name lists the table's names. */
+static void test_driver_resolve(void **state)
+{
+	(void)state;
+	const struct fetch_driver *d;
+	const char *bare;
+	char err[FETCH_ERRLEN], help[512];
+
+	assert_int_equal(fetch_driver_resolve("https://c.example", NULL, &d, &bare, err), 0);
+	assert_string_equal(d->name, "flowapi");
+	assert_string_equal(bare, "https://c.example");
+	assert_true(d->caps & FETCH_DRIVER_HTTP);
+	assert_false(d->caps & FETCH_DRIVER_SESSIONS);
+	assert_int_equal(fetch_driver_resolve("sna+https://m.example/", NULL, &d, &bare, err), 0);
+	assert_string_equal(d->name, "sna");
+	assert_string_equal(bare, "https://m.example/");
+	assert_true(d->caps & FETCH_DRIVER_SESSIONS);
+	assert_int_equal(fetch_driver_resolve("http://127.0.0.1:1", "sna", &d, &bare, err), 0);
+	assert_string_equal(d->name, "sna");
+	assert_string_equal(bare, "http://127.0.0.1:1");
+	assert_int_equal(fetch_driver_resolve("sna+https://m", "sna", &d, &bare, err), 0);
+
+	assert_int_equal(fetch_driver_resolve("sna+https://m", "flowapi", &d, &bare, err), -EINVAL);
+	assert_string_equal(err, "the URL says sna, the driver option says flowapi");
+	assert_int_equal(fetch_driver_resolve("https://c", "netflow", &d, &bare, err), -EINVAL);
+	/* (a line added to the table adds its name here) */
+	assert_non_null(strstr(err, "unknown driver 'netflow' (known: flowapi, sna"));
+	assert_int_equal(fetch_driver_resolve("ftp://c", NULL, &d, &bare, err), -EINVAL);
+	assert_string_equal(err, "the collector URL must start with http:// or https:// "
+			    "(sna+https:// for an SNA Manager)");
+	assert_int_equal(fetch_driver_resolve("sna+ftp://c", NULL, &d, &bare, err), -EINVAL);
+
+	fetch_driver_help(help, sizeof(help));
+	assert_non_null(strstr(help, "flowapi (default)"));
+	assert_non_null(strstr(help, "sna (also: a URL sna+https://MANAGER)"));
+	assert_ptr_equal(fetch_driver_at(0), fetch_driver_find("flowapi"));
 }
 
 static void test_token_file_modes(void **state)
@@ -118,6 +177,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_url_credentials),
 		cmocka_unit_test(test_clear_text_warning),
+		cmocka_unit_test(test_driver_resolve),
 		cmocka_unit_test(test_token_file_modes),
 	};
 	return cmocka_run_group_tests_name("guard", tests, NULL, NULL);

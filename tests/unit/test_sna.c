@@ -17,6 +17,9 @@
 
 #include "fetch_i.h"
 
+/* the driver under test (its line of the table is drivers.c's) */
+extern const struct driver_ops sna_driver;
+
 /* A record: the subject 10.0.1.10 is the server, the peer the client. */
 #define REC(id, first, sub_orient, peer_addr)                                                     \
 	"{\"id\":" id ",\"tenantId\":102,\"flowCollectorId\":2,\"protocol\":\"TCP\","             \
@@ -641,7 +644,7 @@ int main(void)
 		cmocka_unit_test(test_nul_in_strings),
 		cmocka_unit_test(test_nul_in_tags_and_searches),
 	};
-	flowapi_init_hooks();
+	fetch_json_init_hooks();
 	int rc = cmocka_run_group_tests_name("sna", tests, NULL, NULL);
 	fetch_community_done();
 	return rc;
