@@ -7,7 +7,9 @@
  *
  *   the calling thread   runs libcurl's multi loop and the planner; it never
  *                        parses JSON and never touches SQLite
- *   decoding threads     turn answers into records (cJSON, Community ID)
+ *   decoding threads     turn answers into records (cJSON, Community ID);
+ *                        for a driver without HTTP they run its windows
+ *                        (window_run), the calling thread only waiting
  *   one store thread     writes each answer's records, and its coverage when
  *                        the answer closed its window, in one transaction
  *
