@@ -244,10 +244,10 @@ def test_export_path_agrees_with_nfpcapd(data, export):
     pcap: the same 5-tuples, the same packets and bytes per 5-tuple; softflowd
     keeps one record per 5-tuple (it expires flows only at the end of the
     file), with the first and last packet times of the conversation (both
-    directions) to the millisecond.
-    nfpcapd cuts flows at its active timeout and makes a record per ICMP
-    packet, so its records are more.  nfcapd names its files by the wall clock, not by the
-    flows' times.  NetFlow v9 loses ICMPv6's type and code."""
+    directions) to the millisecond.  nfpcapd cuts flows at its active
+    timeout and makes a record per ICMP packet, so its records are more.
+    nfcapd names its files by the wall clock, not by the flows' times.
+    NetFlow v9 loses ICMPv6's type and code."""
     truth = truth_flows(data, "export.pcap")
     exp = [oracle.record(r)
            for r in oracle.nfdump_json(["-R", data["arch"][export]])]
