@@ -1,0 +1,1270 @@
+/*
+ * nfdump.c - the nfdump dialect's core: the archive's files, the command,
+ * the subprocess and the decoder (nfdump.h says what each promises;
+ * docs/nfdump.md, "Decoding", why the output is -o json read line by line).
+ */
+#include "nfdump.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fetch.h"
+
+const char nfd_format[] = "json";
+
+/* ---- time ------------------------------------------------------------------ */
+
+int64_t nfd_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (no zone involved). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+static bool is_leap(int y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* n decimal digits at s into *v; false when any is not a digit. */
+static bool digits(const char *s, int n, int *v)
+{
+	int x = 0;
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		x = x * 10 + (s[i] - '0');
+	}
+	*v = x;
+	return true;
+}
+
+/* Is y-m-d h:mi:s a real wall time (seconds 0 to 59)? */
+static bool civil_ok(int y, int m, int d, int h, int mi, int s)
+{
+	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	if (y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1 || h > 23 || mi > 59 || s > 59)
+		return false;
+	return d <= mdays[m - 1] + (m == 2 && is_leap(y));
+}
+
+/* ---- the zone of the file names ----------------------------------------------- */
+
+struct nfd_zone {
+	bool process;		/* the process's zone (cache_mktime) */
+	int offset_s;		/* else: local = UTC + offset_s */
+};
+
+/* Parse files_tz (nfd_archive's rules); -EINVAL with the cause. */
+static int zone_parse(const char *tz, struct nfd_zone *z, char *err)
+{
+	const char *env = getenv("TZ");
+	int h, m;
+
+	z->process = false;
+	z->offset_s = 0;
+	if (!tz || !*tz) {
+		z->process = true;
+		return 0;
+	}
+	if (strcmp(tz, "UTC") == 0 || strcmp(tz, "Z") == 0)
+		return 0;
+	if ((tz[0] == '+' || tz[0] == '-') && strlen(tz) == 6 && tz[3] == ':' &&
+	    digits(tz + 1, 2, &h) && digits(tz + 4, 2, &m) && h <= 14 && m <= 59) {
+		z->offset_s = (tz[0] == '-' ? -1 : 1) * (h * 3600 + m * 60);
+		return 0;
+	}
+	if (env && (strcmp(env, tz) == 0 || (env[0] == ':' && strcmp(env + 1, tz) == 0))) {
+		z->process = true;
+		return 0;
+	}
+	snprintf(err, FETCH_ERRLEN,
+		 "files_tz '%.64s' is not UTC, a fixed offset (+01:00) or the mount's zone (%.64s)",
+		 tz, env ? env : "the system's");
+	return -EINVAL;
+}
+
+/* The wall time of UTC second t in z, as seconds on a UTC-like scale. */
+static int zone_wall(const struct nfd_zone *z, int64_t t, int64_t *wall)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (!z->process) {
+		*wall = t + z->offset_s;
+		return 0;
+	}
+	if (!localtime_r(&tt, &tm))
+		return -EOVERFLOW;
+	*wall = days_from_civil(tm.tm_year + 1900, (unsigned)tm.tm_mon + 1, (unsigned)tm.tm_mday) *
+			86400 + tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec;
+	return 0;
+}
+
+/* The UTC second of a wall time in z (a time the clocks pass twice: the
+ * first; one they skip: moved forward, as cache_mktime does). */
+static int zone_utc(const struct nfd_zone *z, int y, int m, int d, int h, int mi, int s,
+		    int64_t *t)
+{
+	int64_t wall = days_from_civil(y, (unsigned)m, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s;
+	struct tm tm;
+	time_t r;
+
+	if (!z->process) {
+		*t = wall - z->offset_s;
+		return 0;
+	}
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = y - 1900;
+	tm.tm_mon = m - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = s;
+	r = cache_mktime(&tm);
+	if (r == (time_t)-1)
+		return -EOVERFLOW;
+	*t = (int64_t)r;
+	return 0;
+}
+
+/* ---- the archive's files --------------------------------------------------------- */
+
+static const char *const layouts[NFD_LAYOUT_MAX + 1] = {
+	"", "%Y/%m/%d", "%Y/%m/%d/%H", "%Y/%W/%u", "%Y/%W/%u/%H", "%Y/%j", "%Y/%j/%H", "%F", "%F/%H",
+};
+
+void nfd_files_free(struct nfd_files *f)
+{
+	free(f->v);
+	f->v = NULL;
+	f->n = 0;
+}
+
+/* A channel's name: [A-Za-z0-9_.-]+, not "." or "..". */
+static bool channel_ok(const char *c)
+{
+	size_t n = strlen(c);
+
+	if (n == 0 || n > 63 || strcmp(c, ".") == 0 || strcmp(c, "..") == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = c[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '_' || ch == '.' || ch == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* The time a file name nfcapd.YYYYmmddHHMM[SS] stands for, read in z;
+ * false for any other name. */
+static bool file_time(const char *name, const struct nfd_zone *z, int64_t *ms)
+{
+	size_t n = strlen(name);
+	int y, mo, d, h, mi, s = 0;
+	int64_t t;
+
+	if (strncmp(name, "nfcapd.", 7) != 0 || (n != 19 && n != 21))
+		return false;
+	name += 7;
+	if (!digits(name, 4, &y) || !digits(name + 4, 2, &mo) || !digits(name + 6, 2, &d) ||
+	    !digits(name + 8, 2, &h) || !digits(name + 10, 2, &mi) ||
+	    (n == 21 && !digits(name + 12, 2, &s)))
+		return false;
+	if (!civil_ok(y, mo, d, h, mi, s) || zone_utc(z, y, mo, d, h, mi, s, &t) != 0)
+		return false;
+	*ms = t * 1000;
+	return true;
+}
+
+/* Append a file to out (cap: its room), -E2BIG past NFD_FILES_MAX. */
+static int files_add(struct nfd_files *out, size_t *cap, int64_t ms, const char *sub,
+		     const char *name, char *err)
+{
+	struct nfd_file *f;
+	int w;
+
+	if (out->n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 64;
+		if (*cap >= NFD_FILES_MAX) {
+			snprintf(err, FETCH_ERRLEN, "more than %d archive files for one window",
+				 NFD_FILES_MAX);
+			return -E2BIG;
+		}
+		if (nc > NFD_FILES_MAX)
+			nc = NFD_FILES_MAX;
+		f = realloc(out->v, nc * sizeof(*f));
+		if (!f)
+			return -ENOMEM;
+		out->v = f;
+		*cap = nc;
+	}
+	f = &out->v[out->n];
+	f->ms = ms;
+	w = snprintf(f->rel, sizeof(f->rel), "%s%s%s", sub, *sub ? "/" : "", name);
+	if (w < 0 || (size_t)w >= sizeof(f->rel)) {
+		snprintf(err, FETCH_ERRLEN, "archive path '%.40s/%.40s' too long", sub, name);
+		return -E2BIG;
+	}
+	out->n++;
+	return 0;
+}
+
+/* The files of one directory (base/sub) whose time is in [lo, hi), appended.
+ * A missing directory adds nothing. */
+static int list_dir(const char *base, const char *sub, const struct nfd_zone *z, int64_t lo,
+		    int64_t hi, struct nfd_files *out, size_t *cap, char *err)
+{
+	char path[PATH_MAX];
+	DIR *dir;
+	struct dirent *e;
+	int rc = 0, w;
+
+	w = snprintf(path, sizeof(path), "%s%s%s", base, *sub ? "/" : "", sub);
+	if (w < 0 || (size_t)w >= sizeof(path)) {
+		snprintf(err, FETCH_ERRLEN, "archive path '%.60s...' too long", base);
+		return -E2BIG;
+	}
+	dir = opendir(path);
+	if (!dir) {
+		if (errno == ENOENT && *sub)
+			return 0;
+		rc = -errno;
+		snprintf(err, FETCH_ERRLEN, "cannot read the archive's directory %.200s: %s", path,
+			 strerror(-rc));
+		return rc;
+	}
+	while ((e = readdir(dir))) {
+		int64_t ms;
+		if (!file_time(e->d_name, z, &ms) || ms < lo || ms >= hi)
+			continue;
+		rc = files_add(out, cap, ms, sub, e->d_name, err);
+		if (rc)
+			goto cleanup;
+	}
+cleanup:
+	closedir(dir);
+	return rc;
+}
+
+static int file_cmp(const void *a, const void *b)
+{
+	const struct nfd_file *x = a, *y = b;
+	if (x->ms != y->ms)
+		return x->ms < y->ms ? -1 : 1;
+	return strcmp(x->rel, y->rel);
+}
+
+/*
+ * The directories of the layout that hold the files of wall times
+ * [wlo, whi] (one per day, or per hour for the %H layouts), each read for
+ * the files whose time is in [lo, hi) under base.
+ */
+static int list_layout(const char *base, int layout, const struct nfd_zone *z, int64_t wlo,
+		       int64_t whi, int64_t lo, int64_t hi, struct nfd_files *out, size_t *cap,
+		       char *err)
+{
+	const char *fmt = layouts[layout];
+	int64_t step = strstr(fmt, "%H") ? 3600 : 86400;
+	char sub[64], prev[64] = "";
+	int rc;
+
+	if (!*fmt)
+		return list_dir(base, "", z, lo, hi, out, cap, err);
+	for (int64_t w = wlo - (wlo % step + step) % step; w <= whi; w += step) {
+		struct tm tm;
+		time_t t = (time_t)w;
+		if (!gmtime_r(&t, &tm) || strftime(sub, sizeof(sub), fmt, &tm) == 0)
+			return -EOVERFLOW;
+		if (strcmp(sub, prev) == 0)
+			continue;
+		memcpy(prev, sub, sizeof(prev));
+		rc = list_dir(base, sub, z, lo, hi, out, cap, err);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int nfd_archive_files(const struct nfd_archive *a, int64_t start, int64_t end,
+		      struct nfd_files *out, char *err)
+{
+	int64_t interval = a->interval_ms > 0 ? a->interval_ms : NFD_INTERVAL_MS;
+	int64_t bound = a->bound_ms > 0 ? a->bound_ms : NFD_ACTIVE_MS + interval;
+	int64_t lo, hi, wlo, whi;
+	struct nfd_zone z;
+	size_t cap = 0, k = 0;
+	int rc;
+
+	out->v = NULL;
+	out->n = 0;
+	if (a->layout < 0 || a->layout > NFD_LAYOUT_MAX || a->nchannels > NFD_CHANNELS_MAX ||
+	    start < 0 || end <= start || end > INT64_MAX / 4) {
+		snprintf(err, FETCH_ERRLEN, "bad archive listing: layout %d, %zu channels, range "
+			 "[%lld, %lld)", a->layout, a->nchannels, (long long)start, (long long)end);
+		return -EINVAL;
+	}
+	rc = zone_parse(a->files_tz, &z, err);
+	if (rc)
+		return rc;
+	/* a file named T holds what was received in [T, T + interval) */
+	lo = start - interval + 1 > 0 ? start - interval + 1 : 0;
+	hi = end + bound;
+	/* the wall times of those names (an hour wider each side for a clock
+	 * change), whose directories are read */
+	if (zone_wall(&z, lo / 1000, &wlo) != 0 || zone_wall(&z, hi / 1000 + 1, &whi) != 0) {
+		snprintf(err, FETCH_ERRLEN, "the window's time is out of range");
+		return -EINVAL;
+	}
+	wlo -= 3600;
+	whi += 3600;
+	if (a->nchannels == 0) {
+		rc = list_layout(a->root, a->layout, &z, wlo, whi, lo, hi, out, &cap, err);
+	} else {
+		for (size_t i = 0; i < a->nchannels && rc == 0; i++) {
+			char base[PATH_MAX];
+			int w;
+			if (!channel_ok(a->channels[i])) {
+				snprintf(err, FETCH_ERRLEN, "'%.64s' is not an nfsen channel's name",
+					 a->channels[i]);
+				rc = -EINVAL;
+				break;
+			}
+			w = snprintf(base, sizeof(base), "%s/%s", a->root, a->channels[i]);
+			if (w < 0 || (size_t)w >= sizeof(base)) {
+				snprintf(err, FETCH_ERRLEN, "archive path too long");
+				rc = -E2BIG;
+				break;
+			}
+			rc = list_layout(base, a->layout, &z, wlo, whi, lo, hi, out, &cap, err);
+		}
+	}
+	if (rc)
+		goto cleanup;
+	if (out->n == 0)
+		return 0;
+	qsort(out->v, out->n, sizeof(out->v[0]), file_cmp);
+	for (size_t i = 0; i < out->n; i++)	/* a file in several channels: once */
+		if (k == 0 || strcmp(out->v[k - 1].rel, out->v[i].rel) != 0)
+			out->v[k++] = out->v[i];
+	out->n = k;
+	return 0;
+cleanup:
+	nfd_files_free(out);
+	return rc;
+}
+
+/* ---- the command ------------------------------------------------------------------- */
+
+/* "host A", "net P/len" or "any" for one prefix, into buf. */
+static void filter_term(const struct cache_prefix *p, char *buf, size_t len)
+{
+	char text[64];
+
+	if (p->len == 0 || (p->v4 && p->len == 96)) {
+		snprintf(buf, len, "any");
+		return;
+	}
+	cache_prefix_format(p, text, sizeof(text));
+	snprintf(buf, len, "%s %s", p->len == 128 ? "host" : "net", text);
+}
+
+int nfd_argv(const char *prog, const struct nfd_archive *a, const struct nfd_files *files,
+	     const struct cache_query *q, struct nfd_cmd *out, char *err)
+{
+	char subj[96], peer[96];
+	size_t used, rl;
+	int w, i = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!files || files->n == 0) {
+		snprintf(err, FETCH_ERRLEN, "no archive file can hold flows of this window");
+		return -ENOENT;
+	}
+	if (!prog)
+		prog = "nfdump";
+	rl = strlen(a->root);
+	while (rl > 1 && a->root[rl - 1] == '/')
+		rl--;
+	if (rl == 0 || memchr(a->root, ':', rl) || a->nchannels > NFD_CHANNELS_MAX) {
+		snprintf(err, FETCH_ERRLEN, "the archive's path '%.200s' is empty or holds a ':' "
+			 "(nfdump's -M separator)", a->root);
+		return -EINVAL;
+	}
+	if (strlen(prog) >= sizeof(out->prog) || rl >= 4096) {
+		snprintf(err, FETCH_ERRLEN, "the nfdump program's or the archive's path is too long");
+		return -E2BIG;
+	}
+	strcpy(out->prog, prog);
+	memcpy(out->mdirs, a->root, rl);
+	used = rl;
+	out->mdirs[used] = '\0';
+	for (size_t c = 0; c < a->nchannels; c++) {
+		if (!channel_ok(a->channels[c])) {
+			snprintf(err, FETCH_ERRLEN, "'%.64s' is not an nfsen channel's name",
+				 a->channels[c]);
+			return -EINVAL;
+		}
+		used += (size_t)snprintf(out->mdirs + used, sizeof(out->mdirs) - used, "%s%s",
+					 c == 0 ? "/" : ":", a->channels[c]);
+	}
+	w = snprintf(out->range, sizeof(out->range), "%s:%s", files->v[0].rel,
+		     files->v[files->n - 1].rel);
+	if (w < 0 || (size_t)w >= sizeof(out->range)) {
+		snprintf(err, FETCH_ERRLEN, "archive file paths too long");
+		return -E2BIG;
+	}
+	filter_term(&q->subject, subj, sizeof(subj));
+	if (q->has_peer) {
+		filter_term(&q->peer, peer, sizeof(peer));
+		snprintf(out->filter, sizeof(out->filter), "(%s) and (%s)", subj, peer);
+	} else {
+		snprintf(out->filter, sizeof(out->filter), "%s", subj);
+	}
+	out->argv[i++] = out->prog;
+	out->argv[i++] = (char *)"-C";
+	out->argv[i++] = (char *)"none";	/* no nfdump.conf: the output is ours */
+	out->argv[i++] = (char *)"-q";
+	out->argv[i++] = (char *)"-o";
+	out->argv[i++] = (char *)nfd_format;
+	out->argv[i++] = (char *)"-M";
+	out->argv[i++] = out->mdirs;
+	out->argv[i++] = (char *)"-R";
+	out->argv[i++] = out->range;
+	out->argv[i++] = out->filter;
+	out->argv[i] = NULL;
+	out->envp[0] = (char *)"TZ=UTC";
+	out->envp[1] = (char *)"LC_ALL=C";
+	out->envp[2] = (char *)"PATH=/usr/local/bin:/usr/bin:/bin";
+	out->envp[3] = NULL;
+	return 0;
+}
+
+/* ---- the subprocess ------------------------------------------------------------------ */
+
+void nfd_buf_free(struct nfd_buf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Room for n more bytes (and a NUL) in b, never past limit + 1 bytes of
+ * data. */
+static int buf_reserve(struct nfd_buf *b, size_t n)
+{
+	if (b->len + n + 1 <= b->cap)
+		return 0;
+	size_t nc = b->cap ? b->cap : 65536;
+	while (nc < b->len + n + 1)
+		nc *= 2;
+	char *p = realloc(b->p, nc);
+	if (!p)
+		return -ENOMEM;
+	b->p = p;
+	b->cap = nc;
+	return 0;
+}
+
+/* What an exit status of nfdump 1.7.1 means (its nfdump.c). */
+static const char *exit_meaning(int st)
+{
+	switch (st) {
+	case 1: return "an option or file was refused";
+	case 250: return "the archive's files could not be listed or memory ran out";
+	case 254: case 255: return "the filter was refused";
+	default: return "failed";
+	}
+}
+
+/* Signal the child's group, wait up to NFD_GRACE_MS, then SIGKILL it, and
+ * reap the child. */
+static void kill_reap(pid_t pid)
+{
+	int64_t until = nfd_mono_ms() + NFD_GRACE_MS;
+	int st;
+
+	kill(-pid, SIGTERM);
+	while (nfd_mono_ms() < until) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+		if (r == pid || (r < 0 && errno != EINTR))
+			goto gone;
+		poll(NULL, 0, 10);
+	}
+	kill(-pid, SIGKILL);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+gone:
+	kill(-pid, SIGKILL);	/* what the child left in its group */
+}
+
+/* Start argv with stdout and stderr on the write ends of po and pe. */
+static int spawn(char *const argv[], char *const envp[], int po, int pe, pid_t *pid)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, dfl;
+	int rc;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&at);
+	sigemptyset(&none);
+	sigemptyset(&dfl);
+	for (int s = 1; s < 32; s++)
+		if (s != SIGKILL && s != SIGSTOP)
+			sigaddset(&dfl, s);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, po, 1);
+	posix_spawn_file_actions_adddup2(&fa, pe, 2);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &dfl);
+	posix_spawnattr_setpgroup(&at, 0);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+					      POSIX_SPAWN_SETPGROUP);
+	rc = strchr(argv[0], '/') ? posix_spawn(pid, argv[0], &fa, &at, argv, envp)
+				  : posix_spawnp(pid, argv[0], &fa, &at, argv, envp);
+	posix_spawnattr_destroy(&at);
+	posix_spawn_file_actions_destroy(&fa);
+	return -rc;
+}
+
+int nfd_run(char *const argv[], char *const envp[], int64_t deadline_ms,
+	    const atomic_int *cancel, size_t limit, struct nfd_buf *out, char *err)
+{
+	int po[2] = {-1, -1}, pe[2] = {-1, -1};
+	char ebuf[NFD_STDERR_MAX + 1], chunk[65536], shown[FETCH_ERRLEN];
+	size_t elen = 0, start_len = out->len;
+	pid_t pid = -1;
+	int rc = 0, st = 0;
+	bool exited = false;
+
+	if (pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0) {
+		rc = -errno;
+		snprintf(err, FETCH_ERRLEN, "pipe: %s", strerror(-rc));
+		goto cleanup;
+	}
+	rc = spawn(argv, envp, po[1], pe[1], &pid);
+	if (rc) {
+		snprintf(err, FETCH_ERRLEN, "cannot run %.200s: %s", argv[0], strerror(-rc));
+		if (rc != -ENOMEM)
+			rc = -ENOENT;
+		goto cleanup;
+	}
+	close(po[1]);
+	close(pe[1]);
+	po[1] = pe[1] = -1;
+	fcntl(po[0], F_SETFL, O_NONBLOCK);
+	fcntl(pe[0], F_SETFL, O_NONBLOCK);
+	while (po[0] >= 0 || pe[0] >= 0 || !exited) {
+		struct pollfd pf[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
+		int64_t now = nfd_mono_ms();
+		int wait = 50;
+		if (cancel && atomic_load(cancel)) {
+			rc = -ECANCELED;
+			snprintf(err, FETCH_ERRLEN, "nfdump interrupted");
+			goto kill;
+		}
+		if (deadline_ms > 0 && now >= deadline_ms) {
+			rc = -ETIMEDOUT;
+			snprintf(err, FETCH_ERRLEN, "nfdump did not finish before its deadline");
+			goto kill;
+		}
+		if (deadline_ms > 0 && deadline_ms - now < wait)
+			wait = (int)(deadline_ms - now);
+		if (!exited) {
+			pid_t r = waitpid(pid, &st, WNOHANG);
+			if (r == pid)
+				exited = true;
+			else if (po[0] < 0 && pe[0] < 0)
+				poll(NULL, 0, wait < 10 ? wait : 10);
+		}
+		if (po[0] < 0 && pe[0] < 0)
+			continue;
+		if (poll(pf, 2, wait) < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			snprintf(err, FETCH_ERRLEN, "poll: %s", strerror(-rc));
+			goto kill;
+		}
+		for (int k = 0; k < 2; k++) {
+			int *fd = k == 0 ? &po[0] : &pe[0];
+			if (*fd < 0 || !(pf[k].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			ssize_t n = read(*fd, chunk, sizeof(chunk));
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (n <= 0) {
+				close(*fd);
+				*fd = -1;
+				continue;
+			}
+			if (k == 1) {
+				size_t keep = (size_t)n < NFD_STDERR_MAX - elen ? (size_t)n
+									: NFD_STDERR_MAX - elen;
+				memcpy(ebuf + elen, chunk, keep);
+				elen += keep;
+				continue;
+			}
+			if (out->len - start_len + (size_t)n > limit) {
+				rc = -E2BIG;
+				snprintf(err, FETCH_ERRLEN, "nfdump printed more than %zu bytes", limit);
+				goto kill;
+			}
+			rc = buf_reserve(out, (size_t)n);
+			if (rc) {
+				snprintf(err, FETCH_ERRLEN, "no memory for nfdump's output");
+				goto kill;
+			}
+			memcpy(out->p + out->len, chunk, (size_t)n);
+			out->len += (size_t)n;
+			out->p[out->len] = '\0';
+		}
+	}
+	while (elen > 0 && (ebuf[elen - 1] == '\n' || ebuf[elen - 1] == '\r'))
+		elen--;
+	cache_text_escape(shown, sizeof(shown) - 120, ebuf, elen);
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+		rc = 0;
+	} else if (WIFEXITED(st)) {
+		rc = -EIO;
+		snprintf(err, FETCH_ERRLEN, "nfdump exited with status %d (%s)%s%.300s",
+			 WEXITSTATUS(st), exit_meaning(WEXITSTATUS(st)), elen ? ": " : "", shown);
+	} else {
+		rc = -EIO;
+		snprintf(err, FETCH_ERRLEN, "nfdump was killed by signal %d%s%.300s",
+			 WIFSIGNALED(st) ? WTERMSIG(st) : 0, elen ? ": " : "", shown);
+	}
+	goto cleanup;
+kill:
+	if (exited)
+		kill(-pid, SIGKILL);	/* what it left in its group holds the pipes */
+	else
+		kill_reap(pid);
+cleanup:
+	for (int k = 0; k < 2; k++) {
+		if (po[k] >= 0)
+			close(po[k]);
+		if (pe[k] >= 0)
+			close(pe[k]);
+	}
+	return rc;
+}
+
+/* ---- the decoder ----------------------------------------------------------------------- */
+
+void nfd_out_free(struct nfd_out *o)
+{
+	free(o->recs);
+	memset(o, 0, sizeof(*o));
+}
+
+#define NFD_EXTRA_MAX 48	/* members of extra considered per record */
+#define NFD_VALUE_MAX 96	/* a member's JSON text */
+
+/* A member for extra: its priority (0 first: dropped last), key and JSON
+ * value. */
+struct member {
+	int prio;
+	char key[32];
+	char val[NFD_VALUE_MAX];
+};
+
+/* One record being read. */
+struct rec {
+	struct flow_rec f;
+	unsigned seen;			/* FIELD_ bits */
+	int sampled;
+	char router[48];
+	struct member m[NFD_EXTRA_MAX];
+	size_t nm;
+	char why[128];
+};
+
+enum {
+	FIELD_FIRST = 1u << 0, FIELD_LAST = 1u << 1, FIELD_PROTO = 1u << 2, FIELD_SRC = 1u << 3,
+	FIELD_DST = 1u << 4, FIELD_PKTS = 1u << 5, FIELD_BYTES = 1u << 6, FIELD_SPORT = 1u << 7,
+	FIELD_DPORT = 1u << 8, FIELD_FLAGS = 1u << 9, FIELD_ITYPE = 1u << 10,
+	FIELD_ICODE = 1u << 11, FIELD_INIF = 1u << 12, FIELD_OUTIF = 1u << 13,
+	FIELD_SAS = 1u << 14, FIELD_DAS = 1u << 15, FIELD_SYSID = 1u << 16,
+	FIELD_SAMPLED = 1u << 17, FIELD_TYPE = 1u << 18,
+};
+#define FIELD_NEEDED (FIELD_FIRST | FIELD_LAST | FIELD_PROTO | FIELD_SRC | FIELD_DST | \
+		      FIELD_PKTS | FIELD_BYTES)
+
+/* A plain decimal (1 to 20 digits, no sign) in [0, max]. */
+static bool dec(const char *v, size_t n, uint64_t max, uint64_t *out)
+{
+	uint64_t x = 0;
+
+	if (n == 0 || n > 20)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return false;
+		unsigned d = (unsigned)(v[i] - '0');
+		if (x > (UINT64_MAX - d) / 10)
+			return false;
+		x = x * 10 + d;
+	}
+	if (x > max)
+		return false;
+	*out = x;
+	return true;
+}
+
+/* "yyyy-mm-ddThh:mm:ss.mmm" (UTC: nfdump runs with TZ=UTC) to ms. */
+static bool iso_ms(const char *v, size_t n, int64_t *ms)
+{
+	int y, mo, d, h, mi, s, f;
+
+	if (n != 23 || v[4] != '-' || v[7] != '-' || v[10] != 'T' || v[13] != ':' ||
+	    v[16] != ':' || v[19] != '.')
+		return false;
+	if (!digits(v, 4, &y) || !digits(v + 5, 2, &mo) || !digits(v + 8, 2, &d) ||
+	    !digits(v + 11, 2, &h) || !digits(v + 14, 2, &mi) || !digits(v + 17, 2, &s) ||
+	    !digits(v + 20, 3, &f) || !civil_ok(y, mo, d, h, mi, s))
+		return false;
+	*ms = (days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s) *
+		      1000 + f;
+	return true;
+}
+
+/* nfdump's 8 flag characters (CWR ECE URG ACK PSH RST SYN FIN, '.' unset). */
+static bool flags_parse(const char *v, size_t n, int32_t *out)
+{
+	static const char names[] = "CEUAPRSF";
+	int32_t x = 0;
+
+	if (n != 8)
+		return false;
+	for (int i = 0; i < 8; i++) {
+		if (v[i] == names[i])
+			x |= 1 << (7 - i);
+		else if (v[i] != '.')
+			return false;
+	}
+	*out = x;
+	return true;
+}
+
+/* An address string to the 16-byte form (IPv4 mapped); v6 says which
+ * family the key announced. */
+static bool addr_parse(const char *v, size_t n, bool v6, uint8_t out[16])
+{
+	char text[64];
+
+	if (n == 0 || n >= sizeof(text))
+		return false;
+	memcpy(text, v, n);
+	text[n] = '\0';
+	if (v6)
+		return inet_pton(AF_INET6, text, out) == 1;
+	memset(out, 0, 10);
+	out[10] = out[11] = 0xff;
+	return inet_pton(AF_INET, text, out + 12) == 1;
+}
+
+/* Add a member to r's extra candidates: value v (n bytes) as a JSON string
+ * (escaped) or, when num, as it is. */
+static void member_add(struct rec *r, int prio, const char *key, size_t kl, const char *v,
+		       size_t n, bool num)
+{
+	struct member *m;
+	size_t o = 0;
+
+	if (r->nm == NFD_EXTRA_MAX || kl >= sizeof(m->key))
+		return;
+	m = &r->m[r->nm];
+	memcpy(m->key, key, kl);
+	m->key[kl] = '\0';
+	m->prio = prio;
+	if (num) {
+		if (n >= sizeof(m->val))
+			return;
+		memcpy(m->val, v, n);
+		m->val[n] = '\0';
+		r->nm++;
+		return;
+	}
+	m->val[o++] = '"';
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (o + 8 >= sizeof(m->val))
+			return;		/* too long for extra: left out */
+		if (c == '"' || c == '\\') {
+			m->val[o++] = '\\';
+			m->val[o++] = (char)c;
+		} else if (c < 0x20 || c >= 0x7f) {
+			o += (size_t)snprintf(m->val + o, sizeof(m->val) - o, "\\u%04x", c);
+		} else {
+			m->val[o++] = (char)c;
+		}
+	}
+	m->val[o++] = '"';
+	m->val[o] = '\0';
+	r->nm++;
+}
+
+/* Is v (n bytes) one of nfdump's "nothing" values: 0, 0.0.0.0, ::, a MAC
+ * of zeros, an MPLS label 0-0-0, 0.000000, "<none>" or ""? */
+static bool nothing(const char *v, size_t n)
+{
+	static const char *const zeros[] = {"0", "0.0.0.0", "::", "00:00:00:00:00:00", "0-0-0",
+					    "0.000000", "<none>", ""};
+	for (size_t i = 0; i < sizeof(zeros) / sizeof(zeros[0]); i++)
+		if (strlen(zeros[i]) == n && memcmp(v, zeros[i], n) == 0)
+			return true;
+	return false;
+}
+
+/* Fields whose value goes to extra under a shorter key, by priority. */
+static const struct {
+	const char *key, *as;
+	int prio;
+} extras[] = {
+	{"received", "received", 0}, {"out_packets", "out_packets", 0},
+	{"out_bytes", "out_bytes", 0}, {"aggr_flows", "aggr_flows", 1},
+	{"src_tos", "src_tos", 1}, {"dst_tos", "dst_tos", 2},
+	{"src_mask", "src_mask", 2}, {"dst_mask", "dst_mask", 2},
+	{"src_net", "src_net", 3}, {"dst_net", "dst_net", 3},
+	{"fwd_status", "fwd_status", 2}, {"direction", "direction", 2},
+	{"src_vlan", "src_vlan", 1}, {"dst_vlan", "dst_vlan", 1},
+	{"next_as", "next_as", 2}, {"prev_as", "prev_as", 2},
+	{"bgp4_next_hop", "bgp_next_hop", 2}, {"bgp6_next_hop", "bgp_next_hop", 2},
+	{"ip4_next_hop", "next_hop", 1}, {"ip6_next_hop", "next_hop", 1},
+	{"cli_latency", "cli_latency", 2}, {"srv_latency", "srv_latency", 2},
+	{"app_latency", "app_latency", 2}, {"label", "label", 1}, {"ja3", "ja3", 2},
+};
+
+/* One field line's key and value into r; false with r->why on a fault. */
+static bool field(struct rec *r, const char *k, size_t kl, const char *v, size_t vl, bool str)
+{
+	struct flow_rec *f = &r->f;
+	uint64_t x;
+	unsigned bit = 0;
+
+#define KEY(s) (kl == sizeof(s) - 1 && memcmp(k, s, kl) == 0)
+#define NUM(lim) (!str && dec(v, vl, (lim), &x))
+	if (KEY("first") || KEY("last")) {
+		bit = k[0] == 'f' ? FIELD_FIRST : FIELD_LAST;
+		if (!str || !iso_ms(v, vl, k[0] == 'f' ? &f->start_ms : &f->end_ms))
+			goto bad;
+	} else if (KEY("received")) {
+		int64_t ms;
+		char iso[32];
+		if (!str || !iso_ms(v, vl, &ms))
+			goto bad;
+		snprintf(iso, sizeof(iso), "%.23sZ", v);
+		member_add(r, 0, k, kl, iso, strlen(iso), false);
+		return true;
+	} else if (KEY("proto")) {
+		bit = FIELD_PROTO;
+		if (!NUM(255))
+			goto bad;
+		f->proto = (int32_t)x;
+	} else if (KEY("src4_addr") || KEY("src6_addr") || KEY("dst4_addr") || KEY("dst6_addr")) {
+		bit = k[0] == 's' ? FIELD_SRC : FIELD_DST;
+		if (!str || !addr_parse(v, vl, k[3] == '6', k[0] == 's' ? f->src : f->dst))
+			goto bad;
+	} else if (KEY("in_packets") || KEY("in_bytes")) {
+		bit = k[3] == 'p' ? FIELD_PKTS : FIELD_BYTES;
+		if (!NUM((uint64_t)INT64_MAX))
+			goto bad;
+		*(k[3] == 'p' ? &f->pkts : &f->bytes) = (int64_t)x;
+	} else if (KEY("src_port") || KEY("dst_port")) {
+		bit = k[0] == 's' ? FIELD_SPORT : FIELD_DPORT;
+		if (!NUM(65535))
+			goto bad;
+		*(k[0] == 's' ? &f->sport : &f->dport) = (int32_t)x;
+	} else if (KEY("icmp_type") || KEY("icmp_code")) {
+		bit = k[5] == 't' ? FIELD_ITYPE : FIELD_ICODE;
+		if (!NUM(255))
+			goto bad;
+		*(k[5] == 't' ? &f->icmp_type : &f->icmp_code) = (int32_t)x;
+	} else if (KEY("tcp_flags")) {
+		bit = FIELD_FLAGS;
+		if (!str || !flags_parse(v, vl, &f->tcp_flags))
+			goto bad;
+	} else if (KEY("input_snmp") || KEY("output_snmp")) {
+		bit = k[0] == 'i' ? FIELD_INIF : FIELD_OUTIF;
+		if (!NUM(UINT32_MAX))
+			goto bad;
+		*(k[0] == 'i' ? &f->in_if : &f->out_if) = (int64_t)x;
+	} else if (KEY("src_as") || KEY("dst_as")) {
+		bit = k[0] == 's' ? FIELD_SAS : FIELD_DAS;
+		if (!NUM(UINT32_MAX))
+			goto bad;
+		*(k[0] == 's' ? &f->src_as : &f->dst_as) = (int64_t)x;
+	} else if (KEY("export_sysid")) {
+		bit = FIELD_SYSID;
+		if (!NUM(UINT32_MAX))
+			goto bad;
+		f->exporter = x ? (int64_t)x : -1;	/* 0: no exporter (nfpcapd) */
+	} else if (KEY("sampled")) {
+		bit = FIELD_SAMPLED;
+		if (!NUM(1))
+			goto bad;
+		r->sampled = (int)x;
+	} else if (KEY("type")) {
+		bit = FIELD_TYPE;
+		if (!str || vl == 0 || vl > 16)
+			goto bad;
+		if (!(vl == 4 && memcmp(v, "FLOW", 4) == 0))
+			member_add(r, 0, k, kl, v, vl, false);
+	} else if (KEY("ip4_router") || KEY("ip6_router")) {
+		uint8_t a[16];
+		if (!str || !addr_parse(v, vl, k[2] == '6', a))
+			goto bad;
+		cache_addr_format(a, r->router, sizeof(r->router));
+		member_add(r, 0, "router", 6, r->router, strlen(r->router), false);
+		return true;
+	} else {
+		if (nothing(v, vl))
+			return true;
+		for (size_t i = 0; i < sizeof(extras) / sizeof(extras[0]); i++)
+			if (strlen(extras[i].key) == kl && memcmp(extras[i].key, k, kl) == 0) {
+				member_add(r, extras[i].prio, extras[i].as, strlen(extras[i].as), v,
+					   vl, !str && dec(v, vl, UINT64_MAX, &x));
+				return true;
+			}
+		/* anything else nfdump says (tunnels, NSEL, MPLS, MACs, ...) */
+		member_add(r, 3, k, kl, v, vl, !str && dec(v, vl, UINT64_MAX, &x));
+		return true;
+	}
+#undef KEY
+#undef NUM
+	if (r->seen & bit) {
+		snprintf(r->why, sizeof(r->why), "'%.*s' given twice", (int)kl, k);
+		return false;
+	}
+	r->seen |= bit;
+	return true;
+bad:
+	snprintf(r->why, sizeof(r->why), "bad '%.*s': %.*s%s", (int)kl, k, vl > 48 ? 48 : (int)vl,
+		 v, vl > 48 ? "..." : "");
+	for (char *p = r->why; *p; p++)
+		if ((unsigned char)*p < ' ' || (unsigned char)*p == 0x7f)
+			*p = '?';
+	return false;
+}
+
+/* One line inside a record: TAB "key" SP : SP value [,]. */
+static bool field_line(struct rec *r, const char *s, size_t n)
+{
+	const char *k, *v;
+	size_t kl, vl;
+	bool str = false;
+
+	while (n > 0 && (*s == '\t' || *s == ' '))
+		s++, n--;
+	if (n > 0 && s[n - 1] == ',')
+		n--;
+	if (n < 2 || s[0] != '"')
+		goto bad;
+	k = s + 1;
+	for (kl = 0; kl + 1 < n && k[kl] != '"'; kl++)
+		if (!((k[kl] >= 'a' && k[kl] <= 'z') || (k[kl] >= '0' && k[kl] <= '9') || k[kl] == '_'))
+			goto bad;
+	if (kl == 0 || kl + 1 >= n || n - kl - 2 < 3 || memcmp(k + kl + 1, " : ", 3) != 0)
+		goto bad;
+	v = k + kl + 4;
+	vl = n - kl - 5;
+	if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') {
+		v++;
+		vl -= 2;
+		str = true;
+	} else if (vl == 0 || v[0] == '"') {
+		goto bad;
+	}
+	return field(r, k, kl, v, vl, str);
+bad:
+	snprintf(r->why, sizeof(r->why), "not a field of nfdump's JSON: '%.*s%s'",
+		 n > 48 ? 48 : (int)n, s, n > 48 ? "..." : "");
+	for (char *p = r->why; *p; p++)
+		if ((unsigned char)*p < ' ' || (unsigned char)*p == 0x7f)
+			*p = '?';
+	return false;
+}
+
+/* r's extra: its members by priority, each while it fits. */
+static void extra_build(struct rec *r)
+{
+	char *x = r->f.extra;
+	size_t cap = sizeof(r->f.extra), o = 1;
+
+	if (r->sampled)
+		member_add(r, 0, "sampled", 7, "1", 1, true);
+	if (r->nm == 0) {
+		x[0] = '\0';
+		return;
+	}
+	x[0] = '{';
+	for (int p = 0; p <= 3; p++)
+		for (size_t i = 0; i < r->nm; i++) {
+			struct member *m = &r->m[i];
+			size_t need = strlen(m->key) + strlen(m->val) + 4 + (o > 1);
+			if (m->prio != p || o + need + 2 > cap)
+				continue;
+			o += (size_t)snprintf(x + o, cap - o, "%s\"%s\":%s", o > 1 ? "," : "", m->key,
+					      m->val);
+		}
+	if (o == 1) {
+		x[0] = '\0';
+		return;
+	}
+	x[o++] = '}';
+	x[o] = '\0';
+}
+
+/* The stable hash behind a record's id: SHA-256 over its identifying
+ * fields (docs/nfdump.md, "Flow ids"), the first 16 bytes in hex. */
+static int rec_hash(const struct rec *r, char out[33])
+{
+	const struct flow_rec *f = &r->f;
+	char src[48], dst[48], text[512];
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	int n;
+
+	cache_addr_format(f->src, src, sizeof(src));
+	cache_addr_format(f->dst, dst, sizeof(dst));
+	n = snprintf(text, sizeof(text), "nfd1|%lld|%s|%d|%s|%d|%s|%d|%d|%d|%lld|%lld|%lld|%lld",
+		     (long long)f->exporter, r->router, f->proto, src, f->sport, dst, f->dport,
+		     f->icmp_type, f->icmp_code, (long long)f->start_ms, (long long)f->end_ms,
+		     (long long)f->pkts, (long long)f->bytes);
+	if (n < 0 || (size_t)n >= sizeof(text) ||
+	    EVP_Digest(text, (size_t)n, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen < 16)
+		return -ENOMEM;
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+/* Does f have q's subject on one side and, when q has a peer, the peer
+ * on the other? */
+static bool involves(const struct cache_query *q, const struct flow_rec *f)
+{
+	bool src_in = cache_prefix_contains(&q->subject, f->src);
+	bool dst_in = cache_prefix_contains(&q->subject, f->dst);
+
+	if (!q->has_peer)
+		return src_in || dst_in;
+	return (src_in && cache_prefix_contains(&q->peer, f->dst)) ||
+	       (dst_in && cache_prefix_contains(&q->peer, f->src));
+}
+
+/* A record read whole: checked, selected, kept in out or counted. */
+static int rec_end(struct rec *r, const struct cache_query *q, int64_t start, int64_t end,
+		   struct nfd_out *out)
+{
+	struct flow_rec *f = &r->f;
+	bool icmp;
+	int rc;
+
+	out->records++;
+	if (!r->why[0] && (r->seen & FIELD_NEEDED) != FIELD_NEEDED)
+		snprintf(r->why, sizeof(r->why), "a record without %s",
+			 !(r->seen & FIELD_FIRST) ? "'first'" : !(r->seen & FIELD_LAST) ? "'last'"
+			 : !(r->seen & FIELD_PROTO) ? "'proto'" : !(r->seen & FIELD_SRC) ? "a source"
+			 : !(r->seen & FIELD_DST) ? "a destination" : "packets or bytes");
+	if (!r->why[0] && f->end_ms < f->start_ms)
+		snprintf(r->why, sizeof(r->why), "a record that ends before it starts");
+	if (!r->why[0] &&
+	    (memcmp(f->src, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0) !=
+		    (memcmp(f->dst, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0))
+		snprintf(r->why, sizeof(r->why), "a record with an IPv4 and an IPv6 side");
+	if (r->why[0]) {
+		if (out->rejected++ == 0)
+			snprintf(out->why, sizeof(out->why), "%s", r->why);
+		return 0;
+	}
+	if (f->start_ms < start || f->start_ms >= end) {
+		out->outside++;
+		return 0;
+	}
+	if (!involves(q, f)) {
+		out->foreign++;
+		return 0;
+	}
+	icmp = f->proto == 1 || f->proto == 58;
+	if (icmp) {
+		f->sport = f->dport = -1;
+	} else {
+		f->icmp_type = f->icmp_code = -1;
+		if (!(r->seen & FIELD_SPORT))
+			f->sport = -1;
+		if (!(r->seen & FIELD_DPORT))
+			f->dport = -1;
+	}
+	if (f->proto != 6)
+		f->tcp_flags = -1;
+	f->sampling = (r->seen & FIELD_SAMPLED) && !r->sampled ? 1 : -1;
+	extra_build(r);
+	rc = rec_hash(r, f->id);
+	if (rc)
+		return rc;
+	fetch_community_id(f, 0, f->community_id);
+	if (out->n == out->cap) {
+		size_t nc = out->cap ? out->cap * 2 : 256;
+		struct flow_rec *v = realloc(out->recs, nc * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		out->recs = v;
+		out->cap = nc;
+	}
+	out->recs[out->n++] = *f;
+	return 0;
+}
+
+static void rec_init(struct rec *r)
+{
+	struct flow_rec *f = &r->f;
+
+	memset(r, 0, sizeof(*r));
+	f->sport = f->dport = f->proto = f->tcp_flags = f->icmp_type = f->icmp_code = -1;
+	f->pkts = f->bytes = f->in_if = f->out_if = f->exporter = f->app = -1;
+	f->src_as = f->dst_as = f->sampling = -1;
+}
+
+/* Order of the kept records by id, then by position: identical records
+ * next to each other, in the order nfdump printed them. */
+static int id_cmp(const void *a, const void *b)
+{
+	const struct flow_rec *const *x = a, *const *y = b;
+	int c = strcmp((*x)->id, (*y)->id);
+	return c ? c : (*x < *y ? -1 : *x > *y);
+}
+
+/* Identical records (the same hash) of out from index 'from' on: the
+ * second gets ".2", the third ".3", ... in the order they came. */
+static int ids_number(struct nfd_out *out, size_t from)
+{
+	size_t n = out->n - from, run = 1;
+	struct flow_rec **v;
+
+	if (n < 2)
+		return 0;
+	v = malloc(n * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		v[i] = &out->recs[from + i];
+	qsort(v, n, sizeof(*v), id_cmp);
+	for (size_t i = 1; i < n; i++) {
+		if (strncmp(v[i]->id, v[i - 1]->id, 32) == 0) {
+			run++;
+			snprintf(v[i]->id + 32, sizeof(v[i]->id) - 32, ".%zu", run);
+		} else {
+			run = 1;
+		}
+	}
+	free(v);
+	return 0;
+}
+
+int nfd_decode(const char *buf, size_t len, const struct cache_query *q, int64_t start,
+	       int64_t end, struct nfd_out *out, char *err)
+{
+	struct rec *r = malloc(sizeof(*r));
+	size_t pos = 0, from = out->n, lines = 0, stray = 0, before = out->records;
+	bool in = false, nomatch = false;
+	int rc = 0;
+
+	if (!r)
+		return -ENOMEM;
+	while (pos < len) {
+		const char *s = buf + pos, *nl = memchr(s, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - s) : len - pos;
+		pos += n + (nl ? 1 : 0);
+		if (n > 0 && s[n - 1] == '\r')
+			n--;
+		if (n == 0)
+			continue;
+		lines++;
+		if (n > NFD_LINE_MAX) {
+			if (in && !r->why[0])
+				snprintf(r->why, sizeof(r->why), "a line longer than %d bytes",
+					 NFD_LINE_MAX);
+			else if (!in)
+				stray++;
+			continue;
+		}
+		if (!in) {
+			if (n == 1 && s[0] == '{') {
+				rec_init(r);
+				in = true;
+			} else if (n == 17 && memcmp(s, "No matching flows", 17) == 0) {
+				nomatch = true;
+			} else if (!(n == 1 && (s[0] == '[' || s[0] == ']'))) {
+				stray++;
+			}
+			continue;
+		}
+		if ((n == 1 && s[0] == '}') || (n == 2 && s[0] == '}' && s[1] == ',')) {
+			in = false;
+			rc = rec_end(r, q, start, end, out);
+			if (rc)
+				goto cleanup;
+			continue;
+		}
+		if (n == 1 && s[0] == '{') {	/* the last one never closed */
+			if (!r->why[0])
+				snprintf(r->why, sizeof(r->why), "a record that does not end");
+			rc = rec_end(r, q, start, end, out);
+			if (rc)
+				goto cleanup;
+			rec_init(r);
+			continue;
+		}
+		if (!r->why[0])
+			field_line(r, s, n);
+	}
+	if (in) {
+		if (!r->why[0])
+			snprintf(r->why, sizeof(r->why), "the output ends inside a record");
+		rc = rec_end(r, q, start, end, out);
+		if (rc)
+			goto cleanup;
+	}
+	if (stray > 0 && out->records == before && !nomatch) {
+		snprintf(err, FETCH_ERRLEN, "nfdump's output is not its JSON: %zu of %zu lines are "
+			 "neither a record nor 'No matching flows'", stray, lines);
+		rc = -EBADMSG;
+		goto cleanup;
+	}
+	if (stray > 0) {	/* lines between records: counted as rejected */
+		if (out->rejected == 0)
+			snprintf(out->why, sizeof(out->why), "%zu lines outside any record", stray);
+		out->rejected += stray;
+	}
+	rc = ids_number(out, from);
+cleanup:
+	free(r);
+	return rc;
+}

@@ -1,0 +1,189 @@
+/*
+ * nfdump.h - the core of the nfdump dialect (issue 14): an archive of
+ * nfcapd files read with Debian's `nfdump` 1.7.1 as a subprocess.
+ *
+ * Four steps, each usable alone (the driver that wires them into the
+ * engine is a thin shim over them):
+ *
+ *   nfd_archive_files  which of the archive's files can hold the flows that
+ *                      started in a window [start, end)
+ *   nfd_argv           the command for those files, subject and peer
+ *   nfd_run            run it: pipes, bounded buffers, a deadline, cancel
+ *   nfd_decode         nfdump's output into struct flow_rec, selected by
+ *                      first-seen and checked against subject and peer
+ *
+ * The output format is `-o json -q` read line by line (docs/nfdump.md,
+ * "Decoding", says why and shows real output).  Conventions as in the rest
+ * of fetch/: every function returns 0 or a negative errno and writes a one
+ * line cause into err (FETCH_ERRLEN bytes) when it fails; no global state.
+ */
+#ifndef FLOWFS_NFDUMP_H
+#define FLOWFS_NFDUMP_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache.h"
+
+#define NFD_LINE_MAX 1024		/* longest output line taken (nfdump's are < 200) */
+#define NFD_STDERR_MAX 4096		/* nfdump's stderr kept for the error */
+#define NFD_FILES_MAX 8192		/* files one listing may hold (28 days of 5-minute files) */
+#define NFD_REL_MAX 128			/* a file's path under the archive's root, with its NUL */
+#define NFD_CHANNELS_MAX 16		/* nfsen channels of one profile */
+#define NFD_LAYOUT_MAX 8		/* nfcapd -S 0 to 8 */
+#define NFD_INTERVAL_MS (300 * 1000)	/* nfcapd -t: a file's interval */
+#define NFD_ACTIVE_MS (300 * 1000)	/* a long flow is exported at least this often */
+#define NFD_GRACE_MS 500		/* SIGTERM, then SIGKILL this much later */
+
+/*
+ * An archive: nfcapd's -w directory (root, no channels), or an nfsen
+ * profile (root its profiles-data/<profile> directory, e.g.
+ * profiles-data/live, and the channels its subdirectories, each with the
+ * same layout).  File names are nfcapd.YYYYmmddHHMM[SS] in the collector's
+ * local time.
+ */
+struct nfd_archive {
+	const char *root;		/* no ':' (nfdump's -M separator) */
+	const char *channels[NFD_CHANNELS_MAX];	/* [A-Za-z0-9_.-]+, not "." or ".." */
+	size_t nchannels;		/* 0: a plain nfcapd archive */
+	int layout;			/* nfcapd -S: 0 flat, 1 %Y/%m/%d, 2 %Y/%m/%d/%H,
+					 * 3 %Y/%W/%u, 4 %Y/%W/%u/%H, 5 %Y/%j, 6 %Y/%j/%H,
+					 * 7 %F, 8 %F/%H */
+	/* The zone of the file names: NULL or "" the process's zone (TZ),
+	 * "UTC" (or "Z"), a fixed offset "+hh:mm" / "-hh:mm", or an IANA name
+	 * equal to $TZ.  Another zone is refused: reading a zone other than
+	 * the process's would need the process's TZ changed (global state). */
+	const char *files_tz;
+	int64_t interval_ms;		/* nfcapd -t; 0: NFD_INTERVAL_MS */
+	/* How long after its start a flow may still be written: the
+	 * exporter's active timeout plus the collector's delay; 0:
+	 * NFD_ACTIVE_MS + the interval.  Files up to this far past a window's
+	 * end are read, so long flows are not lost. */
+	int64_t bound_ms;
+};
+
+/* One file: its interval's start (UTC ms) and its path under the root
+ * ("2026/11/27/nfcapd.202611270005"; under each channel for nfsen). */
+struct nfd_file {
+	int64_t ms;
+	char rel[NFD_REL_MAX];
+};
+
+struct nfd_files {
+	struct nfd_file *v;
+	size_t n;
+};
+
+void nfd_files_free(struct nfd_files *f);
+
+/*
+ * The archive's files that can hold a flow that started in [start, end):
+ * those whose interval [T, T + interval) ends after start and that begin
+ * before end + bound, in time order (ties by path), each once (the union of
+ * the channels).  Only the layout's directories for the days or hours in
+ * that range are read (no recursion); a name that is not
+ * nfcapd.YYYYmmddHHMM[SS] is ignored (nfcapd.current.PID, dotfiles).
+ * A missing directory is no file.  Fails with -EINVAL (a bad layout, zone,
+ * channel or range), -E2BIG (more than NFD_FILES_MAX files, or a path
+ * longer than NFD_REL_MAX or PATH_MAX), -ENOMEM, or opendir's errno for
+ * the root or a channel (-ENOENT: "no archive at ..."), err saying which.
+ */
+int nfd_archive_files(const struct nfd_archive *a, int64_t start, int64_t end,
+		      struct nfd_files *out, char *err);
+
+/* nfdump's output format: -o json, read line by line (docs/nfdump.md). */
+extern const char nfd_format[];
+
+/*
+ * One run of nfdump: argv (NULL-terminated) and a minimal environment
+ * (TZ=UTC, LC_ALL=C, PATH), all pointing into the struct's own buffers.
+ */
+#define NFD_ARGV_MAX 16
+struct nfd_cmd {
+	char *argv[NFD_ARGV_MAX];
+	char *envp[4];
+	char mdirs[4096 + NFD_CHANNELS_MAX * 64];	/* -M root[:channel...] */
+	char range[2 * NFD_REL_MAX + 2];		/* -R first:last */
+	char filter[256];
+	char prog[4096];
+};
+
+/*
+ * The command that prints every flow of files (a listing from
+ * nfd_archive_files, n >= 1) that involves q's subject and, when q has one,
+ * its peer: `nfdump -C none -q -o json -M ROOT[:CH...] -R FIRST:LAST
+ * FILTER` with FILTER `host A` or `net P/len` (`any` for a /0), and with a
+ * peer `(SUBJECT) and (PEER)`, both written canonically from the parsed
+ * prefixes.  No -t: in 1.7.1 it keeps only flows entirely inside its range;
+ * the decoder selects by start.  prog: the nfdump binary (NULL: "nfdump",
+ * found on PATH).  -ENOENT when files is empty (nothing to read), -EINVAL
+ * for a root with ':' or a bad channel, -E2BIG when a path does not fit.
+ */
+int nfd_argv(const char *prog, const struct nfd_archive *a, const struct nfd_files *files,
+	     const struct cache_query *q, struct nfd_cmd *out, char *err);
+
+/* A growing output buffer (p malloc'd, NUL-terminated when not NULL). */
+struct nfd_buf {
+	char *p;
+	size_t len, cap;
+};
+
+void nfd_buf_free(struct nfd_buf *b);
+
+/* CLOCK_MONOTONIC in ms, the clock of nfd_run's deadline. */
+int64_t nfd_mono_ms(void);
+
+/*
+ * Run argv[0] (searched on PATH when it has no '/') with envp, stdin from
+ * /dev/null, stdout into out (appended, at most limit bytes) and stderr
+ * kept up to NFD_STDERR_MAX bytes, in its own process group with default
+ * signals and an empty signal mask.  Waits with poll() until the child
+ * has exited and both pipes are closed.  On the deadline (CLOCK_MONOTONIC
+ * ms, 0: none), on *cancel becoming non-zero (checked every 50 ms; cancel
+ * may be NULL) or when stdout passes limit, the child's group is sent
+ * SIGTERM, then SIGKILL after NFD_GRACE_MS; the child is always reaped.
+ *
+ * Returns 0 when it exited with status 0; -ETIMEDOUT, -ECANCELED, -E2BIG
+ * for the three reasons above; -EIO when it exited non-zero or was killed
+ * by a signal, err saying "nfdump exited with status 254 (the filter was
+ * refused): <its stderr>"; -ENOENT when the program cannot be run;
+ * -ENOMEM; pipe's and poll's errno.  err is one line (stderr escaped).
+ */
+int nfd_run(char *const argv[], char *const envp[], int64_t deadline_ms,
+	    const atomic_int *cancel, size_t limit, struct nfd_buf *out, char *err);
+
+/* What nfd_decode found. */
+struct nfd_out {
+	struct flow_rec *recs;		/* malloc'd, n kept */
+	size_t n, cap;
+	size_t records;			/* records in the output, kept or not */
+	size_t outside;			/* started outside [start, end): another window's */
+	size_t foreign;			/* neither side in the subject (or not the peer) */
+	size_t rejected;		/* malformed records, never kept */
+	char why[160];			/* the first rejection's cause */
+};
+
+void nfd_out_free(struct nfd_out *o);
+
+/*
+ * Decode nfdump's `-o json -q` output (len bytes at buf, no NUL needed)
+ * into out (appended).  A record is kept when its first-seen is in
+ * [start, end) and it involves q's subject (and q's peer on the other
+ * side, when q has one); others are counted in outside or foreign.
+ * Strict: a record with a line longer than NFD_LINE_MAX, a number that is
+ * not a plain decimal in range, an address inet_pton refuses, a time that
+ * is not yyyy-mm-ddThh:mm:ss.mmm, a field twice or a required field
+ * (first, last, proto, addresses, in_packets, in_bytes) missing is
+ * rejected and counted, the first cause in out->why.  Unknown fields -1;
+ * what nfdump says beyond the columns goes to extra (docs/nfdump.md).
+ * Ids: see docs/nfdump.md ("Flow ids"): a hash of the identifying fields,
+ * and ".2", ".3" ... for identical records again in the same call.
+ * "No matching flows" and empty output are zero records.  Returns 0,
+ * -ENOMEM, or -EBADMSG (err says why) for output that holds lines but
+ * not one record of nfdump's JSON.
+ */
+int nfd_decode(const char *buf, size_t len, const struct cache_query *q, int64_t start,
+	       int64_t end, struct nfd_out *out, char *err);
+
+#endif
