@@ -342,11 +342,18 @@ void fs_days_fetched(struct fs_ctx *c, const struct cache_query *q, const int64_
 	memset(fetched, 0, n * sizeof(*fetched));
 	fs_subject_name(q, subject, sizeof(subject));
 	pthread_mutex_lock(&c->small_lock);
-	/* one day of the last listing, soon after it: its answer */
-	if (!listing && n == 1 && c->days.n && c->days.gen == gen &&
-	    now - c->days.at_ms < FS_DAYS_KEEP_MS && now >= c->days.at_ms &&
-	    strcmp(c->days.subject, subject) == 0) {
-		for (size_t i = 0; i < c->days.n; i++) {
+	/* the last listing's answer, soon after it and before another query
+	 * ended: one of its days, or the same listing again (a listing
+	 * repeated while a download runs costs no read of the store) */
+	if (c->days.n && c->days.gen == gen && now - c->days.at_ms < FS_DAYS_KEEP_MS &&
+	    now >= c->days.at_ms && strcmp(c->days.subject, subject) == 0) {
+		if (listing && n == c->days.n &&
+		    memcmp(c->days.bounds, bounds, (n + 1) * sizeof(*bounds)) == 0) {
+			memcpy(fetched, c->days.fetched, n * sizeof(*fetched));
+			pthread_mutex_unlock(&c->small_lock);
+			return;
+		}
+		for (size_t i = 0; !listing && n == 1 && i < c->days.n; i++) {
 			if (c->days.bounds[i] == bounds[0] && c->days.bounds[i + 1] == bounds[1]) {
 				fetched[0] = c->days.fetched[i];
 				pthread_mutex_unlock(&c->small_lock);

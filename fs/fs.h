@@ -133,7 +133,9 @@ extern const struct fuse_lowlevel_ops fs_ops;
  * cache holds the day whole, else 0.  One SQL query, never a request;
  * with 'listing' its answer is kept for the stats that follow (one day
  * asked within FS_DAYS_KEEP_MS of it, before another query ends, is
- * answered from it without a query).  A failure is logged and answered
+ * answered from it without a query), and for the same listing again
+ * within that time (a folder listed every second while a day downloads
+ * reads the store once in ten seconds).  A failure is logged and answered
  * as "not held" (all 0).
  */
 #define FS_DAYS_KEEP_MS 10000
