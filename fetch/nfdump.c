@@ -203,6 +203,22 @@ static bool file_time(const char *name, const struct nfd_zone *z, int64_t *ms)
 	return true;
 }
 
+int nfd_name_time(const char *name, const char *files_tz, int64_t *ms, char *err)
+{
+	struct nfd_zone z;
+	int rc = zone_parse(files_tz, &z, err);
+
+	if (rc)
+		return rc;
+	if (!name)	/* only the zone checked */
+		return 0;
+	if (!file_time(name, &z, ms)) {
+		snprintf(err, FETCH_ERRLEN, "'%.64s' is not an nfcapd file's name", name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Append a file to out (cap: its room), -E2BIG past NFD_FILES_MAX. */
 static int files_add(struct nfd_files *out, size_t *cap, int64_t ms, const char *sub,
 		     const char *name, char *err)
@@ -382,23 +398,24 @@ cleanup:
 
 /* ---- the command ------------------------------------------------------------------- */
 
-/* "host A", "net P/len" or "any" for one prefix, into buf. */
-static void filter_term(const struct cache_prefix *p, char *buf, size_t len)
+/* "host A", "net P/len" or "any" for one prefix, into buf; with dir
+ * ("src ", "dst ") before it unless "any". */
+static void filter_term(const struct cache_prefix *p, const char *dir, char *buf, size_t len)
 {
-	char text[64];
+	char text[48];	/* an IPv6 prefix: 43 and the NUL */
 
 	if (p->len == 0 || (p->v4 && p->len == 96)) {
 		snprintf(buf, len, "any");
 		return;
 	}
 	cache_prefix_format(p, text, sizeof(text));
-	snprintf(buf, len, "%s %s", p->len == 128 ? "host" : "net", text);
+	snprintf(buf, len, "%s%s %s", dir, p->len == 128 ? "host" : "net", text);
 }
 
 int nfd_argv(const char *prog, const struct nfd_archive *a, const struct nfd_files *files,
 	     const struct cache_query *q, struct nfd_cmd *out, char *err)
 {
-	char subj[96], peer[96];
+	char subj[64], ssrc[64], sdst[64], psrc[64], pdst[64];
 	size_t used, rl;
 	int w, i = 0;
 
@@ -440,10 +457,17 @@ int nfd_argv(const char *prog, const struct nfd_archive *a, const struct nfd_fil
 		snprintf(err, FETCH_ERRLEN, "archive file paths too long");
 		return -E2BIG;
 	}
-	filter_term(&q->subject, subj, sizeof(subj));
+	filter_term(&q->subject, "", subj, sizeof(subj));
 	if (q->has_peer) {
-		filter_term(&q->peer, peer, sizeof(peer));
-		snprintf(out->filter, sizeof(out->filter), "(%s) and (%s)", subj, peer);
+		/* the peer on the other side: "(S) and (P)" would also take a
+		 * flow whose subject's side is in P (a peer prefix that holds
+		 * the subject, as a peer split's may) */
+		filter_term(&q->subject, "src ", ssrc, sizeof(ssrc));
+		filter_term(&q->subject, "dst ", sdst, sizeof(sdst));
+		filter_term(&q->peer, "src ", psrc, sizeof(psrc));
+		filter_term(&q->peer, "dst ", pdst, sizeof(pdst));
+		snprintf(out->filter, sizeof(out->filter), "(%s and %s) or (%s and %s)", ssrc, pdst,
+			 sdst, psrc);
 	} else {
 		snprintf(out->filter, sizeof(out->filter), "%s", subj);
 	}

@@ -92,6 +92,14 @@ void nfd_files_free(struct nfd_files *f);
 int nfd_archive_files(const struct nfd_archive *a, int64_t start, int64_t end,
 		      struct nfd_files *out, char *err);
 
+/*
+ * The start (UTC ms) of the interval a file named nfcapd.YYYYmmddHHMM[SS]
+ * stands for, its name read in files_tz (nfd_archive's rules).  name
+ * NULL: only files_tz is checked.  -EINVAL, err saying why, for a zone
+ * nfd_archive refuses or a name that is not an nfcapd file's.
+ */
+int nfd_name_time(const char *name, const char *files_tz, int64_t *ms, char *err);
+
 /* nfdump's output format: -o json, read line by line (docs/nfdump.md). */
 extern const char nfd_format[];
 
@@ -105,7 +113,7 @@ struct nfd_cmd {
 	char *envp[4];
 	char mdirs[4096 + NFD_CHANNELS_MAX * 64];	/* -M root[:channel...] */
 	char range[2 * NFD_REL_MAX + 2];		/* -R first:last */
-	char filter[256];
+	char filter[320];
 	char prog[4096];
 };
 
@@ -114,8 +122,9 @@ struct nfd_cmd {
  * nfd_archive_files, n >= 1) that involves q's subject and, when q has one,
  * its peer: `nfdump -C none -q -o json -M ROOT[:CH...] -R FIRST:LAST
  * FILTER` with FILTER `host A` or `net P/len` (`any` for a /0), and with a
- * peer `(SUBJECT) and (PEER)`, both written canonically from the parsed
- * prefixes.  No -t: in 1.7.1 it keeps only flows entirely inside its range;
+ * peer `(src SUBJECT and dst PEER) or (dst SUBJECT and src PEER)` (the peer
+ * on the other side, also when its prefix holds the subject), written
+ * canonically from the parsed prefixes.  No -t: in 1.7.1 it keeps only flows entirely inside its range;
  * the decoder selects by start.  prog: the nfdump binary (NULL: "nfdump",
  * found on PATH).  -ENOENT when files is empty (nothing to read), -EINVAL
  * for a root with ':' or a bad channel, -E2BIG when a path does not fit.

@@ -340,8 +340,9 @@ static void test_argv(void **state)
 		{"10.0.1.10", NULL, "host 10.0.1.10"},
 		{"10.0.1.0/24", NULL, "net 10.0.1.0/24"},
 		{"2001:DB8::10", NULL, "host 2001:db8::10"},
-		{"2001:db8::/32", "192.0.2.1", "(net 2001:db8::/32) and (host 192.0.2.1)"},
-		{"10.0.1.10", "0.0.0.0/0", "(host 10.0.1.10) and (any)"},
+		{"2001:db8::/32", "192.0.2.1", "(src net 2001:db8::/32 and dst host 192.0.2.1) or "
+		 "(dst net 2001:db8::/32 and src host 192.0.2.1)"},
+		{"10.0.1.10", "0.0.0.0/0", "(src host 10.0.1.10 and any) or (dst host 10.0.1.10 and any)"},
 		{"::/0", NULL, "any"},
 	};
 
