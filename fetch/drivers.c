@@ -18,6 +18,7 @@
 
 extern const struct driver_ops flowapi_driver;
 extern const struct driver_ops sna_driver;
+extern const struct driver_ops nfdump_driver;
 
 /* The first line is the default driver (no prefix, no option). */
 static const struct fetch_driver fetch_drivers[] = {
@@ -26,6 +27,8 @@ static const struct fetch_driver fetch_drivers[] = {
 	{.name = "sna", .prefix = {"sna+"}, .url_form = "sna+https://MANAGER",
 	 .what = "an SNA Manager", .secret = "the SNA password",
 	 .caps = FETCH_DRIVER_HTTP | FETCH_DRIVER_SESSIONS, .ops = &sna_driver},
+	{.name = "nfdump", .prefix = {"nfdump:"}, .url_form = "nfdump:/ARCHIVE/DIR",
+	 .what = "an nfdump archive", .ops = &nfdump_driver},
 };
 
 #define NDRIVERS (sizeof(fetch_drivers) / sizeof(fetch_drivers[0]))

@@ -1044,7 +1044,7 @@ static int answered(struct run *r, struct decode_job *j, char *err)
 {
 	struct win *w = &r->wins[j->tag];
 	struct plan_ev *ev = NULL;
-	size_t nev = 0, foreign = drop_foreign(r, &w->req, &j->out), n = j->out.n;
+	size_t nev = 0, foreign = drop_foreign(r, &w->req, &j->out) + j->out.foreign, n = j->out.n;
 	int64_t *starts = malloc((n ? n : 1) * sizeof(*starts));
 	uint8_t (*peers)[16] = malloc((n ? n : 1) * 16);
 	const struct plan_ev *own = NULL;

@@ -21,6 +21,8 @@
  *               decoding, its error format
  *   sna.c       the SNA driver; each dialect is one file behind
  *               fetch_i.h's struct driver_ops, and one line of drivers.c
+ *   nfdump_drv.c the nfdump archive's driver (no HTTP: it runs nfdump for
+ *               each window), over nfdump.c, the dialect's core
  *   json.c      what the JSON dialects' drivers share (arena, strict readers)
  *   community.c Community ID v1
  *   engine.c    the loop: planner + HTTP + retries + decoding threads +
@@ -50,6 +52,12 @@
 /* The smallest cap (max_records) the engine works with, from /info or the
  * option: under it a day becomes hundreds of thousands of windows. */
 #define FETCH_CAP_MIN 100
+
+/* An nfdump archive's exporters' active timeout, in seconds: a flow that
+ * started in a window may be written this long (and one file) after it
+ * (-o active_timeout=, --active-timeout). */
+#define FETCH_ACTIVE_TIMEOUT_DEFAULT 300
+#define FETCH_ACTIVE_TIMEOUT_MAX 86400
 
 /* ---- the planner -------------------------------------------------------- */
 
@@ -185,7 +193,9 @@ struct fetch_driver {
 	const char *prefix[FETCH_DRIVER_PREFIXES];
 	const char *url_form;		/* a URL with the prefix, for --help; NULL */
 	const char *what;		/* what it talks to, for messages: "an SNA Manager" */
-	const char *secret;		/* its token, for warnings: "the token", "the SNA password" */
+	const char *secret;		/* its token, for warnings: "the token", "the SNA password";
+					 * NULL: it takes none (the fronts neither read nor
+					 * warn about one) */
 	unsigned caps;			/* FETCH_DRIVER_* */
 	const struct driver_ops *ops;	/* the driver itself (fetch_i.h) */
 };
@@ -222,6 +232,14 @@ struct fetch_opts {
 	 * for the unit tests' fake drivers; url is then given to it whole. */
 	const struct fetch_driver *driver_def;
 	const char *tenant;		/* sna: the tenant (domain) id; NULL: the only one */
+	/* nfdump (an archive of nfcapd files): the zone of the file names
+	 * (NULL: the process's zone, TZ), the exporters' active timeout in
+	 * seconds (0: FETCH_ACTIVE_TIMEOUT_DEFAULT; at most
+	 * FETCH_ACTIVE_TIMEOUT_MAX) and the nfdump program (NULL: "nfdump"
+	 * on PATH) */
+	const char *files_tz;
+	unsigned active_timeout_s;
+	const char *nfdump;
 	const char *cache_dir;
 	unsigned max_inflight;		/* requests in flight (default 4) */
 	long connect_timeout_ms;	/* default 10,000 */
@@ -266,6 +284,13 @@ struct fetch_info {
 	int64_t probed_at_ms;		/* our clock at the probe */
 	int export_delay_s;
 	bool cap_assumed;		/* max_records is our option, not the collector's word */
+	/* The collector has no cap (an nfdump archive): max_records is only
+	 * the most records a window may hold, the engine's own bound. */
+	bool uncapped;
+	/* What else the collector says about itself, for /collector/info.json:
+	 * the text of a JSON object whose members are added there (an nfdump
+	 * archive's first and last files, files_tz), or "". */
+	char about[1024];
 };
 
 /* Live counters of a query; safe to read from any thread.  records

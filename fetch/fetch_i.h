@@ -122,6 +122,10 @@ struct decoded {
 	 */
 	size_t limit;
 	bool sampled;			/* out: see sample_at */
+	/* out: records the driver itself found outside the question and did
+	 * not put in recs (a driver that selects them, as nfdump's does):
+	 * counted as the engine counts those it drops (fetch_result.foreign) */
+	size_t foreign;
 };
 
 void decoded_free(struct decoded *d);
@@ -333,5 +337,40 @@ int flowapi_decode_flows(const char *body, size_t len, size_t sample_at, struct 
  * with -EBADMSG before anything is allocated for them (struct decoded). */
 int flowapi_decode_capped(const char *body, size_t len, size_t sample_at, size_t limit,
 			  struct decoded *out, char *err);
+
+/* ---- nfdump_drv.c: the nfdump driver's parts, for the unit tests -------- */
+
+/* The nfdump driver's options, as read from fetch_opts. */
+struct nfd_drv_cfg {
+	char root[4096];		/* the archive: an absolute path, no trailing '/' */
+	char files_tz[64];		/* "": the process's zone (TZ) */
+	int64_t active_ms;		/* the exporters' active timeout */
+	char prog[4096];		/* the nfdump program */
+};
+
+/* o's URL (the part after "nfdump:"), files_tz, active_timeout_s and
+ * nfdump into cfg, with their defaults: 0, or -EINVAL with err saying
+ * what is wrong and what is taken (a relative path, a path with ':', a
+ * zone nfd_archive refuses, a timeout over FETCH_ACTIVE_TIMEOUT_MAX),
+ * -E2BIG for a path too long.  Touches no file. */
+int nfd_drv_config(const struct fetch_opts *o, struct nfd_drv_cfg *cfg, char *err);
+
+/* The bound on one window's nfdump output for a window limit: limit x 2 KiB
+ * + 1 MiB, at most 256 MiB (the engine's body_max for the driver). */
+size_t nfd_drv_out_bound(uint32_t limit);
+
+/*
+ * A window's decoded output (nfd_decode's) as the engine's answer: the
+ * records moved from in to out (in is left empty), foreign and rejected
+ * counted (foreign as the engine's own, decoded.foreign), answered the
+ * records of the output that answered the question or were malformed
+ * (not those of other windows).  overflow: the output passed its bound,
+ * so the window holds more than was read: answered is at least limit
+ * (full: the planner splits it).  More than limit records are thinned
+ * evenly to limit.  sampled as struct decoded says (out->sample_at).
+ * Returns 0; it cannot fail.
+ */
+struct nfd_out;
+int nfd_drv_convert(struct nfd_out *in, size_t limit, bool overflow, struct decoded *out);
 
 #endif

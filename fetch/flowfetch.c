@@ -49,7 +49,12 @@ static void usage(FILE *f)
 	fetch_driver_help(drivers, sizeof(drivers));
 	fprintf(f, "  --driver NAME        %s\n", drivers);
 	fputs("  --tenant ID          sna: the tenant (domain) id, when the Manager has several\n"
-	      "  --max-records N      the collector's cap when it does not say (sna; default 10000)\n"
+	      "  --max-records N      the collector's cap when it does not say (sna; default 10000);\n"
+	      "                       nfdump: the most records a window may hold (default 10000)\n"
+	      "  --files-tz ZONE      nfdump: the zone of the archive's file names: UTC, an offset\n"
+	      "                       (+01:00) or --tz (the default)\n"
+	      "  --active-timeout S   nfdump: the exporters' active timeout (default 300)\n"
+	      "  --nfdump PROGRAM     nfdump: the nfdump program (default nfdump on PATH)\n"
 	      "  --cache DIR          cache directory (default $XDG_CACHE_HOME/flowfs)\n"
 	      "  --max-inflight N     requests in flight (default 4)\n"
 	      "  --live-ttl S         refetch live windows older than S seconds (default 60)\n"
@@ -210,7 +215,8 @@ static void *tick_main(void *arg)
 
 enum { O_IP = 256, O_PEER, O_FROM, O_TO, O_TZ, O_TOKENFILE, O_CACHE, O_INFLIGHT,
        O_LIVETTL, O_CAFILE, O_INSECURE, O_QUIET, O_HELP, O_STALL, O_REQTIMEOUT,
-       O_CONNTIMEOUT, O_RETRIES, O_DRIVER, O_TENANT, O_MAXREC };
+       O_CONNTIMEOUT, O_RETRIES, O_DRIVER, O_TENANT, O_MAXREC, O_FILESTZ, O_ACTIVE,
+       O_NFDUMP };
 
 /* A whole number in [lo, hi], or -1. */
 static long number(const char *s, long lo, long hi)
@@ -256,16 +262,17 @@ int main(int argc, char **argv)
 		{"stall-timeout", 1, 0, O_STALL}, {"request-timeout", 1, 0, O_REQTIMEOUT},
 		{"connect-timeout", 1, 0, O_CONNTIMEOUT}, {"retries", 1, 0, O_RETRIES},
 		{"driver", 1, 0, O_DRIVER}, {"tenant", 1, 0, O_TENANT},
-		{"max-records", 1, 0, O_MAXREC},
+		{"max-records", 1, 0, O_MAXREC}, {"files-tz", 1, 0, O_FILESTZ},
+		{"active-timeout", 1, 0, O_ACTIVE}, {"nfdump", 1, 0, O_NFDUMP},
 		{0, 0, 0, 0},
 	};
 	const char *ip = NULL, *peer = NULL, *from = NULL, *to = NULL, *tz = "UTC";
 	const char *token_file = NULL, *cache_dir = NULL, *out_path = NULL, *ca_file = NULL;
-	const char *driver = NULL, *tenant = NULL;
+	const char *driver = NULL, *tenant = NULL, *files_tz = NULL, *nfdump = NULL;
 	char token[FETCH_TOKEN_MAX + 2] = "", err[FETCH_ERRLEN], cerr[CACHE_ERRLEN], dir[4096];
 	char part[4200] = "";
 	long inflight = 4, live_ttl = 60, stall = 30, reqto = 300, connto = 10, retries = 6;
-	long maxrec = 0;
+	long maxrec = 0, active = FETCH_ACTIVE_TIMEOUT_DEFAULT;
 	bool insecure = false, quiet = false;
 	struct fetch_engine *e = NULL;
 	struct fetch_result res;
@@ -294,12 +301,14 @@ int main(int argc, char **argv)
 		case O_REQTIMEOUT:
 		case O_CONNTIMEOUT:
 		case O_MAXREC:
+		case O_ACTIVE:
 		case O_RETRIES: {
 			static const struct { int opt; long lo, hi; const char *name; } lim[] = {
 				{O_INFLIGHT, 1, 64, "--max-inflight"}, {O_LIVETTL, 0, 86400, "--live-ttl"},
 				{O_STALL, 1, 3600, "--stall-timeout"}, {O_REQTIMEOUT, 1, 86400, "--request-timeout"},
 				{O_CONNTIMEOUT, 1, 600, "--connect-timeout"}, {O_RETRIES, 1, 100, "--retries"},
 				{O_MAXREC, 1, 10000000, "--max-records"},
+				{O_ACTIVE, 1, FETCH_ACTIVE_TIMEOUT_MAX, "--active-timeout"},
 			};
 			for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++) {
 				if (lim[i].opt != c)
@@ -312,13 +321,15 @@ int main(int argc, char **argv)
 				}
 				*(c == O_INFLIGHT ? &inflight : c == O_LIVETTL ? &live_ttl : c == O_STALL ? &stall :
 				  c == O_REQTIMEOUT ? &reqto : c == O_CONNTIMEOUT ? &connto :
-				  c == O_MAXREC ? &maxrec : &retries) = v;
+				  c == O_MAXREC ? &maxrec : c == O_ACTIVE ? &active : &retries) = v;
 			}
 			break;
 		}
 		case O_CAFILE: ca_file = optarg; break;
 		case O_DRIVER: driver = optarg; break;
 		case O_TENANT: tenant = optarg; break;
+		case O_FILESTZ: files_tz = optarg; break;
+		case O_NFDUMP: nfdump = optarg; break;
 		case O_INSECURE: insecure = true; break;
 		case O_QUIET: quiet = true; break;
 		case 'o': out_path = optarg; break;
@@ -387,7 +398,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	if (token_file) {
+	if (!drv->secret) {
+		/* a driver that takes no token (nfdump): none is read */
+	} else if (token_file) {
 		if (read_token(token_file, token, sizeof(token), err)) {
 			fprintf(stderr, "flowfetch: %s\n", err);
 			return 2;
@@ -446,6 +459,7 @@ int main(int argc, char **argv)
 		.connect_timeout_ms = connto * 1000, .max_retries = retries ? (unsigned)retries : 0,
 		.compress = -1, .insecure = insecure, .ca_file = ca_file,
 		.driver = driver, .tenant = tenant, .max_records = (uint32_t)maxrec,
+		.files_tz = files_tz, .nfdump = nfdump, .active_timeout_s = (unsigned)active,
 		.log = say_log, .log_arg = &quiet,
 	};
 	rc = fetch_engine_open(&fo, &e, err);

@@ -283,13 +283,20 @@ static int info_json(struct fs_ctx *c, char **text)
 	cJSON_AddStringToObject(o, "version", info->version);
 	cJSON_AddStringToObject(o, "dialect", info->dialect);
 	cJSON_AddStringToObject(o, "driver", fetch_engine_driver(c->engine));
-	cJSON_AddNumberToObject(o, "max_records", info->max_records);
+	if (info->uncapped)	/* no cap: max_records bounds only our windows */
+		cJSON_AddNullToObject(o, "max_records");
+	else
+		cJSON_AddNumberToObject(o, "max_records", info->max_records);
 	if (info->retention_days > 0)
 		cJSON_AddNumberToObject(o, "retention_days", info->retention_days);
 	else
 		cJSON_AddNullToObject(o, "retention_days");	/* the collector does not say */
 	cJSON_AddNumberToObject(o, "export_delay_s", info->export_delay_s);
 	cJSON_AddNumberToObject(o, "now_at_mount", (double)info->now_ms);
+	cJSON *about = info->about[0] ? cJSON_Parse(info->about) : NULL;
+	for (cJSON *m = about ? about->child : NULL; m; m = m->next)
+		cJSON_AddItemToObject(o, m->string, cJSON_Duplicate(m, true));
+	cJSON_Delete(about);
 	s = cJSON_Print(o);
 	cJSON_Delete(o);
 	if (!s)
@@ -467,6 +474,8 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("tenant=%s", tenant, 0), OPT("max_records=%d", max_records, 0),
 	OPT("snapshot_max=%s", snapshot_max, 0),
 	OPT("log_level=%s", log_level, 0),
+	OPT("files_tz=%s", files_tz, 0), OPT("nfdump=%s", nfdump, 0),
+	OPT("active_timeout=%d", active_timeout, 0),
 	FUSE_OPT_KEY("token=", KEY_TOKEN),
 	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
@@ -495,9 +504,14 @@ static void usage(const char *prog)
 	       "                           (a driver with logins takes user:password as the token)\n",
 	       drivers);
 	printf("    -o tenant=ID           sna: the tenant (domain) id, when the Manager has several\n"
-	       "    -o max_records=N       the collector's cap when it does not say (sna; default 10000)\n"
+	       "    -o max_records=N       the collector's cap when it does not say (sna; default 10000);\n"
+	       "                           nfdump: the most records a window may hold (default 10000)\n"
 	       "    -o retention_days=N    days a subject folder lists when the collector does not say\n"
 	       "                           (sna; default 90); any past day can be entered by name\n"
+	       "    -o files_tz=ZONE       nfdump: the zone of the archive's file names: UTC, an offset\n"
+	       "                           (+01:00) or the mount's -o tz (the default)\n"
+	       "    -o active_timeout=S    nfdump: the exporters' active timeout (default 300)\n"
+	       "    -o nfdump=PROGRAM      nfdump: the nfdump program (default nfdump on PATH)\n"
 	       "    -o snapshot_max=SIZE   disk the open snapshots may hold: bytes, or K, M, G (default:\n"
 	       "                           a quarter of the cache disk's free space, 64M to 2G)\n"
 	       "    -o log_level=L         error (failures only), info (default: also the mount and\n"
@@ -525,6 +539,8 @@ static int check_limits(const struct fs_opts *o)
 		{"request_timeout", offsetof(struct fs_opts, request_timeout), 1, INT_MAX},
 		{"retries", offsetof(struct fs_opts, retries), 1, INT_MAX},
 		{"retention_days", offsetof(struct fs_opts, retention_days), 1, 36500},
+		{"active_timeout", offsetof(struct fs_opts, active_timeout), 1,
+		 FETCH_ACTIVE_TIMEOUT_MAX},
 	};
 
 	for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++) {
@@ -834,6 +850,9 @@ static int fill_engine_opts(struct fs_ctx *c, struct fetch_opts *fo)
 	fo->ca_file = c->o.ca_file;
 	fo->tenant = c->o.tenant;
 	fo->max_records = c->o.max_records > 0 ? (uint32_t)c->o.max_records : 0;
+	fo->files_tz = c->o.files_tz;
+	fo->nfdump = c->o.nfdump;
+	fo->active_timeout_s = (unsigned)c->o.active_timeout;
 	fo->log = engine_log_line;
 	fo->log_arg = c;
 	return 0;
@@ -1041,6 +1060,7 @@ int main(int argc, char *argv[])
 	c->o.stall_timeout = 30;
 	c->o.request_timeout = 300;
 	c->o.retries = 6;
+	c->o.active_timeout = FETCH_ACTIVE_TIMEOUT_DEFAULT;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->small_lock, NULL);
 	pthread_mutex_init(&c->refused.lock, NULL);
@@ -1119,7 +1139,9 @@ int main(int argc, char *argv[])
 	setenv("TZ", c->o.tz ? c->o.tz : "UTC", 1);
 	tzset();
 
-	if (c->o.token_file) {
+	if (!drv->secret) {
+		/* a driver that takes no token (nfdump): none is read */
+	} else if (c->o.token_file) {
 		if (read_token(c->o.token_file, c->token, sizeof(c->token)))
 			goto out;
 	} else if (getenv("FLOWFS_TOKEN")) {
@@ -1301,5 +1323,7 @@ out:
 	free(c->o.tenant);
 	free(c->o.snapshot_max);
 	free(c->o.log_level);
+	free(c->o.files_tz);
+	free(c->o.nfdump);
 	return ret;
 }

@@ -548,7 +548,10 @@ static int render_query_json(struct fs_ctx *c, struct fs_folder *f, struct cache
 	cJSON_AddNumberToObject(fetch, "retries", (double)f->res.retries);
 	cJSON_AddNumberToObject(fetch, "records", (double)f->res.records);
 	cJSON_AddNumberToObject(fetch, "rejected", (double)f->res.rejected);
-	cJSON_AddNumberToObject(fetch, "max_records", (double)info->max_records);
+	if (info->uncapped)	/* the collector has no cap */
+		cJSON_AddNullToObject(fetch, "max_records");
+	else
+		cJSON_AddNumberToObject(fetch, "max_records", (double)info->max_records);
 	cov = cJSON_AddArrayToObject(o, "coverage");
 	for (size_t i = 0; cov && i < ncov; i++) {
 		cJSON *e = cJSON_CreateObject();

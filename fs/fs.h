@@ -39,6 +39,8 @@ struct fs_opts {
 	int insecure, foreground, debug;
 	char *snapshot_max;	/* the bound on the snapshots' bytes, as given */
 	char *log_level;	/* -o log_level=error|info|debug (default info) */
+	char *files_tz, *nfdump;	/* nfdump: the zone of the file names, the program */
+	int active_timeout;	/* nfdump: the exporters' active timeout, s */
 	char *url;		/* the first non-option argument */
 	int nonopt;
 };
