@@ -486,7 +486,8 @@ static int nfd_info(struct driver *d, struct fetch_info *info, char *err)
 }
 
 /* One line of `nfdump -E`: "SysID: 1, IP:   127.0.0.1, version: 9, ID:  0, ..."
- * into a row; false for any other line. */
+ * into a row (key the sysid, name and address the IP); false for any
+ * other line. */
 static bool exporter_line(const char *line, struct cache_lookup *row)
 {
 	long long id;
@@ -498,9 +499,11 @@ static bool exporter_line(const char *line, struct cache_lookup *row)
 	memset(row, 0, sizeof(*row));
 	row->key = id;
 	row->key2 = -1;
+	/* nfdump knows an exporter by its address only: the name and the
+	 * address alike */
 	snprintf(row->name, sizeof(row->name), "%s", ip + strspn(ip, " "));
-	snprintf(row->extra, sizeof(row->extra), "%s", ver == 10 ? "IPFIX" : ver == 9 ?
-		 "NetFlow v9" : ver == 5 ? "NetFlow v5" : "NetFlow");
+	snprintf(row->extra, sizeof(row->extra), "%s", row->name);
+	(void)ver;
 	return true;
 }
 

@@ -27,32 +27,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "nfdump"))
 
-import mkarchive  # noqa: E402
+import archives  # noqa: E402
 import mkpcap  # noqa: E402
 import oracle  # noqa: E402
-
-DAY_MS = 86400 * 1000
-SUBJECTS = (mkpcap.SUBJECT4, mkpcap.SUBJECT6)
-
-
-def ms(iso):
-    return mkpcap.utc_us(iso) // 1000
+from archives import DAY_MS, SUBJECTS, ms  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    gone = mkarchive.missing_tools()
-    if gone:
-        pytest.skip("nfdump tools missing: %s (apt-get install nfdump "
-                    "softflowd)" % ", ".join(gone))
-    tmp = tmp_path_factory.mktemp("nfdump")
-    truth = mkpcap.build(str(tmp / "pcap"), seed=1, sessions=120,
-                         nburst=3000)
-    before = int(time.time() * 1000)
-    arch = mkarchive.build(str(tmp / "pcap"), str(tmp / "archives"))
-    after = int(time.time() * 1000)
-    return {"truth": truth, "arch": arch, "tmp": tmp,
-            "made_ms": (before, after)}
+    return archives.build(tmp_path_factory.mktemp("nfdump"))
 
 
 def truth_flows(data, pcap, subject=None):
