@@ -50,10 +50,9 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 import urllib.parse
 
-from simctl import Sim, report_end
+from simctl import Sim, measure_guarded, report_end
 
 NOW_ISO = "2026-11-29T12:00:00Z"
 NOW_MS = 1795953600000
@@ -218,7 +217,8 @@ def median_ns(fn, runs):
 
 
 class Mount:
-    """flowfs in the foreground on a temporary directory."""
+    """flowfs in the foreground on a temporary directory (token_file None:
+    no token, as for nfdump:DIR)."""
 
     def __init__(self, binary, url, mnt, cache, token_file, logpath, opts=()):
         self.mnt = mnt
@@ -227,7 +227,8 @@ class Mount:
         os.makedirs(mnt, exist_ok=True)
         t0 = time.monotonic()
         self.proc = subprocess.Popen(
-            [binary, "-f", "-o", ",".join([f"token_file={token_file}", f"cache={cache}", *opts]),
+            [binary, "-f", "-o", ",".join([f"token_file={token_file}"] * bool(token_file)
+                                          + [f"cache={cache}", *opts]),
              url, mnt],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
         self.mounted = False
@@ -444,13 +445,7 @@ def main():
     t_start = time.monotonic()
     b = Bench(sys.argv[1])
     R = {}
-    try:
-        measure(b, R)
-    except Exception as e:      # the report still shows what was measured
-        traceback.print_exc()
-        b.problems.append(f"the benchmark stopped early: {type(e).__name__}: {e}")
-    finally:
-        b.close()
+    measure_guarded(b, measure, R)
     if b.mount:
         R["exit_s"] = getattr(b.mount, "exit_s", None)
     print(report(b, R, t_start))

@@ -14,6 +14,7 @@ import secrets
 import signal
 import subprocess
 import time
+import traceback
 import urllib.parse
 
 NOW_ISO = "2026-11-29T12:00:00Z"
@@ -128,6 +129,19 @@ class Sim:
     def flows_url(self, ip, start, end):
         q = urllib.parse.urlencode({"ip": ip, "start": start, "end": end})
         return f"{self.url}/api/v1/flows?{q}"
+
+
+def measure_guarded(b, measure, R):
+    """measure(b, R), then b.close() whatever happens; an exception is
+    printed and becomes one of b.problems, so that the report still shows
+    what was measured."""
+    try:
+        measure(b, R)
+    except Exception as e:
+        traceback.print_exc()
+        b.problems.append(f"the benchmark stopped early: {type(e).__name__}: {e}")
+    finally:
+        b.close()
 
 
 def report_end(P, problems, t_start):

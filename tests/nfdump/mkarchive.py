@@ -72,9 +72,9 @@ def run(cmd, timeout=DEADLINE_S):
     return p.stdout
 
 
-def nfpcapd(pcap, outdir, *opts):
+def nfpcapd(pcap, outdir, *opts, timeout=DEADLINE_S):
     os.makedirs(outdir, exist_ok=True)
-    run(["nfpcapd", "-r", pcap, "-w", outdir] + list(opts))
+    run(["nfpcapd", "-r", pcap, "-w", outdir] + list(opts), timeout=timeout)
 
 
 def free_udp_port():

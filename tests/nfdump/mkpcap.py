@@ -2,8 +2,9 @@
 """mkpcap: pcap files of known, deterministic traffic for the nfdump tests.
 
     mkpcap.py OUTDIR [--seed N] [--sessions N] [--burst N]
+    mkpcap.py OUTDIR --day-flows N [--heavy-flows N] [--seed N]
 
-writes into OUTDIR:
+The first form (the tests' data) writes into OUTDIR:
 
   traffic.pcap   three UTC days of 2026-11 (the 24th to the 26th): for each
                  subject (10.0.1.5 and 2001:db8::5) SESSIONS exchanges a day
@@ -29,6 +30,16 @@ writes into OUTDIR:
                  (nfpcapd cuts a flow at its active timeout and makes a
                  record per ICMP packet: docs/nfdump.md).
 
+The second form (the benchmark's data, bench/nfdump.py) writes only
+OUTDIR/day.pcap: one UTC day, 2026-11-20, of about N unidirectional flows
+(IPv4 only), about HEAVY of them (default: a third) of the heavy host
+10.0.1.20, the rest of 200 hosts 10.0.2.1 to 10.0.2.200, all with peers
+in 198.18.0.0/15 (so every flow has a side in 10.0.0.0/8), at uniformly
+random times: short exchanges, each two flows (a TCP session of six
+packets, a UDP request and answer, an ICMP echo and its reply).  Packets
+are streamed to the file in time order, so memory stays small; no truth
+is written (nfdump is the oracle).  A million flows take about a minute.
+
 The files are the same for the same seed and options, byte for byte (no
 clock, no host name, Python's random.Random(seed) only).  truth.json is for
 debugging: the tests' oracle is nfdump itself (oracle.py).
@@ -41,6 +52,7 @@ standard library is used.
 
 import argparse
 import calendar
+import heapq
 import ipaddress
 import json
 import os
@@ -340,6 +352,118 @@ def build(outdir, seed, sessions, nburst):
     return truth
 
 
+BENCH_DAY = "2026-11-20"
+BENCH_HEAVY = "10.0.1.20"
+BENCH_HOSTS = 200           # 10.0.2.1 to 10.0.2.200
+PAD = bytes(range(256)) * 8
+
+
+class DayWriter:
+    """Streams packets to a pcap in time order: an exchange's packets wait
+    in a heap until no later exchange can put a packet before them."""
+
+    def __init__(self, path):
+        self.out = open(path, "wb")
+        self.out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0,
+                                   65535, 1))
+        self.heap = []
+        self.n = 0
+
+    def add(self, ts, proto, src, dst, sport=0, dport=0, flags=0, size=0,
+            icmp=None):
+        s, d = addr_bytes(src), addr_bytes(dst)
+        seg = l4_segment(proto, s, d, sport, dport, flags,
+                         PAD[self.n & 0xFF:(self.n & 0xFF) + size],
+                         self.n * 1000, 0, icmp)
+        fr, _ = frame(proto, s, d, seg, self.n)
+        heapq.heappush(self.heap, (ts, self.n, fr))
+        self.n += 1
+
+    def flush(self, before=None):
+        """Writes the packets earlier than BEFORE (all when None)."""
+        h = self.heap
+        while h and (before is None or h[0][0] < before):
+            ts, _, fr = heapq.heappop(h)
+            self.out.write(struct.pack("<IIII", ts // 1000000, ts % 1000000,
+                                       len(fr), len(fr)))
+            self.out.write(fr)
+
+    def close(self):
+        self.flush()
+        self.out.close()
+
+
+def day_exchange(w, rng, t, host, port_of):
+    """One short exchange of HOST with a peer in 198.18.0.0/15 at T (us),
+    over within a second: two unidirectional flows."""
+    peer = "198.%d.%d.%d" % (18 + rng.getrandbits(1), rng.getrandbits(8),
+                             rng.randint(1, 254))
+    outbound = rng.random() < 0.6
+    cli, srv = (host, peer) if outbound else (peer, host)
+    cport = port_of(cli)
+    kind = rng.random()
+    if kind < 0.5:
+        sport = rng.choice((22, 25, 80, 443, 445, 3389, 8080))
+        steps = [rng.randint(500, 80000) for _ in range(5)]
+        w.add(t, 6, cli, srv, cport, sport, TCP_SYN)
+        t += steps[0]
+        w.add(t, 6, srv, cli, sport, cport, TCP_SYN | TCP_ACK)
+        t += steps[1]
+        w.add(t, 6, cli, srv, cport, sport, TCP_PSH | TCP_ACK,
+              rng.randint(20, 300))
+        t += steps[2]
+        w.add(t, 6, srv, cli, sport, cport, TCP_PSH | TCP_ACK,
+              rng.randint(40, 600))
+        t += steps[3]
+        w.add(t, 6, cli, srv, cport, sport, TCP_FIN | TCP_ACK)
+        t += steps[4]
+        w.add(t, 6, srv, cli, sport, cport, TCP_FIN | TCP_ACK)
+    elif kind < 0.85:
+        sport = rng.choice((53, 123, 161, 514))
+        w.add(t, 17, cli, srv, cport, sport, size=rng.randint(20, 80))
+        w.add(t + rng.randint(500, 50000), 17, srv, cli, sport, cport,
+              size=rng.randint(40, 300))
+    else:
+        ident, seq = cport, rng.getrandbits(8)
+        w.add(t, 1, cli, srv, icmp=(8, 0, ident, seq), size=56)
+        w.add(t + rng.randint(200, 20000), 1, srv, cli,
+              icmp=(0, 0, ident, seq), size=56)
+
+
+def build_day(outdir, seed, flows, heavy=None):
+    """OUTDIR/day.pcap: about FLOWS flows on BENCH_DAY, about HEAVY of them
+    (default FLOWS // 3) of BENCH_HEAVY; returns (path, packets)."""
+    heavy = flows // 3 if heavy is None else min(heavy, flows)
+    rng = random.Random(seed)
+    hosts = ["10.0.2.%d" % (i + 1) for i in range(BENCH_HOSTS)]
+    port = {}
+
+    def port_of(h):
+        p = port.get(h)
+        if p is None:
+            p = 32768 + rng.randint(0, 27000)
+        port[h] = 32768 if p >= 60999 else p + 1
+        return p
+    n_heavy, n_other = heavy // 2, (flows - heavy) // 2
+    span = 86400 * 1000000 - 60 * 1000000
+    t0 = utc_us(BENCH_DAY)
+    times = sorted(rng.randrange(span) for _ in range(n_heavy + n_other))
+    who = [True] * n_heavy + [False] * n_other
+    rng.shuffle(who)
+    os.makedirs(outdir, exist_ok=True)
+    path = os.path.join(outdir, "day.pcap")
+    w = DayWriter(path)
+    try:
+        for i, off in enumerate(times):
+            t = t0 + off
+            w.flush(before=t)
+            host = BENCH_HEAVY if who[i] else hosts[rng.randrange(len(hosts))]
+            day_exchange(w, rng, t, host, port_of)
+    finally:
+        w.close()
+    return path, w.n
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("outdir")
@@ -348,7 +472,18 @@ def main(argv):
                     help="exchanges per subject and day (default 120)")
     ap.add_argument("--burst", type=int, default=3000,
                     help="one-packet flows in the burst (default 3000)")
+    ap.add_argument("--day-flows", type=int, default=0,
+                    help="write only day.pcap, about N flows on %s "
+                    "(the benchmark's data)" % BENCH_DAY)
+    ap.add_argument("--heavy-flows", type=int, default=None,
+                    help="with --day-flows: %s's share (default a third)"
+                    % BENCH_HEAVY)
     a = ap.parse_args(argv)
+    if a.day_flows:
+        path, packets = build_day(a.outdir, a.seed, a.day_flows,
+                                  a.heavy_flows)
+        print("%s: %d packets" % (path, packets))
+        return 0
     truth = build(a.outdir, a.seed, a.sessions, a.burst)
     for name, flows in truth.items():
         print("%s: %d flows" % (name, len(flows)))

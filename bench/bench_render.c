@@ -1,0 +1,78 @@
+/*
+ * bench_render.c - the CSV renderer alone, on a cache a front has filled
+ * (bench/nfdump.py): cache_render(CACHE_CSV) of one query to /dev/null,
+ * ROUNDS times, in one process, so that what is timed is what flows.csv
+ * costs once the flows are stored: SQLite's scan of the flows (the cache
+ * file in the page cache after the first round), the decisions of
+ * render.c (names, times in TZ, Community ID, ...), the CSV writer and
+ * stdio's writes to /dev/null.  Not included: the process's start, the
+ * cache's open, the engine (no coverage check, no audit).
+ *
+ *   bench_render CACHE_DIR URL PRODUCT DRIVER SUBJECT FROM_MS TO_MS ROUNDS
+ *
+ * URL, PRODUCT and DRIVER are the cache's identity (its meta table: the
+ * file is named from the URL).  Prints one line a round, "ROWS SECONDS";
+ * exits 1 with the cause on stderr when the cache cannot be opened or a
+ * render fails.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "cache.h"
+
+static double bench_now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+	char err[CACHE_ERRLEN] = "";
+	struct cache *c = NULL;
+	struct cache_query q = {0};
+	int rc = 1;
+
+	if (argc != 9) {
+		fprintf(stderr, "usage: bench_render CACHE_DIR URL PRODUCT DRIVER SUBJECT FROM_MS "
+				"TO_MS ROUNDS\n");
+		return 2;
+	}
+	struct cache_identity id = {argv[2], argv[3], argv[4]};
+	q.start = strtoll(argv[6], NULL, 10);
+	q.end = strtoll(argv[7], NULL, 10);
+	int rounds = atoi(argv[8]);
+	if (cache_prefix_parse(argv[5], &q.subject) || q.end <= q.start || rounds < 1) {
+		fprintf(stderr, "bench_render: bad subject, range or rounds\n");
+		return 2;
+	}
+	tzset();
+	if (cache_open(argv[1], &id, &c, err)) {
+		fprintf(stderr, "bench_render: cannot open the cache: %s\n", err);
+		return 1;
+	}
+	for (int i = 0; i < rounds; i++) {
+		FILE *out = fopen("/dev/null", "w");
+		int64_t rows = 0;
+		if (!out) {
+			perror("bench_render: /dev/null");
+			goto cleanup;
+		}
+		double t0 = bench_now_s();
+		int r = cache_render(c, &q, CACHE_CSV, out, NULL, NULL, 0, &rows, err);
+		int fr = fclose(out);
+		double t1 = bench_now_s();
+		if (r || fr) {
+			fprintf(stderr, "bench_render: the render failed: %s\n", r ? err : "fclose");
+			goto cleanup;
+		}
+		printf("%lld %.6f\n", (long long)rows, t1 - t0);
+		fflush(stdout);
+	}
+	rc = 0;
+cleanup:
+	cache_close(c);
+	return rc;
+}
