@@ -1066,10 +1066,42 @@ static void extra_build(struct rec *r)
 	x[o] = '\0';
 }
 
-/* The stable hash behind a record's id: SHA-256 over its identifying
- * fields (docs/nfdump.md, "Flow ids"), the first 16 bytes in hex. */
-static int rec_hash(const struct rec *r, char out[33])
+/* SHA-256, set up once per nfd_decode call: EVP_Digest with EVP_sha256()
+ * looks the digest up in OpenSSL's provider store on every call (its
+ * locks showed in the profile of bench/run nfdump), and a record needs one
+ * digest. */
+struct rec_digest {
+	EVP_MD *md;
+	EVP_MD_CTX *ctx;
+};
+
+/* Fetches SHA-256 and a context for it: 0, or -ENOMEM (OpenSSL could not
+ * provide them; nothing is held then). */
+static int rec_digest_open(struct rec_digest *d)
 {
+	d->md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	d->ctx = EVP_MD_CTX_new();
+	if (d->md && d->ctx)
+		return 0;
+	EVP_MD_CTX_free(d->ctx);
+	EVP_MD_free(d->md);
+	d->md = NULL;
+	d->ctx = NULL;
+	return -ENOMEM;
+}
+
+static void rec_digest_close(struct rec_digest *d)
+{
+	EVP_MD_CTX_free(d->ctx);
+	EVP_MD_free(d->md);
+}
+
+/* The stable hash behind a record's id: SHA-256 over its identifying
+ * fields (docs/nfdump.md, "Flow ids"), the first 16 bytes in lowercase
+ * hex; -ENOMEM when the text does not fit or the digest fails. */
+static int rec_hash(const struct rec *r, struct rec_digest *d, char out[33])
+{
+	static const char hex[] = "0123456789abcdef";
 	const struct flow_rec *f = &r->f;
 	char src[48], dst[48], text[512];
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -1082,11 +1114,15 @@ static int rec_hash(const struct rec *r, char out[33])
 		     (long long)f->exporter, r->router, f->proto, src, f->sport, dst, f->dport,
 		     f->icmp_type, f->icmp_code, (long long)f->start_ms, (long long)f->end_ms,
 		     (long long)f->pkts, (long long)f->bytes);
-	if (n < 0 || (size_t)n >= sizeof(text) ||
-	    EVP_Digest(text, (size_t)n, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen < 16)
+	if (n < 0 || (size_t)n >= sizeof(text) || EVP_DigestInit_ex2(d->ctx, d->md, NULL) != 1 ||
+	    EVP_DigestUpdate(d->ctx, text, (size_t)n) != 1 ||
+	    EVP_DigestFinal_ex(d->ctx, md, &mdlen) != 1 || mdlen < 16)
 		return -ENOMEM;
-	for (int i = 0; i < 16; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	for (int i = 0; i < 16; i++) {	/* not snprintf: 16 calls a record showed too */
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[32] = '\0';
 	return 0;
 }
 
@@ -1105,7 +1141,7 @@ static bool involves(const struct cache_query *q, const struct flow_rec *f)
 
 /* A record read whole: checked, selected, kept in out or counted. */
 static int rec_end(struct rec *r, const struct cache_query *q, int64_t start, int64_t end,
-		   struct nfd_out *out)
+		   struct rec_digest *d, struct nfd_out *out)
 {
 	struct flow_rec *f = &r->f;
 	bool icmp;
@@ -1150,7 +1186,7 @@ static int rec_end(struct rec *r, const struct cache_query *q, int64_t start, in
 		f->tcp_flags = -1;
 	f->sampling = (r->seen & FIELD_SAMPLED) && !r->sampled ? 1 : -1;
 	extra_build(r);
-	rc = rec_hash(r, f->id);
+	rc = rec_hash(r, d, f->id);
 	if (rc)
 		return rc;
 	fetch_community_id(f, 0, f->community_id);
@@ -1216,12 +1252,18 @@ int nfd_decode(const char *buf, size_t len, const struct cache_query *q, int64_t
 	       int64_t end, struct nfd_out *out, char *err)
 {
 	struct rec *r = malloc(sizeof(*r));
+	struct rec_digest dg;
 	size_t pos = 0, from = out->n, lines = 0, stray = 0, before = out->records;
 	bool in = false, nomatch = false;
 	int rc = 0;
 
 	if (!r)
 		return -ENOMEM;
+	if (rec_digest_open(&dg)) {
+		free(r);
+		snprintf(err, FETCH_ERRLEN, "OpenSSL has no SHA-256 for the flows' ids");
+		return -ENOMEM;
+	}
 	while (pos < len) {
 		const char *s = buf + pos, *nl = memchr(s, '\n', len - pos);
 		size_t n = nl ? (size_t)(nl - s) : len - pos;
@@ -1252,7 +1294,7 @@ int nfd_decode(const char *buf, size_t len, const struct cache_query *q, int64_t
 		}
 		if ((n == 1 && s[0] == '}') || (n == 2 && s[0] == '}' && s[1] == ',')) {
 			in = false;
-			rc = rec_end(r, q, start, end, out);
+			rc = rec_end(r, q, start, end, &dg, out);
 			if (rc)
 				goto cleanup;
 			continue;
@@ -1260,7 +1302,7 @@ int nfd_decode(const char *buf, size_t len, const struct cache_query *q, int64_t
 		if (n == 1 && s[0] == '{') {	/* the last one never closed */
 			if (!r->why[0])
 				snprintf(r->why, sizeof(r->why), "a record that does not end");
-			rc = rec_end(r, q, start, end, out);
+			rc = rec_end(r, q, start, end, &dg, out);
 			if (rc)
 				goto cleanup;
 			rec_init(r);
@@ -1272,7 +1314,7 @@ int nfd_decode(const char *buf, size_t len, const struct cache_query *q, int64_t
 	if (in) {
 		if (!r->why[0])
 			snprintf(r->why, sizeof(r->why), "the output ends inside a record");
-		rc = rec_end(r, q, start, end, out);
+		rc = rec_end(r, q, start, end, &dg, out);
 		if (rc)
 			goto cleanup;
 	}
@@ -1289,6 +1331,7 @@ int nfd_decode(const char *buf, size_t len, const struct cache_query *q, int64_t
 	}
 	rc = ids_number(out, from);
 cleanup:
+	rec_digest_close(&dg);
 	free(r);
 	return rc;
 }

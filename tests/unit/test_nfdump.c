@@ -316,6 +316,25 @@ static void test_ids(void **state)
 	nfd_out_free(&b);
 }
 
+/* An id is the documented hash (docs/nfdump.md, "Flow ids"): the first
+ * 16 bytes of SHA-256 over the record's fields, in lowercase hex; a
+ * cache holds ids, so it must not change between versions.  Here
+ * sha256("nfd1|3||6|10.0.1.10|1234|192.0.2.1|80|-1|-1|1795737601001|
+ * 1795737602002|5|500"), computed with Python's hashlib. */
+static void test_id_value(void **state)
+{
+	(void)state;
+	struct cache_query q = Q("10.0.1.10", NULL, T0, T0 + DAY);
+	struct nfd_out o;
+
+	for (int i = 0; i < 2; i++) {	/* the digest is set up once a call: twice */
+		decode(one_rec, &q, T0, T0 + DAY, &o);
+		assert_int_equal(o.n, 1);
+		assert_string_equal(o.recs[0].id, "259b7331eb38f51783f5bb11f8d5dec2");
+		nfd_out_free(&o);
+	}
+}
+
 /* ---- the command ---- */
 
 static struct nfd_files two_files(void)
@@ -578,6 +597,7 @@ int main(void)
 		cmocka_unit_test(test_decode_fields),
 		cmocka_unit_test(test_decode_empty),
 		cmocka_unit_test(test_ids),
+		cmocka_unit_test(test_id_value),
 		cmocka_unit_test(test_argv),
 		cmocka_unit_test(test_archive_flat),
 		cmocka_unit_test(test_archive_layout),
