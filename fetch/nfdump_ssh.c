@@ -623,3 +623,192 @@ cleanup:
 	nfd_ssh_cmd_free(&cmd);
 	return rc;
 }
+
+/* ---- the whole archive, at open ------------------------------------------------------------- */
+
+/* ssh's exit status with the tree's listing. */
+static const char *ssh_tree_meaning(int st)
+{
+	if (st == 255)
+		return "ssh could not connect, log in or trust the host key";
+	return "the archive could not be listed on the collector";
+}
+
+static const struct nfd_runner ssh_tree_runner = {"ssh", ssh_tree_meaning};
+
+static int tree_dir_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct nfd_ssh_dir *)a)->rel, ((const struct nfd_ssh_dir *)b)->rel);
+}
+
+/* Add the directory whose header line is at h ("." or "./2026/11:", ':'
+ * already cut) to t, its names from line begin on. */
+static int tree_add(struct nfd_ssh_tree *t, char *h, size_t begin)
+{
+	if (t->n == t->cap) {
+		size_t nc = t->cap ? t->cap * 2 : 64;
+		struct nfd_ssh_dir *d;
+		if (t->cap >= NFD_SSH_TREE_DIRS)
+			return -E2BIG;
+		d = realloc(t->d, nc * sizeof(*d));
+		if (!d)
+			return -ENOMEM;
+		t->d = d;
+		t->cap = nc;
+	}
+	t->d[t->n].rel = strcmp(h, ".") == 0 ? h + 1 : h + 2;	/* "" or "2026/11" */
+	t->d[t->n].begin = t->d[t->n].end = begin;
+	t->n++;
+	return 0;
+}
+
+/* Split `ls -1qRp .`'s output (after our "/d" line) into t's directories:
+ * a header is the first line or a line after an empty one, "./SUB:" (or
+ * ".:"); names hold no newline (-q) and a name is never empty, so an empty
+ * line only separates directories. */
+static int tree_parse(struct nfd_ssh_tree *t, char *err)
+{
+	char *s = t->text;
+	size_t len = t->len, p = 0;
+	bool header = true;
+	int rc;
+
+	if (len < 3 || memcmp(s, "/d\n", 3) != 0) {
+		snprintf(err, FETCH_ERRLEN, "the collector printed '%.60s' where the archive's "
+			 "listing was expected (a login script that prints?)", s);
+		return -EBADMSG;
+	}
+	p = 3;
+	if (p < len && strncmp(s + p, ".:\n", 3) != 0) {
+		/* an ls that writes no header for its one operand: "." */
+		rc = tree_add(t, (char *)".", p);
+		if (rc)
+			return rc;
+		header = false;
+	}
+	while (p < len) {
+		char *nl = memchr(s + p, '\n', len - p);
+		size_t e = nl ? (size_t)(nl - s) : len;
+		s[e] = '\0';
+		if (header) {
+			if (e - p < 2 || s[e - 1] != ':' || s[p] != '.' ||
+			    (s[p + 1] != '/' && s[p + 1] != ':')) {
+				snprintf(err, FETCH_ERRLEN, "the collector's listing has a bad line "
+					 "'%.60s' where a directory was expected", s + p);
+				return -EBADMSG;
+			}
+			s[e - 1] = '\0';
+			rc = tree_add(t, s + p, e + 1);
+			if (rc) {
+				if (rc == -E2BIG)
+					snprintf(err, FETCH_ERRLEN, "the archive has more than %d "
+						 "directories", NFD_SSH_TREE_DIRS);
+				return rc;
+			}
+			header = false;
+		} else if (s[p] == '\0') {
+			header = true;
+		} else {
+			t->d[t->n - 1].end = e + 1;
+		}
+		p = e + 1;
+	}
+	qsort(t->d, t->n, sizeof(t->d[0]), tree_dir_cmp);
+	return 0;
+}
+
+int nfd_ssh_tree_read(const struct nfd_ssh_url *u, const struct nfd_ssh_opts *o,
+		      int64_t deadline_ms, const atomic_int *cancel, struct nfd_ssh_tree *t,
+		      char *err)
+{
+	struct nfd_ssh_cmd cmd = {0};
+	struct nfd_buf buf = {0}, s = {0};
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	/* QUOTING_STYLE would make GNU ls quote names; -p marks directories */
+	rc = text_add(&s, "if [ -d", false);
+	if (!rc)
+		rc = text_word(&s, u->path);
+	if (!rc)
+		rc = text_add(&s, " ] && cd --", false);
+	if (!rc)
+		rc = text_word(&s, u->path);
+	if (!rc)
+		rc = text_add(&s, "; then printf '/d\\n'; unset QUOTING_STYLE; LC_ALL=C exec ls "
+			      "-1qRp .; else printf '/m\\n'; fi", false);
+	if (rc) {
+		snprintf(err, FETCH_ERRLEN, "the archive's path is too long for the listing");
+		goto cleanup;
+	}
+	rc = nfd_ssh_argv(u, o, s.p, &cmd, err);
+	if (rc)
+		goto cleanup;
+	rc = nfd_run_as(&ssh_tree_runner, cmd.argv, cmd.envp, deadline_ms, cancel,
+			NFD_SSH_LIST_MAX, &buf, err);
+	if (rc == -E2BIG)
+		snprintf(err, FETCH_ERRLEN, "the archive's listing passes %u bytes",
+			 NFD_SSH_LIST_MAX);
+	if (rc) {
+		rc = nfd_ssh_errno(rc, err);
+		goto cleanup;
+	}
+	t->text = buf.p ? buf.p : strdup("");
+	t->len = buf.len;
+	buf.p = NULL;
+	if (!t->text) {
+		rc = -ENOMEM;
+		goto cleanup;
+	}
+	if (strcmp(t->text, "/m\n") == 0) {
+		snprintf(err, FETCH_ERRLEN, "no archive at %.200s on %.100s: no such directory",
+			 u->path, u->host);
+		rc = -ENOENT;
+		goto cleanup;
+	}
+	rc = tree_parse(t, err);
+cleanup:
+	if (rc)
+		nfd_ssh_tree_free(t);
+	nfd_buf_free(&s);
+	nfd_buf_free(&buf);
+	nfd_ssh_cmd_free(&cmd);
+	return rc;
+}
+
+int nfd_ssh_tree_list(const struct nfd_ssh_tree *t, const char *rel,
+		      int (*take)(void *arg, const char *name, bool dir), void *arg)
+{
+	struct nfd_ssh_dir key = {.rel = rel}, *d;
+
+	d = t->n ? bsearch(&key, t->d, t->n, sizeof(t->d[0]), tree_dir_cmp) : NULL;
+	if (!d)
+		return -ENOENT;
+	for (size_t p = d->begin; p < d->end; p += strlen(t->text + p) + 1) {
+		const char *name = t->text + p;
+		size_t n = strlen(name);
+		char plain[256];
+		int rc;
+		if (n == 0)
+			continue;
+		if (name[n - 1] == '/') {
+			if (n > sizeof(plain))
+				continue;
+			memcpy(plain, name, n - 1);
+			plain[n - 1] = '\0';
+			rc = take(arg, plain, true);
+		} else {
+			rc = take(arg, name, false);
+		}
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+void nfd_ssh_tree_free(struct nfd_ssh_tree *t)
+{
+	free(t->text);
+	free(t->d);
+	memset(t, 0, sizeof(*t));
+}

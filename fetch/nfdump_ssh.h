@@ -23,13 +23,15 @@
  * nfd_ssh_parse; the archive's root is the URL's path; where the local
  * driver calls nfd_archive_files it calls nfd_ssh_files, and where it runs
  * nfd_argv's command with nfd_run it runs nfd_ssh_wrap's with
- * nfd_run_as(&nfd_ssh_runner, ...), then maps errors with nfd_ssh_errno.
- * Not in the table of drivers yet.
+ * nfd_run_as(&nfd_ssh_runner, ...), then maps errors with nfd_ssh_errno;
+ * its open reads the archive's tree with nfd_ssh_tree_read.  Wired:
+ * nfdump_drv.c serves both forms (the table's nfdump line).
  */
 #ifndef FLOWFS_NFDUMP_SSH_H
 #define FLOWFS_NFDUMP_SSH_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -164,5 +166,44 @@ int nfd_ssh_errno(int rc, const char *err);
 int nfd_ssh_files(const struct nfd_ssh_url *u, const struct nfd_ssh_opts *o,
 		  const struct nfd_archive *a, int64_t start, int64_t end, int64_t deadline_ms,
 		  const atomic_int *cancel, struct nfd_files *out, char *err);
+
+/*
+ * The whole archive's tree, read once at open (its layout, channels, first
+ * and last file): `ls -1qRp .` in the archive's directory on the
+ * collector, one ssh command, the directories indexed by their path under
+ * the archive ("" the archive itself, "live/2026/11").
+ */
+#define NFD_SSH_TREE_DIRS 65536		/* directories a tree holds */
+struct nfd_ssh_dir {
+	const char *rel;		/* into text */
+	size_t begin, end;		/* its names' lines in text, NUL-terminated */
+};
+struct nfd_ssh_tree {
+	char *text;			/* the listing, malloc'd */
+	size_t len;
+	struct nfd_ssh_dir *d;		/* sorted by rel */
+	size_t n, cap;
+};
+
+/*
+ * Read the tree of the archive at u->path on u's host (dot files left
+ * out, as ls does; names with a newline read with '?').  deadline_ms and
+ * cancel as nfd_run's.  Returns 0, -ENOENT when the path is not a
+ * directory there, nfd_run_as's errors through nfd_ssh_errno (ssh's
+ * reason in err), -E2BIG past NFD_SSH_LIST_MAX bytes or NFD_SSH_TREE_DIRS
+ * directories, -EBADMSG when the output is not ls's (a login script that
+ * prints?), -ENOMEM.  t is empty on failure.
+ */
+int nfd_ssh_tree_read(const struct nfd_ssh_url *u, const struct nfd_ssh_opts *o,
+		      int64_t deadline_ms, const atomic_int *cancel, struct nfd_ssh_tree *t,
+		      char *err);
+
+/* take(arg, NAME, is a directory) for each entry of the directory rel of
+ * t, in ls's order, until take returns non-zero (returned); -ENOENT when t
+ * has no such directory. */
+int nfd_ssh_tree_list(const struct nfd_ssh_tree *t, const char *rel,
+		      int (*take)(void *arg, const char *name, bool dir), void *arg);
+
+void nfd_ssh_tree_free(struct nfd_ssh_tree *t);
 
 #endif

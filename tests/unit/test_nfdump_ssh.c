@@ -424,6 +424,86 @@ static void test_listing(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* tree_names' take: the names, "d:" before a directory's, one per line. */
+static int tree_take(void *arg, const char *name, bool dir)
+{
+	char *out = arg;
+	size_t n = strlen(out);
+
+	snprintf(out + n, 1024 - n, "%s%s\n", dir ? "d:" : "", name);
+	return 0;
+}
+
+/* The names nfd_ssh_tree_list gives for rel, sorted by ls; rc in *rc. */
+static const char *tree_names(const struct nfd_ssh_tree *t, const char *rel, int *rc)
+{
+	static char out[1024];
+
+	out[0] = '\0';
+	*rc = nfd_ssh_tree_list(t, rel, tree_take, out);
+	return out;
+}
+
+/* The archive's tree at open, through the fake ssh: every directory
+ * indexed by its path under the archive, directories told from files,
+ * dot files left out, a name with a newline one name; a missing archive
+ * -ENOENT, a login script that prints -EBADMSG. */
+static void test_tree(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/test_nfdump_ssh.XXXXXX", root[256], cmd[1024];
+	struct nfd_ssh_opts o = {.ssh = fake_ssh};
+	struct nfd_ssh_url u = {.host = "h"};
+	struct nfd_ssh_tree t;
+	int rc;
+
+	assert_non_null(mkdtemp(dir));
+	make_fake_ssh(dir);
+	snprintf(root, sizeof(root), "%s/it's $(x) a;b", dir);
+	touch(root, "live/2026/11/27/nfcapd.202611270000");
+	touch(root, "live/2026/11/27/nfcapd.202611270005");
+	touch(root, "live/.hidden");
+	touch(root, "peer/2026/11/26/nfcapd.202611262355");
+	touch(root, "nfcapd.202611270005\nnfcapd.202611270015");
+	snprintf(u.path, sizeof(u.path), "%s", root);
+	if (nfd_ssh_tree_read(&u, &o, 0, NULL, &t, err) != 0)
+		fail_msg("nfd_ssh_tree_read: %s", err);
+	assert_string_equal(tree_names(&t, "", &rc), "d:live\nnfcapd.202611270005?nfcapd."
+			    "202611270015\nd:peer\n");
+	assert_int_equal(rc, 0);
+	assert_string_equal(tree_names(&t, "live", &rc), "d:2026\n");
+	assert_string_equal(tree_names(&t, "live/2026/11/27", &rc),
+			    "nfcapd.202611270000\nnfcapd.202611270005\n");
+	assert_string_equal(tree_names(&t, "peer/2026/11/26", &rc), "nfcapd.202611262355\n");
+	tree_names(&t, "live/2026/12", &rc);
+	assert_int_equal(rc, -ENOENT);
+	nfd_ssh_tree_free(&t);
+
+	/* an empty archive: one directory, no names */
+	snprintf(u.path, sizeof(u.path), "%s/empty", dir);
+	assert_int_equal(mkdir(u.path, 0755), 0);
+	assert_int_equal(nfd_ssh_tree_read(&u, &o, 0, NULL, &t, err), 0);
+	assert_string_equal(tree_names(&t, "", &rc), "");
+	assert_int_equal(rc, 0);
+	nfd_ssh_tree_free(&t);
+
+	snprintf(u.path, sizeof(u.path), "%s/none", dir);
+	assert_int_equal(nfd_ssh_tree_read(&u, &o, 0, NULL, &t, err), -ENOENT);
+	assert_non_null(strstr(err, "no archive at"));
+	snprintf(u.path, sizeof(u.path), "%s", root);
+	snprintf(cmd, sizeof(cmd), "echo 'Welcome to the collector' > '%s.pre'", fake_ssh);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(nfd_ssh_tree_read(&u, &o, 0, NULL, &t, err), -EBADMSG);
+	assert_non_null(strstr(err, "Welcome to the collector"));
+	snprintf(cmd, sizeof(cmd), "rm '%s.pre' && echo 'Host key verification failed.' > "
+		 "'%s.fail'", fake_ssh, fake_ssh);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(nfd_ssh_tree_read(&u, &o, 0, NULL, &t, err), -EACCES);
+	assert_non_null(strstr(err, "Host key verification failed"));
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -433,6 +513,7 @@ int main(void)
 		cmocka_unit_test(test_wrap_through_sh),
 		cmocka_unit_test(test_errno),
 		cmocka_unit_test(test_listing),
+		cmocka_unit_test(test_tree),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
