@@ -27,7 +27,8 @@ static const struct fetch_driver fetch_drivers[] = {
 	{.name = "sna", .prefix = {"sna+"}, .url_form = "sna+https://MANAGER",
 	 .what = "an SNA Manager", .secret = "the SNA password",
 	 .caps = FETCH_DRIVER_HTTP | FETCH_DRIVER_SESSIONS, .ops = &sna_driver},
-	{.name = "nfdump", .prefix = {"nfdump:"}, .url_form = "nfdump:/ARCHIVE/DIR",
+	{.name = "nfdump", .prefix = {"nfdump:", "nfdump+"},
+	 .url_form = "nfdump:/ARCHIVE/DIR or nfdump+ssh://[USER@]HOST[:PORT]/ARCHIVE/DIR",
 	 .what = "an nfdump archive", .ops = &nfdump_driver},
 };
 

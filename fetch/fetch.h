@@ -240,6 +240,13 @@ struct fetch_opts {
 	const char *files_tz;
 	unsigned active_timeout_s;
 	const char *nfdump;
+	/* nfdump+ssh:// (an archive on another host, read through ssh): ssh's
+	 * -F config file, -i identity file and UserKnownHostsFile (NULL: ssh's
+	 * own defaults, the user's); nfdump is then the program on the
+	 * collector, and connect_timeout_ms ssh's ConnectTimeout */
+	const char *ssh_config;
+	const char *identity;
+	const char *known_hosts;
 	const char *cache_dir;
 	unsigned max_inflight;		/* requests in flight (default 4) */
 	long connect_timeout_ms;	/* default 10,000 */

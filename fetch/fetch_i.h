@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 
 #include "fetch.h"
+#include "nfdump_ssh.h"
 
 /* ---- http.c: libcurl multi ---------------------------------------------- */
 
@@ -345,14 +346,20 @@ struct nfd_drv_cfg {
 	char root[4096];		/* the archive: an absolute path, no trailing '/' */
 	char files_tz[64];		/* "": the process's zone (TZ) */
 	int64_t active_ms;		/* the exporters' active timeout */
-	char prog[4096];		/* the nfdump program */
+	char prog[4096];		/* the nfdump program (for ssh: on the collector) */
+	bool ssh;			/* nfdump+ssh://: the archive is on url's host */
+	struct nfd_ssh_url url;		/* root is url.path */
+	char ssh_config[1024], identity[1024], known_hosts[1024];	/* "": ssh's defaults */
+	int connect_timeout_s;		/* ssh's ConnectTimeout */
 };
 
-/* o's URL (the part after "nfdump:"), files_tz, active_timeout_s and
- * nfdump into cfg, with their defaults: 0, or -EINVAL with err saying
- * what is wrong and what is taken (a relative path, a path with ':', a
+/* o's URL (the part after "nfdump:", or after "nfdump+": "ssh://..."),
+ * files_tz, active_timeout_s, nfdump and the ssh options into cfg, with
+ * their defaults: 0, or -EINVAL with err saying what is wrong and what is
+ * taken (a relative path, a path with ':', a URL nfd_ssh_parse refuses, an
+ * ssh file name nfd_ssh_argv refuses, ssh options for a local archive, a
  * zone nfd_archive refuses, a timeout over FETCH_ACTIVE_TIMEOUT_MAX),
- * -E2BIG for a path too long.  Touches no file. */
+ * -E2BIG for a path too long.  Touches no file, runs nothing. */
 int nfd_drv_config(const struct fetch_opts *o, struct nfd_drv_cfg *cfg, char *err);
 
 /* The bound on one window's nfdump output for a window limit: limit x 2 KiB

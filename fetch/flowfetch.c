@@ -54,7 +54,11 @@ static void usage(FILE *f)
 	      "  --files-tz ZONE      nfdump: the zone of the archive's file names: UTC, an offset\n"
 	      "                       (+01:00) or --tz (the default)\n"
 	      "  --active-timeout S   nfdump: the exporters' active timeout (default 300)\n"
-	      "  --nfdump PROGRAM     nfdump: the nfdump program (default nfdump on PATH)\n"
+	      "  --nfdump PROGRAM     nfdump: the nfdump program (default nfdump on PATH; over ssh:\n"
+	      "                       on the collector's PATH)\n"
+	      "  --ssh-config F       nfdump+ssh: ssh's configuration file (ssh -F)\n"
+	      "  --identity F         nfdump+ssh: the private key (ssh -i)\n"
+	      "  --known-hosts F      nfdump+ssh: the known hosts (default the user's)\n"
 	      "  --cache DIR          cache directory (default $XDG_CACHE_HOME/flowfs)\n"
 	      "  --max-inflight N     requests in flight (default 4)\n"
 	      "  --live-ttl S         refetch live windows older than S seconds (default 60)\n"
@@ -216,7 +220,7 @@ static void *tick_main(void *arg)
 enum { O_IP = 256, O_PEER, O_FROM, O_TO, O_TZ, O_TOKENFILE, O_CACHE, O_INFLIGHT,
        O_LIVETTL, O_CAFILE, O_INSECURE, O_QUIET, O_HELP, O_STALL, O_REQTIMEOUT,
        O_CONNTIMEOUT, O_RETRIES, O_DRIVER, O_TENANT, O_MAXREC, O_FILESTZ, O_ACTIVE,
-       O_NFDUMP };
+       O_NFDUMP, O_SSHCONFIG, O_IDENTITY, O_KNOWNHOSTS };
 
 /* A whole number in [lo, hi], or -1. */
 static long number(const char *s, long lo, long hi)
@@ -264,11 +268,14 @@ int main(int argc, char **argv)
 		{"driver", 1, 0, O_DRIVER}, {"tenant", 1, 0, O_TENANT},
 		{"max-records", 1, 0, O_MAXREC}, {"files-tz", 1, 0, O_FILESTZ},
 		{"active-timeout", 1, 0, O_ACTIVE}, {"nfdump", 1, 0, O_NFDUMP},
+		{"ssh-config", 1, 0, O_SSHCONFIG}, {"identity", 1, 0, O_IDENTITY},
+		{"known-hosts", 1, 0, O_KNOWNHOSTS},
 		{0, 0, 0, 0},
 	};
 	const char *ip = NULL, *peer = NULL, *from = NULL, *to = NULL, *tz = "UTC";
 	const char *token_file = NULL, *cache_dir = NULL, *out_path = NULL, *ca_file = NULL;
 	const char *driver = NULL, *tenant = NULL, *files_tz = NULL, *nfdump = NULL;
+	const char *ssh_config = NULL, *identity = NULL, *known_hosts = NULL;
 	char token[FETCH_TOKEN_MAX + 2] = "", err[FETCH_ERRLEN], cerr[CACHE_ERRLEN], dir[4096];
 	char part[4200] = "";
 	long inflight = 4, live_ttl = 60, stall = 30, reqto = 300, connto = 10, retries = 6;
@@ -330,6 +337,9 @@ int main(int argc, char **argv)
 		case O_TENANT: tenant = optarg; break;
 		case O_FILESTZ: files_tz = optarg; break;
 		case O_NFDUMP: nfdump = optarg; break;
+		case O_SSHCONFIG: ssh_config = optarg; break;
+		case O_IDENTITY: identity = optarg; break;
+		case O_KNOWNHOSTS: known_hosts = optarg; break;
 		case O_INSECURE: insecure = true; break;
 		case O_QUIET: quiet = true; break;
 		case 'o': out_path = optarg; break;
@@ -349,7 +359,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "flowfetch: %s\n", err);
 		return 2;
 	}
-	if (fetch_url_check(url, "--token-file", err)) {
+	/* a user before '@' is a secret's place for a driver with a token (an
+	 * nfdump+ssh:// URL's user is only a login name) */
+	if (drv->secret && fetch_url_check(url, "--token-file", err)) {
 		fprintf(stderr, "flowfetch: %s\n", err);
 		return 2;
 	}
@@ -460,6 +472,7 @@ int main(int argc, char **argv)
 		.compress = -1, .insecure = insecure, .ca_file = ca_file,
 		.driver = driver, .tenant = tenant, .max_records = (uint32_t)maxrec,
 		.files_tz = files_tz, .nfdump = nfdump, .active_timeout_s = (unsigned)active,
+		.ssh_config = ssh_config, .identity = identity, .known_hosts = known_hosts,
 		.log = say_log, .log_arg = &quiet,
 	};
 	rc = fetch_engine_open(&fo, &e, err);

@@ -252,40 +252,64 @@ static int files_add(struct nfd_files *out, size_t *cap, int64_t ms, const char 
 	return 0;
 }
 
-/* The files of one directory (base/sub) whose time is in [lo, hi), appended.
- * A missing directory adds nothing. */
-static int list_dir(const char *base, const char *sub, const struct nfd_zone *z, int64_t lo,
-		    int64_t hi, struct nfd_files *out, size_t *cap, char *err)
+/* Where list_dir files the names of one directory. */
+struct dir_take {
+	const struct nfd_zone *z;
+	int64_t lo, hi;
+	const char *sub;
+	struct nfd_files *out;
+	size_t *cap;
+	char *err;
+};
+
+/* One name of a directory: appended when it is a file of [lo, hi). */
+static int take_name(void *arg, const char *name)
 {
-	char path[PATH_MAX];
-	DIR *dir;
+	struct dir_take *t = arg;
+	int64_t ms;
+
+	if (!file_time(name, t->z, &ms) || ms < t->lo || ms >= t->hi)
+		return 0;
+	return files_add(t->out, t->cap, ms, t->sub, name, t->err);
+}
+
+/* The local file system as a source of listings (src NULL). */
+static int local_list(const char *path, int (*take)(void *arg, const char *name), void *arg)
+{
+	DIR *dir = opendir(path);
 	struct dirent *e;
-	int rc = 0, w;
+	int rc = 0;
+
+	if (!dir)
+		return -errno;
+	while ((e = readdir(dir)) && rc == 0)
+		rc = take(arg, e->d_name);
+	closedir(dir);
+	return rc;
+}
+
+/* The files of one directory (base/sub) whose time is in [lo, hi), appended,
+ * read through src (NULL: opendir).  A missing directory adds nothing. */
+static int list_dir(const struct nfd_dirsrc *src, const char *base, const char *sub,
+		    const struct nfd_zone *z, int64_t lo, int64_t hi, struct nfd_files *out,
+		    size_t *cap, char *err)
+{
+	struct dir_take t = {z, lo, hi, sub, out, cap, err};
+	char path[PATH_MAX];
+	int rc, w;
 
 	w = snprintf(path, sizeof(path), "%s%s%s", base, *sub ? "/" : "", sub);
 	if (w < 0 || (size_t)w >= sizeof(path)) {
 		snprintf(err, FETCH_ERRLEN, "archive path '%.60s...' too long", base);
 		return -E2BIG;
 	}
-	dir = opendir(path);
-	if (!dir) {
-		if (errno == ENOENT && *sub)
-			return 0;
-		rc = -errno;
+	err[0] = '\0';
+	rc = src ? src->list(src->ctx, path, take_name, &t, err) : local_list(path, take_name, &t);
+	if (rc == -ENOENT && *sub)
+		return 0;
+	if (rc && !err[0])
 		snprintf(err, FETCH_ERRLEN, "cannot read the archive's directory %.200s: %s", path,
 			 strerror(-rc));
-		return rc;
-	}
-	while ((e = readdir(dir))) {
-		int64_t ms;
-		if (!file_time(e->d_name, z, &ms) || ms < lo || ms >= hi)
-			continue;
-		rc = files_add(out, cap, ms, sub, e->d_name, err);
-		if (rc)
-			goto cleanup;
-	}
-cleanup:
-	closedir(dir);
 	return rc;
 }
 
@@ -302,7 +326,7 @@ static int file_cmp(const void *a, const void *b)
  * [wlo, whi] (one per day, or per hour for the %H layouts), each read for
  * the files whose time is in [lo, hi) under base.
  */
-static int list_layout(const char *base, int layout, const struct nfd_zone *z, int64_t wlo,
+static int list_layout(const struct nfd_dirsrc *src, const char *base, int layout, const struct nfd_zone *z, int64_t wlo,
 		       int64_t whi, int64_t lo, int64_t hi, struct nfd_files *out, size_t *cap,
 		       char *err)
 {
@@ -312,7 +336,7 @@ static int list_layout(const char *base, int layout, const struct nfd_zone *z, i
 	int rc;
 
 	if (!*fmt)
-		return list_dir(base, "", z, lo, hi, out, cap, err);
+		return list_dir(src, base, "", z, lo, hi, out, cap, err);
 	for (int64_t w = wlo - (wlo % step + step) % step; w <= whi; w += step) {
 		struct tm tm;
 		time_t t = (time_t)w;
@@ -321,7 +345,7 @@ static int list_layout(const char *base, int layout, const struct nfd_zone *z, i
 		if (strcmp(sub, prev) == 0)
 			continue;
 		memcpy(prev, sub, sizeof(prev));
-		rc = list_dir(base, sub, z, lo, hi, out, cap, err);
+		rc = list_dir(src, base, sub, z, lo, hi, out, cap, err);
 		if (rc)
 			return rc;
 	}
@@ -330,6 +354,12 @@ static int list_layout(const char *base, int layout, const struct nfd_zone *z, i
 
 int nfd_archive_files(const struct nfd_archive *a, int64_t start, int64_t end,
 		      struct nfd_files *out, char *err)
+{
+	return nfd_archive_scan(a, start, end, NULL, out, err);
+}
+
+int nfd_archive_scan(const struct nfd_archive *a, int64_t start, int64_t end,
+		     const struct nfd_dirsrc *src, struct nfd_files *out, char *err)
 {
 	int64_t interval = a->interval_ms > 0 ? a->interval_ms : NFD_INTERVAL_MS;
 	int64_t bound = a->bound_ms > 0 ? a->bound_ms : NFD_ACTIVE_MS + interval;
@@ -361,7 +391,7 @@ int nfd_archive_files(const struct nfd_archive *a, int64_t start, int64_t end,
 	wlo -= 3600;
 	whi += 3600;
 	if (a->nchannels == 0) {
-		rc = list_layout(a->root, a->layout, &z, wlo, whi, lo, hi, out, &cap, err);
+		rc = list_layout(src, a->root, a->layout, &z, wlo, whi, lo, hi, out, &cap, err);
 	} else {
 		for (size_t i = 0; i < a->nchannels && rc == 0; i++) {
 			char base[PATH_MAX];
@@ -378,7 +408,7 @@ int nfd_archive_files(const struct nfd_archive *a, int64_t start, int64_t end,
 				rc = -E2BIG;
 				break;
 			}
-			rc = list_layout(base, a->layout, &z, wlo, whi, lo, hi, out, &cap, err);
+			rc = list_layout(src, base, a->layout, &z, wlo, whi, lo, hi, out, &cap, err);
 		}
 	}
 	if (rc)
@@ -498,9 +528,7 @@ void nfd_buf_free(struct nfd_buf *b)
 	memset(b, 0, sizeof(*b));
 }
 
-/* Room for n more bytes (and a NUL) in b, never past limit + 1 bytes of
- * data. */
-static int buf_reserve(struct nfd_buf *b, size_t n)
+int nfd_buf_reserve(struct nfd_buf *b, size_t n)
 {
 	if (b->len + n + 1 <= b->cap)
 		return 0;
@@ -516,7 +544,7 @@ static int buf_reserve(struct nfd_buf *b, size_t n)
 }
 
 /* What an exit status of nfdump 1.7.1 means (its nfdump.c). */
-static const char *exit_meaning(int st)
+const char *nfd_exit_meaning(int st)
 {
 	switch (st) {
 	case 1: return "an option or file was refused";
@@ -577,8 +605,17 @@ static int spawn(char *const argv[], char *const envp[], int po, int pe, pid_t *
 	return -rc;
 }
 
+const struct nfd_runner nfd_nfdump_runner = {"nfdump", nfd_exit_meaning};
+
 int nfd_run(char *const argv[], char *const envp[], int64_t deadline_ms,
 	    const atomic_int *cancel, size_t limit, struct nfd_buf *out, char *err)
+{
+	return nfd_run_as(&nfd_nfdump_runner, argv, envp, deadline_ms, cancel, limit, out, err);
+}
+
+int nfd_run_as(const struct nfd_runner *who, char *const argv[], char *const envp[],
+	       int64_t deadline_ms, const atomic_int *cancel, size_t limit, struct nfd_buf *out,
+	       char *err)
 {
 	int po[2] = {-1, -1}, pe[2] = {-1, -1};
 	char ebuf[NFD_STDERR_MAX + 1], chunk[65536], shown[FETCH_ERRLEN];
@@ -610,12 +647,12 @@ int nfd_run(char *const argv[], char *const envp[], int64_t deadline_ms,
 		int wait = 50;
 		if (cancel && atomic_load(cancel)) {
 			rc = -ECANCELED;
-			snprintf(err, FETCH_ERRLEN, "nfdump interrupted");
+			snprintf(err, FETCH_ERRLEN, "%s interrupted", who->name);
 			goto kill;
 		}
 		if (deadline_ms > 0 && now >= deadline_ms) {
 			rc = -ETIMEDOUT;
-			snprintf(err, FETCH_ERRLEN, "nfdump did not finish before its deadline");
+			snprintf(err, FETCH_ERRLEN, "%s did not finish before its deadline", who->name);
 			goto kill;
 		}
 		if (deadline_ms > 0 && deadline_ms - now < wait)
@@ -657,12 +694,12 @@ int nfd_run(char *const argv[], char *const envp[], int64_t deadline_ms,
 			}
 			if (out->len - start_len + (size_t)n > limit) {
 				rc = -E2BIG;
-				snprintf(err, FETCH_ERRLEN, "nfdump printed more than %zu bytes", limit);
+				snprintf(err, FETCH_ERRLEN, "%s printed more than %zu bytes", who->name, limit);
 				goto kill;
 			}
-			rc = buf_reserve(out, (size_t)n);
+			rc = nfd_buf_reserve(out, (size_t)n);
 			if (rc) {
-				snprintf(err, FETCH_ERRLEN, "no memory for nfdump's output");
+				snprintf(err, FETCH_ERRLEN, "no memory for %s's output", who->name);
 				goto kill;
 			}
 			memcpy(out->p + out->len, chunk, (size_t)n);
@@ -677,11 +714,11 @@ int nfd_run(char *const argv[], char *const envp[], int64_t deadline_ms,
 		rc = 0;
 	} else if (WIFEXITED(st)) {
 		rc = -EIO;
-		snprintf(err, FETCH_ERRLEN, "nfdump exited with status %d (%s)%s%.300s",
-			 WEXITSTATUS(st), exit_meaning(WEXITSTATUS(st)), elen ? ": " : "", shown);
+		snprintf(err, FETCH_ERRLEN, "%s exited with status %d (%s)%s%.300s", who->name,
+			 WEXITSTATUS(st), who->meaning(WEXITSTATUS(st)), elen ? ": " : "", shown);
 	} else {
 		rc = -EIO;
-		snprintf(err, FETCH_ERRLEN, "nfdump was killed by signal %d%s%.300s",
+		snprintf(err, FETCH_ERRLEN, "%s was killed by signal %d%s%.300s", who->name,
 			 WIFSIGNALED(st) ? WTERMSIG(st) : 0, elen ? ": " : "", shown);
 	}
 	goto cleanup;

@@ -100,6 +100,27 @@ int nfd_archive_files(const struct nfd_archive *a, int64_t start, int64_t end,
  */
 int nfd_name_time(const char *name, const char *files_tz, int64_t *ms, char *err);
 
+/*
+ * Where nfd_archive_scan reads a directory: NULL is the local file system
+ * (opendir); the ssh side (nfdump_ssh.h) serves listings it fetched from
+ * the collector in one command.  list() calls take(arg, NAME) for each
+ * entry of the directory at path (the root, or root/channel, then "/" and
+ * the layout's subdirectory, as nfd_archive_files would open it) and
+ * returns 0, -ENOENT when there is no such directory, take's error when
+ * take fails (then it stops), or another negative errno (err may say why;
+ * else the scan says "cannot read the archive's directory").
+ */
+struct nfd_dirsrc {
+	int (*list)(void *ctx, const char *path, int (*take)(void *arg, const char *name),
+		    void *arg, char *err);
+	void *ctx;
+};
+
+/* nfd_archive_files with the directories read through src (NULL: the local
+ * file system; nfd_archive_files is this with NULL). */
+int nfd_archive_scan(const struct nfd_archive *a, int64_t start, int64_t end,
+		     const struct nfd_dirsrc *src, struct nfd_files *out, char *err);
+
 /* nfdump's output format: -o json, read line by line (docs/nfdump.md). */
 extern const char nfd_format[];
 
@@ -140,6 +161,9 @@ struct nfd_buf {
 
 void nfd_buf_free(struct nfd_buf *b);
 
+/* Room for n more bytes and a NUL in b (grown by doubling); -ENOMEM. */
+int nfd_buf_reserve(struct nfd_buf *b, size_t n);
+
 /* CLOCK_MONOTONIC in ms, the clock of nfd_run's deadline. */
 int64_t nfd_mono_ms(void);
 
@@ -161,6 +185,25 @@ int64_t nfd_mono_ms(void);
  */
 int nfd_run(char *const argv[], char *const envp[], int64_t deadline_ms,
 	    const atomic_int *cancel, size_t limit, struct nfd_buf *out, char *err);
+
+/*
+ * Who nfd_run_as runs, for its errors: the name they start with ("nfdump",
+ * "ssh") and what a non-zero exit status means.
+ */
+struct nfd_runner {
+	const char *name;
+	const char *(*meaning)(int status);
+};
+
+/* nfdump 1.7.1's exit statuses explained ("the filter was refused" for
+ * 254); nfd_nfdump_runner is {"nfdump", nfd_exit_meaning}. */
+const char *nfd_exit_meaning(int status);
+extern const struct nfd_runner nfd_nfdump_runner;
+
+/* nfd_run, with errors naming who (nfd_run is this with nfd_nfdump_runner). */
+int nfd_run_as(const struct nfd_runner *who, char *const argv[], char *const envp[],
+	       int64_t deadline_ms, const atomic_int *cancel, size_t limit, struct nfd_buf *out,
+	       char *err);
 
 /* What nfd_decode found. */
 struct nfd_out {

@@ -10,11 +10,14 @@
  * with more, or whose output passes its bound, is answered as full and
  * the planner splits it (docs/nfdump.md, "The driver").
  *
- * The seam for nfdump+ssh:// (another file, not here): an archive on
- * another host differs in two places only, how its files are listed
- * (nfd_drv_list) and how the command runs (nfd_drv_argv: an argv prefix,
- * `ssh -o BatchMode=yes USER@HOST --`, before nfdump's); the rest of this
- * file (the options, the windows, the conversion) is the same.
+ * The same driver reads an archive on another host,
+ * `nfdump+ssh://[user@]host[:port]/var/cache/nfdump` (the table's line has
+ * the two prefixes "nfdump:" and "nfdump+"; nfdump_ssh.c is the
+ * transport): it differs in three places only, how the directories are
+ * read at open (dir_list: the tree nfd_ssh_tree_read fetched), how a
+ * window's files are listed (drv_files: nfd_ssh_files) and how a command
+ * runs (drv_run: nfd_ssh_wrap's ssh command); the rest of this file (the
+ * options, the windows, the conversion) is the same.
  */
 #include "fetch_i.h"
 #include "nfdump.h"
@@ -42,6 +45,8 @@
 
 struct driver {
 	struct nfd_drv_cfg cfg;
+	int64_t open_ms;		/* the deadline of the tree's listing at open */
+	struct nfd_ssh_tree *tree;	/* ssh, during open only: the archive's tree */
 	struct nfd_archive arc;		/* root, channels and files_tz point into cfg and chan */
 	char chan[NFD_CHANNELS_MAX][64];
 	size_t nfiles;			/* at open */
@@ -51,17 +56,97 @@ struct driver {
 
 /* ---- options ------------------------------------------------------------------ */
 
+static int common_config(const struct fetch_opts *o, struct nfd_drv_cfg *cfg, char *err);
+
+/* The ssh options of cfg for nfdump_ssh.c (pointing into cfg). */
+static void ssh_opts(const struct nfd_drv_cfg *cfg, struct nfd_ssh_opts *so)
+{
+	memset(so, 0, sizeof(*so));
+	so->config_file = cfg->ssh_config[0] ? cfg->ssh_config : NULL;
+	so->identity_file = cfg->identity[0] ? cfg->identity : NULL;
+	so->known_hosts = cfg->known_hosts[0] ? cfg->known_hosts : NULL;
+	so->nfdump = cfg->prog;
+	so->connect_timeout_s = cfg->connect_timeout_s;
+}
+
+/* Copy an ssh file option into buf: 0, or -EINVAL for one too long. */
+static int file_opt(const char *name, const char *v, char *buf, size_t len, char *err)
+{
+	if (v && strlen(v) >= len) {
+		snprintf(err, FETCH_ERRLEN, "%s is longer than %zu bytes", name, len - 1);
+		return -EINVAL;
+	}
+	snprintf(buf, len, "%s", v ? v : "");
+	return 0;
+}
+
+/* nfd_drv_config for "ssh://...": the URL (nfd_ssh_parse), the ssh options
+ * (checked by building a command, nfd_ssh_argv), then the common ones. */
+static int ssh_config(const struct fetch_opts *o, struct nfd_drv_cfg *cfg, char *err)
+{
+	char full[NFD_SSH_PATH_MAX + 512];
+	struct nfd_ssh_cmd cmd = {0};
+	struct nfd_ssh_opts so;
+	size_t n;
+	int rc;
+
+	if (snprintf(full, sizeof(full), "nfdump+%s", o->url) >= (int)sizeof(full)) {
+		snprintf(err, FETCH_ERRLEN, "the nfdump+ssh URL is too long");
+		return -E2BIG;
+	}
+	rc = nfd_ssh_parse(full, &cfg->url, err);
+	if (rc)
+		return rc;
+	cfg->ssh = true;
+	n = strlen(cfg->url.path);
+	while (n > 1 && cfg->url.path[n - 1] == '/')
+		cfg->url.path[--n] = '\0';
+	snprintf(cfg->root, sizeof(cfg->root), "%s", cfg->url.path);
+	rc = file_opt("ssh_config", o->ssh_config, cfg->ssh_config, sizeof(cfg->ssh_config), err);
+	if (!rc)
+		rc = file_opt("identity", o->identity, cfg->identity, sizeof(cfg->identity), err);
+	if (!rc)
+		rc = file_opt("known_hosts", o->known_hosts, cfg->known_hosts,
+			      sizeof(cfg->known_hosts), err);
+	if (rc)
+		return rc;
+	if (o->connect_timeout_ms > 3600000) {
+		snprintf(err, FETCH_ERRLEN, "connect_timeout %ld s is over an hour",
+			 o->connect_timeout_ms / 1000);
+		return -EINVAL;
+	}
+	cfg->connect_timeout_s = (int)((o->connect_timeout_ms + 999) / 1000);
+	rc = common_config(o, cfg, err);
+	if (rc)
+		return rc;
+	ssh_opts(cfg, &so);
+	rc = nfd_ssh_argv(&cfg->url, &so, "true", &cmd, err);	/* runs nothing */
+	nfd_ssh_cmd_free(&cmd);
+	return rc;
+}
+
 int nfd_drv_config(const struct fetch_opts *o, struct nfd_drv_cfg *cfg, char *err)
 {
 	const char *url = o->url;
 	size_t n;
-	int64_t ms;
-	int rc;
 
 	memset(cfg, 0, sizeof(*cfg));
 	if (!url || !*url) {
 		snprintf(err, FETCH_ERRLEN, "nfdump: needs the archive's directory "
 			 "(nfdump:/var/cache/nfdump)");
+		return -EINVAL;
+	}
+	if (strncmp(url, "ssh://", 6) == 0)
+		return ssh_config(o, cfg, err);
+	if (o->ssh_config || o->identity || o->known_hosts) {
+		snprintf(err, FETCH_ERRLEN, "ssh_config, identity and known_hosts are for an "
+			 "archive on another host (nfdump+ssh://USER@HOST/PATH), not nfdump:%.200s",
+			 url);
+		return -EINVAL;
+	}
+	if (url[0] != '/' && strstr(url, "://")) {
+		snprintf(err, FETCH_ERRLEN, "nfdump+%.200s: the one transport is ssh "
+			 "(nfdump+ssh://USER@HOST/PATH)", url);
 		return -EINVAL;
 	}
 	if (strncmp(url, "//", 2) == 0) {
@@ -89,6 +174,15 @@ int nfd_drv_config(const struct fetch_opts *o, struct nfd_drv_cfg *cfg, char *er
 	}
 	memcpy(cfg->root, url, n);
 	cfg->root[n] = '\0';
+	return common_config(o, cfg, err);
+}
+
+/* The options both forms take (files_tz, active_timeout, nfdump). */
+static int common_config(const struct fetch_opts *o, struct nfd_drv_cfg *cfg, char *err)
+{
+	int64_t ms;
+	int rc;
+
 	if (o->files_tz && *o->files_tz) {
 		if (strlen(o->files_tz) >= sizeof(cfg->files_tz)) {
 			snprintf(err, FETCH_ERRLEN, "files_tz is too long");
@@ -167,53 +261,109 @@ static void dir_shape(const char *name, char out[12])
 		 name[2] == '\0' ? "2" : name[3] == '\0' ? "3" : name[4] == '\0' ? "4" : "?");
 }
 
-/* Walk base/sub to NFD_DEPTH_MAX levels of layout directories: the nfcapd
- * files, the first and the last by time.  0, or opendir's -errno for the
- * top (a deeper directory that cannot be read is skipped), -E2BIG. */
-static int walk_dir(const char *base, const char *sub, int level, const char (*path)[12],
-		    struct walk *w)
+/* A directory entry's handler: name, and whether it is a directory. */
+typedef int (*entry_fn)(void *arg, const char *name, bool dir);
+
+/*
+ * The entries of the archive's directory rel ("" the archive, "live/2026")
+ * but dot files, to take: from the tree read at open over ssh, else from
+ * the local directory (a link to a directory is one, as for nfdump).  0,
+ * take's error, or -errno of the directory (-ENOENT none).
+ */
+static int dir_list(struct driver *d, const char *rel, entry_fn take, void *arg)
 {
-	char dir[PATH_MAX], shape[NFD_DEPTH_MAX][12];
+	char path[PATH_MAX];
 	struct dirent *de;
-	DIR *d;
+	DIR *dir;
 	int rc = 0;
 
-	if (snprintf(dir, sizeof(dir), "%s%s%s", base, *sub ? "/" : "", sub) >= (int)sizeof(dir))
+	if (d->tree)
+		return nfd_ssh_tree_list(d->tree, rel, take, arg);
+	if (snprintf(path, sizeof(path), "%s%s%s", d->cfg.root, *rel ? "/" : "", rel) >=
+	    (int)sizeof(path))
 		return -E2BIG;
-	d = opendir(dir);
-	if (!d)
-		return level == 0 ? -errno : 0;
-	if (level)
-		memcpy(shape, path, sizeof(shape));
-	while (rc == 0 && (de = readdir(d))) {
-		char rel[NFD_REL_MAX], key[16];
+	dir = opendir(path);
+	if (!dir)
+		return -errno;
+	while (rc == 0 && (de = readdir(dir))) {
+		bool isdir = de->d_type == DT_DIR;
+		char p[PATH_MAX];
+		struct stat st;
 		if (de->d_name[0] == '.')
 			continue;
-		if (snprintf(rel, sizeof(rel), "%s%s%s", sub, *sub ? "/" : "", de->d_name) >=
-		    (int)sizeof(rel))
-			continue;
-		if (nfcapd_name(de->d_name)) {
-			name_key(de->d_name, key);
-			if (w->files++ == 0 || strcmp(key, w->first_key) < 0) {
-				snprintf(w->first, sizeof(w->first), "%s", rel);
-				memcpy(w->first_key, key, sizeof(key));
-			}
-			if (w->files == 1 || strcmp(key, w->last_key) > 0) {
-				snprintf(w->last, sizeof(w->last), "%s", rel);
-				memcpy(w->last_key, key, sizeof(key));
-			}
-			if (w->depth < 0) {
-				w->depth = level;
-				memcpy(w->shape, shape, sizeof(shape));
-			}
-		} else if (level < NFD_DEPTH_MAX && layout_dir(de->d_name) &&
-			   (de->d_type == DT_DIR || de->d_type == DT_UNKNOWN)) {
-			dir_shape(de->d_name, shape[level]);
-			rc = walk_dir(base, rel, level + 1, (const char (*)[12])shape, w);
-		}
+		if ((de->d_type == DT_UNKNOWN || de->d_type == DT_LNK) &&
+		    snprintf(p, sizeof(p), "%s/%s", path, de->d_name) < (int)sizeof(p) &&
+		    stat(p, &st) == 0)
+			isdir = S_ISDIR(st.st_mode);
+		rc = take(arg, de->d_name, isdir);
 	}
-	closedir(d);
+	closedir(dir);
 	return rc;
+}
+
+/* One level of a walk: where it is and what it found. */
+struct walk_at {
+	struct driver *d;
+	const char *base;		/* "" or a channel */
+	const char *sub;		/* under base: "" or "2026/11" */
+	int level;
+	char shape[NFD_DEPTH_MAX][12];
+	struct walk *w;
+};
+
+static int walk_dir(struct driver *d, const char *base, const char *sub, int level,
+		    const char (*path)[12], struct walk *w);
+
+/* walk_dir's entry handler: a file is counted, a layout directory walked. */
+static int walk_take(void *arg, const char *name, bool dir)
+{
+	struct walk_at *at = arg;
+	struct walk *w = at->w;
+	char rel[NFD_REL_MAX], key[16];
+
+	if (snprintf(rel, sizeof(rel), "%s%s%s", at->sub, *at->sub ? "/" : "", name) >=
+	    (int)sizeof(rel))
+		return 0;
+	if (nfcapd_name(name)) {
+		name_key(name, key);
+		if (w->files++ == 0 || strcmp(key, w->first_key) < 0) {
+			snprintf(w->first, sizeof(w->first), "%s", rel);
+			memcpy(w->first_key, key, sizeof(key));
+		}
+		if (w->files == 1 || strcmp(key, w->last_key) > 0) {
+			snprintf(w->last, sizeof(w->last), "%s", rel);
+			memcpy(w->last_key, key, sizeof(key));
+		}
+		if (w->depth < 0) {
+			w->depth = at->level;
+			memcpy(w->shape, at->shape, sizeof(at->shape));
+		}
+	} else if (dir && at->level < NFD_DEPTH_MAX && layout_dir(name)) {
+		dir_shape(name, at->shape[at->level]);
+		return walk_dir(at->d, at->base, rel, at->level + 1,
+				(const char (*)[12])at->shape, w);
+	}
+	return 0;
+}
+
+/* Walk base/sub to NFD_DEPTH_MAX levels of layout directories: the nfcapd
+ * files, the first and the last by time.  0, or dir_list's -errno for the
+ * top (a deeper directory that cannot be read is skipped), -E2BIG. */
+static int walk_dir(struct driver *d, const char *base, const char *sub, int level,
+		    const char (*path)[12], struct walk *w)
+{
+	struct walk_at at = {.d = d, .base = base, .sub = sub, .level = level, .w = w};
+	char rel[PATH_MAX];
+	int rc;
+
+	if (snprintf(rel, sizeof(rel), "%s%s%s", base, *base && *sub ? "/" : "", sub) >=
+	    (int)sizeof(rel))
+		return -E2BIG;
+	if (level)
+		memcpy(at.shape, path, sizeof(at.shape));
+	/* walk_take's paths are under base: sub is relative to it */
+	rc = dir_list(d, rel, walk_take, &at);
+	return level == 0 || rc == -E2BIG ? rc : 0;
 }
 
 /* nfcapd -S of a walk's first file's directories; -1 when none fits. */
@@ -235,38 +385,43 @@ static int layout_of(const struct walk *w)
 	return -1;
 }
 
+/* channels_find's state: the channel names found so far. */
+struct chan_at {
+	struct driver *d;
+	size_t n;
+};
+
+/* channels_find's entry handler: a directory that is not a layout's. */
+static int chan_take(void *arg, const char *name, bool dir)
+{
+	struct chan_at *at = arg;
+
+	if (!dir || layout_dir(name) || strlen(name) >= sizeof(at->d->chan[0]))
+		return 0;
+	if (at->n == NFD_CHANNELS_MAX)
+		return -E2BIG;
+	snprintf(at->d->chan[at->n++], sizeof(at->d->chan[0]), "%s", name);
+	return 0;
+}
+
 /* The subdirectories of root that are nfsen channels (not a layout's), in
  * name order, into d->chan; how many, or -errno. */
 static int channels_find(struct driver *d, char *err)
 {
-	DIR *dir = opendir(d->cfg.root);
-	struct dirent *de;
-	size_t n = 0;
+	struct chan_at at = {.d = d};
+	int rc = dir_list(d, "", chan_take, &at);
 
-	if (!dir) {
-		int rc = -errno;
+	if (rc == -E2BIG) {
+		snprintf(err, FETCH_ERRLEN, "%.200s has more than %d channel directories",
+			 d->cfg.root, NFD_CHANNELS_MAX);
+		return rc;
+	}
+	if (rc) {
 		snprintf(err, FETCH_ERRLEN, "no archive at %.200s: %s", d->cfg.root, strerror(-rc));
 		return rc;
 	}
-	while ((de = readdir(dir))) {
-		char p[PATH_MAX];
-		struct stat st;
-		if (de->d_name[0] == '.' || layout_dir(de->d_name) || strlen(de->d_name) >= 64)
-			continue;
-		if (snprintf(p, sizeof(p), "%s/%s", d->cfg.root, de->d_name) >= (int)sizeof(p) ||
-		    stat(p, &st) != 0 || !S_ISDIR(st.st_mode))
-			continue;
-		if (n == NFD_CHANNELS_MAX) {
-			closedir(dir);
-			snprintf(err, FETCH_ERRLEN, "%.200s has more than %d channel directories",
-				 d->cfg.root, NFD_CHANNELS_MAX);
-			return -E2BIG;
-		}
-		snprintf(d->chan[n++], sizeof(d->chan[0]), "%s", de->d_name);
-	}
-	closedir(dir);
-	qsort(d->chan, n, sizeof(d->chan[0]), (int (*)(const void *, const void *))strcmp);
-	return (int)n;
+	qsort(d->chan, at.n, sizeof(d->chan[0]), (int (*)(const void *, const void *))strcmp);
+	return (int)at.n;
 }
 
 /*
@@ -279,13 +434,13 @@ static int channels_find(struct driver *d, char *err)
 static int archive_scan(struct driver *d, char *err)
 {
 	struct walk w = {.depth = -1};
-	int rc = walk_dir(d->cfg.root, "", 0, NULL, &w), layout;
+	int rc = walk_dir(d, "", "", 0, NULL, &w), layout;
 
 	if (rc) {
 		snprintf(err, FETCH_ERRLEN, "no archive at %.200s: %s", d->cfg.root, strerror(-rc));
 		return rc;
 	}
-	if (access(d->cfg.root, R_OK | X_OK) != 0) {
+	if (!d->tree && access(d->cfg.root, R_OK | X_OK) != 0) {
 		rc = -errno;
 		snprintf(err, FETCH_ERRLEN, "the archive %.200s cannot be read: %s", d->cfg.root,
 			 strerror(-rc));
@@ -298,11 +453,7 @@ static int archive_scan(struct driver *d, char *err)
 			return nch;
 		for (int i = 0; i < nch; i++) {
 			struct walk cw = {.depth = -1};
-			char base[PATH_MAX];
-			if (snprintf(base, sizeof(base), "%s/%s", d->cfg.root, d->chan[i]) >=
-			    (int)sizeof(base))
-				continue;
-			if (walk_dir(base, "", 0, NULL, &cw) != 0 || cw.files == 0)
+			if (walk_dir(d, d->chan[i], "", 0, NULL, &cw) != 0 || cw.files == 0)
 				continue;
 			int l = layout_of(&cw);
 			if (w.files && l != layout_of(&w)) {
@@ -341,6 +492,17 @@ static int archive_scan(struct driver *d, char *err)
 	return rc;
 }
 
+/* How long the archive's tree may take to list at open: the request
+ * timeout (the engine's default 300 s). */
+static int64_t ssh_deadline(const struct fetch_opts *o)
+{
+	return o->request_timeout_ms > 0 ? o->request_timeout_ms : 300000;
+}
+
+/* Open the archive: its options (nfd_drv_config), then its layout,
+ * channels, first and last file (archive_scan, over ssh from the tree
+ * nfd_ssh_tree_read lists).  0, or their -errno with err (ssh's reason
+ * when ssh could not connect, log in or trust the host). */
 static int nfd_open(struct driver **out, const struct fetch_opts *o, char *err)
 {
 	struct driver *d = calloc(1, sizeof(*d));
@@ -355,7 +517,21 @@ static int nfd_open(struct driver **out, const struct fetch_opts *o, char *err)
 	d->arc.files_tz = d->cfg.files_tz;
 	d->arc.interval_ms = NFD_INTERVAL_MS;
 	d->arc.bound_ms = d->cfg.active_ms + NFD_INTERVAL_MS;
-	rc = archive_scan(d, err);
+	if (d->cfg.ssh) {
+		struct nfd_ssh_tree tree;
+		struct nfd_ssh_opts so;
+		ssh_opts(&d->cfg, &so);
+		rc = nfd_ssh_tree_read(&d->cfg.url, &so, nfd_mono_ms() + ssh_deadline(o), NULL,
+				       &tree, err);
+		if (rc)
+			goto fail;
+		d->tree = &tree;
+		rc = archive_scan(d, err);
+		d->tree = NULL;
+		nfd_ssh_tree_free(&tree);
+	} else {
+		rc = archive_scan(d, err);
+	}
 	if (rc)
 		goto fail;
 	*out = d;
@@ -370,35 +546,57 @@ static void nfd_close(struct driver *d)
 	free(d);
 }
 
-/* ---- running nfdump (the seam for nfdump+ssh) ---------------------------------- */
+/* ---- running nfdump, here or over ssh ------------------------------------------------ */
 
 /* The archive's files that can hold the flows that started in [start,
- * end) (nfd_archive_files on the local directory). */
-static int nfd_drv_list(struct driver *d, int64_t start, int64_t end, struct nfd_files *out,
-			char *err)
+ * end): nfd_archive_files on the local directory, nfd_ssh_files on the
+ * collector's. */
+static int drv_files(struct driver *d, int64_t start, int64_t end, int64_t deadline_ms,
+		     const atomic_int *cancel, struct nfd_files *out, char *err)
 {
-	return nfd_archive_files(&d->arc, start, end, out, err);
+	struct nfd_ssh_opts so;
+
+	if (!d->cfg.ssh)
+		return nfd_archive_files(&d->arc, start, end, out, err);
+	ssh_opts(&d->cfg, &so);
+	return nfd_ssh_files(&d->cfg.url, &so, &d->arc, start, end, deadline_ms, cancel, out, err);
 }
 
-/* The command for files and q (nfd_argv: run here, no prefix). */
-static int nfd_drv_argv(struct driver *d, const struct nfd_files *files,
-			const struct cache_query *q, struct nfd_cmd *cmd, char *err)
+/* Run c here (nfd_run) or on the collector (nfd_ssh_wrap's command, its
+ * errors through nfd_ssh_errno): nfd_run's returns. */
+static int drv_run(struct driver *d, const struct nfd_cmd *c, int64_t deadline_ms,
+		   const atomic_int *cancel, size_t limit, struct nfd_buf *out, char *err)
 {
-	return nfd_argv(d->cfg.prog, &d->arc, files, q, cmd, err);
+	struct nfd_ssh_cmd sc = {0};
+	struct nfd_ssh_opts so;
+	int rc;
+
+	if (!d->cfg.ssh)
+		return nfd_run(c->argv, c->envp, deadline_ms, cancel, limit, out, err);
+	ssh_opts(&d->cfg, &so);
+	rc = nfd_ssh_wrap(&d->cfg.url, &so, c, &sc, err);
+	if (rc == 0)
+		rc = nfd_run_as(&nfd_ssh_runner, sc.argv, sc.envp, deadline_ms, cancel, limit, out,
+				err);
+	nfd_ssh_cmd_free(&sc);
+	return nfd_ssh_errno(rc, err);
 }
 
 /* Run a short nfdump command (-V, -E) into out (64 KiB at most): 0, or
- * nfd_run's -errno with err. */
+ * drv_run's -errno with err. */
 static int nfd_small(struct driver *d, const char *opt, const char *file, struct nfd_buf *out,
 		     char *err)
 {
-	char *argv[] = {d->cfg.prog, (char *)"-C", (char *)"none", (char *)opt, (char *)file, NULL};
-	char *envp[] = {(char *)"TZ=UTC", (char *)"LC_ALL=C",
-			(char *)"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
+	struct nfd_cmd c = {
+		.argv = {d->cfg.prog, (char *)"-C", (char *)"none", (char *)opt, (char *)file},
+		.envp = {(char *)"TZ=UTC", (char *)"LC_ALL=C",
+			 (char *)"PATH=/usr/local/bin:/usr/bin:/bin"},
+	};
+	int64_t wait = NFD_INFO_TIMEOUT_MS + (int64_t)d->cfg.connect_timeout_s * 1000;
 
 	if (!file)
-		argv[1] = (char *)opt, argv[2] = NULL;
-	return nfd_run(argv, envp, nfd_mono_ms() + NFD_INFO_TIMEOUT_MS, NULL, 65536, out, err);
+		c.argv[1] = (char *)opt, c.argv[2] = NULL;
+	return drv_run(d, &c, nfd_mono_ms() + wait, NULL, 65536, out, err);
 }
 
 /* ---- info, lookups --------------------------------------------------------------- */
@@ -460,6 +658,15 @@ static int nfd_info(struct driver *d, struct fetch_info *info, char *err)
 		return -ENOMEM;
 	}
 	cJSON_AddStringToObject(a, "archive", d->cfg.root);
+	if (d->cfg.ssh) {	/* the collector it is on: "user@host:port" */
+		char at[NFD_SSH_USER_MAX + NFD_SSH_HOST_MAX + 16];
+		snprintf(at, sizeof(at), "%s%s%s%s%s", d->cfg.url.user,
+			 d->cfg.url.user[0] ? "@" : "", strchr(d->cfg.url.host, ':') ? "[" : "",
+			 d->cfg.url.host, strchr(d->cfg.url.host, ':') ? "]" : "");
+		if (d->cfg.url.port)
+			snprintf(at + strlen(at), sizeof(at) - strlen(at), ":%d", d->cfg.url.port);
+		cJSON_AddStringToObject(a, "ssh", at);
+	}
 	cJSON *ch = cJSON_AddArrayToObject(a, "channels");	/* nfsen's; none for nfcapd's */
 	for (size_t i = 0; ch && i < d->arc.nchannels; i++)
 		cJSON_AddItemToArray(ch, cJSON_CreateString(d->arc.channels[i]));
@@ -589,20 +796,22 @@ static int nfd_window(struct driver *d, const struct cache_query *q, const struc
 		wq.peer = r->peer;
 		wq.has_peer = true;
 	}
-	rc = nfd_drv_list(d, r->start, r->end, &files, err);
+	rc = drv_files(d, r->start, r->end, deadline_ms, cancel, &files, err);
+	if (rc == -EIO || rc == -EHOSTUNREACH)
+		rc = -EAGAIN;	/* the listing over ssh failed: asked again */
 	if (rc)
 		goto cleanup;
 	if (files.n == 0)	/* no file can hold a flow of it: none */
 		goto cleanup;
-	rc = nfd_drv_argv(d, &files, &wq, &cmd, err);
+	rc = nfd_argv(d->cfg.prog, &d->arc, &files, &wq, &cmd, err);
 	if (rc)
 		goto cleanup;
-	rc = nfd_run(cmd.argv, cmd.envp, deadline_ms, cancel, nfd_drv_out_bound(limit), &b, err);
+	rc = drv_run(d, &cmd, deadline_ms, cancel, nfd_drv_out_bound(limit), &b, err);
 	if (rc == -E2BIG) {
 		overflow = true;	/* decoded as far as it went, then split */
 		rc = 0;
-	} else if (rc == -EIO) {
-		rc = -EAGAIN;	/* nfdump failed: asked again, within the retries */
+	} else if (rc == -EIO || rc == -EHOSTUNREACH) {
+		rc = -EAGAIN;	/* nfdump or ssh failed: asked again, within the retries */
 	}
 	if (rc)
 		goto cleanup;

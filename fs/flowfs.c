@@ -475,7 +475,9 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("snapshot_max=%s", snapshot_max, 0),
 	OPT("log_level=%s", log_level, 0),
 	OPT("files_tz=%s", files_tz, 0), OPT("nfdump=%s", nfdump, 0),
-	OPT("active_timeout=%d", active_timeout, 0),
+	OPT("active_timeout=%d", active_timeout, 0), OPT("connect_timeout=%d", connect_timeout, 0),
+	OPT("ssh_config=%s", ssh_config, 0), OPT("identity=%s", identity, 0),
+	OPT("known_hosts=%s", known_hosts, 0),
 	FUSE_OPT_KEY("token=", KEY_TOKEN),
 	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
@@ -496,6 +498,7 @@ static void usage(const char *prog)
 	       "    -o stall_timeout=S     a request that sends nothing for S s fails (default 30)\n"
 	       "    -o request_timeout=S   a request that lasts S s fails (default 300)\n"
 	       "    -o retries=N           attempts per window after the first (default 6)\n"
+	       "    -o connect_timeout=S   a connection not made in S s fails (default 10)\n"
 	       "    -o ca_file=FILE        trust this CA bundle;  -o insecure: do not verify TLS\n"
 	       , prog);
 	char drivers[512];
@@ -511,7 +514,11 @@ static void usage(const char *prog)
 	       "    -o files_tz=ZONE       nfdump: the zone of the archive's file names: UTC, an offset\n"
 	       "                           (+01:00) or the mount's -o tz (the default)\n"
 	       "    -o active_timeout=S    nfdump: the exporters' active timeout (default 300)\n"
-	       "    -o nfdump=PROGRAM      nfdump: the nfdump program (default nfdump on PATH)\n"
+	       "    -o nfdump=PROGRAM      nfdump: the nfdump program (default nfdump on PATH; over\n"
+	       "                           ssh: on the collector's PATH)\n"
+	       "    -o ssh_config=FILE     nfdump+ssh: ssh's configuration file (ssh -F)\n"
+	       "    -o identity=FILE       nfdump+ssh: the private key (ssh -i)\n"
+	       "    -o known_hosts=FILE    nfdump+ssh: the known hosts (default the user's)\n"
 	       "    -o snapshot_max=SIZE   disk the open snapshots may hold: bytes, or K, M, G (default:\n"
 	       "                           a quarter of the cache disk's free space, 64M to 2G)\n"
 	       "    -o log_level=L         error (failures only), info (default: also the mount and\n"
@@ -538,6 +545,7 @@ static int check_limits(const struct fs_opts *o)
 		{"stall_timeout", offsetof(struct fs_opts, stall_timeout), 1, INT_MAX},
 		{"request_timeout", offsetof(struct fs_opts, request_timeout), 1, INT_MAX},
 		{"retries", offsetof(struct fs_opts, retries), 1, INT_MAX},
+		{"connect_timeout", offsetof(struct fs_opts, connect_timeout), 1, 600},
 		{"retention_days", offsetof(struct fs_opts, retention_days), 1, 36500},
 		{"active_timeout", offsetof(struct fs_opts, active_timeout), 1,
 		 FETCH_ACTIVE_TIMEOUT_MAX},
@@ -853,6 +861,10 @@ static int fill_engine_opts(struct fs_ctx *c, struct fetch_opts *fo)
 	fo->files_tz = c->o.files_tz;
 	fo->nfdump = c->o.nfdump;
 	fo->active_timeout_s = (unsigned)c->o.active_timeout;
+	fo->connect_timeout_ms = (long)c->o.connect_timeout * 1000;
+	fo->ssh_config = c->o.ssh_config;
+	fo->identity = c->o.identity;
+	fo->known_hosts = c->o.known_hosts;
 	fo->log = engine_log_line;
 	fo->log_arg = c;
 	return 0;
@@ -1061,6 +1073,7 @@ int main(int argc, char *argv[])
 	c->o.request_timeout = 300;
 	c->o.retries = 6;
 	c->o.active_timeout = FETCH_ACTIVE_TIMEOUT_DEFAULT;
+	c->o.connect_timeout = 10;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->small_lock, NULL);
 	pthread_mutex_init(&c->refused.lock, NULL);
@@ -1096,7 +1109,9 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "flowfs: %s\n", err);
 		goto out;
 	}
-	if (fetch_url_check(c->o.url, "-o token_file=", err)) {
+	/* a user before '@' is a secret's place for a driver with a token (an
+	 * nfdump+ssh:// URL's user is only a login name) */
+	if (drv->secret && fetch_url_check(c->o.url, "-o token_file=", err)) {
 		fprintf(stderr, "flowfs: %s\n", err);
 		goto out;
 	}
@@ -1325,5 +1340,8 @@ out:
 	free(c->o.log_level);
 	free(c->o.files_tz);
 	free(c->o.nfdump);
+	free(c->o.ssh_config);
+	free(c->o.identity);
+	free(c->o.known_hosts);
 	return ret;
 }

@@ -192,11 +192,22 @@ def test_flowfs_exact(data, mnt, tmp_path, q):
     """flowfs on nfdump:DIR: flows.csv (read with cat) is exactly nfdump's
     flows, query.json says complete, and a copy checks with sha256sum -c."""
     arch = data["arch"]["pcapd-day"]
-    folder = mnt.path(q[1] if not q[2] else "%s+%s" % (
-        q[1], q[2].replace("/", "_")), q[3])
+    folder = folder_of(mnt, q)
     r = run(["cat", str(folder / "flows.csv")], text=True)
     assert r.returncode == 0, r.stderr
     same(csv_flows(r.stdout), expected(arch, q), "flowfs " + q[0])
+    complete_and_copies(folder, tmp_path)
+
+
+def folder_of(m, q):
+    """The folder of query q under mount m: SUBJECT[+PEER]/DAY-OR-RANGE."""
+    return m.path(q[1] if not q[2] else "%s+%s" % (
+        q[1], q[2].replace("/", "_")), q[3])
+
+
+def complete_and_copies(folder, tmp_path):
+    """query.json says complete (driver nfdump), and a cp -r of the folder
+    checks with sha256sum -c, flows.csv's sum among them."""
     meta = json.loads((folder / "query.json").read_text())
     assert meta["complete"] is True
     assert meta["driver"] == "nfdump"

@@ -133,6 +133,13 @@ static void test_driver_resolve(void **state)
 	assert_non_null(strstr(help, "flowapi (default)"));
 	assert_non_null(strstr(help, "sna (also: a URL sna+https://MANAGER)"));
 	assert_ptr_equal(fetch_driver_at(0), fetch_driver_find("flowapi"));
+	/* nfdump+ssh:// is the nfdump driver with the URL ssh://... */
+	assert_int_equal(fetch_driver_resolve("nfdump+ssh://u@c:22/nf", NULL, &d, &bare, err), 0);
+	assert_string_equal(d->name, "nfdump");
+	assert_string_equal(bare, "ssh://u@c:22/nf");
+	assert_int_equal(fetch_driver_resolve("nfdump:/nf", NULL, &d, &bare, err), 0);
+	assert_string_equal(bare, "/nf");
+	assert_non_null(strstr(help, "nfdump+ssh://[USER@]HOST[:PORT]/ARCHIVE/DIR"));
 }
 
 static void test_token_file_modes(void **state)

@@ -82,6 +82,56 @@ static void test_config(void **state)
 	assert_int_equal(nfd_drv_config(&o, &c, err), 0);
 }
 
+/* nfdump+ssh (the part after "nfdump+"): the URL, the ssh options, and
+ * what is refused, each saying why. */
+static void test_config_ssh(void **state)
+{
+	struct nfd_drv_cfg c;
+	(void)state;
+
+	struct fetch_opts o = {.url = "ssh://flows@collector:2222/var/cache/nfdump/",
+			       .identity = "/home/u/.ssh/id_flows", .known_hosts = "/etc/kh",
+			       .ssh_config = "/dev/null", .connect_timeout_ms = 2500,
+			       .nfdump = "/opt/bin/nfdump"};
+	assert_int_equal(nfd_drv_config(&o, &c, err), 0);
+	assert_true(c.ssh);
+	assert_string_equal(c.url.user, "flows");
+	assert_string_equal(c.url.host, "collector");
+	assert_int_equal(c.url.port, 2222);
+	assert_string_equal(c.root, "/var/cache/nfdump");
+	assert_string_equal(c.url.path, "/var/cache/nfdump");
+	assert_string_equal(c.identity, "/home/u/.ssh/id_flows");
+	assert_string_equal(c.known_hosts, "/etc/kh");
+	assert_string_equal(c.ssh_config, "/dev/null");
+	assert_int_equal(c.connect_timeout_s, 3);
+	assert_string_equal(c.prog, "/opt/bin/nfdump");
+	o = (struct fetch_opts){.url = "ssh://collector/nf"};
+	assert_int_equal(nfd_drv_config(&o, &c, err), 0);
+	assert_string_equal(c.url.user, "");
+	assert_string_equal(c.prog, "nfdump");
+	assert_string_equal(c.identity, "");
+
+	/* refused */
+	o.url = "ssh://collector/nf:x";
+	assert_int_equal(nfd_drv_config(&o, &c, err), -EINVAL);
+	assert_non_null(strstr(err, "':'"));
+	o.url = "ssh://h$(x)/nf";
+	assert_int_equal(nfd_drv_config(&o, &c, err), -EINVAL);
+	assert_non_null(strstr(err, "not a DNS name"));
+	o.url = "ssh://collector/nf";
+	o.identity = "/home/u/my key";	/* ssh_config would split it */
+	assert_int_equal(nfd_drv_config(&o, &c, err), -EINVAL);
+	o.identity = NULL;
+	o.known_hosts = "%d/kh";
+	assert_int_equal(nfd_drv_config(&o, &c, err), -EINVAL);
+	o = (struct fetch_opts){.url = "/var/cache/nfdump", .identity = "/k"};
+	assert_int_equal(nfd_drv_config(&o, &c, err), -EINVAL);
+	assert_non_null(strstr(err, "nfdump+ssh://"));
+	o = (struct fetch_opts){.url = "sftp://collector/nf"};
+	assert_int_equal(nfd_drv_config(&o, &c, err), -EINVAL);
+	assert_non_null(strstr(err, "the one transport is ssh"));
+}
+
 /* n records starting at t0, one a second, into an nfd_out. */
 static void fill(struct nfd_out *in, size_t n)
 {
@@ -182,6 +232,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config),
+		cmocka_unit_test(test_config_ssh),
 		cmocka_unit_test(test_convert_whole),
 		cmocka_unit_test(test_convert_overflow),
 		cmocka_unit_test(test_convert_thin),
