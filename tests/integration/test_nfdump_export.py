@@ -10,20 +10,24 @@ traffic ending three minutes before the test's now (mkpcap.py
 flow of the range.  The range is today's (or reaches back into yesterday),
 from the traffic's first minute to the minute after now.
 
-The limit this shows (docs/nfdump.md, "What the tools make of our pcaps"):
-a replay sends two hours of flows at once, so a flow of the pcap's first
-hour lies in a file about two hours after its end, where a live exporter
-would have sent it within its active timeout.  The driver reads the files
-up to a window's end plus the active timeout and a file's interval: with
-the default 300 s a range of that first hour finds none of its flows (the
-test states it), and with --active-timeout covering the replay's lateness
-it finds exactly nfdump's.
+What a late exporter does (docs/nfdump.md, "What the tools make of our
+pcaps"): a replay sends two hours of flows at once, so a flow of the
+pcap's first hour lies in a file about two hours after its end, where a
+live exporter would have sent it within its active timeout.  The driver
+reads the files up to a window's end plus the active timeout and a file's
+interval, then probes the next file: with the default 300 s a range of
+that first hour fails on both fronts, naming the lateness and
+--active-timeout, never complete without those flows; with
+--active-timeout covering the replay's lateness it finds exactly
+nfdump's.
 """
 
 import csv
+import errno
 import io
 import json
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -129,24 +133,57 @@ def test_flowfs_export(data, mnt, tmp_path, subject):
     assert meta["collector"].endswith(arch), meta["collector"]
 
 
+LATE = r"stored up to \d+ s after they ended.*active_timeout"
+
+
 @pytest.mark.parametrize("export", EXPORTS)
 def test_replay_lateness(data, tmp_path, export):
     """The traffic's first hour: its flows lie in the replay's file, about
     two hours after they ended.  With the default active timeout (300 s)
-    the driver does not read that file and finds none of them: the limit
-    of a replay, stated here and in docs/nfdump.md.  With --active-timeout
-    10800 (more than the replay's lateness) it finds exactly nfdump's."""
+    the driver reads up to 600 s past the range, finds none of them there,
+    and its probe of the next file finds them: flowfetch fails (exit 1,
+    no output, the lateness and the option named) and so does flowfs
+    (flows.csv EIO, .progress failed with the same cause).  With
+    --active-timeout 10800 (more than the replay's lateness) both give
+    exactly nfdump's flows, complete."""
+    require_fuse()
+    require_flowfs()
     arch = data["arch"][export]
     q = query(data, "10.0.1.5", end=data["start"] + 3600 * 1000)
     want = expected(arch, q)
     assert len(want) > 20
     out = tmp_path / "default.csv"
     r = flowfetch(arch, q, out, tmp_path / "c1")
-    assert r.returncode == 0, r.stderr
-    assert csv_flows(out.read_text()) == [], (
-        "the replay's file is read within the default active timeout: "
-        "docs/nfdump.md's limit is out of date")
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert re.search(LATE, r.stderr), r.stderr
+    assert "--active-timeout" in r.stderr, r.stderr
+    assert not out.exists()
     out = tmp_path / "late.csv"
     r = flowfetch(arch, q, out, tmp_path / "c2", "--active-timeout", "10800")
     assert r.returncode == 0, r.stderr
     same(csv_flows(out.read_text()), want, "active timeout 10800 " + export)
+
+    f = MountFactory(tmp_path / "flowfs")
+    try:
+        m = f(url="nfdump:" + arch, name="dflt",
+              opts=["files_tz=UTC", "tz=UTC"])
+        folder = folder_of(m, q)
+        try:
+            open(folder / "flows.csv", "rb").close()
+            e = 0
+        except OSError as x:
+            e = x.errno
+        assert e == errno.EIO, errno.errorcode.get(e, e)
+        text = (folder / ".progress").read_text()
+        assert "state: failed" in text, text
+        assert any(ln.startswith("error:") and re.search(LATE, ln)
+                   for ln in text.splitlines()), text
+        m = f(url="nfdump:" + arch, name="late",
+              opts=["files_tz=UTC", "tz=UTC", "active_timeout=10800"])
+        folder = folder_of(m, q)
+        r = run(["cat", str(folder / "flows.csv")], text=True)
+        assert r.returncode == 0, r.stderr
+        same(csv_flows(r.stdout), want, "flowfs active timeout 10800 " + export)
+        complete_and_copies(folder, tmp_path)
+    finally:
+        f.finish()
