@@ -762,6 +762,8 @@ struct rec {
 	unsigned seen;			/* FIELD_ bits */
 	int sampled;
 	char router[48];
+	int64_t received_ms;		/* "received", when has_received */
+	bool has_received;
 	struct member m[NFD_EXTRA_MAX];
 	size_t nm;
 	char why[128];
@@ -941,6 +943,8 @@ static bool field(struct rec *r, const char *k, size_t kl, const char *v, size_t
 		char iso[32];
 		if (!str || !iso_ms(v, vl, &ms))
 			goto bad;
+		r->received_ms = ms;
+		r->has_received = true;
 		snprintf(iso, sizeof(iso), "%.23sZ", v);
 		member_add(r, 0, k, kl, iso, strlen(iso), false);
 		return true;
@@ -1201,6 +1205,10 @@ static int rec_end(struct rec *r, const struct cache_query *q, int64_t start, in
 			snprintf(out->why, sizeof(out->why), "%s", r->why);
 		return 0;
 	}
+	/* lateness: only a collector's records (an exporter's sysid) say
+	 * when they were stored; nfpcapd's "received" is its run's clock */
+	if (r->has_received && f->exporter > 0 && r->received_ms - f->end_ms > out->late_ms)
+		out->late_ms = r->received_ms - f->end_ms;
 	if (f->start_ms < start || f->start_ms >= end) {
 		out->outside++;
 		return 0;

@@ -213,6 +213,12 @@ struct nfd_out {
 	size_t outside;			/* started outside [start, end): another window's */
 	size_t foreign;			/* neither side in the subject (or not the peer) */
 	size_t rejected;		/* malformed records, never kept */
+	/* The largest (received - last) in ms of the records decoded (kept,
+	 * outside or foreign, not rejected) that come from an exporter
+	 * (export_sysid not 0): how long after its end the collector stored
+	 * a record.  0 when none says so: nfpcapd's records (sysid 0) carry
+	 * its run's wall clock as "received", which says nothing. */
+	int64_t late_ms;
 	char why[160];			/* the first rejection's cause */
 };
 
@@ -227,7 +233,9 @@ void nfd_out_free(struct nfd_out *o);
  * not a plain decimal in range, an address inet_pton refuses, a time that
  * is not yyyy-mm-ddThh:mm:ss.mmm, a field twice or a required field
  * (first, last, proto, addresses, in_packets, in_bytes) missing is
- * rejected and counted, the first cause in out->why.  Unknown fields -1;
+ * rejected and counted, the first cause in out->why.  out->late_ms is
+ * raised to the lateness of each record parsed (see struct nfd_out).
+ * Unknown fields -1;
  * what nfdump says beyond the columns goes to extra (docs/nfdump.md).
  * Ids: see docs/nfdump.md ("Flow ids"): a hash of the identifying fields,
  * and ".2", ".3" ... for identical records again in the same call.

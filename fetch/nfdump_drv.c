@@ -8,7 +8,10 @@
  * The archive has no cap, so the engine's max_records (-o max_records,
  * default 10,000) is only the most records a window may hold; a window
  * with more, or whose output passes its bound, is answered as full and
- * the planner splits it (docs/nfdump.md, "The driver").
+ * the planner splits it (docs/nfdump.md, "The driver").  A window is
+ * complete only when nothing of it lies past the files read: records
+ * stored later than the bound, or the next file holding its flows, fail
+ * it with -ERANGE (late_probe: one more listing and nfdump run a window).
  *
  * The same driver reads an archive on another host,
  * `nfdump+ssh://[user@]host[:port]/var/cache/nfdump` (the table's line has
@@ -778,6 +781,106 @@ int nfd_drv_convert(struct nfd_out *in, size_t limit, bool overflow, struct deco
 	return 0;
 }
 
+/* How far past the files a window reads its probe looks for the next file:
+ * a day (a collector that wrote nothing for a day is not waited for). */
+#define NFD_PROBE_SPAN_MS 86400000
+
+/*
+ * The refusal of a window whose flows may lie past the files read: err
+ * says how late the archive's records are (late_ms, 0: unknown) or which
+ * file past the bound holds the window's flows (file), and the active
+ * timeout that would read them (need_ms rounded up to a file's interval).
+ * Always -ERANGE: not retried, the query ends and is not complete.
+ */
+static int late_refuse(const struct driver *d, int64_t late_ms, int64_t need_ms,
+		       const char *file, char *err)
+{
+	long long bound = (long long)(d->arc.bound_ms / 1000);
+	long long active = (long long)(d->cfg.active_ms / 1000);
+	long long need = (long long)((need_ms + NFD_INTERVAL_MS - 1) / NFD_INTERVAL_MS *
+				     (NFD_INTERVAL_MS / 1000));
+
+	if (late_ms > d->arc.bound_ms)
+		snprintf(err, FETCH_ERRLEN, "the archive holds records stored up to %lld s after "
+			 "they ended, more than the %lld s the driver reads past a window "
+			 "(-o active_timeout=%lld + one file); flows of this window may lie in "
+			 "later files: set -o active_timeout= (flowfetch --active-timeout) to at "
+			 "least %lld", (long long)(late_ms / 1000), bound, active, need);
+	else
+		snprintf(err, FETCH_ERRLEN, "the archive's file %.128s, past the %lld s the driver "
+			 "reads past a window (-o active_timeout=%lld + one file), holds flows of "
+			 "this window: set -o active_timeout= (flowfetch --active-timeout) to at "
+			 "least %lld", file, bound, active, need);
+	return -ERANGE;
+}
+
+/*
+ * The independent check behind a window's "complete": is there a flow of
+ * [start, end) past the files nfd_window read?  Costs one listing (the
+ * files of the day past end + bound, drv_files) and one nfdump run on the
+ * first of them with the window's filter (wq), no more.  The window is
+ * refused (late_refuse, -ERANGE) when the records read were stored more
+ * than the bound after they ended (late_ms) and a later file exists, or
+ * when that file holds a record that started in [start, end) or was
+ * stored later than the bound.  No later file: nothing to probe, 0.
+ * Other failures: drv_files' and drv_run's (-EAGAIN for a failed run or
+ * listing, asked again as the window is), err saying why.
+ */
+static int late_probe(struct driver *d, const struct cache_query *wq, int64_t late_ms,
+		      int64_t deadline_ms, const atomic_int *cancel, char *err)
+{
+	int64_t past = wq->end + d->arc.bound_ms, need;
+	struct nfd_files files = {0}, one;
+	struct nfd_cmd cmd;
+	struct nfd_buf b = {0};
+	struct nfd_out po = {0};
+	int rc;
+
+	/* the files T >= past (T + interval > past + interval - 1), a day on */
+	rc = drv_files(d, past + NFD_INTERVAL_MS - 1, past + NFD_INTERVAL_MS + NFD_PROBE_SPAN_MS,
+		       deadline_ms, cancel, &files, err);
+	if (rc == -EIO || rc == -EHOSTUNREACH)
+		rc = -EAGAIN;
+	if (rc || files.n == 0)
+		goto cleanup;
+	need = late_ms;
+	if (late_ms > d->arc.bound_ms) {
+		rc = late_refuse(d, late_ms, need, files.v[0].rel, err);
+		goto cleanup;
+	}
+	one.v = files.v;
+	one.n = 1;
+	rc = nfd_argv(d->cfg.prog, &d->arc, &one, wq, &cmd, err);
+	if (rc)
+		goto cleanup;
+	rc = drv_run(d, &cmd, deadline_ms, cancel, nfd_drv_out_bound(0), &b, err);
+	if (rc == -E2BIG)
+		rc = 0;	/* more than a megabyte of the subject's records: what came */
+	else if (rc == -EIO || rc == -EHOSTUNREACH)
+		rc = -EAGAIN;
+	if (rc)
+		goto cleanup;
+	rc = nfd_decode(b.p, b.len, wq, wq->start, wq->end, &po, err);
+	if (rc == -EBADMSG && b.len >= nfd_drv_out_bound(0))
+		rc = 0;
+	if (rc)
+		goto cleanup;
+	if (po.n > 0 || po.late_ms > d->arc.bound_ms) {
+		int64_t slot_end = files.v[0].ms + NFD_INTERVAL_MS - wq->end;
+		need = po.late_ms > need ? po.late_ms : need;
+		need = po.n > 0 && slot_end > need ? slot_end : need;
+		rc = late_refuse(d, po.late_ms, need, files.v[0].rel, err);
+	}
+cleanup:
+	nfd_out_free(&po);
+	nfd_buf_free(&b);
+	nfd_files_free(&files);
+	return rc;
+}
+
+/* One window: its files' flows of [start, end) (nfd_argv, drv_run,
+ * nfd_decode), checked by late_probe; -EAGAIN for a failed run (asked
+ * again), -ERANGE for flows past the bound, other -errno with err. */
 static int nfd_window(struct driver *d, const struct cache_query *q, const struct plan_req *r,
 		      uint32_t limit, const atomic_int *cancel, int64_t deadline_ms,
 		      struct decoded *out, char *err)
@@ -801,8 +904,10 @@ static int nfd_window(struct driver *d, const struct cache_query *q, const struc
 		rc = -EAGAIN;	/* the listing over ssh failed: asked again */
 	if (rc)
 		goto cleanup;
-	if (files.n == 0)	/* no file can hold a flow of it: none */
+	if (files.n == 0) {	/* no file can hold a flow of it, unless late */
+		rc = late_probe(d, &wq, 0, deadline_ms, cancel, err);
 		goto cleanup;
+	}
 	rc = nfd_argv(d->cfg.prog, &d->arc, &files, &wq, &cmd, err);
 	if (rc)
 		goto cleanup;
@@ -818,6 +923,12 @@ static int nfd_window(struct driver *d, const struct cache_query *q, const struc
 	rc = nfd_decode(b.p, b.len, &wq, r->start, r->end, &no, err);
 	if (rc == -EBADMSG && overflow)
 		rc = 0;	/* cut inside its first record */
+	if (rc)
+		goto cleanup;
+	/* complete only if nothing of it lies past what was read; a window
+	 * past its bound is split, its parts are checked */
+	if (!overflow)
+		rc = late_probe(d, &wq, no.late_ms, deadline_ms, cancel, err);
 	if (rc)
 		goto cleanup;
 	rc = nfd_drv_convert(&no, limit, overflow, out);

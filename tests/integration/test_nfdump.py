@@ -250,7 +250,8 @@ def test_flowfs_exporters(data, tmp_path):
     """An archive nfcapd wrote from NetFlow v9: exporters.csv names the
     exporter nfdump -E reports (sysid 1, 127.0.0.1).  (Its flows are not
     read here: nfcapd named its one file for when softflowd replayed them,
-    today, twelve days after they started: docs/nfdump.md.)"""
+    today, days after they started: test_nfdump_export.py replays recent
+    traffic and reads them, docs/nfdump.md.)"""
     require_fuse()
     f = MountFactory(tmp_path)
     try:

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """mkpcap: pcap files of known, deterministic traffic for the nfdump tests.
 
-    mkpcap.py OUTDIR [--seed N] [--sessions N] [--burst N]
+    mkpcap.py OUTDIR [--seed N] [--sessions N] [--burst N] [--export-end S]
     mkpcap.py OUTDIR --day-flows N [--heavy-flows N] [--seed N]
 
 The first form (the tests' data) writes into OUTDIR:
@@ -20,7 +20,12 @@ The first form (the tests' data) writes into OUTDIR:
                  the 24th into the 25th);
   export.pcap    the 24th's first hours only (a few hundred flows and one
                  long flow), for the export path (softflowd -> nfcapd), which
-                 replays it over loopback UDP;
+                 replays it over loopback UDP; with --export-end S (epoch
+                 seconds) the same traffic moved by whole seconds so that
+                 its last packet is in the second S (a test passes its
+                 "now" less a few minutes: nfcapd names its files by the
+                 wall clock, so replayed flows must be recent to lie near
+                 their files' names, docs/nfdump.md);
   truth.json     what was written, per unidirectional 5-tuple and pcap:
                  proto, src, sport, dst, dport, first_us, last_us, packets,
                  bytes (the IP packets' total length), flags (the TCP
@@ -170,6 +175,16 @@ class Writer:
         f["bytes"] += iplen
         f["flags"] |= flags if p == 6 else 0
 
+    def shift_to_end(self, end_s):
+        """Moves every packet and flow by whole seconds so that the last
+        packet falls in the second END_S (epoch seconds)."""
+        last = max(ts for ts, _, _ in self.packets)
+        delta = (end_s - last // 1000000) * 1000000
+        self.packets = [(ts + delta, n, fr) for ts, n, fr in self.packets]
+        for f in self.flows.values():
+            f["first_us"] += delta
+            f["last_us"] += delta
+
     def write(self, path):
         """Writes the pcap (sorted by time, ties in order of creation);
         returns the number of packets."""
@@ -309,7 +324,10 @@ def burst(w, rng, t0, n):
                   size=32)
 
 
-def build(outdir, seed, sessions, nburst):
+def build(outdir, seed, sessions, nburst, export_end_s=None):
+    """Writes traffic.pcap, export.pcap and truth.json into OUTDIR; returns
+    the truth.  EXPORT_END_S (epoch seconds, None: unmoved) moves
+    export.pcap's traffic so that it ends in that second."""
     rng = random.Random(seed)
     peers = Peers(rng)
     traffic = Writer()
@@ -336,6 +354,8 @@ def build(outdir, seed, sessions, nburst):
     long_flow(export, rng2, utc_us("2026-11-24T00:31:00"),
               utc_us("2026-11-24T00:53:00"), SUBJECT4, "198.51.100.7", 6,
               40022, 22)
+    if export_end_s is not None:
+        export.shift_to_end(export_end_s)
 
     os.makedirs(outdir, exist_ok=True)
     truth = {}
@@ -345,9 +365,12 @@ def build(outdir, seed, sessions, nburst):
             f["first_us"], f["proto"], f["src"], f["sport"], f["dst"],
             f["dport"]))
     with open(os.path.join(outdir, "truth.json"), "w") as out:
-        json.dump({"seed": seed, "sessions": sessions, "burst": nburst,
-                   "subjects": [SUBJECT4, SUBJECT6], "days": list(DAYS),
-                   "flows": truth}, out, indent=1, sort_keys=True)
+        meta = {"seed": seed, "sessions": sessions, "burst": nburst,
+                "subjects": [SUBJECT4, SUBJECT6], "days": list(DAYS),
+                "flows": truth}
+        if export_end_s is not None:
+            meta["export_end_s"] = export_end_s
+        json.dump(meta, out, indent=1, sort_keys=True)
         out.write("\n")
     return truth
 
@@ -472,6 +495,9 @@ def main(argv):
                     help="exchanges per subject and day (default 120)")
     ap.add_argument("--burst", type=int, default=3000,
                     help="one-packet flows in the burst (default 3000)")
+    ap.add_argument("--export-end", type=int, default=None, metavar="S",
+                    help="export.pcap's last packet in this second (epoch "
+                    "seconds; default: the 24th's traffic unmoved)")
     ap.add_argument("--day-flows", type=int, default=0,
                     help="write only day.pcap, about N flows on %s "
                     "(the benchmark's data)" % BENCH_DAY)
@@ -484,7 +510,7 @@ def main(argv):
                                   a.heavy_flows)
         print("%s: %d packets" % (path, packets))
         return 0
-    truth = build(a.outdir, a.seed, a.sessions, a.burst)
+    truth = build(a.outdir, a.seed, a.sessions, a.burst, a.export_end)
     for name, flows in truth.items():
         print("%s: %d flows" % (name, len(flows)))
     return 0

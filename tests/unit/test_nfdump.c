@@ -264,6 +264,69 @@ static void test_decode_fields(void **state)
 	nfd_out_free(&o);
 }
 
+/* one_rec with from replaced by to, into buf. */
+static void rec_with(const char *from, const char *to, char *buf, size_t len)
+{
+	const char *at = strstr(one_rec, from);
+
+	assert_non_null(at);
+	snprintf(buf, len, "%.*s%s%s", (int)(at - one_rec), one_rec, to, at + strlen(from));
+}
+
+/* The lateness (received - last) of every record an exporter sent, kept,
+ * outside the window or foreign alike, the largest; none for nfpcapd's
+ * records (sysid 0) nor for rejected ones. */
+static void test_decode_lateness(void **state)
+{
+	(void)state;
+	struct cache_query q = Q("10.0.1.10", NULL, T0, T0 + DAY);
+	struct cache_query other = Q("10.9.9.9", NULL, T0, T0 + DAY);
+	char late[2048], nosys[2048], bad[2048], text[8192];
+	struct nfd_out o;
+
+	/* 00:05:00.000 - 00:00:02.002 */
+	decode(one_rec, &q, T0, T0 + DAY, &o);
+	assert_int_equal(o.n, 1);
+	assert_int_equal(o.late_ms, 297998);
+	nfd_out_free(&o);
+	decode(one_rec, &q, T0 + DAY, T0 + 2 * DAY, &o);	/* outside */
+	assert_int_equal(o.n, 0);
+	assert_int_equal(o.outside, 1);
+	assert_int_equal(o.late_ms, 297998);
+	nfd_out_free(&o);
+	decode(one_rec, &other, T0, T0 + DAY, &o);		/* foreign */
+	assert_int_equal(o.foreign, 1);
+	assert_int_equal(o.late_ms, 297998);
+	nfd_out_free(&o);
+	/* two hours late (the replay's), among others: the largest */
+	rec_with("2026-11-27T00:05:00.000", "2026-11-27T01:58:28.002", late, sizeof(late));
+	snprintf(text, sizeof(text), "%s,\n%s,\n%s", one_rec, late, one_rec);
+	decode(text, &q, T0, T0 + DAY, &o);
+	assert_int_equal(o.n, 3);
+	assert_int_equal(o.late_ms, 7106000);
+	nfd_out_free(&o);
+	/* nfpcapd's records: received is its run's clock, not counted */
+	rec_with("\"export_sysid\" : 3", "\"export_sysid\" : 0", nosys, sizeof(nosys));
+	snprintf(text, sizeof(text), "%s", nosys);
+	char *at = strstr(text, "2026-11-27T00:05:00.000");
+	assert_non_null(at);
+	memcpy(at, "2026-12-06", 10);	/* weeks later */
+	decode(text, &q, T0, T0 + DAY, &o);
+	assert_int_equal(o.n, 1);
+	assert_int_equal(o.late_ms, 0);
+	nfd_out_free(&o);
+	/* a rejected record says nothing */
+	rec_with("\"proto\" : 6", "\"proto\" : 300", bad, sizeof(bad));
+	at = strstr(bad, "2026-11-27T00:05:00.000");
+	assert_non_null(at);
+	memcpy(at, "2026-12-06", 10);
+	snprintf(text, sizeof(text), "%s,\n%s", bad, one_rec);
+	decode(text, &q, T0, T0 + DAY, &o);
+	assert_int_equal(o.rejected, 1);
+	assert_int_equal(o.late_ms, 297998);
+	nfd_out_free(&o);
+}
+
 /* "No matching flows", nothing, or not nfdump's JSON at all. */
 static void test_decode_empty(void **state)
 {
@@ -595,6 +658,7 @@ int main(void)
 		cmocka_unit_test(test_decode_softflowd),
 		cmocka_unit_test(test_decode_bad),
 		cmocka_unit_test(test_decode_fields),
+		cmocka_unit_test(test_decode_lateness),
 		cmocka_unit_test(test_decode_empty),
 		cmocka_unit_test(test_ids),
 		cmocka_unit_test(test_id_value),
