@@ -237,7 +237,10 @@ def profile(b, arch):
     dsos = {}
     for p, dso, _ in decode:
         dsos[dso] = dsos.get(dso, 0.0) + p
-    threads = sorted(((p, c) for c, p in by_comm.items()), reverse=True)
+    # perf rounds each row to 0.01%: over hundreds of rows the sum drifts
+    # from 100, so the threads' shares are scaled to their sum
+    whole = sum(by_comm.values()) or 1.0
+    threads = sorted(((p * 100 / whole, c) for c, p in by_comm.items()), reverse=True)
     return threads, decode[:12], sorted(((p, d) for d, p in dsos.items()), reverse=True)
 
 
