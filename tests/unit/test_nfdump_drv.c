@@ -5,8 +5,10 @@
  * conversion of a window's decoded output into the engine's answer
  * (nfd_drv_convert: foreign records counted as the engine counts them,
  * a window past its output's bound answered as full, more than the
- * window's limit thinned, samples).  The driver against real archives is
- * tests/integration/test_nfdump.py.
+ * window's limit thinned, samples); a window through the driver's ops over
+ * a made-up archive and a scripted "nfdump", refused when a file past its
+ * bound holds one of its flows (late_probe).  The driver against real
+ * archives is tests/integration/test_nfdump.py.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "fetch.h"
 #include "fetch_i.h"
@@ -228,6 +232,115 @@ static void test_out_bound(void **state)
 	assert_int_equal(nfd_drv_out_bound(10000000), (size_t)256 << 20);
 }
 
+/* ---- the window's check of "complete" (late_probe) ----------------------- */
+
+extern const struct driver_ops nfdump_driver;
+
+#define T0 1795737600000LL	/* 2026-11-27T00:00:00Z */
+
+/* A record of 10.0.1.10 as nfdump -o json prints it, from an exporter
+ * (sysid 1), with its first, last and received times (UTC). */
+static void rec_text(char *buf, size_t len, const char *first, const char *last,
+		     const char *received)
+{
+	snprintf(buf, len,
+		 "{\n\t\"type\" : \"FLOW\",\n\t\"sampled\" : 0,\n\t\"export_sysid\" : 1,\n"
+		 "\t\"first\" : \"%s\",\n\t\"last\" : \"%s\",\n\t\"received\" : \"%s\",\n"
+		 "\t\"in_packets\" : 5,\n\t\"in_bytes\" : 500,\n\t\"proto\" : 6,\n"
+		 "\t\"tcp_flags\" : \"...AP...\",\n\t\"src_port\" : 1234,\n\t\"dst_port\" : 80,\n"
+		 "\t\"src4_addr\" : \"10.0.1.10\",\n\t\"dst4_addr\" : \"192.0.2.1\",\n"
+		 "\t\"label\" : \"<none>\"\n}\n", first, last, received);
+}
+
+/*
+ * An archive of five-minute files from 2026-11-26T23:55 to 2026-11-27T01:05
+ * (the window [00:00, 01:00) and the 600 s the driver reads past it), and,
+ * with 'late', one more file at 03:00; and an "nfdump" (a shell script)
+ * that prints, for a run that names the 03:00 file, a flow that started at
+ * 00:20 and was stored at 03:00 (an exporter two and a half hours late),
+ * and for any other run a flow of 00:10 stored at 00:15.  The window is
+ * then asked through the driver's ops, as the engine asks it.
+ */
+static int late_window(bool late, struct decoded *out, char *why)
+{
+	char dir[] = "/tmp/test_nfdump_drv.XXXXXX", path[256], prog[256];
+	char a[2048], b[2048];
+	struct driver *d = NULL;
+	atomic_int cancel = 0;
+	int rc;
+
+	assert_non_null(mkdtemp(dir));
+	for (int m = -5; m <= 65; m += 5) {
+		int64_t t = T0 / 1000 + m * 60;
+		struct tm tm;
+		time_t tt = (time_t)t;
+		gmtime_r(&tt, &tm);
+		snprintf(path, sizeof(path), "%s/nfcapd.%04d%02d%02d%02d%02d", dir, tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min);
+		FILE *f = fopen(path, "w");
+		assert_non_null(f);
+		fclose(f);
+	}
+	if (late) {
+		snprintf(path, sizeof(path), "%s/nfcapd.202611270300", dir);
+		FILE *f = fopen(path, "w");
+		assert_non_null(f);
+		fclose(f);
+	}
+	rec_text(a, sizeof(a), "2026-11-27T00:10:00.000", "2026-11-27T00:11:00.000",
+		 "2026-11-27T00:15:00.000");
+	rec_text(b, sizeof(b), "2026-11-27T00:20:00.000", "2026-11-27T00:30:00.000",
+		 "2026-11-27T03:00:00.000");
+	snprintf(prog, sizeof(prog), "%s.nfdump", dir);
+	FILE *f = fopen(prog, "w");
+	assert_non_null(f);
+	fprintf(f, "#!/bin/sh\ncase \"$*\" in\n*202611270300*) cat <<'EOF'\n%sEOF\n;;\n"
+		   "*) cat <<'EOF'\n%sEOF\n;;\nesac\n", b, a);
+	fclose(f);
+	assert_int_equal(chmod(prog, 0700), 0);
+
+	struct fetch_opts o = {.url = dir, .files_tz = "UTC", .nfdump = prog};
+	rc = nfdump_driver.open(&d, &o, why);
+	if (rc == 0) {
+		struct cache_query q;
+		struct plan_req r = {.id = 1, .start = T0, .end = T0 + 3600000};
+		memset(&q, 0, sizeof(q));
+		assert_int_equal(cache_prefix_parse("10.0.1.10", &q.subject), 0);
+		q.start = r.start;
+		q.end = r.end;
+		rc = nfdump_driver.window_run(d, &q, &r, 10000, &cancel, nfd_mono_ms() + 30000,
+					      out, why);
+		nfdump_driver.close(d);
+	}
+	/* the files, the script, the folder */
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", dir, prog);
+	assert_int_equal(system(cmd), 0);
+	return rc;
+}
+
+/* No later file: the window stands, its one flow kept.  A later file that
+ * holds a flow of the window (an exporter later than the bound): the
+ * window is refused (-ERANGE, not asked again), naming the lateness and
+ * the option to raise, so nothing says "complete" without it. */
+static void test_window_late(void **state)
+{
+	struct decoded out;
+	(void)state;
+
+	memset(&out, 0, sizeof(out));
+	assert_int_equal(late_window(false, &out, err), 0);
+	assert_int_equal(out.n, 1);
+	assert_int_equal(out.recs[0].start_ms, T0 + 600000);
+	decoded_free(&out);
+
+	memset(&out, 0, sizeof(out));
+	assert_int_equal(late_window(true, &out, err), -ERANGE);
+	assert_non_null(strstr(err, "9000 s after they ended"));
+	assert_non_null(strstr(err, "active_timeout"));
+	decoded_free(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -237,6 +350,7 @@ int main(void)
 		cmocka_unit_test(test_convert_overflow),
 		cmocka_unit_test(test_convert_thin),
 		cmocka_unit_test(test_out_bound),
+		cmocka_unit_test(test_window_late),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
