@@ -248,8 +248,8 @@ int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, cha
 		e->o.request_timeout_ms = 300000;
 	if (!e->o.max_retries)
 		e->o.max_retries = 6;
-	if (!e->o.max_records)
-		e->o.max_records = 10000;
+	if (!e->o.max_records)	/* a driver without a cap says its own */
+		e->o.max_records = e->ops->window_records ? e->ops->window_records : 10000;
 	if (!e->o.max_body)
 		e->o.max_body = (size_t)256 << 20;
 	if (!e->o.decode_threads) {
