@@ -396,6 +396,7 @@ int nfd_archive_scan(const struct nfd_archive *a, int64_t start, int64_t end,
 	} else {
 		for (size_t i = 0; i < a->nchannels && rc == 0; i++) {
 			char base[PATH_MAX];
+			size_t from = out->n;
 			int w;
 			if (!channel_ok(a->channels[i])) {
 				snprintf(err, FETCH_ERRLEN, "'%.64s' is not an nfsen channel's name",
@@ -410,6 +411,8 @@ int nfd_archive_scan(const struct nfd_archive *a, int64_t start, int64_t end,
 				break;
 			}
 			rc = list_layout(src, base, a->layout, &z, wlo, whi, lo, hi, out, &cap, err);
+			for (size_t f = from; f < out->n; f++)
+				out->v[f].chans = 1u << i;
 		}
 	}
 	if (rc)
@@ -420,6 +423,8 @@ int nfd_archive_scan(const struct nfd_archive *a, int64_t start, int64_t end,
 	for (size_t i = 0; i < out->n; i++)	/* a file in several channels: once */
 		if (k == 0 || strcmp(out->v[k - 1].rel, out->v[i].rel) != 0)
 			out->v[k++] = out->v[i];
+		else
+			out->v[k - 1].chans |= out->v[i].chans;
 	out->n = k;
 	return 0;
 cleanup:
@@ -444,10 +449,10 @@ static void filter_term(const struct cache_prefix *p, const char *dir, char *buf
 }
 
 int nfd_argv(const char *prog, const struct nfd_archive *a, const struct nfd_files *files,
-	     const struct cache_query *q, struct nfd_cmd *out, char *err)
+	     size_t chan, const struct cache_query *q, struct nfd_cmd *out, char *err)
 {
 	char subj[64], ssrc[64], sdst[64], psrc[64], pdst[64];
-	size_t used, rl;
+	size_t used, rl, first = 0, last = 0;
 	int w, i = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -473,17 +478,29 @@ int nfd_argv(const char *prog, const struct nfd_archive *a, const struct nfd_fil
 	memcpy(out->mdirs, a->root, rl);
 	used = rl;
 	out->mdirs[used] = '\0';
-	for (size_t c = 0; c < a->nchannels; c++) {
-		if (!channel_ok(a->channels[c])) {
+	last = files->n - 1;
+	if (a->nchannels > 0) {
+		uint32_t bit = chan < 32 ? 1u << chan : 0;
+		if (chan >= a->nchannels || !channel_ok(a->channels[chan])) {
 			snprintf(err, FETCH_ERRLEN, "'%.64s' is not an nfsen channel's name",
-				 a->channels[c]);
+				 chan < a->nchannels ? a->channels[chan] : "(none)");
 			return -EINVAL;
 		}
-		used += (size_t)snprintf(out->mdirs + used, sizeof(out->mdirs) - used, "%s%s",
-					 c == 0 ? "/" : ":", a->channels[c]);
+		for (first = 0; first < files->n && !(files->v[first].chans & bit); first++)
+			;
+		for (last = files->n; last > first && !(files->v[last - 1].chans & bit); last--)
+			;
+		if (first == files->n) {
+			snprintf(err, FETCH_ERRLEN, "channel %.64s holds no file of this window",
+				 a->channels[chan]);
+			return -ENOENT;
+		}
+		last--;
+		used += (size_t)snprintf(out->mdirs + used, sizeof(out->mdirs) - used, "/%s",
+					 a->channels[chan]);
 	}
-	w = snprintf(out->range, sizeof(out->range), "%s:%s", files->v[0].rel,
-		     files->v[files->n - 1].rel);
+	w = snprintf(out->range, sizeof(out->range), "%s:%s", files->v[first].rel,
+		     files->v[last].rel);
 	if (w < 0 || (size_t)w >= sizeof(out->range)) {
 		snprintf(err, FETCH_ERRLEN, "archive file paths too long");
 		return -E2BIG;

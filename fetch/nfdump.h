@@ -69,6 +69,8 @@ struct nfd_archive {
 struct nfd_file {
 	int64_t ms;
 	char rel[NFD_REL_MAX];
+	uint32_t chans;			/* nfsen: the channels that hold it (bit c for
+					 * channels[c]); 0 for a plain archive */
 };
 
 struct nfd_files {
@@ -82,7 +84,7 @@ void nfd_files_free(struct nfd_files *f);
  * The archive's files that can hold a flow that started in [start, end):
  * those whose interval [T, T + interval) ends after start and that begin
  * before end + bound, in time order (ties by path), each once (the union of
- * the channels).  Only the layout's directories for the days or hours in
+ * the channels, each file's chans saying which hold it).  Only the layout's directories for the days or hours in
  * that range are read (no recursion); a name that is not
  * nfcapd.YYYYmmddHHMM[SS] is ignored (nfcapd.current.PID, dotfiles).
  * A missing directory is no file.  Fails with -EINVAL (a bad layout, zone,
@@ -142,17 +144,24 @@ struct nfd_cmd {
 /*
  * The command that prints every flow of files (a listing from
  * nfd_archive_files, n >= 1) that involves q's subject and, when q has one,
- * its peer: `nfdump -C none -q -o json -M ROOT[:CH...] -R FIRST:LAST
+ * its peer: `nfdump -C none -q -o json -M ROOT[/CHANNEL] -R FIRST:LAST
  * FILTER` with FILTER `host A` or `net P/len` (`any` for a /0), and with a
  * peer `(src SUBJECT and dst PEER) or (dst SUBJECT and src PEER)` (the peer
  * on the other side, also when its prefix holds the subject), written
- * canonically from the parsed prefixes.  No -t: in 1.7.1 it keeps only flows entirely inside its range;
- * the decoder selects by start.  prog: the nfdump binary (NULL: "nfdump",
- * found on PATH).  -ENOENT when files is empty (nothing to read), -EINVAL
- * for a root with ':' or a bad channel, -E2BIG when a path does not fit.
+ * canonically from the parsed prefixes.  An nfsen profile is read one
+ * channel a command (chan, an index into a->channels; ignored for a plain
+ * archive), FIRST and LAST the first and last of files that channel
+ * holds: nfdump 1.7.1's -M with several channels fails with "stat() error
+ * ... File not found" when a file of the range is missing in one of them
+ * (a channel added later, a collector that stopped).  No -t: in 1.7.1 it
+ * keeps only flows entirely inside its range; the decoder selects by
+ * start.  prog: the nfdump binary (NULL: "nfdump", found on PATH).
+ * -ENOENT when files is empty (or the channel holds none of them: nothing
+ * to read), -EINVAL for a root with ':', a bad channel or index, -E2BIG
+ * when a path does not fit.
  */
 int nfd_argv(const char *prog, const struct nfd_archive *a, const struct nfd_files *files,
-	     const struct cache_query *q, struct nfd_cmd *out, char *err);
+	     size_t chan, const struct cache_query *q, struct nfd_cmd *out, char *err);
 
 /* A growing output buffer (p malloc'd, NUL-terminated when not NULL). */
 struct nfd_buf {

@@ -584,6 +584,32 @@ static int drv_stream(struct driver *d, const struct nfd_cmd *c, int64_t deadlin
 	return nfd_ssh_errno(rc, err);
 }
 
+/* The command of files for wq run to sink: once for a plain archive, once
+ * for each channel of an nfsen profile that holds one of them (nfd_argv
+ * says why), the outputs one after the other, a newline after each.  0, nfd_argv's and
+ * drv_stream's errors. */
+static int drv_files_run(struct driver *d, const struct nfd_files *files,
+			 const struct cache_query *wq, int64_t deadline_ms, const atomic_int *cancel,
+			 nfd_sink_fn sink, void *arg, char *err)
+{
+	size_t n = d->arc.nchannels ? d->arc.nchannels : 1;
+
+	for (size_t c = 0; c < n; c++) {
+		struct nfd_cmd cmd;
+		int rc = nfd_argv(d->cfg.prog, &d->arc, files, c, wq, &cmd, err);
+		if (rc == -ENOENT && d->arc.nchannels)
+			continue;	/* this channel holds none of them */
+		if (rc == 0)
+			rc = drv_stream(d, &cmd, deadline_ms, cancel, sink, arg, err);
+		if (rc == 0)	/* nfdump's last line has no newline: the next
+				 * output starts on a line of its own */
+			rc = sink(arg, "\n", 1, err);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 /* drv_stream with the output kept in out, at most limit bytes (-E2BIG). */
 static int drv_run(struct driver *d, const struct nfd_cmd *c, int64_t deadline_ms,
 		   const atomic_int *cancel, size_t limit, struct nfd_buf *out, char *err)
@@ -875,15 +901,11 @@ static int probe_file(struct driver *d, const struct cache_query *wq, const stru
 {
 	struct nfd_files one = {(struct nfd_file *)f, 1};
 	struct win_sink w = {.no = po, .limit = limit};
-	struct nfd_cmd cmd;
-	int rc = nfd_argv(d->cfg.prog, &d->arc, &one, wq, &cmd, err);
+	int rc = nfd_dec_new(wq, wq->start, wq->end, po, &w.dec, err);
 
 	if (rc)
 		return rc;
-	rc = nfd_dec_new(wq, wq->start, wq->end, po, &w.dec, err);
-	if (rc)
-		return rc;
-	rc = drv_stream(d, &cmd, deadline_ms, cancel, win_take, &w, err);
+	rc = drv_files_run(d, &one, wq, deadline_ms, cancel, win_take, &w, err);
 	if (rc == -E2BIG && w.full)
 		rc = 0;		/* more than a window's worth: enough to say so */
 	else if (rc == -EIO || rc == -EHOSTUNREACH)
@@ -957,7 +979,7 @@ cleanup:
 
 /*
  * One window: its files' flows of [start, end), decoded while nfdump
- * writes them (nfd_argv, drv_stream, nfd_dec_*), checked by late_probe.
+ * writes them (drv_files_run, nfd_dec_*), checked by late_probe.
  * Memory is bounded by the window's limit: past limit records kept, nfdump
  * is stopped and the window answered as full (the planner splits it).
  * -EAGAIN for a failed run (asked again), -ERANGE for flows past the
@@ -969,7 +991,6 @@ static int nfd_window(struct driver *d, const struct cache_query *q, const struc
 {
 	struct cache_query wq = *q;
 	struct nfd_files files = {0};
-	struct nfd_cmd cmd;
 	struct nfd_out no = {0};
 	struct win_sink w = {.no = &no, .limit = limit};
 	int rc;
@@ -989,13 +1010,10 @@ static int nfd_window(struct driver *d, const struct cache_query *q, const struc
 		rc = late_probe(d, &wq, 0, limit, deadline_ms, cancel, &no, err);
 		goto convert;
 	}
-	rc = nfd_argv(d->cfg.prog, &d->arc, &files, &wq, &cmd, err);
-	if (rc)
-		goto cleanup;
 	rc = nfd_dec_new(&wq, r->start, r->end, &no, &w.dec, err);
 	if (rc)
 		goto cleanup;
-	rc = drv_stream(d, &cmd, deadline_ms, cancel, win_take, &w, err);
+	rc = drv_files_run(d, &files, &wq, deadline_ms, cancel, win_take, &w, err);
 	if (rc == -E2BIG && w.full)
 		rc = 0;		/* decoded as far as it went, then split */
 	else if (rc == -EIO || rc == -EHOSTUNREACH)

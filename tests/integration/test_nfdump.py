@@ -276,3 +276,52 @@ def test_flowfs_refuses_missing_archive(tmp_path):
     assert "no archive at %s" % (tmp_path / "none") in r.stderr
     assert "token" not in r.stderr.lower()
     assert not os.path.ismount(mp)
+
+
+@pytest.fixture(scope="module")
+def nfsen(data, tmp_path_factory):
+    """An nfsen profile as nfsen lays it out (profiles-data/live/CHANNEL/,
+    each channel an nfcapd -S 1 tree; Debian has no nfsen, so it is built
+    here): channel 'upstream' the traffic of the three days, channel
+    'downstream' the export pcap's first hours of the 24th, each written by
+    nfpcapd.  Returns (profile directory, {channel: directory})."""
+    live = tmp_path_factory.mktemp("nfsen") / "profiles-data" / "live"
+    pcap = data["tmp"] / "pcap"
+    chans = {"upstream": str(live / "upstream"),
+             "downstream": str(live / "downstream")}
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "nfdump"))
+    import mkarchive
+    mkarchive.nfpcapd(str(pcap / "traffic.pcap"), chans["upstream"], "-S", "1")
+    mkarchive.nfpcapd(str(pcap / "export.pcap"), chans["downstream"], "-S", "1")
+    return str(live), chans
+
+
+def test_nfsen_profile(nfsen, tmp_path):
+    """An nfsen profile's channels are read together: the day of 10.0.1.5
+    through flowfetch and through a mount is exactly what nfdump prints
+    for each channel alone, added up (the oracle reads each channel's
+    directory by itself, not through -M), and /collector/info.json names
+    the channels."""
+    live, chans = nfsen
+    q = QUERIES[0]      # 10.0.1.5 on the 24th: in both channels
+    want = []
+    for d in chans.values():
+        part = expected(d, q)
+        assert part, "channel %s has no flow of %s" % (d, q[0])
+        want += part
+    out = tmp_path / "out.csv"
+    r = flowfetch(live, q, out, tmp_path / "cache")
+    assert r.returncode == 0, r.stderr
+    same(csv_flows(out.read_text()), want, "flowfetch nfsen")
+    require_fuse()
+    require_flowfs()
+    f = MountFactory(tmp_path / "fs")
+    try:
+        m = f(url="nfdump:" + live, name="nfsen", opts=["files_tz=UTC"])
+        info = json.loads(m.path("collector", "info.json").read_text())
+        assert sorted(info["channels"]) == sorted(chans)
+        r = run(["cat", str(folder_of(m, q) / "flows.csv")], text=True)
+        assert r.returncode == 0, r.stderr
+        same(csv_flows(r.stdout), want, "flowfs nfsen")
+    finally:
+        f.finish()

@@ -115,7 +115,7 @@ int main(int argc, char **argv)
 		goto fail;
 	for (size_t k = 0; k < files.n; k++)
 		printf("file %s\n", files.v[k].rel);
-	rc = nfd_argv(NULL, &a, &files, &q, &cmd, err);
+	rc = nfd_argv(NULL, &a, &files, 0, &q, &cmd, err);
 	if (rc)
 		goto fail;
 	if (ssh) {

@@ -403,8 +403,8 @@ static void test_id_value(void **state)
 static struct nfd_files two_files(void)
 {
 	static struct nfd_file v[2] = {
-		{T0, "2026/11/27/nfcapd.202611270000"},
-		{T0 + 600000, "2026/11/27/nfcapd.202611270010"},
+		{T0, "2026/11/27/nfcapd.202611270000", 0},
+		{T0 + 600000, "2026/11/27/nfcapd.202611270010", 0},
 	};
 	struct nfd_files f = {v, 2};
 	return f;
@@ -430,7 +430,7 @@ static void test_argv(void **state)
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct cache_query q = Q(cases[i].subject, cases[i].peer, T0, T0 + DAY);
-		assert_int_equal(nfd_argv(NULL, &a, &files, &q, &c, err), 0);
+		assert_int_equal(nfd_argv(NULL, &a, &files, 0, &q, &c, err), 0);
 		assert_string_equal(c.argv[0], "nfdump");
 		assert_string_equal(c.argv[10], cases[i].filter);
 		assert_null(c.argv[11]);
@@ -445,18 +445,30 @@ static void test_argv(void **state)
 	struct nfd_archive n = {.root = "/data/profiles-data/live", .channels = {"up1", "up2"},
 				.nchannels = 2, .layout = 1};
 	struct cache_query q = Q("10.0.1.10", NULL, T0, T0 + DAY);
-	assert_int_equal(nfd_argv("/usr/bin/nfdump", &n, &files, &q, &c, err), 0);
+	/* one channel a command, the range its own first and last file */
+	struct nfd_file nf[3] = {{T0, "2026/11/27/nfcapd.202611270000", 1},
+				 {T0 + 300000, "2026/11/27/nfcapd.202611270005", 3},
+				 {T0 + 600000, "2026/11/27/nfcapd.202611270010", 1}};
+	struct nfd_files nfiles = {nf, 3};
+	assert_int_equal(nfd_argv("/usr/bin/nfdump", &n, &nfiles, 0, &q, &c, err), 0);
 	assert_string_equal(c.argv[0], "/usr/bin/nfdump");
-	assert_string_equal(c.argv[7], "/data/profiles-data/live/up1:up2");
+	assert_string_equal(c.argv[7], "/data/profiles-data/live/up1");
+	assert_string_equal(c.argv[9], "2026/11/27/nfcapd.202611270000:2026/11/27/nfcapd.202611270010");
+	assert_int_equal(nfd_argv("/usr/bin/nfdump", &n, &nfiles, 1, &q, &c, err), 0);
+	assert_string_equal(c.argv[7], "/data/profiles-data/live/up2");
+	assert_string_equal(c.argv[9], "2026/11/27/nfcapd.202611270005:2026/11/27/nfcapd.202611270005");
+	nf[1].chans = 1;	/* up2 holds none of them */
+	assert_int_equal(nfd_argv("/usr/bin/nfdump", &n, &nfiles, 1, &q, &c, err), -ENOENT);
+	assert_int_equal(nfd_argv("/usr/bin/nfdump", &n, &nfiles, 2, &q, &c, err), -EINVAL);
 	/* refused: no files, a ':' in the root, a channel that walks out */
 	struct nfd_files none = {NULL, 0};
-	assert_int_equal(nfd_argv(NULL, &a, &none, &q, &c, err), -ENOENT);
+	assert_int_equal(nfd_argv(NULL, &a, &none, 0, &q, &c, err), -ENOENT);
 	a.root = "/a:b";
-	assert_int_equal(nfd_argv(NULL, &a, &files, &q, &c, err), -EINVAL);
+	assert_int_equal(nfd_argv(NULL, &a, &files, 0, &q, &c, err), -EINVAL);
 	n.channels[1] = "..";
-	assert_int_equal(nfd_argv(NULL, &n, &files, &q, &c, err), -EINVAL);
+	assert_int_equal(nfd_argv(NULL, &n, &nfiles, 1, &q, &c, err), -EINVAL);
 	n.channels[1] = "a b";
-	assert_int_equal(nfd_argv(NULL, &n, &files, &q, &c, err), -EINVAL);
+	assert_int_equal(nfd_argv(NULL, &n, &nfiles, 1, &q, &c, err), -EINVAL);
 }
 
 /* ---- the archive's files ---- */

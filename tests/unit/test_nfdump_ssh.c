@@ -230,7 +230,7 @@ static void test_wrap_through_sh(void **state)
 	(void)state;
 	char dir[] = "/tmp/test_nfdump_ssh.XXXXXX", prog[128], args[160], root[512];
 	char got[2048] = "", want[2048] = "";
-	struct nfd_file f[2] = {{T0, "nfcapd.202611270000"}, {T0, "nfcapd.202611270005"}};
+	struct nfd_file f[2] = {{T0, "nfcapd.202611270000", 0}, {T0, "nfcapd.202611270005", 0}};
 	struct nfd_files files = {f, 2};
 	struct cache_query q = Q("10.0.1.10", "192.0.2.0/24", T0, T0 + DAY);
 	struct nfd_ssh_url u = {.host = "h"};
@@ -255,7 +255,7 @@ static void test_wrap_through_sh(void **state)
 		snprintf(root, sizeof(root), "/data/%s/nfdump", hostile[i]);
 		if (strchr(hostile[i], ':'))
 			continue;
-		assert_int_equal(nfd_argv(prog, &a, &files, &q, &c, err), 0);
+		assert_int_equal(nfd_argv(prog, &a, &files, 0, &q, &c, err), 0);
 		assert_int_equal(nfd_ssh_wrap(&u, &o, &c, &s, err), 0);
 		assert_int_equal(strncmp(s.remote, "exec env 'TZ=UTC' 'LC_ALL=C' '", 30), 0);
 		char *argv[] = {(char *)"/bin/sh", (char *)"-c", s.remote, NULL};
