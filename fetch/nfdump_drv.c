@@ -241,7 +241,27 @@ struct walk {
 	char first_key[16], last_key[16];
 	char shape[NFD_DEPTH_MAX][12];	/* the first file's directories, as digit counts */
 	int depth;			/* -1 until a file is found */
+	/* The files' interval (nfcapd -t): the greatest common divisor of
+	 * the distances, in seconds, between the first name's time seen and
+	 * each other's, the names read as UTC (a clock change moves names by
+	 * whole hours).  Never less than the true interval, since nfcapd
+	 * names files at multiples of it; more when files are missing (nfpcapd
+	 * writes none for a silence), which only reads more files.  0: one
+	 * file, or none. */
+	int64_t t0_s, gcd_s;
 };
+
+static int64_t gcd64(int64_t a, int64_t b)
+{
+	a = a < 0 ? -a : a;
+	b = b < 0 ? -b : b;
+	while (b) {
+		int64_t t = a % b;
+		a = b;
+		b = t;
+	}
+	return a;
+}
 
 /* The name's time as a sortable key: 14 digits. */
 static void name_key(const char *name, char key[16])
@@ -325,6 +345,14 @@ static int walk_take(void *arg, const char *name, bool dir)
 	    (int)sizeof(rel))
 		return 0;
 	if (nfcapd_name(name)) {
+		int64_t ms;
+		char why[FETCH_ERRLEN];
+		if (nfd_name_time(name, "UTC", &ms, why) == 0) {
+			if (w->files == 0)
+				w->t0_s = ms / 1000;
+			else
+				w->gcd_s = gcd64(w->gcd_s, ms / 1000 - w->t0_s);
+		}
 		name_key(name, key);
 		if (w->files++ == 0 || strcmp(key, w->first_key) < 0) {
 			snprintf(w->first, sizeof(w->first), "%s", rel);
@@ -467,6 +495,10 @@ static int archive_scan(struct driver *d, char *err)
 				memcpy(w.last_key, cw.last_key, 16), memcpy(w.last, cw.last, NFD_REL_MAX);
 			if (w.depth < 0)
 				w.depth = cw.depth, memcpy(w.shape, cw.shape, sizeof(w.shape));
+			if (w.files == 0)
+				w.t0_s = cw.t0_s, w.gcd_s = cw.gcd_s;
+			else
+				w.gcd_s = gcd64(gcd64(w.gcd_s, cw.gcd_s), cw.t0_s - w.t0_s);
 			w.files += cw.files;
 		}
 		for (int i = 0; i < nch; i++)
@@ -481,6 +513,10 @@ static int archive_scan(struct driver *d, char *err)
 	}
 	d->arc.layout = layout;
 	d->nfiles = w.files;
+	/* nfcapd -t: 60 s to a day, else (one file, odd names) 5 minutes */
+	if (w.gcd_s >= 60 && w.gcd_s <= 86400)
+		d->arc.interval_ms = w.gcd_s * 1000;
+	d->arc.bound_ms = d->cfg.active_ms + d->arc.interval_ms;
 	if (w.files) {
 		const char *fn = strrchr(w.first, '/'), *ln = strrchr(w.last, '/');
 		snprintf(d->first, sizeof(d->first), "%s", w.first);
@@ -721,7 +757,7 @@ static int nfd_info(struct driver *d, struct fetch_info *info, char *err)
 	}
 	cJSON_AddStringToObject(a, "files_tz", d->cfg.files_tz[0] ? d->cfg.files_tz :
 				getenv("TZ") && *getenv("TZ") ? getenv("TZ") : "UTC");
-	cJSON_AddNumberToObject(a, "interval_s", NFD_INTERVAL_MS / 1000);
+	cJSON_AddNumberToObject(a, "interval_s", (double)(d->arc.interval_ms / 1000));
 	cJSON_AddNumberToObject(a, "active_timeout_s", (double)(d->cfg.active_ms / 1000));
 	cJSON_AddStringToObject(a, "nfdump", d->cfg.prog);
 	if (!cJSON_PrintPreallocated(a, info->about, (int)sizeof(info->about), false))
@@ -825,8 +861,8 @@ static int late_refuse(const struct driver *d, int64_t late_ms, int64_t need_ms,
 {
 	long long bound = (long long)(d->arc.bound_ms / 1000);
 	long long active = (long long)(d->cfg.active_ms / 1000);
-	long long need = (long long)((need_ms + NFD_INTERVAL_MS - 1) / NFD_INTERVAL_MS *
-				     (NFD_INTERVAL_MS / 1000));
+	int64_t iv = d->arc.interval_ms;
+	long long need = (long long)((need_ms + iv - 1) / iv * (iv / 1000));
 
 	if (late_ms > d->arc.bound_ms)
 		snprintf(err, FETCH_ERRLEN, "the archive holds records stored up to %lld s after "
@@ -943,7 +979,8 @@ static int late_probe(struct driver *d, const struct cache_query *wq, int64_t la
 	int rc;
 
 	/* the files T >= past (T + interval > past + interval - 1), a day on */
-	rc = drv_files(d, past + NFD_INTERVAL_MS - 1, past + NFD_INTERVAL_MS + NFD_PROBE_SPAN_MS,
+	rc = drv_files(d, past + d->arc.interval_ms - 1,
+		       past + d->arc.interval_ms + NFD_PROBE_SPAN_MS,
 		       deadline_ms, cancel, &files, err);
 	if (rc == -EIO || rc == -EHOSTUNREACH)
 		rc = -EAGAIN;
@@ -969,7 +1006,7 @@ static int late_probe(struct driver *d, const struct cache_query *wq, int64_t la
 			goto cleanup;
 	}
 	if (k == files.n) {	/* a day of files, each with flows of the window */
-		need = files.v[k - 1].ms + NFD_INTERVAL_MS - wq->end;
+		need = files.v[k - 1].ms + d->arc.interval_ms - wq->end;
 		rc = late_refuse(d, 0, need, files.v[k - 1].rel, err);
 	}
 cleanup:

@@ -325,3 +325,48 @@ def test_nfsen_profile(nfsen, tmp_path):
         same(csv_flows(r.stdout), want, "flowfs nfsen")
     finally:
         f.finish()
+
+
+@pytest.fixture(scope="module")
+def intervals(data, tmp_path_factory):
+    """Archives of other file intervals (nfcapd -t, here nfpcapd -t): a file
+    a minute and a file an hour, of the same traffic."""
+    top = tmp_path_factory.mktemp("intervals")
+    pcap = str(data["tmp"] / "pcap" / "traffic.pcap")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "nfdump"))
+    import mkarchive
+    made = {}
+    for t in (60, 3600):
+        made[t] = str(top / ("t%d" % t))
+        mkarchive.nfpcapd(pcap, made[t], "-t", str(t))
+    return made
+
+
+@pytest.mark.parametrize("t", (60, 3600))
+@pytest.mark.parametrize("q", [QUERIES[0], QUERIES[7], QUERIES[8]],
+                         ids=["day", "hours", "midnight"])
+def test_file_interval(intervals, tmp_path, t, q):
+    """The files' interval is read from their names (nfcapd -t): with a file
+    an hour, a range that starts inside a file (10:05) is still exact (the
+    file of 10:00 holds flows received until 11:00), and so are a day and a
+    range across midnight; with a file a minute as well."""
+    arch = intervals[t]
+    want = expected(arch, q)
+    assert want, "the oracle has no flow for %s" % q[0]
+    out = tmp_path / "out.csv"
+    r = flowfetch(arch, q, out, tmp_path / "cache")
+    assert r.returncode == 0, r.stderr
+    same(csv_flows(out.read_text()), want, "flowfetch -t %d %s" % (t, q[0]))
+
+
+def test_file_interval_info(intervals, tmp_path):
+    """/collector/info.json says the interval it read from the names."""
+    require_fuse()
+    require_flowfs()
+    f = MountFactory(tmp_path / "fs")
+    try:
+        m = f(url="nfdump:" + intervals[3600], name="hourly", opts=["files_tz=UTC"])
+        info = json.loads(m.path("collector", "info.json").read_text())
+        assert info["interval_s"] == 3600
+    finally:
+        f.finish()
