@@ -113,6 +113,13 @@ void cache_prefix_format(const struct cache_prefix *p, char *buf, size_t len);
 /* Canonical text of a 16-byte address.  buf: at least 46 bytes. */
 void cache_addr_format(const uint8_t a[16], char *buf, size_t len);
 
+/* Fast formatting, for hot loops (the renderers, fetch/nfdump.c's ids):
+ * cache_addr_format's text into out (>= 46 bytes, not NUL-terminated),
+ * and the decimal text of v (>= 21 bytes, as %lld, not NUL-terminated);
+ * each returns its length. */
+size_t cache_addr_text(const uint8_t a[16], char *out);
+size_t cache_i64_text(int64_t v, char *out);
+
 bool cache_prefix_contains(const struct cache_prefix *p, const uint8_t a[16]);
 
 /* The first and last address of a prefix, as 16-byte strings. */

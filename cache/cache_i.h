@@ -115,13 +115,6 @@ void cache_row_decode(sqlite3_stmt *st, struct flow_rec *r);
 int cache_coverage_all(struct cache *c, const struct cache_query *q,
 		       struct cache_cover **out, size_t *n, char *err);
 
-/* ---- fast formatting ------------------------------------------------------- */
-
-/* Address text into out (>= 46 bytes); returns its length. */
-size_t cache_addr_text(const uint8_t a[16], char *out);
-
-/* Decimal text of v into out (>= 21 bytes); returns its length. */
-size_t cache_i64_text(int64_t v, char *out);
 
 /* ms as seconds with three decimals ("1694772000.123", "-0.005"); out >= 24
  * bytes; returns the length. */

@@ -252,8 +252,9 @@ static int engine_take_opts(struct fetch_engine *e, const struct fetch_opts *o, 
 		e->o.request_timeout_ms = FETCH_REQUEST_TIMEOUT_DEF * 1000L;
 	if (!e->o.max_retries)
 		e->o.max_retries = FETCH_RETRIES_DEF;
-	if (!e->o.max_records)
-		e->o.max_records = FETCH_MAX_RECORDS_DEF;
+	if (!e->o.max_records)	/* a driver without a cap says its own */
+		e->o.max_records = e->ops->window_records ? e->ops->window_records
+							  : FETCH_MAX_RECORDS_DEF;
 	if (!e->o.max_body)
 		e->o.max_body = (size_t)256 << 20;
 	if (!e->o.decode_threads) {

@@ -108,7 +108,7 @@
 #define FETCH_MAX_RECORDS_DEF 10000
 #define FETCH_MAX_RECORDS_ARG "N"
 #define FETCH_MAX_RECORDS_HELP "the collector's cap when it does not say (sna); nfdump: " \
-	"the most records a window may hold"
+	"the most records a window may hold (the driver sets its own default)"
 /* An nfdump archive's exporters' active timeout: a flow that started in a
  * window may be written this long (and one file) after it. */
 #define FETCH_ACTIVE_TIMEOUT_MIN 1

@@ -171,6 +171,11 @@ struct driver_ops {
 	 * generous bound over what collectors send): an answer is bounded by
 	 * the cap times this (fetch_result's body_max). */
 	size_t record_max;
+	/* A driver whose collector has no cap (an archive): the most records
+	 * a window holds when the user sets no max_records, which bounds the
+	 * window's memory, not the collector's answers (0: the engine's
+	 * default, 10,000). */
+	uint32_t window_records;
 	int (*open)(struct driver **out, const struct fetch_opts *o, char *err);
 	void (*close)(struct driver *d);
 	/*
@@ -361,10 +366,6 @@ struct nfd_drv_cfg {
  * zone nfd_archive refuses, a timeout over FETCH_ACTIVE_TIMEOUT_MAX),
  * -E2BIG for a path too long.  Touches no file, runs nothing. */
 int nfd_drv_config(const struct fetch_opts *o, struct nfd_drv_cfg *cfg, char *err);
-
-/* The bound on one window's nfdump output for a window limit: limit x 2 KiB
- * + 1 MiB, at most 256 MiB (the engine's body_max for the driver). */
-size_t nfd_drv_out_bound(uint32_t limit);
 
 /*
  * A window's decoded output (nfd_decode's) as the engine's answer: the

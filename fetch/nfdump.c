@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -613,13 +614,42 @@ int nfd_run(char *const argv[], char *const envp[], int64_t deadline_ms,
 	return nfd_run_as(&nfd_nfdump_runner, argv, envp, deadline_ms, cancel, limit, out, err);
 }
 
+int nfd_buf_take(void *arg, const char *p, size_t n, char *err)
+{
+	struct nfd_buf_sink *b = arg;
+	struct nfd_buf *out = b->out;
+
+	if (out->len - b->start_len + n > b->limit) {
+		snprintf(err, FETCH_ERRLEN, "%s printed more than %zu bytes", b->who->name,
+			 b->limit);
+		return -E2BIG;
+	}
+	if (nfd_buf_reserve(out, n)) {
+		snprintf(err, FETCH_ERRLEN, "no memory for %s's output", b->who->name);
+		return -ENOMEM;
+	}
+	memcpy(out->p + out->len, p, n);
+	out->len += n;
+	out->p[out->len] = '\0';
+	return 0;
+}
+
 int nfd_run_as(const struct nfd_runner *who, char *const argv[], char *const envp[],
 	       int64_t deadline_ms, const atomic_int *cancel, size_t limit, struct nfd_buf *out,
 	       char *err)
 {
+	struct nfd_buf_sink b = {who, out, limit, out->len};
+
+	return nfd_run_sink(who, argv, envp, deadline_ms, cancel, nfd_buf_take, &b, err);
+}
+
+int nfd_run_sink(const struct nfd_runner *who, char *const argv[], char *const envp[],
+		 int64_t deadline_ms, const atomic_int *cancel, nfd_sink_fn sink, void *arg,
+		 char *err)
+{
 	int po[2] = {-1, -1}, pe[2] = {-1, -1};
 	char ebuf[NFD_STDERR_MAX + 1], chunk[65536], shown[FETCH_ERRLEN];
-	size_t elen = 0, start_len = out->len;
+	size_t elen = 0;
 	pid_t pid = -1;
 	int rc = 0, st = 0;
 	bool exited = false;
@@ -692,19 +722,9 @@ int nfd_run_as(const struct nfd_runner *who, char *const argv[], char *const env
 				elen += keep;
 				continue;
 			}
-			if (out->len - start_len + (size_t)n > limit) {
-				rc = -E2BIG;
-				snprintf(err, FETCH_ERRLEN, "%s printed more than %zu bytes", who->name, limit);
+			rc = sink(arg, chunk, (size_t)n, err);
+			if (rc)
 				goto kill;
-			}
-			rc = nfd_buf_reserve(out, (size_t)n);
-			if (rc) {
-				snprintf(err, FETCH_ERRLEN, "no memory for %s's output", who->name);
-				goto kill;
-			}
-			memcpy(out->p + out->len, chunk, (size_t)n);
-			out->len += (size_t)n;
-			out->p[out->len] = '\0';
 		}
 	}
 	while (elen > 0 && (ebuf[elen - 1] == '\n' || ebuf[elen - 1] == '\r'))
@@ -752,6 +772,7 @@ void nfd_out_free(struct nfd_out *o)
  * value. */
 struct member {
 	int prio;
+	uint8_t klen, vlen;
 	char key[32];
 	char val[NFD_VALUE_MAX];
 };
@@ -866,12 +887,14 @@ static void member_add(struct rec *r, int prio, const char *key, size_t kl, cons
 	m = &r->m[r->nm];
 	memcpy(m->key, key, kl);
 	m->key[kl] = '\0';
+	m->klen = (uint8_t)kl;
 	m->prio = prio;
 	if (num) {
 		if (n >= sizeof(m->val))
 			return;
 		memcpy(m->val, v, n);
 		m->val[n] = '\0';
+		m->vlen = (uint8_t)n;
 		r->nm++;
 		return;
 	}
@@ -891,6 +914,7 @@ static void member_add(struct rec *r, int prio, const char *key, size_t kl, cons
 	}
 	m->val[o++] = '"';
 	m->val[o] = '\0';
+	m->vlen = (uint8_t)o;
 	r->nm++;
 }
 
@@ -945,8 +969,9 @@ static bool field(struct rec *r, const char *k, size_t kl, const char *v, size_t
 			goto bad;
 		r->received_ms = ms;
 		r->has_received = true;
-		snprintf(iso, sizeof(iso), "%.23sZ", v);
-		member_add(r, 0, k, kl, iso, strlen(iso), false);
+		memcpy(iso, v, 23);	/* iso_ms took 23 bytes exactly */
+		iso[23] = 'Z';
+		member_add(r, 0, k, kl, iso, 24, false);
 		return true;
 	} else if (KEY("proto")) {
 		bit = FIELD_PROTO;
@@ -1013,7 +1038,8 @@ static bool field(struct rec *r, const char *k, size_t kl, const char *v, size_t
 		if (nothing(v, vl))
 			return true;
 		for (size_t i = 0; i < sizeof(extras) / sizeof(extras[0]); i++)
-			if (strlen(extras[i].key) == kl && memcmp(extras[i].key, k, kl) == 0) {
+			if (extras[i].key[0] == k[0] && strlen(extras[i].key) == kl &&
+			    memcmp(extras[i].key, k, kl) == 0) {
 				member_add(r, extras[i].prio, extras[i].as, strlen(extras[i].as), v,
 					   vl, !str && dec(v, vl, UINT64_MAX, &x));
 				return true;
@@ -1093,11 +1119,18 @@ static void extra_build(struct rec *r)
 	for (int p = 0; p <= 3; p++)
 		for (size_t i = 0; i < r->nm; i++) {
 			struct member *m = &r->m[i];
-			size_t need = strlen(m->key) + strlen(m->val) + 4 + (o > 1);
+			size_t need = (size_t)m->klen + m->vlen + 3 + (o > 1);
 			if (m->prio != p || o + need + 2 > cap)
 				continue;
-			o += (size_t)snprintf(x + o, cap - o, "%s\"%s\":%s", o > 1 ? "," : "", m->key,
-					      m->val);
+			if (o > 1)	/* ,"key":value (not snprintf: the profile) */
+				x[o++] = ',';
+			x[o++] = '"';
+			memcpy(x + o, m->key, m->klen);
+			o += m->klen;
+			x[o++] = '"';
+			x[o++] = ':';
+			memcpy(x + o, m->val, m->vlen);
+			o += m->vlen;
 		}
 	if (o == 1) {
 		x[0] = '\0';
@@ -1137,6 +1170,15 @@ static void rec_digest_close(struct rec_digest *d)
 	EVP_MD_free(d->md);
 }
 
+/* v in decimal at p (as %lld), then the character after; returns the
+ * position after that character. */
+static char *put_dec(char *p, int64_t v, char after)
+{
+	p += cache_i64_text(v, p);
+	*p++ = after;
+	return p;
+}
+
 /* The stable hash behind a record's id: SHA-256 over its identifying
  * fields (docs/nfdump.md, "Flow ids"), the first 16 bytes in lowercase
  * hex; -ENOMEM when the text does not fit or the digest fails. */
@@ -1144,19 +1186,36 @@ static int rec_hash(const struct rec *r, struct rec_digest *d, char out[33])
 {
 	static const char hex[] = "0123456789abcdef";
 	const struct flow_rec *f = &r->f;
-	char src[48], dst[48], text[512];
+	char text[512], *p = text;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
-	int n;
+	size_t rl = strlen(r->router);
 
-	cache_addr_format(f->src, src, sizeof(src));
-	cache_addr_format(f->dst, dst, sizeof(dst));
-	n = snprintf(text, sizeof(text), "nfd1|%lld|%s|%d|%s|%d|%s|%d|%d|%d|%lld|%lld|%lld|%lld",
-		     (long long)f->exporter, r->router, f->proto, src, f->sport, dst, f->dport,
-		     f->icmp_type, f->icmp_code, (long long)f->start_ms, (long long)f->end_ms,
-		     (long long)f->pkts, (long long)f->bytes);
-	if (n < 0 || (size_t)n >= sizeof(text) || EVP_DigestInit_ex2(d->ctx, d->md, NULL) != 1 ||
-	    EVP_DigestUpdate(d->ctx, text, (size_t)n) != 1 ||
+	/* "nfd1|%lld|%s|%d|%s|%d|%s|%d|%d|%d|%lld|%lld|%lld|%lld" of exporter,
+	 * router, proto, src, sport, dst, dport, icmp type and code, start,
+	 * end, packets, bytes, written without snprintf (the profile): at
+	 * most 5 + 10 * 21 + 47 + 2 * 47 bytes, under sizeof(text) */
+	memcpy(p, "nfd1|", 5);
+	p += 5;
+	p = put_dec(p, f->exporter, '|');
+	memcpy(p, r->router, rl);
+	p += rl;
+	*p++ = '|';
+	p = put_dec(p, f->proto, '|');
+	p += cache_addr_text(f->src, p);
+	*p++ = '|';
+	p = put_dec(p, f->sport, '|');
+	p += cache_addr_text(f->dst, p);
+	*p++ = '|';
+	p = put_dec(p, f->dport, '|');
+	p = put_dec(p, f->icmp_type, '|');
+	p = put_dec(p, f->icmp_code, '|');
+	p = put_dec(p, f->start_ms, '|');
+	p = put_dec(p, f->end_ms, '|');
+	p = put_dec(p, f->pkts, '|');
+	p = put_dec(p, f->bytes, '\0');
+	if (EVP_DigestInit_ex2(d->ctx, d->md, NULL) != 1 ||
+	    EVP_DigestUpdate(d->ctx, text, (size_t)(p - 1 - text)) != 1 ||
 	    EVP_DigestFinal_ex(d->ctx, md, &mdlen) != 1 || mdlen < 16)
 		return -ENOMEM;
 	for (int i = 0; i < 16; i++) {	/* not snprintf: 16 calls a record showed too */
@@ -1251,27 +1310,52 @@ static void rec_init(struct rec *r)
 {
 	struct flow_rec *f = &r->f;
 
-	memset(r, 0, sizeof(*r));
+	/* not the members: nm says how many hold anything (6 KiB a record
+	 * cleared for nothing showed in the profile) */
+	memset(r, 0, offsetof(struct rec, m));
+	r->nm = 0;
+	r->why[0] = '\0';
 	f->sport = f->dport = f->proto = f->tcp_flags = f->icmp_type = f->icmp_code = -1;
 	f->pkts = f->bytes = f->in_if = f->out_if = f->exporter = f->app = -1;
 	f->src_as = f->dst_as = f->sampling = -1;
 }
 
-/* Order of the kept records by id, then by position: identical records
- * next to each other, in the order nfdump printed them. */
-static int id_cmp(const void *a, const void *b)
+/* A kept record's place in the numbering of identical ones: the first 64
+ * bits of its hash and its index. */
+struct id_key {
+	uint64_t k;
+	size_t i;
+};
+
+/* By hash prefix, then by position. */
+static int id_key_cmp(const void *a, const void *b)
 {
-	const struct flow_rec *const *x = a, *const *y = b;
-	int c = strcmp((*x)->id, (*y)->id);
-	return c ? c : (*x < *y ? -1 : *x > *y);
+	const struct id_key *x = a, *y = b;
+
+	if (x->k != y->k)
+		return x->k < y->k ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* The first 16 hex digits of an id (rec_hash's lowercase hex). */
+static uint64_t id_prefix(const char *id)
+{
+	uint64_t k = 0;
+
+	for (int i = 0; i < 16; i++)
+		k = k << 4 | (uint64_t)(id[i] <= '9' ? id[i] - '0' : id[i] - 'a' + 10);
+	return k;
 }
 
 /* Identical records (the same hash) of out from index 'from' on: the
- * second gets ".2", the third ".3", ... in the order they came. */
+ * second gets ".2", the third ".3", ... in the order they came.  Sorted by
+ * the hash's first 64 bits (integers, not strcmp: the profile); within a
+ * run of equal prefixes, which is one record repeated but for a 2^-64
+ * chance, the whole hashes are compared. */
 static int ids_number(struct nfd_out *out, size_t from)
 {
-	size_t n = out->n - from, run = 1;
-	struct flow_rec **v;
+	size_t n = out->n - from;
+	struct id_key *v;
 
 	if (n < 2)
 		return 0;
@@ -1279,104 +1363,229 @@ static int ids_number(struct nfd_out *out, size_t from)
 	if (!v)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
-		v[i] = &out->recs[from + i];
-	qsort(v, n, sizeof(*v), id_cmp);
-	for (size_t i = 1; i < n; i++) {
-		if (strncmp(v[i]->id, v[i - 1]->id, 32) == 0) {
-			run++;
-			snprintf(v[i]->id + 32, sizeof(v[i]->id) - 32, ".%zu", run);
-		} else {
-			run = 1;
+		v[i] = (struct id_key){id_prefix(out->recs[from + i].id), from + i};
+	qsort(v, n, sizeof(*v), id_key_cmp);
+	for (size_t lo = 0, hi; lo < n; lo = hi) {
+		for (hi = lo + 1; hi < n && v[hi].k == v[lo].k; hi++)
+			;
+		for (size_t j = lo + 1; j < hi; j++) {	/* the run, in position order */
+			char *id = out->recs[v[j].i].id;
+			size_t same = 1;
+			for (size_t k = lo; k < j; k++)
+				same += strncmp(out->recs[v[k].i].id, id, 32) == 0;
+			if (same > 1)
+				snprintf(id + 32, CACHE_ID_MAX + 1 - 32, ".%zu", same);
 		}
 	}
 	free(v);
 	return 0;
 }
 
-int nfd_decode(const char *buf, size_t len, const struct cache_query *q, int64_t start,
-	       int64_t end, struct nfd_out *out, char *err)
-{
-	struct rec *r = malloc(sizeof(*r));
+/* The streaming decoder behind nfd_decode: the state between chunks. */
+struct nfd_dec {
+	const struct cache_query *q;
+	int64_t start, end;
+	struct nfd_out *out;
+	struct rec *r;
 	struct rec_digest dg;
-	size_t pos = 0, from = out->n, lines = 0, stray = 0, before = out->records;
-	bool in = false, nomatch = false;
-	int rc = 0;
+	size_t from, lines, stray, before;
+	bool in, nomatch;
+	bool longline;			/* the pending line passed NFD_LINE_MAX */
+	size_t nc;			/* bytes of the pending line in carry */
+	char carry[NFD_LINE_MAX + 1];	/* a line cut by a chunk (its \r too) */
+};
 
-	if (!r)
+int nfd_dec_new(const struct cache_query *q, int64_t start, int64_t end, struct nfd_out *out,
+		struct nfd_dec **dp, char *err)
+{
+	struct nfd_dec *d = calloc(1, sizeof(*d));
+
+	*dp = NULL;
+	if (!d || !(d->r = malloc(sizeof(*d->r)))) {
+		free(d);
+		snprintf(err, FETCH_ERRLEN, "no memory to decode nfdump's output");
 		return -ENOMEM;
-	if (rec_digest_open(&dg)) {
-		free(r);
+	}
+	if (rec_digest_open(&d->dg)) {
+		free(d->r);
+		free(d);
 		snprintf(err, FETCH_ERRLEN, "OpenSSL has no SHA-256 for the flows' ids");
 		return -ENOMEM;
 	}
+	d->q = q;
+	d->start = start;
+	d->end = end;
+	d->out = out;
+	d->from = out->n;
+	d->before = out->records;
+	*dp = d;
+	return 0;
+}
+
+void nfd_dec_free(struct nfd_dec *d)
+{
+	if (!d)
+		return;
+	rec_digest_close(&d->dg);
+	free(d->r);
+	free(d);
+}
+
+/* One line of the output (no newline, no \r), n bytes; s is not read when
+ * n > NFD_LINE_MAX.  0, or rec_end's -ENOMEM. */
+static int dec_line(struct nfd_dec *d, const char *s, size_t n)
+{
+	struct rec *r = d->r;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	d->lines++;
+	if (n > NFD_LINE_MAX) {
+		if (d->in && !r->why[0])
+			snprintf(r->why, sizeof(r->why), "a line longer than %d bytes", NFD_LINE_MAX);
+		else if (!d->in)
+			d->stray++;
+		return 0;
+	}
+	if (!d->in) {
+		if (n == 1 && s[0] == '{') {
+			rec_init(r);
+			d->in = true;
+		} else if (n == 17 && memcmp(s, "No matching flows", 17) == 0) {
+			d->nomatch = true;
+		} else if (!(n == 1 && (s[0] == '[' || s[0] == ']'))) {
+			d->stray++;
+		}
+		return 0;
+	}
+	if ((n == 1 && s[0] == '}') || (n == 2 && s[0] == '}' && s[1] == ',')) {
+		d->in = false;
+		return rec_end(r, d->q, d->start, d->end, &d->dg, d->out);
+	}
+	if (n == 1 && s[0] == '{') {	/* the last one never closed */
+		if (!r->why[0])
+			snprintf(r->why, sizeof(r->why), "a record that does not end");
+		rc = rec_end(r, d->q, d->start, d->end, &d->dg, d->out);
+		rec_init(r);
+		return rc;
+	}
+	if (!r->why[0])
+		field_line(r, s, n);
+	return 0;
+}
+
+/* A whole line at s (n bytes, no newline): its \r dropped, decoded. */
+static int dec_whole(struct nfd_dec *d, const char *s, size_t n)
+{
+	if (n > 0 && n <= NFD_LINE_MAX + 1 && s[n - 1] == '\r')
+		n--;
+	return dec_line(d, s, n);
+}
+
+/* The pending line, complete (a newline came, or the output ended). */
+static int dec_pending(struct nfd_dec *d)
+{
+	int rc = d->longline ? dec_line(d, NULL, NFD_LINE_MAX + 1) : dec_whole(d, d->carry, d->nc);
+
+	d->nc = 0;
+	d->longline = false;
+	return rc;
+}
+
+/* Keep the start of a line that the chunk cut: len more bytes at s. */
+static void dec_keep(struct nfd_dec *d, const char *s, size_t len)
+{
+	if (d->longline)
+		return;
+	if (d->nc + len > sizeof(d->carry)) {
+		d->longline = true;	/* its text is never read */
+		return;
+	}
+	memcpy(d->carry + d->nc, s, len);
+	d->nc += len;
+}
+
+int nfd_dec_feed(struct nfd_dec *d, const char *buf, size_t len)
+{
+	size_t pos = 0;
+	int rc;
+
 	while (pos < len) {
 		const char *s = buf + pos, *nl = memchr(s, '\n', len - pos);
 		size_t n = nl ? (size_t)(nl - s) : len - pos;
-		pos += n + (nl ? 1 : 0);
-		if (n > 0 && s[n - 1] == '\r')
-			n--;
-		if (n == 0)
-			continue;
-		lines++;
-		if (n > NFD_LINE_MAX) {
-			if (in && !r->why[0])
-				snprintf(r->why, sizeof(r->why), "a line longer than %d bytes",
-					 NFD_LINE_MAX);
-			else if (!in)
-				stray++;
-			continue;
+		if (!nl) {
+			dec_keep(d, s, n);
+			break;
 		}
-		if (!in) {
-			if (n == 1 && s[0] == '{') {
-				rec_init(r);
-				in = true;
-			} else if (n == 17 && memcmp(s, "No matching flows", 17) == 0) {
-				nomatch = true;
-			} else if (!(n == 1 && (s[0] == '[' || s[0] == ']'))) {
-				stray++;
-			}
-			continue;
+		pos += n + 1;
+		if (d->nc > 0 || d->longline) {
+			dec_keep(d, s, n);
+			rc = dec_pending(d);
+		} else {
+			rc = dec_whole(d, s, n);
 		}
-		if ((n == 1 && s[0] == '}') || (n == 2 && s[0] == '}' && s[1] == ',')) {
-			in = false;
-			rc = rec_end(r, q, start, end, &dg, out);
-			if (rc)
-				goto cleanup;
-			continue;
-		}
-		if (n == 1 && s[0] == '{') {	/* the last one never closed */
-			if (!r->why[0])
-				snprintf(r->why, sizeof(r->why), "a record that does not end");
-			rc = rec_end(r, q, start, end, &dg, out);
-			if (rc)
-				goto cleanup;
-			rec_init(r);
-			continue;
-		}
-		if (!r->why[0])
-			field_line(r, s, n);
-	}
-	if (in) {
-		if (!r->why[0])
-			snprintf(r->why, sizeof(r->why), "the output ends inside a record");
-		rc = rec_end(r, q, start, end, &dg, out);
 		if (rc)
-			goto cleanup;
+			return rc;
 	}
-	if (stray > 0 && out->records == before && !nomatch) {
+	return 0;
+}
+
+int nfd_dec_end(struct nfd_dec *d, bool cut, char *err)
+{
+	struct nfd_out *out = d->out;
+	int rc = 0;
+
+	if (cut) {	/* stopped on purpose: the open record is not a fault */
+		d->nc = 0;
+		d->longline = false;
+		d->in = false;
+	}
+	if (d->nc > 0 || d->longline) {
+		rc = dec_pending(d);
+		if (rc)
+			goto nomem;
+	}
+	if (d->in) {
+		d->in = false;
+		if (!d->r->why[0])
+			snprintf(d->r->why, sizeof(d->r->why), "the output ends inside a record");
+		rc = rec_end(d->r, d->q, d->start, d->end, &d->dg, out);
+		if (rc)
+			goto nomem;
+	}
+	if (d->stray > 0 && out->records == d->before && !d->nomatch) {
 		snprintf(err, FETCH_ERRLEN, "nfdump's output is not its JSON: %zu of %zu lines are "
-			 "neither a record nor 'No matching flows'", stray, lines);
-		rc = -EBADMSG;
-		goto cleanup;
+			 "neither a record nor 'No matching flows'", d->stray, d->lines);
+		return -EBADMSG;
 	}
-	if (stray > 0) {	/* lines between records: counted as rejected */
+	if (d->stray > 0) {	/* lines between records: counted as rejected */
 		if (out->rejected == 0)
-			snprintf(out->why, sizeof(out->why), "%zu lines outside any record", stray);
-		out->rejected += stray;
+			snprintf(out->why, sizeof(out->why), "%zu lines outside any record", d->stray);
+		out->rejected += d->stray;
+		d->stray = 0;
 	}
-	rc = ids_number(out, from);
-cleanup:
-	rec_digest_close(&dg);
-	free(r);
+	rc = ids_number(out, d->from);
+	if (rc == 0)
+		return 0;
+nomem:
+	snprintf(err, FETCH_ERRLEN, "no memory to decode nfdump's output");
+	return rc;
+}
+
+int nfd_decode(const char *buf, size_t len, const struct cache_query *q, int64_t start,
+	       int64_t end, struct nfd_out *out, char *err)
+{
+	struct nfd_dec *d;
+	int rc = nfd_dec_new(q, start, end, out, &d, err);
+
+	if (rc)
+		return rc;
+	rc = nfd_dec_feed(d, buf, len);
+	if (rc)
+		snprintf(err, FETCH_ERRLEN, "no memory to decode nfdump's output");
+	else
+		rc = nfd_dec_end(d, false, err);
+	nfd_dec_free(d);
 	return rc;
 }

@@ -21,6 +21,7 @@
 #define FLOWFS_NFDUMP_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -205,6 +206,30 @@ int nfd_run_as(const struct nfd_runner *who, char *const argv[], char *const env
 	       int64_t deadline_ms, const atomic_int *cancel, size_t limit, struct nfd_buf *out,
 	       char *err);
 
+/*
+ * Where nfd_run_sink puts the child's stdout: called with each chunk as it
+ * is read (at most 64 KiB, any byte boundary); 0 to go on, or a negative
+ * errno with err written to stop: the child is killed and nfd_run_sink
+ * returns that errno.
+ */
+typedef int (*nfd_sink_fn)(void *arg, const char *p, size_t n, char *err);
+
+/* The sink of nfd_run_as: stdout appended to out, at most limit bytes past
+ * start_len (then -E2BIG, "WHO printed more than LIMIT bytes"; -ENOMEM). */
+struct nfd_buf_sink {
+	const struct nfd_runner *who;
+	struct nfd_buf *out;
+	size_t limit, start_len;
+};
+int nfd_buf_take(void *arg, const char *p, size_t n, char *err);
+
+/* nfd_run_as, with stdout handed to sink as it comes instead of kept:
+ * output is consumed while the child writes (no limit of its own: the
+ * sink bounds what it keeps). */
+int nfd_run_sink(const struct nfd_runner *who, char *const argv[], char *const envp[],
+		 int64_t deadline_ms, const atomic_int *cancel, nfd_sink_fn sink, void *arg,
+		 char *err);
+
 /* What nfd_decode found. */
 struct nfd_out {
 	struct flow_rec *recs;		/* malloc'd, n kept */
@@ -245,5 +270,27 @@ void nfd_out_free(struct nfd_out *o);
  */
 int nfd_decode(const char *buf, size_t len, const struct cache_query *q, int64_t start,
 	       int64_t end, struct nfd_out *out, char *err);
+
+/*
+ * nfd_decode in steps, for output read while nfdump writes it (the
+ * driver's windows feed nfd_run_sink's chunks): nfd_dec_new starts
+ * decoding into out (q must outlive the decoder), nfd_dec_feed takes the
+ * next bytes (any boundary: a line cut between two chunks is kept, up to
+ * NFD_LINE_MAX bytes), nfd_dec_end takes the end of the output (the last
+ * line, the check for output that is not nfdump's JSON, the ids of
+ * identical records; cut: the output was stopped on purpose, so a line or
+ * record it ends inside is dropped, not counted as rejected) and
+ * nfd_dec_free frees the decoder, never out.
+ * Records are kept in out as they end, so out->n may be read between
+ * feeds.  nfd_dec_new and nfd_dec_feed fail only with -ENOMEM (nfd_dec_new
+ * writes err); nfd_dec_end returns what nfd_decode does.  After a failure
+ * the decoder may only be freed.
+ */
+struct nfd_dec;
+int nfd_dec_new(const struct cache_query *q, int64_t start, int64_t end, struct nfd_out *out,
+		struct nfd_dec **dp, char *err);
+int nfd_dec_feed(struct nfd_dec *d, const char *buf, size_t len);
+int nfd_dec_end(struct nfd_dec *d, bool cut, char *err);
+void nfd_dec_free(struct nfd_dec *d);
 
 #endif

@@ -6,12 +6,13 @@
  * command, the subprocess, the decoder) behind struct driver_ops without
  * HTTP: the engine runs each window on a decoding thread (window_run).
  * The archive has no cap, so the engine's max_records (-o max_records,
- * default 10,000) is only the most records a window may hold; a window
- * with more, or whose output passes its bound, is answered as full and
- * the planner splits it (docs/nfdump.md, "The driver").  A window is
- * complete only when nothing of it lies past the files read: records
- * stored later than the bound, or the next file holding its flows, fail
- * it with -ERANGE (late_probe: one more listing and nfdump run a window).
+ * default here NFD_WINDOW_RECORDS) is only the most records a window may
+ * hold; a window with more is answered as full and the planner splits it
+ * (docs/nfdump.md, "The driver").  A window is
+ * complete only when nothing of it lies past the files read: the files
+ * after the bound are read on while they hold its flows, and records an
+ * exporter stored later than the bound fail it with -ERANGE (late_probe:
+ * one more listing and nfdump run a window, more for a late collector).
  *
  * The same driver reads an archive on another host,
  * `nfdump+ssh://[user@]host[:port]/var/cache/nfdump` (the table's line has
@@ -37,14 +38,10 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A window's output is bounded as an answer of the HTTP dialects is (the
- * engine reserves the same from its budget, body_max): NFD_TEXT_MAX bytes
- * a record (nfdump's JSON records are 450 to 1,000 bytes) + 1 MiB. */
-#define NFD_TEXT_MAX 2048
-#define NFD_SLACK ((size_t)1 << 20)
-#define NFD_OUT_MAX ((size_t)256 << 20)
 #define NFD_DEPTH_MAX 4		/* the deepest layout: %Y/%m/%d/%H */
 #define NFD_INFO_TIMEOUT_MS 10000	/* nfdump -V, nfdump -E */
+#define NFD_WINDOW_MS (2 * 3600 * 1000)	/* the longest window (below) */
+#define NFD_WINDOW_RECORDS 50000	/* a window's records: 35 MB decoded */
 
 struct driver {
 	struct nfd_drv_cfg cfg;
@@ -565,24 +562,36 @@ static int drv_files(struct driver *d, int64_t start, int64_t end, int64_t deadl
 	return nfd_ssh_files(&d->cfg.url, &so, &d->arc, start, end, deadline_ms, cancel, out, err);
 }
 
-/* Run c here (nfd_run) or on the collector (nfd_ssh_wrap's command, its
- * errors through nfd_ssh_errno): nfd_run's returns. */
-static int drv_run(struct driver *d, const struct nfd_cmd *c, int64_t deadline_ms,
-		   const atomic_int *cancel, size_t limit, struct nfd_buf *out, char *err)
+/* Run c here (nfd_run_sink) or on the collector (nfd_ssh_wrap's command,
+ * its errors through nfd_ssh_errno), its output handed to sink as it
+ * comes: nfd_run_sink's returns, and the sink's errno. */
+static int drv_stream(struct driver *d, const struct nfd_cmd *c, int64_t deadline_ms,
+		      const atomic_int *cancel, nfd_sink_fn sink, void *arg, char *err)
 {
 	struct nfd_ssh_cmd sc = {0};
 	struct nfd_ssh_opts so;
 	int rc;
 
 	if (!d->cfg.ssh)
-		return nfd_run(c->argv, c->envp, deadline_ms, cancel, limit, out, err);
+		return nfd_run_sink(&nfd_nfdump_runner, c->argv, c->envp, deadline_ms, cancel, sink,
+				    arg, err);
 	ssh_opts(&d->cfg, &so);
 	rc = nfd_ssh_wrap(&d->cfg.url, &so, c, &sc, err);
 	if (rc == 0)
-		rc = nfd_run_as(&nfd_ssh_runner, sc.argv, sc.envp, deadline_ms, cancel, limit, out,
-				err);
+		rc = nfd_run_sink(&nfd_ssh_runner, sc.argv, sc.envp, deadline_ms, cancel, sink, arg,
+				  err);
 	nfd_ssh_cmd_free(&sc);
 	return nfd_ssh_errno(rc, err);
+}
+
+/* drv_stream with the output kept in out, at most limit bytes (-E2BIG). */
+static int drv_run(struct driver *d, const struct nfd_cmd *c, int64_t deadline_ms,
+		   const atomic_int *cancel, size_t limit, struct nfd_buf *out, char *err)
+{
+	struct nfd_buf_sink b = {d->cfg.ssh ? &nfd_ssh_runner : &nfd_nfdump_runner, out, limit,
+				 out->len};
+
+	return drv_stream(d, c, deadline_ms, cancel, nfd_buf_take, &b, err);
 }
 
 /* Run a short nfdump command (-V, -E) into out (64 KiB at most): 0, or
@@ -749,13 +758,6 @@ static int nfd_lookup(struct driver *d, enum cache_table t, struct cache_lookup 
 
 /* ---- windows ------------------------------------------------------------------------ */
 
-size_t nfd_drv_out_bound(uint32_t limit)
-{
-	uint64_t b = (uint64_t)limit * NFD_TEXT_MAX + NFD_SLACK;
-
-	return b < NFD_OUT_MAX ? (size_t)b : NFD_OUT_MAX;
-}
-
 int nfd_drv_convert(struct nfd_out *in, size_t limit, bool overflow, struct decoded *out)
 {
 	size_t answered = in->n + in->foreign + in->rejected;
@@ -814,26 +816,108 @@ static int late_refuse(const struct driver *d, int64_t late_ms, int64_t need_ms,
 	return -ERANGE;
 }
 
+/* A window's output as nfdump writes it: decoded chunk by chunk, and
+ * stopped once the window holds more than limit records (full). */
+struct win_sink {
+	struct nfd_dec *dec;
+	const struct nfd_out *no;
+	size_t limit;
+	bool full;
+};
+
+static int win_take(void *arg, const char *p, size_t n, char *err)
+{
+	struct win_sink *w = arg;
+
+	if (nfd_dec_feed(w->dec, p, n)) {
+		snprintf(err, FETCH_ERRLEN, "no memory to decode nfdump's output");
+		return -ENOMEM;
+	}
+	if (w->limit && w->no->n > w->limit) {
+		w->full = true;
+		snprintf(err, FETCH_ERRLEN, "the window holds more than %zu flows", w->limit);
+		return -E2BIG;
+	}
+	return 0;
+}
+
+/* Append in's records to out (in is left empty) and its counts. */
+static int out_append(struct nfd_out *out, struct nfd_out *in)
+{
+	if (out->n + in->n > out->cap) {
+		size_t nc = out->n + in->n;
+		struct flow_rec *v = realloc(out->recs, nc * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		out->recs = v;
+		out->cap = nc;
+	}
+	memcpy(out->recs + out->n, in->recs, in->n * sizeof(*in->recs));
+	out->n += in->n;
+	out->records += in->records;
+	out->outside += in->outside;
+	out->foreign += in->foreign;
+	if (out->rejected == 0 && in->rejected > 0)
+		snprintf(out->why, sizeof(out->why), "%s", in->why);
+	out->rejected += in->rejected;
+	if (in->late_ms > out->late_ms)
+		out->late_ms = in->late_ms;
+	in->n = 0;
+	return 0;
+}
+
+/* One file's flows of wq into po (nfdump with the window's filter,
+ * decoded as it comes, at most limit kept): drv_stream's and nfd_dec_end's
+ * returns, -EAGAIN for a failed run. */
+static int probe_file(struct driver *d, const struct cache_query *wq, const struct nfd_file *f,
+		      size_t limit, int64_t deadline_ms, const atomic_int *cancel,
+		      struct nfd_out *po, char *err)
+{
+	struct nfd_files one = {(struct nfd_file *)f, 1};
+	struct win_sink w = {.no = po, .limit = limit};
+	struct nfd_cmd cmd;
+	int rc = nfd_argv(d->cfg.prog, &d->arc, &one, wq, &cmd, err);
+
+	if (rc)
+		return rc;
+	rc = nfd_dec_new(wq, wq->start, wq->end, po, &w.dec, err);
+	if (rc)
+		return rc;
+	rc = drv_stream(d, &cmd, deadline_ms, cancel, win_take, &w, err);
+	if (rc == -E2BIG && w.full)
+		rc = 0;		/* more than a window's worth: enough to say so */
+	else if (rc == -EIO || rc == -EHOSTUNREACH)
+		rc = -EAGAIN;
+	if (rc == 0)
+		rc = nfd_dec_end(w.dec, w.full, err);
+	nfd_dec_free(w.dec);
+	return rc;
+}
+
 /*
  * The independent check behind a window's "complete": is there a flow of
- * [start, end) past the files nfd_window read?  Costs one listing (the
- * files of the day past end + bound, drv_files) and one nfdump run on the
- * first of them with the window's filter (wq), no more.  The window is
- * refused (late_refuse, -ERANGE) when the records read were stored more
- * than the bound after they ended (late_ms) and a later file exists, or
- * when that file holds a record that started in [start, end) or was
- * stored later than the bound.  No later file: nothing to probe, 0.
- * Other failures: drv_files' and drv_run's (-EAGAIN for a failed run or
+ * [start, end) past the files nfd_window read?  One listing (the files of
+ * the day past end + bound, drv_files), then nfdump on the first of them
+ * with the window's filter (probe_file).  When that file holds flows that
+ * started in the window (a collector that wrote them later than the bound:
+ * nfpcapd reading a pcap writes what it holds at its next file, however
+ * late), they are the window's: they are added to no, and the next file
+ * is probed, until one holds none of the window's flows; that file is the
+ * check.  The window is refused (late_refuse, -ERANGE) when the records
+ * read were stored more than the bound after they ended (late_ms, an
+ * exporter's own word that the bound is wrong) and a later file exists,
+ * when a probed file says so of its own records, or when every file of
+ * that day holds flows of the window.  No later file: nothing to probe, 0.
+ * Other failures: drv_files' and probe_file's (-EAGAIN for a failed run or
  * listing, asked again as the window is), err saying why.
  */
 static int late_probe(struct driver *d, const struct cache_query *wq, int64_t late_ms,
-		      int64_t deadline_ms, const atomic_int *cancel, char *err)
+		      size_t limit, int64_t deadline_ms, const atomic_int *cancel,
+		      struct nfd_out *no, char *err)
 {
-	int64_t past = wq->end + d->arc.bound_ms, need;
-	struct nfd_files files = {0}, one;
-	struct nfd_cmd cmd;
-	struct nfd_buf b = {0};
-	struct nfd_out po = {0};
+	int64_t past = wq->end + d->arc.bound_ms, need = late_ms;
+	struct nfd_files files = {0};
+	size_t k;
 	int rc;
 
 	/* the files T >= past (T + interval > past + interval - 1), a day on */
@@ -843,44 +927,42 @@ static int late_probe(struct driver *d, const struct cache_query *wq, int64_t la
 		rc = -EAGAIN;
 	if (rc || files.n == 0)
 		goto cleanup;
-	need = late_ms;
 	if (late_ms > d->arc.bound_ms) {
 		rc = late_refuse(d, late_ms, need, files.v[0].rel, err);
 		goto cleanup;
 	}
-	one.v = files.v;
-	one.n = 1;
-	rc = nfd_argv(d->cfg.prog, &d->arc, &one, wq, &cmd, err);
-	if (rc)
-		goto cleanup;
-	rc = drv_run(d, &cmd, deadline_ms, cancel, nfd_drv_out_bound(0), &b, err);
-	if (rc == -E2BIG)
-		rc = 0;	/* more than a megabyte of the subject's records: what came */
-	else if (rc == -EIO || rc == -EHOSTUNREACH)
-		rc = -EAGAIN;
-	if (rc)
-		goto cleanup;
-	rc = nfd_decode(b.p, b.len, wq, wq->start, wq->end, &po, err);
-	if (rc == -EBADMSG && b.len >= nfd_drv_out_bound(0))
-		rc = 0;
-	if (rc)
-		goto cleanup;
-	if (po.n > 0 || po.late_ms > d->arc.bound_ms) {
-		int64_t slot_end = files.v[0].ms + NFD_INTERVAL_MS - wq->end;
-		need = po.late_ms > need ? po.late_ms : need;
-		need = po.n > 0 && slot_end > need ? slot_end : need;
-		rc = late_refuse(d, po.late_ms, need, files.v[0].rel, err);
+	for (k = 0; k < files.n; k++) {
+		struct nfd_out po = {0};
+		rc = probe_file(d, wq, &files.v[k], limit, deadline_ms, cancel, &po, err);
+		if (rc == 0 && po.late_ms > d->arc.bound_ms)
+			rc = late_refuse(d, po.late_ms, po.late_ms, files.v[k].rel, err);
+		if (rc == 0 && po.n == 0) {
+			nfd_out_free(&po);
+			break;		/* the check: a later file without its flows */
+		}
+		if (rc == 0 && (rc = out_append(no, &po)) != 0)
+			snprintf(err, FETCH_ERRLEN, "no memory for the window's late flows");
+		nfd_out_free(&po);
+		if (rc)
+			goto cleanup;
+	}
+	if (k == files.n) {	/* a day of files, each with flows of the window */
+		need = files.v[k - 1].ms + NFD_INTERVAL_MS - wq->end;
+		rc = late_refuse(d, 0, need, files.v[k - 1].rel, err);
 	}
 cleanup:
-	nfd_out_free(&po);
-	nfd_buf_free(&b);
 	nfd_files_free(&files);
 	return rc;
 }
 
-/* One window: its files' flows of [start, end) (nfd_argv, drv_run,
- * nfd_decode), checked by late_probe; -EAGAIN for a failed run (asked
- * again), -ERANGE for flows past the bound, other -errno with err. */
+/*
+ * One window: its files' flows of [start, end), decoded while nfdump
+ * writes them (nfd_argv, drv_stream, nfd_dec_*), checked by late_probe.
+ * Memory is bounded by the window's limit: past limit records kept, nfdump
+ * is stopped and the window answered as full (the planner splits it).
+ * -EAGAIN for a failed run (asked again), -ERANGE for flows past the
+ * bound, other -errno with err.
+ */
 static int nfd_window(struct driver *d, const struct cache_query *q, const struct plan_req *r,
 		      uint32_t limit, const atomic_int *cancel, int64_t deadline_ms,
 		      struct decoded *out, char *err)
@@ -888,9 +970,8 @@ static int nfd_window(struct driver *d, const struct cache_query *q, const struc
 	struct cache_query wq = *q;
 	struct nfd_files files = {0};
 	struct nfd_cmd cmd;
-	struct nfd_buf b = {0};
 	struct nfd_out no = {0};
-	bool overflow = false;
+	struct win_sink w = {.no = &no, .limit = limit};
 	int rc;
 
 	wq.start = r->start;
@@ -905,36 +986,36 @@ static int nfd_window(struct driver *d, const struct cache_query *q, const struc
 	if (rc)
 		goto cleanup;
 	if (files.n == 0) {	/* no file can hold a flow of it, unless late */
-		rc = late_probe(d, &wq, 0, deadline_ms, cancel, err);
-		goto cleanup;
+		rc = late_probe(d, &wq, 0, limit, deadline_ms, cancel, &no, err);
+		goto convert;
 	}
 	rc = nfd_argv(d->cfg.prog, &d->arc, &files, &wq, &cmd, err);
 	if (rc)
 		goto cleanup;
-	rc = drv_run(d, &cmd, deadline_ms, cancel, nfd_drv_out_bound(limit), &b, err);
-	if (rc == -E2BIG) {
-		overflow = true;	/* decoded as far as it went, then split */
-		rc = 0;
-	} else if (rc == -EIO || rc == -EHOSTUNREACH) {
+	rc = nfd_dec_new(&wq, r->start, r->end, &no, &w.dec, err);
+	if (rc)
+		goto cleanup;
+	rc = drv_stream(d, &cmd, deadline_ms, cancel, win_take, &w, err);
+	if (rc == -E2BIG && w.full)
+		rc = 0;		/* decoded as far as it went, then split */
+	else if (rc == -EIO || rc == -EHOSTUNREACH)
 		rc = -EAGAIN;	/* nfdump or ssh failed: asked again, within the retries */
-	}
 	if (rc)
 		goto cleanup;
-	rc = nfd_decode(b.p, b.len, &wq, r->start, r->end, &no, err);
-	if (rc == -EBADMSG && overflow)
-		rc = 0;	/* cut inside its first record */
+	rc = nfd_dec_end(w.dec, w.full, err);
 	if (rc)
 		goto cleanup;
-	/* complete only if nothing of it lies past what was read; a window
-	 * past its bound is split, its parts are checked */
-	if (!overflow)
-		rc = late_probe(d, &wq, no.late_ms, deadline_ms, cancel, err);
+	/* complete only if nothing of it lies past what was read; a full
+	 * window is split, its parts are checked */
+	if (!w.full)
+		rc = late_probe(d, &wq, no.late_ms, limit, deadline_ms, cancel, &no, err);
+convert:
 	if (rc)
 		goto cleanup;
-	rc = nfd_drv_convert(&no, limit, overflow, out);
+	rc = nfd_drv_convert(&no, limit, w.full, out);
 cleanup:
+	nfd_dec_free(w.dec);
 	nfd_out_free(&no);
-	nfd_buf_free(&b);
 	nfd_files_free(&files);
 	return rc;
 }
@@ -943,11 +1024,17 @@ const struct driver_ops nfdump_driver = {
 	/* the archive's files are 5 minutes long (nfcapd -t 300): a shorter
 	 * window reads as many files and gains nothing */
 	.granularity_ms = NFD_INTERVAL_MS,
-	/* a day: one nfdump run for a quiet host's day; a busier window passes
-	 * its output's bound (nfd_drv_out_bound), is killed early and split */
-	.max_window_ms = 86400000,
+	/* two hours (docs/nfdump.md, "Windows"): a day in 12 runs, each
+	 * reading its 24 files and the bound's 2 after them; a quiet host's
+	 * day costs 12 short runs instead of one, a busy host's windows stay
+	 * under window_records without a split (bench/run nfdump measured
+	 * 1, 2 and 24 hours) */
+	.max_window_ms = NFD_WINDOW_MS,
 	.split_dims = FETCH_SPLIT_PEER,
-	.record_max = NFD_TEXT_MAX,
+	/* a window holds decoded records, not nfdump's text (decoded while
+	 * nfdump writes): the engine's budget counts those */
+	.record_max = sizeof(struct flow_rec),
+	.window_records = NFD_WINDOW_RECORDS,
 	.open = nfd_open,
 	.close = nfd_close,
 	.info_run = nfd_info,

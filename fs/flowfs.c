@@ -1243,9 +1243,15 @@ static int fs_probe(struct fs_ctx *c, const struct fetch_driver *drv, const char
 static int fs_mount(struct fs_ctx *c, struct fuse_args *args, const char *mnt, bool *mounted)
 {
 	char fsname[2200];
-	size_t o = (size_t)snprintf(fsname, sizeof(fsname),
-				    "-osubtype=flowfs,ro,default_permissions,fsname=");
 
+	/* fsname is the URL, its commas and backslashes escaped for fuse_opt.
+	 * These come after the user's -o, so they win: mount(8)'s helper
+	 * mount.fuse3 passes "rw,...,dev,suid" unless told nodev or nosuid
+	 * (libfuse takes those mount options); the tree stays read-only and
+	 * its files are never devices or set-user-ID programs, as when
+	 * fusermount3 mounts it for a user. */
+	size_t o = (size_t)snprintf(fsname, sizeof(fsname),
+				    "-osubtype=flowfs,ro,nosuid,nodev,default_permissions,fsname=");
 	for (const char *p = c->url; *p && o + 3 < sizeof(fsname); p++) {
 		if (*p == ',' || *p == '\\')
 			fsname[o++] = '\\';

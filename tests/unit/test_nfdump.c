@@ -557,6 +557,138 @@ static void test_archive_layout(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* nfd_decode, in chunks of the given sizes (cycled) through nfd_dec_*. */
+static void decode_chunked(const char *text, size_t len, const struct cache_query *q,
+			   const size_t *sizes, size_t nsizes, struct nfd_out *o)
+{
+	struct nfd_dec *d;
+	size_t pos = 0;
+
+	memset(o, 0, sizeof(*o));
+	assert_int_equal(nfd_dec_new(q, T0, T0 + DAY, o, &d, err), 0);
+	for (size_t k = 0; pos < len; k++) {
+		size_t n = sizes[k % nsizes];
+		if (n > len - pos)
+			n = len - pos;
+		assert_int_equal(nfd_dec_feed(d, text + pos, n), 0);
+		pos += n;
+	}
+	assert_int_equal(nfd_dec_end(d, false, err), 0);
+	nfd_dec_free(d);
+}
+
+/* The output decoded while nfdump writes it is decoded as if whole, however
+ * the chunks cut it: between any two bytes (a line, a \r\n, a record cut),
+ * into random sizes, with a line past NFD_LINE_MAX cut in its middle, with
+ * identical records in different chunks (their ".2"), and a window's
+ * records only. */
+static void test_decode_chunks(void **state)
+{
+	(void)state;
+	struct cache_query q = Q("0.0.0.0/0", NULL, T0, T0 + DAY);
+	static char text[65536];
+	char longv[1500];
+	size_t len;
+	struct nfd_out whole, part;
+	unsigned seed = 20261206;
+
+	memset(longv, 'x', sizeof(longv) - 1);
+	longv[sizeof(longv) - 1] = '\0';
+	/* the real vectors, a record twice, a long line, \r\n, and one cut */
+	len = (size_t)snprintf(text, sizeof(text), "%s\n%s,\n%s,\r\n{\r\n\t\"label\" : \"%s\",\r\n%s"
+			       "\n{\n\t\"type\" : \"FL", vec_pcapd, one_rec, one_rec, longv,
+			       one_rec + 2);
+	assert_true(len < sizeof(text));
+	decode(text, &q, T0, T0 + DAY, &whole);
+	assert_true(whole.n >= 9);
+	assert_int_equal(whole.rejected, 2);	/* the long line's record, the cut one */
+	for (int round = 0; round < 40; round++) {
+		size_t sizes[8], ns;
+		if (round < 3) {	/* every byte boundary: 1, 2 and 3 bytes at a time */
+			sizes[0] = (size_t)round + 1;
+			ns = 1;
+		} else {
+			for (ns = 0; ns < 8; ns++)
+				sizes[ns] = 1 + (size_t)rand_r(&seed) % (round < 20 ? 64 : 4096);
+		}
+		decode_chunked(text, len, &q, sizes, ns, &part);
+		if (part.n != whole.n || part.records != whole.records ||
+		    part.rejected != whole.rejected || part.outside != whole.outside ||
+		    strcmp(part.why, whole.why) != 0)
+			fail_msg("round %d (seed 20261206): %zu kept, %zu records, %zu rejected "
+				 "('%s') against %zu, %zu, %zu ('%s')", round, part.n, part.records,
+				 part.rejected, part.why, whole.n, whole.records, whole.rejected,
+				 whole.why);
+		for (size_t i = 0; i < whole.n; i++)
+			if (memcmp(&part.recs[i], &whole.recs[i], sizeof(whole.recs[i])) != 0)
+				fail_msg("round %d: record %zu (%s) differs from the whole decode's "
+					 "(%s)", round, i, part.recs[i].id, whole.recs[i].id);
+		nfd_out_free(&part);
+	}
+	nfd_out_free(&whole);
+}
+
+/* A decode stopped on purpose (the window is full) drops the record it was
+ * cut in, instead of counting it as malformed. */
+static void test_decode_cut(void **state)
+{
+	(void)state;
+	struct cache_query q = Q("10.0.1.10", NULL, T0, T0 + DAY);
+	struct nfd_dec *d;
+	struct nfd_out o = {0};
+	char text[2048];
+	int len = snprintf(text, sizeof(text), "%s,\n{\n\t\"type\" : \"FLOW\",\n\t\"first", one_rec);
+
+	assert_int_equal(nfd_dec_new(&q, T0, T0 + DAY, &o, &d, err), 0);
+	assert_int_equal(nfd_dec_feed(d, text, (size_t)len), 0);
+	assert_int_equal(o.n, 1);	/* kept as soon as it ended */
+	assert_int_equal(nfd_dec_end(d, true, err), 0);
+	nfd_dec_free(d);
+	assert_int_equal(o.n, 1);
+	assert_int_equal(o.rejected, 0);
+	nfd_out_free(&o);
+}
+
+/* nfd_run_sink hands the output over as it comes, and a sink's error
+ * stops the child (killed, reaped) with that error. */
+struct count_sink {
+	size_t bytes, stop_at;
+};
+
+static int count_take(void *arg, const char *p, size_t n, char *e)
+{
+	struct count_sink *c = arg;
+
+	(void)p;
+	c->bytes += n;
+	if (c->stop_at && c->bytes >= c->stop_at) {
+		snprintf(e, FETCH_ERRLEN, "enough");
+		return -E2BIG;
+	}
+	return 0;
+}
+
+static void test_run_sink(void **state)
+{
+	(void)state;
+	char *argv[] = {(char *)"/bin/sh", (char *)"-c",
+			(char *)"head -c 300000 /dev/zero; exec sleep 30", NULL};
+	char *envp[] = {(char *)"PATH=/usr/bin:/bin", NULL};
+	struct count_sink c = {0, 100000};
+	int64_t t = nfd_mono_ms();
+
+	assert_int_equal(nfd_run_sink(&nfd_nfdump_runner, argv, envp, t + 20000, NULL, count_take,
+				      &c, err), -E2BIG);
+	assert_string_equal(err, "enough");
+	assert_true(c.bytes >= 100000 && c.bytes < 300000);
+	assert_true(nfd_mono_ms() - t < 15000);	/* not the sleep's end, nor the deadline */
+	argv[2] = (char *)"head -c 300000 /dev/zero";
+	c = (struct count_sink){0, 0};
+	assert_int_equal(nfd_run_sink(&nfd_nfdump_runner, argv, envp, 0, NULL, count_take, &c,
+				      err), 0);
+	assert_int_equal(c.bytes, 300000);
+}
+
 /* ---- the runner ---- */
 
 static int run_sh(const char *script, int64_t deadline, const atomic_int *cancel, size_t limit,
@@ -662,6 +794,9 @@ int main(void)
 		cmocka_unit_test(test_decode_empty),
 		cmocka_unit_test(test_ids),
 		cmocka_unit_test(test_id_value),
+		cmocka_unit_test(test_decode_chunks),
+		cmocka_unit_test(test_decode_cut),
+		cmocka_unit_test(test_run_sink),
 		cmocka_unit_test(test_argv),
 		cmocka_unit_test(test_archive_flat),
 		cmocka_unit_test(test_archive_layout),

@@ -222,16 +222,6 @@ static void test_convert_thin(void **state)
 	nfd_out_free(&in);
 }
 
-/* The output's bound follows the window's limit, as the engine's budget
- * for one answer does, and is capped. */
-static void test_out_bound(void **state)
-{
-	(void)state;
-	assert_int_equal(nfd_drv_out_bound(10000), 10000 * 2048 + (1 << 20));
-	assert_int_equal(nfd_drv_out_bound(100), 100 * 2048 + (1 << 20));
-	assert_int_equal(nfd_drv_out_bound(10000000), (size_t)256 << 20);
-}
-
 /* ---- the window's check of "complete" (late_probe) ----------------------- */
 
 extern const struct driver_ops nfdump_driver;
@@ -240,31 +230,41 @@ extern const struct driver_ops nfdump_driver;
 
 /* A record of 10.0.1.10 as nfdump -o json prints it, from an exporter
  * (sysid 1), with its first, last and received times (UTC). */
-static void rec_text(char *buf, size_t len, const char *first, const char *last,
+static void rec_text(char *buf, size_t len, int sysid, const char *first, const char *last,
 		     const char *received)
 {
 	snprintf(buf, len,
-		 "{\n\t\"type\" : \"FLOW\",\n\t\"sampled\" : 0,\n\t\"export_sysid\" : 1,\n"
+		 "{\n\t\"type\" : \"FLOW\",\n\t\"sampled\" : 0,\n\t\"export_sysid\" : %d,\n"
 		 "\t\"first\" : \"%s\",\n\t\"last\" : \"%s\",\n\t\"received\" : \"%s\",\n"
 		 "\t\"in_packets\" : 5,\n\t\"in_bytes\" : 500,\n\t\"proto\" : 6,\n"
 		 "\t\"tcp_flags\" : \"...AP...\",\n\t\"src_port\" : 1234,\n\t\"dst_port\" : 80,\n"
 		 "\t\"src4_addr\" : \"10.0.1.10\",\n\t\"dst4_addr\" : \"192.0.2.1\",\n"
-		 "\t\"label\" : \"<none>\"\n}\n", first, last, received);
+		 "\t\"label\" : \"<none>\"\n}\n", sysid, first, last, received);
 }
+
+/* What lies past the window's bound in late_window's archive. */
+enum late {
+	LATE_NONE,	/* no later file */
+	LATE_EXPORTER,	/* 03:00: a flow of the window an exporter stored 9000 s late */
+	LATE_PCAPD,	/* 03:00: a flow of the window, no lateness known (nfpcapd's
+			 * sysid 0), and 03:05 without */
+	LATE_ALWAYS,	/* LATE_PCAPD, and 03:05 holds one too (the last file) */
+};
 
 /*
  * An archive of five-minute files from 2026-11-26T23:55 to 2026-11-27T01:05
- * (the window [00:00, 01:00) and the 600 s the driver reads past it), and,
- * with 'late', one more file at 03:00; and an "nfdump" (a shell script)
- * that prints, for a run that names the 03:00 file, a flow that started at
- * 00:20 and was stored at 03:00 (an exporter two and a half hours late),
- * and for any other run a flow of 00:10 stored at 00:15.  The window is
- * then asked through the driver's ops, as the engine asks it.
+ * (the window [00:00, 01:00) and the 600 s the driver reads past it), and
+ * the later files 'late' says; and an "nfdump" (a shell script) that
+ * prints, for a run that names the 03:00 file, a flow that started at
+ * 00:20 and was stored at 03:00 (by an exporter, or by nfpcapd), for the
+ * 03:05 file nothing (or, LATE_ALWAYS, a flow of 00:25), and for any other
+ * run a flow of 00:10 stored at 00:15.  The window is then asked through
+ * the driver's ops, as the engine asks it.
  */
-static int late_window(bool late, struct decoded *out, char *why)
+static int late_window(enum late late, struct decoded *out, char *why)
 {
 	char dir[] = "/tmp/test_nfdump_drv.XXXXXX", path[256], prog[256];
-	char a[2048], b[2048];
+	char a[2048], b[2048], c[2048];
 	struct driver *d = NULL;
 	atomic_int cancel = 0;
 	int rc;
@@ -281,21 +281,27 @@ static int late_window(bool late, struct decoded *out, char *why)
 		assert_non_null(f);
 		fclose(f);
 	}
-	if (late) {
-		snprintf(path, sizeof(path), "%s/nfcapd.202611270300", dir);
+	for (int k = 0; k < 2 && late != LATE_NONE; k++) {
+		snprintf(path, sizeof(path), "%s/nfcapd.20261127030%d", dir, k * 5);
 		FILE *f = fopen(path, "w");
 		assert_non_null(f);
 		fclose(f);
 	}
-	rec_text(a, sizeof(a), "2026-11-27T00:10:00.000", "2026-11-27T00:11:00.000",
+	rec_text(a, sizeof(a), 1, "2026-11-27T00:10:00.000", "2026-11-27T00:11:00.000",
 		 "2026-11-27T00:15:00.000");
-	rec_text(b, sizeof(b), "2026-11-27T00:20:00.000", "2026-11-27T00:30:00.000",
-		 "2026-11-27T03:00:00.000");
+	rec_text(b, sizeof(b), late == LATE_EXPORTER ? 1 : 0, "2026-11-27T00:20:00.000",
+		 "2026-11-27T00:30:00.000", "2026-11-27T03:00:00.000");
+	if (late == LATE_ALWAYS)
+		rec_text(c, sizeof(c), 0, "2026-11-27T00:25:00.000", "2026-11-27T00:26:00.000",
+			 "2026-11-27T03:05:00.000");
+	else
+		snprintf(c, sizeof(c), "No matching flows\n");
 	snprintf(prog, sizeof(prog), "%s.nfdump", dir);
 	FILE *f = fopen(prog, "w");
 	assert_non_null(f);
 	fprintf(f, "#!/bin/sh\ncase \"$*\" in\n*202611270300*) cat <<'EOF'\n%sEOF\n;;\n"
-		   "*) cat <<'EOF'\n%sEOF\n;;\nesac\n", b, a);
+		   "*202611270305*) cat <<'EOF'\n%sEOF\n;;\n"
+		   "*) cat <<'EOF'\n%sEOF\n;;\nesac\n", b, c, a);
 	fclose(f);
 	assert_int_equal(chmod(prog, 0700), 0);
 
@@ -320,24 +326,40 @@ static int late_window(bool late, struct decoded *out, char *why)
 }
 
 /* No later file: the window stands, its one flow kept.  A later file that
- * holds a flow of the window (an exporter later than the bound): the
- * window is refused (-ERANGE, not asked again), naming the lateness and
- * the option to raise, so nothing says "complete" without it. */
+ * holds a flow of the window, stored (an exporter says) later than the
+ * bound: the window is refused (-ERANGE, not asked again), naming the
+ * lateness and the option to raise, so nothing says "complete" without
+ * it.  The same file from a collector that says nothing of its lateness
+ * (nfpcapd): its flow is the window's, and the window stands once the next
+ * file holds none; when every later file holds one, it is refused. */
 static void test_window_late(void **state)
 {
 	struct decoded out;
 	(void)state;
 
 	memset(&out, 0, sizeof(out));
-	assert_int_equal(late_window(false, &out, err), 0);
+	assert_int_equal(late_window(LATE_NONE, &out, err), 0);
 	assert_int_equal(out.n, 1);
 	assert_int_equal(out.recs[0].start_ms, T0 + 600000);
 	decoded_free(&out);
 
 	memset(&out, 0, sizeof(out));
-	assert_int_equal(late_window(true, &out, err), -ERANGE);
+	assert_int_equal(late_window(LATE_EXPORTER, &out, err), -ERANGE);
 	assert_non_null(strstr(err, "9000 s after they ended"));
 	assert_non_null(strstr(err, "active_timeout"));
+	decoded_free(&out);
+
+	memset(&out, 0, sizeof(out));
+	assert_int_equal(late_window(LATE_PCAPD, &out, err), 0);
+	assert_int_equal(out.n, 2);
+	assert_int_equal(out.recs[0].start_ms, T0 + 600000);
+	assert_int_equal(out.recs[1].start_ms, T0 + 1200000);
+	assert_int_equal(out.answered, 2);
+	decoded_free(&out);
+
+	memset(&out, 0, sizeof(out));
+	assert_int_equal(late_window(LATE_ALWAYS, &out, err), -ERANGE);
+	assert_non_null(strstr(err, "nfcapd.202611270305"));
 	decoded_free(&out);
 }
 
@@ -349,7 +371,6 @@ int main(void)
 		cmocka_unit_test(test_convert_whole),
 		cmocka_unit_test(test_convert_overflow),
 		cmocka_unit_test(test_convert_thin),
-		cmocka_unit_test(test_out_bound),
 		cmocka_unit_test(test_window_late),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
