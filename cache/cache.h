@@ -500,4 +500,7 @@ int cache_time_format(int64_t ms, char *out, size_t len);
  */
 size_t cache_text_escape(char *out, size_t outlen, const char *s, size_t len);
 
+/* The version of the SQLite library this process runs with ("3.40.1"). */
+const char *cache_sqlite_version(void);
+
 #endif

@@ -708,6 +708,11 @@ void cache_close(struct cache *c)
 	free(c);
 }
 
+const char *cache_sqlite_version(void)
+{
+	return sqlite3_libversion();
+}
+
 const char *cache_path(const struct cache *c)
 {
 	return c->path;

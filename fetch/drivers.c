@@ -152,3 +152,9 @@ void decoded_free(struct decoded *d)
 	free(d->recs);
 	memset(d, 0, sizeof(*d));
 }
+
+void fetch_driver_values(int key, char *buf, size_t len)
+{
+	(void)key;
+	fetch_driver_help(buf, len);
+}

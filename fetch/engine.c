@@ -171,6 +171,14 @@ int fetch_global_init(void)
 	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO;
 }
 
+void fetch_versions(char *buf, size_t len)
+{
+	const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+
+	snprintf(buf, len, "libcurl %s, SQLite %s", cv ? cv->version : "?",
+		 cache_sqlite_version());
+}
+
 /* A new HTTP client with the engine's options, its answers bounded by
  * max_body bytes.  0, or -ENOMEM with the cause in err. */
 static int engine_http(struct fetch_engine *e, size_t max_body, struct http **out, char *err)
@@ -186,70 +194,67 @@ static int engine_http(struct fetch_engine *e, size_t max_body, struct http **ou
 	return http_new(&ho, out, err);
 }
 
-int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, char *err)
+/*
+ * The options o copied into e, checked, and their defaults filled in (the
+ * FETCH_*_DEF of fetch.h, the fronts' defaults too), the driver resolved:
+ * 0, or -EINVAL/-ENOMEM with the cause in err (e is then closed by the
+ * caller).
+ */
+static int engine_take_opts(struct fetch_engine *e, const struct fetch_opts *o, char *err)
 {
-	struct fetch_engine *e = calloc(1, sizeof(*e));
-	struct http_ask a;
-	struct http_resp r;
-	char cerr[CACHE_ERRLEN];
 	int rc;
 
-	if (!e)
-		return -ENOMEM;
 	e->o = *o;
 	if (!o->url || strlen(o->url) >= sizeof(e->url) || !o->cache_dir ||
 	    strlen(o->cache_dir) >= sizeof(e->cache_dir)) {
 		snprintf(err, FETCH_ERRLEN, "the URL or the cache path is missing or too long");
-		rc = -EINVAL;
-		goto fail;
+		return -EINVAL;
 	}
 	if (o->token && strnlen(o->token, FETCH_TOKEN_MAX + 1) > FETCH_TOKEN_MAX) {
 		snprintf(err, FETCH_ERRLEN,
 			 "the token is %zu bytes long; at most %d (16 KiB) are accepted, and a "
 			 "token is never cut", strlen(o->token), FETCH_TOKEN_MAX);
-		rc = -EINVAL;
-		goto fail;
+		return -EINVAL;
 	}
 	if (o->max_records && o->max_records < FETCH_CAP_MIN) {
 		snprintf(err, FETCH_ERRLEN,
 			 "max_records %u (-o max_records, --max-records) is under %d, the smallest "
 			 "cap flowfs works with", o->max_records, FETCH_CAP_MIN);
-		rc = -EINVAL;
-		goto fail;
+		return -EINVAL;
 	}
 	/* the driver, and the URL it is given ("sna+https://m": https://m) */
 	const char *turl = o->url;
 	if (o->driver_def)
 		e->def = o->driver_def;
 	else if ((rc = fetch_driver_resolve(o->url, o->driver, &e->def, &turl, err)))
-		goto fail;
+		return rc;
 	if ((rc = driver_check(e->def, err)))
-		goto fail;
+		return rc;
 	e->ops = e->def->ops;
 	strcpy(e->url, turl);
 	pthread_mutex_init(&e->http_lock, NULL);
 	e->lock_ready = true;
 	strcpy(e->cache_dir, o->cache_dir);
 	if (o->token && !(e->token = strdup(o->token))) {
-		rc = -ENOMEM;
 		snprintf(err, FETCH_ERRLEN, "out of memory");
-		goto fail;
+		return -ENOMEM;
 	}
 	e->o.url = e->url;
 	e->o.cache_dir = e->cache_dir;
 	e->o.token = o->token ? e->token : NULL;
 	if (!e->o.max_inflight)
-		e->o.max_inflight = 4;
+		e->o.max_inflight = FETCH_MAX_INFLIGHT_DEF;
 	if (!e->o.connect_timeout_ms)
-		e->o.connect_timeout_ms = 10000;
+		e->o.connect_timeout_ms = FETCH_CONNECT_TIMEOUT_DEF * 1000L;
 	if (!e->o.stall_s)
-		e->o.stall_s = 30;
+		e->o.stall_s = FETCH_STALL_TIMEOUT_DEF;
 	if (!e->o.request_timeout_ms)
-		e->o.request_timeout_ms = 300000;
+		e->o.request_timeout_ms = FETCH_REQUEST_TIMEOUT_DEF * 1000L;
 	if (!e->o.max_retries)
-		e->o.max_retries = 6;
+		e->o.max_retries = FETCH_RETRIES_DEF;
 	if (!e->o.max_records)	/* a driver without a cap says its own */
-		e->o.max_records = e->ops->window_records ? e->ops->window_records : 10000;
+		e->o.max_records = e->ops->window_records ? e->ops->window_records
+							  : FETCH_MAX_RECORDS_DEF;
 	if (!e->o.max_body)
 		e->o.max_body = (size_t)256 << 20;
 	if (!e->o.decode_threads) {
@@ -258,46 +263,54 @@ int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, cha
 	}
 	snprintf(e->driver_name, sizeof(e->driver_name), "%s", e->def->name);
 	e->o.driver = e->driver_name;
-	rc = e->ops->open(&e->drv, &e->o, err);
-	if (rc)
-		goto fail;
-	if (!has_http(e)) {
-		rc = e->ops->info_run(e->drv, &e->info, err);
-		if (rc)
-			goto fail;
-		goto probed;
-	}
+	return 0;
+}
+
+/*
+ * The probe over HTTP: a login for a driver with sessions, then its /info
+ * (twice at most), decoded into e->info.  0, or -errno with err naming the
+ * collector and the cause.
+ */
+static int engine_probe_http(struct fetch_engine *e, char *err)
+{
+	struct http_ask a;
+	struct http_resp r;
+	char why[FETCH_ERRLEN];
+	int rc;
+
 	/* the probe, the lookup tables and the logins: answers whose size
 	 * the cap does not bound (one at a time) */
 	rc = engine_http(e, e->o.max_body, &e->http, err);
 	if (rc)
-		goto fail;
-
-	/* the probe: is there a collector, and does it take the credentials? */
+		return rc;
+	/* is there a collector, and does it take the credentials? */
 	if (has_sessions(e)) {
 		rc = e->ops->session(e->drv, e->http, 0, err);
-		if (rc) {
-			char why[FETCH_ERRLEN];
-			snprintf(why, sizeof(why), "%s", err);
-			snprintf(err, FETCH_ERRLEN, "the collector at %.200s: %.270s", e->url, why);
-			goto fail;
-		}
+		if (rc)
+			goto named;
 	}
 	e->ops->info_ask(e->drv, &a);
 	if (has_sessions(e))
 		e->ops->sign(e->drv, &a);
 	rc = http_get_retry(e->http, &a, 2, &r, err);
-	if (rc) {
-		char why[FETCH_ERRLEN];
-		snprintf(why, sizeof(why), "%s", err);
-		snprintf(err, FETCH_ERRLEN, "the collector at %.200s: %.270s", e->url, why);
-		goto fail;
-	}
+	if (rc)
+		goto named;
 	rc = e->ops->info_decode(e->drv, r.body, r.len, &e->info, err);
 	http_resp_free(&r);
-	if (rc)
-		goto fail;
-probed:
+	return rc;
+named:
+	snprintf(why, sizeof(why), "%s", err);
+	snprintf(err, FETCH_ERRLEN, "the collector at %.200s: %.270s", e->url, why);
+	return rc;
+}
+
+/*
+ * What the probe's answer sets: the cap (the collector's, or the option),
+ * refused under FETCH_CAP_MIN with -EPROTO and err; an answer's bound and
+ * the engine's; the collector's clock.
+ */
+static int engine_bounds(struct fetch_engine *e, const struct fetch_opts *o, char *err)
+{
 	e->info.probed_at_ms = wall_ms();
 	if (!e->info.max_records)
 		e->info.max_records = e->o.max_records;
@@ -306,8 +319,7 @@ probed:
 		snprintf(err, FETCH_ERRLEN,
 			 "the collector at %.200s says max_records %u: under %d, the smallest cap "
 			 "flowfs works with", e->url, e->info.max_records, FETCH_CAP_MIN);
-		rc = -EPROTO;
-		goto fail;
+		return -EPROTO;
 	}
 	uint64_t bound = (uint64_t)e->info.max_records * e->ops->record_max + BODY_SLACK;
 	e->body_max = bound < e->o.max_body ? (size_t)bound : e->o.max_body;
@@ -318,12 +330,21 @@ probed:
 		e->info.cap_assumed = false;
 	if (!e->info.now_ms)
 		e->info.now_ms = e->info.probed_at_ms;
+	return 0;
+}
 
+/* The collector's cache opened, and its lookup tables fetched when
+ * missing or older than a day (a failed lookup is logged, not fatal):
+ * 0, or cache_open's -errno with err. */
+static int engine_cache_open(struct fetch_engine *e, char *err)
+{
 	struct cache_identity id = fetch_engine_identity(e);
-	rc = cache_open(e->cache_dir, &id, &e->cache, cerr);
+	char cerr[CACHE_ERRLEN];
+	int rc = cache_open(e->cache_dir, &id, &e->cache, cerr);
+
 	if (rc) {
 		snprintf(err, FETCH_ERRLEN, "%s", cerr);
-		goto fail;
+		return rc;
 	}
 	for (int t = 0; t < CACHE_NTABLES; t++) {
 		int64_t at = 0;
@@ -332,6 +353,26 @@ probed:
 			continue;
 		fetch_lookup(e, (enum cache_table)t);
 	}
+	return 0;
+}
+
+int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, char *err)
+{
+	struct fetch_engine *e = calloc(1, sizeof(*e));
+	int rc;
+
+	if (!e)
+		return -ENOMEM;
+	if ((rc = engine_take_opts(e, o, err)))
+		goto fail;
+	if ((rc = e->ops->open(&e->drv, &e->o, err)))
+		goto fail;
+	if (has_http(e))
+		rc = engine_probe_http(e, err);
+	else
+		rc = e->ops->info_run(e->drv, &e->info, err);
+	if (rc || (rc = engine_bounds(e, o, err)) || (rc = engine_cache_open(e, err)))
+		goto fail;
 	*out = e;
 	return 0;
 fail:
@@ -1163,11 +1204,242 @@ static int send_held(struct run *r, uint64_t tag)
 	return rc;
 }
 
-/* The loop: send, wait, judge, decode, plan, store, until the plan is done. */
-static int run_loop(struct run *r, const atomic_int *cancel, char *err)
+/*
+ * Send what may be sent now: retries that are due first, then new
+ * windows; not while answers wait to be decoded or stored (BACKLOG_MAX),
+ * nor while the engine's answers fill its budget (other queries' decoders
+ * free it without waking the loop: *next_due is then soon).  *next_due
+ * is lowered to the next retry or hold that falls due.  0, or the -errno
+ * of a request that could not be sent (err says it).
+ */
+static int send_due(struct run *r, int64_t now, int64_t *next_due, char *err)
+{
+	struct fetch_engine *e = r->e;
+	bool backlog = r->decoding + q_len(&r->sq) >= BACKLOG_MAX, full = false;
+	int rc = 0;
+
+	for (size_t i = 0; i < r->nretry && !backlog && !full &&
+			   inflight(r) < e->o.max_inflight;) {
+		uint64_t tag = r->retry[i];
+		if (r->wins[tag].due > now) {
+			if (r->wins[tag].due < *next_due)
+				*next_due = r->wins[tag].due;
+			i++;
+			continue;
+		}
+		if ((rc = send_held(r, tag)) == 1) {
+			full = true;
+			break;
+		}
+		if (rc)
+			goto send_failed;
+		r->retry[i] = r->retry[--r->nretry];
+		r->wins[tag].queued = false;
+	}
+	int64_t hold = r->hold_asked > r->hold_backoff ? r->hold_asked : r->hold_backoff;
+	if (hold > now && hold < *next_due)
+		*next_due = hold;
+	while (!backlog && !full && now >= hold && inflight(r) < e->o.max_inflight) {
+		struct plan_req req;
+		uint64_t tag;
+		/* the answer's room first, then the window */
+		if (!held_reserve(r, e->body_max)) {
+			full = true;
+			break;
+		}
+		if (plan_next(r->plan, &req) != 0) {
+			held_release(e, e->body_max);
+			break;
+		}
+		if ((rc = win_add(r, &req, &tag)) || (rc = send_win(r, tag))) {
+			held_release(e, e->body_max);
+			goto send_failed;
+		}
+		r->reserved++;
+	}
+	if (full && now + 10 < *next_due)
+		*next_due = now + 10;
+	return 0;
+send_failed:
+	if (r->send_err[0])
+		snprintf(err, FETCH_ERRLEN, "%s", r->send_err);
+	else
+		snprintf(err, FETCH_ERRLEN, "cannot send a request: %s", strerror(-rc));
+	return rc;
+}
+
+/* A good answer handed to the decoding threads: 0, or -ENOMEM. */
+static int decode_push(struct run *r, struct http_resp *resp)
+{
+	struct fetch_engine *e = r->e;
+	struct decode_job *j = calloc(1, sizeof(*j));
+	uint64_t tag = resp->tag;
+
+	r->hold_backoff = 0;	/* the collector answers again */
+	if (!j)
+		return -ENOMEM;
+	j->tag = tag;
+	j->resp = *resp;
+	j->held = resp->alloc;
+	j->dw = r->wins[tag].dw;
+	win_reset(&r->wins[tag]);	/* answered: no resend */
+	resp->body = NULL;
+	/* a full answer of a window the planner will split by time is only
+	 * its sample (see struct decoded) */
+	const struct plan_req *rq = &r->wins[tag].req;
+	if (rq->end - rq->start > e->ops->granularity_ms)
+		j->out.sample_at = e->info.max_records;
+	j->out.limit = e->info.max_records;	/* what it asked */
+	r->decoding++;
+	q_push(&r->dq_in, &j->link);
+	return 0;
+}
+
+/*
+ * The policy for a refused answer (401, 403, 404) before it is judged
+ * fatal: *v may become HTTP_RETRY.  A 401 (or a Manager's 403, its XSRF
+ * check as often as a refusal, issue 11) of a driver with sessions logs in
+ * again, once for every request signed with the old session, and sends
+ * the same request again, AUTH_RESENDS times a window, then counts a
+ * failed attempt (so a search the account may not run fails like a window
+ * that keeps failing, with the 403 named); a 404 of an exchange the
+ * collector had begun (midway) is asked again.  1 when the request was
+ * queued to be resent (nothing more to do), 0, or -errno with err (the
+ * login failed, out of memory).
+ */
+static int refused_policy(struct run *r, const struct http_resp *resp, enum http_verdict *v,
+			  char *err)
+{
+	struct fetch_engine *e = r->e;
+	struct win *w = &r->wins[resp->tag];
+	bool auth = resp->status == 401 || resp->status == 403;
+
+	if (*v != HTTP_FATAL)
+		return 0;
+	if (auth && has_sessions(e)) {
+		char lerr[FETCH_ERRLEN];
+		pthread_mutex_lock(&e->http_lock);
+		int rc = e->ops->session(e->drv, e->http, w->sent_gen, lerr);
+		pthread_mutex_unlock(&e->http_lock);
+		if (rc) {
+			snprintf(err, FETCH_ERRLEN, "%s", lerr);
+			return rc;
+		}
+		if (w->pending && w->auth_resends < AUTH_RESENDS) {
+			w->auth_resends++;
+			w->resend = true;	/* the same request, with the new session */
+			if (retry_add(r, resp->tag, 0)) {
+				snprintf(err, FETCH_ERRLEN, "out of memory");
+				return -ENOMEM;
+			}
+			return 1;
+		}
+		*v = HTTP_RETRY;
+	} else if (resp->status == 404 && w->midway) {
+		*v = HTTP_RETRY;	/* the collector forgot an exchange it had begun */
+	}
+	return 0;
+}
+
+/* The answers that came back, judged: good ones to the decoders, refused
+ * ones through refused_policy, failed ones retried (failed) or fatal.
+ * Every answer is freed, and its bytes released unless a decoder holds
+ * them.  0, or -errno with err. */
+static int judge_answers(struct run *r, struct http_resp *done, size_t ndone, char *err)
 {
 	struct fetch_engine *e = r->e;
 	int rc = 0;
+
+	/* an answer holds its buffer of the bound it reserved, until it is
+	 * decoded (the decoder releases it) or dropped (below) */
+	for (size_t i = 0; i < ndone; i++) {
+		r->reserved--;
+		held_release(e, e->body_max - done[i].alloc);
+	}
+	for (size_t i = 0; i < ndone && !rc; i++) {
+		int errnum = 0;
+		char why[FETCH_ERRLEN];
+		enum http_verdict v = http_judge(r->http, &done[i], &errnum, why, sizeof(why));
+
+		if (r->prog)
+			atomic_fetch_add(&r->prog->bytes, done[i].len);
+		if (v == HTTP_OK) {
+			rc = decode_push(r, &done[i]);
+			continue;
+		}
+		rc = refused_policy(r, &done[i], &v, err);
+		if (rc) {
+			rc = rc == 1 ? 0 : rc;
+			continue;
+		}
+		if (v == HTTP_FATAL) {
+			if (done[i].status >= 400)
+				r->res->http_4xx++;
+			snprintf(err, FETCH_ERRLEN, "%s", why);
+			rc = -errnum;
+			break;
+		}
+		rc = failed(r, done[i].tag, &done[i], errnum, why, err);
+	}
+	for (size_t i = 0; i < ndone; i++) {
+		if (done[i].body)	/* not handed to a decoder */
+			held_release(e, done[i].alloc);
+		http_resp_free(&done[i]);
+	}
+	free(done);
+	return rc;
+}
+
+/* What the decoding threads finished: windows run (their reservation
+ * released), exchanges going on, garbage or failed exchanges asked again,
+ * answers stored (answered).  0, or -errno with err. */
+static int take_decoded(struct run *r, char *err)
+{
+	struct fetch_engine *e = r->e;
+	struct qitem *it;
+	int rc = 0;
+
+	while (!rc && (it = q_pop(&r->dq_out, false))) {
+		struct decode_job *j = (struct decode_job *)it;
+		r->decoding--;
+		r->decode_s += j->seconds;
+		if (j->run) {
+			/* the window's reservation, held while it ran */
+			r->running--;
+			r->reserved--;
+			held_release(e, e->body_max);
+		}
+		if (j->run && j->rc == -ETIMEDOUT)	/* past its deadline: asked again */
+			rc = failed(r, j->tag, NULL, ETIMEDOUT, j->err, err);
+		else if (j->rc == -ECANCELED)
+			snprintf(err, FETCH_ERRLEN, "interrupted"), rc = j->rc;
+		else if (j->rc == 1) {
+			/* the exchange goes on: its next request, when due */
+			struct win *w = &r->wins[j->tag];
+			w->dw = j->dw;
+			rc = win_pend(w, &j->next);
+			if (!rc)
+				rc = retry_add(r, j->tag, j->next.delay_ms);
+			if (rc)
+				snprintf(err, FETCH_ERRLEN, "out of memory");
+		} else if (j->rc == -EBADMSG)	/* garbage: asked again, like a cut body */
+			rc = failed(r, j->tag, NULL, EBADMSG, j->err, err);
+		else if (j->rc == -EAGAIN)	/* the exchange failed: ask the window again */
+			rc = failed(r, j->tag, NULL, EIO, j->err, err);
+		else if (j->rc)
+			snprintf(err, FETCH_ERRLEN, "%s", j->err), rc = j->rc;
+		else if (!(rc = answered(r, j, err)))
+			win_free(r, j->tag);	/* done with: its slot is reused */
+		decoded_free(&j->out);
+		free(j);
+	}
+	return rc;
+}
+
+/* The loop: send, wait, judge, decode, plan, store, until the plan is done. */
+static int run_loop(struct run *r, const atomic_int *cancel, char *err)
+{
+	int rc;
 
 	for (;;) {
 		struct plan_stats ps;
@@ -1182,51 +1454,8 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 			snprintf(err, FETCH_ERRLEN, "%s", r->store_err);
 			return src;
 		}
-		/* send: retries that are due first, then new windows; not
-		 * while the engine's answers fill its budget (other queries'
-		 * decoders free it without waking this loop: look again soon) */
-		bool backlog = r->decoding + q_len(&r->sq) >= BACKLOG_MAX, full = false;
-		for (size_t i = 0; i < r->nretry && !backlog && !full &&
-				   inflight(r) < e->o.max_inflight;) {
-			uint64_t tag = r->retry[i];
-			if (r->wins[tag].due > now) {
-				if (r->wins[tag].due < next_due)
-					next_due = r->wins[tag].due;
-				i++;
-				continue;
-			}
-			if ((rc = send_held(r, tag)) == 1) {
-				full = true;
-				break;
-			}
-			if (rc)
-				goto send_failed;
-			r->retry[i] = r->retry[--r->nretry];
-			r->wins[tag].queued = false;
-		}
-		int64_t hold = r->hold_asked > r->hold_backoff ? r->hold_asked : r->hold_backoff;
-		if (hold > now && hold < next_due)
-			next_due = hold;
-		while (!backlog && !full && now >= hold && inflight(r) < e->o.max_inflight) {
-			struct plan_req req;
-			uint64_t tag;
-			/* the answer's room first, then the window */
-			if (!held_reserve(r, e->body_max)) {
-				full = true;
-				break;
-			}
-			if (plan_next(r->plan, &req) != 0) {
-				held_release(e, e->body_max);
-				break;
-			}
-			if ((rc = win_add(r, &req, &tag)) || (rc = send_win(r, tag))) {
-				held_release(e, e->body_max);
-				goto send_failed;
-			}
-			r->reserved++;
-		}
-		if (full && now + 10 < next_due)
-			next_due = now + 10;
+		if ((rc = send_due(r, now, &next_due, err)))
+			return rc;
 		plan_get_stats(r->plan, &ps);
 		if (r->prog)
 			atomic_store(&r->prog->windows_planned, ps.planned);
@@ -1245,141 +1474,9 @@ static int run_loop(struct run *r, const atomic_int *cancel, char *err)
 			snprintf(err, FETCH_ERRLEN, "libcurl failed");
 			return rc;
 		}
-		/* an answer holds its buffer of the bound it reserved, until it
-		 * is decoded (the decoder releases it) or dropped (below) */
-		for (size_t i = 0; i < ndone; i++) {
-			r->reserved--;
-			held_release(e, e->body_max - done[i].alloc);
-		}
-		for (size_t i = 0; i < ndone; i++) {
-			int errnum = 0;
-			char why[FETCH_ERRLEN];
-			uint64_t tag = done[i].tag;
-			enum http_verdict v = http_judge(r->http, &done[i], &errnum, why, sizeof(why));
-
-			if (r->prog)
-				atomic_fetch_add(&r->prog->bytes, done[i].len);
-			if (v == HTTP_OK) {
-				struct decode_job *j = calloc(1, sizeof(*j));
-				r->hold_backoff = 0;	/* the collector answers again */
-				if (!j) {
-					rc = -ENOMEM;
-					break;
-				}
-				j->tag = tag;
-				j->resp = done[i];
-				j->held = done[i].alloc;
-				j->dw = r->wins[tag].dw;
-				win_reset(&r->wins[tag]);	/* answered: no resend */
-				done[i].body = NULL;
-				/* a full answer of a window the planner will split by
-				 * time is only its sample (see struct decoded) */
-				const struct plan_req *rq = &r->wins[tag].req;
-				if (rq->end - rq->start > e->ops->granularity_ms)
-					j->out.sample_at = e->info.max_records;
-				j->out.limit = e->info.max_records;	/* what it asked */
-				r->decoding++;
-				q_push(&r->dq_in, &j->link);
-				continue;
-			}
-			/* a 403 from a Manager is its XSRF check (the token went
-			 * stale) as often as a refusal: taken like a 401 (issue
-			 * 11), within the AUTH_RESENDS a window gets; a search
-			 * the account may not run then fails like a window that
-			 * keeps failing, with the 403 named */
-			bool forbidden = done[i].status == 403 && has_sessions(e);
-			if (v == HTTP_FATAL && (done[i].status == 401 || forbidden) && has_sessions(e)) {
-				/* the session expired or was dropped: log in again
-				 * (once for every request signed with the old one) */
-				char lerr[FETCH_ERRLEN];
-				pthread_mutex_lock(&e->http_lock);
-				rc = e->ops->session(e->drv, e->http, r->wins[tag].sent_gen, lerr);
-				pthread_mutex_unlock(&e->http_lock);
-				if (rc) {
-					snprintf(err, FETCH_ERRLEN, "%s", lerr);
-					break;
-				}
-				struct win *w = &r->wins[tag];
-				if (w->pending && w->auth_resends < AUTH_RESENDS) {
-					/* the same request again, with the new session */
-					w->auth_resends++;
-					w->resend = true;
-					if ((rc = retry_add(r, tag, 0))) {
-						snprintf(err, FETCH_ERRLEN, "out of memory");
-						break;
-					}
-					continue;
-				}
-				v = HTTP_RETRY;
-			} else if (v == HTTP_FATAL && done[i].status == 404 && r->wins[tag].midway) {
-				/* the collector forgot an exchange it had begun */
-				v = HTTP_RETRY;
-			}
-			if (v == HTTP_FATAL) {
-				if (done[i].status >= 400)
-					r->res->http_4xx++;
-				snprintf(err, FETCH_ERRLEN, "%s", why);
-				rc = -errnum;
-				break;
-			}
-			rc = failed(r, tag, &done[i], errnum, why, err);
-			if (rc)
-				break;
-		}
-		for (size_t i = 0; i < ndone; i++) {
-			if (done[i].body)	/* not handed to a decoder */
-				held_release(e, done[i].alloc);
-			http_resp_free(&done[i]);
-		}
-		free(done);
-		if (rc)
+		if ((rc = judge_answers(r, done, ndone, err)) || (rc = take_decoded(r, err)))
 			return rc;
-
-		/* decoded answers */
-		struct qitem *it;
-		while ((it = q_pop(&r->dq_out, false))) {
-			struct decode_job *j = (struct decode_job *)it;
-			r->decoding--;
-			r->decode_s += j->seconds;
-			if (j->run) {
-				/* the window's reservation, held while it ran */
-				r->running--;
-				r->reserved--;
-				held_release(e, e->body_max);
-			}
-			if (j->run && j->rc == -ETIMEDOUT)	/* past its deadline: asked again */
-				rc = failed(r, j->tag, NULL, ETIMEDOUT, j->err, err);
-			else if (j->rc == -ECANCELED)
-				snprintf(err, FETCH_ERRLEN, "interrupted"), rc = j->rc;
-			else if (j->rc == 1) {
-				/* the exchange goes on: its next request, when due */
-				struct win *w = &r->wins[j->tag];
-				w->dw = j->dw;
-				rc = win_pend(w, &j->next);
-				if (!rc)
-					rc = retry_add(r, j->tag, j->next.delay_ms);
-				if (rc)
-					snprintf(err, FETCH_ERRLEN, "out of memory");
-			} else if (j->rc == -EBADMSG)	/* garbage: asked again, like a cut body */
-				rc = failed(r, j->tag, NULL, EBADMSG, j->err, err);
-			else if (j->rc == -EAGAIN)	/* the exchange failed: ask the window again */
-				rc = failed(r, j->tag, NULL, EIO, j->err, err);
-			else if (j->rc)
-				snprintf(err, FETCH_ERRLEN, "%s", j->err), rc = j->rc;
-			else if (!(rc = answered(r, j, err)))
-				win_free(r, j->tag);	/* done with: its slot is reused */
-			decoded_free(&j->out);
-			free(j);
-			if (rc)
-				return rc;
-		}
 	}
-send_failed:
-	if (r->send_err[0])
-		snprintf(err, FETCH_ERRLEN, "%s", r->send_err);
-	else
-		snprintf(err, FETCH_ERRLEN, "cannot send a request: %s", strerror(-rc));
-	return rc;
 }
 
 /* Every address of the subject's family: the peer of a query without one. */

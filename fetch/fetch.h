@@ -41,6 +41,7 @@
 #include <stdint.h>
 
 #include "cache.h"
+#include "opttab.h"
 
 #define FETCH_ERRLEN 512
 
@@ -53,11 +54,102 @@
  * option: under it a day becomes hundreds of thousands of windows. */
 #define FETCH_CAP_MIN 100
 
-/* An nfdump archive's exporters' active timeout, in seconds: a flow that
- * started in a window may be written this long (and one file) after it
- * (-o active_timeout=, --active-timeout). */
-#define FETCH_ACTIVE_TIMEOUT_DEFAULT 300
+/*
+ * The engine's options that both fronts take (flowfs -o NAME=, flowfetch
+ * --NAME with '-' for '_'): the one place where each one's range, default
+ * and help are written (issue 15).  Both fronts' option tables take their
+ * entry from FETCH_OPTTAB (opttab.h), so a value is refused by both alike,
+ * with the same words, and fetch_engine_open fills a 0 with the same
+ * default.  In seconds, but max_inflight, retries and max_records.
+ */
+#define FETCH_MAX_INFLIGHT_MIN 1
+#define FETCH_MAX_INFLIGHT_MAX 64
+#define FETCH_MAX_INFLIGHT_FLAGS 0
+#define FETCH_MAX_INFLIGHT_DEF 4
+#define FETCH_MAX_INFLIGHT_ARG "N"
+#define FETCH_MAX_INFLIGHT_HELP "requests in flight for a query"
+#define FETCH_LIVE_TTL_MIN 0
+#define FETCH_LIVE_TTL_MAX 86400
+#define FETCH_LIVE_TTL_FLAGS 0
+#define FETCH_LIVE_TTL_DEF 60
+#define FETCH_LIVE_TTL_ARG "S"
+#define FETCH_LIVE_TTL_HELP "the windows inside the collector's export delay (still " \
+	"filling) are fetched again when fetched more than S seconds ago"
+#define FETCH_STALL_TIMEOUT_MIN 1
+#define FETCH_STALL_TIMEOUT_MAX 3600
+#define FETCH_STALL_TIMEOUT_FLAGS 0
+#define FETCH_STALL_TIMEOUT_DEF 30
+#define FETCH_STALL_TIMEOUT_ARG "S"
+#define FETCH_STALL_TIMEOUT_HELP "a request that receives nothing for S seconds fails " \
+	"(and is retried)"
+#define FETCH_REQUEST_TIMEOUT_MIN 1
+#define FETCH_REQUEST_TIMEOUT_MAX 86400
+#define FETCH_REQUEST_TIMEOUT_FLAGS 0
+#define FETCH_REQUEST_TIMEOUT_DEF 300
+#define FETCH_REQUEST_TIMEOUT_ARG "S"
+#define FETCH_REQUEST_TIMEOUT_HELP "a request that lasts S seconds in all fails (and is retried)"
+#define FETCH_CONNECT_TIMEOUT_MIN 1
+#define FETCH_CONNECT_TIMEOUT_MAX 600
+#define FETCH_CONNECT_TIMEOUT_FLAGS 0
+#define FETCH_CONNECT_TIMEOUT_DEF 10
+#define FETCH_CONNECT_TIMEOUT_ARG "S"
+#define FETCH_CONNECT_TIMEOUT_HELP "a connection (HTTP, or ssh's) not made in S seconds fails"
+#define FETCH_RETRIES_MIN 1
+#define FETCH_RETRIES_MAX 100
+#define FETCH_RETRIES_FLAGS 0
+#define FETCH_RETRIES_DEF 6
+#define FETCH_RETRIES_ARG "N"
+#define FETCH_RETRIES_HELP "attempts per window after the first, with exponential backoff"
+#define FETCH_MAX_RECORDS_MIN FETCH_CAP_MIN
+#define FETCH_MAX_RECORDS_MAX 10000000
+/* 0 (not given) means the collector's word, else the default: the
+ * fronts keep the difference (cap_assumed) */
+#define FETCH_MAX_RECORDS_FLAGS OPTTAB_UNSET
+#define FETCH_MAX_RECORDS_DEF 10000
+#define FETCH_MAX_RECORDS_ARG "N"
+#define FETCH_MAX_RECORDS_HELP "the collector's cap when it does not say (sna); nfdump: " \
+	"the most records a window may hold (the driver sets its own default)"
+/* An nfdump archive's exporters' active timeout: a flow that started in a
+ * window may be written this long (and one file) after it. */
+#define FETCH_ACTIVE_TIMEOUT_MIN 1
 #define FETCH_ACTIVE_TIMEOUT_MAX 86400
+#define FETCH_ACTIVE_TIMEOUT_FLAGS 0
+#define FETCH_ACTIVE_TIMEOUT_DEF 300
+#define FETCH_ACTIVE_TIMEOUT_ARG "S"
+#define FETCH_ACTIVE_TIMEOUT_HELP "nfdump: the exporters' active timeout"
+#define FETCH_ACTIVE_TIMEOUT_DEFAULT FETCH_ACTIVE_TIMEOUT_DEF
+
+/* The help of the text options both fronts take, written once (the
+ * fronts' tables use these; the defaults spell the front's own option). */
+#define FETCH_HELP_TOKEN_FILE "the bearer token: the file's first line (the file private " \
+	"to you: chmod 600; never the token on the command line); for an SNA Manager " \
+	"user:password"
+#define FETCH_HELP_CACHE "the cache directory (yours, mode 0700; shared by flowfs and " \
+	"flowfetch)"
+#define FETCH_DEF_CACHE "$XDG_CACHE_HOME/flowfs, else ~/.cache/flowfs"
+#define FETCH_HELP_DRIVER "the collector's dialect (a driver with logins takes " \
+	"user:password as the token)"
+#define FETCH_HELP_TENANT "sna: the tenant (domain) id, when the Manager has several"
+#define FETCH_HELP_FILES_TZ "nfdump: the zone of the archive's file names: UTC, an " \
+	"offset (+01:00), or the zone of the days"
+#define FETCH_HELP_NFDUMP "nfdump: the nfdump program (over ssh: on the collector's PATH)"
+#define FETCH_DEF_NFDUMP "nfdump on PATH"
+#define FETCH_HELP_SSH_CONFIG "nfdump+ssh: ssh's configuration file (ssh -F)"
+#define FETCH_HELP_IDENTITY "nfdump+ssh: the private key (ssh -i)"
+#define FETCH_HELP_KNOWN_HOSTS "nfdump+ssh: the known hosts"
+#define FETCH_DEF_KNOWN_HOSTS "the user's"
+#define FETCH_HELP_CA_FILE "trust this CA bundle too"
+#define FETCH_HELP_INSECURE "do not verify TLS certificates (say so in your case notes)"
+
+/* The drivers, for the driver option's help: an opttab_prog.values. */
+void fetch_driver_values(int key, char *buf, size_t len);
+
+/* The struct opttab entry of engine option ID (MAX_INFLIGHT, ...) named
+ * 'name' ("max_inflight"), with the program's key, stored at 'at'. */
+#define FETCH_OPTTAB(ID, nm, k, where)                                               \
+	{.name = nm, .type = OPTTAB_INT, .arg = FETCH_##ID##_ARG, .lo = FETCH_##ID##_MIN, \
+	 .hi = FETCH_##ID##_MAX, .def = FETCH_##ID##_DEF, .help = FETCH_##ID##_HELP,     \
+	 .flags = FETCH_##ID##_FLAGS, .key = k, .at = where}
 
 /* ---- the planner -------------------------------------------------------- */
 
@@ -362,6 +454,29 @@ int fetch_global_init(void);
  * saying what to run ("chmod 600 FILE"), or fstat's -errno.
  */
 int fetch_token_file_check(int fd, const char *path, char *err);
+
+/*
+ * The token both fronts send: the first line of the file at path (its CR
+ * or LF dropped; the file private, fetch_token_file_check; empty refused),
+ * or, without a path, $FLOWFS_TOKEN as it is, or none ("").  A token
+ * longer than FETCH_TOKEN_MAX is refused, never cut.  out: at least
+ * FETCH_TOKEN_MAX + 2 bytes.  0, or -errno (-EPERM, -EINVAL, fopen's) with
+ * the cause in err and out "".
+ */
+int fetch_token_read(const char *path, char *out, size_t len, char *err);
+
+/*
+ * The cache directory both fronts use, absolute, into out (len bytes):
+ * the one given (-o cache=, --cache; relative to the working directory),
+ * else $XDG_CACHE_HOME/flowfs, else $HOME/.cache/flowfs.  It is not
+ * opened or checked here (cache_dir_open does).  0, or -ENOENT (none of
+ * them), -ENAMETOOLONG, getcwd's -errno, with the cause in err.
+ */
+int fetch_cache_dir(const char *given, char *out, size_t len, char *err);
+
+/* "libcurl 7.88.1, SQLite 3.40.1": the libraries this process runs with,
+ * for --version.  Never fails (cut to len). */
+void fetch_versions(char *buf, size_t len);
 
 /* Make the process undumpable (PR_SET_DUMPABLE 0): no core file holds
  * the token, and other processes of the user cannot trace it or read its

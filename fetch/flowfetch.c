@@ -17,6 +17,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,78 +35,107 @@ static void on_sigint(int sig)
 	atomic_store(&interrupted, 1);
 }
 
-static void usage(FILE *f)
-{
-	fputs("usage: flowfetch URL --ip ADDR|PREFIX [--peer ADDR|PREFIX] --from T --to T -o FILE\n"
-	      "  --from T, --to T     a date (YYYY-MM-DD: whole days in --tz, --to inclusive)\n"
-	      "                       or an ISO 8601 time (YYYY-MM-DDTHH:MM[:SS[.mmm]][Z|+HH:MM]);\n"
-	      "                       times select flows that start in [from, to)\n"
-	      "  --tz ZONE            time zone for dates, times without offset and output (default UTC)\n"
-	      "  -o FILE              FILE.csv, FILE.ndjson or FILE.sqlite; - for CSV on stdout\n"
-	      "  --token-file F       the bearer token (else $FLOWFS_TOKEN); for an SNA Manager\n"
-	      "                       user:password\n"
-	      , f);
-	char drivers[512];
-	fetch_driver_help(drivers, sizeof(drivers));
-	fprintf(f, "  --driver NAME        %s\n", drivers);
-	fputs("  --tenant ID          sna: the tenant (domain) id, when the Manager has several\n"
-	      "  --max-records N      the collector's cap when it does not say (sna; default 10000);\n"
-	      "                       nfdump: the most records a window may hold (default 10000)\n"
-	      "  --files-tz ZONE      nfdump: the zone of the archive's file names: UTC, an offset\n"
-	      "                       (+01:00) or --tz (the default)\n"
-	      "  --active-timeout S   nfdump: the exporters' active timeout (default 300)\n"
-	      "  --nfdump PROGRAM     nfdump: the nfdump program (default nfdump on PATH; over ssh:\n"
-	      "                       on the collector's PATH)\n"
-	      "  --ssh-config F       nfdump+ssh: ssh's configuration file (ssh -F)\n"
-	      "  --identity F         nfdump+ssh: the private key (ssh -i)\n"
-	      "  --known-hosts F      nfdump+ssh: the known hosts (default the user's)\n"
-	      "  --cache DIR          cache directory (default $XDG_CACHE_HOME/flowfs)\n"
-	      "  --max-inflight N     requests in flight (default 4)\n"
-	      "  --live-ttl S         refetch live windows older than S seconds (default 60)\n"
-	      "  --stall-timeout S    give a request up after S seconds without data (default 30)\n"
-	      "  --request-timeout S  give a request up after S seconds in all (default 300)\n"
-	      "  --connect-timeout S  (default 10)     --retries N  per window (default 6)\n"
-	      "  --ca-file F          trust this CA bundle; --insecure: do not verify TLS\n"
-	      "  --quiet              no progress, no summary\n"
-	      "exit status: 0 complete, 1 error, 2 usage, 3 incomplete, 130 interrupted\n", f);
-}
+/* What the command line gives, as the option table stores it (opttab_store). */
+struct ff_opts {
+	char *ip, *peer, *from, *to, *tz, *token_file, *cache, *output, *ca_file;
+	char *driver, *tenant, *files_tz, *nfdump, *ssh_config, *identity, *known_hosts;
+	int max_inflight, live_ttl, stall_timeout, request_timeout, connect_timeout, retries;
+	int max_records, active_timeout, insecure, quiet;
+};
 
-/* Read the token from a private file (fetch_token_file_check; its first
- * line): 0, or -errno with the cause in err; a line longer than
- * FETCH_TOKEN_MAX is refused (out holds one byte more, to see it), never
- * cut. */
-static int read_token(const char *path, char *out, size_t len, char *err)
-{
-	FILE *f = fopen(path, "r");
-	size_t n;
-	int rc;
+enum { K_OUTPUT = 'o', K_HELP = 'h', K_VERSION = 256, K_MAN, K_OTHER };
 
-	if (!f) {
-		snprintf(err, FETCH_ERRLEN, "cannot read the token file %s: %s", path, strerror(errno));
-		return -errno;
-	}
-	rc = fetch_token_file_check(fileno(f), path, err);
-	if (rc) {
-		fclose(f);
-		return rc;
-	}
-	n = fread(out, 1, len - 1, f);
-	fclose(f);
-	out[n] = '\0';
-	out[strcspn(out, "\r\n")] = '\0';
-	if (!out[0]) {
-		snprintf(err, FETCH_ERRLEN, "the token file %s is empty", path);
-		return -EINVAL;
-	}
-	if (strlen(out) > FETCH_TOKEN_MAX) {
-		explicit_bzero(out, len);
-		snprintf(err, FETCH_ERRLEN, "the token in %s is longer than %d bytes (16 KiB), the "
-			 "most flowfetch accepts", path, FETCH_TOKEN_MAX);
-		return -EINVAL;
-	}
-	return 0;
-}
+#define AT(f) offsetof(struct ff_opts, f)
+#define TEXT(nm, a, f, h, ...) \
+	{.name = nm, .type = OPTTAB_TEXT, .arg = a, .help = h, .key = K_OTHER, .at = AT(f), \
+	 __VA_ARGS__}
 
+/* flowfetch's options: --help, --man and the parser read this table only. */
+static const struct opttab ff_opts_table[] = {
+	TEXT("ip", "ADDR|PREFIX", ip, "the subject: an address, or a prefix (198.51.100.0/24); "
+	     "required"),
+	TEXT("peer", "ADDR|PREFIX", peer, "only the flows between the subject and this peer"),
+	TEXT("from", "T", from, "the range's start: a date (whole days in --tz) or an ISO 8601 "
+	     "time (YYYY-MM-DDTHH:MM[:SS[.mmm]][Z|+HH:MM]), in the grammar of flowfs's folder "
+	     "names; times select flows that start in [from, to); required"),
+	TEXT("to", "T", to, "the range's end: a date (inclusive: its whole day) or a time "
+	     "(exclusive); required"),
+	TEXT("tz", "ZONE", tz, "the time zone of dates, of times without an offset and of the "
+	     "output", .def_text = "UTC"),
+	{.name = "output", .short_name = 'o', .type = OPTTAB_TEXT, .arg = "FILE",
+	 .help = "the file to write: FILE.csv, FILE.ndjson or FILE.sqlite, written as "
+		 "FILE.part and renamed when whole; - writes CSV to stdout; required",
+	 .key = K_OUTPUT, .at = AT(output)},
+	TEXT("token_file", "FILE", token_file, FETCH_HELP_TOKEN_FILE,
+	     .def_text = "$FLOWFS_TOKEN"),
+	TEXT("driver", "NAME", driver, FETCH_HELP_DRIVER, .flags = OPTTAB_DYNAMIC),
+	TEXT("tenant", "ID", tenant, FETCH_HELP_TENANT),
+	FETCH_OPTTAB(MAX_RECORDS, "max_records", K_OTHER, AT(max_records)),
+	TEXT("files_tz", "ZONE", files_tz, FETCH_HELP_FILES_TZ, .def_text = "--tz"),
+	FETCH_OPTTAB(ACTIVE_TIMEOUT, "active_timeout", K_OTHER, AT(active_timeout)),
+	TEXT("nfdump", "PROGRAM", nfdump, FETCH_HELP_NFDUMP, .def_text = FETCH_DEF_NFDUMP),
+	TEXT("ssh_config", "FILE", ssh_config, FETCH_HELP_SSH_CONFIG),
+	TEXT("identity", "FILE", identity, FETCH_HELP_IDENTITY),
+	TEXT("known_hosts", "FILE", known_hosts, FETCH_HELP_KNOWN_HOSTS,
+	     .def_text = FETCH_DEF_KNOWN_HOSTS),
+	TEXT("cache", "DIR", cache, FETCH_HELP_CACHE, .def_text = FETCH_DEF_CACHE),
+	FETCH_OPTTAB(MAX_INFLIGHT, "max_inflight", K_OTHER, AT(max_inflight)),
+	FETCH_OPTTAB(LIVE_TTL, "live_ttl", K_OTHER, AT(live_ttl)),
+	FETCH_OPTTAB(STALL_TIMEOUT, "stall_timeout", K_OTHER, AT(stall_timeout)),
+	FETCH_OPTTAB(REQUEST_TIMEOUT, "request_timeout", K_OTHER, AT(request_timeout)),
+	FETCH_OPTTAB(CONNECT_TIMEOUT, "connect_timeout", K_OTHER, AT(connect_timeout)),
+	FETCH_OPTTAB(RETRIES, "retries", K_OTHER, AT(retries)),
+	TEXT("ca_file", "FILE", ca_file, FETCH_HELP_CA_FILE),
+	{.name = "insecure", .type = OPTTAB_FLAG, .help = FETCH_HELP_INSECURE, .key = K_OTHER,
+	 .at = AT(insecure)},
+	{.name = "quiet", .type = OPTTAB_FLAG, .help = "no progress line, no summary",
+	 .key = K_OTHER, .at = AT(quiet)},
+	{.name = "help", .short_name = 'h', .type = OPTTAB_FLAG, .help = "this help, and exit",
+	 .key = K_HELP, .at = OPTTAB_NOWHERE},
+	{.name = "version", .type = OPTTAB_FLAG, .help = "the version, and the libraries', and "
+	 "exit", .key = K_VERSION, .at = OPTTAB_NOWHERE},
+	{.name = "man", .type = OPTTAB_FLAG, .help = "the man page (roff) on stdout, and exit",
+	 .key = K_MAN, .at = OPTTAB_NOWHERE},
+};
+
+static const struct opttab_example ff_examples[] = {
+	{"Every flow of 192.0.2.10 on 27 November 2026 (UTC), into a CSV file, the token in a "
+	 "private file:",
+	 "flowfetch https://collector.example --ip 192.0.2.10 \\\n"
+	 "    --from 2026-11-27 --to 2026-11-27 --token-file ~/.flowfs-token \\\n"
+	 "    -o case-4711/192.0.2.10.csv"},
+	{"Two hours between two parties, as a SQLite database, from an nfdump archive:",
+	 "flowfetch nfdump:/var/cache/nfdump --ip 10.0.1.5 --peer 203.0.113.7 \\\n"
+	 "    --from 2026-11-27T10:00 --to 2026-11-27T12:00 -o flows.sqlite"},
+};
+
+static const struct opttab_prog ff_prog = {
+	.name = "flowfetch", .section = 1, .version = FLOWFS_VERSION,
+	.summary = "download the flows of an address from a flow collector into one file",
+	.synopsis = "URL --ip ADDR|PREFIX [--peer ADDR|PREFIX] --from T --to T -o FILE [options]",
+	.description =
+		"flowfetch downloads every flow of an address (or a prefix, or the flows between "
+		"two parties) that started in a range from a collector, losslessly however many "
+		"there are, and writes them to one file (CSV, JSON Lines or SQLite). The token "
+		"comes from --token-file or FLOWFS_TOKEN, never from the command line.\n"
+		"\n"
+		"What it fetches is cached (--cache): a second run asks the collector only for "
+		"what is missing, and an interrupted run resumes where it stopped. The file is "
+		"written as FILE.part and renamed when whole, so a FILE that exists is complete "
+		"as rendered.\n"
+		"\n"
+		"Exit status: 0 the file holds every flow of the range; 1 an error (nothing is "
+		"written); 2 bad usage; 3 written but incomplete (the message names each gap); "
+		"130 interrupted.\n",
+	.style = OPTTAB_LONG, .opts = ff_opts_table,
+	.nopts = sizeof(ff_opts_table) / sizeof(ff_opts_table[0]),
+	.examples = ff_examples, .nexamples = sizeof(ff_examples) / sizeof(ff_examples[0]),
+	.files = "$XDG_CACHE_HOME/flowfs\tthe cache: one SQLite database per collector (also "
+		 "flowfs's)",
+	.see_also = "flowfs(8), flowsim(1)",
+	.footer = "exit status: 0 complete, 1 error, 2 usage, 3 incomplete, 130 interrupted\n",
+	.values = fetch_driver_values,
+};
 /* An --ip or --peer value into *p: 0, or -EINVAL with a message that
  * says why (host bits set: which network was meant). */
 static int parse_party(const char *opt, const char *text, struct cache_prefix *p)
@@ -217,22 +247,6 @@ static void *tick_main(void *arg)
 	return NULL;
 }
 
-enum { O_IP = 256, O_PEER, O_FROM, O_TO, O_TZ, O_TOKENFILE, O_CACHE, O_INFLIGHT,
-       O_LIVETTL, O_CAFILE, O_INSECURE, O_QUIET, O_HELP, O_STALL, O_REQTIMEOUT,
-       O_CONNTIMEOUT, O_RETRIES, O_DRIVER, O_TENANT, O_MAXREC, O_FILESTZ, O_ACTIVE,
-       O_NFDUMP, O_SSHCONFIG, O_IDENTITY, O_KNOWNHOSTS };
-
-/* A whole number in [lo, hi], or -1. */
-static long number(const char *s, long lo, long hi)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	return errno || end == s || *end || v < lo || v > hi ? -1 : v;
-}
-
 /* The one-line message of a failed query.  A full disk (-ENOSPC, SQLite's
  * "database or disk is full") also names the cache directory, and says that
  * what was stored before it filled is kept. */
@@ -254,108 +268,158 @@ static void say_failure(int rc, const char *err, const char *dir)
 		fprintf(stderr, "flowfetch: %s\n", err);
 }
 
-int main(int argc, char **argv)
+/* flowfetch --version: its own, and the libraries it runs with. */
+static void ff_version(void)
 {
-	static const struct option opts[] = {
-		{"ip", 1, 0, O_IP}, {"peer", 1, 0, O_PEER}, {"from", 1, 0, O_FROM},
-		{"to", 1, 0, O_TO}, {"tz", 1, 0, O_TZ}, {"token-file", 1, 0, O_TOKENFILE},
-		{"cache", 1, 0, O_CACHE}, {"max-inflight", 1, 0, O_INFLIGHT},
-		{"live-ttl", 1, 0, O_LIVETTL}, {"ca-file", 1, 0, O_CAFILE},
-		{"insecure", 0, 0, O_INSECURE}, {"quiet", 0, 0, O_QUIET},
-		{"help", 0, 0, O_HELP}, {"output", 1, 0, 'o'},
-		{"stall-timeout", 1, 0, O_STALL}, {"request-timeout", 1, 0, O_REQTIMEOUT},
-		{"connect-timeout", 1, 0, O_CONNTIMEOUT}, {"retries", 1, 0, O_RETRIES},
-		{"driver", 1, 0, O_DRIVER}, {"tenant", 1, 0, O_TENANT},
-		{"max-records", 1, 0, O_MAXREC}, {"files-tz", 1, 0, O_FILESTZ},
-		{"active-timeout", 1, 0, O_ACTIVE}, {"nfdump", 1, 0, O_NFDUMP},
-		{"ssh-config", 1, 0, O_SSHCONFIG}, {"identity", 1, 0, O_IDENTITY},
-		{"known-hosts", 1, 0, O_KNOWNHOSTS},
-		{0, 0, 0, 0},
-	};
-	const char *ip = NULL, *peer = NULL, *from = NULL, *to = NULL, *tz = "UTC";
-	const char *token_file = NULL, *cache_dir = NULL, *out_path = NULL, *ca_file = NULL;
-	const char *driver = NULL, *tenant = NULL, *files_tz = NULL, *nfdump = NULL;
-	const char *ssh_config = NULL, *identity = NULL, *known_hosts = NULL;
-	char token[FETCH_TOKEN_MAX + 2] = "", err[FETCH_ERRLEN], cerr[CACHE_ERRLEN], dir[4096];
-	char part[4200] = "";
-	long inflight = 4, live_ttl = 60, stall = 30, reqto = 300, connto = 10, retries = 6;
-	long maxrec = 0, active = FETCH_ACTIVE_TIMEOUT_DEFAULT;
-	bool insecure = false, quiet = false;
-	struct fetch_engine *e = NULL;
-	struct fetch_result res;
-	struct cache_query q;
-	static struct fetch_progress prog;
-	int c, rc, status = 1;
+	char libs[160];
 
-	/* first of all: no core dump, no tracing by the user's other
-	 * processes, before a secret is read */
-	if (fetch_no_dump(err)) {
-		fprintf(stderr, "flowfetch: %s\n", err);
-		return 1;
-	}
-	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
-		switch (c) {
-		case O_IP: ip = optarg; break;
-		case O_PEER: peer = optarg; break;
-		case O_FROM: from = optarg; break;
-		case O_TO: to = optarg; break;
-		case O_TZ: tz = optarg; break;
-		case O_TOKENFILE: token_file = optarg; break;
-		case O_CACHE: cache_dir = optarg; break;
-		case O_INFLIGHT:
-		case O_LIVETTL:
-		case O_STALL:
-		case O_REQTIMEOUT:
-		case O_CONNTIMEOUT:
-		case O_MAXREC:
-		case O_ACTIVE:
-		case O_RETRIES: {
-			static const struct { int opt; long lo, hi; const char *name; } lim[] = {
-				{O_INFLIGHT, 1, 64, "--max-inflight"}, {O_LIVETTL, 0, 86400, "--live-ttl"},
-				{O_STALL, 1, 3600, "--stall-timeout"}, {O_REQTIMEOUT, 1, 86400, "--request-timeout"},
-				{O_CONNTIMEOUT, 1, 600, "--connect-timeout"}, {O_RETRIES, 1, 100, "--retries"},
-				{O_MAXREC, 1, 10000000, "--max-records"},
-				{O_ACTIVE, 1, FETCH_ACTIVE_TIMEOUT_MAX, "--active-timeout"},
-			};
-			for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++) {
-				if (lim[i].opt != c)
-					continue;
-				long v = number(optarg, lim[i].lo, lim[i].hi);
-				if (v < 0) {
-					fprintf(stderr, "flowfetch: %s must be a whole number from %ld to %ld\n",
-						lim[i].name, lim[i].lo, lim[i].hi);
-					return 2;
-				}
-				*(c == O_INFLIGHT ? &inflight : c == O_LIVETTL ? &live_ttl : c == O_STALL ? &stall :
-				  c == O_REQTIMEOUT ? &reqto : c == O_CONNTIMEOUT ? &connto :
-				  c == O_MAXREC ? &maxrec : c == O_ACTIVE ? &active : &retries) = v;
-			}
-			break;
+	fetch_versions(libs, sizeof(libs));
+	printf("flowfetch %s\n%s\n", FLOWFS_VERSION, libs);
+}
+
+/* Free what opttab_store strdup'd. */
+static void ff_opts_free(struct ff_opts *o)
+{
+	for (size_t i = 0; i < ff_prog.nopts; i++)
+		if (ff_opts_table[i].type == OPTTAB_TEXT && ff_opts_table[i].at != OPTTAB_NOWHERE)
+			free(*(char **)(void *)((char *)o + ff_opts_table[i].at));
+}
+
+/*
+ * The command line into o (the table's defaults first) and *url: -1 to go
+ * on, or the exit status when flowfetch is done (0 after --help, --version
+ * or --man; 2 on bad usage, said on stderr with the usage).
+ */
+static int ff_parse_args(int argc, char **argv, struct ff_opts *o, const char **url)
+{
+	static struct opttab_getopt g;
+	char err[OPTTAB_ERRLEN];
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	opttab_defaults(&ff_prog, o);
+	if (opttab_getopt(&ff_prog, &g))
+		return 2;
+	for (int li = -1; (c = getopt_long(argc, argv, g.shortopts, g.longopts, &li)) != -1;
+	     li = -1) {
+		const struct opttab *t = opttab_getopt_entry(&g, c, li);
+		if (!t) {
+			opttab_help(&ff_prog, stderr);
+			return 2;
 		}
-		case O_CAFILE: ca_file = optarg; break;
-		case O_DRIVER: driver = optarg; break;
-		case O_TENANT: tenant = optarg; break;
-		case O_FILESTZ: files_tz = optarg; break;
-		case O_NFDUMP: nfdump = optarg; break;
-		case O_SSHCONFIG: ssh_config = optarg; break;
-		case O_IDENTITY: identity = optarg; break;
-		case O_KNOWNHOSTS: known_hosts = optarg; break;
-		case O_INSECURE: insecure = true; break;
-		case O_QUIET: quiet = true; break;
-		case 'o': out_path = optarg; break;
-		case O_HELP:
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		switch (t->key) {
+		case K_HELP: opttab_help(&ff_prog, stdout); return 0;
+		case K_VERSION: ff_version(); return 0;
+		case K_MAN: opttab_man(&ff_prog, stdout); return 0;
+		default: break;
+		}
+		if (opttab_store(t, o, optarg, err)) {
+			fprintf(stderr, "flowfetch: %s\n", err);
+			return 2;
 		}
 	}
-	if (optind != argc - 1 || !ip || !from || !to || !out_path) {
+	if (optind != argc - 1 || !o->ip || !o->from || !o->to || !o->output) {
 		fprintf(stderr, "flowfetch: URL, --ip, --from, --to and -o are required\n");
-		usage(stderr);
+		opttab_help(&ff_prog, stderr);
 		return 2;
 	}
-	const char *url = argv[optind], *bare;
+	*url = argv[optind];
+	return -1;
+}
+
+/* The output's format from -o's name: 0 with *fmt, or -EINVAL (said). */
+static int ff_format(const char *out, enum cache_format *fmt)
+{
+	size_t ol = strlen(out);
+
+	if (strcmp(out, "-") == 0 || (ol > 4 && strcmp(out + ol - 4, ".csv") == 0))
+		*fmt = CACHE_CSV;
+	else if (ol > 7 && strcmp(out + ol - 7, ".ndjson") == 0)
+		*fmt = CACHE_NDJSON;
+	else if (ol > 7 && strcmp(out + ol - 7, ".sqlite") == 0)
+		*fmt = CACHE_SQLITE;
+	else {
+		fprintf(stderr, "flowfetch: -o must end in .csv, .ndjson or .sqlite (or be -)\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * The question the options ask, into *q: the zone set (TZ, once, so that
+ * localtime never re-reads it per row), the subject and peer, the range
+ * (an inclusive --to date means its day's end).  0, or -EINVAL with the
+ * message on stderr (bad usage).
+ */
+static int ff_question(const struct ff_opts *o, struct cache_query *q)
+{
+	const char *tz = o->tz ? o->tz : "UTC";
+	bool to_date;
+
+	if (setenv("TZ", tz, 1) != 0)
+		return -errno;
+	tzset();
+	if (!cache_tz_valid(tz)) {
+		fprintf(stderr, "flowfetch: unknown time zone '%s' (an IANA name such as Europe/Berlin)\n", tz);
+		return -EINVAL;
+	}
+	memset(q, 0, sizeof(*q));
+	if (parse_party("--ip", o->ip, &q->subject))
+		return -EINVAL;
+	if (o->peer) {
+		if (parse_party("--peer", o->peer, &q->peer))
+			return -EINVAL;
+		if (q->peer.v4 != q->subject.v4) {
+			fprintf(stderr, "flowfetch: --ip and --peer are of different address families\n");
+			return -EINVAL;
+		}
+		q->has_peer = true;
+	}
+	if (parse_when("--from", o->from, &q->start, NULL) ||
+	    parse_when("--to", o->to, &q->end, &to_date))
+		return -EINVAL;
+	if (to_date)
+		q->end = day_after(q->end);
+	if (q->start >= q->end) {
+		fprintf(stderr, "flowfetch: --from must be before --to\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Signals: SIGINT and SIGTERM set 'interrupted', SIGPIPE ignored, SIGWINCH
+ * blocked in every thread from here on (the ticker takes it, tick_main). */
+static void ff_signals(void)
+{
+	struct sigaction sa;
+	sigset_t winch;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigint;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&winch);
+	sigaddset(&winch, SIGWINCH);
+	pthread_sigmask(SIG_BLOCK, &winch, NULL);
+}
+
+/*
+ * The engine on the collector at url, with the options' token (read here,
+ * zeroed once the engine has its copy) and cache directory (into dir,
+ * checked before any request): 0 with *e, or the exit status (2 for bad
+ * usage, 1 for a failure), the cause said on stderr.
+ */
+static int ff_engine(const struct ff_opts *o, const char *url, bool *quiet, char *dir,
+		     size_t dirlen, struct fetch_engine **e)
+{
+	static char token[FETCH_TOKEN_MAX + 2];
+	char err[FETCH_ERRLEN], cerr[CACHE_ERRLEN];
 	const struct fetch_driver *drv;
-	if (fetch_driver_resolve(url, driver, &drv, &bare, err)) {
+	const char *bare;
+	int rc;
+
+	if (fetch_driver_resolve(url, o->driver, &drv, &bare, err)) {
 		fprintf(stderr, "flowfetch: %s\n", err);
 		return 2;
 	}
@@ -365,230 +429,188 @@ int main(int argc, char **argv)
 		fprintf(stderr, "flowfetch: %s\n", err);
 		return 2;
 	}
-
-	/* the zone: set once, so that localtime never re-reads it per row */
-	if (setenv("TZ", tz, 1) != 0)
-		return 1;
-	tzset();
-	if (!cache_tz_valid(tz)) {
-		fprintf(stderr, "flowfetch: unknown time zone '%s' (an IANA name such as Europe/Berlin)\n", tz);
+	/* a driver that takes no token (nfdump): none is read */
+	if ((drv->secret && fetch_token_read(o->token_file, token, sizeof(token), err)) ||
+	    fetch_cache_dir(o->cache, dir, dirlen, err)) {
+		fprintf(stderr, "flowfetch: %s\n", err);
 		return 2;
 	}
-
-	memset(&q, 0, sizeof(q));
-	if (parse_party("--ip", ip, &q.subject))
-		return 2;
-	if (peer) {
-		if (parse_party("--peer", peer, &q.peer))
-			return 2;
-		if (q.peer.v4 != q.subject.v4) {
-			fprintf(stderr, "flowfetch: --ip and --peer are of different address families\n");
-			return 2;
-		}
-		q.has_peer = true;
-	}
-	bool to_date;
-	if (parse_when("--from", from, &q.start, NULL) || parse_when("--to", to, &q.end, &to_date))
-		return 2;
-	if (to_date)
-		q.end = day_after(q.end);
-	if (q.start >= q.end) {
-		fprintf(stderr, "flowfetch: --from must be before --to\n");
-		return 2;
-	}
-
-	enum cache_format fmt;
-	size_t ol = strlen(out_path);
-	if (strcmp(out_path, "-") == 0 || (ol > 4 && strcmp(out_path + ol - 4, ".csv") == 0))
-		fmt = CACHE_CSV;
-	else if (ol > 7 && strcmp(out_path + ol - 7, ".ndjson") == 0)
-		fmt = CACHE_NDJSON;
-	else if (ol > 7 && strcmp(out_path + ol - 7, ".sqlite") == 0)
-		fmt = CACHE_SQLITE;
-	else {
-		fprintf(stderr, "flowfetch: -o must end in .csv, .ndjson or .sqlite (or be -)\n");
-		return 2;
-	}
-
-	if (!drv->secret) {
-		/* a driver that takes no token (nfdump): none is read */
-	} else if (token_file) {
-		if (read_token(token_file, token, sizeof(token), err)) {
-			fprintf(stderr, "flowfetch: %s\n", err);
-			return 2;
-		}
-	} else if (getenv("FLOWFS_TOKEN")) {
-		if (strlen(getenv("FLOWFS_TOKEN")) > FETCH_TOKEN_MAX) {
-			fprintf(stderr, "flowfetch: FLOWFS_TOKEN is longer than %d bytes (16 KiB), "
-				"the most flowfetch accepts\n", FETCH_TOKEN_MAX);
-			return 2;
-		}
-		snprintf(token, sizeof(token), "%s", getenv("FLOWFS_TOKEN"));
-	}
-	if (cache_dir) {
-		snprintf(dir, sizeof(dir), "%s", cache_dir);
-	} else if (getenv("XDG_CACHE_HOME") && getenv("XDG_CACHE_HOME")[0]) {
-		snprintf(dir, sizeof(dir), "%s/flowfs", getenv("XDG_CACHE_HOME"));
-	} else if (getenv("HOME")) {
-		snprintf(dir, sizeof(dir), "%s/.cache/flowfs", getenv("HOME"));
-	} else {
-		fprintf(stderr, "flowfetch: no --cache, XDG_CACHE_HOME or HOME\n");
-		return 2;
-	}
-
 	/* the cache directory, checked (owner, mode, no link) before any
 	 * request; the engine's cache_open checks it again when it opens it */
 	int cfd = cache_dir_open(dir, cerr);
 	if (cfd < 0) {
 		fprintf(stderr, "flowfetch: %s\n", cerr);
+		explicit_bzero(token, sizeof(token));
 		return 1;
 	}
 	close(cfd);
 	/* once, before the token is sent */
 	if (token[0] && fetch_clear_text_warning(bare, drv->secret, err, sizeof(err)))
 		fprintf(stderr, "flowfetch: warning: %s\n", err);
-
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_sigint;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	/* blocked in every thread, from here on: the ticker takes it (tick_main) */
-	sigset_t winch;
-	sigemptyset(&winch);
-	sigaddset(&winch, SIGWINCH);
-	pthread_sigmask(SIG_BLOCK, &winch, NULL);
+	ff_signals();
 	if (fetch_global_init()) {
 		fprintf(stderr, "flowfetch: cannot initialise libcurl\n");
+		explicit_bzero(token, sizeof(token));
 		return 1;
 	}
-
 	struct fetch_opts fo = {
 		.url = url, .token = token[0] ? token : NULL, .cache_dir = dir,
-		.max_inflight = (unsigned)inflight, .live_ttl_ms = live_ttl * 1000,
-		.stall_s = stall, .request_timeout_ms = reqto * 1000,
-		.connect_timeout_ms = connto * 1000, .max_retries = retries ? (unsigned)retries : 0,
-		.compress = -1, .insecure = insecure, .ca_file = ca_file,
-		.driver = driver, .tenant = tenant, .max_records = (uint32_t)maxrec,
-		.files_tz = files_tz, .nfdump = nfdump, .active_timeout_s = (unsigned)active,
-		.ssh_config = ssh_config, .identity = identity, .known_hosts = known_hosts,
-		.log = say_log, .log_arg = &quiet,
+		.max_inflight = (unsigned)o->max_inflight, .live_ttl_ms = o->live_ttl * 1000LL,
+		.stall_s = o->stall_timeout, .request_timeout_ms = o->request_timeout * 1000L,
+		.connect_timeout_ms = o->connect_timeout * 1000L, .max_retries = (unsigned)o->retries,
+		.compress = -1, .insecure = o->insecure, .ca_file = o->ca_file,
+		.driver = o->driver, .tenant = o->tenant, .max_records = (uint32_t)o->max_records,
+		.files_tz = o->files_tz, .nfdump = o->nfdump,
+		.active_timeout_s = (unsigned)o->active_timeout, .ssh_config = o->ssh_config,
+		.identity = o->identity, .known_hosts = o->known_hosts,
+		.log = say_log, .log_arg = quiet,
 	};
-	rc = fetch_engine_open(&fo, &e, err);
+	rc = fetch_engine_open(&fo, e, err);
 	explicit_bzero(token, sizeof(token));
 	if (rc) {
 		say_failure(rc, err, dir);
-		goto out;
+		return 1;
 	}
-	const struct fetch_info *info = fetch_engine_info(e);
+	return 0;
+}
+
+/* The range against the collector's clock and retention: 0, or 2 (bad
+ * usage: no flows there yet, or none kept), said on stderr. */
+static int ff_range_check(const struct fetch_info *info, const struct cache_query *q)
+{
 	int64_t oldest = (info->now_ms / 86400000 - info->retention_days) * 86400000;
 	char nowtext[40];
+
 	cache_time_format(info->now_ms, nowtext, sizeof(nowtext));
-	if (q.start > info->now_ms) {
+	if (q->start > info->now_ms) {
 		fprintf(stderr, "flowfetch: the range starts after the collector's clock (now %s); "
 				"there are no flows there yet\n", nowtext);
-		status = 2;
-		goto out;
+		return 2;
 	}
-	if (q.end > day_after(info->now_ms)) {
+	if (q->end > day_after(info->now_ms)) {
 		fprintf(stderr, "flowfetch: the range ends after today (in --tz, by the collector's "
 				"clock, now %s); there are no flows there yet\n", nowtext);
-		status = 2;
-		goto out;
+		return 2;
 	}
-	if (info->retention_days > 0 && q.end <= oldest) {	/* 0: the collector does not say */
+	if (info->retention_days > 0 && q->end <= oldest) {	/* 0: the collector does not say */
 		fprintf(stderr, "flowfetch: the range ends before the collector's retention (%d days)\n",
 			info->retention_days);
-		status = 2;
-		goto out;
+		return 2;
 	}
+	return 0;
+}
 
+/*
+ * The query run (the progress line on a terminal unless quiet) and its
+ * outcome audited: 0 with *complete (no gap, nothing rejected), or the
+ * exit status (130 interrupted, 1 failed or the audit found holes), said.
+ */
+static int ff_fetch(struct fetch_engine *e, const struct cache_query *q, bool quiet,
+		    const char *dir, struct fetch_result *res, bool *complete)
+{
+	static struct fetch_progress prog;
 	struct ticker tk = {.prog = &prog};
+	struct cache_audit audit;
+	char err[FETCH_ERRLEN];
 	bool tty = !quiet && isatty(STDERR_FILENO);
+	int rc;
+
 	if (tty && pthread_create(&tk.th, NULL, tick_main, &tk) != 0)
 		tty = false;
-	rc = fetch_query(e, &q, &prog, &interrupted, &res, err);
+	rc = fetch_query(e, q, &prog, &interrupted, res, err);
 	if (tty) {
 		atomic_store(&tk.stop, 1);
 		pthread_join(tk.th, NULL);
 	}
 	if (rc == -ECANCELED) {
 		fprintf(stderr, "flowfetch: interrupted; what was fetched is kept in the cache\n");
-		status = 130;
-		goto out;
+		return 130;
 	}
 	if (rc) {
 		say_failure(rc, err, dir);
-		goto out;
+		return 1;
 	}
-
 	/* exit 0 says every flow of the range is in the file: the store's
 	 * audit stands behind it, not the planner (issue 10) */
-	struct cache_audit audit;
-	bool complete;
-	rc = fetch_audit(e, fetch_engine_cache(e), &q, &res, &audit, err);
+	rc = fetch_audit(e, fetch_engine_cache(e), q, res, &audit, err);
 	if (!rc && audit.holes.n) {
 		char holes[160];
 		fetch_audit_holes_text(&audit, holes, sizeof(holes));
 		snprintf(err, FETCH_ERRLEN, "the cache does not cover %s of the range", holes);
 		rc = -EIO;
 	}
-	if (rc) {
-		cache_audit_free(&audit);
-		say_failure(rc, err, dir);
-		goto out;
-	}
-	complete = res.complete && audit.ngaps == 0;
+	*complete = !rc && res->complete && audit.ngaps == 0;
 	cache_audit_free(&audit);
+	if (rc) {
+		say_failure(rc, err, dir);
+		return 1;
+	}
+	return 0;
+}
 
-	/* render */
-	char subject[64], peertext[64] = "", fromtext[40], totext[40];
-	cache_prefix_format(&q.subject, subject, sizeof(subject));
-	if (q.has_peer)
-		cache_prefix_format(&q.peer, peertext, sizeof(peertext));
-	cache_time_format(q.start, fromtext, sizeof(fromtext));
-	cache_time_format(q.end, totext, sizeof(totext));
+/*
+ * The query's flows rendered into out_path (through out_path.part,
+ * renamed when whole; "-": stdout) with the provenance of url and the
+ * options: 0 with *rows, or -errno said on stderr (no file left).
+ */
+static int ff_render(struct fetch_engine *e, const struct cache_query *q, const char *url,
+		     const char *tz, const char *out_path, enum cache_format fmt, int64_t *rows)
+{
+	const struct fetch_info *info = fetch_engine_info(e);
+	char subject[64], peertext[64] = "", fromtext[40], totext[40], cerr[CACHE_ERRLEN] = "";
+	char part[4200] = "";
+	FILE *out = stdout;
+	int rc;
+
+	cache_prefix_format(&q->subject, subject, sizeof(subject));
+	if (q->has_peer)
+		cache_prefix_format(&q->peer, peertext, sizeof(peertext));
+	cache_time_format(q->start, fromtext, sizeof(fromtext));
+	cache_time_format(q->end, totext, sizeof(totext));
 	struct cache_meta meta[] = {
 		{"collector", url}, {"product", info->product}, {"driver", fetch_engine_driver(e)},
 		{"subject", subject}, {"peer", peertext}, {"from", fromtext}, {"to", totext},
 		{"tz", tz}, {"tool", "flowfetch " FLOWFS_VERSION},
 	};
-	int64_t rows = 0;
-	FILE *out = stdout;
 	if (strcmp(out_path, "-") != 0) {
 		snprintf(part, sizeof(part), "%s.part", out_path);
 		unlink(part);
-		if (fmt != CACHE_SQLITE) {
-			out = fopen(part, "w");
-			if (!out) {
-				fprintf(stderr, "flowfetch: cannot write %s: %s\n", part, strerror(errno));
-				part[0] = '\0';
-				goto out;
-			}
+		if (fmt != CACHE_SQLITE && !(out = fopen(part, "w"))) {
+			rc = -errno;
+			fprintf(stderr, "flowfetch: cannot write %s: %s\n", part, strerror(-rc));
+			return rc;
 		}
 	}
-	rc = cache_render(fetch_engine_cache(e), &q, fmt, out, part, meta,
-			  sizeof(meta) / sizeof(meta[0]), &rows, cerr);
+	rc = cache_render(fetch_engine_cache(e), q, fmt, out, part, meta,
+			  sizeof(meta) / sizeof(meta[0]), rows, cerr);
 	if (out != stdout && fmt != CACHE_SQLITE && fclose(out) != 0 && !rc)
 		rc = -EIO;
 	if (!rc && part[0] && rename(part, out_path) != 0)
 		rc = -errno;
 	if (rc) {
 		fprintf(stderr, "flowfetch: cannot write the output: %s\n", cerr[0] ? cerr : strerror(-rc));
-		goto out;
+		if (part[0])
+			unlink(part);
 	}
-	part[0] = '\0';
+	return rc;
+}
 
+/* The summary line (unless quiet), each gap and the rejected records, on
+ * stderr: 0 when the file is complete, else 3. */
+static int ff_report(struct fetch_engine *e, const struct cache_query *q,
+		     const struct fetch_result *res, bool complete, bool quiet, const char *out_path,
+		     int64_t rows)
+{
 	struct cache_gap *gaps = NULL;
 	size_t ngaps = 0;
-	cache_gaps(fetch_engine_cache(e), &q, &gaps, &ngaps, NULL);
+
+	cache_gaps(fetch_engine_cache(e), q, &gaps, &ngaps, NULL);
 	if (!quiet)
 		fprintf(stderr, "flowfetch: %lld flows written to %s; %llu requests, %llu retries, "
 			"%llu records fetched in %.2f s (decoding %.2f s, storing %.2f s)%s\n",
 			(long long)rows, strcmp(out_path, "-") ? out_path : "stdout",
-			(unsigned long long)res.requests, (unsigned long long)res.retries,
-			(unsigned long long)res.records, res.seconds, res.decode_s, res.store_s,
+			(unsigned long long)res->requests, (unsigned long long)res->retries,
+			(unsigned long long)res->records, res->seconds, res->decode_s, res->store_s,
 			complete ? "" : "; INCOMPLETE");
 	for (size_t i = 0; i < ngaps; i++) {
 		char a[40], b[40];
@@ -598,16 +620,51 @@ int main(int argc, char **argv)
 			gaps[i].peer, gaps[i].reason, (long long)gaps[i].seen);
 	}
 	free(gaps);
-	if (res.rejected)
+	if (res->rejected)
 		fprintf(stderr, "flowfetch: %llu records were rejected (%llu malformed, %llu outside "
 				"the question); their windows are gaps\n",
-			(unsigned long long)res.rejected,
-			(unsigned long long)(res.rejected - res.foreign),
-			(unsigned long long)res.foreign);
-	status = complete && ngaps == 0 ? 0 : 3;
+			(unsigned long long)res->rejected,
+			(unsigned long long)(res->rejected - res->foreign),
+			(unsigned long long)res->foreign);
+	return complete && ngaps == 0 ? 0 : 3;
+}
+
+int main(int argc, char **argv)
+{
+	struct ff_opts o;
+	struct fetch_engine *e = NULL;
+	struct fetch_result res;
+	struct cache_query q;
+	enum cache_format fmt;
+	char err[FETCH_ERRLEN], dir[4096];
+	const char *url = NULL;
+	bool quiet, complete = false;
+	int64_t rows = 0;
+	int status;
+
+	/* first of all: no core dump, no tracing by the user's other
+	 * processes, before a secret is read */
+	if (fetch_no_dump(err)) {
+		fprintf(stderr, "flowfetch: %s\n", err);
+		return 1;
+	}
+	status = ff_parse_args(argc, argv, &o, &url);
+	if (status >= 0)
+		goto out;
+	quiet = o.quiet;
+	status = 2;
+	if (ff_question(&o, &q) || ff_format(o.output, &fmt))
+		goto out;
+	if ((status = ff_engine(&o, url, &quiet, dir, sizeof(dir), &e)) ||
+	    (status = ff_range_check(fetch_engine_info(e), &q)) ||
+	    (status = ff_fetch(e, &q, quiet, dir, &res, &complete)))
+		goto out;
+	status = 1;
+	if (ff_render(e, &q, url, o.tz ? o.tz : "UTC", o.output, fmt, &rows))
+		goto out;
+	status = ff_report(e, &q, &res, complete, quiet, o.output, rows);
 out:
-	if (part[0])
-		unlink(part);
 	fetch_engine_close(e);
+	ff_opts_free(&o);
 	return status;
 }

@@ -2,12 +2,16 @@
  * guard.c - what the two fronts (flowfs, flowfetch) check before they use
  * a secret: that the token file is private, that the process cannot be
  * dumped or traced, that the URL carries no credentials, and whether a
- * token would cross the network in clear text (issue 12, items 3 and 4).
+ * token would cross the network in clear text (issue 12, items 3 and 4);
+ * and the one reading of the token and of the cache directory that both
+ * fronts call (issue 15), so that they cannot take them differently.
  */
 #include "fetch.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -132,4 +136,99 @@ bool fetch_clear_text_warning(const char *url, const char *what, char *msg, size
 		 "anyone on the way can read it (use https://)", what, (int)(n > 200 ? 200 : n),
 		 a);
 	return true;
+}
+
+/* The file's first line, without its CR or LF (the token file's one
+ * convention, README "Security"). */
+static int token_file_read(const char *path, char *out, size_t len, char *err)
+{
+	FILE *f = fopen(path, "r");
+	size_t n;
+	int rc;
+
+	if (!f) {
+		rc = -errno;
+		snprintf(err, FETCH_ERRLEN, "cannot read the token file %.300s: %s", path,
+			 strerror(-rc));
+		return rc;
+	}
+	rc = fetch_token_file_check(fileno(f), path, err);
+	if (rc) {
+		fclose(f);
+		return rc;
+	}
+	n = fread(out, 1, len - 1, f);
+	fclose(f);
+	out[n] = '\0';
+	out[strcspn(out, "\r\n")] = '\0';
+	if (!out[0]) {
+		snprintf(err, FETCH_ERRLEN, "the token file %.300s is empty", path);
+		return -EINVAL;
+	}
+	if (strlen(out) > FETCH_TOKEN_MAX) {	/* out holds one byte more: never cut */
+		explicit_bzero(out, len);
+		snprintf(err, FETCH_ERRLEN, "the token in %.300s is longer than %d bytes (16 KiB), "
+			 "the most accepted", path, FETCH_TOKEN_MAX);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int fetch_token_read(const char *path, char *out, size_t len, char *err)
+{
+	const char *env = getenv("FLOWFS_TOKEN");
+
+	out[0] = '\0';
+	if (len < FETCH_TOKEN_MAX + 2) {
+		snprintf(err, FETCH_ERRLEN, "no room for a token");
+		return -EINVAL;
+	}
+	if (path)
+		return token_file_read(path, out, len, err);
+	if (!env)
+		return 0;
+	if (strlen(env) > FETCH_TOKEN_MAX) {
+		snprintf(err, FETCH_ERRLEN, "FLOWFS_TOKEN is longer than %d bytes (16 KiB), the "
+			 "most accepted", FETCH_TOKEN_MAX);
+		return -EINVAL;
+	}
+	snprintf(out, len, "%s", env);
+	return 0;
+}
+
+int fetch_cache_dir(const char *given, char *out, size_t len, char *err)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	char dir[PATH_MAX], cwd[PATH_MAX];
+	int n;
+
+	if (given && given[0])
+		n = snprintf(dir, sizeof(dir), "%s", given);
+	else if (xdg && xdg[0])
+		n = snprintf(dir, sizeof(dir), "%s/flowfs", xdg);
+	else if (home && home[0])
+		n = snprintf(dir, sizeof(dir), "%s/.cache/flowfs", home);
+	else {
+		snprintf(err, FETCH_ERRLEN, "no cache directory: give one (-o cache=, --cache), or "
+			 "set XDG_CACHE_HOME or HOME");
+		return -ENOENT;
+	}
+	if (n < 0 || (size_t)n >= sizeof(dir))
+		goto too_long;
+	if (dir[0] == '/') {
+		n = snprintf(out, len, "%s", dir);
+	} else {
+		if (!getcwd(cwd, sizeof(cwd))) {
+			int e = errno;
+			snprintf(err, FETCH_ERRLEN, "cannot resolve the cache directory %.300s: %s", dir,
+				 strerror(e));
+			return -e;
+		}
+		n = snprintf(out, len, "%s/%s", strcmp(cwd, "/") ? cwd : "", dir);
+	}
+	if (n >= 0 && (size_t)n < len)
+		return 0;
+too_long:
+	snprintf(err, FETCH_ERRLEN, "the cache directory's path is too long");
+	return -ENAMETOOLONG;
 }

@@ -531,7 +531,11 @@ static int search_state(const char *body, size_t len, char *id, size_t idlen, ch
 	return rc;
 }
 
-/* "2020-07-16T12:08:47.000+0000" (or with Z, or +00:00) to ms: 0, -EINVAL. */
+/* "2020-07-16T12:08:47.000+0000" (or with Z, or +00:00) to ms: 0, -EINVAL.
+ * Not cache_when_parse, on purpose: this reads the Manager's wire format
+ * (an offset without a colon, any number of fraction digits, a leap
+ * second's 60), never a user's text; what users type (folder names,
+ * flowfetch's --from and --to) is read by cache_when_parse alone. */
 static int sna_parse_time(const char *s, int64_t *out)
 {
 	int y, mo, da, h, mi, se, ms = 0, n = 0, off = 0;

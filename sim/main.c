@@ -6,6 +6,9 @@
  * is an ordinary function call.
  */
 #include "sim.h"
+#include "opttab.h"
+
+#include <microhttpd.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -17,56 +20,128 @@
 
 #define FILE_MAX (1 << 20)
 
-static void usage(FILE *out)
-{
-	fputs("usage: flowsim [options]\n"
-	      "  --listen HOST:PORT      listen address (default 127.0.0.1:8080; port 0: any)\n"
-	      "  --port-file FILE        write the port there once listening\n"
-	      "  --seed N                dataset seed (default 1)\n"
-	      "  --scenario FILE         scenario file (default: built in)\n"
-	      "  --print-scenario        print the built-in scenario and exit\n"
-	      "  --days N                days of data ending today (default 7, 1..400)\n"
-	      "  --now T                 freeze the clock (ms since the epoch or ISO 8601 UTC)\n"
-	      "  --max-records N         per-request cap (default 10000)\n"
-	      "  --match start|overlap   how a window selects flows (default start)\n"
-	      "  --export-delay S        export delay in seconds (default 300)\n"
-	      "  --retention-days N      retention reported by /info (default 90)\n"
-	      "  --token T, --token-file F  require this bearer token\n"
-	      "  --truth                 enable the /_sim test endpoints\n"
-	      "  --log                   log one line a request to stderr\n"
-	      "  --fail-500 R --fail-503 R --fail-429 R --slow R --stall R\n"
-	      "  --reset R --cut R --malformed R --html R --fail-401 R   fault rates, 0 to 1\n"
-	      "  --foreign R             fault rate, 0 to 1: an answer that ignores its filter\n"
-	      "                          (1 to 5 flows the query does not select added,\n"
-	      "                          never past the cap: see docs/flowsim.md)\n"
-	      "  --retry-after S --slow-ms MS --stall-s S   fault parameters\n"
-	      "  --fault-scope flows|all  which endpoints faults hit (default flows)\n"
-	      "  --fault-seed N          seed of the fault draws\n"
-	      "  --dialect flowapi|sna   the API to serve (default flowapi)\n"
-	      "  SNA dialect:\n"
-	      "  --sna-user U --sna-password P --sna-password-file F\n"
-	      "                          the accepted login (default admin / flowsim)\n"
-	      "  --sna-session-s N       session lifetime (default 1200, 1..86400)\n"
-	      "  --sna-query-ms MS       searches stay IN_PROGRESS this long (default 200)\n"
-	      "  --sna-query-ttl-s S     searches are kept this long once done (default 600)\n"
-	      "  --sna-max-queries N     searches kept at once (default 1024, 1..100000)\n"
-	      "  --sna-tenants 1|2       tenants served (default 1)\n"
-	      "  --sna-any-accept        serve the tenants list (text/plain) whatever the\n"
-	      "                          Accept header says (default: 406 unless it admits\n"
-	      "                          text/plain)\n"
-	      "  --sna-no-xsrf           no XSRF-TOKEN cookie and no header check\n"
-	      "  --sna-xsrf-header-only  check X-XSRF-TOKEN against the session alone (default:\n"
-	      "                          the XSRF-TOKEN cookie must come back too, equal)\n"
-	      "  --sna-xsrf-rotate-s N   a session's XSRF token changes every N s after its\n"
-	      "                          login, told to no one (default 0: never)\n"
-	      "  --sna-tags-display-name the tag list's items carry displayName besides name\n"
-	      "  --sna-fail-query R      rate of searches that end FAILED (default 0)\n"
-	      "  --sna-cancel-query R    rate of searches that end CANCELED (default 0)\n"
-	      "  --sna-status-extra L    statuses (comma-separated, at most 4) a search shows\n"
-	      "                          before IN_PROGRESS (default none)\n"
-	      "See docs/flowsim.md.\n", out);
-}
+enum {
+	O_LISTEN = 256, O_PORTFILE, O_SEED, O_SCENARIO, O_PRINT, O_DAYS, O_NOW,
+	O_MAXREC, O_MATCH, O_DELAY, O_RETENTION, O_TOKEN, O_TOKENFILE, O_TRUTH,
+	O_LOG, O_RETRYAFTER, O_SLOWMS, O_STALLS, O_SCOPE, O_FSEED, O_HELP,
+	O_DIALECT, O_SNAUSER, O_SNAPASS, O_SNAPASSFILE, O_SNASESSION, O_SNAQUERYMS,
+	O_SNATTL, O_SNAMAXQ, O_SNATENANTS, O_SNATEXT, O_SNANOXSRF, O_SNAFAIL,
+	O_SNAANYACCEPT, O_SNAXSRFHDR, O_SNAXSRFROT, O_SNATAGSDN, O_SNACANCEL, O_SNASTATUS,
+	O_VERSION, O_MAN,
+	O_FAULT0 = 512,
+};
 
+#define ARG(nm, a, k, h, ...) {.name = nm, .type = OPTTAB_TEXT, .arg = a, .help = h, .key = k, \
+			       .at = OPTTAB_NOWHERE, __VA_ARGS__}
+#define INT(nm, a, k, l, hh, d, h) {.name = nm, .type = OPTTAB_INT, .arg = a, .lo = l, \
+				    .hi = hh, .def = d, .help = h, .key = k, .at = OPTTAB_NOWHERE}
+#define FLAG(nm, k, h) {.name = nm, .type = OPTTAB_FLAG, .help = h, .key = k, \
+			.at = OPTTAB_NOWHERE}
+#define RATE(nm, f, h) ARG(nm, "R", O_FAULT0 + (f), h, .values = "a rate from 0 to 1", \
+			   .def_text = "0")
+
+/* flowsim's options: --help, --man and getopt read this table only
+ * (docs/flowsim.md tells more of each). */
+static const struct opttab sim_opts_table[] = {
+	ARG("listen", "HOST:PORT", O_LISTEN, "the address to listen on (port 0: any free one)",
+	    .def_text = "127.0.0.1:8080"),
+	ARG("port_file", "FILE", O_PORTFILE, "write the port there once listening"),
+	ARG("seed", "N", O_SEED, "the dataset's seed", .def_text = "1"),
+	ARG("scenario", "FILE", O_SCENARIO, "the scenario file", .def_text = "the built-in one"),
+	FLAG("print_scenario", O_PRINT, "print the built-in scenario, and exit"),
+	INT("days", "N", O_DAYS, 1, SIM_MAX_DAYS, 7, "days of data, ending today"),
+	ARG("now", "T", O_NOW, "freeze the clock: milliseconds since the epoch, or ISO 8601 UTC "
+	    "(YYYY-MM-DD[THH:MM:SS[.mmm]][Z])", .def_text = "the real clock"),
+	INT("max_records", "N", O_MAXREC, 1, 1000000, 10000, "the per-request cap"),
+	ARG("match", "start|overlap", O_MATCH, "how a window selects flows: by their start, or "
+	    "by overlap", .def_text = "start"),
+	INT("export_delay", "S", O_DELAY, 0, 86400, 300, "the export delay, in seconds"),
+	INT("retention_days", "N", O_RETENTION, 1, 3650, 90, "the retention /info reports"),
+	ARG("token", "T", O_TOKEN, "require this bearer token", .def_text = "none checked"),
+	ARG("token_file", "FILE", O_TOKENFILE, "require the bearer token in the file's first line"),
+	FLAG("truth", O_TRUTH, "enable the /_sim test endpoints (truth, counters, faults)"),
+	FLAG("log", O_LOG, "log one line a request to stderr"),
+	RATE("fail_500", SIM_FAULT_500, "fault: answer 500"),
+	RATE("fail_503", SIM_FAULT_503, "fault: answer 503"),
+	RATE("fail_429", SIM_FAULT_429, "fault: answer 429 with Retry-After"),
+	RATE("slow", SIM_FAULT_SLOW, "fault: answer after --slow-ms"),
+	RATE("stall", SIM_FAULT_STALL, "fault: accept, then send nothing for --stall-s"),
+	RATE("reset", SIM_FAULT_RESET, "fault: reset the connection"),
+	RATE("cut", SIM_FAULT_CUT, "fault: cut the body short"),
+	RATE("malformed", SIM_FAULT_MALFORMED, "fault: a body that is not the dialect's"),
+	RATE("html", SIM_FAULT_HTML, "fault: an HTML page (a proxy's)"),
+	RATE("fail_401", SIM_FAULT_401, "fault: answer 401 (a token that expired)"),
+	RATE("foreign", SIM_FAULT_FOREIGN, "fault: an answer that ignores its filter (1 to 5 "
+	     "flows the query does not select added, never past the cap)"),
+	INT("retry_after", "S", O_RETRYAFTER, 0, 3600, 1, "a 429's Retry-After, in seconds"),
+	INT("slow_ms", "MS", O_SLOWMS, 0, 3600000, 2000, "a slow answer's delay"),
+	INT("stall_s", "S", O_STALLS, 0, 86400, 600, "a stalled answer's silence"),
+	ARG("fault_scope", "flows|all", O_SCOPE, "which endpoints faults hit",
+	    .def_text = "flows"),
+	ARG("fault_seed", "N", O_FSEED, "the seed of the fault draws",
+	    .def_text = "the time at start"),
+	ARG("dialect", "flowapi|sna", O_DIALECT, "the API to serve", .def_text = "flowapi"),
+	ARG("sna_user", "U", O_SNAUSER, "sna: the accepted login's user", .def_text = "admin"),
+	ARG("sna_password", "P", O_SNAPASS, "sna: the accepted login's password",
+	    .def_text = "flowsim"),
+	ARG("sna_password_file", "FILE", O_SNAPASSFILE, "sna: the password in the file's first "
+	    "line"),
+	INT("sna_session_s", "N", O_SNASESSION, 1, 86400, 1200, "sna: a session's lifetime"),
+	INT("sna_query_ms", "MS", O_SNAQUERYMS, 0, 600000, 200, "sna: searches stay "
+	    "IN_PROGRESS this long"),
+	INT("sna_query_ttl_s", "S", O_SNATTL, 1, 86400, 600, "sna: searches are kept this long "
+	    "once done"),
+	INT("sna_max_queries", "N", O_SNAMAXQ, 1, 100000, 1024, "sna: searches kept at once"),
+	INT("sna_tenants", "N", O_SNATENANTS, 1, 2, 1, "sna: tenants served"),
+	FLAG("sna_tenants_text", O_SNATEXT, "sna: accepted for old scripts (text/plain is the "
+	     "default now)"),
+	FLAG("sna_any_accept", O_SNAANYACCEPT, "sna: serve the tenants list (text/plain) "
+	     "whatever the Accept header says (default: 406 unless it admits text/plain)"),
+	FLAG("sna_no_xsrf", O_SNANOXSRF, "sna: no XSRF-TOKEN cookie and no header check"),
+	FLAG("sna_xsrf_header_only", O_SNAXSRFHDR, "sna: check X-XSRF-TOKEN against the session "
+	     "alone (default: the XSRF-TOKEN cookie must come back too, equal)"),
+	INT("sna_xsrf_rotate_s", "N", O_SNAXSRFROT, 0, 86400, 0, "sna: a session's XSRF token "
+	    "changes every N s after its login, told to no one (0: never)"),
+	FLAG("sna_tags_display_name", O_SNATAGSDN, "sna: the tag list's items carry displayName "
+	     "besides name"),
+	ARG("sna_fail_query", "R", O_SNAFAIL, "sna: the rate of searches that end FAILED",
+	    .def_text = "0", .values = "a rate from 0 to 1"),
+	ARG("sna_cancel_query", "R", O_SNACANCEL, "sna: the rate of searches that end CANCELED",
+	    .def_text = "0", .values = "a rate from 0 to 1"),
+	ARG("sna_status_extra", "L", O_SNASTATUS, "sna: statuses (comma-separated, at most 4) a "
+	    "search shows before IN_PROGRESS", .def_text = "none"),
+	{.name = "help", .short_name = 'h', .type = OPTTAB_FLAG, .help = "this help, and exit",
+	 .key = O_HELP, .at = OPTTAB_NOWHERE},
+	FLAG("version", O_VERSION, "the version, and exit"),
+	FLAG("man", O_MAN, "the man page (roff) on stdout, and exit"),
+};
+
+static const struct opttab_example sim_examples[] = {
+	{"A collector on a free port of the loopback, with a token and the test endpoints:",
+	 "flowsim --listen 127.0.0.1:0 --port-file /tmp/port --token-file token --truth"},
+	{"Then every flow of one of its hosts, yesterday, with flowfetch(1):",
+	 "flowfetch http://127.0.0.1:$(cat /tmp/port) --token-file token --ip 10.0.1.11 \\\n"
+	 "    --from $(date -u -d yesterday +%F) --to $(date -u -d yesterday +%F) -o db-1.csv"},
+};
+
+static const struct opttab_prog sim_prog = {
+	.name = "flowsim", .section = 1, .version = FLOWFS_VERSION,
+	.summary = "a simulated flow collector, for flowfs's tests and demos",
+	.synopsis = "[options]",
+	.description =
+		"flowsim serves the reference dialect flowapi/1 (or, with --dialect sna, an SNA "
+		"Manager's) over HTTP from a dataset generated from a seed and a scenario, with "
+		"the limits of a real collector: a cap on every answer, answers in no order, a "
+		"live edge.\n"
+		"\n"
+		"Faults are rates from 0 to 1 (they must add up to at most 1), and can be changed "
+		"while it runs through /_sim/faults with --truth. SIGTERM or SIGINT stop it.\n",
+	.style = OPTTAB_LONG, .opts = sim_opts_table,
+	.nopts = sizeof(sim_opts_table) / sizeof(sim_opts_table[0]),
+	.examples = sim_examples, .nexamples = sizeof(sim_examples) / sizeof(sim_examples[0]),
+	.see_also = "flowfs(8), flowfetch(1); docs/flowsim.md in flowfs's sources",
+	.footer = "See docs/flowsim.md.\n",
+};
 /* Read a whole small file into a new string.  -errno with cause in err. */
 static int read_file(const char *path, char **out, char *err)
 {
@@ -191,55 +266,11 @@ static int parse_int(const char *s, long lo, long hi, long *out)
 	return 0;
 }
 
-enum {
-	O_LISTEN = 256, O_PORTFILE, O_SEED, O_SCENARIO, O_PRINT, O_DAYS, O_NOW,
-	O_MAXREC, O_MATCH, O_DELAY, O_RETENTION, O_TOKEN, O_TOKENFILE, O_TRUTH,
-	O_LOG, O_RETRYAFTER, O_SLOWMS, O_STALLS, O_SCOPE, O_FSEED, O_HELP,
-	O_DIALECT, O_SNAUSER, O_SNAPASS, O_SNAPASSFILE, O_SNASESSION, O_SNAQUERYMS,
-	O_SNATTL, O_SNAMAXQ, O_SNATENANTS, O_SNATEXT, O_SNANOXSRF, O_SNAFAIL,
-	O_SNAANYACCEPT, O_SNAXSRFHDR, O_SNAXSRFROT, O_SNATAGSDN, O_SNACANCEL, O_SNASTATUS,
-	O_FAULT0 = 512,
-};
-
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"listen", 1, 0, O_LISTEN}, {"port-file", 1, 0, O_PORTFILE},
-		{"seed", 1, 0, O_SEED}, {"scenario", 1, 0, O_SCENARIO},
-		{"print-scenario", 0, 0, O_PRINT}, {"days", 1, 0, O_DAYS},
-		{"now", 1, 0, O_NOW}, {"max-records", 1, 0, O_MAXREC},
-		{"match", 1, 0, O_MATCH}, {"export-delay", 1, 0, O_DELAY},
-		{"retention-days", 1, 0, O_RETENTION}, {"token", 1, 0, O_TOKEN},
-		{"token-file", 1, 0, O_TOKENFILE}, {"truth", 0, 0, O_TRUTH},
-		{"log", 0, 0, O_LOG}, {"retry-after", 1, 0, O_RETRYAFTER},
-		{"slow-ms", 1, 0, O_SLOWMS}, {"stall-s", 1, 0, O_STALLS},
-		{"fault-scope", 1, 0, O_SCOPE}, {"fault-seed", 1, 0, O_FSEED},
-		{"help", 0, 0, O_HELP}, {"dialect", 1, 0, O_DIALECT},
-		{"sna-user", 1, 0, O_SNAUSER}, {"sna-password", 1, 0, O_SNAPASS},
-		{"sna-password-file", 1, 0, O_SNAPASSFILE},
-		{"sna-session-s", 1, 0, O_SNASESSION}, {"sna-query-ms", 1, 0, O_SNAQUERYMS},
-		{"sna-query-ttl-s", 1, 0, O_SNATTL}, {"sna-max-queries", 1, 0, O_SNAMAXQ},
-		{"sna-tenants", 1, 0, O_SNATENANTS}, {"sna-tenants-text", 0, 0, O_SNATEXT},
-		{"sna-no-xsrf", 0, 0, O_SNANOXSRF}, {"sna-fail-query", 1, 0, O_SNAFAIL},
-		{"sna-any-accept", 0, 0, O_SNAANYACCEPT},
-		{"sna-xsrf-header-only", 0, 0, O_SNAXSRFHDR},
-		{"sna-xsrf-rotate-s", 1, 0, O_SNAXSRFROT},
-		{"sna-tags-display-name", 0, 0, O_SNATAGSDN},
-		{"sna-cancel-query", 1, 0, O_SNACANCEL},
-		{"sna-status-extra", 1, 0, O_SNASTATUS},
-		{"fail-500", 1, 0, O_FAULT0 + SIM_FAULT_500},
-		{"fail-503", 1, 0, O_FAULT0 + SIM_FAULT_503},
-		{"fail-429", 1, 0, O_FAULT0 + SIM_FAULT_429},
-		{"slow", 1, 0, O_FAULT0 + SIM_FAULT_SLOW},
-		{"stall", 1, 0, O_FAULT0 + SIM_FAULT_STALL},
-		{"reset", 1, 0, O_FAULT0 + SIM_FAULT_RESET},
-		{"cut", 1, 0, O_FAULT0 + SIM_FAULT_CUT},
-		{"malformed", 1, 0, O_FAULT0 + SIM_FAULT_MALFORMED},
-		{"html", 1, 0, O_FAULT0 + SIM_FAULT_HTML},
-		{"fail-401", 1, 0, O_FAULT0 + SIM_FAULT_401},
-		{"foreign", 1, 0, O_FAULT0 + SIM_FAULT_FOREIGN},
-		{0, 0, 0, 0},
-	};
+	static struct opttab_getopt g;
+	const struct opttab *t;
+	char oerr[OPTTAB_ERRLEN];
 	struct sim_config cfg;
 	static struct sim_scenario sc;	/* large: keep it off the stack */
 	static struct sim_dataset ds;
@@ -253,52 +284,45 @@ int main(int argc, char **argv)
 	memset(&cfg, 0, sizeof(cfg));
 	strcpy(cfg.listen, "127.0.0.1:8080");
 	cfg.seed = 1;
-	cfg.ndays = 7;
-	cfg.max_records = 10000;
-	cfg.export_delay_s = 300;
-	cfg.retention_days = 90;
-	cfg.retry_after_s = 1;
-	cfg.slow_ms = 2000;
-	cfg.stall_s = 600;
+	cfg.max_records = (uint32_t)opttab_by_key(&sim_prog, O_MAXREC)->def;
 	cfg.fault_seed = (uint64_t)time(NULL);
 	strcpy(cfg.sna_user, "admin");
 	strcpy(cfg.sna_password, "flowsim");
-	cfg.sna_session_s = 1200;
-	cfg.sna_query_ms = 200;
-	cfg.sna_query_ttl_s = 600;
-	cfg.sna_max_queries = 1024;
-	cfg.sna_tenants = 1;
+	cfg.sna_max_queries = (uint32_t)opttab_by_key(&sim_prog, O_SNAMAXQ)->def;
 
-	/* the options that take an int in a range */
+	/* the options that take an int in a range (the table's) */
 	const struct {
 		int opt;
-		long lo, hi;
 		int *dst;
 	} ints[] = {
-		{O_DAYS, 1, SIM_MAX_DAYS, &cfg.ndays},
-		{O_DELAY, 0, 86400, &cfg.export_delay_s},
-		{O_RETENTION, 1, 3650, &cfg.retention_days},
-		{O_RETRYAFTER, 0, 3600, &cfg.retry_after_s},
-		{O_SLOWMS, 0, 3600000, &cfg.slow_ms},
-		{O_STALLS, 0, 86400, &cfg.stall_s},
-		{O_SNASESSION, 1, 86400, &cfg.sna_session_s},
-		{O_SNAQUERYMS, 0, 600000, &cfg.sna_query_ms},
-		{O_SNATTL, 1, 86400, &cfg.sna_query_ttl_s},
-		{O_SNATENANTS, 1, 2, &cfg.sna_tenants},
-		{O_SNAXSRFROT, 0, 86400, &cfg.sna_xsrf_rotate_s},
+		{O_DAYS, &cfg.ndays}, {O_DELAY, &cfg.export_delay_s},
+		{O_RETENTION, &cfg.retention_days}, {O_RETRYAFTER, &cfg.retry_after_s},
+		{O_SLOWMS, &cfg.slow_ms}, {O_STALLS, &cfg.stall_s},
+		{O_SNASESSION, &cfg.sna_session_s}, {O_SNAQUERYMS, &cfg.sna_query_ms},
+		{O_SNATTL, &cfg.sna_query_ttl_s}, {O_SNATENANTS, &cfg.sna_tenants},
+		{O_SNAXSRFROT, &cfg.sna_xsrf_rotate_s},
 	};
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	if (opttab_getopt(&sim_prog, &g))
+		return 2;
+	for (size_t i = 0; i < sim_prog.nopts; i++)	/* the table's defaults */
+		for (size_t k = 0; k < sizeof(ints) / sizeof(ints[0]); k++)
+			if (sim_opts_table[i].key == ints[k].opt)
+				*ints[k].dst = (int)sim_opts_table[i].def;
+	for (int li = -1; (c = getopt_long(argc, argv, g.shortopts, g.longopts, &li)) != -1;
+	     li = -1) {
 		bool is_int = false;
 		rc = 0;
-		for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		t = opttab_getopt_entry(&g, c, li);
+		for (size_t i = 0; t && i < sizeof(ints) / sizeof(ints[0]); i++) {
 			if (ints[i].opt == c) {
-				rc = parse_int(optarg, ints[i].lo, ints[i].hi, &v);
+				if (opttab_parse_int(t, optarg, &v, oerr))
+					goto bad_opt;
 				*ints[i].dst = (int)v;
 				is_int = true;
 			}
 		}
-		switch (is_int ? 0 : c) {
+		switch (!t ? '?' : is_int ? 0 : c) {
 		case 0:
 			break;
 		case O_LISTEN:
@@ -319,7 +343,8 @@ int main(int argc, char **argv)
 		case O_PRINT: fputs(sim_default_scenario, stdout); return 0;
 		case O_NOW: rc = sim_time_parse(optarg, &cfg.now_ms); break;
 		case O_MAXREC:
-			rc = parse_int(optarg, 1, 1000000, &v);
+			if (opttab_parse_int(t, optarg, &v, oerr))
+				goto bad_opt;
 			cfg.max_records = (uint32_t)v;
 			break;
 		case O_MATCH:
@@ -358,7 +383,8 @@ int main(int argc, char **argv)
 				goto bad_err;
 			break;
 		case O_SNAMAXQ:
-			rc = parse_int(optarg, 1, 100000, &v);
+			if (opttab_parse_int(t, optarg, &v, oerr))
+				goto bad_opt;
 			cfg.sna_max_queries = (uint32_t)v;
 			break;
 		case O_SNATEXT: break;	/* text/plain is the default now */
@@ -371,21 +397,25 @@ int main(int argc, char **argv)
 		case O_SNASTATUS: rc = sim_sna_parse_statuses(optarg, &cfg); break;
 		case O_HELP:
 		case 'h':
-			usage(stdout);
+			opttab_help(&sim_prog, stdout);
+			return 0;
+		case O_VERSION:
+			printf("flowsim %s\nlibmicrohttpd %s\n", FLOWFS_VERSION, MHD_get_version());
+			return 0;
+		case O_MAN:
+			opttab_man(&sim_prog, stdout);
 			return 0;
 		default:
 			if (c >= O_FAULT0 && c < O_FAULT0 + SIM_NFAULTS) {
 				rc = parse_rate(optarg, &cfg.rate[c - O_FAULT0]);
 				break;
 			}
-			usage(stderr);
+			opttab_help(&sim_prog, stderr);
 			return 2;
 		}
 		if (rc) {
-			const char *name = "?";
-			for (const struct option *o = opts; o->name; o++)
-				if (o->val == c)
-					name = o->name;
+			char name[OPTTAB_NAME_MAX];
+			opttab_long_name(t, name, sizeof(name));
 			fprintf(stderr, "flowsim: bad value '%s' for --%s\n", optarg, name);
 			return 2;
 		}
@@ -433,5 +463,8 @@ int main(int argc, char **argv)
 
 bad_err:
 	fprintf(stderr, "flowsim: %s\n", err);
+	return 2;
+bad_opt:
+	fprintf(stderr, "flowsim: %s\n", oerr);
 	return 2;
 }

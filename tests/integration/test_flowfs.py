@@ -1628,16 +1628,16 @@ def test_bad_option_refused(mounts, fsim, opt):
 
 
 @pytest.mark.parametrize("opt,limit", [
-    ("retries=0", "retries takes 1 or more"),
+    ("retries=0", "retries takes 1 to 100"),
     ("max_inflight=65", "max_inflight takes 1 to 64"),
     ("max_queries=0", "max_queries takes 1 to 64"),
-    ("live_ttl=-1", "live_ttl takes 0 or more"),
+    ("live_ttl=-1", "live_ttl takes 0 to 86400"),
     ("retention_days=36501", "retention_days takes 1 to 36500"),
 ])
 def test_bad_option_names_it_and_its_limit(mounts, fsim, opt, limit):
     """A value out of range is named with its limit, and no other option's."""
     rc, err, took = refused(mounts, opt, url=url_of(fsim), opts=[opt])
-    assert f"-o {opt} is out of range: {limit}" in err, err
+    assert f"flowfs: {opt} is out of range: {limit}" in err, err
     others = {"retries", "max_inflight", "max_queries", "live_ttl",
               "retention_days", "stall_timeout", "request_timeout"}
     others.discard(opt.split("=")[0])
