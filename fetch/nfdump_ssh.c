@@ -662,7 +662,7 @@ static int tree_add(struct nfd_ssh_tree *t, char *h, size_t begin)
 	return 0;
 }
 
-/* Split `ls -1qRp .`'s output (after our "/d" line) into t's directories:
+/* Split `ls -1qRpL .`'s output (after our "/d" line) into t's directories:
  * a header is the first line or a line after an empty one, "./SUB:" (or
  * ".:"); names hold no newline (-q) and a name is never empty, so an empty
  * line only separates directories. */
@@ -736,7 +736,7 @@ int nfd_ssh_tree_read(const struct nfd_ssh_url *u, const struct nfd_ssh_opts *o,
 		rc = text_word(&s, u->path);
 	if (!rc)
 		rc = text_add(&s, "; then printf '/d\\n'; unset QUOTING_STYLE; LC_ALL=C exec ls "
-			      "-1qRp .; else printf '/m\\n'; fi", false);
+			      "-1qRpL .; else printf '/m\\n'; fi", false);
 	if (rc) {
 		snprintf(err, FETCH_ERRLEN, "the archive's path is too long for the listing");
 		goto cleanup;

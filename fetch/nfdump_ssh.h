@@ -169,8 +169,9 @@ int nfd_ssh_files(const struct nfd_ssh_url *u, const struct nfd_ssh_opts *o,
 
 /*
  * The whole archive's tree, read once at open (its layout, channels, first
- * and last file): `ls -1qRp .` in the archive's directory on the
- * collector, one ssh command, the directories indexed by their path under
+ * and last file): `ls -1qRpL .` in the archive's directory on the
+ * collector (links followed, as the local walk follows them), one ssh
+ * command, the directories indexed by their path under
  * the archive ("" the archive itself, "live/2026/11").
  */
 #define NFD_SSH_TREE_DIRS 65536		/* directories a tree holds */

@@ -209,3 +209,23 @@ def test_flowfs_flat_over_ssh(data, server, tmp_path):
         assert info["files"] == len(list(Path(arch).glob("nfcapd.*")))
     finally:
         f.finish()
+
+
+def test_symlinks_over_ssh(data, server, tmp_path):
+    """An archive whose year directory is a symbolic link (a volume moved
+    elsewhere, an nfsen channel linked in): read over ssh as it is read
+    here, exactly nfdump's flows and the same bytes as the local driver."""
+    real = data["arch"]["pcapd-day"]
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "2026").symlink_to(Path(real) / "2026")
+    q = QUERIES[0]
+    want = expected(real, q)
+    remote, local = tmp_path / "remote.csv", tmp_path / "local.csv"
+    r = flowfetch(url(server, str(linked)), q, remote, tmp_path / "c1",
+                  *ssh_args(server))
+    assert r.returncode == 0, r.stderr
+    same(csv_flows(remote.read_text()), want, "flowfetch over ssh, linked")
+    r = flowfetch("nfdump:" + str(linked), q, local, tmp_path / "c2")
+    assert r.returncode == 0, r.stderr
+    assert remote.read_bytes() == local.read_bytes()
