@@ -141,16 +141,16 @@ def flowfs_daemons(mnt):
     return pids
 
 
-def mount_in_namespace(installed, tmp, mnt, mount_cmd):
+def mount_in_namespace(installed, tmp, mnt, mount_cmd, ip=IP, day=DAY):
     """Run mount_cmd in a private mount namespace with the installed
-    bindir over /usr/local/sbin, list IP's folder and read its day's
+    bindir over /usr/local/sbin, list ip's folder and read its day's
     flows.csv through the mount, and unmount.  Returns (mounts line, ls,
     flows.csv text); fails with what the script and flowfs said."""
     out = tmp / "seen"
     out.mkdir()
     cmd = ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
-           NS_SCRIPT, "ns", str(installed.bindir()), str(mnt), IP,
-           f"{IP}/{DAY}/flows.csv", str(out), *mount_cmd]
+           NS_SCRIPT, "ns", str(installed.bindir()), str(mnt), ip,
+           f"{ip}/{day}/flows.csv", str(out), *mount_cmd]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     try:
@@ -277,3 +277,67 @@ def test_mount_t_as_the_example_unit(installed, isim, token_file, tmp_path):
                               ["mount", url_of(isim), str(mnt), "-t", unit["Type"],
                                "-o", opts])
     check_seen(isim, url_of(isim), seen, ["ro", "nosuid", "nodev", "allow_other"])
+
+
+def readme_fstab_lines(prefix):
+    """The README's fstab lines whose source starts with prefix."""
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    return [ln.strip() for ln in readme.read_text().splitlines()
+            if ln.startswith(prefix) and " fuse.flowfs " in ln]
+
+
+@pytest.fixture(scope="module")
+def nfdump_data(tmp_path_factory):
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "nfdump"))
+    import archives
+    import sshd
+    gone = sshd.missing_tools()
+    if gone:
+        pytest.skip("tools missing: %s" % ", ".join(gone))
+    return archives.build(tmp_path_factory.mktemp("nfdump")), sshd
+
+
+@pytest.mark.parametrize("kind", ["nfdump:", "nfdump+ssh://"])
+def test_readme_nfdump_fstab_line_through_mount(installed, nfdump_data, tmp_path, kind):
+    """The README's fstab line for an nfdump archive, here and over ssh, its
+    values replaced (the archive, the cache, the ssh identity and
+    known_hosts of a private sshd on 127.0.0.1), mounts with mount -T
+    SCRATCH_FSTAB MNT, and the day's flows.csv holds exactly nfdump's
+    flows of it."""
+    from test_nfdump import csv_flows, expected, same
+    data, sshd = nfdump_data
+    lines = readme_fstab_lines(kind)
+    assert lines, "README has no fstab line for " + kind
+    src, where, typ, opts, *rest = lines[0].split()
+    arch = data["arch"]["pcapd-day"]
+    mnt, cache = tmp_path / "flows", tmp_path / "cache"
+    mnt.mkdir()
+    q = ("day", "10.0.1.5", None, "2026-11-24", "2026-11-24T00:00", None)
+
+    def line(source, extra):
+        new = []
+        for o in opts.split(","):
+            k = o.split("=", 1)[0]
+            new.append(f"{k}={extra[k]}" if k in extra else o)
+        return f"{source} {mnt} {typ} {','.join(new)} {' '.join(rest)}\n"
+
+    fstab = tmp_path / "fstab"
+    if kind == "nfdump:":
+        fstab.write_text(line("nfdump:" + arch, {"cache": cache, "tz": "UTC"}))
+        seen = mount_in_namespace(installed, tmp_path, mnt,
+                                  ["mount", "-T", str(fstab), str(mnt)],
+                                  ip=q[1], day=q[3])
+    else:
+        with sshd.Sshd(tmp_path / "sshd") as server:
+            fstab.write_text(line(
+                "nfdump+ssh://root@127.0.0.1:%d%s" % (server.port, arch),
+                {"cache": cache, "identity": server.identity,
+                 "known_hosts": server.known_hosts}))
+            seen = mount_in_namespace(installed, tmp_path, mnt,
+                                      ["mount", "-T", str(fstab), str(mnt)],
+                                      ip=q[1], day=q[3])
+    mounts, listing, text = seen
+    assert mounts.split()[2] == "fuse.flowfs", mounts
+    assert q[3] in listing, listing
+    same(csv_flows(text), expected(arch, q), "fstab " + kind)
