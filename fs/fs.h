@@ -36,7 +36,7 @@ struct fs_opts {
 	int live_ttl, max_inflight, stall_timeout, request_timeout, retries, max_records;
 	int max_queries;	/* queries running at once, mount-wide */
 	int retention_days;	/* days listed when the collector does not say */
-	int insecure, foreground, debug;
+	int insecure, foreground;
 	char *snapshot_max;	/* the bound on the snapshots' bytes, as given */
 	char *log_level;	/* -o log_level=error|info|debug (default info) */
 	char *files_tz, *nfdump;	/* nfdump: the zone of the file names, the program */

@@ -394,10 +394,6 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
 	if (n.kind == FS_FILE && n.file != FS_F_PROGRESS) {
 		fs_folder_open(c, req, &n, ino, fi);
 		return;
@@ -491,78 +487,10 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
-/* Everything that would write: the tree is evidence, read-only. */
-static void op_mkdir(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m)
-{
-	(void)p, (void)n, (void)m;
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_mknod(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m, dev_t d)
-{
-	(void)p, (void)n, (void)m, (void)d;
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_unlink(fuse_req_t req, fuse_ino_t p, const char *n)
-{
-	(void)p, (void)n;
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_symlink(fuse_req_t req, const char *l, fuse_ino_t p, const char *n)
-{
-	(void)l, (void)p, (void)n;
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_rename(fuse_req_t req, fuse_ino_t p, const char *n, fuse_ino_t np,
-		      const char *nn, unsigned int flags)
-{
-	(void)p, (void)n, (void)np, (void)nn, (void)flags;
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t np, const char *nn)
-{
-	(void)ino, (void)np, (void)nn;
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-		       struct fuse_file_info *fi)
-{
-	(void)ino, (void)attr, (void)to_set, (void)fi;
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_create(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m,
-		      struct fuse_file_info *fi)
-{
-	(void)p, (void)n, (void)m, (void)fi;
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-		     struct fuse_file_info *fi)
-{
-	(void)ino, (void)buf, (void)size, (void)off, (void)fi;
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-			size_t size, int flags)
-{
-	(void)ino, (void)name, (void)value, (void)size, (void)flags;
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
-{
-	(void)ino, (void)name;
-	fuse_reply_err(req, EROFS);
-}
-
+/* No operation that writes: the tree is evidence, and flowfs mounts it
+ * "ro" (flowfs.c), so the kernel answers every write, create, rename,
+ * setattr, setxattr and open for writing with EROFS before it reaches
+ * us. */
 const struct fuse_lowlevel_ops fs_ops = {
 	.lookup = op_lookup,
 	.forget = op_forget,
@@ -573,16 +501,4 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.read = op_read,
 	.release = op_release,
 	.statfs = op_statfs,
-	.mkdir = op_mkdir,
-	.mknod = op_mknod,
-	.unlink = op_unlink,
-	.rmdir = op_unlink,
-	.symlink = op_symlink,
-	.rename = op_rename,
-	.link = op_link,
-	.setattr = op_setattr,
-	.create = op_create,
-	.write = op_write,
-	.setxattr = op_setxattr,
-	.removexattr = op_removexattr,
 };
