@@ -1126,7 +1126,7 @@ static void sna_error_text(struct driver *d, const struct http_resp *resp, char 
 
 const struct driver_ops sna_driver = {
 	.granularity_ms = 1000,
-	.max_window_ms = 31LL * 86400000,
+	.max_window_ms = 31 * CACHE_DAY_MS,
 	.split_dims = FETCH_SPLIT_PEER | FETCH_SPLIT_PEER_SET,
 	/* flowsim's SNA records: 964 bytes on average, 1,134 at most, 1,808
 	 * pretty-printed; a Manager's may carry more fields */

@@ -10,6 +10,7 @@
  * its generation (a dup of the descriptor) when a live folder is refreshed.
  * SHA256SUMS is computed over exactly the descriptors served.
  */
+#include "arr.h"
 #include "fs.h"
 
 #include <cjson/cJSON.h>
@@ -157,14 +158,8 @@ static struct fs_folder *folder_get(struct fs_ctx *c, const struct fs_node *n)
 	if (f)
 		return f;
 	folders_sweep(c);
-	if (c->nfolders == c->capfolders) {
-		size_t cap = c->capfolders ? c->capfolders * 2 : 64;
-		struct fs_folder **v = realloc(c->folders, cap * sizeof(*v));
-		if (!v)
-			return NULL;
-		c->folders = v;
-		c->capfolders = cap;
-	}
+	if (arr_grow(&c->folders, &c->capfolders, c->nfolders + 1, sizeof(*c->folders)))
+		return NULL;
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;

@@ -8,6 +8,7 @@
  * on the network: listings come from the grammar and the cache, and files
  * of query folders are handed to folder.c, which parks them.
  */
+#include "arr.h"
 #include "fs.h"
 
 #include <errno.h>
@@ -271,14 +272,8 @@ static void list_add(fuse_req_t req, struct listing *l, const char *name, const 
 	st.st_mode = n && !is_dir(n->kind) ? S_IFREG : S_IFDIR;
 	size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
 	if (l->len + need > l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 4096;
-		while (cap < l->len + need)
-			cap *= 2;
-		char *b = realloc(l->buf, cap);
-		if (!b)
+		if (arr_grow(&l->buf, &l->cap, l->len + need, 1))
 			return;
-		l->buf = b;
-		l->cap = cap;
 	}
 	fuse_add_direntry(req, l->buf + l->len, need, name, &st, (off_t)(l->len + need));
 	l->len += need;
