@@ -54,6 +54,7 @@ static int table_grow(struct fs_ctx *c)
 
 static struct fs_inode *inode_find(struct fs_ctx *c, uint64_t ino)
 {
+	mtx_assert_held(&c->lock);
 	return c->capinodes ? *slot_of(c, ino) : NULL;
 }
 
@@ -66,6 +67,7 @@ static int inode_ref(struct fs_ctx *c, const struct fs_node *n, uint64_t *ino)
 	uint64_t num = fs_node_ino(n);
 	struct fs_inode **s;
 
+	mtx_assert_held(&c->lock);
 	if ((c->ninodes + 1) * 2 > c->capinodes && table_grow(c))
 		return -ENOMEM;
 	for (;;) {
@@ -91,8 +93,10 @@ static int inode_ref(struct fs_ctx *c, const struct fs_node *n, uint64_t *ino)
 /* Forget: remove and re-insert the run after the slot (no tombstones). */
 static void inode_unref(struct fs_ctx *c, uint64_t ino, uint64_t n)
 {
-	struct fs_inode **s = c->capinodes ? slot_of(c, ino) : NULL;
+	struct fs_inode **s;
 
+	mtx_assert_held(&c->lock);
+	s = c->capinodes ? slot_of(c, ino) : NULL;
 	if (!s || !*s)
 		return;
 	if ((*s)->nlookup > n) {
@@ -118,11 +122,11 @@ static int node_of(struct fs_ctx *c, fuse_ino_t ino, struct fs_node *out)
 		out->kind = FS_ROOT;
 		return 0;
 	}
-	pthread_mutex_lock(&c->lock);
+	mtx_lock(&c->lock);
 	struct fs_inode *in = inode_find(c, ino);
 	if (in)
 		*out = in->node;
-	pthread_mutex_unlock(&c->lock);
+	mtx_unlock(&c->lock);
 	return in ? 0 : -ENOENT;
 }
 
@@ -196,9 +200,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (n.kind == FS_SUBJECT || n.kind == FS_QUERY)
 		fs_log_spelling(c, &pn, name, &n);
-	pthread_mutex_lock(&c->lock);
+	mtx_lock(&c->lock);
 	rc = inode_ref(c, &n, &e.ino);
-	pthread_mutex_unlock(&c->lock);
+	mtx_unlock(&c->lock);
 	if (rc) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -221,9 +225,9 @@ static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
 	struct fs_ctx *c = fuse_req_userdata(req);
 
-	pthread_mutex_lock(&c->lock);
+	mtx_lock(&c->lock);
 	inode_unref(c, ino, nlookup);
-	pthread_mutex_unlock(&c->lock);
+	mtx_unlock(&c->lock);
 	fuse_reply_none(req);
 }
 
@@ -231,10 +235,10 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 {
 	struct fs_ctx *c = fuse_req_userdata(req);
 
-	pthread_mutex_lock(&c->lock);
+	mtx_lock(&c->lock);
 	for (size_t i = 0; i < count; i++)
 		inode_unref(c, forgets[i].ino, forgets[i].nlookup);
-	pthread_mutex_unlock(&c->lock);
+	mtx_unlock(&c->lock);
 	fuse_reply_none(req);
 }
 
