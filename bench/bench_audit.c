@@ -14,7 +14,6 @@
 
 #include "cache.h"
 
-#define DAY 86400000LL
 #define WINDOWS 300
 
 static double now_s(void)
@@ -36,7 +35,7 @@ int main(int argc, char **argv)
 	char dir[] = "/tmp/bench_audit.XXXXXX", err[CACHE_ERRLEN] = "";
 	static const struct cache_identity id = {"http://bench/", "bench", "flowapi"};
 	struct cache *c = NULL;
-	struct cache_query q = {.start = 20000 * DAY, .end = 20001 * DAY};
+	struct cache_query q = {.start = 20000 * CACHE_DAY_MS, .end = 20001 * CACHE_DAY_MS};
 	double *ta, *tm;
 
 	if (!mkdtemp(dir) || cache_open(dir, &id, &c, err) ||
@@ -45,7 +44,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* a day of 300 windows of uneven length, and 3 one-millisecond gaps */
-	int64_t t = q.start, step = DAY / WINDOWS;
+	int64_t t = q.start, step = CACHE_DAY_MS / WINDOWS;
 	for (int i = 0; i < WINDOWS; i++) {
 		int64_t e = i == WINDOWS - 1 ? q.end : t + step;
 		struct cache_cover cv = {t, e, 1, false, 9000};

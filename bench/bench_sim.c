@@ -28,6 +28,7 @@
 
 #define NOW_ISO "2026-11-29T12:00:00Z"
 #define NOW_MS 1795953600000LL
+#define DAY_MS 86400000LL	/* a day, in ms */
 #define SEQ_REQUESTS 40
 #define PAR_REQUESTS 20	/* each of 4 clients */
 
@@ -153,7 +154,7 @@ int main(int argc, char **argv)
 		kill(pid, SIGTERM);
 		return 1;
 	}
-	long long day = (NOW_MS / 86400000LL - 1) * 86400000LL;
+	long long day = (NOW_MS / DAY_MS - 1) * DAY_MS;
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/v1/flows?ip=10.0.1.20&start=%lld&end=%lld",
 		 port, day + 14 * 3600000LL, day + 15 * 3600000LL);
 	curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arr.h"
 #include "cache_i.h"
 
 /* One row of the sweep: a usable coverage row, or a recorded gap. */
@@ -35,14 +36,8 @@ static int audit_row_cmp(const void *a, const void *b)
  * ever needed, so the ivals helpers are not used.  -ENOMEM. */
 static int audit_hole(struct cache_audit *a, int64_t s, int64_t e)
 {
-	if (a->holes.n == a->holes.cap) {
-		size_t cap = a->holes.cap ? a->holes.cap * 2 : 4;
-		struct cache_ival *v = realloc(a->holes.v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		a->holes.v = v;
-		a->holes.cap = cap;
-	}
+	if (arr_grow(&a->holes.v, &a->holes.cap, a->holes.n + 1, sizeof(*a->holes.v)))
+		return -ENOMEM;
 	a->holes.v[a->holes.n++] = (struct cache_ival){s, e};
 	return 0;
 }
@@ -59,15 +54,9 @@ static int audit_gap_rows(struct cache *c, const struct cache_query *q, struct a
 	cache_query_keys(q, subject, peer);
 	cache_bind_keys(st, subject, peer, q->start, q->end);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (*n == *cap) {
-			size_t nc = *cap ? *cap * 2 : 16;
-			struct audit_row *v = realloc(*rows, nc * sizeof(*v));
-			if (!v) {
-				sqlite3_reset(st);
-				return cache_fail(err, -ENOMEM, "out of memory");
-			}
-			*rows = v;
-			*cap = nc;
+		if (arr_grow(rows, cap, *n + 1, sizeof(**rows))) {
+			sqlite3_reset(st);
+			return cache_fail(err, -ENOMEM, "out of memory");
 		}
 		(*rows)[(*n)++] = (struct audit_row){sqlite3_column_int64(st, 0),
 						     sqlite3_column_int64(st, 1), true};

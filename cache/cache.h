@@ -48,6 +48,9 @@
 #define CACHE_GROUPS_MAX 16	/* host groups kept per side of a flow */
 #define CACHE_EXTRA_LEN 384	/* flow_rec.extra, with its NUL */
 #define CACHE_SCHEMA_VERSION 2
+/* A day of UTC, in ms (times here are ms since the epoch; a day of a zone
+ * with DST is not this long). */
+#define CACHE_DAY_MS 86400000LL
 
 /* ---- the common flow record --------------------------------------------- */
 

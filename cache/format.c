@@ -172,8 +172,8 @@ size_t cache_time_text(struct cache_tz *tz, int64_t ms, char *out)
 {
 	int32_t off = cache_tz_offset(tz, ms);
 	int64_t local = ms + (int64_t)off * 1000;
-	int64_t days = format_floordiv(local, 86400000);
-	int64_t msday = local - days * 86400000;
+	int64_t days = format_floordiv(local, CACHE_DAY_MS);
+	int64_t msday = local - days * CACHE_DAY_MS;
 	char *o = out;
 
 	/* days since 1970-01-01 to a civil date (proleptic Gregorian) */

@@ -12,25 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arr.h"
 #include "cache_i.h"
 
 /* Room for one more interval; -ENOMEM leaves s as it was. */
 static int ivals_grow(struct cache_ivals *s, size_t need)
 {
-	struct cache_ival *v;
-	size_t cap;
-
-	if (need <= s->cap)
-		return 0;
-	cap = s->cap ? s->cap * 2 : 8;
-	while (cap < need)
-		cap *= 2;
-	v = realloc(s->v, cap * sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	s->v = v;
-	s->cap = cap;
-	return 0;
+	return arr_grow(&s->v, &s->cap, need, sizeof(*s->v));
 }
 
 /*

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "arr.h"
 #include "render_i.h"
 
 const char *const render_columns[RENDER_NCOLS] = {
@@ -93,14 +94,8 @@ static int render_maps_load(struct cache *c, struct render_ctx *ctx, char *err)
 		    !render_name_ok((const char *)name, (size_t)len))
 			continue;
 		m = &ctx->map[t];
-		if (m->n == cap[t]) {
-			size_t nc = cap[t] ? cap[t] * 2 : 64;
-			struct render_map_entry *nv = realloc(m->v, nc * sizeof(*nv));
-			if (!nv)
-				goto nomem;
-			m->v = nv;
-			cap[t] = nc;
-		}
+		if (arr_grow(&m->v, &cap[t], m->n + 1, sizeof(*m->v)))
+			goto nomem;
 		struct render_map_entry *e = &m->v[m->n];
 		e->key = sqlite3_column_int64(st, 1);
 		e->key2 = sqlite3_column_int64(st, 2);

@@ -44,6 +44,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "arr.h"
 #include "render_i.h"
 
 #define REPORT_TOP 10		/* rows of a top list */
@@ -51,7 +52,6 @@
 #define REPORT_HOURS_MAX 100000	/* longer ranges get no volume by hour */
 #define REPORT_MIN 60000LL
 #define REPORT_HOUR 3600000LL
-#define REPORT_DAY 86400000LL
 
 /* Floor division and its remainder, for times before 1970. */
 static int64_t report_floormod(int64_t a, int64_t b)
@@ -226,7 +226,7 @@ static void report_duration(int64_t ms, char *buf, size_t len)
 	static const struct {
 		int64_t ms;
 		const char *unit;
-	} parts[] = {{REPORT_DAY, "d"}, {REPORT_HOUR, "h"}, {REPORT_MIN, "min"}, {1000, "s"},
+	} parts[] = {{CACHE_DAY_MS, "d"}, {REPORT_HOUR, "h"}, {REPORT_MIN, "min"}, {1000, "s"},
 		     {1, "ms"}};
 	size_t used = 0;
 
@@ -279,8 +279,8 @@ static int64_t report_local_floor(struct cache_tz *tz, int64_t ms, int64_t unit)
 	int64_t local = ms + (int64_t)cache_tz_offset(tz, ms) * 1000;
 
 	/* weeks start on Monday: 1970-01-01 was a Thursday */
-	if (unit % (7 * REPORT_DAY) == 0)
-		local -= 4 * REPORT_DAY;
+	if (unit % (7 * CACHE_DAY_MS) == 0)
+		local -= 4 * CACHE_DAY_MS;
 	return ms - report_floormod(local, unit);
 }
 
@@ -293,8 +293,8 @@ static int64_t report_local_next(struct cache_tz *tz, int64_t t, int64_t unit)
 	int64_t local = c + (int64_t)cache_tz_offset(tz, c) * 1000;
 	int64_t r;
 
-	if (unit % (7 * REPORT_DAY) == 0)
-		local -= 4 * REPORT_DAY;
+	if (unit % (7 * CACHE_DAY_MS) == 0)
+		local -= 4 * CACHE_DAY_MS;
 	r = report_floormod(local, unit);
 	c = r * 2 > unit ? c + (unit - r) : c - r;
 	return c > t ? c : t + unit;
@@ -957,15 +957,15 @@ static const int64_t tl_steps[] = {
 	1000, 2000, 5000, 10000, 15000, 30000,
 	REPORT_MIN, 2 * REPORT_MIN, 5 * REPORT_MIN, 10 * REPORT_MIN, 15 * REPORT_MIN,
 	30 * REPORT_MIN, REPORT_HOUR, 2 * REPORT_HOUR, 3 * REPORT_HOUR, 6 * REPORT_HOUR,
-	12 * REPORT_HOUR, REPORT_DAY, 2 * REPORT_DAY, 7 * REPORT_DAY, 14 * REPORT_DAY,
-	28 * REPORT_DAY,
+	12 * REPORT_HOUR, CACHE_DAY_MS, 2 * CACHE_DAY_MS, 7 * CACHE_DAY_MS, 14 * CACHE_DAY_MS,
+	28 * CACHE_DAY_MS,
 };
 #define TL_NSTEPS (sizeof(tl_steps) / sizeof(tl_steps[0]))
 
 /* The i-th round step: tl_steps, then multiples of 28 days. */
 static int64_t tl_step(size_t i)
 {
-	return i < TL_NSTEPS ? tl_steps[i] : 28 * REPORT_DAY * (int64_t)(i - TL_NSTEPS + 2);
+	return i < TL_NSTEPS ? tl_steps[i] : 28 * CACHE_DAY_MS * (int64_t)(i - TL_NSTEPS + 2);
 }
 
 /* The first bin or tick: the local multiple of step at or before from;
@@ -1182,7 +1182,7 @@ static void tl_axis(struct render_out *o, struct render_ctx *ctx, const struct t
 		cache_time_text(&ctx->tz, b->ticks[i], s);
 		report_printf(o, "<line x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\" "
 			     "stroke=\"#888888\"/>\n", x, y, x, y + 5);
-		if (b->tick >= REPORT_DAY) {
+		if (b->tick >= CACHE_DAY_MS) {
 			tl_label(o, x, y + 18, "#000000", s, 10);
 			continue;
 		}
@@ -1454,7 +1454,7 @@ out:
 int cache_subjects(struct cache *c, struct cache_query **out, size_t *n, char *err)
 {
 	sqlite3_stmt *st = NULL;
-	struct cache_query *v = NULL, *nv;
+	struct cache_query *v = NULL;
 	size_t cnt = 0, cap = 0;
 	int rc;
 
@@ -1478,14 +1478,9 @@ int cache_subjects(struct cache *c, struct cache_query **out, size_t *n, char *e
 				continue;
 			q.has_peer = true;
 		}
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 16;
-			nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				rc = cache_fail(err, -ENOMEM, "out of memory");
-				goto fail;
-			}
-			v = nv;
+		if (arr_grow(&v, &cap, cnt + 1, sizeof(*v))) {
+			rc = cache_fail(err, -ENOMEM, "out of memory");
+			goto fail;
 		}
 		v[cnt++] = q;
 	}

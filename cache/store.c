@@ -42,6 +42,7 @@
 
 #include <openssl/evp.h>
 
+#include "arr.h"
 #include "cache_i.h"
 
 /* How long a writer waits for the others (other mounts and flowfetch runs
@@ -1098,7 +1099,7 @@ int cache_starts(struct cache *c, const struct cache_query *q, int64_t **out, si
 {
 	char subject[CACHE_KEY_LEN], peer[CACHE_KEY_LEN];
 	sqlite3_stmt *st;
-	int64_t *v = NULL, *nv;
+	int64_t *v = NULL;
 	size_t cnt = 0, cap = 0;
 	int rc;
 
@@ -1111,14 +1112,9 @@ int cache_starts(struct cache *c, const struct cache_query *q, int64_t **out, si
 	st = c->st[q->has_peer ? ST_STARTS_PEER : ST_STARTS];
 	rc = cache_bind_query(st, q, subject);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 4096;
-			nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			v = nv;
+		if (arr_grow(&v, &cap, cnt + 1, sizeof(*v))) {
+			rc = SQLITE_NOMEM;
+			break;
 		}
 		v[cnt++] = sqlite3_column_int64(st, 0);
 		rc = SQLITE_OK;
@@ -1140,7 +1136,7 @@ int cache_coverage_all(struct cache *c, const struct cache_query *q,
 {
 	char subject[CACHE_KEY_LEN], peer[CACHE_KEY_LEN];
 	sqlite3_stmt *st = c->st[ST_COVER_SELECT];
-	struct cache_cover *v = NULL, *nv;
+	struct cache_cover *v = NULL;
 	size_t cnt = 0, cap = 0;
 	int rc;
 
@@ -1155,14 +1151,9 @@ int cache_coverage_all(struct cache *c, const struct cache_query *q,
 		if (q->as_of_ms && (sqlite3_column_int64(st, 2) > q->as_of_ms ||
 				    sqlite3_column_int64(st, 5) > q->as_of_seq))
 			continue;
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 16;
-			nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				rc = cache_fail(err, -ENOMEM, "out of memory");
-				goto fail;
-			}
-			v = nv;
+		if (arr_grow(&v, &cap, cnt + 1, sizeof(*v))) {
+			rc = cache_fail(err, -ENOMEM, "out of memory");
+			goto fail;
 		}
 		v[cnt].start = sqlite3_column_int64(st, 0);
 		v[cnt].end = sqlite3_column_int64(st, 1);
@@ -1357,7 +1348,7 @@ int cache_gaps(struct cache *c, const struct cache_query *q,
 	char subject[CACHE_KEY_LEN], peer[CACHE_KEY_LEN];
 	sqlite3_stmt *st = c->st[ST_GAP_SELECT];
 	struct cache_ivals have = {0}, left = {0};
-	struct cache_gap *v = NULL, *nv;
+	struct cache_gap *v = NULL;
 	struct cache_cover *cov = NULL;
 	size_t cnt = 0, cap = 0, ncov = 0;
 	int rc;
@@ -1395,14 +1386,9 @@ int cache_gaps(struct cache *c, const struct cache_query *q,
 		}
 		if (left.n == 0)
 			continue;
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 8;
-			nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				rc = cache_fail(err, -ENOMEM, "out of memory");
-				goto out;
-			}
-			v = nv;
+		if (arr_grow(&v, &cap, cnt + 1, sizeof(*v))) {
+			rc = cache_fail(err, -ENOMEM, "out of memory");
+			goto out;
 		}
 		v[cnt++] = g;
 	}

@@ -1,6 +1,33 @@
 /*
  * fetch_i.h - internal interfaces of the engine room: the HTTP client and
  * the driver interface.  Nothing outside fetch/ includes this.
+ *
+ * LOCKING
+ *
+ * The engine's state is written before its threads start and read after;
+ * what threads share while a query runs is guarded so:
+ *
+ *   e->http_lock (engine.c)  e->http, the client of the probe, the lookup
+ *       tables and the logins, one user at a time once the engine is
+ *       open; held over those requests (network I/O by design: a login
+ *       waits for the one under way rather than making another).
+ *   the driver's session lock (sna.c: d->lock, a struct mtx)  the
+ *       session's cookies, XSRF token, generation and login time; taken
+ *       by the session, sign and logout ops; held over a login and a
+ *       logout (sna_login asserts it in debug builds).
+ *   the run's queues (engine.c: struct queue's m, with its condition),
+ *       the run's statm (its timings) and the renderer's pipe (cache/
+ *       render.c: render_pipe's m): leaves, memory only.
+ *
+ * Order: e->http_lock before the driver's session lock (the engine calls
+ * ops->session with http_lock held; sign takes only the session lock);
+ * nothing is taken under a leaf.  Each decoding thread has its own cJSON
+ * arena and hash state (json.c, community.c: thread-local), and a cache
+ * connection is used by one thread at a time (the store thread has its
+ * own), so they need no lock.  A struct
+ * http is used by one thread at a time, but http_wakeup may be called by
+ * any.  flowfs's locks (fs.h, LOCKING) are never held across a call into
+ * the engine.
  */
 #ifndef FLOWFS_FETCH_I_H
 #define FLOWFS_FETCH_I_H

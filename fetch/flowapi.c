@@ -468,7 +468,7 @@ static void fa_error_text(struct driver *d, const struct http_resp *resp, char *
 
 const struct driver_ops flowapi_driver = {
 	.granularity_ms = 1,
-	.max_window_ms = 31LL * 86400000,
+	.max_window_ms = 31 * CACHE_DAY_MS,
 	.split_dims = FETCH_SPLIT_PEER,
 	.record_max = 4096,	/* flowsim's records: 309 bytes on average, 392 at most */
 	.open = fa_open,

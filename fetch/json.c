@@ -10,6 +10,7 @@
  * (FETCH_EXACT_MAX): cJSON holds numbers as doubles, and a larger value
  * could not be stored exactly.
  */
+#include "arr.h"
 #include "fetch_i.h"
 
 #include <arpa/inet.h>
@@ -170,14 +171,8 @@ int fetch_json_int(const cJSON *it, double lo, double hi, int64_t *out)
 int fetch_lookup_add(struct cache_lookup **rows, size_t *n, size_t *cap,
 		   const struct cache_lookup *r)
 {
-	if (*n == *cap) {
-		size_t c = *cap ? *cap * 2 : 64;
-		struct cache_lookup *v = realloc(*rows, c * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		*rows = v;
-		*cap = c;
-	}
+	if (arr_grow(rows, cap, *n + 1, sizeof(**rows)))
+		return -ENOMEM;
 	(*rows)[(*n)++] = *r;
 	return 0;
 }
@@ -239,17 +234,11 @@ static int json_cut_ordinals(const char *body, size_t len, size_t **at, size_t *
 			}
 		}
 		if (cut) {
-			if (*n == cap) {
-				size_t c = cap ? cap * 2 : 16;
-				size_t *v = realloc(*at, c * sizeof(*v));
-				if (!v) {
-					free(*at);
-					*at = NULL;
-					*n = 0;
-					return -ENOMEM;
-				}
-				*at = v;
-				cap = c;
+			if (arr_grow(at, &cap, *n + 1, sizeof(**at))) {
+				free(*at);
+				*at = NULL;
+				*n = 0;
+				return -ENOMEM;
 			}
 			(*at)[(*n)++] = ord;
 		}
@@ -288,15 +277,9 @@ static void cut_walk(const cJSON *node, struct cut_walk *w)
 			cut = true;
 		if (cut) {
 			struct fetch_cuts *c = w->out;
-			if (c->n == w->cap) {
-				size_t nc = w->cap ? w->cap * 2 : 16;
-				const cJSON **v = realloc(c->v, nc * sizeof(*v));
-				if (!v) {
-					w->rc = -ENOMEM;
-					return;
-				}
-				c->v = v;
-				w->cap = nc;
+			if (arr_grow(&c->v, &w->cap, c->n + 1, sizeof(*c->v))) {
+				w->rc = -ENOMEM;
+				return;
 			}
 			c->v[c->n++] = node;
 		}

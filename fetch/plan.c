@@ -48,6 +48,7 @@
  * planner does no I/O and keeps no clock: plan_next, plan_answer and the
  * events they return are the whole protocol.
  */
+#include "arr.h"
 #include "fetch.h"
 
 #include <errno.h>
@@ -62,6 +63,21 @@
 #define REGROWN_RSD 0.15	/* a leaf that came back full: size barely known */
 #define MAX_RESCALES 8		/* re-plans of one node's unsent children */
 #define RESCALE_MIN 0.02	/* re-plan when the size is off by this much */
+#define FILL_DEFAULT 0.9	/* plan_cfg.fill when it is not in (0.1, 1] */
+#define PRIOR_FILL 0.92		/* fill's share for a plan from another day's flows
+				 * (days differ by some percent) */
+#define MIN_LEAF_POINTS_LOW 50.0	/* a leaf's sample points at the least, */
+#define MIN_LEAF_CAP_SHARE 20.0		/* else a cap / this, up to MIN_LEAF_POINTS */
+#define INTERMEDIATE_FILL 0.66	/* an intermediate part is aimed at this share of
+				 * what its sample can place leaves in */
+#define INTERMEDIATE_MIN_CAPS 2.0	/* an intermediate part holds this many caps at least */
+#define LEAF_MIN_CAPS 0.5	/* a leaf is aimed at this share of the cap at least */
+#define GUESS_CAPS 2.0		/* a full window with no estimate: this many caps */
+#define SAMPLED_ROOM 1.05	/* head room on an estimate from a sample (good to a
+				 * few percent) */
+#define NEAR_CAP_ROOM 1.1	/* on an estimate between one and GUESS_CAPS caps */
+#define UNDER_CAP_ROOM 1.3	/* a full window estimated under the cap: this many
+				 * caps (the estimate was wrong by an unknown amount) */
 
 enum node_kind { N_TIME, N_PEER };
 enum node_state { S_QUEUED, S_SENT, S_SPLIT, S_DONE, S_DROPPED };
@@ -129,28 +145,16 @@ static struct node *node_new(struct plan *p, struct node *parent, enum node_kind
 
 	if (!n)
 		goto oom;
-	if (p->nnodes == p->capnodes) {
-		size_t cap = p->capnodes ? p->capnodes * 2 : 256;
-		struct node **v = realloc(p->nodes, cap * sizeof(*v));
-		if (!v)
-			goto oom;
-		p->nodes = v;
-		p->capnodes = cap;
-	}
+	if (arr_grow(&p->nodes, &p->capnodes, p->nnodes + 1, sizeof(*p->nodes)))
+		goto oom;
 	if (p->qtail == p->qcap) {
 		if (p->qhead > 0) {
 			memmove(p->queue, p->queue + p->qhead, (p->qtail - p->qhead) * sizeof(*p->queue));
 			p->qtail -= p->qhead;
 			p->qhead = 0;
 		}
-		if (p->qtail == p->qcap) {
-			size_t cap = p->qcap ? p->qcap * 2 : 256;
-			uint64_t *q = realloc(p->queue, cap * sizeof(*q));
-			if (!q)
-				goto oom;
-			p->queue = q;
-			p->qcap = cap;
-		}
+		if (arr_grow(&p->queue, &p->qcap, p->qtail + 1, sizeof(*p->queue)))
+			goto oom;
 	}
 	n->id = p->nnodes;
 	n->s = s;
@@ -182,15 +186,9 @@ oom:
 static void emit(struct plan *p, enum plan_ev_kind kind, const struct node *n,
 		 int64_t records, int64_t seen)
 {
-	if (p->nev == p->capev) {
-		size_t cap = p->capev ? p->capev * 2 : 8;
-		struct plan_ev *v = realloc(p->ev, cap * sizeof(*v));
-		if (!v) {
-			p->oom = true;
-			return;
-		}
-		p->ev = v;
-		p->capev = cap;
+	if (arr_grow(&p->ev, &p->capev, p->nev + 1, sizeof(*p->ev))) {
+		p->oom = true;
+		return;
 	}
 	p->ev[p->nev++] = (struct plan_ev){kind, n->s, n->e, n->peer, records, seen};
 }
@@ -214,7 +212,7 @@ static void plan_from_prior(struct plan *p, int64_t s, int64_t e)
 		node_new(p, NULL, N_TIME, s, e, -1);
 		return;
 	}
-	p->cfg.fill = fill * 0.92;
+	p->cfg.fill = fill * PRIOR_FILL;
 	plan_range(p, NULL, s, e, (double)(hi - lo), 0, p->cfg.prior + lo, NULL, hi - lo);
 	p->cfg.fill = fill;
 }
@@ -231,7 +229,7 @@ int plan_new(const struct plan_cfg *cfg, const struct cache_ivals *missing,
 		return -ENOMEM;
 	p->cfg = *cfg;
 	if (!(p->cfg.fill > 0.1 && p->cfg.fill <= 1.0))
-		p->cfg.fill = 0.9;
+		p->cfg.fill = FILL_DEFAULT;
 	p->max_len = 128;
 	for (size_t i = 0; i < missing->n; i++) {
 		int64_t s = missing->v[i].start, e = missing->v[i].end;
@@ -336,10 +334,10 @@ static int split_points(const struct plan *p, const int64_t *pts, size_t n, int6
 			int64_t to, double target, struct part **out, size_t *nout)
 {
 	int64_t g = p->cfg.granularity_ms, cur = from;
-	size_t cap = 16, np = 0, cnt = 0;
-	struct part *v = malloc(cap * sizeof(*v));
+	size_t cap = 0, np = 0, cnt = 0;
+	struct part *v = NULL;
 
-	if (!v)
+	if (arr_grow(&v, &cap, 3, sizeof(*v)))
 		return -ENOMEM;
 	for (size_t i = 0; i < n;) {
 		int64_t t = floor_g(p, pts[i]);
@@ -347,14 +345,9 @@ static int split_points(const struct plan *p, const int64_t *pts, size_t n, int6
 		while (j < n && floor_g(p, pts[j]) == t)
 			j++;
 		size_t group = j - i;
-		if (np + 3 > cap) {
-			cap *= 2;
-			struct part *w = realloc(v, cap * sizeof(*w));
-			if (!w) {
-				free(v);
-				return -ENOMEM;
-			}
-			v = w;
+		if (arr_grow(&v, &cap, np + 3, sizeof(*v))) {
+			free(v);
+			return -ENOMEM;
 		}
 		if (cnt > 0 && (double)(cnt + group) > target && t > cur) {
 			v[np++] = (struct part){cur, t, cnt};
@@ -444,7 +437,7 @@ static bool plan_slot_by_peer(struct plan *p, struct node *n, int64_t s, int64_t
 	p->st.peer_splits++;
 	memcpy(v, peers, npts * 16);
 	qsort(v, npts, 16, cmp_addr);
-	peer_trie(p, c, c->peer, v, 0, npts, npts, est * 1.05);
+	peer_trie(p, c, c->peer, v, 0, npts, npts, est * SAMPLED_ROOM);
 	free(v);
 	return true;
 }
@@ -471,7 +464,7 @@ static double leaf_size(const struct plan *p, double total, double rsd, size_t n
 		double l = cap / (1 + LEAF_Z * sd);
 		leaf = l < p->cfg.fill * cap ? l : p->cfg.fill * cap;
 	}
-	return leaf < 0.5 * cap ? 0.5 * cap : leaf;
+	return leaf < LEAF_MIN_CAPS * cap ? LEAF_MIN_CAPS * cap : leaf;
 }
 
 static struct node *node_est(struct plan *p, struct node *n, int64_t s, int64_t e, double est,
@@ -526,14 +519,18 @@ static void plan_range(struct plan *p, struct node *n, int64_t from, int64_t to,
 		return;
 	}
 	double cap = p->cfg.cap;
-	double min_pts = cap / 20 < 50 ? 50 : cap / 20 > MIN_LEAF_POINTS ? MIN_LEAF_POINTS : cap / 20;
+	double min_pts = cap / MIN_LEAF_CAP_SHARE;
+	if (min_pts < MIN_LEAF_POINTS_LOW)
+		min_pts = MIN_LEAF_POINTS_LOW;
+	else if (min_pts > MIN_LEAF_POINTS)
+		min_pts = MIN_LEAF_POINTS;
 	double per_leaf_pts = (double)npts * leaf / total;
 	/* an intermediate part whose full answer still places leaves well */
-	double inter = 0.66 * leaf * cap / min_pts;
+	double inter = INTERMEDIATE_FILL * leaf * cap / min_pts;
 	if (inter > INTERMEDIATE_CAPS * cap)
 		inter = INTERMEDIATE_CAPS * cap;
-	if (inter < 2 * cap)
-		inter = 2 * cap;
+	if (inter < INTERMEDIATE_MIN_CAPS * cap)
+		inter = INTERMEDIATE_MIN_CAPS * cap;
 	double part_flows = per_leaf_pts >= min_pts || inter * 2 > total ? leaf : inter;
 
 	double target = (double)npts * part_flows / total;
@@ -727,12 +724,12 @@ static double regrown(const struct plan *p, const struct node *n, double *rsd)
 	if (rsd)
 		*rsd = n->est > cap ? n->rsd : REGROWN_RSD;
 	if (n->est < 0)
-		return 2 * cap;
-	if (n->est > 2 * cap)
-		return n->est * 1.05;
+		return GUESS_CAPS * cap;
+	if (n->est > GUESS_CAPS * cap)
+		return n->est * SAMPLED_ROOM;
 	if (n->est > cap)
-		return n->est * 1.1;
-	return cap * 1.3;
+		return n->est * NEAR_CAP_ROOM;
+	return cap * UNDER_CAP_ROOM;
 }
 
 /* The parts of a peer split, in address order. */
@@ -774,15 +771,9 @@ static void peer_collect(struct plan *p, struct cache_prefix pre, uint8_t (*pts)
 	 * of the up to 32 (128) light prefixes on the way down.  If it comes
 	 * back full, its own answer says where to cut. */
 	if (est <= leaf || pre.len >= p->max_len || (m > 0 && hi - lo <= 1)) {
-		if (out->n == out->cap) {
-			size_t cap = out->cap ? out->cap * 2 : 64;
-			struct peer_leaf *v = realloc(out->v, cap * sizeof(*v));
-			if (!v) {
-				p->oom = true;
-				return;
-			}
-			out->v = v;
-			out->cap = cap;
+		if (arr_grow(&out->v, &out->cap, out->n + 1, sizeof(*out->v))) {
+			p->oom = true;
+			return;
 		}
 		out->v[out->n++] = (struct peer_leaf){pre, est};
 		return;
@@ -1001,7 +992,7 @@ static void split_by_time(struct plan *p, struct node *n, const int64_t *starts,
 	if (share >= 1) {
 		/* degenerate sample: plan it all with a guess */
 		free(parts);
-		n->known = 2.0 * p->cfg.cap;
+		n->known = GUESS_CAPS * p->cfg.cap;
 		plan_sized(p, n, n->s, n->known, REGROWN_RSD, pts, pk, m);
 		pts = NULL;
 		pk = NULL;

@@ -22,6 +22,7 @@
  * the per-side counters show (SYN, ACK with SYN, FIN, RST).
  */
 #include "fetch_i.h"
+#include "mtx.h"
 
 #include <assert.h>
 #include <cjson/cJSON.h>
@@ -49,7 +50,8 @@ struct driver {
 	char tenant[24];		/* the chosen tenant's id */
 	bool tenant_given;
 	uint32_t limit;
-	pthread_mutex_t lock;		/* the session below */
+	struct mtx lock;		/* guards the session: the fields below (fetch_i.h,
+					 * LOCKING) */
 	/* Every cookie the login set, as a Cookie header's value, and the
 	 * XSRF-TOKEN cookie's value for the X-XSRF-TOKEN header: the Manager
 	 * compares the header with the cookie of the same request. */
@@ -103,7 +105,7 @@ static int sna_open(struct driver **out, const struct fetch_opts *o, char *err)
 		d->tenant_given = true;
 	}
 	d->limit = o->max_records ? o->max_records : 10000;
-	pthread_mutex_init(&d->lock, NULL);
+	mtx_init(&d->lock);
 	*out = d;
 	return 0;
 fail:
@@ -114,7 +116,7 @@ fail:
 
 static void sna_close(struct driver *d)
 {
-	pthread_mutex_destroy(&d->lock);
+	mtx_destroy(&d->lock);
 	explicit_bzero(d, sizeof(*d));
 	free(d);
 }
@@ -229,6 +231,7 @@ static int sna_login(struct driver *d, struct http *h, char *err)
 	struct http_resp r;
 	int rc;
 
+	mtx_assert_held(&d->lock);
 	memset(&a, 0, sizeof(a));
 	form_encode(d->user, u, sizeof(u));
 	form_encode(d->pass, pw, sizeof(pw));
@@ -275,11 +278,11 @@ static int sna_session(struct driver *d, struct http *h, uint64_t stale_gen, cha
 {
 	int rc = 0;
 
-	pthread_mutex_lock(&d->lock);
+	mtx_lock(&d->lock);
 	bool expiring = d->gen && mono_ms() - d->login_ms > SNA_SESSION_MS - SNA_RENEW_MS;
 	if (!d->gen || expiring || (stale_gen && stale_gen == d->gen))
 		rc = sna_login(d, h, err);
-	pthread_mutex_unlock(&d->lock);
+	mtx_unlock(&d->lock);
 	return rc;
 }
 
@@ -288,23 +291,23 @@ static void sna_logout(struct driver *d, struct http *h)
 {
 	char err[FETCH_ERRLEN];
 
-	pthread_mutex_lock(&d->lock);
+	mtx_lock(&d->lock);
 	if (d->gen)
 		sna_logout_session(d, h, d->cookies, d->xsrf, err);
 	d->gen = 0;
 	explicit_bzero(d->cookies, sizeof(d->cookies));
 	explicit_bzero(d->xsrf, sizeof(d->xsrf));
-	pthread_mutex_unlock(&d->lock);
+	mtx_unlock(&d->lock);
 }
 
 static void sna_sign(struct driver *d, struct http_ask *a)
 {
-	pthread_mutex_lock(&d->lock);
+	mtx_lock(&d->lock);
 	memcpy(a->cookie, d->cookies, sizeof(a->cookie));
 	if (a->method && strcmp(a->method, "GET") != 0)
 		snprintf(a->xsrf, sizeof(a->xsrf), "%s", d->xsrf);
 	a->auth_gen = d->gen;
-	pthread_mutex_unlock(&d->lock);
+	mtx_unlock(&d->lock);
 }
 
 static int sna_info_ask(struct driver *d, struct http_ask *a)
@@ -1130,7 +1133,7 @@ static void sna_error_text(struct driver *d, const struct http_resp *resp, char 
 
 const struct driver_ops sna_driver = {
 	.granularity_ms = 1000,
-	.max_window_ms = 31LL * 86400000,
+	.max_window_ms = 31 * CACHE_DAY_MS,
 	.split_dims = FETCH_SPLIT_PEER | FETCH_SPLIT_PEER_SET,
 	/* flowsim's SNA records: 964 bytes on average, 1,134 at most, 1,808
 	 * pretty-printed; a Manager's may carry more fields */

@@ -50,13 +50,15 @@ void fs_clock_now(struct fs_ctx *c, struct fs_clock *clk)
 	clk->retention_days = info->retention_days > 0 ? info->retention_days : c->o.retention_days;
 }
 
-/* The line, formatted, to the log file and (in the foreground) stderr. */
+/* The line, formatted, to the log file and (in the foreground) stderr.
+ * A write and a flush: never under c->lock (fs.h, LOCKING). */
 static void log_write(struct fs_ctx *c, const char *fmt, va_list ap)
 {
 	char line[1200], stamp[32];
 	time_t t = time(NULL);
 	struct tm tm;
 
+	mtx_assert_not_held(&c->lock);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	gmtime_r(&t, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -312,6 +314,7 @@ static int info_json(struct fs_ctx *c, char **text)
  * the caller holds c->small_lock. */
 static struct cache *small_open(struct fs_ctx *c)
 {
+	mtx_assert_held(&c->small_lock);
 	if (!c->small_cache) {
 		struct cache_identity id = fetch_engine_identity(c->engine);
 		char err[CACHE_ERRLEN];
@@ -327,11 +330,11 @@ int fs_cached_subjects(struct fs_ctx *c, struct cache_query **out, size_t *n)
 {
 	int rc = -EIO;
 
-	pthread_mutex_lock(&c->small_lock);
+	mtx_lock(&c->small_lock);
 	struct cache *cc = small_open(c);
 	if (cc)
 		rc = cache_subjects(cc, out, n, NULL);
-	pthread_mutex_unlock(&c->small_lock);
+	mtx_unlock(&c->small_lock);
 	return rc;
 }
 
@@ -348,7 +351,7 @@ void fs_days_fetched(struct fs_ctx *c, const struct cache_query *q, const int64_
 
 	memset(fetched, 0, n * sizeof(*fetched));
 	fs_subject_name(q, subject, sizeof(subject));
-	pthread_mutex_lock(&c->small_lock);
+	mtx_lock(&c->small_lock);
 	/* the last listing's answer, soon after it and before another query
 	 * ended: one of its days, or the same listing again (a listing
 	 * repeated while a download runs costs no read of the store) */
@@ -357,13 +360,13 @@ void fs_days_fetched(struct fs_ctx *c, const struct cache_query *q, const int64_
 		if (listing && n == c->days.n &&
 		    memcmp(c->days.bounds, bounds, (n + 1) * sizeof(*bounds)) == 0) {
 			memcpy(fetched, c->days.fetched, n * sizeof(*fetched));
-			pthread_mutex_unlock(&c->small_lock);
+			mtx_unlock(&c->small_lock);
 			return;
 		}
 		for (size_t i = 0; !listing && n == 1 && i < c->days.n; i++) {
 			if (c->days.bounds[i] == bounds[0] && c->days.bounds[i + 1] == bounds[1]) {
 				fetched[0] = c->days.fetched[i];
-				pthread_mutex_unlock(&c->small_lock);
+				mtx_unlock(&c->small_lock);
 				return;
 			}
 		}
@@ -382,7 +385,7 @@ void fs_days_fetched(struct fs_ctx *c, const struct cache_query *q, const int64_
 		c->days.at_ms = now;
 		c->days.gen = gen;
 	}
-	pthread_mutex_unlock(&c->small_lock);
+	mtx_unlock(&c->small_lock);
 }
 
 void fs_log_gaps(struct fs_ctx *c, const struct cache_query *q, const char *name)
@@ -391,10 +394,11 @@ void fs_log_gaps(struct fs_ctx *c, const struct cache_query *q, const char *name
 	size_t n = 0;
 	char err[CACHE_ERRLEN];
 
-	pthread_mutex_lock(&c->small_lock);
+	mtx_assert_not_held(&c->lock);
+	mtx_lock(&c->small_lock);
 	struct cache *cc = small_open(c);
 	int rc = cc ? cache_gaps(cc, q, &g, &n, err) : -EIO;
-	pthread_mutex_unlock(&c->small_lock);
+	mtx_unlock(&c->small_lock);
 	if (rc) {
 		fs_log(c, "%s: cannot list its gaps: %s", name, cc ? err : "no cache");
 		return;
@@ -441,10 +445,10 @@ int fs_static_file(struct fs_ctx *c, const struct fs_node *n, char **text, size_
 		FILE *m = open_memstream(text, &size);
 		if (!m)
 			return -ENOMEM;
-		pthread_mutex_lock(&c->small_lock);
+		mtx_lock(&c->small_lock);
 		struct cache *cc = small_open(c);
 		rc = cc ? cache_render_lookup(cc, tables[n->file], m, NULL) : -EIO;
-		pthread_mutex_unlock(&c->small_lock);
+		mtx_unlock(&c->small_lock);
 		fclose(m);
 	} else {
 		return -ENOENT;
@@ -1369,8 +1373,8 @@ int main(int argc, char *argv[])
 		return 1;
 	}
 	memset(&fopts, 0, sizeof(fopts));
-	pthread_mutex_init(&c->lock, NULL);
-	pthread_mutex_init(&c->small_lock, NULL);
+	mtx_init(&c->lock);
+	mtx_init(&c->small_lock);
 	pthread_mutex_init(&c->refused.lock, NULL);
 	pthread_cond_init(&c->queue_cond, NULL);
 	c->uid = getuid();

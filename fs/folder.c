@@ -10,12 +10,14 @@
  * its generation (a dup of the descriptor) when a live folder is refreshed.
  * SHA256SUMS is computed over exactly the descriptors served.
  */
+#include "arr.h"
 #include "fs.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -87,6 +89,65 @@ struct fs_folder {
  * its next reader renders it again from the cache (no request). */
 #define SNAPSHOTS_MAX 24
 
+/*
+ * Work that may not be done under c->lock (fs.h, LOCKING), collected
+ * while it is held and done once it is let go (later_run): log lines,
+ * and snapshot descriptors to close (the last close of a deleted file
+ * frees its blocks).  Bounded: a line past FS_LATER_LINES is counted and
+ * the count logged; a descriptor past FS_LATER_FDS is closed at once.
+ */
+#define FS_LATER_LINES 8
+#define FS_LATER_FDS (4 * FS_NFILES)
+struct fs_later {
+	struct {
+		int level;
+		char text[512];
+	} line[FS_LATER_LINES];
+	size_t nlines, lost;
+	int fd[FS_LATER_FDS];
+	size_t nfds;
+};
+
+/* A log line for later, at FETCH_LOG_* level 'level' (fs_log_at's). */
+static void later_log(struct fs_later *l, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void later_log(struct fs_later *l, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (l->nlines == FS_LATER_LINES) {
+		l->lost++;
+		return;
+	}
+	l->line[l->nlines].level = level;
+	va_start(ap, fmt);
+	vsnprintf(l->line[l->nlines].text, sizeof(l->line[0].text), fmt, ap);
+	va_end(ap);
+	l->nlines++;
+}
+
+/* A descriptor to close later (at once when l is full). */
+static void later_close(struct fs_later *l, int fd)
+{
+	if (l->nfds < FS_LATER_FDS)
+		l->fd[l->nfds++] = fd;
+	else
+		close(fd);
+}
+
+/* Do what l holds, and empty it.  Caller does not hold c->lock. */
+static void later_run(struct fs_ctx *c, struct fs_later *l)
+{
+	mtx_assert_not_held(&c->lock);
+	for (size_t i = 0; i < l->nfds; i++)
+		close(l->fd[i]);
+	for (size_t i = 0; i < l->nlines; i++)
+		fs_log_at(c, l->line[i].level, "%s", l->line[i].text);
+	if (l->lost)
+		fs_log(c, "%zu more lines about snapshots were not logged", l->lost);
+	l->nlines = l->lost = l->nfds = 0;
+}
+
 static int64_t wall_ms(void)
 {
 	struct timespec ts;
@@ -113,6 +174,7 @@ static struct fs_folder *folder_find(struct fs_ctx *c, const struct fs_node *n)
 	struct fs_node qn = folder_node(n);
 	uint64_t ino = fs_node_ino(&qn);
 
+	mtx_assert_held(&c->lock);
 	for (size_t i = 0; i < c->nfolders; i++)
 		if (c->folders[i]->ino == ino && fs_node_same(&c->folders[i]->node, &qn))
 			return c->folders[i];
@@ -134,6 +196,7 @@ static bool folder_droppable(const struct fs_folder *f)
  * something to keep.  Caller holds c->lock; never fails. */
 static void folders_sweep(struct fs_ctx *c)
 {
+	mtx_assert_held(&c->lock);
 	for (size_t i = 0; i < c->nfolders;) {
 		struct fs_folder *f = c->folders[i];
 		if (!folder_droppable(f)) {
@@ -157,14 +220,8 @@ static struct fs_folder *folder_get(struct fs_ctx *c, const struct fs_node *n)
 	if (f)
 		return f;
 	folders_sweep(c);
-	if (c->nfolders == c->capfolders) {
-		size_t cap = c->capfolders ? c->capfolders * 2 : 64;
-		struct fs_folder **v = realloc(c->folders, cap * sizeof(*v));
-		if (!v)
-			return NULL;
-		c->folders = v;
-		c->capfolders = cap;
-	}
+	if (arr_grow(&c->folders, &c->capfolders, c->nfolders + 1, sizeof(*c->folders)))
+		return NULL;
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
@@ -239,6 +296,7 @@ static void answer(struct fs_ctx *c, struct fs_folder *f, struct fs_waiter *w)
 {
 	struct snap_file *sf = &f->files[w->file];
 
+	mtx_assert_held(&c->lock);
 	if (sf->err) {
 		fuse_reply_err(w->req, sf->err);
 		return;
@@ -273,9 +331,9 @@ static void answer(struct fs_ctx *c, struct fs_folder *f, struct fs_waiter *w)
 void fs_handle_release(struct fs_ctx *c, struct fs_handle *h)
 {
 	if (h->folder) {
-		pthread_mutex_lock(&c->lock);
+		mtx_lock(&c->lock);
 		h->folder->opens--;
-		pthread_mutex_unlock(&c->lock);
+		mtx_unlock(&c->lock);
 	}
 	if (h->fd >= 0)
 		close(h->fd);
@@ -333,17 +391,18 @@ static uint64_t snapshot_size(const struct fs_folder *f)
 	return n;
 }
 
-/* Close f's rendered files and take their bytes off c->snap_bytes
- * (caller holds c->lock).  A file a reader still has open keeps its own
- * descriptor (a dup, answer()): its bytes stay on disk, uncounted, until
- * that reader closes it. */
-static void snapshot_drop(struct fs_ctx *c, struct fs_folder *f)
+/* Forget f's rendered files (their descriptors closed later, by 'later')
+ * and take their bytes off c->snap_bytes (caller holds c->lock).  A file a
+ * reader still has open keeps its own descriptor (a dup, answer()): its
+ * bytes stay on disk, uncounted, until that reader closes it. */
+static void snapshot_drop(struct fs_ctx *c, struct fs_folder *f, struct fs_later *later)
 {
+	mtx_assert_held(&c->lock);
 	c->snap_bytes -= snapshot_size(f);
 	f->big_logged = false;
 	for (int i = 0; i < FS_NFILES; i++) {
 		if (f->files[i].fd >= 0)
-			close(f->files[i].fd);
+			later_close(later, f->files[i].fd);
 		f->files[i].fd = -1;
 		f->files[i].size = 0;
 		f->files[i].err = 0;
@@ -354,13 +413,13 @@ static bool needs_query(struct fs_ctx *c, struct fs_folder *f);
 
 void fs_snapshots_held(struct fs_ctx *c, size_t *folders, uint64_t *bytes)
 {
-	pthread_mutex_lock(&c->lock);
+	mtx_lock(&c->lock);
 	*folders = 0;
 	for (size_t i = 0; i < c->nfolders; i++)
 		if (snapshot_size(c->folders[i]) > 0)
 			(*folders)++;
 	*bytes = c->snap_bytes;
-	pthread_mutex_unlock(&c->lock);
+	mtx_unlock(&c->lock);
 }
 
 /*
@@ -369,11 +428,13 @@ void fs_snapshots_held(struct fs_ctx *c, size_t *folders, uint64_t *bytes)
  * that holds some).  Idle: no worker (none is being queried or rendered),
  * no reader waiting, no handle open on it; so a snapshot larger than the
  * bound alone is served whole, and the bytes held stay under the bound
- * plus the snapshots in use.  Each drop for space is logged with what the
- * snapshots hold after it.  Caller holds c->lock; never fails.
+ * plus the snapshots in use.  Each drop for space is logged (by 'later')
+ * with what the snapshots hold after it.  Caller holds c->lock; never
+ * fails.
  */
-static void snapshots_trim(struct fs_ctx *c)
+static void snapshots_trim(struct fs_ctx *c, struct fs_later *later)
 {
+	mtx_assert_held(&c->lock);
 	for (;;) {
 		size_t open = 0;
 		struct fs_folder *lru = NULL;
@@ -394,12 +455,12 @@ static void snapshots_trim(struct fs_ctx *c)
 		if (!lru || (open <= SNAPSHOTS_MAX && !space))
 			return;
 		uint64_t freed = snapshot_size(lru);
-		snapshot_drop(c, lru);
+		snapshot_drop(c, lru, later);
 		lru->state = F_IDLE;
 		if (space && freed) {
 			char where[FS_PATH_LEN];
 			fs_node_path(&lru->node, where, sizeof(where));
-			fs_log_at(c, FETCH_LOG_INFO, "%s: snapshot dropped for space: %.1f MiB; "
+			later_log(later, FETCH_LOG_INFO, "%s: snapshot dropped for space: %.1f MiB; "
 				  "snapshots now hold %.1f MiB of at most %.1f MiB (snapshot_max)",
 				  where, (double)freed / 1048576.0,
 			       (double)c->snap_bytes / 1048576.0, (double)c->snap_max / 1048576.0);
@@ -412,7 +473,7 @@ int fs_folder_stat(struct fs_ctx *c, const struct fs_node *n, uint64_t ino, stru
 {
 	int rc = -EAGAIN;
 
-	pthread_mutex_lock(&c->lock);
+	mtx_lock(&c->lock);
 	struct fs_folder *f = folder_find(c, n);
 	if (f && f->state == F_READY && !needs_query(c, f) && f->files[n->file].fd >= 0) {
 		fill_stat(c, f, n->file, ino, st);
@@ -420,7 +481,7 @@ int fs_folder_stat(struct fs_ctx *c, const struct fs_node *n, uint64_t ino, stru
 		f->used = ++c->use_clock;
 		rc = 0;
 	}
-	pthread_mutex_unlock(&c->lock);
+	mtx_unlock(&c->lock);
 	return rc;
 }
 
@@ -600,9 +661,9 @@ static int render_sums(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, 
 			free(buf);
 			return -EINTR;
 		}
-		pthread_mutex_lock(&c->lock);
+		mtx_lock(&c->lock);
 		bool have = f->files[file].fd >= 0;
-		pthread_mutex_unlock(&c->lock);
+		mtx_unlock(&c->lock);
 		if (!have)
 			rc = render_file(c, f, cc, file);
 		if (rc || f->files[file].err) {
@@ -633,7 +694,7 @@ static int render_sums(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, 
 }
 
 /* Render one file of the current generation into the snapshot.  Outside
- * c->lock; publishes the descriptor under it.  A failure is logged and
+ * c->lock; publishes the descriptor under it (and logs after it).  A failure is logged and
  * returned; a transient one (fs_errno_transient: a full disk, no
  * descriptors, a busy cache, an unmount) is answered to the readers
  * waiting for this file and forgotten, so that the next read renders it
@@ -723,7 +784,8 @@ done:
 		fs_log(c, "%s/%s: cannot render: %s", where, fs_file_names[file],
 		       cerr[0] ? cerr : strerror(-rc));
 	}
-	pthread_mutex_lock(&c->lock);
+	struct fs_later later = {.nlines = 0};
+	mtx_lock(&c->lock);
 	if (!rc) {
 		f->files[file].fd = fd;
 		f->files[file].size = (uint64_t)st.st_size;
@@ -733,21 +795,22 @@ done:
 			char where[FS_PATH_LEN];
 			f->big_logged = true;
 			fs_node_path(&f->node, where, sizeof(where));
-			fs_log_at(c, FETCH_LOG_INFO, "%s: snapshot holds %.1f MiB, more than "
+			later_log(&later, FETCH_LOG_INFO, "%s: snapshot holds %.1f MiB, more than "
 				  "snapshot_max (%.1f MiB) alone: served all the same, and dropped "
 				  "when another folder's files need the room", where,
 				  (double)mine / 1048576.0, (double)c->snap_max / 1048576.0);
 		}
-		snapshots_trim(c);
+		snapshots_trim(c, &later);
 	} else {
-		if (fd >= 0)
-			close(fd);
 		if (fs_errno_transient(rc))
 			answer_file_err(f, file, fs_errno(rc));
 		else
 			f->files[file].err = fs_errno(rc);
 	}
-	pthread_mutex_unlock(&c->lock);
+	mtx_unlock(&c->lock);
+	if (rc && fd >= 0)
+		close(fd);
+	later_run(c, &later);
 	return rc;
 }
 
@@ -806,6 +869,7 @@ static int worker_start(struct fs_ctx *c, struct fs_folder *f)
 
 static void queue_push(struct fs_ctx *c, struct fs_folder *f)
 {
+	mtx_assert_held(&c->lock);
 	f->queued = true;
 	f->qnext = NULL;
 	if (c->queue_tail)
@@ -821,6 +885,7 @@ static void queue_remove(struct fs_ctx *c, struct fs_folder *f)
 {
 	struct fs_folder **pp = &c->queue_head, *prev = NULL;
 
+	mtx_assert_held(&c->lock);
 	while (*pp && *pp != f) {
 		prev = *pp;
 		pp = &(*pp)->qnext;
@@ -849,6 +914,7 @@ static size_t queue_position(const struct fs_ctx *c, const struct fs_folder *f)
 /* A slot for f now, when one is free and nobody is queued before it. */
 static bool slot_take(struct fs_ctx *c, struct fs_folder *f)
 {
+	mtx_assert_held(&c->lock);
 	if (c->queries_running >= c->o.max_queries || c->queue_head)
 		return false;
 	f->has_slot = true;
@@ -862,6 +928,7 @@ static bool slot_take(struct fs_ctx *c, struct fs_folder *f)
  * back.  Nothing is handed over once unmounting. */
 static void queue_grant(struct fs_ctx *c)
 {
+	mtx_assert_held(&c->lock);
 	while (!atomic_load(&c->stopping) && c->queries_running < c->o.max_queries &&
 	       c->queue_head) {
 		struct fs_folder *f = c->queue_head;
@@ -895,10 +962,11 @@ static void slot_release(struct fs_ctx *c, struct fs_folder *f)
  * is left to wait for it or the mount is stopping. */
 static bool slot_wait(struct fs_ctx *c, struct fs_folder *f)
 {
+	mtx_assert_held(&c->lock);
 	if (!f->has_slot && !f->queued && !slot_take(c, f))
 		queue_push(c, f);
 	while (!f->has_slot && f->waiters && !atomic_load(&c->stopping))
-		pthread_cond_wait(&c->queue_cond, &c->lock);
+		mtx_cond_wait(&c->queue_cond, &c->lock);
 	if (f->has_slot && f->waiters && !atomic_load(&c->stopping))
 		return true;
 	if (f->queued)
@@ -915,6 +983,7 @@ static int worker_cache(struct fs_ctx *c, struct fs_folder *f, struct cache **cc
 	char cerr[CACHE_ERRLEN];
 	int rc;
 
+	mtx_assert_not_held(&c->lock);
 	if (*cc)
 		return 0;
 	struct cache_identity id = fetch_engine_identity(c->engine);
@@ -999,10 +1068,10 @@ static void folder_gaps_total(struct fs_ctx *c, struct fs_folder *f, struct cach
 }
 
 /* The one line that says a query ended with a snapshot (FETCH_LOG_INFO):
- * its folder, flows, requests, retries, seconds, gaps, source.  Caller
- * holds c->lock. */
+ * its folder, flows, requests, retries, seconds, gaps, source; into
+ * 'later', logged once c->lock, which the caller holds, is let go. */
 static void log_query_ready(struct fs_ctx *c, struct fs_folder *f, const struct fetch_result *res,
-			    int64_t flows, const struct fs_gaps_total *gt)
+			    int64_t flows, const struct fs_gaps_total *gt, struct fs_later *later)
 {
 	char where[FS_PATH_LEN], gaps[64] = "none", live[200] = "", rej[48] = "";
 
@@ -1022,7 +1091,8 @@ static void log_query_ready(struct fs_ctx *c, struct fs_folder *f, const struct 
 			live[1] = ' ';
 		}
 	}
-	fs_log_at(c, FETCH_LOG_INFO, "%s: ready: %lld flows, %llu requests, %llu retries, %.1f s, "
+	mtx_assert_held(&c->lock);
+	later_log(later, FETCH_LOG_INFO, "%s: ready: %lld flows, %llu requests, %llu retries, %.1f s, "
 		  "gaps %s%s, source %s%s", where, (long long)flows,
 		  (unsigned long long)res->requests, (unsigned long long)res->retries, res->seconds,
 		  gaps, rej, res->requests ? "collector" : "cache", live);
@@ -1030,16 +1100,17 @@ static void log_query_ready(struct fs_ctx *c, struct fs_folder *f, const struct 
 
 /* The one line that says a query ended without a snapshot: failed
  * (FETCH_LOG_ERROR, with its cause and errno) or interrupted by the
- * unmount (FETCH_LOG_INFO).  Caller holds c->lock. */
+ * unmount (FETCH_LOG_INFO); into 'later', as log_query_ready's. */
 static void log_query_failed(struct fs_ctx *c, struct fs_folder *f, int rc,
-			     const struct fetch_result *res, const char *cause)
+			     const struct fetch_result *res, const char *cause,
+			     struct fs_later *later)
 {
 	char where[FS_PATH_LEN], errtxt[80];
 	bool stop = fs_errno(rc) == EINTR && atomic_load(&c->stopping);
 
 	fs_node_path(&f->node, where, sizeof(where));
 	snprintf(errtxt, sizeof(errtxt), " (readers get %s)", strerrorname_np(fs_errno(rc)));
-	fs_log_at(c, stop ? FETCH_LOG_INFO : FETCH_LOG_ERROR,
+	later_log(later, stop ? FETCH_LOG_INFO : FETCH_LOG_ERROR,
 		  "%s: %s after %.1f s, %llu requests, %llu retries, %llu records received%s%s%s",
 		  where, stop ? "interrupted by the unmount" : "failed", res->seconds,
 		  (unsigned long long)res->requests, (unsigned long long)res->retries,
@@ -1066,9 +1137,10 @@ static void *folder_worker(void *arg)
 	struct fs_folder *f = wa->f;
 	struct cache *cc = NULL;
 	char err[FETCH_ERRLEN];
+	struct fs_later later = {.nlines = 0};
 
 	free(wa);
-	pthread_mutex_lock(&c->lock);
+	mtx_lock(&c->lock);
 again:
 	while (f->waiters && !atomic_load(&c->stopping)) {
 		if (needs_query(c, f)) {
@@ -1076,7 +1148,7 @@ again:
 				continue;	/* its readers left, or unmounting */
 			f->state = F_RUNNING;
 			memset(&f->prog, 0, sizeof(f->prog));
-			pthread_mutex_unlock(&c->lock);
+			mtx_unlock(&c->lock);
 			struct fetch_result res;
 			int rc = fetch_query(c->engine, &f->node.q, &f->prog, &f->cancel, &res, err);
 			/* the mark first, then the time: a row committed before the
@@ -1098,14 +1170,17 @@ again:
 				if (!res.complete)
 					folder_gaps_total(c, f, &cc, &gt);
 			}
-			pthread_mutex_lock(&c->lock);
+			mtx_lock(&c->lock);
 			slot_release(c, f);
 			if (rc) {
 				f->state = F_FAILED;
 				f->err = fs_errno(rc);
 				snprintf(f->cause, sizeof(f->cause), "%s", err);
-				log_query_failed(c, f, rc, &res, err);
+				log_query_failed(c, f, rc, &res, err, &later);
 				answer_ready(c, f, f->err);
+				mtx_unlock(&c->lock);
+				later_run(c, &later);
+				mtx_lock(&c->lock);
 				continue;
 			}
 			/* A final snapshot dropped by snapshots_trim and made again
@@ -1113,7 +1188,7 @@ again:
 			 * made it: the same query.json, SHA256SUMS and mtime, since
 			 * the kernel keeps the old pages and sizes (keep_cache). */
 			bool again = f->gen > 0 && !f->live && res.requests == 0;
-			snapshot_drop(c, f);
+			snapshot_drop(c, f, &later);
 			f->gen++;
 			if (!again) {
 				f->res = res;
@@ -1127,13 +1202,18 @@ again:
 			f->state = F_READY;
 			f->used = ++c->use_clock;
 			f->cause[0] = '\0';
-			snapshots_trim(c);
-			log_query_ready(c, f, &res, flows, &gt);
-			if (!res.complete) {
-				char who[FS_PATH_LEN];
-				fs_node_path(&f->node, who, sizeof(who));
-				fs_log_gaps(c, &f->node.q, who);
-			}
+			snapshots_trim(c, &later);
+			log_query_ready(c, f, &res, flows, &gt, &later);
+			/* the log, and the gaps read from the cache, once the lock
+			 * every FUSE operation takes is let go (fs.h, LOCKING) */
+			struct cache_query gq = f->node.q;
+			char who[FS_PATH_LEN];
+			fs_node_path(&f->node, who, sizeof(who));
+			mtx_unlock(&c->lock);
+			later_run(c, &later);
+			if (!res.complete)
+				fs_log_gaps(c, &gq, who);
+			mtx_lock(&c->lock);
 		}
 		/* a file someone waits for */
 		int want = -1;
@@ -1144,28 +1224,28 @@ again:
 			answer_ready(c, f, 0);
 			continue;
 		}
-		pthread_mutex_unlock(&c->lock);
+		mtx_unlock(&c->lock);
 		if (worker_cache(c, f, &cc)) {
-			pthread_mutex_lock(&c->lock);
+			mtx_lock(&c->lock);
 			answer_ready(c, f, EIO);
 			continue;
 		}
 		render_file(c, f, cc, want);
-		pthread_mutex_lock(&c->lock);
+		mtx_lock(&c->lock);
 		answer_ready(c, f, 0);
 	}
 	if (atomic_load(&c->stopping))
 		answer_ready(c, f, EINTR);
 	if (cc) {
-		pthread_mutex_unlock(&c->lock);
+		mtx_unlock(&c->lock);
 		cache_close(cc);
 		cc = NULL;
-		pthread_mutex_lock(&c->lock);
+		mtx_lock(&c->lock);
 		goto again;
 	}
 	slot_release(c, f);	/* handed over after its readers left */
 	f->worker = false;
-	pthread_mutex_unlock(&c->lock);
+	mtx_unlock(&c->lock);
 	return NULL;
 }
 
@@ -1179,7 +1259,7 @@ static void on_interrupt(fuse_req_t req, void *data)
 	struct fs_ctx *c = fuse_req_userdata(req);
 
 	(void)data;
-	pthread_mutex_lock(&c->lock);
+	mtx_lock(&c->lock);
 	for (size_t i = 0; i < c->nfolders; i++) {
 		struct fs_folder *f = c->folders[i];
 		struct fs_waiter **pp = &f->waiters;
@@ -1199,7 +1279,7 @@ static void on_interrupt(fuse_req_t req, void *data)
 		}
 		break;
 	}
-	pthread_mutex_unlock(&c->lock);
+	mtx_unlock(&c->lock);
 }
 
 /* Answer a request from its folder's snapshot when ready, else park it
@@ -1224,18 +1304,18 @@ static void park(struct fs_ctx *c, fuse_req_t req, const struct fs_node *n, uint
 	if (fi)
 		w->fi = *fi;
 
-	pthread_mutex_lock(&c->lock);
+	mtx_lock(&c->lock);
 	f = folder_find(c, n);
 	/* ready now: answer from the snapshot */
 	if (f && f->state == F_READY && !needs_query(c, f) &&
 	    (f->files[n->file].fd >= 0 || f->files[n->file].err)) {
 		f->used = ++c->use_clock;
 		answer(c, f, w);
-		pthread_mutex_unlock(&c->lock);
+		mtx_unlock(&c->lock);
 		free(w);
 		return;
 	}
-	pthread_mutex_unlock(&c->lock);
+	mtx_unlock(&c->lock);
 
 	/* registered before the request can be answered by the worker */
 	fuse_req_interrupt_func(req, on_interrupt, NULL);
@@ -1244,9 +1324,9 @@ static void park(struct fs_ctx *c, fuse_req_t req, const struct fs_node *n, uint
 		fuse_reply_err(req, EINTR);
 		return;
 	}
-	pthread_mutex_lock(&c->lock);
+	mtx_lock(&c->lock);
 	if (atomic_load(&c->stopping)) {	/* no new worker once unmounting */
-		pthread_mutex_unlock(&c->lock);
+		mtx_unlock(&c->lock);
 		free(w);
 		fuse_reply_err(req, EINTR);
 		return;
@@ -1255,7 +1335,7 @@ static void park(struct fs_ctx *c, fuse_req_t req, const struct fs_node *n, uint
 	 * while the lock was free */
 	f = folder_get(c, n);
 	if (!f) {
-		pthread_mutex_unlock(&c->lock);
+		mtx_unlock(&c->lock);
 		free(w);
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -1272,7 +1352,7 @@ static void park(struct fs_ctx *c, fuse_req_t req, const struct fs_node *n, uint
 			answer_ready(c, f, EAGAIN);
 		}
 	}
-	pthread_mutex_unlock(&c->lock);
+	mtx_unlock(&c->lock);
 }
 
 void fs_folder_getattr(struct fs_ctx *c, fuse_req_t req, const struct fs_node *n, uint64_t ino)
@@ -1317,7 +1397,7 @@ char *fs_folder_progress(struct fs_ctx *c, const struct fs_node *n)
 
 	if (!m)
 		return NULL;
-	pthread_mutex_lock(&c->lock);
+	mtx_lock(&c->lock);
 	struct fs_folder *f = folder_find(c, n);
 	/* a snapshot made, whether held now or dropped (snapshots_trim) */
 	bool made = f && f->gen > 0 && (f->state == F_READY || f->state == F_IDLE);
@@ -1361,7 +1441,7 @@ char *fs_folder_progress(struct fs_ctx *c, const struct fs_node *n)
 	fprintf(m, "waiting readers: %d\n", waiting);
 	fprintf(m, "mount: %d of %d queries running, %zu queued, %zu folders held\n",
 		c->queries_running, c->o.max_queries, c->queue_len, c->nfolders);
-	pthread_mutex_unlock(&c->lock);
+	mtx_unlock(&c->lock);
 	if (fclose(m) != 0) {
 		free(text);
 		return NULL;
@@ -1381,16 +1461,16 @@ char *fs_folder_progress(struct fs_ctx *c, const struct fs_node *n)
 void fs_folders_shutdown(struct fs_ctx *c)
 {
 	atomic_store(&c->stopping, 1);
-	pthread_mutex_lock(&c->lock);
+	mtx_lock(&c->lock);
 	for (size_t i = 0; i < c->nfolders; i++)
 		atomic_store(&c->folders[i]->cancel, 1);
 	pthread_cond_broadcast(&c->queue_cond);	/* workers waiting for a slot */
-	pthread_mutex_unlock(&c->lock);
+	mtx_unlock(&c->lock);
 	/* one at a time, outside the lock (a worker takes it to end) */
 	for (;;) {
 		pthread_t th;
 		bool found = false;
-		pthread_mutex_lock(&c->lock);
+		mtx_lock(&c->lock);
 		for (size_t i = 0; i < c->nfolders && !found; i++) {
 			struct fs_folder *f = c->folders[i];
 			if (f->joinable) {
@@ -1399,16 +1479,17 @@ void fs_folders_shutdown(struct fs_ctx *c)
 				found = true;
 			}
 		}
-		pthread_mutex_unlock(&c->lock);
+		mtx_unlock(&c->lock);
 		if (!found)
 			break;
 		pthread_join(th, NULL);
 	}
-	pthread_mutex_lock(&c->lock);
+	struct fs_later later = {.nlines = 0};
+	mtx_lock(&c->lock);
 	for (size_t i = 0; i < c->nfolders; i++) {
 		struct fs_folder *f = c->folders[i];
 		answer_ready(c, f, EINTR);
-		snapshot_drop(c, f);
+		snapshot_drop(c, f, &later);	/* past FS_LATER_FDS, closed at once */
 		free(f);
 		c->folders[i] = NULL;
 	}
@@ -1417,5 +1498,6 @@ void fs_folders_shutdown(struct fs_ctx *c)
 	c->nfolders = c->capfolders = 0;
 	c->queue_head = c->queue_tail = NULL;
 	c->queue_len = 0;
-	pthread_mutex_unlock(&c->lock);
+	mtx_unlock(&c->lock);
+	later_run(c, &later);
 }

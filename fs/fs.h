@@ -25,7 +25,49 @@
 #include <stdint.h>
 
 #include "fetch.h"
+#include "mtx.h"
 #include "path.h"
+
+/*
+ * LOCKING
+ *
+ * Three mutexes, each guarding what is marked with its name below:
+ *
+ *   c->lock        the mount's tables (inodes, folders, the queue of
+ *                  queries, the snapshots' bytes, use_clock) and every
+ *                  field of every struct fs_folder (folder.c) but its
+ *                  node, ino and serial (fixed when it is made), cancel
+ *                  and prog (atomics, the engine writes prog).  Every FUSE
+ *                  operation but read and readdir of made-up text takes
+ *                  it, so it is held only for memory work: finding a
+ *                  node, a folder, a waiter, a slot.  c->queue_cond is
+ *                  waited on with it.
+ *   c->small_lock  small_cache (the daemon's own connection for listings
+ *                  and collector/) and days; held over one short SQLite
+ *                  read, may log.
+ *   c->refused.lock  struct fs_refused; a leaf, no I/O under it.
+ *
+ * Order: none of the three is taken while another is held (c->lock is
+ * let go before fs_log_gaps, which takes small_lock), and none is held
+ * across a call into the engine (fetch_query, which takes the engine's
+ * own locks: fetch_i.h) or the cache's writes.
+ *
+ * Never under c->lock: SQLite (a connection may wait its busy timeout,
+ * 60 s, for another process), a line of the log (a write and a flush:
+ * log_write asserts it), the network, the close of a snapshot's last
+ * descriptor (it frees the file's blocks), fuse_lowlevel_notify_* (the
+ * kernel may be waiting on us).  folder.c collects such work under the
+ * lock (struct fs_later) and does it after letting go.  Allowed under
+ * it: memory, fuse_reply_* (a write to /dev/fuse, which does not wait),
+ * pthread_cond_broadcast, starting a worker and joining one that has
+ * ended but for its return (worker_start, folders_sweep), the close of
+ * a dup of a descriptor another still holds.
+ *
+ * The locks are struct mtx (mtx.h): in debug builds a function
+ * documented "caller holds c->lock" checks it (mtx_assert_held), and one
+ * that must not be called with it (fs_log_gaps, log_write, cache opens)
+ * checks that too (mtx_assert_not_held).
+ */
 
 /* The most day folders a subject lists (fs_days). */
 #define FS_DAYS_MAX 800
@@ -36,7 +78,7 @@ struct fs_opts {
 	int live_ttl, max_inflight, stall_timeout, request_timeout, retries, max_records;
 	int max_queries;	/* queries running at once, mount-wide */
 	int retention_days;	/* days listed when the collector does not say */
-	int insecure, foreground, debug;
+	int insecure, foreground;
 	char *snapshot_max;	/* the bound on the snapshots' bytes, as given */
 	char *log_level;	/* -o log_level=error|info|debug (default info) */
 	char *files_tz, *nfdump;	/* nfdump: the zone of the file names, the program */
@@ -59,7 +101,7 @@ struct fs_folder;
 #define FS_REFUSED_RECENT 256
 #define FS_REFUSED_PER_MIN 20
 struct fs_refused {
-	pthread_mutex_t lock;	/* a leaf: no other lock is taken under it, no I/O */
+	pthread_mutex_t lock;	/* guards this struct; a leaf, no I/O under it */
 	uint64_t recent[FS_REFUSED_RECENT];	/* hashes of the paths logged; 0 free */
 	unsigned next;		/* the slot the next path takes (a ring) */
 	int64_t minute_ms;	/* when the current minute began (CLOCK_MONOTONIC) */
@@ -80,20 +122,21 @@ struct fs_ctx {
 	struct fuse_session *se;
 	uid_t uid;
 	gid_t gid;
-	pthread_mutex_t lock;		/* guards the tables below and every folder */
-	struct fs_inode **inodes;	/* open-addressed by ino */
-	size_t ninodes, capinodes;
-	struct fs_folder **folders;	/* the folders held (folder.c) */
-	size_t nfolders, capfolders;
-	uint64_t folder_serial;		/* the last folder's serial (names its snapshot files) */
+	struct mtx lock;		/* the fields marked "lock", every folder (LOCKING) */
+	struct fs_inode **inodes;	/* open-addressed by ino (lock) */
+	size_t ninodes, capinodes;	/* (lock) */
+	struct fs_folder **folders;	/* the folders held, folder.c (lock) */
+	size_t nfolders, capfolders;	/* (lock) */
+	uint64_t folder_serial;		/* the last folder's serial, names its snapshot files (lock) */
 	/* The mount-wide bound on queries (-o max_queries): how many folders
 	 * hold a slot (their query runs, or is about to), and the folders
-	 * waiting for one, first come first served (folder.c). */
+	 * waiting for one, first come first served (folder.c).  Under lock. */
 	int queries_running;
 	struct fs_folder *queue_head, *queue_tail;
 	size_t queue_len;
-	pthread_cond_t queue_cond;	/* a slot handed to a waiting worker, or unmounting */
-	FILE *log;
+	pthread_cond_t queue_cond;	/* a slot handed to a waiting worker, or unmounting
+					 * (waited on with lock) */
+	FILE *log;			/* set before the session starts; never under lock */
 	int log_level;		/* FETCH_LOG_*: lines above it are not written */
 	struct fs_refused refused;	/* under refused.lock */
 	atomic_int stopping;
@@ -105,8 +148,8 @@ struct fs_ctx {
 	uint64_t snap_bytes, snap_max;
 	/* a connection for the daemon's own short reads (listings,
 	 * collector/), one user at a time */
-	pthread_mutex_t small_lock;
-	struct cache *small_cache;
+	struct mtx small_lock;
+	struct cache *small_cache;	/* (small_lock) */
 	/* The day folders' times as the last subject listing read them
 	 * (fs_days_fetched), for the stats of ls -l that follow it: the
 	 * subject's name, the days' bounds, their fetch times (0: not held
@@ -150,7 +193,8 @@ void fs_days_fetched(struct fs_ctx *c, const struct cache_query *q, const int64_
 int fs_cached_subjects(struct fs_ctx *c, struct cache_query **out, size_t *n);
 
 /* Log each gap of q (at most FS_LOG_GAPS, then how many more), each line
- * starting with 'who'; a failure to read them is logged instead. */
+ * starting with 'who'; a failure to read them is logged instead.  Reads
+ * the cache under small_lock: never called with c->lock held. */
 #define FS_LOG_GAPS 20
 void fs_log_gaps(struct fs_ctx *c, const struct cache_query *q, const char *name);
 

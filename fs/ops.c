@@ -8,6 +8,7 @@
  * on the network: listings come from the grammar and the cache, and files
  * of query folders are handed to folder.c, which parks them.
  */
+#include "arr.h"
 #include "fs.h"
 
 #include <errno.h>
@@ -53,6 +54,7 @@ static int table_grow(struct fs_ctx *c)
 
 static struct fs_inode *inode_find(struct fs_ctx *c, uint64_t ino)
 {
+	mtx_assert_held(&c->lock);
 	return c->capinodes ? *slot_of(c, ino) : NULL;
 }
 
@@ -65,6 +67,7 @@ static int inode_ref(struct fs_ctx *c, const struct fs_node *n, uint64_t *ino)
 	uint64_t num = fs_node_ino(n);
 	struct fs_inode **s;
 
+	mtx_assert_held(&c->lock);
 	if ((c->ninodes + 1) * 2 > c->capinodes && table_grow(c))
 		return -ENOMEM;
 	for (;;) {
@@ -90,8 +93,10 @@ static int inode_ref(struct fs_ctx *c, const struct fs_node *n, uint64_t *ino)
 /* Forget: remove and re-insert the run after the slot (no tombstones). */
 static void inode_unref(struct fs_ctx *c, uint64_t ino, uint64_t n)
 {
-	struct fs_inode **s = c->capinodes ? slot_of(c, ino) : NULL;
+	struct fs_inode **s;
 
+	mtx_assert_held(&c->lock);
+	s = c->capinodes ? slot_of(c, ino) : NULL;
 	if (!s || !*s)
 		return;
 	if ((*s)->nlookup > n) {
@@ -117,11 +122,11 @@ static int node_of(struct fs_ctx *c, fuse_ino_t ino, struct fs_node *out)
 		out->kind = FS_ROOT;
 		return 0;
 	}
-	pthread_mutex_lock(&c->lock);
+	mtx_lock(&c->lock);
 	struct fs_inode *in = inode_find(c, ino);
 	if (in)
 		*out = in->node;
-	pthread_mutex_unlock(&c->lock);
+	mtx_unlock(&c->lock);
 	return in ? 0 : -ENOENT;
 }
 
@@ -195,9 +200,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (n.kind == FS_SUBJECT || n.kind == FS_QUERY)
 		fs_log_spelling(c, &pn, name, &n);
-	pthread_mutex_lock(&c->lock);
+	mtx_lock(&c->lock);
 	rc = inode_ref(c, &n, &e.ino);
-	pthread_mutex_unlock(&c->lock);
+	mtx_unlock(&c->lock);
 	if (rc) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -220,9 +225,9 @@ static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
 	struct fs_ctx *c = fuse_req_userdata(req);
 
-	pthread_mutex_lock(&c->lock);
+	mtx_lock(&c->lock);
 	inode_unref(c, ino, nlookup);
-	pthread_mutex_unlock(&c->lock);
+	mtx_unlock(&c->lock);
 	fuse_reply_none(req);
 }
 
@@ -230,10 +235,10 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 {
 	struct fs_ctx *c = fuse_req_userdata(req);
 
-	pthread_mutex_lock(&c->lock);
+	mtx_lock(&c->lock);
 	for (size_t i = 0; i < count; i++)
 		inode_unref(c, forgets[i].ino, forgets[i].nlookup);
-	pthread_mutex_unlock(&c->lock);
+	mtx_unlock(&c->lock);
 	fuse_reply_none(req);
 }
 
@@ -271,14 +276,8 @@ static void list_add(fuse_req_t req, struct listing *l, const char *name, const 
 	st.st_mode = n && !is_dir(n->kind) ? S_IFREG : S_IFDIR;
 	size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
 	if (l->len + need > l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 4096;
-		while (cap < l->len + need)
-			cap *= 2;
-		char *b = realloc(l->buf, cap);
-		if (!b)
+		if (arr_grow(&l->buf, &l->cap, l->len + need, 1))
 			return;
-		l->buf = b;
-		l->cap = cap;
 	}
 	fuse_add_direntry(req, l->buf + l->len, need, name, &st, (off_t)(l->len + need));
 	l->len += need;
@@ -394,10 +393,6 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
 	if (n.kind == FS_FILE && n.file != FS_F_PROGRESS) {
 		fs_folder_open(c, req, &n, ino, fi);
 		return;
@@ -491,78 +486,10 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
-/* Everything that would write: the tree is evidence, read-only. */
-static void op_mkdir(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m)
-{
-	(void)p, (void)n, (void)m;
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_mknod(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m, dev_t d)
-{
-	(void)p, (void)n, (void)m, (void)d;
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_unlink(fuse_req_t req, fuse_ino_t p, const char *n)
-{
-	(void)p, (void)n;
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_symlink(fuse_req_t req, const char *l, fuse_ino_t p, const char *n)
-{
-	(void)l, (void)p, (void)n;
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_rename(fuse_req_t req, fuse_ino_t p, const char *n, fuse_ino_t np,
-		      const char *nn, unsigned int flags)
-{
-	(void)p, (void)n, (void)np, (void)nn, (void)flags;
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t np, const char *nn)
-{
-	(void)ino, (void)np, (void)nn;
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-		       struct fuse_file_info *fi)
-{
-	(void)ino, (void)attr, (void)to_set, (void)fi;
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_create(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m,
-		      struct fuse_file_info *fi)
-{
-	(void)p, (void)n, (void)m, (void)fi;
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-		     struct fuse_file_info *fi)
-{
-	(void)ino, (void)buf, (void)size, (void)off, (void)fi;
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-			size_t size, int flags)
-{
-	(void)ino, (void)name, (void)value, (void)size, (void)flags;
-	fuse_reply_err(req, EROFS);
-}
-
-static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
-{
-	(void)ino, (void)name;
-	fuse_reply_err(req, EROFS);
-}
-
+/* No operation that writes: the tree is evidence, and flowfs mounts it
+ * "ro" (flowfs.c), so the kernel answers every write, create, rename,
+ * setattr, setxattr and open for writing with EROFS before it reaches
+ * us. */
 const struct fuse_lowlevel_ops fs_ops = {
 	.lookup = op_lookup,
 	.forget = op_forget,
@@ -573,16 +500,4 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.read = op_read,
 	.release = op_release,
 	.statfs = op_statfs,
-	.mkdir = op_mkdir,
-	.mknod = op_mknod,
-	.unlink = op_unlink,
-	.rmdir = op_unlink,
-	.symlink = op_symlink,
-	.rename = op_rename,
-	.link = op_link,
-	.setattr = op_setattr,
-	.create = op_create,
-	.write = op_write,
-	.setxattr = op_setxattr,
-	.removexattr = op_removexattr,
 };

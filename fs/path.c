@@ -13,7 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-#define DAY_MS 86400000LL
 
 const char *const fs_file_names[FS_NFILES] = {
 	"flows.csv", "flows.ndjson", "flows.sqlite", "summary.txt", "timeline.svg",

@@ -16,6 +16,7 @@
  * streams and days around its window, kept only when the query does not
  * select them: a handful of draws, whatever the dataset.
  */
+#include "arr.h"
 #include "sim.h"
 
 #include <errno.h>
@@ -90,14 +91,8 @@ static int add_run(struct sim_matches *m, int stream, int day, uint64_t lo,
 {
 	if (lo >= hi)
 		return 0;
-	if (m->nruns == m->caprun) {
-		size_t cap = m->caprun ? m->caprun * 2 : 16;
-		struct sim_run *r = realloc(m->runs, cap * sizeof(*r));
-		if (!r)
-			return -ENOMEM;
-		m->runs = r;
-		m->caprun = cap;
-	}
+	if (arr_grow(&m->runs, &m->caprun, m->nruns + 1, sizeof(*m->runs)))
+		return -ENOMEM;
 	m->runs[m->nruns++] = (struct sim_run){stream, day, lo, hi};
 	m->total += hi - lo;
 	return 0;
@@ -105,14 +100,8 @@ static int add_run(struct sim_matches *m, int stream, int day, uint64_t lo,
 
 static int add_ref(struct sim_matches *m, int stream, int day, uint64_t pos)
 {
-	if (m->nrefs == m->capref) {
-		size_t cap = m->capref ? m->capref * 2 : 64;
-		struct sim_ref *r = realloc(m->refs, cap * sizeof(*r));
-		if (!r)
-			return -ENOMEM;
-		m->refs = r;
-		m->capref = cap;
-	}
+	if (arr_grow(&m->refs, &m->capref, m->nrefs + 1, sizeof(*m->refs)))
+		return -ENOMEM;
 	m->refs[m->nrefs++] = (struct sim_ref){stream, day, pos};
 	m->total++;
 	return 0;

@@ -72,7 +72,7 @@ static int setup(void **state)
 		return -1;
 	fclose(f);
 	snprintf(fx->url, sizeof(fx->url), "http://127.0.0.1:%d", port);
-	fx->day = (sim_now_ms(&fx->cfg) / 86400000 - 2) * 86400000;
+	fx->day = (sim_now_ms(&fx->cfg) / CACHE_DAY_MS - 2) * CACHE_DAY_MS;
 	*state = fx;
 	return 0;
 }
@@ -100,7 +100,7 @@ static uint64_t truth(struct fixture *fx, const char *ip)
 	memset(&q, 0, sizeof(q));
 	assert_int_equal(sim_prefix_parse(ip, &q.ip), 0);
 	q.start = fx->day;
-	q.end = fx->day + 86400000;
+	q.end = fx->day + CACHE_DAY_MS;
 	q.match = SIM_MATCH_START;
 	q.visible_before = INT64_MAX / 2;	/* all exported (sim adds 1 to it) */
 	assert_int_equal(sim_query_collect(&fx->ds, &q, &m), 0);
@@ -149,7 +149,7 @@ static void *run_query(void *arg)
 	memset(&q, 0, sizeof(q));
 	cache_prefix_parse(oq->ip, &q.subject);
 	q.start = oq->fx->day;
-	q.end = oq->fx->day + 86400000;
+	q.end = oq->fx->day + CACHE_DAY_MS;
 	oq->rc = fetch_query(oq->e, &q, NULL, oq->cancel, &oq->res, oq->err);
 	if (!oq->rc) {
 		/* a connection of this thread's own, as a flowfs folder has */
@@ -351,7 +351,7 @@ static int fake_window(struct driver *d, const struct cache_query *q, const stru
 
 static const struct driver_ops fake_ops = {
 	.granularity_ms = 1,
-	.max_window_ms = 86400000,
+	.max_window_ms = CACHE_DAY_MS,
 	.split_dims = FETCH_SPLIT_PEER,
 	.record_max = 512,
 	.open = fake_open,
@@ -400,7 +400,7 @@ static void test_window_run(void **state)
 	if (oq.rc)
 		fail_msg("%s", oq.err);
 	assert_true(oq.res.complete);
-	assert_int_equal(oq.rows, 86400000 / FAKE_STEP_MS);
+	assert_int_equal(oq.rows, CACHE_DAY_MS / FAKE_STEP_MS);
 	assert_true(oq.res.windows > 4);	/* full windows were split */
 	assert_int_equal(oq.res.retries, 1);
 	assert_int_equal(atomic_load(&fake.runs), (int)oq.res.requests);

@@ -50,7 +50,7 @@ static void test_valid_paths(void **state)
 	assert_int_equal(n.file, FS_F_CSV);
 	assert_true(n.is_day);
 	assert_int_equal(n.q.start, 1795737600000LL);
-	assert_int_equal(n.q.end - n.q.start, 86400000LL);
+	assert_int_equal(n.q.end - n.q.start, CACHE_DAY_MS);
 	assert_int_equal(parse("/10.0.1.10/2026-11-27/.progress", &n), 0);
 	assert_int_equal(n.file, FS_F_PROGRESS);
 	assert_int_equal(parse("/198.51.100.0_24/2026-11-29T10:00--2026-11-29T12:30/", &n), 0);
@@ -154,7 +154,7 @@ static void test_days_listing(void **state)
 	assert_int_equal(n, 91);	/* 90 days back and today */
 	assert_int_equal(starts[n - 1], 1795910400000LL);
 	for (int i = 1; i < n; i++)
-		assert_int_equal(starts[i] - starts[i - 1], 86400000LL);
+		assert_int_equal(starts[i] - starts[i - 1], CACHE_DAY_MS);
 }
 
 /* Leave glibc's mktime() holding the offset of the given UTC instant: it
@@ -227,7 +227,7 @@ static void test_days_listing_bounds(void **state)
 	int64_t starts[64];
 	struct fs_node n;
 	struct fs_clock late = {253402300799999LL, 3, true};	/* 9999-12-31T23:59:59.999Z */
-	struct fs_clock early = {2 * 86400000LL, 10, true};	/* 1970-01-03T00:00Z */
+	struct fs_clock early = {2 * CACHE_DAY_MS, 10, true};	/* 1970-01-03T00:00Z */
 
 	set_tz("Asia/Tokyo");	/* already 10000-01-01 there */
 	int k = fs_days(&late, starts, 64);
@@ -300,16 +300,16 @@ static void test_days_listing_long_retention(void **state)
 	int n = fs_days(&c, starts, 800);
 	assert_int_equal(n, 800);
 	assert_int_equal(starts[n - 1], today);
-	assert_int_equal(starts[0], today - 799 * 86400000LL);
+	assert_int_equal(starts[0], today - 799 * CACHE_DAY_MS);
 	for (int i = 1; i < n; i++)
-		assert_int_equal(starts[i] - starts[i - 1], 86400000LL);
+		assert_int_equal(starts[i] - starts[i - 1], CACHE_DAY_MS);
 	/* exactly as many days as the room, and one more */
 	c.retention_days = 799;
 	assert_int_equal(fs_days(&c, starts, 800), 800);
 	assert_int_equal(starts[799], today);
 	c.retention_days = 800;
 	assert_int_equal(fs_days(&c, starts, 800), 800);
-	assert_int_equal(starts[0], today - 799 * 86400000LL);
+	assert_int_equal(starts[0], today - 799 * CACHE_DAY_MS);
 	assert_int_equal(fs_days(&c, starts, 1), 1);
 	assert_int_equal(starts[0], today);
 	assert_int_equal(fs_days(&c, starts, 0), 0);

@@ -20,7 +20,6 @@
 
 #include "fetch.h"
 
-#define DAY 86400000LL
 
 static uint32_t CAP = 10000;	/* the fake collector's cap; tests may lower it */
 static unsigned SPLIT = FETCH_SPLIT_PEER;	/* the driver's split dimensions */
@@ -160,7 +159,7 @@ static void run(struct fake *f, int64_t s, int64_t e, int par, struct outcome *o
 {
 	struct cache_ivals missing = {0};
 	struct plan_cfg cfg = {
-		.cap = CAP, .granularity_ms = GRAN, .max_window_ms = 31 * DAY,
+		.cap = CAP, .granularity_ms = GRAN, .max_window_ms = 31 * CACHE_DAY_MS,
 		.split_dims = SPLIT, .fill = 0.9,
 	};
 	struct plan *p;
@@ -248,9 +247,9 @@ static void test_small_window_one_request(void **state)
 	struct fake f = {.rng = 1};
 	struct outcome o;
 
-	add_flows(&f, 5000, 0, DAY, 1, false);
-	run(&f, 0, DAY, 4, &o);
-	assert_lossless(&f, 0, DAY, &o);
+	add_flows(&f, 5000, 0, CACHE_DAY_MS, 1, false);
+	run(&f, 0, CACHE_DAY_MS, 4, &o);
+	assert_lossless(&f, 0, CACHE_DAY_MS, &o);
 	assert_int_equal(o.requests, 1);
 	cache_ivals_free(&o.covered);
 	fake_free(&f);
@@ -262,9 +261,9 @@ static void test_steady_week(void **state)
 	struct fake f = {.rng = 2};
 	struct outcome o;
 
-	add_flows(&f, 150000, 0, 7 * DAY, 1, false);
-	run(&f, 0, 7 * DAY, 4, &o);
-	assert_lossless(&f, 0, 7 * DAY, &o);
+	add_flows(&f, 150000, 0, 7 * CACHE_DAY_MS, 1, false);
+	run(&f, 0, 7 * CACHE_DAY_MS, 4, &o);
+	assert_lossless(&f, 0, 7 * CACHE_DAY_MS, &o);
 	assert_true(o.ratio <= 1.3);
 	cache_ivals_free(&o.covered);
 	fake_free(&f);
@@ -276,9 +275,9 @@ static void test_heavy_day(void **state)
 	struct fake f = {.rng = 3};
 	struct outcome o;
 
-	add_flows(&f, 600000, 0, DAY, 1, false);
-	run(&f, 0, DAY, 4, &o);
-	assert_lossless(&f, 0, DAY, &o);
+	add_flows(&f, 600000, 0, CACHE_DAY_MS, 1, false);
+	run(&f, 0, CACHE_DAY_MS, 4, &o);
+	assert_lossless(&f, 0, CACHE_DAY_MS, &o);
 	/* measured 1.32 (79 for 60); bench/REPORT.md has the figures */
 	assert_true(o.ratio <= 1.35);
 	cache_ivals_free(&o.covered);
@@ -291,11 +290,11 @@ static void test_bursty(void **state)
 	struct fake f = {.rng = 4};
 	struct outcome o;
 
-	add_flows(&f, 20000, 0, DAY, 0, false);
+	add_flows(&f, 20000, 0, CACHE_DAY_MS, 0, false);
 	for (int b = 0; b < 5; b++)
 		add_flows(&f, 16000, (int64_t)(b * 4 + 2) * 3600000LL, 60000 * (1 + 2 * b), 0, false);
-	run(&f, 0, DAY, 4, &o);
-	assert_lossless(&f, 0, DAY, &o);
+	run(&f, 0, CACHE_DAY_MS, 4, &o);
+	assert_lossless(&f, 0, CACHE_DAY_MS, &o);
 	assert_true(o.ratio <= 2.0);
 	cache_ivals_free(&o.covered);
 	fake_free(&f);
@@ -307,11 +306,11 @@ static void test_scan_and_flood(void **state)
 	struct fake f = {.rng = 5};
 	struct outcome o;
 
-	add_flows(&f, 5000, 0, DAY, 1, false);
+	add_flows(&f, 5000, 0, CACHE_DAY_MS, 1, false);
 	add_flows(&f, 30000, 13 * 3600000LL, 1000, 0, false);	/* scan: one second */
 	add_flows(&f, 15000, 3 * 3600000LL + 250, 1, 0, true);	/* flood: one ms */
-	run(&f, 0, DAY, 4, &o);
-	assert_lossless(&f, 0, DAY, &o);
+	run(&f, 0, CACHE_DAY_MS, 4, &o);
+	assert_lossless(&f, 0, CACHE_DAY_MS, &o);
 	/* engine-notes: the naive splitter spends 4.4x on such a day */
 	assert_true(o.ratio <= 2.5);
 	cache_ivals_free(&o.covered);
@@ -324,9 +323,9 @@ static void test_overlap_matching(void **state)
 	struct fake f = {.rng = 6, .overlap = true};
 	struct outcome o;
 
-	add_flows(&f, 60000, 0, DAY, 1, false);
-	run(&f, 3600000, DAY, 4, &o);
-	assert_lossless(&f, 3600000, DAY, &o);
+	add_flows(&f, 60000, 0, CACHE_DAY_MS, 1, false);
+	run(&f, 3600000, CACHE_DAY_MS, 4, &o);
+	assert_lossless(&f, 3600000, CACHE_DAY_MS, &o);
 	cache_ivals_free(&o.covered);
 	fake_free(&f);
 }
@@ -338,12 +337,12 @@ static void test_gap_when_unsplittable(void **state)
 	struct outcome o;
 
 	/* more than CAP flows in one ms from one peer: cannot be closed */
-	add_flows(&f, 100, 0, DAY, 0, false);
+	add_flows(&f, 100, 0, CACHE_DAY_MS, 0, false);
 	size_t base = f.n;
 	add_flows(&f, CAP + 500, 5000, 1, 0, false);
 	for (size_t i = base; i < f.n; i++)
 		memcpy(f.peer[i], f.peer[base], 16);
-	run(&f, 0, DAY, 4, &o);
+	run(&f, 0, CACHE_DAY_MS, 4, &o);
 	assert_int_equal(o.gaps, 1);
 	/* everything but that millisecond is covered */
 	assert_int_equal(o.covered.n, 2);
@@ -367,20 +366,20 @@ static void test_small_caps(void **state)
 		for (uint64_t seed = 0; seed < 6; seed++) {
 			struct fake f = {.rng = 40 + 10 * i + seed};
 			struct outcome o;
-			add_flows(&f, 21000, 0, DAY, 1, false);
-			run(&f, 0, DAY, 4, &o);
-			assert_lossless(&f, 0, DAY, &o);
+			add_flows(&f, 21000, 0, CACHE_DAY_MS, 1, false);
+			run(&f, 0, CACHE_DAY_MS, 4, &o);
+			assert_lossless(&f, 0, CACHE_DAY_MS, &o);
 			assert_true(o.ratio <= 2.3);
 			steady += o.ratio / 6;
 			cache_ivals_free(&o.covered);
 			fake_free(&f);
 			f = (struct fake){.rng = 50 + 10 * i + seed};
-			add_flows(&f, 20000, 0, DAY, 0, false);
+			add_flows(&f, 20000, 0, CACHE_DAY_MS, 0, false);
 			for (int b = 0; b < 5; b++)
 				add_flows(&f, 8000, (int64_t)(b * 4 + 2) * 3600000LL, 60000 * (1 + 2 * b), 0,
 					  false);
-			run(&f, 0, DAY, 4, &o);
-			assert_lossless(&f, 0, DAY, &o);
+			run(&f, 0, CACHE_DAY_MS, 4, &o);
+			assert_lossless(&f, 0, CACHE_DAY_MS, &o);
 			assert_true(o.ratio <= 2.8);
 			bursty += o.ratio / 6;
 			cache_ivals_free(&o.covered);
@@ -416,13 +415,13 @@ static void scan_second(unsigned split, struct outcome *o)
 
 	SPLIT = split;
 	GRAN = 1000;
-	add_flows(&f, 5000, 0, DAY, 1, false);
+	add_flows(&f, 5000, 0, CACHE_DAY_MS, 1, false);
 	size_t base = f.n;
 	add_flows(&f, 30000, 13 * 3600000LL, 1000, 0, false);	/* one attacker */
 	for (size_t i = base; i < f.n; i++)
 		memcpy(f.peer[i], f.peer[base], 16);
 	add_flows(&f, 15000, 3 * 3600000LL, 1000, 0, true);	/* many sources */
-	run(&f, 0, DAY, 4, o);
+	run(&f, 0, CACHE_DAY_MS, 4, o);
 	assert_int_equal(o->gaps, 1);
 	assert_int_equal(o->covered.n, 2);
 	assert_int_equal(o->covered.v[0].end, 13 * 3600000LL);
@@ -458,9 +457,9 @@ static void test_steady_week_over_seeds(void **state)
 	for (uint64_t seed = 0; seed < 12; seed++) {
 		struct fake f = {.rng = 100 + seed};
 		struct outcome o;
-		add_flows(&f, 150000, 0, 7 * DAY, 1, false);
-		run(&f, 0, 7 * DAY, 4, &o);
-		assert_lossless(&f, 0, 7 * DAY, &o);
+		add_flows(&f, 150000, 0, 7 * CACHE_DAY_MS, 1, false);
+		run(&f, 0, 7 * CACHE_DAY_MS, 4, &o);
+		assert_lossless(&f, 0, 7 * CACHE_DAY_MS, &o);
 		assert_true(o.ratio <= 1.8);
 		mean += o.ratio / 12;
 		cache_ivals_free(&o.covered);
@@ -476,12 +475,12 @@ static void test_steady_week_over_seeds(void **state)
 static void test_rescale_after_low_measure(void **state)
 {
 	(void)state;
-	struct fake f = {.rng = 7, .bias_until = DAY / 2, .bias = 1.3};
+	struct fake f = {.rng = 7, .bias_until = CACHE_DAY_MS / 2, .bias = 1.3};
 	struct outcome o;
 
-	add_flows(&f, 150000, 0, 7 * DAY, 0, false);
-	run(&f, 0, 7 * DAY, 4, &o);
-	assert_lossless(&f, 0, 7 * DAY, &o);
+	add_flows(&f, 150000, 0, 7 * CACHE_DAY_MS, 0, false);
+	run(&f, 0, 7 * CACHE_DAY_MS, 4, &o);
+	assert_lossless(&f, 0, 7 * CACHE_DAY_MS, &o);
 	assert_true(o.rescales >= 1);
 	assert_true(o.ratio <= 1.6);
 	cache_ivals_free(&o.covered);
@@ -494,12 +493,12 @@ static void test_random_shapes(void **state)
 	for (uint64_t seed = 10; seed < 16; seed++) {
 		struct fake f = {.rng = seed};
 		struct outcome o;
-		add_flows(&f, 1000 + rnd(&f.rng) % 40000, 0, DAY, (int)(seed % 2), false);
+		add_flows(&f, 1000 + rnd(&f.rng) % 40000, 0, CACHE_DAY_MS, (int)(seed % 2), false);
 		int bursts = (int)(rnd(&f.rng) % 4);
 		for (int b = 0; b < bursts; b++)
-			add_flows(&f, 2000 + rnd(&f.rng) % 20000, (int64_t)(rnd(&f.rng) % (DAY - 600000)),
+			add_flows(&f, 2000 + rnd(&f.rng) % 20000, (int64_t)(rnd(&f.rng) % (CACHE_DAY_MS - 600000)),
 				  1 + (int64_t)(rnd(&f.rng) % 600000), 0, b % 2);
-		int64_t s = (int64_t)(rnd(&f.rng) % 3600000), e = DAY - (int64_t)(rnd(&f.rng) % 3600000);
+		int64_t s = (int64_t)(rnd(&f.rng) % 3600000), e = CACHE_DAY_MS - (int64_t)(rnd(&f.rng) % 3600000);
 		f.overlap = seed % 3 == 0;
 		run(&f, s, e, 1 + (int)(seed % 4), &o);
 		assert_lossless(&f, s, e, &o);
@@ -519,10 +518,10 @@ static void test_range_from_flood_ms(void **state)
 	struct fake f = {.rng = 11};
 	struct outcome o;
 
-	add_flows(&f, 17000, 0, DAY, 1, false);
+	add_flows(&f, 17000, 0, CACHE_DAY_MS, 1, false);
 	add_flows(&f, 15000, flood, 1, 0, true);
-	run(&f, flood, DAY, 4, &o);
-	assert_lossless(&f, flood, DAY, &o);
+	run(&f, flood, CACHE_DAY_MS, 4, &o);
+	assert_lossless(&f, flood, CACHE_DAY_MS, &o);
 	cache_ivals_free(&o.covered);
 	/* and a range that starts at the flood's millisecond and ends one
 	 * after it, or at the second's edge */
@@ -593,7 +592,7 @@ static void prop_run(struct fake *f, const struct pcase *pc, const struct cache_
 		     size_t *ngaps)
 {
 	struct plan_cfg cfg = {
-		.cap = pc->cap, .granularity_ms = pc->gran, .max_window_ms = 31 * DAY,
+		.cap = pc->cap, .granularity_ms = pc->gran, .max_window_ms = 31 * CACHE_DAY_MS,
 		.split_dims = pc->split, .fill = 0.9, .has_peer = pc->has_peer, .peer = pc->peer,
 	};
 	struct plan *p;
