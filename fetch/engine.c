@@ -763,11 +763,12 @@ static int win_pend(struct win *w, const struct http_ask *a)
 	return 0;
 }
 
-/* A line for the front's log (fetch_opts.log), about query q, at level
- * (FETCH_LOG_*); nothing when the front gave no callback. */
-static void engine_log(struct fetch_engine *e, int level, const struct cache_query *q,
+/* A line for the front's log (fetch_opts.log), about the query whose
+ * progress is prog (its log_tag goes with the line), at level (FETCH_LOG_*);
+ * nothing when the front gave no callback. */
+static void engine_log(struct fetch_engine *e, int level, const struct fetch_progress *prog,
 		       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void engine_log(struct fetch_engine *e, int level, const struct cache_query *q,
+static void engine_log(struct fetch_engine *e, int level, const struct fetch_progress *prog,
 		       const char *fmt, ...)
 {
 	char line[FETCH_ERRLEN];
@@ -778,7 +779,7 @@ static void engine_log(struct fetch_engine *e, int level, const struct cache_que
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	e->o.log(e->o.log_arg, level, q, line);
+	e->o.log(e->o.log_arg, level, prog ? prog->log_tag : NULL, line);
 }
 
 /* The windows under way: requests in flight, or windows being run by a
@@ -870,7 +871,7 @@ static int send_win(struct run *r, uint64_t tag)
 		cache_time_format(w->req.end, to, sizeof(to));
 		if (w->req.has_peer)
 			cache_prefix_format(&w->req.peer, peer, sizeof(peer));
-		engine_log(e, FETCH_LOG_DEBUG, r->q, "asked window %s to %s, peer %s%s, attempt %u",
+		engine_log(e, FETCH_LOG_DEBUG, r->prog, "asked window %s to %s, peer %s%s, attempt %u",
 			   from, to, peer, w->req.npeer_set > 1 ? " (and more)" : "",
 			   w->attempts + 1);
 	}
@@ -1714,7 +1715,7 @@ int fetch_query(struct fetch_engine *e, const struct cache_query *q,
 			rc = -EIO;
 			break;
 		}
-		engine_log(e, FETCH_LOG_INFO, q, "audit after pass %u: the cache does not cover %s; asking again",
+		engine_log(e, FETCH_LOG_INFO, prog, "audit after pass %u: the cache does not cover %s; asking again",
 			   pass + 1, holes);
 		res->audit_passes++;
 		cache_ivals_free(&missing);

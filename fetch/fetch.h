@@ -358,11 +358,11 @@ struct fetch_opts {
 					 * 256 MiB; never under one answer's bound) */
 	/* Where the engine reports what a front should log, with its level
 	 * (FETCH_LOG_*: an audit pass that found holes is INFO, each window
-	 * asked DEBUG) and the query it is about (the q given to
-	 * fetch_query); NULL: nowhere.  Called on the querying thread.  Times
-	 * in the line are ISO 8601 (cache_time_format), never epoch
-	 * milliseconds. */
-	void (*log)(void *arg, int level, const struct cache_query *q, const char *line);
+	 * asked DEBUG) and the query it is about: tag, the log_tag of the
+	 * fetch_progress given to fetch_query (NULL when none was given); NULL:
+	 * nowhere.  Called on the querying thread.  Times in the line are ISO
+	 * 8601 (cache_time_format), never epoch milliseconds. */
+	void (*log)(void *arg, int level, void *tag, const char *line);
 	void *log_arg;
 };
 
@@ -400,6 +400,10 @@ struct fetch_progress {
 	atomic_uint_fast64_t windows_done, windows_planned, gaps, rejected;
 	atomic_int_fast64_t started_ms;
 	atomic_int state;		/* 0 idle, 1 running, 2 done, 3 failed */
+	/* The front's own word for the query, set before fetch_query and never
+	 * read by the engine: handed back to fetch_opts.log with each line
+	 * about it (flowfs: the folder's node). */
+	void *log_tag;
 };
 
 /* One moment of a query's progress, as flowfetch's progress line shows

@@ -252,9 +252,9 @@ static void *tick_main(void *arg)
  * what was stored before it filled is kept. */
 /* The engine's log lines (an audit pass) go to stderr; not the windows
  * asked (FETCH_LOG_DEBUG: the progress bar shows them). */
-static void say_log(void *arg, int level, const struct cache_query *q, const char *line)
+static void say_log(void *arg, int level, void *tag, const char *line)
 {
-	(void)q;
+	(void)tag;
 	if (!*(const bool *)arg && level <= FETCH_LOG_INFO)
 		fprintf(stderr, "flowfetch: %s\n", line);
 }

@@ -828,15 +828,14 @@ static int refuse_mounted(const char *mnt)
 }
 
 /* The engine's log lines (an audit pass, a window asked) into the
- * mount's log at their level, each naming its folder.  Every query flowfs
- * runs is a folder's node.q (folder_worker), so the node is found from it. */
-static void engine_log_line(void *arg, int level, const struct cache_query *q, const char *line)
+ * mount's log at their level, each naming its folder: the tag is the
+ * folder's node, which folder_worker sets as its query's log_tag. */
+static void engine_log_line(void *arg, int level, void *tag, const char *line)
 {
 	char path[FS_PATH_LEN] = "flowfs";
 
-	if (q)
-		fs_node_path((const struct fs_node *)((const char *)q - offsetof(struct fs_node, q)),
-			     path, sizeof(path));
+	if (tag)
+		fs_node_path(tag, path, sizeof(path));
 	fs_log_at(arg, level, "%s: %s", path, line);
 }
 

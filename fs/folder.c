@@ -1148,6 +1148,7 @@ again:
 				continue;	/* its readers left, or unmounting */
 			f->state = F_RUNNING;
 			memset(&f->prog, 0, sizeof(f->prog));
+			f->prog.log_tag = &f->node;	/* engine_log_line's folder */
 			mtx_unlock(&c->lock);
 			struct fetch_result res;
 			int rc = fetch_query(c->engine, &f->node.q, &f->prog, &f->cancel, &res, err);
