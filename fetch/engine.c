@@ -24,6 +24,7 @@
  * answered.  An error anywhere stops the query; what was stored stays stored
  * (whole windows), so the next attempt fetches only what is missing.
  */
+#include "arr.h"
 #include "fetch_i.h"
 
 #include <errno.h>
@@ -349,7 +350,7 @@ static int engine_cache_open(struct fetch_engine *e, char *err)
 	for (int t = 0; t < CACHE_NTABLES; t++) {
 		int64_t at = 0;
 		if (cache_lookup_age(e->cache, (enum cache_table)t, &at, NULL) == 0 &&
-		    at > wall_ms() - 86400000)
+		    at > wall_ms() - CACHE_DAY_MS)
 			continue;
 		fetch_lookup(e, (enum cache_table)t);
 	}
@@ -700,14 +701,8 @@ static int win_add(struct run *r, const struct plan_req *req, uint64_t *tag)
 		r->wins[*tag].req = *req;
 		return 0;
 	}
-	if (r->nwins == r->capwins) {
-		size_t cap = r->capwins ? r->capwins * 2 : 256;
-		struct win *v = realloc(r->wins, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		r->wins = v;
-		r->capwins = cap;
-	}
+	if (arr_grow(&r->wins, &r->capwins, r->nwins + 1, sizeof(*r->wins)))
+		return -ENOMEM;
 	memset(&r->wins[r->nwins], 0, sizeof(r->wins[0]));
 	r->wins[r->nwins].req = *req;
 	*tag = r->nwins++;
@@ -716,14 +711,8 @@ static int win_add(struct run *r, const struct plan_req *req, uint64_t *tag)
 
 static int retry_add(struct run *r, uint64_t tag, int64_t delay_ms)
 {
-	if (r->nretry == r->capretry) {
-		size_t cap = r->capretry ? r->capretry * 2 : 32;
-		uint64_t *v = realloc(r->retry, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		r->retry = v;
-		r->capretry = cap;
-	}
+	if (arr_grow(&r->retry, &r->capretry, r->nretry + 1, sizeof(*r->retry)))
+		return -ENOMEM;
 	r->wins[tag].due = mono_ms() + delay_ms;
 	r->wins[tag].queued = true;
 	r->retry[r->nretry++] = tag;
@@ -1496,12 +1485,12 @@ static void family_all(const struct cache_prefix *subject, struct cache_prefix *
 static int prior_starts(struct cache *c, const struct cache_query *q,
 			const struct cache_ivals *missing, int64_t **out, size_t *n)
 {
-	static const int64_t shifts[] = {86400000LL, 7 * 86400000LL};
+	static const int64_t shifts[] = {CACHE_DAY_MS, 7 * CACHE_DAY_MS};
 	int64_t span = 0;
 
 	for (size_t i = 0; i < missing->n; i++)
 		span += missing->v[i].end - missing->v[i].start;
-	if (span > 3 * 86400000LL)
+	if (span > 3 * CACHE_DAY_MS)
 		return -ENOENT;
 	for (size_t k = 0; k < sizeof(shifts) / sizeof(shifts[0]); k++) {
 		struct cache_query pq = *q;

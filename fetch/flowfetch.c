@@ -478,7 +478,7 @@ static int ff_engine(const struct ff_opts *o, const char *url, bool *quiet, char
  * usage: no flows there yet, or none kept), said on stderr. */
 static int ff_range_check(const struct fetch_info *info, const struct cache_query *q)
 {
-	int64_t oldest = (info->now_ms / 86400000 - info->retention_days) * 86400000;
+	int64_t oldest = (info->now_ms / CACHE_DAY_MS - info->retention_days) * CACHE_DAY_MS;
 	char nowtext[40];
 
 	cache_time_format(info->now_ms, nowtext, sizeof(nowtext));

@@ -3,6 +3,7 @@
  * the subprocess and the decoder (nfdump.h says what each promises;
  * docs/nfdump.md, "Decoding", why the output is -o json read line by line).
  */
+#include "arr.h"
 #include "nfdump.h"
 
 #include <arpa/inet.h>
@@ -227,21 +228,13 @@ static int files_add(struct nfd_files *out, size_t *cap, int64_t ms, const char 
 	struct nfd_file *f;
 	int w;
 
-	if (out->n == *cap) {
-		size_t nc = *cap ? *cap * 2 : 64;
-		if (*cap >= NFD_FILES_MAX) {
-			snprintf(err, FETCH_ERRLEN, "more than %d archive files for one window",
-				 NFD_FILES_MAX);
-			return -E2BIG;
-		}
-		if (nc > NFD_FILES_MAX)
-			nc = NFD_FILES_MAX;
-		f = realloc(out->v, nc * sizeof(*f));
-		if (!f)
-			return -ENOMEM;
-		out->v = f;
-		*cap = nc;
+	if (out->n >= NFD_FILES_MAX) {
+		snprintf(err, FETCH_ERRLEN, "more than %d archive files for one window",
+			 NFD_FILES_MAX);
+		return -E2BIG;
 	}
+	if (arr_grow(&out->v, cap, out->n + 1, sizeof(*out->v)))
+		return -ENOMEM;
 	f = &out->v[out->n];
 	f->ms = ms;
 	w = snprintf(f->rel, sizeof(f->rel), "%s%s%s", sub, *sub ? "/" : "", name);
@@ -1311,14 +1304,8 @@ static int rec_end(struct rec *r, const struct cache_query *q, int64_t start, in
 	if (rc)
 		return rc;
 	fetch_community_id(f, 0, f->community_id);
-	if (out->n == out->cap) {
-		size_t nc = out->cap ? out->cap * 2 : 256;
-		struct flow_rec *v = realloc(out->recs, nc * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		out->recs = v;
-		out->cap = nc;
-	}
+	if (arr_grow(&out->recs, &out->cap, out->n + 1, sizeof(*out->recs)))
+		return -ENOMEM;
 	out->recs[out->n++] = *f;
 	return 0;
 }

@@ -713,7 +713,7 @@ static int nfd_info(struct driver *d, struct fetch_info *info, char *err)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	/* retention: from the first file's day; an empty archive keeps today */
-	int64_t days = d->nfiles ? now / 86400000 - d->first_ms / 86400000 : 1;
+	int64_t days = d->nfiles ? now / CACHE_DAY_MS - d->first_ms / CACHE_DAY_MS : 1;
 	info->retention_days = days < 1 ? 1 : days > 36500 ? 36500 : (int)days;
 	/* a flow may be written up to the active timeout and a file's interval
 	 * after it started: until then a range is live */
@@ -847,7 +847,7 @@ int nfd_drv_convert(struct nfd_out *in, size_t limit, bool overflow, struct deco
 
 /* How far past the files a window reads its probe looks for the next file:
  * a day (a collector that wrote nothing for a day is not waited for). */
-#define NFD_PROBE_SPAN_MS 86400000
+#define NFD_PROBE_SPAN_MS CACHE_DAY_MS
 
 /*
  * The refusal of a window whose flows may lie past the files read: err

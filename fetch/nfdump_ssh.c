@@ -21,6 +21,7 @@
  * from a local directory: two passes, the first recording which
  * directories it would read, the second served from the listing.
  */
+#include "arr.h"
 #include "nfdump_ssh.h"
 
 #include <arpa/inet.h>
@@ -465,21 +466,14 @@ static int record_dir(void *ctx, const char *path, int (*take)(void *, const cha
 	(void)take;
 	(void)arg;
 
-	if (l->n == l->cap) {
-		size_t nc = l->cap ? l->cap * 2 : 32;
-		struct dir *d;
-		if (l->cap >= NFD_SSH_DIRS_MAX) {
-			l->overflow = true;
-			snprintf(err, FETCH_ERRLEN, "the window needs more than %d of the archive's "
-				 "directories", NFD_SSH_DIRS_MAX);
-			return -E2BIG;
-		}
-		d = realloc(l->d, nc * sizeof(*d));
-		if (!d)
-			return -ENOMEM;
-		l->d = d;
-		l->cap = nc;
+	if (l->n >= NFD_SSH_DIRS_MAX) {
+		l->overflow = true;
+		snprintf(err, FETCH_ERRLEN, "the window needs more than %d of the archive's "
+			 "directories", NFD_SSH_DIRS_MAX);
+		return -E2BIG;
 	}
+	if (arr_grow(&l->d, &l->cap, l->n + 1, sizeof(*l->d)))
+		return -ENOMEM;
 	memset(&l->d[l->n], 0, sizeof(l->d[0]));
 	l->d[l->n].path = strdup(path);
 	if (!l->d[l->n].path)
@@ -645,17 +639,10 @@ static int tree_dir_cmp(const void *a, const void *b)
  * already cut) to t, its names from line begin on. */
 static int tree_add(struct nfd_ssh_tree *t, char *h, size_t begin)
 {
-	if (t->n == t->cap) {
-		size_t nc = t->cap ? t->cap * 2 : 64;
-		struct nfd_ssh_dir *d;
-		if (t->cap >= NFD_SSH_TREE_DIRS)
-			return -E2BIG;
-		d = realloc(t->d, nc * sizeof(*d));
-		if (!d)
-			return -ENOMEM;
-		t->d = d;
-		t->cap = nc;
-	}
+	if (t->n >= NFD_SSH_TREE_DIRS)
+		return -E2BIG;
+	if (arr_grow(&t->d, &t->cap, t->n + 1, sizeof(*t->d)))
+		return -ENOMEM;
 	t->d[t->n].rel = strcmp(h, ".") == 0 ? h + 1 : h + 2;	/* "" or "2026/11" */
 	t->d[t->n].begin = t->d[t->n].end = begin;
 	t->n++;
