@@ -103,26 +103,31 @@ static bool channel_ok(const char *c)
 	return true;
 }
 
+int nfd_name_wall(const char *name, int64_t *wall)
+{
+	size_t n = strlen(name);
+	int y, mo, d, h, mi, s = 0;
+
+	if (strncmp(name, "nfcapd.", 7) != 0 || (n != 19 && n != 21))
+		return -EINVAL;
+	name += 7;
+	if (!digits(name, 4, &y) || !digits(name + 4, 2, &mo) || !digits(name + 6, 2, &d) ||
+	    !digits(name + 8, 2, &h) || !digits(name + 10, 2, &mi) ||
+	    (n == 21 && !digits(name + 12, 2, &s)) || !civil_ok(y, mo, d, h, mi, s))
+		return -EINVAL;
+	*wall = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s;
+	return 0;
+}
+
 /* The time a file name nfcapd.YYYYmmddHHMM[SS] stands for, read in z
  * (ms; *again: the later time of a name in the repeated hour, else *ms);
  * false for any other name or a time the zone cannot convert. */
 static bool file_time(const char *name, const struct nfd_tz *z, int64_t *ms, int64_t *again)
 {
-	size_t n = strlen(name);
-	int y, mo, d, h, mi, s = 0;
-	int64_t t, t2;
+	int64_t wall, t, t2;
 	enum nfd_tz_fold fold;
 
-	if (strncmp(name, "nfcapd.", 7) != 0 || (n != 19 && n != 21))
-		return false;
-	name += 7;
-	if (!digits(name, 4, &y) || !digits(name + 4, 2, &mo) || !digits(name + 6, 2, &d) ||
-	    !digits(name + 8, 2, &h) || !digits(name + 10, 2, &mi) ||
-	    (n == 21 && !digits(name + 12, 2, &s)))
-		return false;
-	if (!civil_ok(y, mo, d, h, mi, s) ||
-	    nfd_tz_utc(z, days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 +
-				  mi * 60 + s, &t, &t2, &fold) != 0)
+	if (nfd_name_wall(name, &wall) != 0 || nfd_tz_utc(z, wall, &t, &t2, &fold) != 0)
 		return false;
 	*ms = t * 1000;
 	*again = t2 * 1000;

@@ -134,6 +134,35 @@ int nfd_tz_utc(const struct nfd_tz *z, int64_t wall, int64_t *first, int64_t *se
 	       enum nfd_tz_fold *fold);
 
 /*
+ * Detecting the zone (docs/nfdump.md, "Detecting the zone"): `nfdump -I -r
+ * FILE` prints a file's statistics, among them "Flows: N", "First: S" and
+ * "Last: S" (UTC epoch seconds).  nfd_stat_parse reads those three lines:
+ * 0, or -EBADMSG (err says so) when one is missing or not a number.
+ */
+struct nfd_stat {
+	int64_t flows, first, last;
+};
+int nfd_stat_parse(const char *buf, size_t len, struct nfd_stat *st, char *err);
+
+/*
+ * Does a file's statistics fit its name read in z?  name_wall: the name's
+ * wall time (nfd_tz_wall's scale), interval_s nfcapd's -t.  The records of
+ * a file were received in its slot [S, S + I), so its Last lies in [S - I,
+ * S + I] (a quiet exporter's last flow ended up to an interval before the
+ * slot); the offset seen is name_wall - Last - I/2 rounded to 15 minutes
+ * (*seen), the zone's at that name *zone_off.  AGREES when they are equal
+ * (either hour of a repeated one), DIFFERS when not, INCONCLUSIVE when the
+ * file holds no flow or the offset seen is past 14 hours (replayed or
+ * copied data).  Pure: no I/O, no clock.
+ */
+enum nfd_tz_verdict { NFD_TZ_AGREES, NFD_TZ_DIFFERS, NFD_TZ_INCONCLUSIVE };
+enum nfd_tz_verdict nfd_tz_check(const struct nfd_tz *z, int64_t name_wall, int64_t interval_s,
+				 const struct nfd_stat *st, int32_t *seen, int32_t *zone_off);
+
+/* An offset as "+hh:mm" / "-hh:mm" into buf (at least 8 bytes). */
+void nfd_tz_format(int32_t off, char *buf, size_t len);
+
+/*
  * The start (UTC ms) of the interval a file named nfcapd.YYYYmmddHHMM[SS]
  * stands for, its name read in files_tz (nfd_archive's rules; a name in
  * the repeated hour: the earlier time, nfd_tz_utc).  name NULL: only
@@ -141,6 +170,10 @@ int nfd_tz_utc(const struct nfd_tz *z, int64_t wall, int64_t *first, int64_t *se
  * refuses or a name that is not an nfcapd file's.
  */
 int nfd_name_time(const char *name, const char *files_tz, int64_t *ms, char *err);
+
+/* The wall time (seconds, UTC-like scale) of a name nfcapd.YYYYmmddHHMM[SS];
+ * -EINVAL for any other name. */
+int nfd_name_wall(const char *name, int64_t *wall);
 
 /*
  * Where nfd_archive_scan reads a directory: NULL is the local file system

@@ -611,3 +611,77 @@ const char *nfd_tz_name(const struct nfd_tz *z)
 {
 	return z->kind == TZ_PROCESS ? NULL : z->name;
 }
+
+/* ---- detecting the zone: nfdump -I of the newest file ----------------------------- */
+
+/* The number after "KEY: " at the start of a line of s, into *v. */
+static bool stat_field(const char *s, size_t len, const char *key, int64_t *v)
+{
+	size_t kl = strlen(key);
+
+	for (size_t i = 0; i + kl < len; i++) {
+		if ((i && s[i - 1] != '\n') || memcmp(s + i, key, kl) != 0)
+			continue;
+		size_t j = i + kl;
+		int64_t x = 0;
+		int nd = 0;
+		while (j < len && s[j] == ' ')
+			j++;
+		while (j < len && s[j] >= '0' && s[j] <= '9' && nd < 18)
+			x = x * 10 + (s[j++] - '0'), nd++;
+		if (nd == 0 || (j < len && s[j] != '\n' && s[j] != '\r'))
+			return false;
+		*v = x;
+		return true;
+	}
+	return false;
+}
+
+int nfd_stat_parse(const char *buf, size_t len, struct nfd_stat *st, char *err)
+{
+	memset(st, 0, sizeof(*st));
+	if (!stat_field(buf, len, "Flows:", &st->flows) ||
+	    !stat_field(buf, len, "First:", &st->first) ||
+	    !stat_field(buf, len, "Last:", &st->last)) {
+		snprintf(err, FETCH_ERRLEN, "nfdump -I printed no Flows:, First: and Last: lines");
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/* The nearest multiple of 900 s (ties away from zero). */
+static int32_t round15(int64_t s)
+{
+	int64_t q = (s >= 0 ? s + 450 : s - 450) / 900;
+	return (int32_t)(q * 900);
+}
+
+enum nfd_tz_verdict nfd_tz_check(const struct nfd_tz *z, int64_t name_wall, int64_t interval_s,
+				 const struct nfd_stat *st, int32_t *seen, int32_t *zone_off)
+{
+	int64_t first, second;
+	enum nfd_tz_fold fold;
+
+	*seen = 0;
+	*zone_off = 0;
+	if (nfd_tz_utc(z, name_wall, &first, &second, &fold) != 0)
+		return NFD_TZ_INCONCLUSIVE;
+	*zone_off = (int32_t)(name_wall - first);
+	if (st->flows <= 0 || st->last <= 0 || st->first > st->last)
+		return NFD_TZ_INCONCLUSIVE;
+	/* the slot is [S, S + I) with S = name_wall - offset, and Last lies in
+	 * [S - I, S + I]: d - I/2 is the offset within 450 s */
+	*seen = round15(name_wall - st->last - interval_s / 2);
+	if (*seen > 14 * 3600 || *seen < -14 * 3600)
+		return NFD_TZ_INCONCLUSIVE;	/* replayed or copied data: its times say nothing */
+	if (*seen == *zone_off || *seen == (int32_t)(name_wall - second))
+		return NFD_TZ_AGREES;
+	return NFD_TZ_DIFFERS;
+}
+
+void nfd_tz_format(int32_t off, char *buf, size_t len)
+{
+	int32_t a = off < 0 ? -off : off;
+
+	snprintf(buf, len, "%c%02d:%02d", off < 0 ? '-' : '+', (int)(a / 3600), (int)(a % 3600 / 60));
+}

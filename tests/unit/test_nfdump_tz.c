@@ -271,6 +271,85 @@ static void test_scan_repeated_hour(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* nfdump -I's output (1.7.1, seen on nfpcapd's file of 2026-11-26 23:55
+ * Europe/Prague) read, and what is refused. */
+static void test_stat_parse(void **state)
+{
+	static const char out[] = "Ident: none\nFlows: 2\nFlows_tcp: 2\nFlows_udp: 0\n"
+				  "Packets: 12\nBytes: 3303\nFirst: 1795733629\nLast: 1795733631\n"
+				  "msec_first: 686\nmsec_last: 203\nSequence failures: 0\n";
+	struct nfd_stat st;
+	(void)state;
+
+	assert_int_equal(nfd_stat_parse(out, sizeof(out) - 1, &st, err), 0);
+	assert_int_equal(st.flows, 2);
+	assert_int_equal(st.first, 1795733629);
+	assert_int_equal(st.last, 1795733631);
+	/* "Flows_tcp:" is not "Flows:", nor a number after text */
+	assert_int_equal(nfd_stat_parse("Flows_tcp: 2\nFirst: 1\nLast: 2\n", 31, &st, err),
+			 -EBADMSG);
+	assert_int_equal(nfd_stat_parse("Flows: 2x\nFirst: 1\nLast: 2\n", 28, &st, err), -EBADMSG);
+	assert_int_equal(nfd_stat_parse("{\"first\": 1}\n", 14, &st, err), -EBADMSG);
+	assert_int_equal(nfd_stat_parse("", 0, &st, err), -EBADMSG);
+}
+
+/* The offset rule: a file named W holds what was received in its slot, so
+ * its Last lies from an interval before the slot to its end; the offset
+ * seen is rounded to 15 minutes and compared with the zone's at W. */
+static void test_check_rule(void **state)
+{
+	struct nfd_tz *prague, *kolkata, *utc;
+	struct nfd_stat st = {.flows = 2};
+	int32_t seen, off;
+	/* nfcapd.202611262355: 23:55 read as UTC */
+	int64_t w = 1795651200 + 23 * 3600 + 55 * 60;
+	(void)state;
+
+	assert_int_equal(nfd_tz_open("Europe/Prague", &prague, err), 0);
+	assert_int_equal(nfd_tz_open("+05:30", &kolkata, err), 0);
+	assert_int_equal(nfd_tz_open("UTC", &utc, err), 0);
+	/* Prague's slot is 22:55-23:00 UTC: a Last anywhere from 22:50 to 23:00 */
+	for (int64_t last = w - 3600 - 300; last <= w - 3600 + 300; last += 30) {
+		st.first = st.last = last;
+		assert_int_equal(nfd_tz_check(prague, w, 300, &st, &seen, &off), NFD_TZ_AGREES);
+		assert_int_equal(seen, 3600);
+		assert_int_equal(off, 3600);
+		assert_int_equal(nfd_tz_check(utc, w, 300, &st, &seen, &off), NFD_TZ_DIFFERS);
+		assert_int_equal(seen, 3600);
+		assert_int_equal(off, 0);
+		assert_int_equal(nfd_tz_check(kolkata, w, 300, &st, &seen, &off), NFD_TZ_DIFFERS);
+		assert_int_equal(off, 19800);
+	}
+	/* +05:30: 18:25-18:30 UTC, seen exactly */
+	st.first = st.last = w - 19800 + 120;
+	assert_int_equal(nfd_tz_check(kolkata, w, 300, &st, &seen, &off), NFD_TZ_AGREES);
+	assert_int_equal(seen, 19800);
+	/* a quarter of an hour off is told apart */
+	st.first = st.last = w - 3600 - 900 + 120;
+	assert_int_equal(nfd_tz_check(prague, w, 300, &st, &seen, &off), NFD_TZ_DIFFERS);
+	assert_int_equal(seen, 4500);
+	/* inconclusive: no flow, or flows days from the name (a replay) */
+	st.flows = 0;
+	assert_int_equal(nfd_tz_check(utc, w, 300, &st, &seen, &off), NFD_TZ_INCONCLUSIVE);
+	st.flows = 5;
+	st.first = st.last = w - 3 * 86400;
+	assert_int_equal(nfd_tz_check(utc, w, 300, &st, &seen, &off), NFD_TZ_INCONCLUSIVE);
+	/* the repeated hour: 02:30 on 2026-10-25 is +02:00 or +01:00, both agree */
+	w = 1792893600 + 1800;	/* 2026-10-25 02:30 read as UTC */
+	st.first = st.last = w - 7200 + 60;
+	assert_int_equal(nfd_tz_check(prague, w, 300, &st, &seen, &off), NFD_TZ_AGREES);
+	st.first = st.last = w - 3600 + 60;
+	assert_int_equal(nfd_tz_check(prague, w, 300, &st, &seen, &off), NFD_TZ_AGREES);
+	char buf[16];
+	nfd_tz_format(-19800, buf, sizeof(buf));
+	assert_string_equal(buf, "-05:30");
+	nfd_tz_format(3600, buf, sizeof(buf));
+	assert_string_equal(buf, "+01:00");
+	nfd_tz_free(prague);
+	nfd_tz_free(kolkata);
+	nfd_tz_free(utc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -279,6 +358,8 @@ int main(void)
 		cmocka_unit_test(test_names_refused),
 		cmocka_unit_test(test_corrupt_files),
 		cmocka_unit_test(test_scan_repeated_hour),
+		cmocka_unit_test(test_stat_parse),
+		cmocka_unit_test(test_check_rule),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
