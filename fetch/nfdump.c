@@ -75,86 +75,6 @@ static bool civil_ok(int y, int m, int d, int h, int mi, int s)
 	return d <= mdays[m - 1] + (m == 2 && is_leap(y));
 }
 
-/* ---- the zone of the file names ----------------------------------------------- */
-
-struct nfd_zone {
-	bool process;		/* the process's zone (cache_mktime) */
-	int offset_s;		/* else: local = UTC + offset_s */
-};
-
-/* Parse files_tz (nfd_archive's rules); -EINVAL with the cause. */
-static int zone_parse(const char *tz, struct nfd_zone *z, char *err)
-{
-	const char *env = getenv("TZ");
-	int h, m;
-
-	z->process = false;
-	z->offset_s = 0;
-	if (!tz || !*tz) {
-		z->process = true;
-		return 0;
-	}
-	if (strcmp(tz, "UTC") == 0 || strcmp(tz, "Z") == 0)
-		return 0;
-	if ((tz[0] == '+' || tz[0] == '-') && strlen(tz) == 6 && tz[3] == ':' &&
-	    digits(tz + 1, 2, &h) && digits(tz + 4, 2, &m) && h <= 14 && m <= 59) {
-		z->offset_s = (tz[0] == '-' ? -1 : 1) * (h * 3600 + m * 60);
-		return 0;
-	}
-	if (env && (strcmp(env, tz) == 0 || (env[0] == ':' && strcmp(env + 1, tz) == 0))) {
-		z->process = true;
-		return 0;
-	}
-	snprintf(err, FETCH_ERRLEN,
-		 "files_tz '%.64s' is not UTC, a fixed offset (+01:00) or the mount's zone (%.64s)",
-		 tz, env ? env : "the system's");
-	return -EINVAL;
-}
-
-/* The wall time of UTC second t in z, as seconds on a UTC-like scale. */
-static int zone_wall(const struct nfd_zone *z, int64_t t, int64_t *wall)
-{
-	struct tm tm;
-	time_t tt = (time_t)t;
-
-	if (!z->process) {
-		*wall = t + z->offset_s;
-		return 0;
-	}
-	if (!localtime_r(&tt, &tm))
-		return -EOVERFLOW;
-	*wall = days_from_civil(tm.tm_year + 1900, (unsigned)tm.tm_mon + 1, (unsigned)tm.tm_mday) *
-			86400 + tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec;
-	return 0;
-}
-
-/* The UTC second of a wall time in z (a time the clocks pass twice: the
- * first; one they skip: moved forward, as cache_mktime does). */
-static int zone_utc(const struct nfd_zone *z, int y, int m, int d, int h, int mi, int s,
-		    int64_t *t)
-{
-	int64_t wall = days_from_civil(y, (unsigned)m, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s;
-	struct tm tm;
-	time_t r;
-
-	if (!z->process) {
-		*t = wall - z->offset_s;
-		return 0;
-	}
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = y - 1900;
-	tm.tm_mon = m - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = s;
-	r = cache_mktime(&tm);
-	if (r == (time_t)-1)
-		return -EOVERFLOW;
-	*t = (int64_t)r;
-	return 0;
-}
-
 /* ---- the archive's files --------------------------------------------------------- */
 
 static const char *const layouts[NFD_LAYOUT_MAX + 1] = {
@@ -184,41 +104,51 @@ static bool channel_ok(const char *c)
 	return true;
 }
 
-/* The time a file name nfcapd.YYYYmmddHHMM[SS] stands for, read in z;
- * false for any other name. */
-static bool file_time(const char *name, const struct nfd_zone *z, int64_t *ms)
+int nfd_name_wall(const char *name, int64_t *wall)
 {
 	size_t n = strlen(name);
 	int y, mo, d, h, mi, s = 0;
-	int64_t t;
 
 	if (strncmp(name, "nfcapd.", 7) != 0 || (n != 19 && n != 21))
-		return false;
+		return -EINVAL;
 	name += 7;
 	if (!digits(name, 4, &y) || !digits(name + 4, 2, &mo) || !digits(name + 6, 2, &d) ||
 	    !digits(name + 8, 2, &h) || !digits(name + 10, 2, &mi) ||
-	    (n == 21 && !digits(name + 12, 2, &s)))
-		return false;
-	if (!civil_ok(y, mo, d, h, mi, s) || zone_utc(z, y, mo, d, h, mi, s, &t) != 0)
+	    (n == 21 && !digits(name + 12, 2, &s)) || !civil_ok(y, mo, d, h, mi, s))
+		return -EINVAL;
+	*wall = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s;
+	return 0;
+}
+
+/* The time a file name nfcapd.YYYYmmddHHMM[SS] stands for, read in z
+ * (ms; *again: the later time of a name in the repeated hour, else *ms);
+ * false for any other name or a time the zone cannot convert. */
+static bool file_time(const char *name, const struct nfd_tz *z, int64_t *ms, int64_t *again)
+{
+	int64_t wall, t, t2;
+	enum nfd_tz_fold fold;
+
+	if (nfd_name_wall(name, &wall) != 0 || nfd_tz_utc(z, wall, &t, &t2, &fold) != 0)
 		return false;
 	*ms = t * 1000;
+	*again = t2 * 1000;
 	return true;
 }
 
 int nfd_name_time(const char *name, const char *files_tz, int64_t *ms, char *err)
 {
-	struct nfd_zone z;
-	int rc = zone_parse(files_tz, &z, err);
+	struct nfd_tz *z;
+	int64_t again;
+	int rc = nfd_tz_open(files_tz, &z, err);
 
 	if (rc)
 		return rc;
-	if (!name)	/* only the zone checked */
-		return 0;
-	if (!file_time(name, &z, ms)) {
+	if (name && !file_time(name, z, ms, &again)) {
 		snprintf(err, FETCH_ERRLEN, "'%.64s' is not an nfcapd file's name", name);
-		return -EINVAL;
+		rc = -EINVAL;
 	}
-	return 0;
+	nfd_tz_free(z);
+	return rc;
 }
 
 /* Append a file to out (cap: its room), -E2BIG past NFD_FILES_MAX. */
@@ -248,7 +178,7 @@ static int files_add(struct nfd_files *out, size_t *cap, int64_t ms, const char 
 
 /* Where list_dir files the names of one directory. */
 struct dir_take {
-	const struct nfd_zone *z;
+	const struct nfd_tz *z;
 	int64_t lo, hi;
 	const char *sub;
 	struct nfd_files *out;
@@ -260,9 +190,15 @@ struct dir_take {
 static int take_name(void *arg, const char *name)
 {
 	struct dir_take *t = arg;
-	int64_t ms;
+	int64_t ms, again;
 
-	if (!file_time(name, t->z, &ms) || ms < t->lo || ms >= t->hi)
+	/* a name of the repeated hour holds the records of both its hours
+	 * (nfcapd appends to a file that exists): taken for either */
+	if (!file_time(name, t->z, &ms, &again))
+		return 0;
+	if (ms < t->lo || ms >= t->hi)
+		ms = again;
+	if (ms < t->lo || ms >= t->hi)
 		return 0;
 	return files_add(t->out, t->cap, ms, t->sub, name, t->err);
 }
@@ -285,7 +221,7 @@ static int local_list(const char *path, int (*take)(void *arg, const char *name)
 /* The files of one directory (base/sub) whose time is in [lo, hi), appended,
  * read through src (NULL: opendir).  A missing directory adds nothing. */
 static int list_dir(const struct nfd_dirsrc *src, const char *base, const char *sub,
-		    const struct nfd_zone *z, int64_t lo, int64_t hi, struct nfd_files *out,
+		    const struct nfd_tz *z, int64_t lo, int64_t hi, struct nfd_files *out,
 		    size_t *cap, char *err)
 {
 	struct dir_take t = {z, lo, hi, sub, out, cap, err};
@@ -320,7 +256,7 @@ static int file_cmp(const void *a, const void *b)
  * [wlo, whi] (one per day, or per hour for the %H layouts), each read for
  * the files whose time is in [lo, hi) under base.
  */
-static int list_layout(const struct nfd_dirsrc *src, const char *base, int layout, const struct nfd_zone *z, int64_t wlo,
+static int list_layout(const struct nfd_dirsrc *src, const char *base, int layout, const struct nfd_tz *z, int64_t wlo,
 		       int64_t whi, int64_t lo, int64_t hi, struct nfd_files *out, size_t *cap,
 		       char *err)
 {
@@ -358,7 +294,7 @@ int nfd_archive_scan(const struct nfd_archive *a, int64_t start, int64_t end,
 	int64_t interval = a->interval_ms > 0 ? a->interval_ms : NFD_INTERVAL_MS;
 	int64_t bound = a->bound_ms > 0 ? a->bound_ms : NFD_ACTIVE_MS + interval;
 	int64_t lo, hi, wlo, whi;
-	struct nfd_zone z;
+	struct nfd_tz *z = NULL;
 	size_t cap = 0, k = 0;
 	int rc;
 
@@ -370,7 +306,7 @@ int nfd_archive_scan(const struct nfd_archive *a, int64_t start, int64_t end,
 			 "[%lld, %lld)", a->layout, a->nchannels, (long long)start, (long long)end);
 		return -EINVAL;
 	}
-	rc = zone_parse(a->files_tz, &z, err);
+	rc = nfd_tz_open(a->files_tz, &z, err);
 	if (rc)
 		return rc;
 	/* a file named T holds what was received in [T, T + interval) */
@@ -378,14 +314,16 @@ int nfd_archive_scan(const struct nfd_archive *a, int64_t start, int64_t end,
 	hi = end + bound;
 	/* the wall times of those names (an hour wider each side for a clock
 	 * change), whose directories are read */
-	if (zone_wall(&z, lo / 1000, &wlo) != 0 || zone_wall(&z, hi / 1000 + 1, &whi) != 0) {
-		snprintf(err, FETCH_ERRLEN, "the window's time is out of range");
-		return -EINVAL;
+	if (nfd_tz_wall(z, lo / 1000, &wlo) != 0 || nfd_tz_wall(z, hi / 1000 + 1, &whi) != 0) {
+		snprintf(err, FETCH_ERRLEN, "the window's time is out of range of files_tz '%.64s' "
+			 "(past its zone file's last transition)", a->files_tz);
+		rc = -EINVAL;
+		goto cleanup;
 	}
 	wlo -= 3600;
 	whi += 3600;
 	if (a->nchannels == 0) {
-		rc = list_layout(src, a->root, a->layout, &z, wlo, whi, lo, hi, out, &cap, err);
+		rc = list_layout(src, a->root, a->layout, z, wlo, whi, lo, hi, out, &cap, err);
 	} else {
 		for (size_t i = 0; i < a->nchannels && rc == 0; i++) {
 			char base[PATH_MAX];
@@ -403,13 +341,14 @@ int nfd_archive_scan(const struct nfd_archive *a, int64_t start, int64_t end,
 				rc = -E2BIG;
 				break;
 			}
-			rc = list_layout(src, base, a->layout, &z, wlo, whi, lo, hi, out, &cap, err);
+			rc = list_layout(src, base, a->layout, z, wlo, whi, lo, hi, out, &cap, err);
 			for (size_t f = from; f < out->n; f++)
 				out->v[f].chans = 1u << i;
 		}
 	}
 	if (rc)
 		goto cleanup;
+	nfd_tz_free(z);
 	if (out->n == 0)
 		return 0;
 	qsort(out->v, out->n, sizeof(out->v[0]), file_cmp);
@@ -421,6 +360,7 @@ int nfd_archive_scan(const struct nfd_archive *a, int64_t start, int64_t end,
 	out->n = k;
 	return 0;
 cleanup:
+	nfd_tz_free(z);
 	nfd_files_free(out);
 	return rc;
 }

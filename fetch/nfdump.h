@@ -51,10 +51,10 @@ struct nfd_archive {
 	int layout;			/* nfcapd -S: 0 flat, 1 %Y/%m/%d, 2 %Y/%m/%d/%H,
 					 * 3 %Y/%W/%u, 4 %Y/%W/%u/%H, 5 %Y/%j, 6 %Y/%j/%H,
 					 * 7 %F, 8 %F/%H */
-	/* The zone of the file names: NULL or "" the process's zone (TZ),
-	 * "UTC" (or "Z"), a fixed offset "+hh:mm" / "-hh:mm", or an IANA name
-	 * equal to $TZ.  Another zone is refused: reading a zone other than
-	 * the process's would need the process's TZ changed (global state). */
+	/* The zone of the file names (nfd_tz_open's): NULL or "" the
+	 * process's zone (TZ), "UTC" (or "Z"), a fixed offset "+hh:mm" /
+	 * "-hh:mm", or a zone's name ("Europe/Prague"), read from its TZif
+	 * file, the process's TZ untouched. */
 	const char *files_tz;
 	int64_t interval_ms;		/* nfcapd -t; 0: NFD_INTERVAL_MS */
 	/* How long after its start a flow may still be written: the
@@ -96,12 +96,88 @@ int nfd_archive_files(const struct nfd_archive *a, int64_t start, int64_t end,
 		      struct nfd_files *out, char *err);
 
 /*
+ * The zone of an archive's file names (nfdump_tz.c; docs/nfdump.md, "File
+ * names and their time").  nfd_tz_open takes files_tz as nfd_archive
+ * says: NULL or "" the process's zone (localtime_r), "UTC" or "Z", a
+ * fixed offset "+hh:mm" (up to 14 h), or a zone's name of
+ * [A-Za-z0-9_+/-] (not absolute, no "..") whose TZif file under $TZDIR
+ * (default /usr/share/zoneinfo) is read with a strict, bounded parser
+ * (version 2+, its 64-bit data and footer TZ string; no leap seconds).
+ * It fails with -EINVAL (err saying why: a bad offset or name, no such
+ * zone, a file that is not one), -ENOMEM, or open's errno.
+ */
+#define NFD_TZ_TRANS_MAX 4096		/* transitions of a zone file (America/New_York: 236) */
+struct nfd_tz;
+int nfd_tz_open(const char *files_tz, struct nfd_tz **out, char *err);
+void nfd_tz_free(struct nfd_tz *z);
+
+/* The zone's name as given, NULL for the process's zone. */
+const char *nfd_tz_name(const struct nfd_tz *z);
+
+/* The UTC offset (local = UTC + off, seconds) at UTC second t: 0, or
+ * -ERANGE past a zone file's last transition when it has no TZ string,
+ * -EOVERFLOW for a time localtime_r cannot take. */
+int nfd_tz_offset(const struct nfd_tz *z, int64_t t, int32_t *off);
+
+/* The wall time of UTC second t, as seconds on a UTC-like scale (the wall
+ * clock's date and time read as if UTC); nfd_tz_offset's errors. */
+int nfd_tz_wall(const struct nfd_tz *z, int64_t t, int64_t *wall);
+
+/*
+ * The UTC seconds of a wall time (on nfd_tz_wall's scale).  Once: first
+ * and second equal.  Twice (the repeated hour when clocks go back): first
+ * the earlier, second the later.  Skipped (the hour clocks jump over, which
+ * nfcapd never names): both the wall time read with the offset in force
+ * before the change (02:30 on Europe/Prague's spring day is 01:30 UTC, as
+ * mktime does).  nfd_tz_offset's errors.
+ */
+enum nfd_tz_fold { NFD_TZ_ONCE, NFD_TZ_TWICE, NFD_TZ_SKIPPED };
+int nfd_tz_utc(const struct nfd_tz *z, int64_t wall, int64_t *first, int64_t *second,
+	       enum nfd_tz_fold *fold);
+
+/*
+ * Detecting the zone (docs/nfdump.md, "Detecting the zone"): `nfdump -I -r
+ * FILE` prints a file's statistics, among them "Flows: N", "First: S" and
+ * "Last: S" (UTC epoch seconds).  nfd_stat_parse reads those three lines:
+ * 0, or -EBADMSG (err says so) when one is missing or not a number.
+ */
+struct nfd_stat {
+	int64_t flows, first, last;
+};
+int nfd_stat_parse(const char *buf, size_t len, struct nfd_stat *st, char *err);
+
+/*
+ * Does a file's statistics fit its name read in z?  name_wall: the name's
+ * wall time (nfd_tz_wall's scale), interval_s nfcapd's -t.  The records of
+ * a file were received in its slot [S, S + I), so its Last lies in [S - I,
+ * S + I] (a quiet exporter's last flow ended up to an interval before the
+ * slot); the offset seen is name_wall - Last - I/2 rounded to 15 minutes
+ * (*seen), the zone's at that name *zone_off.  AGREES when they are equal
+ * (either hour of a repeated one), DIFFERS when not; for files longer than
+ * 5 minutes, where [S - I, S + I] holds several quarter hours, AGREES when
+ * the zone's offset is one that Last allows (*seen a hint); INCONCLUSIVE when the
+ * file holds no flow or the offset seen is past 14 hours (replayed or
+ * copied data).  Pure: no I/O, no clock.
+ */
+enum nfd_tz_verdict { NFD_TZ_AGREES, NFD_TZ_DIFFERS, NFD_TZ_INCONCLUSIVE };
+enum nfd_tz_verdict nfd_tz_check(const struct nfd_tz *z, int64_t name_wall, int64_t interval_s,
+				 const struct nfd_stat *st, int32_t *seen, int32_t *zone_off);
+
+/* An offset as "+hh:mm" / "-hh:mm" into buf (at least 8 bytes). */
+void nfd_tz_format(int32_t off, char *buf, size_t len);
+
+/*
  * The start (UTC ms) of the interval a file named nfcapd.YYYYmmddHHMM[SS]
- * stands for, its name read in files_tz (nfd_archive's rules).  name
- * NULL: only files_tz is checked.  -EINVAL, err saying why, for a zone
- * nfd_archive refuses or a name that is not an nfcapd file's.
+ * stands for, its name read in files_tz (nfd_archive's rules; a name in
+ * the repeated hour: the earlier time, nfd_tz_utc).  name NULL: only
+ * files_tz is checked.  -EINVAL, err saying why, for a zone nfd_tz_open
+ * refuses or a name that is not an nfcapd file's.
  */
 int nfd_name_time(const char *name, const char *files_tz, int64_t *ms, char *err);
+
+/* The wall time (seconds, UTC-like scale) of a name nfcapd.YYYYmmddHHMM[SS];
+ * -EINVAL for any other name. */
+int nfd_name_wall(const char *name, int64_t *wall);
 
 /*
  * Where nfd_archive_scan reads a directory: NULL is the local file system

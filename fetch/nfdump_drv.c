@@ -52,6 +52,10 @@ struct driver {
 	size_t nfiles;			/* at open */
 	char first[NFD_REL_MAX], last[NFD_REL_MAX];	/* names under a channel, "" none */
 	int64_t first_ms, last_ms;
+	/* the zone check at open (tz_detect): the file, the offset its
+	 * flows fit, the verdict or why there is none */
+	char tz_file[NFD_REL_MAX + 64];
+	char tz_seen[16], tz_result[160];
 };
 
 /* ---- options ------------------------------------------------------------------ */
@@ -528,6 +532,89 @@ static int archive_scan(struct driver *d, char *err)
 	return rc;
 }
 
+static int drv_run(struct driver *d, const struct nfd_cmd *c, int64_t deadline_ms,
+		   const atomic_int *cancel, size_t limit, struct nfd_buf *out, char *err);
+static void file_path(const struct driver *d, const char *rel, char *buf, size_t len);
+
+/*
+ * Check the zone of the names against the newest file (docs/nfdump.md,
+ * "Detecting the zone"): one `nfdump -I -r FILE` run, here or over ssh;
+ * its Last against the name read in the zone (nfd_tz_check).  0 when they
+ * agree or the check is inconclusive (an empty file, nfdump failing on
+ * it, replayed data: d->tz_result says which); -EINVAL when they differ,
+ * err naming the file, the offset its flows fit and the option to set.
+ * -ENOMEM.
+ */
+static int tz_detect(struct driver *d, char *err)
+{
+	const char *base = strrchr(d->last, '/') ? strrchr(d->last, '/') + 1 : d->last;
+	char path[sizeof(d->cfg.root) + NFD_REL_MAX + 80], why[FETCH_ERRLEN], zone[16], last[40];
+	struct nfd_buf b = {0};
+	struct nfd_tz *z = NULL;
+	struct nfd_stat st;
+	int32_t seen, off;
+	int64_t wall;
+	int rc;
+
+	file_path(d, d->last, d->tz_file, sizeof(d->tz_file));
+	snprintf(path, sizeof(path), "%s/%s", d->cfg.root, d->tz_file);
+	struct nfd_cmd c = {
+		.argv = {d->cfg.prog, (char *)"-C", (char *)"none", (char *)"-I", (char *)"-r", path},
+		.envp = {(char *)"TZ=UTC", (char *)"LC_ALL=C",
+			 (char *)"PATH=/usr/local/bin:/usr/bin:/bin"},
+	};
+	rc = nfd_tz_open(d->cfg.files_tz, &z, err);
+	if (rc)
+		return rc;
+	rc = drv_run(d, &c, nfd_mono_ms() + NFD_INFO_TIMEOUT_MS +
+			     (int64_t)d->cfg.connect_timeout_s * 1000, NULL, 65536, &b, why);
+	if (rc == 0)
+		rc = nfd_stat_parse(b.p ? b.p : "", b.len, &st, why);
+	nfd_buf_free(&b);
+	if (rc == -ENOMEM)
+		goto cleanup;
+	if (rc) {	/* not the zone's fault: said in info.json, not refused */
+		snprintf(d->tz_result, sizeof(d->tz_result), "inconclusive: %.140s", why);
+		rc = 0;
+		goto cleanup;
+	}
+	if (nfd_name_wall(base, &wall) != 0) {
+		snprintf(d->tz_result, sizeof(d->tz_result), "inconclusive: not an nfcapd name");
+		goto cleanup;
+	}
+	enum nfd_tz_verdict v = nfd_tz_check(z, wall, d->arc.interval_ms / 1000, &st, &seen, &off);
+	nfd_tz_format(seen, d->tz_seen, sizeof(d->tz_seen));
+	nfd_tz_format(off, zone, sizeof(zone));
+	cache_time_format(st.last * 1000, last, sizeof(last));
+	if (v == NFD_TZ_INCONCLUSIVE) {
+		snprintf(d->tz_result, sizeof(d->tz_result), "inconclusive: %s",
+			 st.flows <= 0 ? "the file holds no flow" :
+			 "its flows ended more than 14 hours from its name's time");
+		d->tz_seen[0] = '\0';
+		goto cleanup;
+	}
+	if (v == NFD_TZ_AGREES) {
+		snprintf(d->tz_result, sizeof(d->tz_result), "agrees");
+		goto cleanup;
+	}
+	if (!d->cfg.files_tz[0])
+		snprintf(err, FETCH_ERRLEN, "the archive's newest file %.150s holds flows that "
+			 "ended at %s, which fits file names in UTC%s, not in this process's "
+			 "zone (%.40s, %s there): set -o files_tz=%s (flowfetch --files-tz), or the "
+			 "collector's zone's name (e.g. Europe/Prague)", d->tz_file, last, d->tz_seen, getenv("TZ") && *getenv("TZ") ?
+			 getenv("TZ") : "UTC", zone, d->tz_seen);
+	else
+		snprintf(err, FETCH_ERRLEN, "files_tz %.64s (%s at the archive's newest file "
+			 "%.150s) disagrees with that file's flows, which ended at %s and fit "
+			 "names in UTC%s: set -o files_tz= (flowfetch --files-tz) to the collector's "
+			 "zone, e.g. %s", d->cfg.files_tz, zone, d->tz_file, last,
+			 d->tz_seen, d->tz_seen);
+	rc = -EINVAL;
+cleanup:
+	nfd_tz_free(z);
+	return rc;
+}
+
 /* How long the archive's tree may take to list at open: the request
  * timeout (the engine's default 300 s). */
 static int64_t ssh_deadline(const struct fetch_opts *o)
@@ -568,6 +655,8 @@ static int nfd_open(struct driver **out, const struct fetch_opts *o, char *err)
 	} else {
 		rc = archive_scan(d, err);
 	}
+	if (rc == 0 && d->nfiles)
+		rc = tz_detect(d, err);
 	if (rc)
 		goto fail;
 	*out = d;
@@ -757,6 +846,15 @@ static int nfd_info(struct driver *d, struct fetch_info *info, char *err)
 	}
 	cJSON_AddStringToObject(a, "files_tz", d->cfg.files_tz[0] ? d->cfg.files_tz :
 				getenv("TZ") && *getenv("TZ") ? getenv("TZ") : "UTC");
+	if (d->tz_result[0]) {	/* what the newest file said of the zone */
+		cJSON *k = cJSON_AddObjectToObject(a, "files_tz_checked");
+		cJSON_AddStringToObject(k, "file", d->tz_file);
+		if (d->tz_seen[0])
+			cJSON_AddStringToObject(k, "offset_seen", d->tz_seen);
+		else
+			cJSON_AddNullToObject(k, "offset_seen");
+		cJSON_AddStringToObject(k, "result", d->tz_result);
+	}
 	cJSON_AddNumberToObject(a, "interval_s", (double)(d->arc.interval_ms / 1000));
 	cJSON_AddNumberToObject(a, "active_timeout_s", (double)(d->cfg.active_ms / 1000));
 	cJSON_AddStringToObject(a, "nfdump", d->cfg.prog);
