@@ -42,7 +42,7 @@ static void usage(FILE *out)
 	      "  --retry-after S --slow-ms MS --stall-s S   fault parameters\n"
 	      "  --fault-scope flows|all  which endpoints faults hit (default flows)\n"
 	      "  --fault-seed N          seed of the fault draws\n"
-	      "  --dialect flowapi|sna   the API to serve (default flowapi)\n"
+	      "  --dialect flowapi|sna|flowmon  the API to serve (default flowapi)\n"
 	      "  SNA dialect:\n"
 	      "  --sna-user U --sna-password P --sna-password-file F\n"
 	      "                          the accepted login (default admin / flowsim)\n"
@@ -64,6 +64,18 @@ static void usage(FILE *out)
 	      "  --sna-cancel-query R    rate of searches that end CANCELED (default 0)\n"
 	      "  --sna-status-extra L    statuses (comma-separated, at most 4) a search shows\n"
 	      "                          before IN_PROGRESS (default none)\n"
+	      "  Flowmon dialect (the login is --token or --token-file, user:password;\n"
+	      "  default admin:flowsim):\n"
+	      "  --flowmon-token-ttl S   expires_in of an access token (default 3600)\n"
+	      "  --flowmon-pending N     202 answers a result gives before 200 (default 1)\n"
+	      "  --flowmon-result-ttl S  a result is forgotten S after its listing (default 600)\n"
+	      "  --flowmon-active-timeout S  a flow is exported up to S after its end\n"
+	      "                          (default 300)\n"
+	      "  --flowmon-tz ZONE       the collector's zone (default UTC)\n"
+	      "  --flowmon-to-exclusive  a listing does not read the slot starting at to\n"
+	      "  --flowmon-keys internal|ids  row keys (default internal: srcip, srcport:p...)\n"
+	      "  --flowmon-scale-min N   numbers from N on are scaled, \"1.3 M\" (default\n"
+	      "                          1000000, nfdump's; 0: never)\n"
 	      "See docs/flowsim.md.\n", out);
 }
 
@@ -198,6 +210,8 @@ enum {
 	O_DIALECT, O_SNAUSER, O_SNAPASS, O_SNAPASSFILE, O_SNASESSION, O_SNAQUERYMS,
 	O_SNATTL, O_SNAMAXQ, O_SNATENANTS, O_SNATEXT, O_SNANOXSRF, O_SNAFAIL,
 	O_SNAANYACCEPT, O_SNAXSRFHDR, O_SNAXSRFROT, O_SNATAGSDN, O_SNACANCEL, O_SNASTATUS,
+	O_FMTTL, O_FMPENDING, O_FMRESTTL, O_FMTIMEOUT, O_FMTZ, O_FMTOEXCL, O_FMKEYS,
+	O_FMSCALE,
 	O_FAULT0 = 512,
 };
 
@@ -227,6 +241,11 @@ int main(int argc, char **argv)
 		{"sna-tags-display-name", 0, 0, O_SNATAGSDN},
 		{"sna-cancel-query", 1, 0, O_SNACANCEL},
 		{"sna-status-extra", 1, 0, O_SNASTATUS},
+		{"flowmon-token-ttl", 1, 0, O_FMTTL}, {"flowmon-pending", 1, 0, O_FMPENDING},
+		{"flowmon-result-ttl", 1, 0, O_FMRESTTL},
+		{"flowmon-active-timeout", 1, 0, O_FMTIMEOUT}, {"flowmon-tz", 1, 0, O_FMTZ},
+		{"flowmon-to-exclusive", 0, 0, O_FMTOEXCL}, {"flowmon-keys", 1, 0, O_FMKEYS},
+		{"flowmon-scale-min", 1, 0, O_FMSCALE},
 		{"fail-500", 1, 0, O_FAULT0 + SIM_FAULT_500},
 		{"fail-503", 1, 0, O_FAULT0 + SIM_FAULT_503},
 		{"fail-429", 1, 0, O_FAULT0 + SIM_FAULT_429},
@@ -268,6 +287,12 @@ int main(int argc, char **argv)
 	cfg.sna_query_ttl_s = 600;
 	cfg.sna_max_queries = 1024;
 	cfg.sna_tenants = 1;
+	cfg.fm_token_ttl_s = 3600;
+	cfg.fm_pending = 1;
+	cfg.fm_result_ttl_s = 600;
+	cfg.fm_active_timeout_s = 300;
+	strcpy(cfg.fm_tz, "UTC");
+	cfg.fm_scale_min = 1000000;
 
 	/* the options that take an int in a range */
 	const struct {
@@ -286,6 +311,10 @@ int main(int argc, char **argv)
 		{O_SNATTL, 1, 86400, &cfg.sna_query_ttl_s},
 		{O_SNATENANTS, 1, 2, &cfg.sna_tenants},
 		{O_SNAXSRFROT, 0, 86400, &cfg.sna_xsrf_rotate_s},
+		{O_FMTTL, 1, 31536000, &cfg.fm_token_ttl_s},
+		{O_FMPENDING, 0, 1000, &cfg.fm_pending},
+		{O_FMRESTTL, 1, 86400, &cfg.fm_result_ttl_s},
+		{O_FMTIMEOUT, 0, 86400, &cfg.fm_active_timeout_s},
 	};
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -344,8 +373,19 @@ int main(int argc, char **argv)
 			cfg.fault_seed = (uint64_t)v;
 			break;
 		case O_DIALECT:
-			rc = choose(optarg, "flowapi", "sna", &v);
-			cfg.dialect = v ? SIM_SNA : SIM_FLOWAPI;
+			rc = strcmp(optarg, "flowmon") ? choose(optarg, "flowapi", "sna", &v) : 0;
+			cfg.dialect = strcmp(optarg, "flowmon") == 0 ? SIM_FLOWMON :
+				      v ? SIM_SNA : SIM_FLOWAPI;
+			break;
+		case O_FMTZ: rc = copy_opt(cfg.fm_tz, sizeof(cfg.fm_tz), optarg); break;
+		case O_FMTOEXCL: cfg.fm_to_exclusive = true; break;
+		case O_FMKEYS:
+			rc = choose(optarg, "internal", "ids", &v);
+			cfg.fm_id_keys = v == 1;
+			break;
+		case O_FMSCALE:
+			rc = parse_int(optarg, 0, 0x7fffffffffffffffL, &v);
+			cfg.fm_scale_min = (uint64_t)v;
 			break;
 		case O_SNAUSER:
 			rc = copy_opt(cfg.sna_user, sizeof(cfg.sna_user), optarg);
@@ -395,6 +435,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (sim_config_check(&cfg, err))
+		goto bad_err;
+	/* the collector's zone, before any thread starts (flowmon.c) */
+	if (cfg.dialect == SIM_FLOWMON && sim_fm_zone_set(cfg.fm_tz, err))
 		goto bad_err;
 	if (scenario_path) {
 		if (read_file(scenario_path, &text, err))
