@@ -377,6 +377,7 @@ static int parse_unary(struct fm_parser *p, int *out)
 	return 0;
 }
 
+/* unary ( "and" unary )*: a left-leaning chain of F_AND nodes. */
 static int parse_and(struct fm_parser *p, int *out)
 {
 	int rc = parse_unary(p, out), rhs, id;
@@ -391,6 +392,7 @@ static int parse_and(struct fm_parser *p, int *out)
 	return rc;
 }
 
+/* and ( "or" and )*: the lowest precedence, as in nfdump. */
 static int parse_or(struct fm_parser *p, int *out)
 {
 	int rc = parse_and(p, out), rhs, id;
@@ -455,6 +457,8 @@ static bool port_cmp(uint32_t port, enum fm_cmp c, uint32_t v)
 	}
 }
 
+/* A side's primitive (net, port, port list) on the source or the
+ * destination side of a flow. */
 static bool node_side(const struct sim_fm_filter *flt, const struct fm_node *nd,
 		      const struct sim_flow *f, bool src)
 {
@@ -474,6 +478,8 @@ static bool node_side(const struct sim_fm_filter *flt, const struct fm_node *nd,
 	}
 }
 
+/* Evaluate node i of the tree; recursion is bounded by the FM_NODES nodes
+ * (a child always has a smaller index than its parent). */
 static bool node_match(const struct sim_fm_filter *flt, int i, const struct sim_flow *f)
 {
 	const struct fm_node *nd = &flt->node[i];
@@ -510,6 +516,8 @@ int64_t sim_fm_export_ms(const struct sim_flow *f, int64_t active_timeout_ms)
 				  (uint64_t)(active_timeout_ms + 1));
 }
 
+/* The start of the 5-minute slot holding ms (slots are aligned on the
+ * epoch, and so in every zone whose offset is a multiple of 5 minutes). */
 static int64_t slot_floor(int64_t ms)
 {
 	int64_t q = ms / SIM_FM_SLOT_MS;
@@ -1057,6 +1065,7 @@ static int invalid(struct sim_fm_answer *a, const char *field, const char *msg)
 	return sim_fm_validation_body(&a->body, field, msg);
 }
 
+/* OAuth 2's error answer: {"error": error, "error_description": desc}. */
 static int oauth_error(struct sim_fm_answer *a, unsigned status, const char *error,
 		       const char *desc)
 {
@@ -1194,6 +1203,8 @@ int sim_fm_expire_tokens(struct sim_fm *s)
 	return n;
 }
 
+/* The one profile, live, with its channels in the short form of the
+ * guide's profile listing (G10 p.33). */
 static int serve_profiles(struct sim_fm_answer *a)
 {
 	int rc = ADD(&a->body, "[{\"id\":\"live\",\"name\":\"live\",\"description\":"
@@ -1210,6 +1221,7 @@ static int serve_profiles(struct sim_fm_answer *a)
 	return rc ? rc : sim_buf_add(&a->body, "]}]", 3);
 }
 
+/* The channels of profileId (only live): ids "live/<name>"; 404 else. */
 static int serve_channels(const struct sim_fm_req *rq, const struct fm_form *f,
 			  struct sim_fm_answer *a)
 {
