@@ -27,7 +27,8 @@ enum {
 	O_DIALECT, O_SNAUSER, O_SNAPASS, O_SNAPASSFILE, O_SNASESSION, O_SNAQUERYMS,
 	O_SNATTL, O_SNAMAXQ, O_SNATENANTS, O_SNATEXT, O_SNANOXSRF, O_SNAFAIL,
 	O_SNAANYACCEPT, O_SNAXSRFHDR, O_SNAXSRFROT, O_SNATAGSDN, O_SNACANCEL, O_SNASTATUS,
-	O_VERSION, O_MAN,
+	O_FMTTL, O_FMPENDING, O_FMRESTTL, O_FMTIMEOUT, O_FMTZ, O_FMTOEXCL, O_FMKEYS,
+	O_FMSCALE, O_VERSION, O_MAN,
 	O_FAULT0 = 512,
 };
 
@@ -80,7 +81,8 @@ static const struct opttab sim_opts_table[] = {
 	    .def_text = "flows"),
 	ARG("fault_seed", "N", O_FSEED, "the seed of the fault draws",
 	    .def_text = "the time at start"),
-	ARG("dialect", "flowapi|sna", O_DIALECT, "the API to serve", .def_text = "flowapi"),
+	ARG("dialect", "flowapi|sna|flowmon", O_DIALECT, "the API to serve",
+	    .def_text = "flowapi"),
 	ARG("sna_user", "U", O_SNAUSER, "sna: the accepted login's user", .def_text = "admin"),
 	ARG("sna_password", "P", O_SNAPASS, "sna: the accepted login's password",
 	    .def_text = "flowsim"),
@@ -110,6 +112,22 @@ static const struct opttab sim_opts_table[] = {
 	    .def_text = "0", .values = "a rate from 0 to 1"),
 	ARG("sna_status_extra", "L", O_SNASTATUS, "sna: statuses (comma-separated, at most 4) a "
 	    "search shows before IN_PROGRESS", .def_text = "none"),
+	INT("flowmon_token_ttl", "S", O_FMTTL, 1, 31536000, 3600, "flowmon: expires_in of an "
+	    "access token (the login is --token or --token-file, user:password; default "
+	    "admin:flowsim)"),
+	INT("flowmon_pending", "N", O_FMPENDING, 0, 1000, 1, "flowmon: 202 answers a result "
+	    "gives before 200"),
+	INT("flowmon_result_ttl", "S", O_FMRESTTL, 1, 86400, 600, "flowmon: a result is "
+	    "forgotten S s after its listing"),
+	INT("flowmon_active_timeout", "S", O_FMTIMEOUT, 0, 86400, 300, "flowmon: a flow is "
+	    "exported up to S after its end"),
+	ARG("flowmon_tz", "ZONE", O_FMTZ, "flowmon: the collector's zone", .def_text = "UTC"),
+	FLAG("flowmon_to_exclusive", O_FMTOEXCL, "flowmon: a listing does not read the slot "
+	     "starting at to"),
+	ARG("flowmon_keys", "internal|ids", O_FMKEYS, "flowmon: row keys (internal: srcip, "
+	    "srcport:p, ...; ids: the column ids asked)", .def_text = "internal"),
+	ARG("flowmon_scale_min", "N", O_FMSCALE, "flowmon: numbers from N on are scaled, "
+	    "\"1.3 M\" (0: never)", .def_text = "1000000, nfdump's"),
 	{.name = "help", .short_name = 'h', .type = OPTTAB_FLAG, .help = "this help, and exit",
 	 .key = O_HELP, .at = OPTTAB_NOWHERE},
 	FLAG("version", O_VERSION, "the version, and exit"),
@@ -130,7 +148,7 @@ static const struct opttab_prog sim_prog = {
 	.synopsis = "[options]",
 	.description =
 		"flowsim serves the reference dialect flowapi/1 (or, with --dialect sna, an SNA "
-		"Manager's) over HTTP from a dataset generated from a seed and a scenario, with "
+		"Manager's; with --dialect flowmon, a Flowmon appliance's) over HTTP from a dataset generated from a seed and a scenario, with "
 		"the limits of a real collector: a cap on every answer, answers in no order, a "
 		"live edge.\n"
 		"\n"
@@ -289,6 +307,8 @@ int main(int argc, char **argv)
 	strcpy(cfg.sna_user, "admin");
 	strcpy(cfg.sna_password, "flowsim");
 	cfg.sna_max_queries = (uint32_t)opttab_by_key(&sim_prog, O_SNAMAXQ)->def;
+	strcpy(cfg.fm_tz, "UTC");
+	cfg.fm_scale_min = 1000000;
 
 	/* the options that take an int in a range (the table's) */
 	const struct {
@@ -301,6 +321,8 @@ int main(int argc, char **argv)
 		{O_SNASESSION, &cfg.sna_session_s}, {O_SNAQUERYMS, &cfg.sna_query_ms},
 		{O_SNATTL, &cfg.sna_query_ttl_s}, {O_SNATENANTS, &cfg.sna_tenants},
 		{O_SNAXSRFROT, &cfg.sna_xsrf_rotate_s},
+		{O_FMTTL, &cfg.fm_token_ttl_s}, {O_FMPENDING, &cfg.fm_pending},
+		{O_FMRESTTL, &cfg.fm_result_ttl_s}, {O_FMTIMEOUT, &cfg.fm_active_timeout_s},
 	};
 
 	if (opttab_getopt(&sim_prog, &g))
@@ -369,8 +391,19 @@ int main(int argc, char **argv)
 			cfg.fault_seed = (uint64_t)v;
 			break;
 		case O_DIALECT:
-			rc = choose(optarg, "flowapi", "sna", &v);
-			cfg.dialect = v ? SIM_SNA : SIM_FLOWAPI;
+			rc = strcmp(optarg, "flowmon") ? choose(optarg, "flowapi", "sna", &v) : 0;
+			cfg.dialect = strcmp(optarg, "flowmon") == 0 ? SIM_FLOWMON :
+				      v ? SIM_SNA : SIM_FLOWAPI;
+			break;
+		case O_FMTZ: rc = copy_opt(cfg.fm_tz, sizeof(cfg.fm_tz), optarg); break;
+		case O_FMTOEXCL: cfg.fm_to_exclusive = true; break;
+		case O_FMKEYS:
+			rc = choose(optarg, "internal", "ids", &v);
+			cfg.fm_id_keys = v == 1;
+			break;
+		case O_FMSCALE:
+			rc = parse_int(optarg, 0, 0x7fffffffffffffffL, &v);
+			cfg.fm_scale_min = (uint64_t)v;
 			break;
 		case O_SNAUSER:
 			rc = copy_opt(cfg.sna_user, sizeof(cfg.sna_user), optarg);
@@ -425,6 +458,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (sim_config_check(&cfg, err))
+		goto bad_err;
+	/* the collector's zone, before any thread starts (flowmon.c) */
+	if (cfg.dialect == SIM_FLOWMON && sim_fm_zone_set(cfg.fm_tz, err))
 		goto bad_err;
 	if (scenario_path) {
 		if (read_file(scenario_path, &text, err))

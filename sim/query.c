@@ -71,8 +71,7 @@ static bool peer_intersects(const struct sim_query *q, const struct sim_prefix *
 	return false;
 }
 
-/* First index in c whose start is >= t. */
-static uint64_t lower_bound(const struct sim_chunk *c, int64_t t)
+uint64_t sim_chunk_lower(const struct sim_chunk *c, int64_t t)
 {
 	uint64_t lo = 0, hi = c->n;
 
@@ -170,10 +169,10 @@ int sim_query_collect(struct sim_dataset *ds, const struct sim_query *q,
 				goto nomem;
 			if (c->n == 0)
 				continue;
-			lo_x = lower_bound(c, from);
-			lo = lower_bound(c, q->start);
-			hi = lower_bound(c, q->end);
-			v = lower_bound(c, safe + 1);
+			lo_x = sim_chunk_lower(c, from);
+			lo = sim_chunk_lower(c, q->start);
+			hi = sim_chunk_lower(c, q->end);
+			v = sim_chunk_lower(c, safe + 1);
 			if (!whole) {
 				if (scan_range(ds, q, m, si, (int)d, c, lo_x, hi))
 					goto nomem;

@@ -34,9 +34,10 @@ const char *const sim_fault_names[SIM_NFAULTS] = {
 };
 
 /* Counted endpoints: the reference dialect's, /_sim and other, then the SNA
- * dialect's (sim_sna_ep_names, from EP_SNA0 on). */
+ * dialect's (sim_sna_ep_names, from EP_SNA0 on), then the Flowmon dialect's
+ * (sim_fm_ep_names, from EP_FM0 on). */
 enum { EP_INFO, EP_FLOWS, EP_APPS, EP_GROUPS, EP_EXPORTERS, EP_SIM, EP_OTHER,
-       EP_SNA0, EP_N = EP_SNA0 + SIM_SNA_NEP };
+       EP_SNA0, EP_FM0 = EP_SNA0 + SIM_SNA_NEP, EP_N = EP_FM0 + SIM_FM_NEP };
 static const char *const ep_names[EP_SNA0] = {
 	"/api/v1/info", "/api/v1/flows", "/api/v1/applications",
 	"/api/v1/hostgroups", "/api/v1/exporters", "/_sim", "other",
@@ -44,13 +45,15 @@ static const char *const ep_names[EP_SNA0] = {
 
 static const char *ep_name(int e)
 {
+	if (e >= EP_FM0)
+		return sim_fm_ep_names[e - EP_FM0];
 	return e < EP_SNA0 ? ep_names[e] : sim_sna_ep_names[e - EP_SNA0];
 }
 
-enum { ST_200, ST_201, ST_204, ST_400, ST_401, ST_403, ST_404, ST_405, ST_406,
+enum { ST_200, ST_201, ST_202, ST_204, ST_400, ST_401, ST_403, ST_404, ST_405, ST_406,
        ST_429, ST_500, ST_503, ST_RESET, ST_STALL, ST_N };
 static const char *const st_names[ST_N] = {
-	"200", "201", "204", "400", "401", "403", "404", "405", "406", "429", "500", "503",
+	"200", "201", "202", "204", "400", "401", "403", "404", "405", "406", "429", "500", "503",
 	"reset", "stall",
 };
 
@@ -77,6 +80,7 @@ struct sim_server {
 	uint64_t fault_rng;
 	uint64_t rng_base;	/* per-run base of the answers' random choices */
 	struct sim_sna *sna;	/* the SNA dialect's state, or NULL */
+	struct sim_fm *fm;	/* the Flowmon dialect's state, or NULL */
 };
 
 int64_t sim_now_ms(const struct sim_config *cfg)
@@ -112,6 +116,20 @@ int sim_config_check(const struct sim_config *cfg, char *err)
 	if (cfg->ndays < 1 || cfg->ndays > SIM_MAX_DAYS) {
 		snprintf(err, SIM_ERRLEN, "days must be 1 to %d", SIM_MAX_DAYS);
 		return -EINVAL;
+	}
+	if (cfg->dialect == SIM_FLOWMON) {
+		if (cfg->fm_token_ttl_s < 1 || cfg->fm_pending < 0 || cfg->fm_result_ttl_s < 1 ||
+		    cfg->fm_active_timeout_s < 0) {
+			snprintf(err, SIM_ERRLEN, "a --flowmon-* value is out of range (see --help)");
+			return -EINVAL;
+		}
+		if (cfg->token[0] && (!strchr(cfg->token, ':') || cfg->token[0] == ':' ||
+				      !strchr(cfg->token, ':')[1] || strlen(cfg->token) > 255)) {
+			snprintf(err, SIM_ERRLEN, "the Flowmon login (--token, --token-file) must be "
+				 "user:password, each non-empty, at most 255 characters in all");
+			return -EINVAL;
+		}
+		return 0;
 	}
 	if (cfg->dialect != SIM_SNA)
 		return 0;
@@ -160,6 +178,7 @@ static int status_slot(unsigned status)
 	switch (status) {
 	case 200: return ST_200;
 	case 201: return ST_201;
+	case 202: return ST_202;
 	case 204: return ST_204;
 	case 400: return ST_400;
 	case 401: return ST_401;
@@ -221,7 +240,7 @@ static bool accepts_gzip(struct MHD_Connection *c)
  * when asked. */
 static enum MHD_Result send_body_cookies(struct MHD_Connection *c, unsigned status,
 					 struct sim_buf *body, const char *type, bool gz,
-					 char (*cookies)[400], int ncookies)
+					 char (*cookies)[400], int ncookies, const char *xfm)
 {
 	struct MHD_Response *r;
 	struct sim_buf zb = {0};
@@ -247,6 +266,8 @@ static enum MHD_Result send_body_cookies(struct MHD_Connection *c, unsigned stat
 		MHD_add_response_header(r, "Content-Encoding", "gzip");
 	for (int i = 0; i < ncookies; i++)
 		MHD_add_response_header(r, "Set-Cookie", cookies[i]);
+	if (xfm)
+		MHD_add_response_header(r, "X-FM-Message", xfm);
 	ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -255,31 +276,34 @@ static enum MHD_Result send_body_cookies(struct MHD_Connection *c, unsigned stat
 static enum MHD_Result send_body(struct MHD_Connection *c, unsigned status,
 				 struct sim_buf *body, const char *type, bool gz)
 {
-	return send_body_cookies(c, status, body, type, gz, NULL, 0);
+	return send_body_cookies(c, status, body, type, gz, NULL, 0, NULL);
 }
 
-/* The dialect's error body: {"error": msg}, or the SNA errors list (never
- * for /_sim, whose errors keep the reference form). */
-static int error_body(struct sim_buf *b, bool sna, unsigned status, const char *msg)
+/* The dialect's error body: {"error": msg}, the SNA errors list or the
+ * Flowmon forms (never for /_sim, whose errors keep the reference form). */
+static int error_body(struct sim_buf *b, enum sim_dialect d, unsigned status, const char *msg)
 {
-	if (sna)
+	if (d == SIM_SNA)
 		return sim_sna_error_body(b, status, msg);
+	if (d == SIM_FLOWMON)
+		return sim_fm_error_body(b, status, msg);
 	if (sim_buf_add(b, "{\"error\":", 9) || sim_json_string(b, msg) ||
 	    sim_buf_add(b, "}", 1))
 		return -ENOMEM;
 	return 0;
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *c, bool sna, unsigned status,
-				  const char *msg)
+static enum MHD_Result send_error(struct MHD_Connection *c, enum sim_dialect d,
+				  unsigned status, const char *msg)
 {
 	struct sim_buf b = {.max = 4096};
 
-	if (error_body(&b, sna, status, msg)) {
+	if (error_body(&b, d, status, msg)) {
 		sim_buf_free(&b);
 		return MHD_NO;
 	}
-	return send_body(c, status, &b, "application/json", false);
+	return send_body_cookies(c, status, &b, "application/json", false, NULL, 0,
+				 d == SIM_FLOWMON && status == 405 ? "Validation failed" : NULL);
 }
 
 /* A body that stops at half its promised length. */
@@ -416,7 +440,8 @@ static void sna_key(struct sim_server *s, const struct sim_ref *r, const struct 
 }
 
 /* flowapi/1 records between head and tail; with_key adds each one's
- * "sna_key" (the truth in the SNA dialect). */
+ * "sna_key" (the truth in the SNA dialect), or in the Flowmon dialect its
+ * export time "fm_export" (ms). */
 static int render_flows(struct sim_server *s, const struct sim_ref *refs, size_t n,
 			struct sim_buf *b, const char *head, const char *tail, bool with_key)
 {
@@ -432,7 +457,11 @@ static int render_flows(struct sim_server *s, const struct sim_ref *refs, size_t
 			rc = sim_buf_add(b, ",", 1);
 		if (!rc)
 			rc = sim_json_flow(b, &f);
-		if (!rc && with_key) {
+		if (!rc && with_key && s->cfg.dialect == SIM_FLOWMON) {
+			b->len--;	/* reopen the record */
+			rc = sim_buf_printf(b, ",\"fm_export\":%lld}", (long long)sim_fm_export_ms(
+				&f, (int64_t)s->cfg.fm_active_timeout_s * 1000));
+		} else if (!rc && with_key) {
 			sna_key(s, &refs[i], &f, key);
 			b->len--;	/* reopen the record */
 			rc = sim_buf_printf(b, ",\"sna_key\":\"%s\"}", key);
@@ -593,7 +622,7 @@ static int truth_body(struct sim_server *s, struct MHD_Connection *c,
 			for (uint64_t i = 0; i < m.total; i++)
 				refs[i] = keyed[i].ref;
 			rc = render_flows(s, refs, m.total, b, ",\"records\":[", "]",
-					  s->cfg.dialect == SIM_SNA);
+					  s->cfg.dialect != SIM_FLOWAPI);
 			free(refs);
 		}
 	}
@@ -622,8 +651,10 @@ static int counters_body(struct sim_server *s, struct sim_buf *b)
 	static const int ref_order[] = {EP_INFO, EP_FLOWS, EP_APPS, EP_GROUPS, EP_EXPORTERS,
 					EP_SIM, EP_OTHER};
 	int order[EP_N], n = 0;
-	if (s->cfg.dialect == SIM_SNA) {
-		for (int e = EP_SNA0; e < EP_N; e++)
+	if (s->cfg.dialect == SIM_SNA || s->cfg.dialect == SIM_FLOWMON) {
+		int e0 = s->cfg.dialect == SIM_SNA ? EP_SNA0 : EP_FM0;
+		int e1 = s->cfg.dialect == SIM_SNA ? EP_FM0 : EP_N;
+		for (int e = e0; e < e1; e++)
 			order[n++] = e;
 		order[n++] = EP_SIM;
 		order[n++] = EP_OTHER;
@@ -659,6 +690,11 @@ static int counters_body(struct sim_server *s, struct sim_buf *b)
 		rc = sim_buf_add(b, ",\"sna\":", 7);
 		if (!rc)
 			rc = sim_sna_counters(s->sna, b);
+	}
+	if (!rc && s->fm) {
+		rc = sim_buf_add(b, ",\"flowmon\":", 11);
+		if (!rc)
+			rc = sim_fm_counters(s->fm, b);
 	}
 	return rc ? rc : sim_buf_add(b, "}", 1);
 }
@@ -757,6 +793,12 @@ static int scenario_body(struct sim_server *s, struct sim_buf *b)
 	if (!rc && s->cfg.dialect == SIM_SNA)
 		rc = sim_buf_printf(b, "],\"dialect\":\"sna\",\"tenants\":[102%s",
 				    s->cfg.sna_tenants > 1 ? ",103" : "");
+	if (!rc && s->cfg.dialect == SIM_FLOWMON)
+		rc = sim_buf_printf(b, "],\"dialect\":\"flowmon\",\"tz\":\"%s\","
+				    "\"active_timeout_s\":%d,\"to_inclusive\":%s,"
+				    "\"channels\":[\"p2055\",\"p4739\",\"p9995\"",
+				    s->cfg.fm_tz, s->cfg.fm_active_timeout_s,
+				    s->cfg.fm_to_exclusive ? "false" : "true");
 	return rc ? rc : sim_buf_add(b, "]}", 2);
 }
 
@@ -827,7 +869,7 @@ static bool fault_first(struct sim_server *s, struct MHD_Connection *c, int faul
 			const char *method, const char *url, struct timespec *t0,
 			enum MHD_Result *ret)
 {
-	bool sna = s->cfg.dialect == SIM_SNA;
+	enum sim_dialect sna = s->cfg.dialect;
 	struct sim_buf body = {.max = 4096};
 	struct MHD_Response *r;
 	char ra[16];
@@ -892,10 +934,10 @@ static bool fault_first(struct sim_server *s, struct MHD_Connection *c, int faul
 static enum MHD_Result finish(struct sim_server *s, struct MHD_Connection *c, int ep,
 			      int fault, int rc, unsigned status, const char *msg,
 			      struct sim_buf *body, const char *type, char (*cookies)[400],
-			      int ncookies, const char *method, const char *url,
+			      int ncookies, const char *xfm, const char *method, const char *url,
 			      struct timespec *t0)
 {
-	bool sna = s->cfg.dialect == SIM_SNA && ep != EP_SIM;
+	enum sim_dialect sna = ep == EP_SIM ? SIM_FLOWAPI : s->cfg.dialect;
 	char what[16];
 
 	if (rc) {
@@ -929,11 +971,49 @@ static enum MHD_Result finish(struct sim_server *s, struct MHD_Connection *c, in
 	snprintf(what, sizeof(what), "%u", status);
 	log_request(s, method, url, what, body->len, t0);
 	return send_body_cookies(c, status, body, type,
-				 accepts_gzip(c) && fault != SIM_FAULT_MALFORMED, cookies, ncookies);
+				 accepts_gzip(c) && fault != SIM_FAULT_MALFORMED, cookies, ncookies,
+				 xfm);
 }
 
 /* The marker of a request with no upload to keep (see handle). */
 static int upload_marker;
+
+/* What a dialect's routed request goes through before its module answers
+ * it: an unknown path (ep < 0) 404, a wrong method 405, the fault draw
+ * (faults that end a request are answered here), a body over 64 KiB
+ * (answered with too_big, the dialect's status for it).  true when the
+ * request has been answered (*ret set); else *fault and *seed are the
+ * draw's, for the module's answer. */
+static bool dialect_first(struct sim_server *s, struct MHD_Connection *c, int ep, bool known,
+			  bool method_ok, bool flows, const struct upload *u, unsigned too_big,
+			  const char *method, const char *url, struct timespec *t0,
+			  int *fault, uint64_t *seed, enum MHD_Result *ret)
+{
+	struct sim_buf none = {0};
+
+	*fault = -1;
+	*seed = 0;
+	if (!known) {
+		*ret = finish(s, c, EP_OTHER, -1, 0, 404, "unknown path", &none, NULL, NULL, 0,
+			      NULL, method, url, t0);
+		return true;
+	}
+	if (!method_ok) {
+		*ret = finish(s, c, ep, -1, 0, 405, "method not allowed", &none, NULL, NULL, 0,
+			      NULL, method, url, t0);
+		return true;
+	}
+	if (flows || s->cfg.faults_all)
+		*fault = draw_fault(s, seed);
+	if (fault_first(s, c, *fault, ep, method, url, t0, ret))
+		return true;
+	if (u && u->too_big) {
+		*ret = finish(s, c, ep, *fault, 0, too_big, "request body larger than 64 KiB",
+			      &none, NULL, NULL, 0, NULL, method, url, t0);
+		return true;
+	}
+	return false;
+}
 
 /* A request of the SNA dialect (not /_sim): route, fault, then sna.c. */
 static enum MHD_Result handle_sna(struct sim_server *s, struct MHD_Connection *c,
@@ -941,28 +1021,17 @@ static enum MHD_Result handle_sna(struct sim_server *s, struct MHD_Connection *c
 				  struct timespec *t0)
 {
 	struct upload *u = state != &upload_marker ? state : NULL;
-	struct sim_buf none = {0};
 	struct sim_sna_route r;
 	struct sim_sna_answer a;
 	enum MHD_Result ret;
-	uint64_t fault_seed = 0;
-	int ep, fault = -1, rc;
+	uint64_t fault_seed;
+	int ep, fault, rc;
 
 	sim_sna_route(method, url, &r);
-	if (r.ep < 0)
-		return finish(s, c, EP_OTHER, -1, 0, 404, "unknown path", &none, NULL, NULL, 0,
-			      method, url, t0);
 	ep = EP_SNA0 + r.ep;
-	if (!r.method_ok)
-		return finish(s, c, ep, -1, 0, 405, "method not allowed", &none, NULL, NULL, 0,
-			      method, url, t0);
-	if (r.flows || s->cfg.faults_all)
-		fault = draw_fault(s, &fault_seed);
-	if (fault_first(s, c, fault, ep, method, url, t0, &ret))
+	if (dialect_first(s, c, ep, r.ep >= 0, r.method_ok, r.flows, u, 400, method, url, t0,
+			  &fault, &fault_seed, &ret))
 		return ret;
-	if (u && u->too_big)
-		return finish(s, c, ep, fault, 0, 400, "request body larger than 64 KiB", &none,
-			      NULL, NULL, 0, method, url, t0);
 	struct sim_sna_req rq = {
 		.method = method,
 		.route = &r,
@@ -979,7 +1048,46 @@ static enum MHD_Result handle_sna(struct sim_server *s, struct MHD_Connection *c
 	if (rc)
 		sim_buf_free(&a.body);
 	return finish(s, c, ep, fault, rc, a.status, NULL, &a.body, a.type, a.cookie, a.ncookies,
-		      method, url, t0);
+		      NULL, method, url, t0);
+}
+
+static const char *url_arg(void *cls, const char *name)
+{
+	return MHD_lookup_connection_value(cls, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* A request of the Flowmon dialect (not /_sim): route, fault, then
+ * flowmon.c. */
+static enum MHD_Result handle_flowmon(struct sim_server *s, struct MHD_Connection *c,
+				      const char *url, const char *method, void *state,
+				      struct timespec *t0)
+{
+	struct upload *u = state != &upload_marker ? state : NULL;
+	struct sim_fm_route r;
+	struct sim_fm_answer a;
+	enum MHD_Result ret;
+	uint64_t fault_seed;
+	int ep, fault, rc;
+
+	sim_fm_route(method, url, &r);
+	ep = EP_FM0 + r.ep;
+	if (dialect_first(s, c, ep, r.ep >= 0, r.method_ok, r.flows, u, 405, method, url, t0,
+			  &fault, &fault_seed, &ret))
+		return ret;
+	struct sim_fm_req rq = {
+		.route = &r,
+		.auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
+		.ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
+		.body = u ? u->b.p : NULL,
+		.body_len = u ? u->b.len : 0,
+		.arg = url_arg,
+		.arg_cls = c,
+	};
+	rc = sim_fm_serve(s->fm, &rq, &a);
+	if (rc)
+		sim_buf_free(&a.body);
+	return finish(s, c, ep, fault, rc, a.status, NULL, &a.body, a.type, NULL, 0,
+		      a.fm_message, method, url, t0);
 }
 
 /* Free a request's upload when it ends, whatever way it ends. */
@@ -1014,8 +1122,9 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *c, const
 	(void)version;
 	if (*state == NULL) {
 		struct upload *u = NULL;
-		/* only the SNA dialect reads bodies; others are swallowed */
-		if (s->cfg.dialect == SIM_SNA && !get && ep != EP_SIM) {
+		/* only the SNA and Flowmon dialects read bodies; others are
+		 * swallowed */
+		if (s->cfg.dialect != SIM_FLOWAPI && !get && ep != EP_SIM) {
 			u = calloc(1, sizeof(*u));
 			if (!u)
 				return MHD_NO;
@@ -1042,6 +1151,14 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *c, const
 		}
 		if (get && strcmp(url, "/_sim/truth") == 0)
 			rc = truth_body(s, c, &body, &status, &msg);
+		else if (get && s->fm && strcmp(url, "/_sim/flowmon/truth") == 0) {
+			const char *list = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+								       "list");
+			rc = sim_fm_truth(s->fm, url_arg(c, "from"), url_arg(c, "to"),
+					  url_arg(c, "filter"), url_arg(c, "channels"),
+					  !list || strcmp(list, "count"), &body, &msg);
+			status = msg ? 400 : 200;
+		}
 		else if (get && strcmp(url, "/_sim/counters") == 0)
 			rc = counters_body(s, &body);
 		else if (post && strcmp(url, "/_sim/counters/reset") == 0) {
@@ -1053,6 +1170,8 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *c, const
 			atomic_store(&s->flows_peak, atomic_load(&s->flows_now));
 			if (s->sna)
 				sim_sna_counters_reset(s->sna);
+			if (s->fm)
+				sim_fm_counters_reset(s->fm);
 			rc = sim_buf_add(&body, "{}", 2);
 		} else if (post && strcmp(url, "/_sim/faults") == 0) {
 			msg = set_faults(s, c);
@@ -1066,12 +1185,17 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *c, const
 		else if (post && s->sna && strcmp(url, "/_sim/sessions/expire") == 0)
 			rc = sim_buf_printf(&body, "{\"expired\":%d}",
 					    sim_sna_expire_sessions(s->sna));
+		else if (post && s->fm && strcmp(url, "/_sim/sessions/expire") == 0)
+			rc = sim_buf_printf(&body, "{\"expired\":%d}",
+					    sim_fm_expire_tokens(s->fm));
 		else
 			goto not_found;
 		goto answer;
 	}
 	if (s->cfg.dialect == SIM_SNA)
 		return handle_sna(s, c, url, method, *state, &t0);
+	if (s->cfg.dialect == SIM_FLOWMON)
+		return handle_flowmon(s, c, url, method, *state, &t0);
 	if (ep == EP_OTHER)
 		goto not_found;
 	if (!get) {
@@ -1105,7 +1229,7 @@ not_found:
 answer:
 	if (rc)
 		sim_buf_free(&body);
-	return finish(s, c, ep, fault, rc, status, msg, &body, "application/json", NULL, 0,
+	return finish(s, c, ep, fault, rc, status, msg, &body, "application/json", NULL, 0, NULL,
 		      method, url, &t0);
 }
 
@@ -1116,6 +1240,11 @@ static bool is_flows_request(struct sim_server *s, const char *url, const char *
 	if (s->cfg.dialect == SIM_SNA) {
 		struct sim_sna_route r;
 		sim_sna_route(method, url, &r);
+		return r.ep >= 0 && r.flows;
+	}
+	if (s->cfg.dialect == SIM_FLOWMON) {
+		struct sim_fm_route r;
+		sim_fm_route(method, url, &r);
 		return r.ep >= 0 && r.flows;
 	}
 	return endpoint_of(url) == EP_FLOWS && strcmp(method, "GET") == 0;
@@ -1259,6 +1388,14 @@ int sim_server_start(const struct sim_config *cfg, struct sim_dataset *ds,
 			goto fail;
 		}
 	}
+	if (cfg->dialect == SIM_FLOWMON) {
+		rc = sim_fm_new(&s->cfg, ds, &s->fm);
+		if (rc) {
+			snprintf(err, SIM_ERRLEN, rc == -EINVAL ? "the Flowmon login must be "
+				 "user:password" : "out of memory");
+			goto fail;
+		}
+	}
 	rc = listen_on(cfg->listen, &s->fd, &port, err);
 	if (rc)
 		goto fail;
@@ -1300,6 +1437,7 @@ void sim_server_stop(struct sim_server *s)
 	if (s->fd >= 0)
 		close(s->fd);
 	sim_sna_free(s->sna);
+	sim_fm_free(s->fm);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }

@@ -163,6 +163,9 @@ struct sim_flow {
 #define SIM_OMIT_AS 2u
 #define SIM_OMIT_IF 4u
 
+/* The first index of a chunk whose start is >= t (c->n when none). */
+uint64_t sim_chunk_lower(const struct sim_chunk *c, int64_t t);
+
 /* Fill 'f' with flow number 'pos' of stream 'stream' on day 'day'. */
 void sim_flow_make(const struct sim_dataset *ds, int stream, int day,
 		   uint64_t pos, int64_t start, struct sim_flow *f);
@@ -317,7 +320,7 @@ enum sim_fault {
 
 extern const char *const sim_fault_names[SIM_NFAULTS];
 
-enum sim_dialect { SIM_FLOWAPI, SIM_SNA };
+enum sim_dialect { SIM_FLOWAPI, SIM_SNA, SIM_FLOWMON };
 
 #define SIM_MAX_DAYS 400		/* --days at most */
 #define SIM_SNA_STATUS_MAX 4		/* --sna-status-extra names at most */
@@ -359,6 +362,16 @@ struct sim_config {
 	/* non-final statuses a search shows before IN_PROGRESS */
 	char sna_status_extra[SIM_SNA_STATUS_MAX][32];
 	int sna_nstatus_extra;
+	/* the Flowmon dialect (docs/flowsim.md, "The Flowmon dialect");
+	 * its login is token ("user:password"; empty: admin:flowsim) */
+	int fm_token_ttl_s;		/* expires_in of an access token */
+	int fm_pending;			/* 202 answers a result gives before 200 */
+	int fm_result_ttl_s;		/* a result is forgotten this long after its listing */
+	int fm_active_timeout_s;	/* a flow is exported up to this long after its end */
+	char fm_tz[65];			/* the collector's zone (IANA name) */
+	bool fm_to_exclusive;		/* the slot starting at "to" is not read */
+	bool fm_id_keys;		/* rows keyed by column ids, not internal names */
+	uint64_t fm_scale_min;		/* numbers from this on are scaled ("1.3 G"); 0: never */
 };
 
 /* Check rates and limits; -EINVAL with the cause in err. */
@@ -473,5 +486,128 @@ int sim_sna_counters(struct sim_sna *s, struct sim_buf *b);
 void sim_sna_counters_reset(struct sim_sna *s);
 /* Expire every live session now; returns how many. */
 int sim_sna_expire_sessions(struct sim_sna *s);
+
+/* ---- the Flowmon dialect (flowmon.c) --------------------------------------- */
+
+/*
+ * flowsim --dialect flowmon serves the dataset through Flowmon's REST API:
+ * OAuth password login, tokens that expire, asynchronous flow listings over
+ * 5-minute slots of export time with an nfdump filter, rows of strings.
+ * server.c owns HTTP; this module owns the tokens, the results, the filter
+ * and the rows.  docs/flowmon.md gives the public sources.
+ */
+#define SIM_FM_SLOT_MS 300000LL		/* an nfcapd file's slot */
+
+/* The Flowmon endpoints, in the order /_sim/counters lists them. */
+enum sim_fm_ep {
+	SIM_FM_TOKEN, SIM_FM_PROFILES, SIM_FM_CHANNELS, SIM_FM_NFCOLUMNS, SIM_FM_FLOWS,
+	SIM_FM_RESULTS, SIM_FM_NEP
+};
+extern const char *const sim_fm_ep_names[SIM_FM_NEP];
+
+/* Where a request goes: ep -1 for an unknown path. */
+struct sim_fm_route {
+	int ep;
+	bool method_ok;
+	bool flows;		/* a listing or a result (fault scope "flows") */
+	char id[24];		/* the result id, digits */
+};
+
+void sim_fm_route(const char *method, const char *url, struct sim_fm_route *r);
+
+struct sim_fm_req {
+	const struct sim_fm_route *route;
+	const char *auth;	/* the Authorization header, or NULL */
+	const char *ctype;	/* the Content-Type header, or NULL */
+	const char *body;	/* the request body (may be NULL when empty) */
+	size_t body_len;
+	/* a URL argument by name (decoded), or NULL */
+	const char *(*arg)(void *cls, const char *name);
+	void *arg_cls;
+};
+
+struct sim_fm_answer {
+	unsigned status;
+	struct sim_buf body;	/* the caller frees it */
+	const char *type;	/* Content-Type; NULL: none (a 204) */
+	const char *fm_message;	/* the X-FM-Message header, or NULL */
+};
+
+/* A parsed nfdump filter (the subset of docs/flowsim.md). */
+struct sim_fm_filter;
+
+/* Parse an nfdump filter; "" is "any".  -EINVAL with the cause (and where)
+ * in err, -ENOMEM; *out is the caller's to free. */
+int sim_fm_filter_parse(const char *text, struct sim_fm_filter **out, char *err);
+bool sim_fm_filter_match(const struct sim_fm_filter *flt, const struct sim_flow *f);
+void sim_fm_filter_free(struct sim_fm_filter *flt);
+
+/* What a listing reads: the flows exported in [lo, hi) (ms), of the
+ * channels in the bit mask (bit i: exporter i + 1), that the filter (NULL:
+ * any) matches, in slots closed by visible_before. */
+struct sim_fm_search {
+	int64_t lo, hi;
+	int64_t visible_before;
+	int64_t active_timeout_ms;
+	unsigned channels;
+	const struct sim_fm_filter *filter;
+};
+
+/* When a flow is exported: its end plus a delay from 0 to the active
+ * timeout, a pure function of the flow. */
+int64_t sim_fm_export_ms(const struct sim_flow *f, int64_t active_timeout_ms);
+
+/* Every flow a search selects, in no particular order: *out (malloc'd,
+ * *n long).  Costs time in proportion to the flows that start within the
+ * longest duration plus the timeout before the window.  -ENOMEM. */
+int sim_fm_collect(struct sim_dataset *ds, const struct sim_fm_search *q,
+		   struct sim_ref **out, size_t *n);
+
+/* Make zone (an IANA name under /usr/share/zoneinfo, or UTC) the process's
+ * local zone (TZ), before any thread starts.  -EINVAL / -ENOENT with err. */
+int sim_fm_zone_set(const char *zone, char *err);
+/* "YYYY-MM-DD HH:MM" of the local zone to ms.  -EINVAL when malformed,
+ * -ERANGE when the zone has no such time (a DST gap). */
+int sim_fm_time_parse(const char *text, int64_t *ms);
+/* ms as "YYYY-MM-DD HH:MM:SS.mmm" of the local zone. */
+void sim_fm_time_format(int64_t ms, char *buf, size_t len);
+/* v as nfdump writes it: exact below scale_min (0: always exact), else
+ * one decimal, a space and K, M, G or T (1000-based): "1.3 G". */
+void sim_fm_number(uint64_t v, uint64_t scale_min, char *buf, size_t len);
+
+/* Append one row: the columns cols[0..ncols) (indices of nfcolumns' list),
+ * every value a string, keyed by the internal names or the column ids. */
+int sim_fm_json_row(struct sim_buf *b, const struct sim_flow *f, const uint8_t *cols,
+		    int ncols, bool id_keys, uint64_t scale_min);
+
+struct sim_fm;
+
+/* The dialect's state over a dataset.  -EINVAL when cfg->token is set but
+ * not "user:password", -ENOMEM. */
+int sim_fm_new(const struct sim_config *cfg, struct sim_dataset *ds, struct sim_fm **out);
+void sim_fm_free(struct sim_fm *s);
+
+/* Answer one routed request (route known, method allowed, no fault):
+ * token grants, the bearer check, profiles, channels, nfcolumns, listings
+ * and results.  0 with *a filled, or -ENOMEM / -E2BIG (the caller answers
+ * 500). */
+int sim_fm_serve(struct sim_fm *s, const struct sim_fm_req *rq, struct sim_fm_answer *a);
+
+/* Error bodies: 405 a ValidationResult, 400/401 OAuth's {"error":...},
+ * others {"code":N,"status":"error","message":...}. */
+int sim_fm_error_body(struct sim_buf *b, unsigned status, const char *msg);
+int sim_fm_validation_body(struct sim_buf *b, const char *field, const char *msg);
+
+/* The "flowmon" object of /_sim/counters; reset zeroes the counts. */
+int sim_fm_counters(struct sim_fm *s, struct sim_buf *b);
+void sim_fm_counters_reset(struct sim_fm *s);
+/* Expire every live access token now (refresh tokens stay good). */
+int sim_fm_expire_tokens(struct sim_fm *s);
+
+/* GET /_sim/flowmon/truth: {"count": N[, "rows": [...]]}, the uncapped
+ * rows (every column, as served) of the flows exported in [from, to) ms.
+ * A bad parameter sets *msg (for a 400) and returns 0. */
+int sim_fm_truth(struct sim_fm *s, const char *from, const char *to, const char *filter,
+		 const char *channels, bool rows, struct sim_buf *b, const char **msg);
 
 #endif
