@@ -7,10 +7,10 @@
  *   - records served per second with 1 and 4 clients;
  * against a baseline measured in the same run on the same bodies: the rate
  * at which cJSON alone parses them on one core, which is the ceiling of any
- * client's cold download (engine-notes.md).  flowsim is not the bottleneck
+ * client's cold download (docs/design.md, "The engine").  flowsim is not the bottleneck
  * while its serving rate is a multiple of that.
  *
- * Prints a Markdown section on stdout (bench/run splices it into REPORT.md).
+ * Prints a Markdown section on stdout (bench/run splices it into bench/REPORT.md).
  * Usage: bench_sim FLOWSIM_BINARY
  */
 #include <cjson/cJSON.h>

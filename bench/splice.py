@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Replace (or add) one benchmark's section of REPORT.md, read from stdin."""
+"""Replace (or add) one benchmark's section of bench/REPORT.md, read from stdin."""
 import re
 import sys
 from pathlib import Path

@@ -14,8 +14,8 @@
  *
  * Storage, and why.  Flows are clustered by (subject, start, id) in a
  * WITHOUT ROWID table, and each window's records are sorted before they are
- * inserted: engine-notes.md measured random-key inserts at 21,600 rows/s
- * and ascending-key inserts at 180,000 rows/s or more, and a renderer that
+ * inserted: random-key inserts ran at 21,600 rows/s and ascending-key
+ * inserts at 180,000 rows/s or more (docs/design.md, "Measured facts"), and a renderer that
  * reads in key order needs no sort.  The price is that a flow between two
  * subjects that were both queried is stored once per subject; the measured
  * speed outweighs the issue's "stored once" (a measurement beats a
@@ -43,7 +43,7 @@
 #include <time.h>
 
 #define CACHE_ERRLEN 256
-#define CACHE_ID_MAX 64		/* longest record id accepted (collector-api.md) */
+#define CACHE_ID_MAX 64		/* longest record id accepted (docs/collector-api.md) */
 #define CACHE_NAME_MAX 127	/* longest lookup name (and 'extra') stored, in bytes */
 #define CACHE_GROUPS_MAX 16	/* host groups kept per side of a flow */
 #define CACHE_EXTRA_LEN 384	/* flow_rec.extra, with its NUL */
@@ -364,7 +364,7 @@ struct cache_meta {
 
 /*
  * Render the flows q selects (start in [q->start, q->end), q's peer filter),
- * ordered by start then id, with the columns of design.md ("flows.csv"):
+ * ordered by start then id, with the columns of docs/design.md, "flows.csv":
  * names resolved through the lookup tables, times with the offset of the
  * process's time zone (TZ, set once by the front), Community ID, ...
  *

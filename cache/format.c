@@ -2,8 +2,8 @@
  * format.c - the text of single values: protocol names, TCP flags, numbers
  * and times.
  *
- * Times are the expensive part of a CSV row.  engine-notes.md measured
- * nfdump at 67,000-76,000 rows/s when glibc re-reads /etc/localtime on every
+ * Times are the expensive part of a CSV row.  docs/design.md ("Measured
+ * facts") has nfdump at 67,000-76,000 rows/s when glibc re-reads /etc/localtime on every
  * localtime() call, so nothing here calls localtime per value: the offset of
  * the process's zone is looked up once per 15-minute bucket (every offset in
  * use is a multiple of 15 minutes and changes on a 15-minute boundary) and
@@ -26,7 +26,7 @@
 
 #include "cache_i.h"
 
-/* Names as design.md spells them; the numbers are IANA's. */
+/* Names as docs/design.md ("flows.csv") spells them; the numbers are IANA's. */
 const char *cache_proto_name(int proto)
 {
 	switch (proto) {

@@ -5,7 +5,7 @@
  * serves both families and a prefix is a contiguous byte range: the store
  * filters peers with BLOB BETWEEN on exactly the bounds cache_prefix_range()
  * gives.  The family a prefix was written in is kept, as the collector does
- * (collector-api.md, flowsim's addr.c): 0.0.0.0/0 never contains an IPv6
+ * (docs/collector-api.md, flowsim's addr.c): 0.0.0.0/0 never contains an IPv6
  * address and ::/0 never an IPv4 one.
  *
  * Text goes both ways here.  Parsing takes any valid spelling (inet_pton);

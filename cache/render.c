@@ -1,7 +1,8 @@
 /*
  * render.c - a query's flows as the files users read: the entry point
  * (cache_render), the lookup tables in memory, and the one place that
- * decides what every column of design.md's flows.csv holds.
+ * decides what every column of flows.csv holds (docs/design.md,
+ * "flows.csv").
  *
  * One SELECT in primary-key order streams the rows (no sort, no temporary
  * B-tree: test_cache checks the plan), each row is turned into 25 fields
@@ -251,7 +252,7 @@ static void render_groups(struct render_ctx *ctx, struct render_row *row, int i,
 }
 
 /*
- * Every field of design.md's flows.csv from one record: times through the
+ * Every field of docs/design.md's flows.csv from one record: times through the
  * zone cache, names through the maps, the empty field for what the
  * collector did not say.
  */

@@ -1,6 +1,6 @@
 /*
  * render_i.h - what the renderers share: one row turned into the 25 fields
- * of design.md's flows.csv (render.c decides every field's content, once),
+ * of flows.csv (docs/design.md, "flows.csv") (render.c decides every field's content, once),
  * an output buffer, and the three writers (CSV, NDJSON, SQLite) that only
  * decide how a field is spelled.
  */
@@ -30,7 +30,7 @@ struct render_field {
 	int64_t num;	/* the value for RK_INT and RK_MS */
 };
 
-/* The column names, in design.md's order; the keys of flows.ndjson. */
+/* The column names, in docs/design.md's order; the keys of flows.ndjson. */
 extern const char *const render_columns[RENDER_NCOLS];
 
 /* One lookup table in memory, sorted by (key, key2). */

@@ -3,7 +3,7 @@
  * modes, schema and its migrations, the collector's identity), flows,
  * coverage, gaps, lookup tables and counts.
  *
- * Why it is built this way (engine-notes.md): a naive flows table (random
+ * Why it is built this way (docs/design.md, "The cache"): a naive flows table (random
  * TEXT key + indexes) inserts about 21,600 rows/s, four times slower than
  * decoding; rows that arrive in key order insert at 180,000 rows/s or more.
  * So flows live in a WITHOUT ROWID table clustered on (subject, start, id),
@@ -18,7 +18,8 @@
  * file, timing only cache_put_window): sorted 10,000-row windows
  * 275,000-290,000 rows/s; the same windows shuffled before the call, so
  * that the sort in here does its work (about 2 ms a window), 215,000-230,000
- * rows/s.  engine-notes.md's random-key schema did 21,600 rows/s.
+ * rows/s.  The random-key schema of docs/design.md's "Measured facts" did
+ * 21,600 rows/s.
  *
  * Durability: WAL with busy_timeout STORE_BUSY_MS; every write is one BEGIN
  * IMMEDIATE transaction, so a window's records and its coverage row land

@@ -2,7 +2,7 @@
  * engine.c - one query, from missing intervals to stored windows.
  *
  * Three kinds of threads cooperate, because a cold query is CPU-bound and
- * the work splits cleanly (engine-notes.md: cJSON is the ceiling, about
+ * the work splits cleanly (docs/design.md, "The engine": cJSON is the ceiling, about
  * 100,000 records/s a core, and SQLite inserts in key order are faster):
  *
  *   the calling thread   runs libcurl's multi loop and the planner; it never
@@ -979,7 +979,7 @@ static bool asked_peer(const struct plan_req *rq, const uint8_t a[16])
  * Is record f an answer to the question rq asked about q (issue 10)?  Its
  * start lies in the window as the driver could ask it (whole steps of its
  * granularity), or the flow overlaps that window (a collector that selects
- * by overlap, collector-api.md); and one side lies in the subject with the
+ * by overlap, docs/collector-api.md); and one side lies in the subject with the
  * other side in the request's peer filter.  A collector that ignores its
  * filter answers records that fail this: they are never stored.
  */

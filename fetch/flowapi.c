@@ -1,6 +1,6 @@
 /*
  * flowapi.c - the driver of the reference dialect, flowapi/1
- * (shared/docs/collector-api.md): one GET a window, times in ms, splits by
+ * (docs/collector-api.md): one GET a window, times in ms, splits by
  * peer prefix.
  *
  * The decoder trusts nothing.  A record with a missing required field

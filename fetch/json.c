@@ -23,7 +23,8 @@
 
 /*
  * Memory for cJSON while a decoding thread parses an answer.  Half of
- * cJSON's time is malloc and free (engine-notes.md): a 10,000-record
+ * cJSON's time is malloc and free (docs/design.md,
+ * "Measured facts"): a 10,000-record
  * answer is about 250,000 small nodes.  A decoding thread therefore parses
  * into a thread-local arena of large blocks, reset after each answer;
  * other threads (and anything outside a parse) use malloc.  cJSON's hooks

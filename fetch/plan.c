@@ -2,9 +2,9 @@
  * plan.c - the window planner: which windows to ask for, and how to split
  * the ones whose answers come back full.
  *
- * A full (saturated) answer is a sample of its window.  engine-notes.md
- * measured that halving windows costs 4.4 times the lower bound of
- * requests, so this planner uses the sample instead:
+ * A full (saturated) answer is a sample of its window.  Halving windows
+ * was measured to cost 4.4 times the lower bound of requests
+ * (docs/design.md, "The planner"), so this planner uses the sample instead:
  *
  *  - Size.  A sample tells where the flows are but not how many there are.
  *    The first part of a split (the "measuring child", a sixteenth of

@@ -427,7 +427,7 @@ static int sna_lookup_decode(struct driver *d, enum cache_table t, const char *b
 			break;
 		memset(&r, 0, sizeof(r));
 		/* the tags endpoint's items carry "name"; "displayName" is the
-		 * internalHosts/tags endpoint's (docs/sna-sources.md); a tag
+		 * internalHosts/tags endpoint's (docs/sna.md); a tag
 		 * holding a string a NUL cuts is skipped, as one without a name */
 		if (fetch_json_cut(&cuts, it) ||
 		    fetch_json_int(cJSON_GetObjectItemCaseSensitive(it, "id"), 0, 4294967295.0,
@@ -905,7 +905,7 @@ static void sna_extra(const cJSON *o, const cJSON *st, const cJSON *src, const c
  * The ifIndex of the first interface crossed in direction dir ("INBOUND",
  * "OUTBOUND"), the client's side first: with "includeInterfaceData" a
  * side carries "interfaces": [{"interfaceId", "direction",
- * "exporterIpAddress", ...}] (recorded answers, docs/sna-sources.md); -1
+ * "exporterIpAddress", ...}] (recorded answers, docs/sna.md); -1
  * when no side says.  Which side's interface is the flow's is a guess
  * (README).
  */

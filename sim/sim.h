@@ -2,7 +2,7 @@
  * sim.h - the whole face of flowsim, the simulated flow collector.
  *
  * flowsim serves the reference dialect (flowapi/1, see
- * shared/docs/collector-api.md) over HTTP with every nasty property that
+ * docs/collector-api.md) over HTTP with every nasty property that
  * dialect allows: a per-request cap, an arbitrary subset and a shuffled
  * order when more records match, unordered answers, internal ids, and
  * injected faults.  Behind --truth it also answers what the real API never

@@ -808,7 +808,7 @@ static const char *parse_search(const struct sim_sna *s, const char *body, size_
 	if (msg)
 		goto out;
 	/* "flow": {"includeInterfaceData": true} adds the sides' interfaces
-	 * (docs/sna-sources.md: recorded answers) */
+	 * (docs/sna.md: recorded answers) */
 	const cJSON *flow = cJSON_GetObjectItemCaseSensitive(root, "flow");
 	*interfaces = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(flow, "includeInterfaceData"));
 	q->start = a * 1000;
@@ -1256,7 +1256,7 @@ static char *put_rate(char *o, uint64_t n, int64_t secs)
 
 /* The client side's "interfaces" when asked: the flow's input and output
  * interface at its exporter (192.0.2.<exporter id>, as /api/v1/exporters
- * names it), in the shape of a recorded answer (docs/sna-sources.md); on
+ * names it), in the shape of a recorded answer (docs/sna.md); on
  * the client side only: which side a Manager puts them on is a guess. */
 static char *put_interfaces(char *o, const struct sim_flow *f)
 {

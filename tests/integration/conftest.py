@@ -459,7 +459,7 @@ def mounts(tmp_path, token_file):
 # ---- flowfetch: running it, reading what it writes, judging it -------------------------
 
 
-# design.md, "flows.csv": the columns, in this order.
+# docs/design.md, "flows.csv": the columns, in this order.
 COLUMNS = [
     "firstSeen", "lastSeen", "duration", "proto", "srcAddr", "srcPort",
     "dstAddr", "dstPort", "flags", "packets", "bytes", "srcAS", "dstAS",
@@ -550,7 +550,7 @@ def parse_csv_bytes(data):
     assert rows, "CSV output is empty: no header row"
     header = rows[0]
     assert header == COLUMNS, \
-        f"CSV header:\n  {header}\nwant (design.md order):\n  {COLUMNS}"
+        f"CSV header:\n  {header}\nwant (docs/design.md order):\n  {COLUMNS}"
     out = []
     for n, r in enumerate(rows[1:], 2):
         assert len(r) == len(COLUMNS), \
@@ -605,7 +605,7 @@ def ndjson_rows(path):
 
 
 def sqlite_open(path):
-    # design.md: readable in place with immutable=1
+    # docs/design.md: readable in place with immutable=1
     return sqlite3.connect(f"file:{path}?immutable=1", uri=True)
 
 

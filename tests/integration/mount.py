@@ -358,7 +358,7 @@ def watched(m, allowed=()):
 
 # ---- reading the tree ---------------------------------------------------------
 
-# A listing, a stat, .progress: "answer in under 5 ms" (design.md); we
+# A listing, a stat, .progress: "answer in under 5 ms" (docs/design.md); we
 # allow a generous second for process start-up on a loaded machine, times
 # $FLOWFS_TEST_SLOWDOWN where a sanitizer slows flowfs down (the TSan
 # build's tests set it: tests/integration/meson.build).

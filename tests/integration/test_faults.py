@@ -6,7 +6,7 @@ request counted by /_sim/counters.
 The contract is README.md: the errno table of flowfs, flowfetch's exit
 statuses (0 complete, 1 error, 2 usage, 3 incomplete), --retries (per
 window; 3 x for 429s; Retry-After honoured; 401 never retried), the
-simulator's hostile names, the token; and shared/docs/design.md,
+simulator's hostile names, the token; and docs/design.md,
 "Reliability rules".  Under every fault a query either ends with exactly
 the truth or fails with the documented errno / exit status and a message
 naming the cause; a read never returns a partial file as complete; every

@@ -2,8 +2,8 @@
 processes on loopback, every answer checked against the simulator's ground
 truth (/_sim/truth), never against hard-coded answers.
 
-What is checked comes from shared/docs/design.md (flows.csv columns, the
-engine's duty, reliability rules), shared/docs/collector-api.md (what a
+What is checked comes from docs/design.md (flows.csv columns, the
+engine's duty, reliability rules), docs/collector-api.md (what a
 correct client does), docs/flowsim.md (the simulator) and flowfetch's own
 usage text (exit statuses 0 complete, 1 error, 2 usage, 3 incomplete).
 
@@ -125,7 +125,7 @@ def flags_text(v):
 # ---- comparing with the truth ----------------------------------------------------
 
 def check_order(rows, what=""):
-    """design.md: ordered by firstSeen, then flowId."""
+    """docs/design.md: ordered by firstSeen, then flowId."""
     keys = [(Decimal(r["ts"]), r["flowId"]) for r in rows]
     for i in range(1, len(keys)):
         if keys[i] < keys[i - 1]:
@@ -136,7 +136,7 @@ def check_order(rows, what=""):
 
 
 def expected_row(r, lk):
-    """What design.md says the row of truth record r holds.  Only what the
+    """What docs/design.md says the row of truth record r holds.  Only what the
     documents fix: ports of non-TCP/UDP flows and the Community ID of
     protocols without ports are left out (marked None)."""
     p = r["proto"]
@@ -308,7 +308,7 @@ def test_help_lists_options(ff_help):
 def test_steady_host_whole_day(fsim, url, ff, lookups, token):
     """db-1, yesterday as a date (--from D --to D: one inclusive day):
     exactly the flows that started in [D 00:00, D+1 00:00), every field
-    as design.md says."""
+    as docs/design.md says."""
     D = day_text(YDAY0)
     f = ff(url, "10.0.1.11", D, D).ok()
     rows, t = check_output(fsim, f, "10.0.1.11", YDAY0, YDAY0 + DAY,
@@ -341,7 +341,7 @@ def test_heavy_host_busiest_hours(fsim, heavy_cold, lookups):
     recs = fsim.truth("10.0.1.20", s0, s0 + 2 * MIN, list="records")
     n = check_fields(rows, recs["records"], lookups)
     assert n == recs["count"] > 1000
-    # a sanity bound only (design.md's 1.3x is a bench target; see
+    # a sanity bound only (docs/design.md's 1.3x is a bench target; see
     # test_frugal for the per-query check)
     lower = -(-t["count"] // 10000)
     assert nreq <= 3 * lower, \
@@ -472,7 +472,7 @@ def test_time_range_half_open(fsim, url, ff, lookups):
 
 def test_time_zone_day(fsim, url, ff):
     """--tz: a date is the whole day in that zone, and times carry the
-    zone's offset (design.md); ts stays Unix seconds."""
+    zone's offset (docs/design.md); ts stays Unix seconds."""
     D = day_text(YDAY0)
     S, E = YDAY0 + 5 * HOUR, YDAY0 + DAY + 5 * HOUR   # America/New_York, EST
     assert E < NOW_MS
@@ -574,7 +574,7 @@ def test_formats_agree(fsim, url, ff):
 
 def test_overlap_collector(fsim, make_sim, token, ff):
     """Against a collector that selects by overlap, the output still holds
-    exactly the flows that started in the range (design.md), no duplicate."""
+    exactly the flows that started in the range (docs/design.md), no duplicate."""
     ov = make_sim(*sim_args(token, "--match", "overlap"))
     D = day_text(YDAY0)
     t_ov = ov.truth("10.0.1.11", YDAY0, YDAY0 + DAY)
@@ -827,7 +827,7 @@ def test_stall_message_says_stall(stalled):
     pytest.param(2000, "10.0.1.11", "steady", id="steady-cap2000"),
 ])
 def test_frugal(fsim, make_sim, token, ff, tmp_path, cap, host, kind):
-    """design.md: close to ceil(flows / max_records) requests, at most
+    """docs/design.md: close to ceil(flows / max_records) requests, at most
     1.3 times on steady traffic and 2 times on bursty traffic; 3 more are
     allowed for measuring the first window (plan.c).
 

@@ -5,7 +5,7 @@ figure checked against the simulator's ground truth (/_sim/truth) and its
 request counters (/_sim/counters), never against hard-coded answers.
 
 The contract is README.md ("flowfs", its errno table) and
-shared/docs/design.md (the tree, the files, the columns, the reliability
+docs/design.md (the tree, the files, the columns, the reliability
 rules); the mount helper is tests/integration/mount.py.
 
 Binaries: $FLOWFS (default build/fs/flowfs) and $FLOWSIM (default

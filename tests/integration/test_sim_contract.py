@@ -1,5 +1,5 @@
 """flowsim as a client sees it, checked against docs/flowsim.md and
-shared/docs/collector-api.md, and against the simulator's own truth
+docs/collector-api.md, and against the simulator's own truth
 (/_sim/truth), never against hard-coded answers.
 
 Run:  /usr/bin/python3 -m pytest tests/integration -q

@@ -478,7 +478,7 @@ def test_a_logout_per_login(make_sim, cred_file, mounts, tmp_path):
 def test_interfaces_from_interface_data(snasim, cred_file, tmp_path):
     """Searches ask includeInterfaceData: the records' interfaces give
     inIf and outIf, equal to the truth's (flowsim puts them on the client
-    side, in the recorded shape: docs/sna-sources.md)."""
+    side, in the recorded shape: docs/sna.md)."""
     ip, s, e = "10.0.1.10", TODAY - DAY + 10 * HOUR, TODAY - DAY + 11 * HOUR
     r, data = fetch(snasim, cred_file[1], ip, iso(s), iso(e), tmp_path)
     assert r.returncode == 0, r.stderr.decode()

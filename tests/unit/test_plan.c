@@ -311,7 +311,7 @@ static void test_scan_and_flood(void **state)
 	add_flows(&f, 15000, 3 * 3600000LL + 250, 1, 0, true);	/* flood: one ms */
 	run(&f, 0, CACHE_DAY_MS, 4, &o);
 	assert_lossless(&f, 0, CACHE_DAY_MS, &o);
-	/* engine-notes: the naive splitter spends 4.4x on such a day */
+	/* docs/design.md, "The planner": halving spent 4.4x on such a day */
 	assert_true(o.ratio <= 2.5);
 	cache_ivals_free(&o.covered);
 	fake_free(&f);

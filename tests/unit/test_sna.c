@@ -413,7 +413,7 @@ static void test_extra_no_value(void **state)
 }
 
 /* With includeInterfaceData, sides carry "interfaces" (the shape of a
- * recorded answer, docs/sna-sources.md): the INBOUND interface is inIf,
+ * recorded answer, docs/sna.md): the INBOUND interface is inIf,
  * the OUTBOUND one outIf, the client's side first. */
 static void test_interfaces(void **state)
 {
