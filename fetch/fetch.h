@@ -131,7 +131,8 @@
 	"user:password as the token)"
 #define FETCH_HELP_TENANT "sna: the tenant (domain) id, when the Manager has several"
 #define FETCH_HELP_FILES_TZ "nfdump: the zone of the archive's file names: UTC, an " \
-	"offset (+01:00), or the zone of the days"
+	"offset (+01:00) or an IANA zone (Europe/Prague); checked at start against the " \
+	"newest file's flows"
 #define FETCH_HELP_NFDUMP "nfdump: the nfdump program (over ssh: on the collector's PATH)"
 #define FETCH_DEF_NFDUMP "nfdump on PATH"
 #define FETCH_HELP_SSH_CONFIG "nfdump+ssh: ssh's configuration file (ssh -F)"
