@@ -114,29 +114,43 @@ static void range_text(const struct opttab *o, char *buf, size_t len)
 		snprintf(buf, len, "%ld to %ld", o->lo, o->hi);
 }
 
-int opttab_parse_int(const struct opttab *o, const char *text, long *out, char *err)
+int opttab_parse_int(const struct opttab *o, enum opttab_style style, const char *text,
+		     long *out, char *err)
 {
-	char range[64], *end;
+	char range[64], name[OPTTAB_NAME_MAX + 2], *end;
+	const char *sep = "=";
 	long v;
 
 	range_text(o, range, sizeof(range));
+	if (style == OPTTAB_LONG) {	/* --max-records 0, as typed */
+		size_t i = 0;
+		name[i++] = '-';
+		name[i++] = '-';
+		for (const char *c = o->name; *c && i < sizeof(name) - 1; c++)
+			name[i++] = *c == '_' ? '-' : *c;
+		name[i] = '\0';
+		sep = " ";
+	} else {
+		snprintf(name, sizeof(name), "%s", o->name);
+	}
 	errno = 0;
 	v = strtol(text, &end, 10);
 	if (errno || end == text || *end) {
-		snprintf(err, OPTTAB_ERRLEN, "%s=%.40s is not a whole number: %s takes %s", o->name,
-			 text, o->name, range);
+		snprintf(err, OPTTAB_ERRLEN, "%s%s%.40s is not a whole number: %s takes %s", name,
+			 sep, text, name, range);
 		return -EINVAL;
 	}
 	if (v < o->lo || v > o->hi) {
-		snprintf(err, OPTTAB_ERRLEN, "%s=%.40s is out of range: %s takes %s", o->name, text,
-			 o->name, range);
+		snprintf(err, OPTTAB_ERRLEN, "%s%s%.40s is out of range: %s takes %s", name, sep,
+			 text, name, range);
 		return -EINVAL;
 	}
 	*out = v;
 	return 0;
 }
 
-int opttab_store(const struct opttab *o, void *base, const char *text, char *err)
+int opttab_store(const struct opttab *o, enum opttab_style style, void *base, const char *text,
+		 char *err)
 {
 	char *at = (char *)base + o->at;
 	long v;
@@ -149,7 +163,7 @@ int opttab_store(const struct opttab *o, void *base, const char *text, char *err
 		*(int *)(void *)at = 1;
 		return 0;
 	case OPTTAB_INT:
-		rc = opttab_parse_int(o, text, &v, err);
+		rc = opttab_parse_int(o, style, text, &v, err);
 		if (rc)
 			return rc;
 		*(int *)(void *)at = (int)v;

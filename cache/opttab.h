@@ -123,21 +123,25 @@ const struct opttab *opttab_by_key(const struct opttab_prog *p, int key);
 
 /*
  * An OPTTAB_INT value: 0 with *out, or -EINVAL with the message in err
- * (OPTTAB_ERRLEN bytes): "retries=0 is out of range: retries takes 1 to
- * 100", "retries=abc is not a whole number: retries takes 1 to 100".  The
- * message names the option by its canonical name only, so every program
- * says it alike.
+ * (OPTTAB_ERRLEN bytes) naming the option as a program of that style
+ * spells it, so the user reads what was typed: "retries=0 is out of range:
+ * retries takes 1 to 100" (OPTTAB_FUSE), "--retries 0 is out of range:
+ * --retries takes 1 to 100" (OPTTAB_LONG); "... is not a whole number:
+ * ..." alike.  The rest of the message is the same in every program.
  */
-int opttab_parse_int(const struct opttab *o, const char *text, long *out, char *err);
+int opttab_parse_int(const struct opttab *o, enum opttab_style style, const char *text,
+		     long *out, char *err);
 
 /*
  * Store the value text (NULL for a flag) of option o into the options
- * struct at base, at o->at: an int (FLAG: 1; INT: opttab_parse_int), or a
+ * struct at base, at o->at: an int (FLAG: 1; INT: opttab_parse_int, its
+ * message in style's spelling), or a
  * strdup'd char * for TEXT (the one there before freed).  0, -EINVAL with
  * the message in err, or -ENOMEM.  An entry with at OPTTAB_NOWHERE: 0,
  * nothing stored.
  */
-int opttab_store(const struct opttab *o, void *base, const char *text, char *err);
+int opttab_store(const struct opttab *o, enum opttab_style style, void *base, const char *text,
+		 char *err);
 
 /* Every OPTTAB_INT entry's default (and every FLAG's 0) into the options
  * struct at base.  Never fails. */

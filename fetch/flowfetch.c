@@ -313,7 +313,7 @@ static int ff_parse_args(int argc, char **argv, struct ff_opts *o, const char **
 		case K_MAN: opttab_man(&ff_prog, stdout); return 0;
 		default: break;
 		}
-		if (opttab_store(t, o, optarg, err)) {
+		if (opttab_store(t, OPTTAB_LONG, o, optarg, err)) {
 			fprintf(stderr, "flowfetch: %s\n", err);
 			return 2;
 		}

@@ -610,7 +610,7 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 				t->arg ? "needs a value (-o NAME=VALUE)" : "takes no value");
 			return -1;
 		}
-		if (opttab_store(t, ps, arg[n] ? arg + n + 1 : NULL, err)) {
+		if (opttab_store(t, OPTTAB_FUSE, ps, arg[n] ? arg + n + 1 : NULL, err)) {
 			fprintf(stderr, "flowfs: %s\n", err);
 			return -1;
 		}

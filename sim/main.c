@@ -338,7 +338,7 @@ int main(int argc, char **argv)
 		t = opttab_getopt_entry(&g, c, li);
 		for (size_t i = 0; t && i < sizeof(ints) / sizeof(ints[0]); i++) {
 			if (ints[i].opt == c) {
-				if (opttab_parse_int(t, optarg, &v, oerr))
+				if (opttab_parse_int(t, OPTTAB_LONG, optarg, &v, oerr))
 					goto bad_opt;
 				*ints[i].dst = (int)v;
 				is_int = true;
@@ -365,7 +365,7 @@ int main(int argc, char **argv)
 		case O_PRINT: fputs(sim_default_scenario, stdout); return 0;
 		case O_NOW: rc = sim_time_parse(optarg, &cfg.now_ms); break;
 		case O_MAXREC:
-			if (opttab_parse_int(t, optarg, &v, oerr))
+			if (opttab_parse_int(t, OPTTAB_LONG, optarg, &v, oerr))
 				goto bad_opt;
 			cfg.max_records = (uint32_t)v;
 			break;
@@ -416,7 +416,7 @@ int main(int argc, char **argv)
 				goto bad_err;
 			break;
 		case O_SNAMAXQ:
-			if (opttab_parse_int(t, optarg, &v, oerr))
+			if (opttab_parse_int(t, OPTTAB_LONG, optarg, &v, oerr))
 				goto bad_opt;
 			cfg.sna_max_queries = (uint32_t)v;
 			break;

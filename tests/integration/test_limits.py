@@ -319,8 +319,8 @@ def test_option_cap_under_100_refused(tmp_path, cap):
     cap) is refused the same way."""
     with Hostile(cap=None) as h:
         rc, err = fetch_hostile(h, tmp_path, "--max-records", str(cap))
-        assert rc == 1, err
-        assert f"max_records {cap} (-o max_records, --max-records) is under 100" in err, err
+        assert rc == 2, err     # a usage error: refused before the collector is asked
+        assert f"--max-records {cap} is out of range: --max-records takes 100 to" in err, err
         assert h.flows_requests == 0
 
 

@@ -168,10 +168,15 @@ def test_out_of_range_refused_alike(mounts, fsim, tmp_path, token_file, name,
                             extra=["--" + name.replace("_", "-"), value]),
                   tmp_path)
     assert f.rc == 2, f.describe()
+    # each names the option as its user typed it, the rest alike
+    flag = "--" + name.replace("_", "-")
     fs_msg = [l[len("flowfs: "):] for l in fs_err.splitlines()
               if l.startswith("flowfs: ")]
     ff_msg = [l[len("flowfetch: "):] for l in f.stderr.splitlines()
               if l.startswith("flowfetch: ")]
+    assert ff_msg and ff_msg[0].startswith(f"{flag} {value} is "), ff_msg
+    ff_msg = [l.replace(f"{flag} {value}", f"{name}={value}").replace(flag, name)
+              for l in ff_msg]
     assert fs_msg and fs_msg == ff_msg, (fs_err, f.stderr)
     assert fs_msg[0].startswith(f"{name}={value} is "), fs_msg
     assert not (tmp_path / "x.csv").exists()

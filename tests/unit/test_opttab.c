@@ -153,22 +153,25 @@ static void test_parse_and_store(void **state)
 
 	opttab_defaults(&p, &o);
 	assert_int_equal(o.retries, 6);
-	assert_int_equal(opttab_parse_int(&t_table[0], "100", &v, err), 0);
+	assert_int_equal(opttab_parse_int(&t_table[0], OPTTAB_FUSE, "100", &v, err), 0);
 	assert_int_equal(v, 100);
-	assert_int_equal(opttab_parse_int(&t_table[0], "101", &v, err), -EINVAL);
+	assert_int_equal(opttab_parse_int(&t_table[0], OPTTAB_FUSE, "101", &v, err), -EINVAL);
 	assert_string_equal(err, "retries=101 is out of range: retries takes 1 to 100");
-	assert_int_equal(opttab_parse_int(&t_table[0], "0", &v, err), -EINVAL);
-	assert_int_equal(opttab_parse_int(&t_table[0], "3x", &v, err), -EINVAL);
+	assert_int_equal(opttab_parse_int(&t_table[0], OPTTAB_FUSE, "0", &v, err), -EINVAL);
+	assert_int_equal(opttab_parse_int(&t_table[0], OPTTAB_FUSE, "3x", &v, err), -EINVAL);
 	assert_string_equal(err, "retries=3x is not a whole number: retries takes 1 to 100");
-	assert_int_equal(opttab_parse_int(&t_table[0], "", &v, err), -EINVAL);
-	assert_int_equal(opttab_store(&t_table[0], &o, "7", err), 0);
+	/* as a program of long options spells it, so the user reads what was typed */
+	assert_int_equal(opttab_parse_int(&t_table[0], OPTTAB_LONG, "101", &v, err), -EINVAL);
+	assert_string_equal(err, "--retries 101 is out of range: --retries takes 1 to 100");
+	assert_int_equal(opttab_parse_int(&t_table[0], OPTTAB_FUSE, "", &v, err), -EINVAL);
+	assert_int_equal(opttab_store(&t_table[0], OPTTAB_FUSE, &o, "7", err), 0);
 	assert_int_equal(o.retries, 7);
-	assert_int_equal(opttab_store(&t_table[1], &o, "a", err), 0);
-	assert_int_equal(opttab_store(&t_table[1], &o, "b", err), 0);	/* the old one freed */
+	assert_int_equal(opttab_store(&t_table[1], OPTTAB_FUSE, &o, "a", err), 0);
+	assert_int_equal(opttab_store(&t_table[1], OPTTAB_FUSE, &o, "b", err), 0);	/* the old one freed */
 	assert_string_equal(o.name, "b");
-	assert_int_equal(opttab_store(&t_table[2], &o, NULL, err), 0);
+	assert_int_equal(opttab_store(&t_table[2], OPTTAB_FUSE, &o, NULL, err), 0);
 	assert_int_equal(o.verbose, 1);
-	assert_int_equal(opttab_store(&t_table[3], &o, NULL, err), 0);	/* nowhere */
+	assert_int_equal(opttab_store(&t_table[3], OPTTAB_FUSE, &o, NULL, err), 0);	/* nowhere */
 	assert_ptr_equal(opttab_find(&p, "retries=5", 7), &t_table[0]);
 	assert_null(opttab_find(&p, "-f", 2));		/* verbatim: not an -o name */
 	assert_null(opttab_find(&p, "retrie", 6));
