@@ -47,8 +47,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NOW_ISO, require_flowfetch
-from mount import fail_on_sanitizer, mounted_at, require_flowfs, require_fuse, run
+from conftest import (NOW_ISO, fetch_cmd, flowfetch, require_flowfetch,
+                      start_fetch, url_of)
+from mount import mounted_at, require_flowfs, require_fuse, run
 
 SEED = int(os.environ.get("FLOWFS_CRASH_SEED") or secrets.randbits(32))
 
@@ -71,10 +72,6 @@ def day_ms(day):
     """'2026-11-25' -> (start, end) in ms, a UTC day."""
     d = int(day[-2:]) - 27
     return DAY0 + d * DAY_MS, DAY0 + (d + 1) * DAY_MS
-
-
-def url_of(sim):
-    return f"http://127.0.0.1:{sim.port}"
 
 
 def flows_requests(sim):
@@ -150,9 +147,8 @@ def start(cmd, errpath):
     """Start flowfetch with its output (-o -) into a pipe that nobody
     drains: once the fetch is over, it blocks there, writing."""
     errf = open(errpath, "wb")
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=errf,
-                         env=fetch_env(Path(errpath).parent))
+    p = start_fetch(cmd, Path(errpath).parent, stdout=subprocess.PIPE,
+                    stderr=errf)
     errf.close()
     return p
 
@@ -178,27 +174,12 @@ def kill9(pid, proc):
     proc.wait(timeout=10)
 
 
-def fetch_env(tmp):
-    env = {k: v for k, v in os.environ.items() if k != "FLOWFS_TOKEN"}
-    env["XDG_CACHE_HOME"] = str(Path(tmp) / "xdg-cache")
-    env["HOME"] = str(Path(tmp) / "home")
-    return env
-
-
-def fetch_cmd(sim, token_file, cache, out, ip=IP, day=DAY):
-    return [str(require_flowfetch()), url_of(sim), "--ip", ip,
-            "--from", day, "--to", day, "--token-file", str(token_file),
-            "--cache", str(cache), "-o", str(out)]
-
-
 def fetch(sim, token_file, cache, out, ip=IP, day=DAY):
     """flowfetch to the end: (exit status, stderr text, /flows requests)."""
     base = flows_requests(sim)
-    cmd = fetch_cmd(sim, token_file, cache, out, ip, day)
-    r = run(cmd, timeout=RUN_TIMEOUT_S, env=fetch_env(Path(out).parent))
-    err = r.stderr.decode(errors="replace")
-    fail_on_sanitizer("flowfetch", err)
-    return r.returncode, err, flows_requests(sim) - base
+    f = flowfetch(url_of(sim), ip, day, day, out, cache=cache,
+                  token_file=token_file, timeout=RUN_TIMEOUT_S)
+    return f.rc, f.stderr, flows_requests(sim) - base
 
 
 def read_folder(m, ip=IP, day=DAY):
@@ -339,7 +320,8 @@ def test_kill_9_flowfetch_at_random_points(slow_sim, slow_cold, token_file,
         tdir = tmp_path / f"t{trial}"
         tdir.mkdir()
         cache, out = tdir / "cache", tdir / "out.csv"
-        cmd = fetch_cmd(sim, token_file, cache, "-")
+        cmd = fetch_cmd(url_of(sim), IP, DAY, DAY, "-", cache=cache,
+                        token_file=token_file)
         left, killed = top, False
         for j in range(kills):
             if j > 0:

@@ -55,8 +55,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (COLUMNS, NOW_ISO, Fetch, base_env, digest_of,
-                      fetch_cmd, run_fetch, sqlite_open)
+from conftest import (COLUMNS, NOW_ISO, Fetch, digest_of, fetch_cmd, flowfetch,
+                      run_fetch, sqlite_open, start_fetch)
 from mount import mounted_at, require_flowfs, require_fuse, run
 
 SEED = int(os.environ.get("PROPERTY_SEED") or secrets.randbits(32))
@@ -373,9 +373,8 @@ class Trial:
         errp = cmd[-1] + ".stderr"
         t0 = time.monotonic()
         with open(errp, "wb") as errf:
-            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.PIPE, stderr=errf,
-                                 env=base_env(self.tmp))
+            p = start_fetch(cmd, self.tmp, stdout=subprocess.PIPE,
+                            stderr=errf)
         try:
             deadline = time.monotonic() + 60
             while flows_200(self.sim) - base < k and p.poll() is None:
@@ -618,9 +617,8 @@ def test_mount_killed_during_reads_then_exact(trial, mount_sim, truth, events,
         a = ev.flood_day if rng.random() < 0.6 else \
             e - rng.choice([1, SEC, MIN, HOUR])
         out = tmp_path / "seed.csv"
-        f = run_fetch(fetch_cmd(url, ev.victim, iso(a), iso(e), out,
-                                cache=cache, token_file=token_file),
-                      tmp_path)
+        f = flowfetch(url, ev.victim, iso(a), iso(e), out, cache=cache,
+                      token_file=token_file)
         log.append(f"flowfetch --ip {ev.victim} --from {iso(a)} --to {iso(e)}"
                    f" on the cache first: exit {f.rc}")
         assert f.rc == 0, f"{f.describe()}\n{ctx()}"
