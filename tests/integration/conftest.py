@@ -51,6 +51,13 @@ DEFAULT_SIM_ARGS = [
     "--retention-days", "30",
 ]
 
+# The run's seed of the tests' random choices (random.Random(SEED) and
+# strings derived from it: test_property's queries, test_crash's kill
+# points): $FLOWFS_SEED, else drawn at start.  A test that takes the
+# fixture 'seed' has it in its JUnit properties and, when it fails, in a
+# section of its report: FLOWFS_SEED=N replays its choices.
+SEED = int(os.environ.get("FLOWFS_SEED") or secrets.randbits(32))
+
 START_DEADLINE_S = 10.0
 STOP_DEADLINE_S = 10.0
 HTTP_TIMEOUT_S = 60.0
@@ -364,6 +371,23 @@ def token_file(tmp_path_factory, token):
 def sim_args(token_file, *extra):
     """A sim with the frozen clock that asks for the token in token_file."""
     return ["--now", NOW_ISO, "--token-file", str(token_file), *extra]
+
+
+@pytest.fixture
+def seed(record_property):
+    """The run's seed (SEED), recorded for the report."""
+    record_property("seed", SEED)
+    return SEED
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that took the seed says how to replay it."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed and "seed" in getattr(item, "fixturenames", ()):
+        rep.sections.append(("seed", f"FLOWFS_SEED={SEED} replays this "
+                             f"test's random choices"))
 
 
 @pytest.fixture(scope="session")

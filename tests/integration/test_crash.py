@@ -21,9 +21,9 @@ items 2 to 4; meson test 'crash' of the suite 'faults').
   same and different folders at once: each gets exactly the truth, the cache
   stays consistent, and what one fetched the others do not ask for again.
 
-The kill points come from random.Random(seed): the seed is printed (shown
-with a failure) and recorded in the JUnit report; FLOWFS_CRASH_SEED=N
-replays a run.
+The kill points come from random.Random(SEED), the run's seed (conftest):
+it is in every assertion message about a crash, in the report of a failed
+test and in the JUnit report; FLOWFS_SEED=N replays a run.
 
 Needs root (tmpfs), /dev/fuse, fusermount3 and sqlite3; else skipped.
 Run:  /usr/bin/python3 -m pytest tests/integration/test_crash.py -q
@@ -47,11 +47,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (NOW_ISO, fetch_cmd, flowfetch, require_flowfetch,
+from conftest import (NOW_ISO, SEED, fetch_cmd, flowfetch, require_flowfetch,
                       start_fetch, url_of)
 from mount import mounted_at, require_flowfs, require_fuse, run
-
-SEED = int(os.environ.get("FLOWFS_CRASH_SEED") or secrets.randbits(32))
 
 CAP = 1000                      # --max-records: dozens of requests a day
 IP = "10.0.1.11"                # db-1: about 21,000 flows a day
@@ -298,23 +296,23 @@ def sim(make_module_sim, token_file):
 
 
 @pytest.fixture
-def seed(record_property):
-    print(f"kill points from random.Random({SEED}) "
-          f"(FLOWFS_CRASH_SEED={SEED} replays them)")
-    record_property("seed", SEED)
-    return random.Random(SEED)
+def kill_rng(seed):
+    """The kill points' generator, from the run's seed."""
+    print(f"kill points from random.Random({seed}) "
+          f"(FLOWFS_SEED={seed} replays them)")
+    return random.Random(seed)
 
 
 # ---- 1. kill -9 and restart ------------------------------------------------------
 
 def test_kill_9_flowfetch_at_random_points(slow_sim, slow_cold, token_file,
-                                           tmp_path, seed, record_property):
+                                           tmp_path, kill_rng, record_property):
     """FETCH_POINTS kill -9 of flowfetch, one or two in a row on one cache
     (a crash while resuming from a crash), then a run to the end."""
     sim = slow_sim
     truth = Truth(sim)(IP, DAY)
     top = round(slow_cold[0])       # past a run's end: killed writing
-    plan = kill_plan(seed, FETCH_POINTS, top)
+    plan = kill_plan(kill_rng, FETCH_POINTS, top)
     points, reruns = [], []
     for trial, (k, kills) in enumerate(plan, 1):
         tdir = tmp_path / f"t{trial}"
@@ -325,7 +323,7 @@ def test_kill_9_flowfetch_at_random_points(slow_sim, slow_cold, token_file,
         left, killed = top, False
         for j in range(kills):
             if j > 0:
-                k = seed.randint(1, max(1, left // 2))
+                k = kill_rng.randint(1, max(1, left // 2))
             base = flows_requests(sim)
             p = start(cmd, tdir / f"killed{j}.stderr")
             try:
@@ -348,7 +346,7 @@ def test_kill_9_flowfetch_at_random_points(slow_sim, slow_cold, token_file,
         if not killed:              # another trial in its place
             assert len(plan) < 2 * FETCH_POINTS, \
                 f"flowfetch ended before the kill too often: {plan}"
-            plan.append((seed.randint(1, top), kills))
+            plan.append((kill_rng.randint(1, top), kills))
             continue
         rc, err, n = fetch(sim, token_file, cache, out)
         assert rc == 0, f"the run after the crash: {err} [seed {SEED}]"
@@ -399,7 +397,7 @@ def kill_flowfs_reading(m, sim, k):
 
 
 def test_kill_9_flowfs_at_random_points(slow_sim, slow_cold, token_file,
-                                        mounts, tmp_path, seed,
+                                        mounts, tmp_path, kill_rng,
                                         record_property):
     """FLOWFS_POINTS kill -9 of the flowfs daemon while a reader waits for
     flows.csv, one or two in a row on one cache; after each, fusermount3 -u
@@ -412,12 +410,12 @@ def test_kill_9_flowfs_at_random_points(slow_sim, slow_cold, token_file,
 
     points, reruns = [], []
     for trial, (k, kills) in enumerate(
-            kill_plan(seed, FLOWFS_POINTS, int(cold_n)), 1):
+            kill_plan(kill_rng, FLOWFS_POINTS, int(cold_n)), 1):
         cache = tmp_path / f"cache{trial}"
         left = int(cold_n)
         for j in range(kills):
             if j > 0:
-                k = seed.randint(1, max(1, left // 2))
+                k = kill_rng.randint(1, max(1, left // 2))
             m = mounts(url=url, cache=cache, name="mnt")
             seen = kill_flowfs_reading(m, sim, k)
             points.append((trial, j, k, seen))

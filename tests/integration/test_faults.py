@@ -447,17 +447,19 @@ def test_faults_at_a_rate_mount_gives_the_truth(tolerant, tolerant_mount,
     ip, S, E = tolerant_range(case)
     d = tolerant_mount.path(ip, f"{hm(S)}--{hm(E)}")
     rates = TOLERANT[case]
+    seed = 1 + list(TOLERANT).index(case)
     tolerant.reset_counters()
-    tolerant.set_faults(seed=1 + list(TOLERANT).index(case), **rates)
+    tolerant.set_faults(seed=seed, **rates)
     r = cat(d / "flows.csv")
     tolerant.set_faults(**NO_FAULTS)
-    assert r.returncode == 0, f"{case}: {r.stderr!r}\n{progress(d)[0]}"
+    assert r.returncode == 0, \
+        f"{case} [fault seed {seed}]: {r.stderr!r}\n{progress(d)[0]}"
     c = settled(tolerant)
     check_folder_truth(tolerant, d, ip, S, E)
     p = prog(progress(d)[0])
     assert p["state"] == "ready"
     check_accounting(c, rates, p["requests"], p["retries"], p["done"],
-                     f"mount, {case}")
+                     f"mount, {case} [fault seed {seed}]")
     q = json.loads((d / "query.json").read_text())
     assert (q["fetch"]["requests"], q["fetch"]["retries"]) == \
         (p["requests"], p["retries"]), q["fetch"]
@@ -472,18 +474,19 @@ def test_faults_at_a_rate_flowfetch_gives_the_truth(tolerant, token_file,
     summary line's counts against the collector's."""
     ip, S, E = tolerant_range(case)
     rates = TOLERANT[case]
+    seed = 101 + list(TOLERANT).index(case)
     tolerant.reset_counters()
-    tolerant.set_faults(seed=101 + list(TOLERANT).index(case), **rates)
+    tolerant.set_faults(seed=seed, **rates)
     f = fetch_run(tolerant, tmp_path, ip, S, E, token_file,
                   extra=TOLERANT_FF)
     tolerant.set_faults(**NO_FAULTS)
-    f.ok()
+    assert f.rc == 0, f"[fault seed {seed}]\n{f.describe()}"
     c = settled(tolerant)
     assert_ids_equal([r["flowId"] for r in output_rows(f)],
                      truth_of(tolerant, ip, S, E))
     requests, retries = summary_counts(f.stderr)
     check_accounting(c, rates, requests, retries, requests - retries,
-                     f"flowfetch, {case}")
+                     f"flowfetch, {case} [fault seed {seed}]")
 
 
 ALL_MIXTURE = mixture(ALL_FAULTS, 0.04)
