@@ -15,6 +15,7 @@ import http.client
 import io
 import json
 import os
+import secrets
 import signal
 import socket
 import sqlite3
@@ -49,6 +50,13 @@ DEFAULT_SIM_ARGS = [
     "--export-delay", "120",
     "--retention-days", "30",
 ]
+
+# The run's seed of the tests' random choices (random.Random(SEED) and
+# strings derived from it: test_property's queries, test_crash's kill
+# points): $FLOWFS_SEED, else drawn at start.  A test that takes the
+# fixture 'seed' has it in its JUnit properties and, when it fails, in a
+# section of its report: FLOWFS_SEED=N replays its choices.
+SEED = int(os.environ.get("FLOWFS_SEED") or secrets.randbits(32))
 
 START_DEADLINE_S = 10.0
 STOP_DEADLINE_S = 10.0
@@ -345,6 +353,13 @@ def make_module_sim(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def token():
+    """The module's bearer token: a module that starts its sims with a
+    token of its own overrides this one."""
+    return "flowfs-test-" + secrets.token_hex(16)
+
+
+@pytest.fixture(scope="module")
 def token_file(tmp_path_factory, token):
     """The module's token (its fixture 'token') in a file of mode 0600."""
     p = tmp_path_factory.mktemp("token") / "token"
@@ -358,14 +373,26 @@ def sim_args(token_file, *extra):
     return ["--now", NOW_ISO, "--token-file", str(token_file), *extra]
 
 
+@pytest.fixture
+def seed(record_property):
+    """The run's seed (SEED), recorded for the report."""
+    record_property("seed", SEED)
+    return SEED
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that took the seed says how to replay it."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed and "seed" in getattr(item, "fixturenames", ()):
+        rep.sections.append(("seed", f"FLOWFS_SEED={SEED} replays this "
+                             f"test's random choices"))
+
+
 @pytest.fixture(scope="session")
 def flowsim_path():
     return require_binary()
-
-
-@pytest.fixture(scope="session")
-def flowfetch_path():
-    return require_flowfetch()
 
 
 def url_of(sim):
@@ -446,8 +473,10 @@ class TlsProxy:
 
 @pytest.fixture
 def mounts(tmp_path, token_file):
-    """mounts(url=..., opts=[...]) -> a started Mount; all unmounted and
-    checked (stderr, exit status, nothing left mounted) after the test.
+    """The tests' one mount fixture: mounts(url=..., opts=[...],
+    token_file=..., ...) -> a started Mount (MountFactory.__call__; the
+    token file is the module's unless given); all unmounted and checked
+    (stderr, exit status, nothing left mounted) after the test.
     mounts.allow(regex, ...) expects error lines."""
     f = MountFactory(tmp_path, None, token_file)
     try:
@@ -481,7 +510,9 @@ def digest_of(ids):
 
 
 class Fetch:
-    """One finished flowfetch run."""
+    """One finished flowfetch run: its command, exit status (rc), stdout
+    (bytes: the output when -o -), stderr (text, undecodable bytes
+    replaced), output file (out: None with -o - or no -o) and duration."""
 
     def __init__(self, cmd, rc, stdout, stderr, out, seconds):
         self.cmd, self.rc, self.stdout, self.stderr = cmd, rc, stdout, stderr
@@ -498,46 +529,96 @@ class Fetch:
         return self
 
 
-def base_env(tmp):
-    env = dict(os.environ)
-    env.pop("FLOWFS_TOKEN", None)
-    # never the user's real cache, whatever a test forgets
+# The one way the tests run flowfetch: fetch_cmd writes its command line,
+# fetch_env its environment; run_fetch runs it to the end (a Fetch),
+# start_fetch in the background (a Popen, for kill -9, a terminal, its
+# argv); flowfetch(...) is fetch_cmd and run_fetch in one call.
+
+def fetch_env(tmp, token=None):
+    """flowfetch's environment: this process's (the sanitizers' options
+    included) without FLOWFS_TOKEN, unless 'token' gives it, and HOME and
+    XDG_CACHE_HOME under 'tmp', so that a run never touches the user's
+    own cache or settings."""
+    env = {k: v for k, v in os.environ.items() if k != "FLOWFS_TOKEN"}
+    if token is not None:
+        env["FLOWFS_TOKEN"] = token
     env["XDG_CACHE_HOME"] = str(Path(tmp) / "xdg-cache")
     env["HOME"] = str(Path(tmp) / "home")
     return env
 
 
-def fetch_cmd(url, ip, frm, to, out, cache=None, token_file=None, peer=None,
-              extra=()):
-    cmd = [str(require_flowfetch()), url, "--ip", ip]
-    if peer is not None:
-        cmd += ["--peer", peer]
-    cmd += ["--from", frm, "--to", to]
-    if token_file is not None:
-        cmd += ["--token-file", str(token_file)]
-    if cache is not None:
-        cmd += ["--cache", str(cache)]
-    cmd += [*extra, "-o", str(out)]
+def fetch_cmd(source, ip=None, frm=None, to=None, out=None, cache=None,
+              token_file=None, peer=None, extra=()):
+    """flowfetch's command line: SOURCE (a URL, nfdump:DIR, ...), the
+    query (--ip, --peer, --from, --to), --token-file, --cache (each left
+    out when None), the extra arguments, and -o OUT last (left out when
+    None): fetch_cmd(None, extra=["--help"]) is flowfetch --help."""
+    cmd = [str(require_flowfetch())]
+    if source is not None:
+        cmd.append(str(source))
+    for flag, v in (("--ip", ip), ("--peer", peer), ("--from", frm),
+                    ("--to", to), ("--token-file", token_file),
+                    ("--cache", cache)):
+        if v is not None:
+            cmd += [flag, str(v)]
+    cmd += [str(a) for a in extra]
+    if out is not None:
+        cmd += ["-o", str(out)]
     return cmd
 
 
-def run_fetch(cmd, tmp, env=None, timeout=RUN_TIMEOUT_S):
-    """Run flowfetch to the end (its output is cmd[-1]): a Fetch."""
-    env = env if env is not None else base_env(tmp)
+def output_of(cmd):
+    """The output file of a fetch_cmd command line (its last -o FILE), or
+    None (-o -, or no -o)."""
+    if len(cmd) < 2 or str(cmd[-2]) != "-o" or str(cmd[-1]) == "-":
+        return None
+    return Path(cmd[-1])
+
+
+def run_fetch(cmd, tmp, token=None, timeout=RUN_TIMEOUT_S, umask=None):
+    """Run flowfetch's command line cmd to the end, in fetch_env(tmp,
+    token), with umask 'umask' if given: a Fetch.  A run that outlives
+    'timeout' seconds, or a sanitizer's report on its stderr, fails the
+    test."""
     t0 = time.monotonic()
+    pre = (lambda: os.umask(umask)) if umask is not None else None
     try:
-        p = subprocess.run(cmd, stdin=subprocess.DEVNULL,
+        p = subprocess.run([str(a) for a in cmd], stdin=subprocess.DEVNULL,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           env=env, timeout=timeout)
+                           env=fetch_env(tmp, token), timeout=timeout,
+                           preexec_fn=pre)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"flowfetch did not finish within {timeout} s\n"
                     f"command: {' '.join(map(str, cmd))}\n"
                     f"stderr:\n{(e.stderr or b'').decode(errors='replace')[-3000:]}")
-    out = cmd[-1]
     err = p.stderr.decode("utf-8", errors="replace")
     fail_on_sanitizer("flowfetch", err)
-    return Fetch(cmd, p.returncode, p.stdout, err,
-                 None if out == "-" else Path(out), time.monotonic() - t0)
+    return Fetch(cmd, p.returncode, p.stdout, err, output_of(cmd),
+                 time.monotonic() - t0)
+
+
+def start_fetch(cmd, tmp, token=None, stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE):
+    """Start flowfetch's command line cmd in fetch_env(tmp, token), stdin
+    from /dev/null: its Popen (bytes).  The caller waits for it, or kills
+    it by its pid, in a finally."""
+    return subprocess.Popen([str(a) for a in cmd], stdin=subprocess.DEVNULL,
+                            stdout=stdout, stderr=stderr,
+                            env=fetch_env(tmp, token))
+
+
+def flowfetch(source, ip=None, frm=None, to=None, out=None, *, tmp=None,
+              cache=None, token_file=None, peer=None, extra=(), token=None,
+              timeout=RUN_TIMEOUT_S, umask=None):
+    """flowfetch SOURCE with a query and extra arguments, run to the end
+    (fetch_cmd, then run_fetch): a Fetch.  Its HOME and XDG_CACHE_HOME are
+    under 'tmp', by default the output's directory."""
+    if tmp is None:
+        if out is None or str(out) == "-":
+            raise ValueError("flowfetch: tmp= is needed without -o FILE")
+        tmp = Path(out).parent
+    return run_fetch(fetch_cmd(source, ip, frm, to, out, cache, token_file,
+                               peer, extra), tmp, token, timeout, umask)
 
 
 def parse_csv_bytes(data):

@@ -21,9 +21,9 @@ items 2 to 4; meson test 'crash' of the suite 'faults').
   same and different folders at once: each gets exactly the truth, the cache
   stays consistent, and what one fetched the others do not ask for again.
 
-The kill points come from random.Random(seed): the seed is printed (shown
-with a failure) and recorded in the JUnit report; FLOWFS_CRASH_SEED=N
-replays a run.
+The kill points come from random.Random(SEED), the run's seed (conftest):
+it is in every assertion message about a crash, in the report of a failed
+test and in the JUnit report; FLOWFS_SEED=N replays a run.
 
 Needs root (tmpfs), /dev/fuse, fusermount3 and sqlite3; else skipped.
 Run:  /usr/bin/python3 -m pytest tests/integration/test_crash.py -q
@@ -47,10 +47,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NOW_ISO, require_flowfetch
-from mount import fail_on_sanitizer, mounted_at, require_flowfs, require_fuse, run
-
-SEED = int(os.environ.get("FLOWFS_CRASH_SEED") or secrets.randbits(32))
+from conftest import (NOW_ISO, SEED, fetch_cmd, flowfetch, require_flowfetch,
+                      start_fetch, url_of)
+from mount import mounted_at, require_flowfs, require_fuse, run
 
 CAP = 1000                      # --max-records: dozens of requests a day
 IP = "10.0.1.11"                # db-1: about 21,000 flows a day
@@ -71,10 +70,6 @@ def day_ms(day):
     """'2026-11-25' -> (start, end) in ms, a UTC day."""
     d = int(day[-2:]) - 27
     return DAY0 + d * DAY_MS, DAY0 + (d + 1) * DAY_MS
-
-
-def url_of(sim):
-    return f"http://127.0.0.1:{sim.port}"
 
 
 def flows_requests(sim):
@@ -150,9 +145,8 @@ def start(cmd, errpath):
     """Start flowfetch with its output (-o -) into a pipe that nobody
     drains: once the fetch is over, it blocks there, writing."""
     errf = open(errpath, "wb")
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=errf,
-                         env=fetch_env(Path(errpath).parent))
+    p = start_fetch(cmd, Path(errpath).parent, stdout=subprocess.PIPE,
+                    stderr=errf)
     errf.close()
     return p
 
@@ -178,27 +172,12 @@ def kill9(pid, proc):
     proc.wait(timeout=10)
 
 
-def fetch_env(tmp):
-    env = {k: v for k, v in os.environ.items() if k != "FLOWFS_TOKEN"}
-    env["XDG_CACHE_HOME"] = str(Path(tmp) / "xdg-cache")
-    env["HOME"] = str(Path(tmp) / "home")
-    return env
-
-
-def fetch_cmd(sim, token_file, cache, out, ip=IP, day=DAY):
-    return [str(require_flowfetch()), url_of(sim), "--ip", ip,
-            "--from", day, "--to", day, "--token-file", str(token_file),
-            "--cache", str(cache), "-o", str(out)]
-
-
 def fetch(sim, token_file, cache, out, ip=IP, day=DAY):
     """flowfetch to the end: (exit status, stderr text, /flows requests)."""
     base = flows_requests(sim)
-    cmd = fetch_cmd(sim, token_file, cache, out, ip, day)
-    r = run(cmd, timeout=RUN_TIMEOUT_S, env=fetch_env(Path(out).parent))
-    err = r.stderr.decode(errors="replace")
-    fail_on_sanitizer("flowfetch", err)
-    return r.returncode, err, flows_requests(sim) - base
+    f = flowfetch(url_of(sim), ip, day, day, out, cache=cache,
+                  token_file=token_file, timeout=RUN_TIMEOUT_S)
+    return f.rc, f.stderr, flows_requests(sim) - base
 
 
 def read_folder(m, ip=IP, day=DAY):
@@ -317,33 +296,34 @@ def sim(make_module_sim, token_file):
 
 
 @pytest.fixture
-def seed(record_property):
-    print(f"kill points from random.Random({SEED}) "
-          f"(FLOWFS_CRASH_SEED={SEED} replays them)")
-    record_property("seed", SEED)
-    return random.Random(SEED)
+def kill_rng(seed):
+    """The kill points' generator, from the run's seed."""
+    print(f"kill points from random.Random({seed}) "
+          f"(FLOWFS_SEED={seed} replays them)")
+    return random.Random(seed)
 
 
 # ---- 1. kill -9 and restart ------------------------------------------------------
 
 def test_kill_9_flowfetch_at_random_points(slow_sim, slow_cold, token_file,
-                                           tmp_path, seed, record_property):
+                                           tmp_path, kill_rng, record_property):
     """FETCH_POINTS kill -9 of flowfetch, one or two in a row on one cache
     (a crash while resuming from a crash), then a run to the end."""
     sim = slow_sim
     truth = Truth(sim)(IP, DAY)
     top = round(slow_cold[0])       # past a run's end: killed writing
-    plan = kill_plan(seed, FETCH_POINTS, top)
+    plan = kill_plan(kill_rng, FETCH_POINTS, top)
     points, reruns = [], []
     for trial, (k, kills) in enumerate(plan, 1):
         tdir = tmp_path / f"t{trial}"
         tdir.mkdir()
         cache, out = tdir / "cache", tdir / "out.csv"
-        cmd = fetch_cmd(sim, token_file, cache, "-")
+        cmd = fetch_cmd(url_of(sim), IP, DAY, DAY, "-", cache=cache,
+                        token_file=token_file)
         left, killed = top, False
         for j in range(kills):
             if j > 0:
-                k = seed.randint(1, max(1, left // 2))
+                k = kill_rng.randint(1, max(1, left // 2))
             base = flows_requests(sim)
             p = start(cmd, tdir / f"killed{j}.stderr")
             try:
@@ -366,7 +346,7 @@ def test_kill_9_flowfetch_at_random_points(slow_sim, slow_cold, token_file,
         if not killed:              # another trial in its place
             assert len(plan) < 2 * FETCH_POINTS, \
                 f"flowfetch ended before the kill too often: {plan}"
-            plan.append((seed.randint(1, top), kills))
+            plan.append((kill_rng.randint(1, top), kills))
             continue
         rc, err, n = fetch(sim, token_file, cache, out)
         assert rc == 0, f"the run after the crash: {err} [seed {SEED}]"
@@ -417,7 +397,7 @@ def kill_flowfs_reading(m, sim, k):
 
 
 def test_kill_9_flowfs_at_random_points(slow_sim, slow_cold, token_file,
-                                        mounts, tmp_path, seed,
+                                        mounts, tmp_path, kill_rng,
                                         record_property):
     """FLOWFS_POINTS kill -9 of the flowfs daemon while a reader waits for
     flows.csv, one or two in a row on one cache; after each, fusermount3 -u
@@ -430,12 +410,12 @@ def test_kill_9_flowfs_at_random_points(slow_sim, slow_cold, token_file,
 
     points, reruns = [], []
     for trial, (k, kills) in enumerate(
-            kill_plan(seed, FLOWFS_POINTS, int(cold_n)), 1):
+            kill_plan(kill_rng, FLOWFS_POINTS, int(cold_n)), 1):
         cache = tmp_path / f"cache{trial}"
         left = int(cold_n)
         for j in range(kills):
             if j > 0:
-                k = seed.randint(1, max(1, left // 2))
+                k = kill_rng.randint(1, max(1, left // 2))
             m = mounts(url=url, cache=cache, name="mnt")
             seen = kill_flowfs_reading(m, sim, k)
             points.append((trial, j, k, seen))

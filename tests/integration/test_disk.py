@@ -16,7 +16,6 @@ Run:  /usr/bin/python3 -m pytest tests/integration/test_disk.py -q
 import hashlib
 import os
 import re
-import secrets
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,11 +29,6 @@ MIB = 1 << 20
 SUBJECT = "10.0.1.10"   # web-1: about 5,000 flows, 5 MiB of files, a day
 # the scan's day (2026-11-27) is seven times larger: left out
 DAYS = ["2026-11-23", "2026-11-24", "2026-11-25", "2026-11-26", "2026-11-28"]
-
-
-@pytest.fixture(scope="module")
-def token():
-    return "flowfs-test-" + secrets.token_hex(16)
 
 
 @pytest.fixture(scope="module")

@@ -50,9 +50,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (Lookups, TlsProxy, assert_ids_equal, base_env,
-                      fetch_cmd, ndjson_rows, output_rows, parse_csv_bytes,
-                      run_fetch, sim_args, sqlite_rows, truth_of, url_of)
+from conftest import (Lookups, TlsProxy, assert_ids_equal, fetch_cmd,
+                      flowfetch, ndjson_rows, output_rows, parse_csv_bytes,
+                      run_fetch, sim_args, sqlite_rows, start_fetch, truth_of,
+                      url_of)
 from mount import (MountError, check_failed_progress, errno_of, module_mount,
                    mounted_at, progress, run, wait_for, watched)
 
@@ -175,9 +176,8 @@ def cat(path, timeout=120):
 
 def fetch_run(sim, tmp, ip, S, E, token_file, out="flows.csv", extra=()):
     """flowfetch over [S, E) into tmp/out with the cache tmp/cache."""
-    return run_fetch(fetch_cmd(url_of(sim), ip, iso(S), iso(E), tmp / out,
-                               cache=tmp / "cache", token_file=token_file,
-                               extra=extra), tmp)
+    return flowfetch(url_of(sim), ip, iso(S), iso(E), tmp / out,
+                     cache=tmp / "cache", token_file=token_file, extra=extra)
 
 
 def iso(ms):
@@ -447,17 +447,19 @@ def test_faults_at_a_rate_mount_gives_the_truth(tolerant, tolerant_mount,
     ip, S, E = tolerant_range(case)
     d = tolerant_mount.path(ip, f"{hm(S)}--{hm(E)}")
     rates = TOLERANT[case]
+    seed = 1 + list(TOLERANT).index(case)
     tolerant.reset_counters()
-    tolerant.set_faults(seed=1 + list(TOLERANT).index(case), **rates)
+    tolerant.set_faults(seed=seed, **rates)
     r = cat(d / "flows.csv")
     tolerant.set_faults(**NO_FAULTS)
-    assert r.returncode == 0, f"{case}: {r.stderr!r}\n{progress(d)[0]}"
+    assert r.returncode == 0, \
+        f"{case} [fault seed {seed}]: {r.stderr!r}\n{progress(d)[0]}"
     c = settled(tolerant)
     check_folder_truth(tolerant, d, ip, S, E)
     p = prog(progress(d)[0])
     assert p["state"] == "ready"
     check_accounting(c, rates, p["requests"], p["retries"], p["done"],
-                     f"mount, {case}")
+                     f"mount, {case} [fault seed {seed}]")
     q = json.loads((d / "query.json").read_text())
     assert (q["fetch"]["requests"], q["fetch"]["retries"]) == \
         (p["requests"], p["retries"]), q["fetch"]
@@ -472,18 +474,19 @@ def test_faults_at_a_rate_flowfetch_gives_the_truth(tolerant, token_file,
     summary line's counts against the collector's."""
     ip, S, E = tolerant_range(case)
     rates = TOLERANT[case]
+    seed = 101 + list(TOLERANT).index(case)
     tolerant.reset_counters()
-    tolerant.set_faults(seed=101 + list(TOLERANT).index(case), **rates)
+    tolerant.set_faults(seed=seed, **rates)
     f = fetch_run(tolerant, tmp_path, ip, S, E, token_file,
                   extra=TOLERANT_FF)
     tolerant.set_faults(**NO_FAULTS)
-    f.ok()
+    assert f.rc == 0, f"[fault seed {seed}]\n{f.describe()}"
     c = settled(tolerant)
     assert_ids_equal([r["flowId"] for r in output_rows(f)],
                      truth_of(tolerant, ip, S, E))
     requests, retries = summary_counts(f.stderr)
     check_accounting(c, rates, requests, retries, requests - retries,
-                     f"flowfetch, {case}")
+                     f"flowfetch, {case} [fault seed {seed}]")
 
 
 ALL_MIXTURE = mixture(ALL_FAULTS, 0.04)
@@ -580,8 +583,7 @@ def test_failure_half_way_then_resume(make_sim, mounts, token_file, tmp_path,
                         tmp_path / "flows.sqlite", cache=tmp_path / "cache",
                         token_file=token_file,
                         extra=["--retries", "1", "--max-inflight", "1"])
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, env=base_env(tmp_path))
+        p = start_fetch(cmd, tmp_path, stdout=subprocess.PIPE)
         try:
             wait_windows(lambda: flows_status(sim.counters(), "200")
                          >= ANSWERS, f"{ANSWERS} answers")
@@ -1104,34 +1106,31 @@ def test_token_nowhere_and_cache_private(make_sim, mounts, token, token_file,
     ff_cache = tmp_path / "ff-cache"
     outs = []
 
-    def flowfetch(out, day="2026-11-26", extra=(), tf=token_file):
-        cmd = fetch_cmd(url_of(sim), "10.0.1.40", day, day, tmp_path / out,
-                        cache=ff_cache, token_file=tf, extra=extra)
-        p = subprocess.run(cmd, capture_output=True, env=base_env(tmp_path),
-                           preexec_fn=lambda: os.umask(0), timeout=120)
-        outs.append(p.stderr)
-        return p
+    def umask0(out, day="2026-11-26", extra=(), tf=token_file):
+        f = flowfetch(url_of(sim), "10.0.1.40", day, day, tmp_path / out,
+                      cache=ff_cache, token_file=tf, extra=extra, umask=0,
+                      timeout=120)
+        outs.append(f.stderr)
+        return f
 
     for out in ["ff.csv", "ff.ndjson", "ff.sqlite"]:
-        p = flowfetch(out)
-        assert p.returncode == 0, p.stderr
+        f = umask0(out)
+        assert f.rc == 0, f.describe()
         assert tok not in (tmp_path / out).read_bytes(), out
     assert not [v for v in sqlite_strings(tmp_path / "ff.sqlite")[1]
                 if token in v]
     sim.set_faults(**{"401": 1})
-    assert flowfetch("ff2.csv", "2026-11-25", ["--retries", "1"]) \
-        .returncode == 1
+    assert umask0("ff2.csv", "2026-11-25", ["--retries", "1"]).rc == 1
     sim.set_faults(**{"401": 0, "500": 1})
-    assert flowfetch("ff3.csv", "2026-11-24", ["--retries", "1"]) \
-        .returncode == 1
+    assert umask0("ff3.csv", "2026-11-24", ["--retries", "1"]).rc == 1
     sim.set_faults(**{"500": 0})
     wrong = tmp_path / "wrong-token"
     wrong.write_text("flowfs-WRONG-" + secrets.token_hex(8) + "\n")
     wrong.chmod(0o600)                 # a token file must be private
-    assert flowfetch("ff4.csv", tf=wrong).returncode == 1
+    assert umask0("ff4.csv", tf=wrong).rc == 1
     for err in outs:
-        assert tok not in err, err
-        assert b"flowfs-WRONG-" not in err, err
+        assert token not in err, err
+        assert "flowfs-WRONG-" not in err, err
 
     m.stop()
     assert tok not in Path(m.stderr_path).read_bytes(), "flowfs's stderr"
@@ -1165,11 +1164,10 @@ def test_tls_wrong_host_name_refused(strict, mounts, token_file, tmp_path):
         assert re.search(r"TLS|certificate|SSL", m.stderr_text()), \
             m.stderr_text()
         m.proc = None
-        f = run_fetch(fetch_cmd(url, "10.0.1.40", "2026-11-26", "2026-11-26",
-                                tmp_path / "flows.csv", cache=tmp_path / "c",
-                                token_file=token_file,
-                                extra=["--ca-file", str(proxy.cert)]),
-                      tmp_path)
+        f = flowfetch(url, "10.0.1.40", "2026-11-26", "2026-11-26",
+                      tmp_path / "flows.csv", cache=tmp_path / "c",
+                      token_file=token_file,
+                      extra=["--ca-file", str(proxy.cert)])
         assert f.rc == 1 and re.search(r"TLS|certificate|SSL", f.stderr), \
             f.describe()
         m2 = mounts(url=url, opts=["insecure"])

@@ -19,12 +19,10 @@ import hashlib
 import ipaddress
 import os
 import re
-import secrets
 import signal
 import socket
 import sqlite3
 import struct
-import subprocess
 import termios
 import threading
 import time
@@ -35,9 +33,9 @@ from pathlib import Path
 import pytest
 
 from conftest import (COLUMNS, DECIMAL_COLUMNS, NOW_ISO, NOW_MS,
-                      RUN_TIMEOUT_S, Lookups, assert_ids_equal, base_env,
-                      fetch_cmd, output_rows, parse_csv_bytes, run_fetch as run, sqlite_open,
-                      truth_of)
+                      RUN_TIMEOUT_S, Lookups, assert_ids_equal, fetch_cmd,
+                      flowfetch, output_rows, parse_csv_bytes, run_fetch,
+                      sqlite_open, start_fetch, truth_of)
 
 SEC = 1000
 MIN = 60 * SEC
@@ -227,16 +225,10 @@ def check_output(sim, f, ip, S, E, peer=None, lk=None, fields=True,
 # ---- fixtures ----------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def ff_help(flowfetch_path):
-    p = subprocess.run([str(flowfetch_path), "--help"], capture_output=True,
-                       text=True, timeout=10)
-    assert p.returncode == 0, p.stderr
-    return p.stdout
-
-
-@pytest.fixture(scope="module")
-def token():
-    return "tok-" + secrets.token_hex(16)
+def ff_help(tmp_path_factory):
+    f = run_fetch(fetch_cmd(None, extra=["--help"]),
+                  tmp_path_factory.mktemp("help"), timeout=10).ok()
+    return f.stdout.decode()
 
 
 def sim_args(token, *extra):
@@ -270,13 +262,13 @@ def ff(tmp_path, token_file):
     """ff(url, ip, frm, to, out_name, ...) -> Fetch, with this test's own
     cache (tmp/cache unless cache= is given) and the token file."""
     def go(url, ip, frm, to, out="flows.csv", cache=None, peer=None,
-           extra=(), token_file_=token_file, env=None,
+           extra=(), token_file_=token_file, token=None,
            timeout=RUN_TIMEOUT_S):
-        outp = out if out == "-" else str(tmp_path / out)
-        cmd = fetch_cmd(url, ip, frm, to, outp,
-                        cache=cache or tmp_path / "cache",
-                        token_file=token_file_, peer=peer, extra=extra)
-        return run(cmd, tmp_path, env=env, timeout=timeout)
+        outp = out if out == "-" else tmp_path / out
+        return flowfetch(url, ip, frm, to, outp, tmp=tmp_path,
+                         cache=cache or tmp_path / "cache",
+                         token_file=token_file_, peer=peer, extra=extra,
+                         token=token, timeout=timeout)
     return go
 
 
@@ -291,9 +283,9 @@ def heavy_cold(fsim, url, token_file, tmp_path_factory):
     (Fetch, number of /flows requests the sim saw)."""
     tmp = tmp_path_factory.mktemp("heavy-cold")
     before = flows_requests(fsim.counters())
-    f = run(fetch_cmd(url, "10.0.1.20", iso(HEAVY_S), iso(HEAVY_E),
-                      tmp / "heavy.csv", cache=tmp / "cache",
-                      token_file=token_file), tmp)
+    f = flowfetch(url, "10.0.1.20", iso(HEAVY_S), iso(HEAVY_E),
+                  tmp / "heavy.csv", cache=tmp / "cache",
+                  token_file=token_file)
     return f, flows_requests(fsim.counters()) - before
 
 
@@ -639,9 +631,7 @@ def kill_9_after(fsim, cmd, tmp_path, answers, covered=0, cache_dir=None):
     it had got."""
     base = flows_200(fsim.counters())
     errf = open(tmp_path / "killed.stderr", "wb")
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=errf,
-                         env=base_env(tmp_path))
+    p = start_fetch(cmd, tmp_path, stderr=errf)
     try:
         deadline = time.monotonic() + 60
         while flows_200(fsim.counters()) - base < answers:
@@ -692,7 +682,7 @@ def test_kill_9_then_resume(fsim, url, heavy_cold, token_file, tmp_path,
                        cache_dir=tmp_path / "cache")
     assert not out.exists(), "a killed run left an output file"
     before = flows_requests(fsim.counters())
-    f = run(cmd, tmp_path).ok()
+    f = run_fetch(cmd, tmp_path).ok()
     second = flows_requests(fsim.counters()) - before
     rows = output_rows(f)
     assert_ids_equal([r["flowId"] for r in rows], t)
@@ -732,9 +722,9 @@ def fault_free(make_module_sim, token, token_file, tmp_path_factory):
     s = make_module_sim(*sim_args(token, "--max-records", str(FAULT_CAP)))
     tmp = tmp_path_factory.mktemp("fault-free")
     D = day_text(YDAY0)
-    f = run(fetch_cmd(f"http://127.0.0.1:{s.port}", FAULT_IP, D, D,
-                      tmp / "f.csv", cache=tmp / "cache",
-                      token_file=token_file), tmp).ok()
+    f = flowfetch(f"http://127.0.0.1:{s.port}", FAULT_IP, D, D,
+                  tmp / "f.csv", cache=tmp / "cache",
+                  token_file=token_file).ok()
     n = flows_requests(s.counters())
     t = truth_of(s, FAULT_IP, YDAY0, YDAY0 + DAY)
     assert_ids_equal([r["flowId"] for r in output_rows(f)], t)
@@ -743,8 +733,18 @@ def fault_free(make_module_sim, token, token_file, tmp_path_factory):
     return n
 
 
+# The fault draws' seed of test_collector_faults.  flowsim draws one fault
+# a /flows request, in the order the requests come, from this seed alone
+# (docs/flowsim.md): with seed 7 the first draw is 0.08, a fault at any of
+# FAULTS' rates (0.3 alone, 0.4 for the mixture), so the query meets at
+# least one; the next are 0.26, 0.35, 0.55, ... (4 faults at 0.3 in the
+# first 12 requests).  The failure message names it; the same seed
+# replays the same draws.
+FAULT_SEED = 7
+
+
 @pytest.mark.parametrize("fault", list(FAULTS))
-def test_collector_faults(make_sim, token, ff, ff_help, fault_free, tmp_path, fault):
+def test_collector_faults(make_sim, token, ff, fault_free, fault):
     """Faults on /flows at a high rate: the output is still exactly the
     truth, exit 0, and the retries are bounded.
 
@@ -753,32 +753,25 @@ def test_collector_faults(make_sim, token, ff, ff_help, fault_free, tmp_path, fa
     (seen in about 1 of 50 runs of these cases); --retries 10 makes that
     p = 1.8e-6, so the test judges losslessness, not luck.
 
-    The fault must also have happened, else the run proves nothing; but a
-    day of about 16 requests meets no fault at all with p = 0.7^16 = 0.3 %
-    (CI met one in 18 cases).  So a run that met none is repeated on a
-    fresh sim and cache, up to three runs, each judged in full."""
+    The fault must also have happened, else the run proves nothing: the
+    draws' seed is fixed (FAULT_SEED), one whose first draw is a fault."""
     D = day_text(YDAY0)
-    extra = ["--retries", "10"] if "--retries" in ff_help else []
-    for attempt in range(3):
-        s = make_sim(*sim_args(token, "--max-records", str(FAULT_CAP),
-                               *FAULTS[fault],
-                               "--fault-seed", str(secrets.randbelow(1 << 30))))
-        f = ff(f"http://127.0.0.1:{s.port}", FAULT_IP, D, D, extra=extra,
-               out=f"flows{attempt}.csv", cache=tmp_path / f"cache{attempt}")
-        c = s.counters()
-        f.ok()
-        rows = output_rows(f)
-        assert_ids_equal([r["flowId"] for r in rows],
-                         truth_of(s, FAULT_IP, YDAY0, YDAY0 + DAY))
-        check_order(rows)
-        n = flows_requests(c)
-        assert n <= 4 * fault_free + 30, \
-            f"{n} /flows requests under faults, {fault_free} without"
-        served = sum(fault_count(c, x) for x in FAULT_NAMES.get(fault, [fault]))
-        if served > 0:
-            break
-    else:
-        pytest.fail(f"no {fault} fault was served in three runs: {c}")
+    seed = f"[--fault-seed {FAULT_SEED}]"
+    s = make_sim(*sim_args(token, "--max-records", str(FAULT_CAP),
+                           *FAULTS[fault], "--fault-seed", str(FAULT_SEED)))
+    f = ff(f"http://127.0.0.1:{s.port}", FAULT_IP, D, D,
+           extra=["--retries", "10"])
+    c = s.counters()
+    assert f.rc == 0, f"{seed}\n{f.describe()}"
+    rows = output_rows(f)
+    assert_ids_equal([r["flowId"] for r in rows],
+                     truth_of(s, FAULT_IP, YDAY0, YDAY0 + DAY), f"{seed} ")
+    check_order(rows, f"{seed} ")
+    n = flows_requests(c)
+    assert n <= 4 * fault_free + 30, \
+        f"{n} /flows requests under faults, {fault_free} without {seed}"
+    served = sum(fault_count(c, x) for x in FAULT_NAMES.get(fault, [fault]))
+    assert served > 0, f"no {fault} fault was served {seed}: {c}"
 
 
 @pytest.fixture(scope="module")
@@ -793,10 +786,9 @@ def stalled(make_module_sim, token, token_file, tmp_path_factory, ff_help):
     s = make_module_sim(*sim_args(token, "--stall", "1", "--stall-s", "30"))
     tmp = tmp_path_factory.mktemp("stall")
     S = YDAY0 + 10 * HOUR
-    f = run(fetch_cmd(f"http://127.0.0.1:{s.port}", "10.0.1.10", iso(S),
-                      iso(S + 10 * MIN), tmp / "flows.csv",
-                      cache=tmp / "cache", token_file=token_file,
-                      extra=extra), tmp, timeout=120)
+    f = flowfetch(f"http://127.0.0.1:{s.port}", "10.0.1.10", iso(S),
+                  iso(S + 10 * MIN), tmp / "flows.csv", cache=tmp / "cache",
+                  token_file=token_file, extra=extra, timeout=120)
     assert fault_count(s.counters(), "stall") > 0
     return f, tmp
 
@@ -1080,11 +1072,9 @@ def test_missing_token_file(fsim, url, ff, tmp_path):
 
 def test_token_from_environment(fsim, url, ff, tmp_path, token):
     """FLOWFS_TOKEN works in place of --token-file."""
-    env = base_env(tmp_path)
-    env["FLOWFS_TOKEN"] = token
     S = YDAY0 + 8 * HOUR
     f = ff(url, "10.0.1.10", iso(S), iso(S + 2 * HOUR), token_file_=None,
-           env=env).ok()
+           token=token).ok()
     check_output(fsim, f, "10.0.1.10", S, S + 2 * HOUR, fields=False)
     assert token not in f.stderr
 
@@ -1181,9 +1171,7 @@ def test_progress_line_fits_the_terminal(make_sim, token, token_file,
         with lock:
             return bytes(buf)
 
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=slave,
-                         env=base_env(tmp_path))
+    p = start_fetch(cmd, tmp_path, stderr=slave)
     os.close(slave)
     th = threading.Thread(target=reader, daemon=True)
     th.start()
@@ -1255,9 +1243,7 @@ def test_token_never_exposed(make_sim, token, ff, token_file, tmp_path):
     assert token not in " ".join(map(str, cmd))
     errp = tmp_path / "stderr"
     with open(errp, "wb") as errf:
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=errf,
-                             env=base_env(tmp_path))
+        p = start_fetch(cmd, tmp_path, stderr=errf)
         seen_running = 0
         try:
             while p.poll() is None:

@@ -42,7 +42,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (COLUMNS, NOW_ISO, NOW_MS, Sim, SimError, TlsProxy,
-                      require_flowfetch, sim_args, url_of)
+                      flowfetch, sim_args, url_of)
 from mount import (QUICK_S, MountError, check_failed_progress, clean_env,
                    errno_of, expect_failure, module_mount, mounted_at,
                    progress, require_flowfs, require_fuse, run, wait_for,
@@ -159,11 +159,6 @@ def _prerequisites():
     if missing:
         pytest.skip(f"missing tools: {missing}")
     require_flowfs()
-
-
-@pytest.fixture(scope="module")
-def token():
-    return "flowfs-test-" + secrets.token_hex(16)
 
 
 @pytest.fixture(scope="module")
@@ -1264,13 +1259,10 @@ def test_help_and_version():
 def test_same_rows_as_flowfetch(mnt, fsim, token_file, tmp_path):
     """flowfs and flowfetch are two fronts on one engine and one renderer:
     the same query gives the same rows, field for field."""
-    ff = require_flowfetch()
     out = tmp_path / "ff.csv"
-    r = run([str(ff), url_of(fsim), "--ip", "10.0.1.11", "--from",
-             "2026-11-27", "--to", "2026-11-27", "--token-file",
-             str(token_file), "--cache", str(tmp_path / "ffcache"), "-o",
-             str(out)], env=clean_env(), timeout=120)
-    assert r.returncode == 0, r.stderr
+    flowfetch(url_of(fsim), "10.0.1.11", "2026-11-27", "2026-11-27", out,
+              cache=tmp_path / "ffcache", token_file=token_file,
+              timeout=120).ok()
     mine = mnt.path("10.0.1.11", "2026-11-27", "flows.csv").read_bytes()
     theirs = out.read_bytes()
     if mine != theirs:
@@ -1698,12 +1690,10 @@ def test_day_after_morning_cached(mounts, fsim, truth, token_file, tmp_path):
     flood's millisecond with "complete": true."""
     cache = tmp_path / "cache"
     S = ms_of("2026-11-28T00:00")
-    cmd = [str(require_flowfetch()), url_of(fsim), "--ip", "10.0.1.40",
-           "--from", "2026-11-28T00:00Z", "--to", "2026-11-28T03:17:00.250Z",
-           "--token-file", str(token_file), "--cache", str(cache), "--quiet",
-           "-o", str(tmp_path / "morning.csv")]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
+    flowfetch(url_of(fsim), "10.0.1.40", "2026-11-28T00:00Z",
+              "2026-11-28T03:17:00.250Z", tmp_path / "morning.csv",
+              cache=cache, token_file=token_file, extra=["--quiet"],
+              timeout=120).ok()
     m = mounts(url=url_of(fsim), cache=cache)
     d = m.path("10.0.1.40", "2026-11-28")
     _, rows, _ = parse_csv((d / "flows.csv").read_bytes())

@@ -28,9 +28,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from conftest import (NOW_ISO, NOW_MS, RUN_TIMEOUT_S, assert_ids_equal,
-                      base_env, fetch_cmd, output_rows, parse_csv_bytes,
-                      run_fetch, truth_of)
-from mount import MountFactory, clean_env, mounted_at, require_flowfs
+                      fetch_cmd, fetch_env, flowfetch, output_rows,
+                      parse_csv_bytes, truth_of)
+from mount import clean_env, mounted_at, require_flowfs
 
 HOUR = 3600 * 1000
 DAY = 24 * HOUR
@@ -71,18 +71,14 @@ def test_long_token_works_whole(make_sim, tmp_path, size):
     S, E = YDAY0 + 8 * HOUR, YDAY0 + 10 * HOUR
     truth = truth_of(s, "10.0.1.10", S, E)
     from_, to = "2026-11-28T08:00:00Z", "2026-11-28T10:00:00Z"
-    f = run_fetch(fetch_cmd(url, "10.0.1.10", from_, to, tmp_path / "a.csv",
-                            cache=tmp_path / "c1", token_file=tf), tmp_path)
-    f.ok()
+    f = flowfetch(url, "10.0.1.10", from_, to, tmp_path / "a.csv",
+                  cache=tmp_path / "c1", token_file=tf).ok()
     rows = output_rows(f)
     assert_ids_equal([r["flowId"] for r in rows], truth)
     assert tok not in f.stderr
 
-    env = base_env(tmp_path)
-    env["FLOWFS_TOKEN"] = tok
-    f = run_fetch(fetch_cmd(url, "10.0.1.10", from_, to, tmp_path / "b.csv",
-                            cache=tmp_path / "c2"), tmp_path, env=env)
-    f.ok()
+    f = flowfetch(url, "10.0.1.10", from_, to, tmp_path / "b.csv",
+                  cache=tmp_path / "c2", token=tok).ok()
     rows = output_rows(f)
     assert_ids_equal([r["flowId"] for r in rows], truth)
 
@@ -94,16 +90,14 @@ def test_token_over_16k_refused(make_sim, tmp_path, where):
     tok = token_of(20 * 1024)
     s = make_sim("--now", NOW_ISO, "--token", "x")
     url = f"http://127.0.0.1:{s.port}"
-    env = base_env(tmp_path)
-    tf = None
+    tf = env_tok = None
     if where == "file":
         tf = write_token(tmp_path / "token", tok)
     else:
-        env["FLOWFS_TOKEN"] = tok
+        env_tok = tok
     before = api_requests(s)
-    f = run_fetch(fetch_cmd(url, "10.0.1.10", YD, YD, tmp_path / "a.csv",
-                            cache=tmp_path / "c", token_file=tf),
-                  tmp_path, env=env)
+    f = flowfetch(url, "10.0.1.10", YD, YD, tmp_path / "a.csv",
+                  cache=tmp_path / "c", token_file=tf, token=env_tok)
     assert f.rc == 2, f.describe()
     assert re.search(r"longer than 16384 bytes \(16 KiB\)", f.stderr), f.describe()
     assert tok[:64] not in f.stderr
@@ -111,22 +105,19 @@ def test_token_over_16k_refused(make_sim, tmp_path, where):
     assert not (tmp_path / "a.csv").exists()
 
 
-def test_flowfs_long_token(make_sim, tmp_path):
+def test_flowfs_long_token(make_sim, mounts, tmp_path):
     """flowfs with a 4 KiB token file: a day folder reads exactly the
     truth.  With a 20 KiB one it refuses to mount, saying why."""
     tok = token_of(4096)
     tf = write_token(tmp_path / "token", tok)
     s = make_sim("--now", NOW_ISO, "--token-file", str(tf))
     url = f"http://127.0.0.1:{s.port}"
-    mf = MountFactory(tmp_path, url, tf)
-    try:
-        m = mf()
-        data = m.path("10.0.1.10", YD, "flows.csv").read_bytes()
-        rows = parse_csv_bytes(data)
-        assert_ids_equal([r["flowId"] for r in rows],
-                         truth_of(s, "10.0.1.10", YDAY0, YDAY0 + DAY))
-    finally:
-        mf.finish()
+    m = mounts(url=url, token_file=tf)
+    data = m.path("10.0.1.10", YD, "flows.csv").read_bytes()
+    rows = parse_csv_bytes(data)
+    assert_ids_equal([r["flowId"] for r in rows],
+                     truth_of(s, "10.0.1.10", YDAY0, YDAY0 + DAY))
+    m.stop()                    # its problems fail the test at teardown
 
     long_tf = write_token(tmp_path / "long", token_of(20 * 1024))
     before = api_requests(s)
@@ -238,10 +229,9 @@ class Hostile:
 
 def fetch_hostile(h, tmp_path, *extra):
     """flowfetch against h for an hour: (exit status, stderr)."""
-    f = run_fetch(fetch_cmd(h.url, "10.0.1.10", "2026-11-28T10:00:00Z",
-                            "2026-11-28T11:00:00Z", tmp_path / "out.csv",
-                            cache=tmp_path / "cache", extra=list(extra)),
-                  tmp_path)
+    f = flowfetch(h.url, "10.0.1.10", "2026-11-28T10:00:00Z",
+                  "2026-11-28T11:00:00Z", tmp_path / "out.csv",
+                  cache=tmp_path / "cache", extra=extra)
     return f.rc, f.stderr
 
 
@@ -294,7 +284,7 @@ def test_answer_larger_than_the_cap_allows(tmp_path):
         cmd = fetch_cmd(h.url, "10.0.1.10", "2026-11-28T10:00:00Z",
                         "2026-11-28T11:00:00Z", tmp_path / "out.csv",
                         cache=tmp_path / "cache", extra=["--retries", "1"])
-        rc, err, rss = peak_rss_kib(cmd, base_env(tmp_path))
+        rc, err, rss = peak_rss_kib(cmd, fetch_env(tmp_path))
         assert rc == 1, err
         bound = 100 * 4096 + (1 << 20)
         assert f"an answer of more than {bound} bytes" in err, err

@@ -14,7 +14,6 @@ Run:  /usr/bin/python3 -m pytest tests/integration/test_many_readers.py -q
 
 import os
 import re
-import secrets
 import signal
 import subprocess
 import threading
@@ -46,11 +45,6 @@ DAYS = [(datetime(2026, 11, 29, tzinfo=timezone.utc) - timedelta(days=i))
 def _prerequisites():
     require_fuse()
     require_flowfs()
-
-
-@pytest.fixture(scope="module")
-def token():
-    return "flowfs-test-" + secrets.token_hex(16)
 
 
 def ms_of(day):

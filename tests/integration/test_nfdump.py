@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import flowfetch_binary
+import conftest
 from mount import MountFactory, require_fuse, require_flowfs, run
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "nfdump"))
@@ -122,14 +122,11 @@ def data(tmp_path_factory):
 
 
 def flowfetch(arch, q, out, cache, *extra):
+    """flowfetch nfdump:ARCH, --quiet, for q of QUERIES: a conftest.Fetch."""
     _, subject, peer, _, frm, to = q
-    cmd = [str(flowfetch_binary()), "nfdump:" + arch, "--ip", subject,
-           "--from", frm, "--to", to or frm[:10], "--cache", str(cache),
-           "-o", str(out), "--quiet"] + list(extra)
-    if peer:
-        cmd += ["--peer", peer]
-    return run(cmd, env={k: v for k, v in os.environ.items()
-                         if k != "FLOWFS_TOKEN"}, text=True)
+    return conftest.flowfetch("nfdump:" + arch, subject, frm, to or frm[:10],
+                              out, cache=cache, peer=peer,
+                              extra=["--quiet", *extra])
 
 
 @pytest.mark.parametrize("q", QUERIES, ids=[q[0] for q in QUERIES])
@@ -140,7 +137,7 @@ def test_flowfetch_exact(data, tmp_path, q):
     assert want, "the oracle has no flow for %s" % q[0]
     out = tmp_path / "out.csv"
     r = flowfetch(arch, q, out, tmp_path / "cache")
-    assert r.returncode == 0, r.stderr
+    assert r.rc == 0, r.stderr
     same(csv_flows(out.read_text()), want, "flowfetch " + q[0])
 
 
@@ -151,25 +148,23 @@ def test_flowfetch_split_windows(data, tmp_path):
     q = QUERIES[1]      # 10.0.1.5 on the 25th: the burst
     out = tmp_path / "out.csv"
     r = flowfetch(arch, q, out, tmp_path / "cache", "--max-records", "100")
-    assert r.returncode == 0, r.stderr
+    assert r.rc == 0, r.stderr
     same(csv_flows(out.read_text()), expected(arch, q), "split day")
 
 
 def test_flowfetch_errors(data, tmp_path):
     """A missing archive and a relative path: exit 1 with the message;
     no token is asked for."""
-    r = run([str(flowfetch_binary()), "nfdump:" + str(tmp_path / "none"),
-             "--ip", "10.0.1.5", "--from", "2026-11-24", "--to",
-             "2026-11-24", "--cache", str(tmp_path / "c"), "-o",
-             str(tmp_path / "o.csv")], text=True)
-    assert r.returncode == 1
+    r = conftest.flowfetch("nfdump:" + str(tmp_path / "none"), "10.0.1.5",
+                           "2026-11-24", "2026-11-24", tmp_path / "o.csv",
+                           cache=tmp_path / "c")
+    assert r.rc == 1
     assert "no archive at %s" % (tmp_path / "none") in r.stderr
     assert "token" not in r.stderr.lower()
-    r = run([str(flowfetch_binary()), "nfdump:archives/pcapd-day", "--ip",
-             "10.0.1.5", "--from", "2026-11-24", "--to", "2026-11-24",
-             "--cache", str(tmp_path / "c"), "-o", str(tmp_path / "o.csv")],
-            text=True)
-    assert r.returncode != 0
+    r = conftest.flowfetch("nfdump:archives/pcapd-day", "10.0.1.5",
+                           "2026-11-24", "2026-11-24", tmp_path / "o.csv",
+                           cache=tmp_path / "c")
+    assert r.rc != 0
     assert "relative path" in r.stderr
     assert not (tmp_path / "o.csv").exists()
 
@@ -311,7 +306,7 @@ def test_nfsen_profile(nfsen, tmp_path):
         want += part
     out = tmp_path / "out.csv"
     r = flowfetch(live, q, out, tmp_path / "cache")
-    assert r.returncode == 0, r.stderr
+    assert r.rc == 0, r.stderr
     same(csv_flows(out.read_text()), want, "flowfetch nfsen")
     require_fuse()
     require_flowfs()
@@ -355,7 +350,7 @@ def test_file_interval(intervals, tmp_path, t, q):
     assert want, "the oracle has no flow for %s" % q[0]
     out = tmp_path / "out.csv"
     r = flowfetch(arch, q, out, tmp_path / "cache")
-    assert r.returncode == 0, r.stderr
+    assert r.rc == 0, r.stderr
     same(csv_flows(out.read_text()), want, "flowfetch -t %d %s" % (t, q[0]))
 
 

@@ -95,7 +95,7 @@ def test_flowfetch_export(data, tmp_path, export, subject):
     assert len(want) > 50, "the oracle has %d flows" % len(want)
     out = tmp_path / "out.csv"
     r = flowfetch(arch, q, out, tmp_path / "cache")
-    assert r.returncode == 0, r.stderr
+    assert r.rc == 0, r.stderr
     text = out.read_text()
     same(csv_flows(text), want, "flowfetch %s %s" % (export, subject))
     assert exporters(text) == {"127.0.0.1"}
@@ -154,13 +154,13 @@ def test_replay_lateness(data, tmp_path, export):
     assert len(want) > 20
     out = tmp_path / "default.csv"
     r = flowfetch(arch, q, out, tmp_path / "c1")
-    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert r.rc == 1, (r.rc, r.stderr)
     assert re.search(LATE, r.stderr), r.stderr
     assert "--active-timeout" in r.stderr, r.stderr
     assert not out.exists()
     out = tmp_path / "late.csv"
     r = flowfetch(arch, q, out, tmp_path / "c2", "--active-timeout", "10800")
-    assert r.returncode == 0, r.stderr
+    assert r.rc == 0, r.stderr
     same(csv_flows(out.read_text()), want, "active timeout 10800 " + export)
 
     f = MountFactory(tmp_path / "flowfs")

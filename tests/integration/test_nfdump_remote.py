@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import flowfetch_binary
+import conftest
 from mount import MountFactory, require_flowfs, require_fuse, run
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "nfdump"))
@@ -80,14 +80,12 @@ def ssh_mount_opts(server, known_hosts=None):
 
 
 def flowfetch(source, q, out, cache, *extra):
+    """flowfetch SOURCE, --quiet --files-tz UTC, for q of QUERIES: a
+    conftest.Fetch."""
     _, subject, peer, _, frm, to = q
-    cmd = [str(flowfetch_binary()), source, "--ip", subject, "--from", frm,
-           "--to", to or frm[:10], "--cache", str(cache), "-o", str(out),
-           "--quiet", "--files-tz", "UTC"] + list(extra)
-    if peer:
-        cmd += ["--peer", peer]
-    return run(cmd, env={k: v for k, v in os.environ.items()
-                         if k != "FLOWFS_TOKEN"}, text=True, timeout=300)
+    return conftest.flowfetch(source, subject, frm, to or frm[:10], out,
+                              cache=cache, peer=peer, timeout=300,
+                              extra=["--quiet", "--files-tz", "UTC", *extra])
 
 
 @pytest.mark.parametrize("q", QUERIES, ids=[q[0] for q in QUERIES])
@@ -101,13 +99,13 @@ def test_flowfetch_over_ssh(data, server, tmp_path, q):
     before = logins(server)
     r = flowfetch(url(server, arch), q, remote, tmp_path / "c1",
                   *ssh_args(server))
-    assert r.returncode == 0, r.stderr + "\nsshd log:\n" + server.log_text()
+    assert r.rc == 0, r.stderr + "\nsshd log:\n" + server.log_text()
     # over ssh, not here: the tree and nfdump -V at start, then for each
     # window (one or more) its listing and its nfdump
     assert logins(server) - before >= 4, server.log_text()[-2000:]
     same(csv_flows(remote.read_text()), want, "flowfetch over ssh " + q[0])
     r = flowfetch("nfdump:" + arch, q, local, tmp_path / "c2")
-    assert r.returncode == 0, r.stderr
+    assert r.rc == 0, r.stderr
     assert remote.read_bytes() == local.read_bytes()
 
 
@@ -118,7 +116,7 @@ def test_flowfetch_refuses_unknown_host_key(data, server, tmp_path):
     out = tmp_path / "o.csv"
     r = flowfetch(url(server, arch), QUERIES[0], out, tmp_path / "c",
                   *ssh_args(server, server.empty_known_hosts))
-    assert r.returncode == 1, r.stderr
+    assert r.rc == 1, r.stderr
     assert "Host key verification failed" in r.stderr
     assert "token" not in r.stderr.lower()
     assert "password" not in r.stderr.lower()
@@ -224,8 +222,8 @@ def test_symlinks_over_ssh(data, server, tmp_path):
     remote, local = tmp_path / "remote.csv", tmp_path / "local.csv"
     r = flowfetch(url(server, str(linked)), q, remote, tmp_path / "c1",
                   *ssh_args(server))
-    assert r.returncode == 0, r.stderr
+    assert r.rc == 0, r.stderr
     same(csv_flows(remote.read_text()), want, "flowfetch over ssh, linked")
     r = flowfetch("nfdump:" + str(linked), q, local, tmp_path / "c2")
-    assert r.returncode == 0, r.stderr
+    assert r.rc == 0, r.stderr
     assert remote.read_bytes() == local.read_bytes()

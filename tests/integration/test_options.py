@@ -15,13 +15,13 @@
 import json
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from conftest import (NOW_ISO, NOW_MS, base_env, fetch_cmd, flowfetch_binary,
-                      flowsim_binary, parse_csv_bytes, run_fetch, sim_args,
-                      url_of)
+from conftest import (NOW_ISO, NOW_MS, fetch_cmd, flowfetch, flowsim_binary,
+                      parse_csv_bytes, run_fetch, sim_args, url_of)
 from mount import require_flowfs, run
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -39,15 +39,17 @@ def fsim(make_module_sim, token_file):
     return make_module_sim(*sim_args(token_file))
 
 
-def programs():
-    return {"flowfs": require_flowfs(), "flowfetch": flowfetch_binary(),
-            "flowsim": flowsim_binary()}
-
-
 def out_of(prog, *args):
-    p = subprocess.run([str(programs()[prog]), *args], capture_output=True,
-                       text=True, timeout=20)
-    return p
+    """PROG ARGS (--help, --man, --version): its exit status, stdout and
+    stderr as text; flowfetch is run the tests' one way (run_fetch)."""
+    if prog == "flowfetch":
+        with tempfile.TemporaryDirectory() as tmp:
+            f = run_fetch(fetch_cmd(None, extra=args), tmp, timeout=20)
+        return subprocess.CompletedProcess(f.cmd, f.rc, f.stdout.decode(),
+                                           f.stderr)
+    binary = require_flowfs() if prog == "flowfs" else flowsim_binary()
+    return subprocess.run([str(binary), *args], capture_output=True,
+                          text=True, timeout=20)
 
 
 def man_entries(man):
@@ -162,11 +164,10 @@ def test_out_of_range_refused_alike(mounts, fsim, tmp_path, token_file, name,
         m.start()
     fs_err = m.stderr_text()
     m.proc = None
-    f = run_fetch(fetch_cmd(url_of(fsim), "10.0.1.11", "2026-11-28",
-                            "2026-11-28", tmp_path / "x.csv",
-                            cache=tmp_path / "c", token_file=token_file,
-                            extra=["--" + name.replace("_", "-"), value]),
-                  tmp_path)
+    f = flowfetch(url_of(fsim), "10.0.1.11", "2026-11-28", "2026-11-28",
+                  tmp_path / "x.csv", cache=tmp_path / "c",
+                  token_file=token_file,
+                  extra=["--" + name.replace("_", "-"), value])
     assert f.rc == 2, f.describe()
     # each names the option as its user typed it, the rest alike
     flag = "--" + name.replace("_", "-")
@@ -205,9 +206,8 @@ def test_folder_range_and_flowfetch_select_the_same_flows(mounts, fsim, tmp_path
     r = run(["cat", str(folder / "flows.csv")], timeout=120)
     assert r.returncode == 0, r.stderr
     fs_rows = parse_csv_bytes(r.stdout)
-    f = run_fetch(fetch_cmd(url_of(fsim), "10.0.1.11", frm, to,
-                            tmp_path / "ff.csv", cache=tmp_path / "c2",
-                            token_file=token_file), tmp_path).ok()
+    f = flowfetch(url_of(fsim), "10.0.1.11", frm, to, tmp_path / "ff.csv",
+                  cache=tmp_path / "c2", token_file=token_file).ok()
     ff_rows = parse_csv_bytes(f.out.read_bytes())
     fs_ids = sorted(x["flowId"] for x in fs_rows)
     ff_ids = sorted(x["flowId"] for x in ff_rows)

@@ -27,13 +27,14 @@ SQLite columns, the gap lines flowfetch writes ("gap: A to B, peer P: ..."),
 query.json's complete, gaps and flows, SHA256SUMS.  Request counts are never
 asserted (the collector's random subsets make them vary).
 
-Randomness: everything comes from random.Random("SEED:case:trial"); SEED is
-printed in every assertion message and recorded in the JUnit report;
-PROPERTY_SEED=N replays a run: the same queries, kill points and fault seeds
-(the collector's random subsets, and which request meets a fault when
-several are in flight, still vary).  PROPERTY_TRIALS=N and
-PROPERTY_MOUNT_TRIALS=N change the number of trials a flowfetch case and of
-flowfs kill points (the main cost: see "What drives the run time").
+Randomness: everything comes from random.Random("SEED:case:trial"), SEED
+the run's seed (conftest); it is printed in the assertion messages, in the
+report of a failed test and in the JUnit report.  FLOWFS_SEED=N replays a
+run: the same queries, kill points and fault seeds (the collector's random
+subsets, and which request meets a fault when several are in flight, still
+vary).  PROPERTY_TRIALS=N and PROPERTY_MOUNT_TRIALS=N change the number of
+trials a flowfetch case and of flowfs kill points (the main cost: see "What
+drives the run time").
 
 Run:  /usr/bin/python3 -m pytest tests/integration/test_property.py -q
 """
@@ -55,11 +56,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (COLUMNS, NOW_ISO, Fetch, base_env, digest_of,
-                      fetch_cmd, run_fetch, sqlite_open)
+from conftest import (COLUMNS, NOW_ISO, SEED, Fetch, digest_of, fetch_cmd,
+                      flowfetch, run_fetch, sqlite_open, start_fetch)
 from mount import mounted_at, require_flowfs, require_fuse, run
-
-SEED = int(os.environ.get("PROPERTY_SEED") or secrets.randbits(32))
 
 # ---- What drives the run time ------------------------------------------------------
 # part 1: TRIALS x len(CASES) trials, each up to MAX_PRIORS earlier queries
@@ -244,13 +243,6 @@ def case_sims(make_module_sim, token_file):
     return get
 
 
-@pytest.fixture
-def seeded(record_property):
-    record_property("seed", SEED)
-    print(f"PROPERTY_SEED={SEED} replays this run")
-    return SEED
-
-
 # ---- 1. flowfetch from random cache states --------------------------------------
 
 class Trial:
@@ -271,7 +263,7 @@ class Trial:
         self.k = 0
 
     def ctx(self):
-        return (f"[PROPERTY_SEED={SEED} case={self.case} trial={self.n} "
+        return (f"[FLOWFS_SEED={SEED} case={self.case} trial={self.n} "
                 f"cap={self.cap} match={self.match} faults={self.faults} "
                 f"--max-inflight {self.inflight}]\nqueries on this cache:\n  "
                 + "\n  ".join(self.log))
@@ -373,9 +365,8 @@ class Trial:
         errp = cmd[-1] + ".stderr"
         t0 = time.monotonic()
         with open(errp, "wb") as errf:
-            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.PIPE, stderr=errf,
-                                 env=base_env(self.tmp))
+            p = start_fetch(cmd, self.tmp, stdout=subprocess.PIPE,
+                            stderr=errf)
         try:
             deadline = time.monotonic() + 60
             while flows_200(self.sim) - base < k and p.poll() is None:
@@ -495,7 +486,7 @@ class Trial:
 @pytest.mark.parametrize("case", list(CASES))
 def test_whole_day_exact_after_random_queries(case, trial, case_sims, truth,
                                               events, flood_sources,
-                                              token_file, tmp_path, seeded):
+                                              token_file, tmp_path, seed):
     """Earlier queries (flood and scan edges, peers, kill -9) fill the
     cache; the whole day of each subject they touched is then exact."""
     sim = case_sims(case)
@@ -592,7 +583,7 @@ def check_folder(m, rel, ip, S, E, peer, truth, dest, ctx):
 @pytest.mark.parametrize("trial", range(MOUNT_TRIALS))
 def test_mount_killed_during_reads_then_exact(trial, mount_sim, truth, events,
                                               token_file, mounts, tmp_path,
-                                              seeded):
+                                              seed):
     """Five folders read at once; kill -9 of flowfs after a seeded number of
     /flows answers; fusermount3 -u; a mount on the same cache: every folder
     exact.  The cache is sometimes seeded first by a flowfetch of the flood
@@ -610,7 +601,7 @@ def test_mount_killed_during_reads_then_exact(trial, mount_sim, truth, events,
     log = []
 
     def ctx():
-        return (f"[PROPERTY_SEED={SEED} mount trial={trial}]\n  "
+        return (f"[FLOWFS_SEED={SEED} mount trial={trial}]\n  "
                 + "\n  ".join(log))
 
     if rng.random() < 0.7:
@@ -618,9 +609,8 @@ def test_mount_killed_during_reads_then_exact(trial, mount_sim, truth, events,
         a = ev.flood_day if rng.random() < 0.6 else \
             e - rng.choice([1, SEC, MIN, HOUR])
         out = tmp_path / "seed.csv"
-        f = run_fetch(fetch_cmd(url, ev.victim, iso(a), iso(e), out,
-                                cache=cache, token_file=token_file),
-                      tmp_path)
+        f = flowfetch(url, ev.victim, iso(a), iso(e), out, cache=cache,
+                      token_file=token_file)
         log.append(f"flowfetch --ip {ev.victim} --from {iso(a)} --to {iso(e)}"
                    f" on the cache first: exit {f.rc}")
         assert f.rc == 0, f"{f.describe()}\n{ctx()}"

@@ -32,8 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (fetch_cmd, require_flowfetch, run_fetch, sim_args,
-                      url_of)
+from conftest import flowfetch, require_flowfetch, sim_args, url_of
 from mount import MountError, mounted_at, require_flowfs
 
 IP = "10.0.1.40"
@@ -60,9 +59,8 @@ def api_requests(sim):
 
 
 def fetch(sim, tmp, cache, token_file, out="flows.csv", url=None, extra=()):
-    return run_fetch(fetch_cmd(url or url_of(sim), IP, DAY, DAY, tmp / out,
-                               cache=cache, token_file=token_file,
-                               extra=extra), tmp)
+    return flowfetch(url or url_of(sim), IP, DAY, DAY, tmp / out, cache=cache,
+                     token_file=token_file, extra=extra)
 
 
 def refused(mounts, **kw):

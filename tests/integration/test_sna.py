@@ -19,16 +19,14 @@ import io
 import json
 import os
 import sqlite3
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import NOW_MS, require_flowfetch
-from mount import (MountError, MountFactory, fail_on_sanitizer, mounted_at, run,
-                   sanitizer_env)
+from conftest import NOW_MS, flowfetch
+from mount import MountError, mounted_at, run
 
 DAY = 86400000
 HOUR = 3600000
@@ -108,20 +106,13 @@ def sna_url(sim):
 
 def fetch(sim, tok, ip, frm, to, tmp, cache=None, peer=None, extra=(), timeout=TIMEOUT_S,
           cap=CAP, suffix=".csv"):
+    """flowfetch on the SNA sim, --quiet, told the cap unless cap=None:
+    (its Fetch, the output's bytes, b"" when none)."""
     out = Path(tmp) / f"out-{time.monotonic_ns()}{suffix}"
-    cmd = [str(require_flowfetch()), sna_url(sim), "--ip", ip, "--from", frm, "--to", to,
-           "--token-file", str(tok), "--cache", str(cache or Path(tmp) / "cache"),
-           "-o", str(out), "--quiet", *extra]
-    if cap:
-        cmd += ["--max-records", str(cap)]
-    if peer:
-        cmd += ["--peer", peer]
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp),
-           **sanitizer_env()}
-    r = subprocess.run(cmd, capture_output=True, timeout=timeout, env=env)
-    fail_on_sanitizer("flowfetch", r.stderr.decode(errors="replace"))
-    data = out.read_bytes() if out.exists() else b""
-    return r, data
+    f = flowfetch(sna_url(sim), ip, frm, to, out, cache=cache or Path(tmp) / "cache",
+                  token_file=tok, peer=peer, timeout=timeout,
+                  extra=["--quiet", *extra, *(["--max-records", str(cap)] if cap else [])])
+    return f, out.read_bytes() if out.exists() else b""
 
 
 # ---- flowfetch: exact truth ---------------------------------------------------
@@ -139,7 +130,7 @@ CASES = [
 @pytest.mark.parametrize("what,ip,start,end,peer", CASES, ids=[c[0] for c in CASES])
 def test_flowfetch_equals_truth(snasim, cred_file, tmp_path, what, ip, start, end, peer):
     r, data = fetch(snasim, cred_file[1], ip, iso(start), iso(end), tmp_path, peer=peer)
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.rc == 0, r.stderr
     ids, rows = csv_ids(data)
     assert_truth(ids, truth(snasim, ip, start, end, peer), what)
     for row in rows[:200]:
@@ -155,12 +146,12 @@ def test_sqlite_keeps_sna_fields(snasim, cred_file, tmp_path):
     ip, s, e = "10.0.1.10", TODAY - DAY + 10 * HOUR, TODAY - DAY + 12 * HOUR
     cache = tmp_path / "cache"
     r, data = fetch(snasim, cred_file[1], ip, iso(s), iso(e), tmp_path, cache=cache)
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.rc == 0, r.stderr
     ids, rows = csv_ids(data)
     assert_truth(ids, truth(snasim, ip, s, e), "two hours of web-1")
     r, db_bytes = fetch(snasim, cred_file[1], ip, iso(s), iso(e), tmp_path, cache=cache,
                         suffix=".sqlite")
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.rc == 0, r.stderr
     db_path = tmp_path / "flows.sqlite"
     db_path.write_bytes(db_bytes)
     con = sqlite3.connect(db_path)
@@ -204,12 +195,12 @@ def test_scan_second_is_a_reported_gap(snasim, cred_file, tmp_path):
     scan_at = s + 13 * HOUR + 5 * 60000
     snasim.reset_counters()
     r, data = fetch(snasim, cred_file[1], ip, iso(s), iso(e), tmp_path)
-    assert r.returncode == 3, r.stderr.decode()
+    assert r.rc == 3, r.stderr
     # the attacker's /32 is isolated with the light sibling prefixes of the
     # way down asked as one peer list: 7 searches (37 one prefix at a time)
     searches = endpoint(counters(snasim), "/sw-reporting/v2/tenants/{tenant}/flows/queries")
     assert searches <= 10, f"{searches} searches for the scan day"
-    err = r.stderr.decode()
+    err = r.stderr
     assert "gap" in err and "203.0.113.66" in err, err
     ids = set(csv_ids(data)[0])
     outside = [truth(snasim, ip, s, scan_at), truth(snasim, ip, scan_at + 1000, e)]
@@ -230,12 +221,12 @@ def test_cap_guessed_too_high_still_exact(snasim, cred_file, tmp_path):
     ip, s, e = "10.0.1.11", TODAY - 3 * DAY, TODAY - 2 * DAY
     snasim.reset_counters()
     r, data = fetch(snasim, cred_file[1], ip, iso(s), iso(e), tmp_path, cap=None)
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.rc == 0, r.stderr
     assert_truth(csv_ids(data)[0], truth(snasim, ip, s, e), "cap guessed 10,000")
     guessed = endpoint(counters(snasim), "/sw-reporting/v2/tenants/{tenant}/flows/queries")
     snasim.reset_counters()
     r, data = fetch(snasim, cred_file[1], ip, iso(s), iso(e), tmp_path / "told")
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.rc == 0, r.stderr
     told = endpoint(counters(snasim), "/sw-reporting/v2/tenants/{tenant}/flows/queries")
     assert told <= guessed, (told, guessed)
 
@@ -243,10 +234,10 @@ def test_cap_guessed_too_high_still_exact(snasim, cred_file, tmp_path):
 def test_warm_cache_sends_no_search(snasim, cred_file, tmp_path):
     ip, s, e = "10.0.1.30", TODAY - 3 * DAY, TODAY - 2 * DAY
     r, first = fetch(snasim, cred_file[1], ip, iso(s), iso(e), tmp_path)
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.rc == 0, r.stderr
     snasim.reset_counters()
     r, second = fetch(snasim, cred_file[1], ip, iso(s), iso(e), tmp_path)
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.rc == 0, r.stderr
     assert second == first
     c = counters(snasim)
     assert endpoint(c, "/sw-reporting/v2/tenants/{tenant}/flows/queries") == 0
@@ -273,7 +264,7 @@ def test_session_expiry_mid_query(snasim, cred_file, tmp_path):
     finally:
         stop.set()
         t.join()
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.rc == 0, r.stderr
     ids, _ = csv_ids(data)
     assert_truth(ids, truth(snasim, ip, s, e), "heavy hours across expiries")
     c = counters(snasim)
@@ -291,7 +282,7 @@ def test_faults_end_exact(make_sim, cred_file, tmp_path, fault):
                    "--retry-after", "1", "--slow-ms", "200", "--fault-seed", "7")
     ip, s, e = "10.0.1.11", TODAY - 4 * DAY, TODAY - 3 * DAY
     r, data = fetch(sim, cred_file[1], ip, iso(s), iso(e), tmp_path, extra=["--retries", "10"])
-    assert r.returncode == 0, f"{fault}: {r.stderr.decode()}"
+    assert r.rc == 0, f"{fault}: {r.stderr}"
     ids, _ = csv_ids(data)
     assert_truth(ids, truth(sim, ip, s, e), fault)
 
@@ -301,8 +292,8 @@ def test_stalled_search_fails_with_deadline(make_sim, cred_file, tmp_path):
                    "--stall-s", "30")
     r, _ = fetch(sim, cred_file[1], "10.0.1.11", iso(TODAY - DAY), iso(TODAY), tmp_path,
                  extra=["--stall-timeout", "1", "--retries", "1"], timeout=60)
-    assert r.returncode == 1
-    assert b"timed out" in r.stderr or b"stall" in r.stderr, r.stderr.decode()
+    assert r.rc == 1
+    assert "timed out" in r.stderr or "stall" in r.stderr, r.stderr
 
 
 def test_wrong_password_refused(snasim, tmp_path):
@@ -311,8 +302,8 @@ def test_wrong_password_refused(snasim, tmp_path):
     tok.write_text(f"{USER}:{bad}\n")
     tok.chmod(0o600)                   # a token file must be private
     r, _ = fetch(snasim, tok, "10.0.1.11", iso(TODAY - DAY), iso(TODAY), tmp_path)
-    assert r.returncode == 1
-    err = r.stderr.decode()
+    assert r.rc == 1
+    err = r.stderr
     assert "credentials" in err and "401" in err, err
     assert bad not in err
 
@@ -322,8 +313,8 @@ def test_token_without_user_refused(snasim, tmp_path):
     tok.write_text("justatoken\n")
     tok.chmod(0o600)                   # a token file must be private
     r, _ = fetch(snasim, tok, "10.0.1.11", iso(TODAY - DAY), iso(TODAY), tmp_path)
-    assert r.returncode == 1
-    assert b"user:password" in r.stderr, r.stderr
+    assert r.rc == 1
+    assert "user:password" in r.stderr, r.stderr
 
 
 def test_tenants(make_sim, cred_file, tmp_path):
@@ -331,32 +322,21 @@ def test_tenants(make_sim, cred_file, tmp_path):
                    "--sna-tenants-text")
     ip, s, e = "10.0.1.11", TODAY - DAY, TODAY
     r, _ = fetch(sim, cred_file[1], ip, iso(s), iso(e), tmp_path)
-    assert r.returncode == 1
-    assert b"tenant" in r.stderr and b"102" in r.stderr and b"103" in r.stderr, r.stderr
+    assert r.rc == 1
+    assert "tenant" in r.stderr and "102" in r.stderr and "103" in r.stderr, r.stderr
     r, data = fetch(sim, cred_file[1], ip, iso(s), iso(e), tmp_path,
                     extra=["--tenant", "102"])
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.rc == 0, r.stderr
     assert_truth(csv_ids(data)[0], truth(sim, ip, s, e), "tenant 102")
     r, data = fetch(sim, cred_file[1], ip, iso(s), iso(e), tmp_path / "t103",
                     extra=["--tenant", "103"])
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.rc == 0, r.stderr
     assert csv_ids(data)[0] == []
     r, _ = fetch(sim, cred_file[1], ip, iso(s), iso(e), tmp_path, extra=["--tenant", "999"])
-    assert r.returncode == 1 and b"no tenant 999" in r.stderr, r.stderr
+    assert r.rc == 1 and "no tenant 999" in r.stderr, r.stderr
 
 
 # ---- the mount ----------------------------------------------------------------
-
-@pytest.fixture
-def mounts(tmp_path):
-    f = MountFactory(tmp_path)
-    try:
-        yield f
-    finally:
-        f.stop_all()
-        problems = f.problems()
-        assert not problems, "\n".join(problems)
-
 
 def test_mount_equals_truth(snasim, cred_file, mounts, tmp_path):
     m = mounts(url=sna_url(snasim), token_file=cred_file[1], opts=[f"max_records={CAP}"])
@@ -417,7 +397,7 @@ def test_strict_manager_both_fronts(make_sim, cred_file, mounts, tmp_path):
     for ip, s in [("10.0.1.11", TODAY - DAY), ("10.0.1.10", OLD_DAY)]:
         r, data = fetch(sim, cred_file[1], ip, day_text(s), day_text(s), tmp_path / ip,
                         extra=retries)
-        assert r.returncode == 0, r.stderr.decode()
+        assert r.rc == 0, r.stderr
         ids, rows = csv_ids(data)
         t = truth(sim, ip, s, s + DAY)
         assert t["count"] > 1000, f"{day_text(s)} holds {t['count']} flows"
@@ -452,7 +432,7 @@ def test_stale_xsrf_token_relogin(make_sim, cred_file, tmp_path):
     ip, s = "10.0.1.11", TODAY - DAY
     r, data = fetch(sim, cred_file[1], ip, day_text(s), day_text(s), tmp_path,
                     extra=["--max-inflight", "2"])
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.rc == 0, r.stderr
     assert_truth(csv_ids(data)[0], truth(sim, ip, s, s + DAY), "the day")
     c = counters(sim)["sna"]
     assert c["xsrf_403"] > 0 and c["logins"] > 1, c
@@ -465,7 +445,7 @@ def test_a_logout_per_login(make_sim, cred_file, mounts, tmp_path):
     sim = make_sim(*SNA_ARGS, "--sna-password-file", str(cred_file[0]))
     ip, s = "10.0.1.11", TODAY - DAY
     r, _ = fetch(sim, cred_file[1], ip, day_text(s), day_text(s), tmp_path)
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.rc == 0, r.stderr
     c = counters(sim)["sna"]
     assert c["logins"] >= 1 and c["logouts"] == c["logins"], c
     m = mounts(url=sna_url(sim), token_file=cred_file[1], opts=[f"max_records={CAP}"])
@@ -481,7 +461,7 @@ def test_interfaces_from_interface_data(snasim, cred_file, tmp_path):
     side, in the recorded shape: docs/sna.md)."""
     ip, s, e = "10.0.1.10", TODAY - DAY + 10 * HOUR, TODAY - DAY + 11 * HOUR
     r, data = fetch(snasim, cred_file[1], ip, iso(s), iso(e), tmp_path)
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.rc == 0, r.stderr
     ids, rows = csv_ids(data)
     t = snasim.get_json("/_sim/truth", {"ip": ip, "start": s, "end": e, "key": "sna",
                                         "list": "records"})
