@@ -10,7 +10,8 @@
  *
  *   bench_render CACHE_DIR URL PRODUCT DRIVER SUBJECT FROM_MS TO_MS ROUNDS [OUT]
  *
- * OUT: "csv" (the default) or "ndjson" to /dev/null, or a path FILE.sqlite:
+ * OUT: "csv" (the default), "ndjson" or "summary" (summary.txt) to /dev/null,
+ * or a path FILE.sqlite:
  * flows.sqlite written there each round (bench/fs.py) and removed after.
  *
  * URL, PRODUCT and DRIVER are the cache's identity (its meta table: the
@@ -19,6 +20,7 @@
  * exits 1 with the cause on stderr when the cache cannot be opened or a
  * render fails.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +47,7 @@ int main(int argc, char **argv)
 
 	if (argc != 9 && argc != 10) {
 		fprintf(stderr, "usage: bench_render CACHE_DIR URL PRODUCT DRIVER SUBJECT FROM_MS "
-				"TO_MS ROUNDS [csv|ndjson|FILE.sqlite]\n");
+				"TO_MS ROUNDS [csv|ndjson|summary|FILE.sqlite]\n");
 		return 2;
 	}
 	struct cache_identity id = {argv[2], argv[3], argv[4]};
@@ -54,12 +56,13 @@ int main(int argc, char **argv)
 	int rounds = atoi(argv[8]);
 	const char *outarg = argc == 10 ? argv[9] : "csv";
 	size_t olen = strlen(outarg);
-	enum cache_format fmt = strcmp(outarg, "csv") == 0      ? CACHE_CSV
+	bool summary = strcmp(outarg, "summary") == 0;	/* cache_render_summary */
+	enum cache_format fmt = strcmp(outarg, "csv") == 0 || summary ? CACHE_CSV
 				: strcmp(outarg, "ndjson") == 0 ? CACHE_NDJSON
 				: olen > 7 && strcmp(outarg + olen - 7, ".sqlite") == 0 ? CACHE_SQLITE
 				: (enum cache_format)-1;
 	if ((int)fmt < 0) {
-		fprintf(stderr, "bench_render: OUT is csv, ndjson or FILE.sqlite\n");
+		fprintf(stderr, "bench_render: OUT is csv, ndjson, summary or FILE.sqlite\n");
 		return 2;
 	}
 	if (cache_prefix_parse(argv[5], &q.subject) || q.end <= q.start || rounds < 1) {
@@ -79,8 +82,10 @@ int main(int argc, char **argv)
 			goto cleanup;
 		}
 		double t0 = bench_clock_s(CLOCK_MONOTONIC), c0 = bench_clock_s(CLOCK_PROCESS_CPUTIME_ID);
-		int r = cache_render(c, &q, fmt, fmt == CACHE_SQLITE ? NULL : out,
-				     fmt == CACHE_SQLITE ? outarg : NULL, NULL, 0, &rows, err);
+		int r = summary ? cache_render_summary(c, &q, out, err)
+					: cache_render(c, &q, fmt, fmt == CACHE_SQLITE ? NULL : out,
+						       fmt == CACHE_SQLITE ? outarg : NULL, NULL, 0,
+						       &rows, err);
 		if (fmt == CACHE_SQLITE)
 			unlink(outarg);
 		int fr = fclose(out);
