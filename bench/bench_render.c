@@ -8,7 +8,11 @@
  * stdio's writes to /dev/null.  Not included: the process's start, the
  * cache's open, the engine (no coverage check, no audit).
  *
- *   bench_render CACHE_DIR URL PRODUCT DRIVER SUBJECT FROM_MS TO_MS ROUNDS
+ *   bench_render CACHE_DIR URL PRODUCT DRIVER SUBJECT FROM_MS TO_MS ROUNDS [OUT]
+ *
+ * OUT: "csv" (the default), "ndjson" or "summary" (summary.txt) to /dev/null,
+ * or a path FILE.sqlite:
+ * flows.sqlite written there each round (bench/fs.py) and removed after.
  *
  * URL, PRODUCT and DRIVER are the cache's identity (its meta table: the
  * file is named from the URL).  Prints one line a round, "ROWS SECONDS
@@ -16,9 +20,12 @@
  * exits 1 with the cause on stderr when the cache cannot be opened or a
  * render fails.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cache.h"
 
@@ -38,15 +45,26 @@ int main(int argc, char **argv)
 	struct cache_query q = {0};
 	int rc = 1;
 
-	if (argc != 9) {
+	if (argc != 9 && argc != 10) {
 		fprintf(stderr, "usage: bench_render CACHE_DIR URL PRODUCT DRIVER SUBJECT FROM_MS "
-				"TO_MS ROUNDS\n");
+				"TO_MS ROUNDS [csv|ndjson|summary|FILE.sqlite]\n");
 		return 2;
 	}
 	struct cache_identity id = {argv[2], argv[3], argv[4]};
 	q.start = strtoll(argv[6], NULL, 10);
 	q.end = strtoll(argv[7], NULL, 10);
 	int rounds = atoi(argv[8]);
+	const char *outarg = argc == 10 ? argv[9] : "csv";
+	size_t olen = strlen(outarg);
+	bool summary = strcmp(outarg, "summary") == 0;	/* cache_render_summary */
+	enum cache_format fmt = strcmp(outarg, "csv") == 0 || summary ? CACHE_CSV
+				: strcmp(outarg, "ndjson") == 0 ? CACHE_NDJSON
+				: olen > 7 && strcmp(outarg + olen - 7, ".sqlite") == 0 ? CACHE_SQLITE
+				: (enum cache_format)-1;
+	if ((int)fmt < 0) {
+		fprintf(stderr, "bench_render: OUT is csv, ndjson, summary or FILE.sqlite\n");
+		return 2;
+	}
 	if (cache_prefix_parse(argv[5], &q.subject) || q.end <= q.start || rounds < 1) {
 		fprintf(stderr, "bench_render: bad subject, range or rounds\n");
 		return 2;
@@ -64,7 +82,12 @@ int main(int argc, char **argv)
 			goto cleanup;
 		}
 		double t0 = bench_clock_s(CLOCK_MONOTONIC), c0 = bench_clock_s(CLOCK_PROCESS_CPUTIME_ID);
-		int r = cache_render(c, &q, CACHE_CSV, out, NULL, NULL, 0, &rows, err);
+		int r = summary ? cache_render_summary(c, &q, out, err)
+					: cache_render(c, &q, fmt, fmt == CACHE_SQLITE ? NULL : out,
+						       fmt == CACHE_SQLITE ? outarg : NULL, NULL, 0,
+						       &rows, err);
+		if (fmt == CACHE_SQLITE)
+			unlink(outarg);
 		int fr = fclose(out);
 		double t1 = bench_clock_s(CLOCK_MONOTONIC), c1 = bench_clock_s(CLOCK_PROCESS_CPUTIME_ID);
 		if (r || fr) {

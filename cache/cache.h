@@ -47,6 +47,7 @@
 #define CACHE_NAME_MAX 127	/* longest lookup name (and 'extra') stored, in bytes */
 #define CACHE_GROUPS_MAX 16	/* host groups kept per side of a flow */
 #define CACHE_EXTRA_LEN 384	/* flow_rec.extra, with its NUL */
+#define CACHE_CID_LEN 32	/* flow_rec.community_id, with its NUL */
 #define CACHE_SCHEMA_VERSION 2
 /* A day of UTC, in ms (times here are ms since the epoch; a day of a zone
  * with DST is not this long). */
@@ -83,7 +84,7 @@ struct flow_rec {
 	int64_t sampling;		/* 1 in N, -1 unknown */
 	uint32_t src_groups[CACHE_GROUPS_MAX], dst_groups[CACHE_GROUPS_MAX];
 	uint8_t nsrc_groups, ndst_groups;
-	char community_id[32];		/* "1:" + base64 of SHA-1, "" unknown */
+	char community_id[CACHE_CID_LEN];	/* "1:" + base64 of SHA-1, "" unknown */
 	char extra[CACHE_EXTRA_LEN];	/* a JSON object, or "" */
 };
 
@@ -194,8 +195,8 @@ const char *cache_path(const struct cache *c);
  * virtual machine steps (a few hundred rows of a render at most), and the
  * call running it (cache_render, cache_render_summary, ...) fails with
  * -EINTR, "interrupted" in err; a render leaves no file behind, as on any
- * error.  Checked on c's own connection only: the SQLite file that
- * CACHE_SQLITE writes stops with the rows it reads.  cancel NULL removes
+ * error.  Checked on c's own connection and on the one that writes
+ * CACHE_SQLITE's file (it reads the cache itself).  cancel NULL removes
  * the hook; *cancel must outlive c or the next call here.  Writes on c are
  * not meant to be cancelled this way (a transaction would roll back).
  */

@@ -73,6 +73,9 @@ struct cache {
 	sqlite3 *db;
 	char *path;
 	sqlite3_stmt *st[ST_COUNT_ALL];
+	/* cache_set_cancel's flag, for the other connections that read this
+	 * file (flows.sqlite's, render_sqlite.c); NULL: none */
+	const atomic_int *cancel;
 };
 
 /* ---- errors -------------------------------------------------------------- */
@@ -106,6 +109,10 @@ void cache_bind_keys(sqlite3_stmt *st, const char *subject, const char *peer, in
 
 /* An optional number of a row: NULL (unknown) reads as -1. */
 int64_t cache_col_opt(sqlite3_stmt *st, int i);
+
+/* "3;12;7" (a groups column) into g, at most CACHE_GROUPS_MAX ids; NULL
+ * text: none.  Returns how many. */
+uint8_t cache_groups_parse(const unsigned char *s, uint32_t *g);
 
 /* Read a row of CACHE_FLOW_COLS into r (unknown -> -1, "" as documented). */
 void cache_row_decode(sqlite3_stmt *st, struct flow_rec *r);

@@ -76,6 +76,14 @@ bool render_name_ok(const char *s, size_t len);
 const struct render_map_entry *render_find(struct render_map *m, int64_t key, int64_t key2,
 					   bool with_key2);
 
+/* Groups as flows.csv's srcGroups shows them: names from the map groups
+ * (ctx->map[CACHE_GROUPS]) joined by ';', the id where a name is missing
+ * (every id with groups NULL: the raw src_groups_ids of flows.sqlite); at
+ * most cap bytes, cut before a group that would not fit with 20 bytes to
+ * spare.  Returns the length. */
+size_t render_groups_text(struct render_map *groups, const uint32_t *g, uint8_t n, char *out,
+			  size_t cap);
+
 /* A row's fields and the text they point into (names point into the maps). */
 #define RENDER_ROWBUF 16384
 struct render_row {

@@ -731,6 +731,7 @@ static int store_cancelled(void *arg)
 
 void cache_set_cancel(struct cache *c, const atomic_int *cancel)
 {
+	c->cancel = cancel;
 	if (cancel)
 		sqlite3_progress_handler(c->db, CACHE_CANCEL_STEPS, store_cancelled,
 					 (void *)cancel);
@@ -988,8 +989,8 @@ int64_t cache_col_opt(sqlite3_stmt *st, int i)
 	return v;
 }
 
-/* "3;12;7" into g (at most CACHE_GROUPS_MAX ids); NULL text: none. */
-static uint8_t store_groups_parse(const unsigned char *s, uint32_t *g)
+/* See cache_i.h. */
+uint8_t cache_groups_parse(const unsigned char *s, uint32_t *g)
 {
 	uint8_t n = 0;
 
@@ -1063,8 +1064,8 @@ void cache_row_decode(sqlite3_stmt *st, struct flow_rec *r)
 	r->src_as = cache_col_opt(st, 17);
 	r->dst_as = cache_col_opt(st, 18);
 	r->sampling = cache_col_opt(st, 19);
-	r->nsrc_groups = store_groups_parse(sqlite3_column_text(st, 20), r->src_groups);
-	r->ndst_groups = store_groups_parse(sqlite3_column_text(st, 21), r->dst_groups);
+	r->nsrc_groups = cache_groups_parse(sqlite3_column_text(st, 20), r->src_groups);
+	r->ndst_groups = cache_groups_parse(sqlite3_column_text(st, 21), r->dst_groups);
 	store_col_whole(st, 22, r->community_id, sizeof(r->community_id));
 	store_col_whole(st, 23, r->extra, sizeof(r->extra));
 }

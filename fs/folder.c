@@ -8,7 +8,9 @@
  * so the snapshot is a set of descriptors: exact sizes, identical bytes on
  * every read, nothing left on disk after a crash, and an open handle keeps
  * its generation (a dup of the descriptor) when a live folder is refreshed.
- * SHA256SUMS is computed over exactly the descriptors served.
+ * SHA256SUMS is computed over exactly the bytes served: a text file's
+ * digest is taken as it is written (render_sink), flows.sqlite's bytes are
+ * read back from its descriptor.
  */
 #include "arr.h"
 #include "fs.h"
@@ -48,6 +50,8 @@ struct snap_file {
 	int fd;
 	uint64_t size;
 	int err;
+	bool hashed;		/* sha holds the SHA-256 of its bytes (render_sink) */
+	unsigned char sha[32];
 };
 
 struct fs_folder {
@@ -406,6 +410,7 @@ static void snapshot_drop(struct fs_ctx *c, struct fs_folder *f, struct fs_later
 		f->files[i].fd = -1;
 		f->files[i].size = 0;
 		f->files[i].err = 0;
+		f->files[i].hashed = false;
 	}
 }
 
@@ -646,51 +651,109 @@ out:
 
 static int render_file(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, int file);
 
-/* SHA256SUMS over the bytes of the other six files, as served. */
+/* The SHA-256 of the bytes of fd, read from its start; 0 or -errno. */
+static int sums_read(int fd, char *buf, size_t len, unsigned char md[32])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	off_t off = 0;
+	ssize_t n;
+
+	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+		EVP_MD_CTX_free(ctx);
+		return -ENOMEM;
+	}
+	while ((n = pread(fd, buf, len, off)) > 0) {
+		EVP_DigestUpdate(ctx, buf, (size_t)n);
+		off += n;
+	}
+	int rc = n < 0 ? -errno : 0;
+	EVP_DigestFinal_ex(ctx, md, NULL);
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+/* SHA256SUMS over the bytes of the other six files, as served: the digest
+ * each text file got while it was written (render_sink), and for
+ * flows.sqlite, which SQLite writes page by page in no order, its bytes
+ * read back. */
 static int render_sums(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, FILE *out)
 {
 	static const int order[] = {FS_F_CSV, FS_F_NDJSON, FS_F_SQLITE, FS_F_SUMMARY,
 				    FS_F_TIMELINE, FS_F_QUERY_JSON};
-	char *buf = malloc(1 << 20);
+	char *buf = NULL;
+	int rc = 0;
 
-	if (!buf)
-		return -ENOMEM;
-	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
-		int file = order[i], rc = 0;
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]) && !rc; i++) {
+		int file = order[i];
+		unsigned char md[32];
 		if (atomic_load(&f->cancel)) {		/* unmounting */
-			free(buf);
-			return -EINTR;
+			rc = -EINTR;
+			break;
 		}
 		mtx_lock(&c->lock);
-		bool have = f->files[file].fd >= 0;
+		bool have = f->files[file].fd >= 0, hashed = have && f->files[file].hashed;
+		if (hashed)
+			memcpy(md, f->files[file].sha, sizeof(md));
 		mtx_unlock(&c->lock);
 		if (!have)
 			rc = render_file(c, f, cc, file);
 		if (rc || f->files[file].err) {
-			free(buf);
-			return rc ? rc : -f->files[file].err;
+			rc = rc ? rc : -f->files[file].err;
+			break;
 		}
-		EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-		unsigned char md[32];
-		off_t off = 0;
-		ssize_t n;
-		EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-		while ((n = pread(f->files[file].fd, buf, 1 << 20, off)) > 0) {
-			EVP_DigestUpdate(ctx, buf, (size_t)n);
-			off += n;
-		}
-		EVP_DigestFinal_ex(ctx, md, NULL);
-		EVP_MD_CTX_free(ctx);
-		if (n < 0) {
-			free(buf);
-			return -errno;
+		mtx_lock(&c->lock);
+		hashed = f->files[file].hashed;
+		if (hashed)
+			memcpy(md, f->files[file].sha, sizeof(md));
+		mtx_unlock(&c->lock);
+		if (!hashed) {
+			if (!buf && !(buf = malloc(1 << 20))) {
+				rc = -ENOMEM;
+				break;
+			}
+			rc = sums_read(f->files[file].fd, buf, 1 << 20, md);
+			if (rc)
+				break;
 		}
 		for (int k = 0; k < 32; k++)
 			fprintf(out, "%02x", md[k]);
 		fprintf(out, "  %s\n", fs_file_names[file]);
 	}
 	free(buf);
-	return 0;
+	return rc;
+}
+
+/* A text file being rendered: its descriptor, and the SHA-256 of every
+ * byte written to it, so that SHA256SUMS need not read it back. */
+struct render_sink {
+	int fd;
+	EVP_MD_CTX *md;
+};
+
+/* fopencookie's write: all of buf to the file (a short write is retried),
+ * then into the digest.  -1 with errno on a write error. */
+static ssize_t render_sink_write(void *cookie, const char *buf, size_t len)
+{
+	struct render_sink *s = cookie;
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = write(s->fd, buf + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		done += (size_t)n;
+	}
+	EVP_DigestUpdate(s->md, buf, len);
+	return (ssize_t)len;
+}
+
+static int render_sink_close(void *cookie)
+{
+	struct render_sink *s = cookie;
+
+	return close(s->fd);
 }
 
 /* Render one file of the current generation into the snapshot.  Outside
@@ -704,6 +767,9 @@ static int render_file(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, 
 {
 	struct cache_query q = snap_query(c, f);
 	char name[96], path[2400], cerr[CACHE_ERRLEN] = "";
+	struct render_sink sink = {.fd = -1};
+	unsigned char sha[32] = {0};
+	bool hashed = false;
 	FILE *out = NULL;
 	int rc = 0, fd = -1;
 	int64_t rows = 0;
@@ -714,16 +780,25 @@ static int render_file(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, 
 	snap_name(f, file, name, sizeof(name));
 	snprintf(path, sizeof(path), "%s/%s", c->snap_dir, name);
 	if (file != FS_F_SQLITE) {
-		int wfd = openat(c->snap_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		static const cookie_io_functions_t io = {.write = render_sink_write,
+							 .close = render_sink_close};
+		sink.fd = openat(c->snap_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 				 O_CLOEXEC, 0600);
-		out = wfd >= 0 ? fdopen(wfd, "w") : NULL;
+		if (sink.fd >= 0) {
+			sink.md = EVP_MD_CTX_new();
+			if (!sink.md || !EVP_DigestInit_ex(sink.md, EVP_sha256(), NULL))
+				errno = ENOMEM;
+			else
+				out = fopencookie(&sink, "w", io);
+		}
 		if (!out) {
 			rc = -errno;
 			snprintf(cerr, sizeof(cerr), "cannot write %.160s: %.60s", path, strerror(errno));
-			if (wfd >= 0)
-				close(wfd);
+			if (sink.fd >= 0)
+				close(sink.fd);
 			goto done;
 		}
+		setvbuf(out, NULL, _IOFBF, 1 << 16);
 	}
 	switch (file) {
 	case FS_F_CSV:
@@ -768,12 +843,15 @@ static int render_file(struct fs_ctx *c, struct fs_folder *f, struct cache *cc, 
 	}
 	if (out && fclose(out) != 0 && !rc)
 		rc = -errno;
+	if (!rc && out)
+		hashed = EVP_DigestFinal_ex(sink.md, sha, NULL) == 1;
 	if (!rc) {
 		fd = openat(c->snap_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			rc = -errno;
 	}
 done:
+	EVP_MD_CTX_free(sink.md);
 	unlinkat(c->snap_fd, name, 0);
 	struct stat st;
 	if (!rc && fstat(fd, &st) != 0)
@@ -789,6 +867,8 @@ done:
 	if (!rc) {
 		f->files[file].fd = fd;
 		f->files[file].size = (uint64_t)st.st_size;
+		f->files[file].hashed = hashed;
+		memcpy(f->files[file].sha, sha, sizeof(sha));
 		c->snap_bytes += (uint64_t)st.st_size;
 		uint64_t mine = snapshot_size(f);
 		if (mine > c->snap_max && !f->big_logged) {

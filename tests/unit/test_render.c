@@ -4,7 +4,8 @@
  * ICMP, hostile names as the simulated collector serves them), the time
  * format in zones other than UTC (DST days, half-hour offsets), determinism
  * (the same state renders the same bytes; flows.sqlite twice is the same
- * file), the SQLite export's tables, write errors, cancelling, and rows a
+ * file), the SQLite export's tables and every column of it against
+ * render_fields on random flows, write errors, cancelling, and rows a
  * hostile hand planted in the cache (a lookup name of 200 KiB).
  */
 #include <setjmp.h>
@@ -547,7 +548,7 @@ static void test_sqlite_export(void **state)
 
 	sqlite3 *db;
 	assert_int_equal(sqlite3_open_v2(a, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	expect_sql(db, "PRAGMA page_size", "4096");
+	expect_sql(db, "PRAGMA page_size", "16384");
 	expect_sql(db, "PRAGMA journal_mode", "delete");
 	expect_sql(db, "SELECT group_concat(name, ',') FROM pragma_table_info('flows')",
 		   "firstSeen,lastSeen,duration,proto,srcAddr,srcPort,dstAddr,dstPort,flags,"
@@ -621,6 +622,290 @@ static void test_sqlite_export_stable(void **state)
 	assert_memory_equal(da, db_, la);
 	free(da);
 	free(db_);
+}
+
+/* ---- flows.sqlite against render_fields, on random flows -------------------------------- */
+
+/* The writer flows.sqlite had before it was filled in SQL, kept as the
+ * oracle: render_fields' 25 fields bound as they are spelled, then the raw
+ * values.  NULL for an unknown raw number. */
+static void oracle_opt(sqlite3_stmt *st, int i, int64_t v)
+{
+	if (v < 0)
+		sqlite3_bind_null(st, i);
+	else
+		sqlite3_bind_int64(st, i, v);
+}
+
+static void oracle_ids(sqlite3_stmt *st, int i, const uint32_t *g, uint8_t n)
+{
+	char buf[CACHE_GROUPS_MAX * 11];
+	size_t len = 0;
+
+	if (n == 0) {
+		sqlite3_bind_null(st, i);
+		return;
+	}
+	for (int k = 0; k < n && k < CACHE_GROUPS_MAX; k++) {
+		if (k)
+			buf[len++] = ';';
+		len += cache_i64_text(g[k], buf + len);
+	}
+	sqlite3_bind_text(st, i, buf, (int)len, SQLITE_TRANSIENT);
+}
+
+static void oracle_bind(sqlite3_stmt *st, const struct render_row *row, const struct flow_rec *r)
+{
+	for (int i = 0; i < RENDER_NCOLS; i++) {
+		const struct render_field *f = &row->f[i];
+		if (f->kind == RK_NULL)
+			sqlite3_bind_null(st, i + 1);
+		else if (f->kind == RK_INT)
+			sqlite3_bind_int64(st, i + 1, f->num);
+		else if (f->kind == RK_MS)
+			sqlite3_bind_double(st, i + 1, (double)f->num / 1000.0);
+		else
+			sqlite3_bind_text(st, i + 1, f->s, (int)f->len, SQLITE_TRANSIENT);
+	}
+	int k = RENDER_NCOLS + 1;
+	sqlite3_bind_int64(st, k++, r->start_ms);
+	oracle_opt(st, k++, r->end_ms);
+	oracle_opt(st, k++, r->proto);
+	oracle_opt(st, k++, r->tcp_flags);
+	oracle_opt(st, k++, r->exporter);
+	oracle_opt(st, k++, r->app);
+	oracle_opt(st, k++, r->in_if);
+	oracle_opt(st, k++, r->out_if);
+	oracle_ids(st, k++, r->src_groups, r->nsrc_groups);
+	oracle_ids(st, k++, r->dst_groups, r->ndst_groups);
+	size_t xl = strnlen(r->extra, sizeof(r->extra) - 1);
+	if (xl)
+		sqlite3_bind_text(st, k++, r->extra, (int)xl, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, k++);
+}
+
+/* Fill table o.flows of db row by row: the cache's rows of q through
+ * cache_row_decode and render_fields. */
+static void oracle_fill(struct cache *c, const struct cache_query *q, sqlite3 *db)
+{
+	char subject[CACHE_KEY_LEN], peer[CACHE_KEY_LEN], err[CACHE_ERRLEN] = "";
+	char sql[512] = "INSERT INTO o.flows VALUES (?";
+	struct render_ctx *ctx;
+	struct render_row *row = malloc(sizeof(*row));
+	struct flow_rec rec;
+	sqlite3_stmt *ins;
+
+	assert_non_null(row);
+	for (int i = 1; i < 36; i++)
+		strcat(sql, ",?");
+	strcat(sql, ")");
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &ins, NULL), SQLITE_OK);
+	if (render_begin(c, &ctx, err))
+		fail_msg("render_begin: %s", err);
+	sqlite3_stmt *src = c->st[q->has_peer ? ST_FLOWS_PEER : ST_FLOWS];
+	cache_query_keys(q, subject, peer);
+	assert_int_equal(cache_bind_query(src, q, subject), SQLITE_OK);
+	while (sqlite3_step(src) == SQLITE_ROW) {
+		cache_row_decode(src, &rec);
+		render_fields(ctx, &rec, row);
+		oracle_bind(ins, row, &rec);
+		assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
+		sqlite3_reset(ins);
+	}
+	sqlite3_reset(src);
+	render_end(c, ctx);
+	sqlite3_finalize(ins);
+	free(row);
+}
+
+/* xorshift64*: the same random flows on every run. */
+static uint64_t rnd_next(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 2685821657736338717ULL;
+}
+
+/* A number in [0, n), or -1 (unknown) about one time in 'unknown'. */
+static int64_t rnd_opt(uint64_t *s, int64_t n, int unknown)
+{
+	if (unknown && rnd_next(s) % (uint64_t)unknown == 0)
+		return -1;
+	return (int64_t)(rnd_next(s) % (uint64_t)n);
+}
+
+static void rnd_text(uint64_t *s, char *out, size_t max, const char *alphabet)
+{
+	size_t n = 1 + rnd_next(s) % (max - 1), an = strlen(alphabet);
+
+	for (size_t i = 0; i < n; i++)
+		out[i] = alphabet[rnd_next(s) % an];
+	out[n] = '\0';
+}
+
+/* A random flow of subject (one side of it) on the day from day0. */
+static struct flow_rec rnd_flow(uint64_t *s, const char *subject, int64_t day0)
+{
+	static const int protos[] = {-1, 0, 1, 6, 6, 6, 17, 17, 47, 58, 132, 253};
+	char a[64], peer_text[64];
+	struct flow_rec r;
+
+	memset(&r, 0, sizeof(r));
+	rnd_text(s, r.id, sizeof(r.id), "0123456789abcdef,\" xyz\xc3\xa9");
+	r.start_ms = day0 + (int64_t)(rnd_next(s) % (uint64_t)(24 * HOUR));
+	r.end_ms = rnd_next(s) % 8 == 0 ? -1 : r.start_ms + (int64_t)(rnd_next(s) % 600000);
+	if (strchr(subject, ':'))
+		snprintf(peer_text, sizeof(peer_text), "2001:db8:%x::%x",
+			 (unsigned)(rnd_next(s) % 3), (unsigned)(rnd_next(s) % 65536));
+	else
+		snprintf(peer_text, sizeof(peer_text), "198.51.100.%u", (unsigned)(rnd_next(s) % 256));
+	snprintf(a, sizeof(a), "%s", subject);
+	bool out = rnd_next(s) % 2;
+	memcpy(r.src, P(out ? a : peer_text).addr, 16);
+	memcpy(r.dst, P(out ? peer_text : a).addr, 16);
+	r.proto = protos[rnd_next(s) % (sizeof(protos) / sizeof(protos[0]))];
+	r.sport = (int32_t)rnd_opt(s, 65536, 6);
+	r.dport = (int32_t)rnd_opt(s, 65536, 6);
+	r.tcp_flags = (int32_t)rnd_opt(s, 256, 4);
+	r.icmp_type = (int32_t)rnd_opt(s, 256, 3);
+	r.icmp_code = (int32_t)rnd_opt(s, 256, 3);
+	r.pkts = rnd_opt(s, 1000000, 10);
+	r.bytes = rnd_opt(s, INT64_C(1) << 40, 10);
+	r.src_as = rnd_opt(s, 4294967296, 3);
+	r.dst_as = rnd_opt(s, 4294967296, 3);
+	r.sampling = rnd_opt(s, 1000, 3);
+	r.exporter = rnd_opt(s, 6, 5);
+	r.in_if = rnd_opt(s, 12, 5);
+	r.out_if = rnd_opt(s, 12, 5);
+	r.app = rnd_opt(s, 40, 5);
+	r.nsrc_groups = (uint8_t)(rnd_next(s) % 5);
+	r.ndst_groups = (uint8_t)(rnd_next(s) % (rnd_next(s) % 9 == 0 ? CACHE_GROUPS_MAX + 1 : 3));
+	for (int k = 0; k < r.nsrc_groups; k++)
+		r.src_groups[k] = (uint32_t)(rnd_next(s) % 30);
+	for (int k = 0; k < r.ndst_groups; k++)
+		r.dst_groups[k] = (uint32_t)(rnd_next(s) % 30);
+	if (rnd_next(s) % 4)
+		rnd_text(s, r.community_id, sizeof(r.community_id),
+			 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=");
+	if (rnd_next(s) % 5 == 0)
+		snprintf(r.extra, sizeof(r.extra), "{\"vlan\":%u,\"note\":\"a,\\\"b\\\"\"}",
+			 (unsigned)(rnd_next(s) % 4096));
+	return r;
+}
+
+/* Random lookup tables: names for about two keys in three, hostile ones
+ * among them. */
+static void rnd_lookups(struct cache *c, uint64_t *s)
+{
+	static const char *const names[] = {"web", "DMZ, \"public\"", "NAT\ngateways", "=cmd",
+					    "x\xc3\xa9y", "a;b", "  spaced  "};
+	struct cache_lookup *rows = calloc(200, sizeof(*rows));
+	const struct {
+		enum cache_table t;
+		int keys, keys2;
+	} tabs[] = {{CACHE_APPS, 40, 1}, {CACHE_GROUPS, 30, 1}, {CACHE_EXPORTERS, 6, 1},
+		    {CACHE_IFS, 6, 12}};
+
+	assert_non_null(rows);
+	for (size_t t = 0; t < sizeof(tabs) / sizeof(tabs[0]); t++) {
+		size_t n = 0;
+		for (int k = 0; k < tabs[t].keys; k++)
+			for (int k2 = 0; k2 < tabs[t].keys2; k2++) {
+				if (rnd_next(s) % 3 == 0)
+					continue;
+				rows[n].key = k;
+				rows[n].key2 = tabs[t].t == CACHE_IFS ? k2 : 0;
+				snprintf(rows[n].name, sizeof(rows[n].name), "%s-%d.%d",
+					 names[rnd_next(s) % 7], k, k2);
+				n++;
+			}
+		put_lookup(c, tabs[t].t, rows, n);
+	}
+	free(rows);
+}
+
+/* Compare every column of main.flows with o.flows, row by row: the same
+ * value and the same type. */
+static void expect_same_flows(sqlite3 *db, int64_t rows)
+{
+	char sql[600];
+	sqlite3_stmt *cols;
+
+	snprintf(sql, sizeof(sql), "%lld", (long long)rows);
+	expect_sql(db, "SELECT count(*) FROM o.flows", sql);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT name FROM pragma_table_info('flows')", -1,
+					    &cols, NULL), SQLITE_OK);
+	int n = 0;
+	while (sqlite3_step(cols) == SQLITE_ROW) {
+		const char *c = (const char *)sqlite3_column_text(cols, 0);
+		snprintf(sql, sizeof(sql),
+			 "SELECT coalesce(min(n.rowid) || ': ' || quote(n.\"%s\") || ' <> ' ||"
+			 " quote(x.\"%s\"), 'same') FROM main.flows n JOIN o.flows x"
+			 " ON n.rowid=x.rowid WHERE n.\"%s\" IS NOT x.\"%s\""
+			 " OR typeof(n.\"%s\") <> typeof(x.\"%s\")", c, c, c, c, c, c);
+		char *got = one_text(db, sql);
+		if (strcmp(got, "same") != 0)
+			fail_msg("flows.sqlite column %s differs from render_fields' at row %s", c, got);
+		free(got);
+		n++;
+	}
+	sqlite3_finalize(cols);
+	assert_int_equal(n, 36);
+	snprintf(sql, sizeof(sql), "%lld", (long long)rows);
+	expect_sql(db, "SELECT count(*) FROM main.flows n JOIN o.flows x ON n.rowid=x.rowid", sql);
+}
+
+/* flows.sqlite, filled in SQL, holds exactly what render_fields decides for
+ * every column of every row: 3,000 random flows of an IPv4 and an IPv6
+ * subject (unknowns, ICMP and TCP, names present and missing, hostile
+ * names, more groups than are kept, Community IDs, extra), across the day
+ * the clocks went back in Europe/Berlin, with and without a peer. */
+static void test_sqlite_random(void **state)
+{
+	struct fixture *fx = *state;
+	const int64_t day0 = 1698530400000LL;	/* 2023-10-29T00:00+02:00, 25 hours */
+	const char *subjects[2] = {"192.0.2.77", "2001:db8::77"};
+	enum { N = 1500 };
+	char err[CACHE_ERRLEN] = "", path[600], schema[2048];
+	uint64_t seed = 0x9e3779b97f4a7c15ULL;
+	struct flow_rec *v = calloc(N, sizeof(*v));
+
+	assert_non_null(v);
+	use_tz("Europe/Berlin");
+	rnd_lookups(fx->c, &seed);
+	for (int sj = 0; sj < 2; sj++) {
+		for (int i = 0; i < N; i++)
+			v[i] = rnd_flow(&seed, subjects[sj], day0);
+		struct cache_query q = Q(subjects[sj], NULL, day0, day0 + 25 * HOUR);
+		assert_int_equal(cache_put_window(fx->c, &q, v, N, NULL, err), 0);
+	}
+	free(v);
+	struct cache_query qs[3] = {
+		Q(subjects[0], NULL, day0, day0 + 25 * HOUR),
+		Q(subjects[1], NULL, day0, day0 + 25 * HOUR),
+		Q(subjects[0], "198.51.100.0/25", day0 + HOUR, day0 + 20 * HOUR),
+	};
+	for (int k = 0; k < 3; k++) {
+		int64_t rows = -1;
+		sqlite3 *db;
+		snprintf(path, sizeof(path), "%s/random%d.sqlite", fx->dir, k);
+		if (cache_render(fx->c, &qs[k], CACHE_SQLITE, NULL, path, NULL, 0, &rows, err))
+			fail_msg("cache_render: %s", err);
+		assert_true(rows > (k == 2 ? 100 : N / 2));
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		char *sql = one_text(db, "SELECT sql FROM sqlite_schema WHERE name='flows'");
+		assert_int_equal(strncmp(sql, "CREATE TABLE flows(", 19), 0);
+		snprintf(schema, sizeof(schema), "CREATE TABLE o.flows(%s", sql + 19);
+		free(sql);
+		assert_int_equal(sqlite3_exec(db, "ATTACH ':memory:' AS o", NULL, NULL, NULL),
+				 SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, schema, NULL, NULL, NULL), SQLITE_OK);
+		oracle_fill(fx->c, &qs[k], db);
+		expect_same_flows(db, rows);
+		sqlite3_close(db);
+	}
 }
 
 /* ---- errors -------------------------------------------------------------------------- */
@@ -877,6 +1162,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_deterministic_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_export, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_export_stable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sqlite_random, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_planted_long_name, setup, teardown),
