@@ -110,6 +110,13 @@ int64_t cache_col_opt(sqlite3_stmt *st, int i);
 /* Read a row of CACHE_FLOW_COLS into r (unknown -> -1, "" as documented). */
 void cache_row_decode(sqlite3_stmt *st, struct flow_rec *r);
 
+/* A flow's host groups as stored ("3;12;7", the store's and cache/pg.c's
+ * spelling): cache_groups_text writes n ids into buf (at least
+ * CACHE_GROUPS_MAX * 11 bytes) and returns the length (0: none);
+ * cache_groups_parse reads at most CACHE_GROUPS_MAX back (NULL: none). */
+size_t cache_groups_text(const uint32_t *g, uint8_t n, char *buf);
+uint8_t cache_groups_parse(const unsigned char *s, uint32_t *g);
+
 /* Coverage rows of q, all of them (provisional or not), ordered by start:
  * what cache_coverage() filters and what flows.sqlite records. */
 int cache_coverage_all(struct cache *c, const struct cache_query *q,

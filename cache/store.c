@@ -822,7 +822,7 @@ static void store_bind_opt(sqlite3_stmt *st, int i, int64_t v)
 }
 
 /* "3;12;7" into buf; returns the length (0: no groups). */
-static size_t store_groups_text(const uint32_t *g, uint8_t n, char *buf)
+size_t cache_groups_text(const uint32_t *g, uint8_t n, char *buf)
 {
 	size_t len = 0;
 
@@ -875,8 +875,8 @@ static int store_insert_rec(struct cache *c, const char *subject, size_t subject
 	store_bind_opt(st, 19, r->src_as);
 	store_bind_opt(st, 20, r->dst_as);
 	store_bind_opt(st, 21, r->sampling);
-	sgl = store_groups_text(r->src_groups, r->nsrc_groups, sg);
-	dgl = store_groups_text(r->dst_groups, r->ndst_groups, dg);
+	sgl = cache_groups_text(r->src_groups, r->nsrc_groups, sg);
+	dgl = cache_groups_text(r->dst_groups, r->ndst_groups, dg);
 	if (sgl)
 		sqlite3_bind_text(st, 22, sg, (int)sgl, SQLITE_STATIC);
 	else
@@ -989,7 +989,7 @@ int64_t cache_col_opt(sqlite3_stmt *st, int i)
 }
 
 /* "3;12;7" into g (at most CACHE_GROUPS_MAX ids); NULL text: none. */
-static uint8_t store_groups_parse(const unsigned char *s, uint32_t *g)
+uint8_t cache_groups_parse(const unsigned char *s, uint32_t *g)
 {
 	uint8_t n = 0;
 
@@ -1063,8 +1063,8 @@ void cache_row_decode(sqlite3_stmt *st, struct flow_rec *r)
 	r->src_as = cache_col_opt(st, 17);
 	r->dst_as = cache_col_opt(st, 18);
 	r->sampling = cache_col_opt(st, 19);
-	r->nsrc_groups = store_groups_parse(sqlite3_column_text(st, 20), r->src_groups);
-	r->ndst_groups = store_groups_parse(sqlite3_column_text(st, 21), r->dst_groups);
+	r->nsrc_groups = cache_groups_parse(sqlite3_column_text(st, 20), r->src_groups);
+	r->ndst_groups = cache_groups_parse(sqlite3_column_text(st, 21), r->dst_groups);
 	store_col_whole(st, 22, r->community_id, sizeof(r->community_id));
 	store_col_whole(st, 23, r->extra, sizeof(r->extra));
 }
