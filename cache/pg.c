@@ -129,7 +129,8 @@ struct cache_pg {
 
 /* ---- errors ---------------------------------------------------------------- */
 
-/* libpq's message on one line: trailing newlines cut, inner ones "; ". */
+/* libpq's message on one line: trailing newlines cut, inner ones "; ",
+ * tabs a space. */
 static void pg_oneline(const char *msg, char *buf, size_t len)
 {
 	size_t j = 0;
@@ -142,6 +143,9 @@ static void pg_oneline(const char *msg, char *buf, size_t len)
 				break;
 			buf[j++] = ';';
 			buf[j++] = ' ';
+		} else if (msg[i] == '\t') {
+			if (j && buf[j - 1] != ' ')
+				buf[j++] = ' ';
 		} else {
 			buf[j++] = msg[i];
 		}
@@ -299,8 +303,8 @@ static int pg_connect(struct cache_pg *p, const char *conninfo, PGconn **out, ch
 	if (PQstatus(conn) != CONNECTION_OK) {
 		const char *m = PQerrorMessage(conn);
 		pg_oneline(m, msg, sizeof(msg));
-		rc = PQconnectionNeedsPassword(conn) || strstr(m, "authentication") ||
-		     strstr(m, "password") ? -EACCES : -ECONNREFUSED;
+		rc = PQconnectionNeedsPassword(conn) || strstr(m, "authentication failed") ||
+		     strstr(m, "no password supplied") ? -EACCES : -ECONNREFUSED;
 		PQfinish(conn);
 		return cache_fail(err, rc, "cannot connect to the shared cache (%s): %s", p->target,
 				  msg);
