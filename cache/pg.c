@@ -574,12 +574,14 @@ int cache_pg_open(const char *conninfo, const struct cache_identity *id,
 	if (p->o.schema_upto <= 0 || p->o.schema_upto > CACHE_PG_SCHEMA_VERSION)
 		p->o.schema_upto = CACHE_PG_SCHEMA_VERSION;
 	cache_pg_target(conninfo, p->target, sizeof(p->target));
-	if (!PQconninfoParse(conninfo, NULL)) {
-		/* parsed again only to say why, without echoing the string */
+	PQconninfoOption *parsed = PQconninfoParse(conninfo, NULL);
+	if (!parsed) {
+		/* libpq's reason is not shown: it may quote the string */
 		rc = cache_fail(err, -EINVAL, "the shared cache's connection string cannot be "
 				"read (libpq's URL or key=value forms)");
 		goto fail;
 	}
+	PQconninfoFree(parsed);
 	p->url = strdup(id->url);
 	if (!p->url) {
 		rc = cache_fail(err, -ENOMEM, "out of memory");
@@ -688,6 +690,18 @@ static int pg_check_query(const struct cache_query *q, char *err)
 	return 0;
 }
 
+/* Forget the notifications libpq holds (a claim reads the state afresh,
+ * so those before it say nothing new): the queue stays bounded by what
+ * arrives between a claim and its wait. */
+static void pg_drop_notifies(PGconn *conn)
+{
+	PGnotify *nf;
+
+	PQconsumeInput(conn);
+	while ((nf = PQnotifies(conn)))
+		PQfreemem(nf);
+}
+
 /* ---- claims ------------------------------------------------------------------------- */
 
 void cache_pg_claim_free(struct cache_pg_claim *cl)
@@ -726,6 +740,7 @@ int cache_pg_claim(struct cache_pg *p, const struct cache_query *q, struct cache
 	if (rc)
 		return rc;
 	pg_qparams(p, q, q->start, q->end, &qp);
+	pg_drop_notifies(p->conn);
 	const char *lock[1] = {qp.qkey};
 	const char *me[1] = {p->session_text};
 	const char *rng[3] = {qp.qkey, qp.start, qp.end};
