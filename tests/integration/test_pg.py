@@ -307,3 +307,34 @@ def test_password_never_printed_and_libpq_conventions(pg, tmp_path):
     assert r.returncode == 0, r.stderr
     r = pgrun(pg, "10.0.8.1", "claim", "0", "10", "release", "0", "10", conninfo=pg.url())
     assert parse_claim(r.stdout.splitlines()[0])["mine"] == [(0, 10)]
+
+
+def test_waiter_gets_the_span_done_not_claimed(pg, tmp_path):
+    """A session that needs a span another holds waits (it claims nothing
+    of it) and ends with the span done once the holder marks it done; the
+    holder's gap comes with the pull into the waiter's local cache."""
+    subject = "10.0.9.1"
+    a = spawn(pg, subject, "claim", "0", "1000", "sync", "put", "0", "600", "10", "A",
+              "gap", "600", "1000", "done", "0", "1000")
+    b = None
+    try:
+        wait_ready(a)
+        b = subprocess.Popen([str(PGRUN), pg.conninfo(), subject, "claim", "0", "1000",
+                              "claimwait", "0", "1000", "60000",
+                              "pull", str(tmp_path / "b"), "0", "1000"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = b.stdout.readline().strip()
+        go(a)
+    finally:
+        rc_a, _, errs_a = finish(a)
+        rc_b, out_b, errs_b = finish(b) if b else (None, "", "")
+    assert rc_a == 0, errs_a
+    assert rc_b == 0, errs_b
+    assert parse_claim(first) == {"mine": [], "others": [(0, 1000)], "done": []}
+    lines = out_b.splitlines()
+    assert parse_claim(lines[0]) == {"mine": [], "others": [], "done": [(0, 1000)]}
+    assert lines[1] == "pulled 1"
+    with sqlite3.connect(next((tmp_path / "b").glob("*.db"))) as con:
+        assert con.execute("SELECT count(*) FROM flows").fetchone() == (10,)
+        assert con.execute("SELECT start, \"end\", peer, seen, reason FROM gaps").fetchall() \
+            == [(600, 1000, "0.0.0.0/0", 5000, "saturated")]
