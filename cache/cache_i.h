@@ -123,6 +123,23 @@ int cache_coverage_all(struct cache *c, const struct cache_query *q,
 		       struct cache_cover **out, size_t *n, char *err);
 
 
+/* ---- the shared cache's claims (cache/pg.c) ---------------------------------- */
+
+struct cache_pg_claim;
+
+/* A claim row over the range: its span, done or claimed, and by whom. */
+struct cache_pg_row {
+	int64_t start, end;
+	bool done;
+	int64_t session;	/* the claiming session; unused when done */
+};
+
+/* Sort rows into cl's done, mine (claimed by session me) and others, each
+ * clipped to [from, to), and free = [from, to) minus every row: what a
+ * claim inserts.  Pure; 0 or -ENOMEM (cl and free then empty). */
+int cache_pg_claim_sets(const struct cache_pg_row *rows, size_t n, int64_t me, int64_t from,
+			int64_t to, struct cache_pg_claim *cl, struct cache_ivals *free_);
+
 /* ms as seconds with three decimals ("1694772000.123", "-0.005"); out >= 24
  * bytes; returns the length. */
 size_t cache_secs_text(int64_t ms, char *out);

@@ -722,6 +722,39 @@ static int pg_add_clipped(struct cache_ivals *v, int64_t s, int64_t e, int64_t l
 }
 
 /*
+ * The claim's arithmetic, pure (no I/O), so that the unit tests can put
+ * every arrangement of rows to it: each row goes to done, mine (claimed by
+ * me) or others (claimed by anyone else), clipped to [from, to); free is
+ * [from, to) minus every row, the parts to claim.  cl and free are reset
+ * first; -ENOMEM leaves them empty.
+ */
+int cache_pg_claim_sets(const struct cache_pg_row *rows, size_t n, int64_t me, int64_t from,
+			int64_t to, struct cache_pg_claim *cl, struct cache_ivals *free_)
+{
+	struct cache_ivals all = {0};
+	int rc = 0;
+
+	memset(cl, 0, sizeof(*cl));
+	free_->n = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct cache_ivals *dst = rows[i].done		 ? &cl->done
+					  : rows[i].session == me ? &cl->mine
+								  : &cl->others;
+		rc = cache_ivals_add(&all, rows[i].start, rows[i].end);
+		if (!rc)
+			rc = pg_add_clipped(dst, rows[i].start, rows[i].end, from, to);
+	}
+	if (!rc)
+		rc = cache_ivals_subtract(&all, from, to, free_);
+	cache_ivals_free(&all);
+	if (rc) {
+		cache_pg_claim_free(cl);
+		free_->n = 0;
+	}
+	return rc;
+}
+
+/*
  * The claim transaction (pg.h): lock the query's key, remove expired
  * sessions (their claimed rows go with them: ON DELETE CASCADE), refresh
  * our own heartbeat (-ESTALE when our row is gone), read the rows over
@@ -730,9 +763,11 @@ static int pg_add_clipped(struct cache_ivals *v, int64_t s, int64_t e, int64_t l
 int cache_pg_claim(struct cache_pg *p, const struct cache_query *q, struct cache_pg_claim *cl,
 		   char *err)
 {
-	struct cache_ivals all = {0}, free_ = {0};
+	struct cache_ivals free_ = {0};
+	struct cache_pg_row *rows = NULL;
 	struct pg_qparams qp;
 	PGresult *res = NULL;
+	size_t nrows;
 	int rc;
 
 	memset(cl, 0, sizeof(*cl));
@@ -775,20 +810,19 @@ int cache_pg_claim(struct cache_pg *p, const struct cache_query *q, struct cache
 		    3, rng, &res, err, "claim: read the claims");
 	if (rc)
 		goto cleanup;
-	for (int i = 0; i < PQntuples(res) && !rc; i++) {
-		int64_t s = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-		int64_t e = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-		const char *state = PQgetvalue(res, i, 2);
-		int64_t owner = strtoll(PQgetvalue(res, i, 3), NULL, 10);
-		struct cache_ivals *to = strcmp(state, "done") == 0 ? &cl->done
-					 : owner == p->session	    ? &cl->mine
-								    : &cl->others;
-		rc = cache_ivals_add(&all, s, e);
-		if (!rc)
-			rc = pg_add_clipped(to, s, e, q->start, q->end);
+	nrows = (size_t)PQntuples(res);
+	rows = calloc(nrows ? nrows : 1, sizeof(*rows));
+	if (!rows) {
+		rc = cache_fail(err, -ENOMEM, "out of memory");
+		goto cleanup;
 	}
-	if (!rc)
-		rc = cache_ivals_subtract(&all, q->start, q->end, &free_);
+	for (size_t i = 0; i < nrows; i++) {
+		rows[i].start = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
+		rows[i].end = strtoll(PQgetvalue(res, (int)i, 1), NULL, 10);
+		rows[i].done = strcmp(PQgetvalue(res, (int)i, 2), "done") == 0;
+		rows[i].session = strtoll(PQgetvalue(res, (int)i, 3), NULL, 10);
+	}
+	rc = cache_pg_claim_sets(rows, nrows, p->session, q->start, q->end, cl, &free_);
 	if (rc) {
 		rc = cache_fail(err, rc, "out of memory");
 		goto cleanup;
@@ -811,7 +845,7 @@ int cache_pg_claim(struct cache_pg *p, const struct cache_query *q, struct cache
 	rc = pg_run(p, p->conn, "COMMIT", 0, NULL, NULL, err, "claim: commit");
 cleanup:
 	PQclear(res);
-	cache_ivals_free(&all);
+	free(rows);
 	cache_ivals_free(&free_);
 	if (rc) {
 		pg_rollback(p->conn);
