@@ -628,12 +628,18 @@ void cache_pg_close(struct cache_pg *p)
 		pthread_join(p->hb_thread, NULL);
 		pthread_cond_destroy(&p->hb_cv);
 	}
-	if (p->session && p->conn && PQstatus(p->conn) == CONNECTION_OK) {
+	/* the session is deleted over whichever connection still works: after
+	 * a restart of the server the heartbeat's has been reset, the
+	 * caller's not (its claims are then free at once, not after expiry) */
+	PGconn *c = p->conn && PQstatus(p->conn) == CONNECTION_OK ? p->conn
+		    : p->hb_conn && PQstatus(p->hb_conn) == CONNECTION_OK ? p->hb_conn
+		    : NULL;
+	if (p->session && c) {
 		const char *params[1] = {p->session_text};
-		pg_rollback(p->conn);
-		PQclear(PQexecParams(p->conn, "DELETE FROM sessions WHERE id=$1", 1, NULL, params,
-				     NULL, NULL, 0));
-		PQclear(PQexec(p->conn, "NOTIFY " PG_CHANNEL));
+		pg_rollback(c);
+		PQclear(PQexecParams(c, "DELETE FROM sessions WHERE id=$1", 1, NULL, params, NULL,
+				     NULL, 0));
+		PQclear(PQexec(c, "NOTIFY " PG_CHANNEL));
 	}
 	if (p->hb_conn)
 		PQfinish(p->hb_conn);

@@ -103,9 +103,12 @@ void cache_pg_target(const char *conninfo, char *buf, size_t len);
 int cache_pg_open(const char *conninfo, const struct cache_identity *id,
 		  const struct cache_pg_opts *opts, struct cache_pg **out, char *err);
 
-/* Stop the heartbeat, delete the session (its unfinished claims are free
- * at once) and disconnect.  NULL is a no-op.  Errors are ignored: an
- * unreachable server expires the session by itself. */
+/* Stop the heartbeat (waiting, at worst, for its reconnection's
+ * connect_timeout), delete the session over whichever connection works
+ * (its unfinished claims are free at once) and disconnect.  NULL is a
+ * no-op.  Errors are ignored: an unreachable server expires the session by
+ * itself.  After -ECONNRESET or -ESTALE, close and open again: the
+ * heartbeat keeps a session alive while its caller's connection is gone. */
 void cache_pg_close(struct cache_pg *p);
 
 /* This session's id (for messages and tests). */
