@@ -18,6 +18,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -338,3 +339,22 @@ def test_waiter_gets_the_span_done_not_claimed(pg, tmp_path):
         assert con.execute("SELECT count(*) FROM flows").fetchone() == (10,)
         assert con.execute("SELECT start, \"end\", peer, seen, reason FROM gaps").fetchall() \
             == [(600, 1000, "0.0.0.0/0", 5000, "saturated")]
+
+
+def test_live_holder_keeps_its_claim_past_the_expiry(pg):
+    """A session alive and idle longer than its expiry keeps its claim:
+    its heartbeat thread beats (every second, expiry 10 s, so that a
+    loaded machine does not make it miss), and another session still sees
+    the span held; then the holder finishes it."""
+    subject = "10.0.10.1"
+    a = spawn(pg, subject, "claim", "0", "1000", "sync", "put", "0", "1000", "5", "A",
+              "done", "0", "1000", opts=["--heartbeat", "1", "--expiry", "10"])
+    try:
+        wait_ready(a)
+        time.sleep(13)
+        r = pgrun(pg, subject, "claim", "0", "1000")
+        go(a)
+    finally:
+        rc, _, errs = finish(a)
+    assert parse_claim(r.stdout.strip()) == {"mine": [], "others": [(0, 1000)], "done": []}
+    assert rc == 0, errs
