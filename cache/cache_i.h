@@ -110,18 +110,38 @@ void cache_bind_keys(sqlite3_stmt *st, const char *subject, const char *peer, in
 /* An optional number of a row: NULL (unknown) reads as -1. */
 int64_t cache_col_opt(sqlite3_stmt *st, int i);
 
-/* "3;12;7" (a groups column) into g, at most CACHE_GROUPS_MAX ids; NULL
- * text: none.  Returns how many. */
-uint8_t cache_groups_parse(const unsigned char *s, uint32_t *g);
-
 /* Read a row of CACHE_FLOW_COLS into r (unknown -> -1, "" as documented). */
 void cache_row_decode(sqlite3_stmt *st, struct flow_rec *r);
+
+/* A flow's host groups as stored ("3;12;7", the store's and cache/pg.c's
+ * spelling): cache_groups_text writes n ids into buf (at least
+ * CACHE_GROUPS_MAX * 11 bytes) and returns the length (0: none);
+ * cache_groups_parse reads at most CACHE_GROUPS_MAX back (NULL: none). */
+size_t cache_groups_text(const uint32_t *g, uint8_t n, char *buf);
+uint8_t cache_groups_parse(const unsigned char *s, uint32_t *g);
 
 /* Coverage rows of q, all of them (provisional or not), ordered by start:
  * what cache_coverage() filters and what flows.sqlite records. */
 int cache_coverage_all(struct cache *c, const struct cache_query *q,
 		       struct cache_cover **out, size_t *n, char *err);
 
+
+/* ---- the shared cache's claims (cache/pg.c) ---------------------------------- */
+
+struct cache_pg_claim;
+
+/* A claim row over the range: its span, done or claimed, and by whom. */
+struct cache_pg_row {
+	int64_t start, end;
+	bool done;
+	int64_t session;	/* the claiming session; unused when done */
+};
+
+/* Sort rows into cl's done, mine (claimed by session me) and others, each
+ * clipped to [from, to), and free = [from, to) minus every row: what a
+ * claim inserts.  Pure; 0 or -ENOMEM (cl and free then empty). */
+int cache_pg_claim_sets(const struct cache_pg_row *rows, size_t n, int64_t me, int64_t from,
+			int64_t to, struct cache_pg_claim *cl, struct cache_ivals *free_);
 
 /* ms as seconds with three decimals ("1694772000.123", "-0.005"); out >= 24
  * bytes; returns the length. */

@@ -823,7 +823,7 @@ static void store_bind_opt(sqlite3_stmt *st, int i, int64_t v)
 }
 
 /* "3;12;7" into buf; returns the length (0: no groups). */
-static size_t store_groups_text(const uint32_t *g, uint8_t n, char *buf)
+size_t cache_groups_text(const uint32_t *g, uint8_t n, char *buf)
 {
 	size_t len = 0;
 
@@ -876,8 +876,8 @@ static int store_insert_rec(struct cache *c, const char *subject, size_t subject
 	store_bind_opt(st, 19, r->src_as);
 	store_bind_opt(st, 20, r->dst_as);
 	store_bind_opt(st, 21, r->sampling);
-	sgl = store_groups_text(r->src_groups, r->nsrc_groups, sg);
-	dgl = store_groups_text(r->dst_groups, r->ndst_groups, dg);
+	sgl = cache_groups_text(r->src_groups, r->nsrc_groups, sg);
+	dgl = cache_groups_text(r->dst_groups, r->ndst_groups, dg);
 	if (sgl)
 		sqlite3_bind_text(st, 22, sg, (int)sgl, SQLITE_STATIC);
 	else

@@ -57,14 +57,45 @@ def is_read(f):
             os.path.basename(f) == "meson.build" or f in SCRIPTS)
 
 
+def c_comments(text):
+    """C source with everything but its comments blanked (newlines kept, so
+    line numbers hold): a citation is prose, and code such as `sink.md`
+    (a struct member) is not one."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        if text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+            out.append(text[i:j])
+            i = j
+        elif text.startswith("//", i):
+            j = text.find("\n", i)
+            j = n if j < 0 else j
+            out.append(text[i:j])
+            i = j
+        elif text[i] in "\"'":
+            q, j = text[i], i + 1
+            while j < n and text[j] != q and text[j] != "\n":
+                j += 2 if text[j] == "\\" else 1
+            out.append(re.sub(r"[^\n]", " ", text[i:j + 1]))
+            i = j + 1
+        else:
+            out.append(text[i] if text[i] == "\n" else " ")
+            i += 1
+    return "".join(out)
+
+
 def citations(files):
     """(file, line number, kind, cited, line cited or None) for every
-    citation in the files read; words holding a URL are skipped."""
+    citation in the files read (in C sources, in their comments); words
+    holding a URL are skipped."""
     me = os.path.relpath(__file__, ROOT)
     for f in files:
         if not is_read(f) or f == me:
             continue
         text = (ROOT / f).read_text(errors="replace")
+        if f.endswith((".c", ".h")):
+            text = c_comments(text)
         for n, line in enumerate(text.splitlines(), 1):
             words = " ".join(w for w in re.split(r"[\s`()<>\"']+", line)
                              if "://" not in w)
@@ -139,3 +170,15 @@ def test_the_checker_finds_what_it_should():
     assert pages == ["engine-notes.md", "docs/design.md", "../shared/docs/x.md"]
     assert places == [("engine.c", "12"), ("fetch/plan.c", "5"),
                       ("src/lib/flist.c", "72")]
+
+
+def test_c_code_is_not_prose():
+    """In a C source only comments are read: a struct member named md is
+    no page, a comment's citation is (and its line number holds)."""
+    src = ('\tsink.md = EVP_MD_CTX_new();\n'
+           '\t/* see engine-notes.md */ x = "a.md";\n'
+           '\t// docs/design.md\n')
+    text = c_comments(src)
+    assert text.count("\n") == src.count("\n")
+    pages = [m.group(1) for m in PAGE.finditer(text)]
+    assert pages == ["engine-notes.md", "docs/design.md"]
