@@ -116,7 +116,8 @@
 #define FETCH_ACTIVE_TIMEOUT_FLAGS 0
 #define FETCH_ACTIVE_TIMEOUT_DEF 300
 #define FETCH_ACTIVE_TIMEOUT_ARG "S"
-#define FETCH_ACTIVE_TIMEOUT_HELP "nfdump: the exporters' active timeout"
+#define FETCH_ACTIVE_TIMEOUT_HELP "nfdump, flowmon: the exporters' active timeout (how " \
+	"long after its start a flow may be exported)"
 #define FETCH_ACTIVE_TIMEOUT_DEFAULT FETCH_ACTIVE_TIMEOUT_DEF
 
 /* The help of the text options both fronts take, written once (the
@@ -130,6 +131,14 @@
 #define FETCH_HELP_DRIVER "the collector's dialect (a driver with logins takes " \
 	"user:password as the token)"
 #define FETCH_HELP_TENANT "sna: the tenant (domain) id, when the Manager has several"
+#define FETCH_HELP_PROFILE "flowmon: the profile whose channels are read"
+#define FETCH_DEF_PROFILE "live"
+#define FETCH_HELP_CHANNELS "flowmon: the channels to read, comma-separated (their names, " \
+	"the text after the last /)"
+#define FETCH_DEF_CHANNELS "every channel of the profile"
+#define FETCH_HELP_COLLECTOR_TZ "flowmon: the appliance's zone, of its searches' from/to " \
+	"and of its rows' times: UTC, an offset (+01:00) or a zone's name (Europe/Prague); " \
+	"wrong, flows land on the wrong day"
 #define FETCH_HELP_FILES_TZ "nfdump: the zone of the archive's file names: UTC, an " \
 	"offset (+01:00), or the zone of the days"
 #define FETCH_HELP_NFDUMP "nfdump: the nfdump program (over ssh: on the collector's PATH)"
@@ -324,6 +333,10 @@ struct fetch_opts {
 	 * for the unit tests' fake drivers; url is then given to it whole. */
 	const struct fetch_driver *driver_def;
 	const char *tenant;		/* sna: the tenant (domain) id; NULL: the only one */
+	/* flowmon: the profile (NULL: "live"), its channels (comma-separated
+	 * names; NULL: all of them) and the appliance's zone (NULL: UTC; as
+	 * files_tz: an offset or an IANA name); active_timeout_s applies too */
+	const char *profile, *channels, *collector_tz;
 	/* nfdump (an archive of nfcapd files): the zone of the file names
 	 * (NULL: the process's zone, TZ), the exporters' active timeout in
 	 * seconds (0: FETCH_ACTIVE_TIMEOUT_DEFAULT; at most
