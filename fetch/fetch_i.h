@@ -414,9 +414,11 @@ void flowmon_filter(const char *window, const struct flowmon_part *p, char *out,
 struct nfd_tz;
 int flowmon_parse_time(const struct nfd_tz *tz, const char *s, int64_t *out);
 /* One row (every value a string, keys the column ids or the internal
- * names) into f: 0 (*inexact when a count was scaled: the column -1, the
- * text in extra), or -EINVAL with the cause in why. */
-int flowmon_decode_row(const struct cJSON *o, const struct nfd_tz *tz, struct flow_rec *f,
+ * names) into f, or only its start and addresses when 'sample': 0
+ * (*inexact when a count was scaled: the column -1, the text in extra),
+ * or -EINVAL with the cause in why. */
+int flowmon_decode_row(const struct cJSON *o, const struct nfd_tz *tz, bool sample,
+		       struct flow_rec *f,
 		       bool *inexact, char *why, size_t len);
 /* The rows' ids: a hash of each one's fields, identical rows numbered
  * ".2", ".3", ... in their order.  0, or -ENOMEM. */

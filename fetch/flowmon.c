@@ -16,9 +16,12 @@
  * when the URL would pass 2,000 characters) answers {"id": N}; its result
  * is polled (50 ms, half as long again each time, up to 2 s, for at most
  * 15 minutes): 202 still running, 200 the rows, 204 no rows or a result
- * the appliance forgot.  A 204 after a 202 is a forgotten result: the
- * window is asked again (-EAGAIN, counted among the retries); a 204 at the
- * first poll is asked once more, and a second one taken as "no rows".
+ * the appliance forgot (the two look alike: flowsim, like the guide's
+ * other methods, answers an empty result 202 then 204).  A 204 by the
+ * second poll is "no rows" (no appliance forgets a result within 125 ms);
+ * a later one asks the listing once more, polled without backing off so
+ * that it is read before the appliance forgets it again, and a second 204
+ * is "no rows".
  *
  * Slots.  The appliance reads 5-minute nfcapd files, each holding the
  * flows exported in its slot, and a flow is exported up to the exporters'
@@ -74,6 +77,8 @@
 #define FM_POLL_FIRST_MS 50
 #define FM_POLL_MAX_MS 2000
 #define FM_DEADLINE_MS (15 * 60 * 1000)
+#define FM_SURE_EMPTY_POLLS 2		/* a 204 by the second poll: no rows (a result is
+					 * not forgotten within 125 ms) */
 #define FM_URL_MAX 2000			/* longer: a POST form (G10 p.10) */
 #define FM_CHANNELS_MAX 64
 #define FM_NAME_MAX 64
@@ -110,7 +115,7 @@ struct fm_x {
 	struct flowmon_part stack[FM_STACK_MAX];
 	size_t nstack;
 	bool split;			/* parts were asked */
-	bool saw_202, asked_again;	/* of the current listing */
+	bool asked_again;		/* the current part was answered 204 once */
 	struct decoded acc;		/* the rows kept so far (recs, n, rejected, inexact) */
 	size_t cap;			/* acc.recs' room */
 	size_t most;			/* the most rows one listing answered */
@@ -676,7 +681,7 @@ static void fm_extra_add(char *extra, size_t len, const char *key, const char *t
 		snprintf(extra + have - 1, len - have + 1, ",\"%s\":\"%s\"}", key, esc);
 }
 
-int flowmon_decode_row(const cJSON *o, const struct nfd_tz *tz, struct flow_rec *f,
+int flowmon_decode_row(const cJSON *o, const struct nfd_tz *tz, bool sample, struct flow_rec *f,
 		       bool *inexact, char *why, size_t len)
 {
 	const char *ts = fm_val(o, KEYS("ts")), *te = fm_val(o, KEYS("te"));
@@ -711,6 +716,8 @@ int flowmon_decode_row(const cJSON *o, const struct nfd_tz *tz, struct flow_rec 
 		snprintf(why, len, "a row without a valid destination address (da or dstip)");
 		return -EINVAL;
 	}
+	if (sample)
+		return 0;	/* what the planner reads of a full answer */
 	f->end_ms = f->start_ms;
 	if (te && flowmon_parse_time(tz, te, &v) == 0 && v >= f->start_ms) {
 		f->end_ms = v;
@@ -924,11 +931,13 @@ static int fm_listing_id(const struct http_resp *resp, char *id, size_t len)
 }
 
 /* The rows of a result into x->acc (those whose start lies in the
- * window); *answered the rows of the listing.  0, -EBADMSG with err,
+ * window; of an answer of sample_at rows or more, only what a sample
+ * needs, see struct decoded); *answered the rows of the listing.  0, -EBADMSG with err,
  * -ENOMEM. */
 static int fm_take_rows(struct driver *d, struct fm_x *x, const struct http_resp *resp,
-			size_t limit, size_t *answered, char *err)
+			size_t limit, size_t sample_at, size_t *answered, char *err)
 {
+	struct flowmon_part kids[3];
 	cJSON *root = fetch_arena_parse(resp->body ? resp->body : "[]", resp->body ? resp->len : 2);
 	struct fetch_cuts cuts = {0};
 	const cJSON *it;
@@ -948,6 +957,10 @@ static int fm_take_rows(struct driver *d, struct fm_x *x, const struct http_resp
 		rc = -EBADMSG;
 		goto out;
 	}
+	/* a full answer the driver splits: its rows are not read (its parts
+	 * bring them again) */
+	if (*answered >= limit && x->may_split && flowmon_split(&x->cur, kids) > 0)
+		goto out;
 	if ((rc = fetch_json_cuts(resp->body, resp->len, root, &cuts)))
 		goto out;
 	if (x->acc.n + *answered > x->cap) {
@@ -965,7 +978,8 @@ static int fm_take_rows(struct driver *d, struct fm_x *x, const struct http_resp
 		bool inexact;
 		char why[160];
 		if (fetch_json_cut(&cuts, it) ||
-		    flowmon_decode_row(it, d->tz, f, &inexact, why, sizeof(why))) {
+		    flowmon_decode_row(it, d->tz, sample_at && *answered >= sample_at, f, &inexact,
+				       why, sizeof(why))) {
 			if (!x->acc.rejected++)
 				snprintf(x->acc.why, sizeof(x->acc.why), "%s",
 					 fetch_json_cut(&cuts, it) ? "a row holding a NUL" : why);
@@ -1010,12 +1024,12 @@ static int fm_finish(struct driver_win *w, struct fm_x *x, bool full, size_t lim
 	return 0;
 }
 
-/* The next poll of listing w->id, after the backoff. */
-static void fm_poll(struct driver *d, struct driver_win *w, struct http_ask *a)
+/* The next poll of listing w->id, after the backoff (fast: none). */
+static void fm_poll(struct driver *d, struct driver_win *w, bool fast, struct http_ask *a)
 {
 	int64_t delay = FM_POLL_FIRST_MS;
 
-	for (unsigned i = 0; i < w->polls && delay < FM_POLL_MAX_MS; i++)
+	for (unsigned i = 0; i < w->polls && delay < FM_POLL_MAX_MS && !fast; i++)
 		delay += delay / 2;
 	memset(a, 0, sizeof(*a));
 	a->delay_ms = delay < FM_POLL_MAX_MS ? delay : FM_POLL_MAX_MS;
@@ -1037,7 +1051,6 @@ static int fm_relist(struct driver *d, struct fm_x *x, struct driver_win *w, str
 	}
 	w->stage = FM_LIST;
 	w->polls = 0;
-	x->saw_202 = false;
 	return 1;
 }
 
@@ -1058,9 +1071,8 @@ static int fm_window_next(struct driver *d, const struct http_resp *resp, struct
 				 resp->status);
 			return -EBADMSG;
 		}
-		x->saw_202 = x->asked_again = false;
-		w->polls = 0;
-		fm_poll(d, w, a);
+			w->polls = 0;
+		fm_poll(d, w, x->asked_again, a);
 		return 1;
 	}
 	if (resp->status == 202) {
@@ -1069,19 +1081,13 @@ static int fm_window_next(struct driver *d, const struct http_resp *resp, struct
 				 w->id, FM_DEADLINE_MS / 1000);
 			return -ETIMEDOUT;
 		}
-		x->saw_202 = true;
-		fm_poll(d, w, a);
+		fm_poll(d, w, x->asked_again, a);
 		return 1;
 	}
-	if (resp->status == 204 && x->saw_202) {
-		/* answered 202 before: the appliance forgot it */
-		snprintf(err, FETCH_ERRLEN, "result %s was forgotten (204 after 202): the window is "
-			 "asked again", w->id);
-		return -EAGAIN;
-	}
-	if (resp->status == 204 && !x->asked_again) {
-		/* no rows, or a result forgotten before its first poll: asked
-		 * once more, and a second 204 is no rows */
+	if (resp->status == 204 && !x->asked_again && w->polls > FM_SURE_EMPTY_POLLS) {
+		/* no rows, or a result the appliance forgot while it was
+		 * polled: asked once more, polled without backing off (read
+		 * before it is forgotten again), and a second 204 is no rows */
 		rc = fm_relist(d, x, w, a, err);
 		x->asked_again = true;
 		return rc;
@@ -1094,7 +1100,7 @@ static int fm_window_next(struct driver *d, const struct http_resp *resp, struct
 	size_t before = x->acc.n;
 	if (resp->status == 204) {
 		answered = 0;
-	} else if ((rc = fm_take_rows(d, x, resp, limit, &answered, err))) {
+	} else if ((rc = fm_take_rows(d, x, resp, limit, out->sample_at, &answered, err))) {
 		return rc;
 	}
 	if (answered >= limit) {
