@@ -426,8 +426,8 @@ static int fm_info_decode(struct driver *d, const char *body, size_t len,
 	const char *zn = nfd_tz_name(d->tz);
 	cache_text_escape(tzname, sizeof(tzname), zn ? zn : "UTC", strlen(zn ? zn : "UTC"));
 	snprintf(info->about, sizeof(info->about),
-		 "\"profile\":\"%s\",\"channels\":%zu,\"collector_tz\":\"%s\","
-		 "\"active_timeout_s\":%lld", d->profile, d->nchannels, tzname,
+		 "{\"profile\":\"%s\",\"channels\":%zu,\"collector_tz\":\"%s\","
+		 "\"active_timeout_s\":%lld}", d->profile, d->nchannels, tzname,
 		 (long long)(d->reach_ms / 1000));
 	rc = 0;
 out:
