@@ -19,6 +19,8 @@
  *               and the one reading of "URL + driver option"
  *   flowapi.c   the reference dialect's driver (flowapi/1): requests,
  *               decoding, its error format
+ *   flowmon.c   the Flowmon appliance's driver (OAuth, asynchronous
+ *               listings of 5-minute slots, a slot split by filters)
  *   sna.c       the SNA driver; each dialect is one file behind
  *               fetch_i.h's struct driver_ops, and one line of drivers.c
  *   nfdump_drv.c the nfdump archive's driver (no HTTP: it runs nfdump for
