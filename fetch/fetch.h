@@ -109,7 +109,8 @@
 #define FETCH_MAX_RECORDS_FLAGS OPTTAB_UNSET
 #define FETCH_MAX_RECORDS_DEF 10000
 #define FETCH_MAX_RECORDS_ARG "N"
-#define FETCH_MAX_RECORDS_HELP "the collector's cap when it does not say (sna); nfdump: " \
+#define FETCH_MAX_RECORDS_HELP "the collector's cap when it does not say (sna; flowmon: " \
+	"at most its 10000); nfdump: " \
 	"the most records a window may hold (the driver sets its own default)"
 /* An nfdump archive's exporters' active timeout: a flow that started in a
  * window may be written this long (and one file) after it. */
@@ -126,7 +127,7 @@
  * fronts' tables use these; the defaults spell the front's own option). */
 #define FETCH_HELP_TOKEN_FILE "the bearer token: the file's first line (the file private " \
 	"to you: chmod 600; never the token on the command line); for an SNA Manager " \
-	"user:password"
+	"or a Flowmon appliance user:password"
 #define FETCH_HELP_CACHE "the cache directory (yours, mode 0700; shared by flowfs and " \
 	"flowfetch)"
 #define FETCH_DEF_CACHE "$XDG_CACHE_HOME/flowfs, else ~/.cache/flowfs"

@@ -17,11 +17,13 @@
  * is polled (50 ms, half as long again each time, up to 2 s, for at most
  * 15 minutes): 202 still running, 200 the rows, 204 no rows or a result
  * the appliance forgot (the two look alike: flowsim, like the guide's
- * other methods, answers an empty result 202 then 204).  A 204 by the
- * second poll is "no rows" (no appliance forgets a result within 125 ms);
- * a later one asks the listing once more, polled without backing off so
- * that it is read before the appliance forgets it again, and a second 204
- * is "no rows".
+ * other methods, answers an empty result 202 then 204).  A 204 is "no
+ * rows" by the second poll (no appliance forgets a result within 125 ms),
+ * or when it came sooner after its listing than results were ever read
+ * (kept_ms: the appliance keeps them at least that long).  Any other asks
+ * the listing again, polled without backing off so that it is read before
+ * the appliance forgets it again, up to FM_REASKS times; then the window
+ * fails (-EAGAIN: retried, and at last reported), never taken as empty.
  *
  * Slots.  The appliance reads 5-minute nfcapd files, each holding the
  * flows exported in its slot, and a flow is exported up to the exporters'
@@ -79,6 +81,7 @@
 #define FM_DEADLINE_MS (15 * 60 * 1000)
 #define FM_SURE_EMPTY_POLLS 2		/* a 204 by the second poll: no rows (a result is
 					 * not forgotten within 125 ms) */
+#define FM_REASKS 3			/* a part asked again after ambiguous 204s */
 #define FM_URL_MAX 2000			/* longer: a POST form (G10 p.10) */
 #define FM_CHANNELS_MAX 64
 #define FM_NAME_MAX 64
@@ -103,6 +106,12 @@ struct driver {
 	char token[FM_TOKEN_MAX], token_type[32], refresh[FM_TOKEN_MAX];
 	uint64_t gen;			/* 0: never logged in */
 	int64_t renew_ms;		/* monotonic: renew from then on */
+	/* The oldest a result surely was when it was read (from its
+	 * listing's answer to the poll's sending): the appliance keeps
+	 * results at least this long, so a 204 surely younger (from the
+	 * listing's sending to its own answer) is no rows, not a forgotten
+	 * result. */
+	atomic_int_fast64_t kept_ms;
 };
 
 /* The driver's notes on one window's exchange (driver_win.priv). */
@@ -115,7 +124,9 @@ struct fm_x {
 	struct flowmon_part stack[FM_STACK_MAX];
 	size_t nstack;
 	bool split;			/* parts were asked */
-	bool asked_again;		/* the current part was answered 204 once */
+	unsigned reasks;		/* the current part asked again after a 204 */
+	int64_t listed_ms;		/* monotonic: when its listing was answered, */
+	int64_t list_sent_ms;		/* and sent */
 	struct decoded acc;		/* the rows kept so far (recs, n, rejected, inexact) */
 	size_t cap;			/* acc.recs' room */
 	size_t most;			/* the most rows one listing answered */
@@ -1072,7 +1083,9 @@ static int fm_window_next(struct driver *d, const struct http_resp *resp, struct
 			return -EBADMSG;
 		}
 			w->polls = 0;
-		fm_poll(d, w, x->asked_again, a);
+		x->listed_ms = mono_ms();
+		x->list_sent_ms = x->listed_ms - (int64_t)(resp->seconds * 1000) - 1;
+		fm_poll(d, w, x->reasks > 0, a);
 		return 1;
 	}
 	if (resp->status == 202) {
@@ -1081,16 +1094,32 @@ static int fm_window_next(struct driver *d, const struct http_resp *resp, struct
 				 w->id, FM_DEADLINE_MS / 1000);
 			return -ETIMEDOUT;
 		}
-		fm_poll(d, w, x->asked_again, a);
+		fm_poll(d, w, x->reasks > 0, a);
 		return 1;
 	}
-	if (resp->status == 204 && !x->asked_again && w->polls > FM_SURE_EMPTY_POLLS) {
-		/* no rows, or a result the appliance forgot while it was
-		 * polled: asked once more, polled without backing off (read
-		 * before it is forgotten again), and a second 204 is no rows */
-		rc = fm_relist(d, x, w, a, err);
-		x->asked_again = true;
-		return rc;
+	/* ages of a result on the appliance: at most (a 204) since its
+	 * listing was sent, at least (a 200) from its answer to this poll's
+	 * sending (resp->seconds: the exchange's duration) */
+	int64_t now = mono_ms(), sent = now - (int64_t)(resp->seconds * 1000) - 1;
+	int64_t age = now - x->list_sent_ms;
+	if (resp->status == 204 && w->polls > FM_SURE_EMPTY_POLLS &&
+	    age >= atomic_load(&d->kept_ms)) {
+		/* no rows, or a result forgotten while it was polled (as old
+		 * as results were ever read, or older): asked again, polled
+		 * without backing off, FM_REASKS times, then the window fails
+		 * (retried, and at last reported): never taken as no rows */
+		if (x->reasks++ == FM_REASKS) {
+			snprintf(err, FETCH_ERRLEN, "result %s answered 204 after %lld ms, %d times: "
+				 "forgotten, or no rows", w->id, (long long)age, FM_REASKS + 1);
+			return -EAGAIN;
+		}
+		return fm_relist(d, x, w, a, err);
+	}
+	if (resp->status == 200) {
+		/* results live at least this long */
+		int64_t k = atomic_load(&d->kept_ms), lived = sent - x->listed_ms;
+		while (lived > k && !atomic_compare_exchange_weak(&d->kept_ms, &k, lived))
+			;
 	}
 	if (resp->status != 200 && resp->status != 204) {
 		snprintf(err, FETCH_ERRLEN, "result %s: HTTP %ld, not 200, 202 or 204", w->id,
@@ -1118,7 +1147,7 @@ static int fm_window_next(struct driver *d, const struct http_resp *resp, struct
 	if (x->nstack == 0)
 		return fm_finish(w, x, false, limit, out, err);
 	x->cur = x->stack[--x->nstack];
-	x->asked_again = false;
+	x->reasks = 0;
 	return fm_relist(d, x, w, a, err);
 }
 
