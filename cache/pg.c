@@ -277,6 +277,19 @@ void cache_pg_target(const char *conninfo, char *buf, size_t len)
 	PQconninfoFree(opts);
 }
 
+bool cache_pg_has_secret(const char *conninfo)
+{
+	PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, NULL) : NULL;
+	bool found = false;
+
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if ((strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "sslpassword") == 0) &&
+		    o->val && *o->val)
+			found = true;
+	PQconninfoFree(opts);
+	return found;
+}
+
 /*
  * A connection to conninfo with this module's deadlines: connect_timeout,
  * keepalives and tcp_user_timeout given before the conninfo (whose own

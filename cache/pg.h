@@ -88,6 +88,12 @@ struct cache_pg_opts {
  */
 void cache_pg_target(const char *conninfo, char *buf, size_t len);
 
+/* Does conninfo give a password (a URL's user:password@, password=,
+ * sslpassword=)?  The fronts refuse one on their command line: it would
+ * be seen in ps and in the shell's history.  false for an unparsable
+ * conninfo (cache_pg_open refuses it). */
+bool cache_pg_has_secret(const char *conninfo);
+
 /*
  * Connect to the shared store of the collector 'id' (conninfo read by
  * libpq: URL, key=value, service), set the deadlines above, create or

@@ -26,6 +26,8 @@
  */
 #include "arr.h"
 #include "fetch_i.h"
+#include "mtx.h"
+#include "pg.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -55,6 +57,14 @@
  * default (fetch_opts.max_held). */
 #define HELD_MAX_DEFAULT ((size_t)256 << 20)
 
+/* The shared cache's sessions kept open between queries (more queries at
+ * once open more, closed when they end). */
+#define PG_IDLE_MAX 8
+
+/* A query's attempts with a new session after the shared cache failed
+ * (connection lost, claim lost), the n-th after n seconds. */
+#define PG_ATTEMPTS 4
+
 struct fetch_engine {
 	char url[2048], cache_dir[2048], driver_name[32];
 	char *token;			/* a copy, zeroed before it is freed */
@@ -72,6 +82,14 @@ struct fetch_engine {
 	size_t held_max;		/* the bytes all queries' answers may hold */
 	_Atomic size_t held;		/* held now: reserved in flight, or received
 					 * and not yet decoded (held_reserve) */
+	/* The team's shared cache (o.cache_url, a copy; NULL: none).  Its
+	 * sessions not in use: a query takes one (pg_take) and gives it back
+	 * (pg_give); a session is used by one thread at a time (pg.h). */
+	char *cache_url;
+	struct mtx pg_lock;		/* guards pg_idle and npg_idle; no I/O under it */
+	bool pg_lock_ready;
+	struct cache_pg *pg_idle[PG_IDLE_MAX];
+	size_t npg_idle;
 };
 
 static int64_t wall_ms(void)
@@ -196,6 +214,47 @@ static int engine_http(struct fetch_engine *e, size_t max_body, struct http **ou
 }
 
 /*
+ * The shared cache's options: the connection string copied (e->cache_url,
+ * NULL when none is given), the heartbeat and expiry defaulted and the
+ * expiry checked against the heartbeat.  0, or -EINVAL/-ENOMEM with err.
+ */
+static int engine_take_pg_opts(struct fetch_engine *e, const struct fetch_opts *o, char *err)
+{
+	mtx_init(&e->pg_lock);
+	e->pg_lock_ready = true;
+	e->o.cache_url = NULL;
+	if (!o->cache_url)
+		return 0;
+	if (!o->cache_url[0]) {
+		snprintf(err, FETCH_ERRLEN, "cache_url is empty: give a PostgreSQL connection "
+			 "string (postgresql://user@host/db), or no cache_url");
+		return -EINVAL;
+	}
+	if (cache_pg_has_secret(o->cache_url)) {
+		snprintf(err, FETCH_ERRLEN, "cache_url gives a password: it would be seen by "
+			 "every user (ps) and kept in the shell's history; put it in ~/.pgpass "
+			 "(or the file PGPASSFILE names) or a service in pg_service.conf");
+		return -EINVAL;
+	}
+	if (!(e->cache_url = strdup(o->cache_url))) {
+		snprintf(err, FETCH_ERRLEN, "out of memory");
+		return -ENOMEM;
+	}
+	e->o.cache_url = e->cache_url;
+	if (!e->o.pg_heartbeat_s)
+		e->o.pg_heartbeat_s = FETCH_PG_HEARTBEAT_DEF;
+	if (!e->o.pg_expiry_s)
+		e->o.pg_expiry_s = FETCH_PG_EXPIRY_DEF;
+	if (e->o.pg_expiry_s <= e->o.pg_heartbeat_s) {
+		snprintf(err, FETCH_ERRLEN, "pg_expiry %d is not more than pg_heartbeat %d: a "
+			 "session would expire between its heartbeats", e->o.pg_expiry_s,
+			 e->o.pg_heartbeat_s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
  * The options o copied into e, checked, and their defaults filled in (the
  * FETCH_*_DEF of fetch.h, the fronts' defaults too), the driver resolved:
  * 0, or -EINVAL/-ENOMEM with the cause in err (e is then closed by the
@@ -264,7 +323,7 @@ static int engine_take_opts(struct fetch_engine *e, const struct fetch_opts *o, 
 	}
 	snprintf(e->driver_name, sizeof(e->driver_name), "%s", e->def->name);
 	e->o.driver = e->driver_name;
-	return 0;
+	return engine_take_pg_opts(e, o, err);
 }
 
 /*
@@ -357,6 +416,59 @@ static int engine_cache_open(struct fetch_engine *e, char *err)
 	return 0;
 }
 
+/*
+ * A new session of the shared cache (cache_pg_open with the engine's
+ * options): 0 with *out, or its -errno with err "the shared cache: ...",
+ * which names the target without its secrets.
+ */
+static int pg_new(struct fetch_engine *e, struct cache_pg **out, char *err)
+{
+	struct cache_identity id = fetch_engine_identity(e);
+	struct cache_pg_opts po = {
+		.heartbeat_s = e->o.pg_heartbeat_s, .expiry_s = e->o.pg_expiry_s,
+		.connect_timeout_s = (int)(e->o.connect_timeout_ms / 1000),
+	};
+	char cerr[CACHE_ERRLEN];
+	int rc = cache_pg_open(e->cache_url, &id, &po, out, cerr);
+
+	if (rc)
+		snprintf(err, FETCH_ERRLEN, "the shared cache: %s", cerr);
+	return rc;
+}
+
+/* A session for one query: an idle one, or a new one (pg_new's errors).
+ * Never called with pg_lock held (it may connect). */
+static int pg_take(struct fetch_engine *e, struct cache_pg **out, char *err)
+{
+	mtx_assert_not_held(&e->pg_lock);
+	*out = NULL;
+	mtx_lock(&e->pg_lock);
+	if (e->npg_idle)
+		*out = e->pg_idle[--e->npg_idle];
+	mtx_unlock(&e->pg_lock);
+	if (*out && !cache_pg_lost(*out))
+		return 0;
+	cache_pg_close(*out);	/* expired while idle: of no use */
+	return pg_new(e, out, err);
+}
+
+/* A query's session given back: kept idle when it is sound (ok) and there
+ * is room, else closed (its unfinished claims freed).  NULL: nothing. */
+static void pg_give(struct fetch_engine *e, struct cache_pg *p, bool ok)
+{
+	if (!p)
+		return;
+	if (ok && !cache_pg_lost(p)) {
+		mtx_lock(&e->pg_lock);
+		if (e->npg_idle < PG_IDLE_MAX) {
+			e->pg_idle[e->npg_idle++] = p;
+			p = NULL;
+		}
+		mtx_unlock(&e->pg_lock);
+	}
+	cache_pg_close(p);
+}
+
 int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, char *err)
 {
 	struct fetch_engine *e = calloc(1, sizeof(*e));
@@ -374,6 +486,12 @@ int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out, cha
 		rc = e->ops->info_run(e->drv, &e->info, err);
 	if (rc || (rc = engine_bounds(e, o, err)) || (rc = engine_cache_open(e, err)))
 		goto fail;
+	if (e->cache_url) {	/* refused here, at the start, when unusable */
+		struct cache_pg *p;
+		if ((rc = pg_new(e, &p, err)))
+			goto fail;
+		pg_give(e, p, true);
+	}
 	*out = e;
 	return 0;
 fail:
@@ -394,6 +512,11 @@ void fetch_engine_close(struct fetch_engine *e)
 		e->ops->close(e->drv);
 	if (e->lock_ready)
 		pthread_mutex_destroy(&e->http_lock);
+	while (e->npg_idle)	/* no query runs any more */
+		cache_pg_close(e->pg_idle[--e->npg_idle]);
+	if (e->pg_lock_ready)
+		mtx_destroy(&e->pg_lock);
+	free(e->cache_url);
 	if (e->token)
 		explicit_bzero(e->token, strlen(e->token));
 	free(e->token);
@@ -524,6 +647,7 @@ struct store_job {
 	bool has_cover, has_gap;
 	struct cache_cover cover;
 	struct cache_gap gap;
+	struct cache_ival span;	/* records without cover: their window */
 };
 
 /* A window being asked. */
@@ -581,6 +705,13 @@ struct run {
 	struct cache_ivals taint;
 	uint64_t rng;
 	char send_err[FETCH_ERRLEN];	/* why a request could not be sent, when known */
+	/* The shared cache's session of this query (NULL: none, or a pass
+	 * that stores only here).  Between passes the calling thread uses it;
+	 * during a pass only the store thread does (its creation and join
+	 * order the two).  pg_failed: the store thread's failure came from
+	 * the shared cache (written by it before store_rc, read after). */
+	struct cache_pg *pg;
+	bool pg_failed;
 };
 
 /*
@@ -647,6 +778,23 @@ static void store_failed(struct run *r, int rc, const char *what, const char *ce
 	atomic_store_explicit(&r->store_rc, rc, memory_order_release);
 }
 
+/* On the store thread: a job into the shared cache, inside this session's
+ * claim (records without cover checked against their window).  0, or
+ * cache_pg_put_*'s -errno with cerr. */
+static int store_shared(struct run *r, const struct store_job *j, char *cerr)
+{
+	struct cache_query wq = *r->q;
+
+	if (j->has_gap)
+		return cache_pg_put_gap(r->pg, r->q, &j->gap, cerr);
+	if (!j->has_cover) {
+		wq.start = j->span.start;
+		wq.end = j->span.end;
+	}
+	return cache_pg_put_window(r->pg, &wq, j->recs, j->n, j->has_cover ? &j->cover : NULL,
+				   cerr);
+}
+
 static void *storer_main(void *arg)
 {
 	struct run *r = arg;
@@ -664,13 +812,19 @@ static void *storer_main(void *arg)
 		double t0 = mono_s();
 		/* relaxed: only this thread writes store_rc */
 		if (!atomic_load_explicit(&r->store_rc, memory_order_relaxed)) {
-			if (j->has_gap)
+			/* the shared cache first: a window is here only once the
+			 * team has it (a claim lost meanwhile stores nothing) */
+			rc = r->pg ? store_shared(r, j, cerr) : 0;
+			if (rc)
+				r->pg_failed = true;
+			else if (j->has_gap)
 				rc = cache_put_gap(c, r->q, &j->gap, cerr);
 			else
 				rc = cache_put_window(c, r->q, j->recs, j->n,
 						      j->has_cover ? &j->cover : NULL, cerr);
 			if (rc) {
-				store_failed(r, rc, "the cache: ", cerr);
+				store_failed(r, rc, r->pg_failed ? "the shared cache: " : "the cache: ",
+					     cerr);
 				http_wakeup(r->http);
 			}
 		}
@@ -906,8 +1060,11 @@ static int failed(struct run *r, uint64_t tag, const struct http_resp *resp, int
 	return rc;
 }
 
+/* Hand the store thread records (their window 'span' when there is no
+ * cover: the shared cache checks it against the claims), a cover or a gap.
+ * 0 or -ENOMEM (recs freed). */
 static int store_push(struct run *r, struct flow_rec *recs, size_t n, const struct plan_ev *cover,
-		      const struct plan_ev *gap, const char *reason)
+		      const struct plan_ev *gap, const char *reason, const struct cache_ival *span)
 {
 	struct store_job *j = calloc(1, sizeof(*j));
 
@@ -917,6 +1074,8 @@ static int store_push(struct run *r, struct flow_rec *recs, size_t n, const stru
 	}
 	j->recs = recs;
 	j->n = n;
+	if (span)
+		j->span = *span;
 	if (cover) {
 		j->has_cover = true;
 		j->cover.start = cover->start;
@@ -1036,7 +1195,7 @@ static int taint(struct run *r, const struct plan_req *rq, size_t malformed, siz
 	r->res->gaps++;
 	if (r->prog)
 		atomic_fetch_add(&r->prog->gaps, 1);
-	return store_push(r, NULL, 0, NULL, &gap, reason);
+	return store_push(r, NULL, 0, NULL, &gap, reason, NULL);
 }
 
 /* Store records (n of them, or none) and a coverage event, less the
@@ -1048,7 +1207,7 @@ static int cover_push(struct run *r, const struct plan_ev *ev, struct flow_rec *
 	int rc;
 
 	if (r->taint.n == 0)
-		return store_push(r, recs, n, ev, NULL, NULL);
+		return store_push(r, recs, n, ev, NULL, NULL, NULL);
 	rc = cache_ivals_subtract(&r->taint, ev->start, ev->end, &left);
 	if (rc) {
 		free(recs);
@@ -1056,15 +1215,16 @@ static int cover_push(struct run *r, const struct plan_ev *ev, struct flow_rec *
 	}
 	if (left.n == 1 && left.v[0].start == ev->start && left.v[0].end == ev->end) {
 		cache_ivals_free(&left);
-		return store_push(r, recs, n, ev, NULL, NULL);
+		return store_push(r, recs, n, ev, NULL, NULL, NULL);
 	}
-	rc = recs ? store_push(r, recs, n, NULL, NULL, NULL) : 0;
+	struct cache_ival span = {ev->start, ev->end};
+	rc = recs ? store_push(r, recs, n, NULL, NULL, NULL, &span) : 0;
 	for (size_t i = 0; !rc && i < left.n; i++) {
 		struct plan_ev part = *ev;
 		part.start = left.v[i].start;
 		part.end = left.v[i].end;
 		part.records = 0;	/* the count was the whole window's */
-		rc = store_push(r, NULL, 0, &part, NULL, NULL);
+		rc = store_push(r, NULL, 0, &part, NULL, NULL, NULL);
 	}
 	cache_ivals_free(&left);
 	return rc;
@@ -1134,7 +1294,8 @@ static int answered(struct run *r, struct decode_job *j, char *err)
 		rc = cover_push(r, own, j->out.recs, n);
 		j->out.recs = NULL;
 	} else {
-		rc = store_push(r, j->out.recs, n, NULL, NULL, NULL);
+		struct cache_ival span = {w->req.start, w->req.end};
+		rc = store_push(r, j->out.recs, n, NULL, NULL, NULL, &span);
 		j->out.recs = NULL;
 	}
 	if (!rc && kept && r->prog)
@@ -1146,7 +1307,7 @@ static int answered(struct run *r, struct decode_job *j, char *err)
 			r->res->gaps++;
 			if (r->prog)
 				atomic_fetch_add(&r->prog->gaps, 1);
-			rc = store_push(r, NULL, 0, NULL, &ev[i], NULL);
+			rc = store_push(r, NULL, 0, NULL, &ev[i], NULL, NULL);
 		} else if (ev[i].start != w->req.start || ev[i].end != w->req.end || bad == 0) {
 			rc = cover_push(r, &ev[i], NULL, 0);
 		}
@@ -1608,6 +1769,273 @@ out:
 	return rc;
 }
 
+/* ---- the team's shared cache (cache_url) ------------------------------------ */
+
+/*
+ * What the local cache misses of 'within' (each interval read with q's
+ * subject and peer, the query's clock and live_ttl), less 'fetched' (what
+ * this query asked the collector itself already: a gap stays missing, and
+ * is not asked twice).  0 with *out (the caller frees it), or -errno with
+ * err.
+ */
+static int local_missing(struct run *r, const struct cache_ivals *within,
+			 const struct cache_ivals *fetched, struct cache_ivals *out, char *err)
+{
+	char cerr[CACHE_ERRLEN];
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; !rc && i < within->n; i++) {
+		struct cache_query wq = *r->q;
+		struct cache_ivals m = {0};
+		wq.start = within->v[i].start;
+		wq.end = within->v[i].end;
+		rc = cache_missing(r->cache, &wq, r->res->started_ms, r->e->o.live_ttl_ms, &m, cerr);
+		if (rc) {
+			snprintf(err, FETCH_ERRLEN, "the cache: %s", cerr);
+			break;
+		}
+		for (size_t k = 0; !rc && k < m.n; k++) {
+			struct cache_ivals left = {0};
+			rc = cache_ivals_subtract(fetched, m.v[k].start, m.v[k].end, &left);
+			for (size_t x = 0; !rc && x < left.n; x++)
+				rc = cache_ivals_add(out, left.v[x].start, left.v[x].end);
+			cache_ivals_free(&left);
+		}
+		cache_ivals_free(&m);
+		if (rc)
+			snprintf(err, FETCH_ERRLEN, "out of memory");
+	}
+	if (rc)
+		cache_ivals_free(out);
+	return rc;
+}
+
+/* Add every interval of from to to: 0 or -ENOMEM. */
+static int ivals_merge(struct cache_ivals *to, const struct cache_ivals *from)
+{
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < from->n; i++)
+		rc = cache_ivals_add(to, from->v[i].start, from->v[i].end);
+	return rc;
+}
+
+/* The query q narrowed to [start, end). */
+static struct cache_query query_part(const struct cache_query *q, int64_t start, int64_t end)
+{
+	struct cache_query wq = *q;
+
+	wq.start = start;
+	wq.end = end;
+	return wq;
+}
+
+/*
+ * Claim each interval of miss (one claim transaction each, so that a
+ * claim never reaches over what this machine holds already), the answers
+ * merged into cl (emptied first).  0, or cache_pg_claim's -errno with
+ * err; what was claimed before a failure is freed with the session.
+ */
+static int shared_claim(struct run *r, const struct cache_ivals *miss, struct cache_pg_claim *cl,
+			char *err)
+{
+	char cerr[CACHE_ERRLEN];
+	int rc = 0;
+
+	memset(cl, 0, sizeof(*cl));
+	for (size_t i = 0; !rc && i < miss->n; i++) {
+		struct cache_query wq = query_part(r->q, miss->v[i].start, miss->v[i].end);
+		struct cache_pg_claim one;
+		rc = cache_pg_claim(r->pg, &wq, &one, cerr);
+		if (rc) {
+			snprintf(err, FETCH_ERRLEN, "the shared cache: %s", cerr);
+			break;
+		}
+		if ((rc = ivals_merge(&cl->mine, &one.mine)) ||
+		    (rc = ivals_merge(&cl->others, &one.others)) ||
+		    (rc = ivals_merge(&cl->done, &one.done)))
+			snprintf(err, FETCH_ERRLEN, "out of memory");
+		cache_pg_claim_free(&one);
+	}
+	return rc;
+}
+
+/*
+ * Fetch the spans claimed (mine) in one pass whose every window lies
+ * inside one of them (the planner never crosses an interval of what it is
+ * given), each stored in the shared cache and then here; then mark each
+ * done, or, when the pass failed, give each back.  Done only after the
+ * pass ended well: every window was committed.  0 with mine added to
+ * fetched, or -errno with err; r->pg_failed says that the shared cache
+ * failed (the caller opens a new session), not the collector.
+ */
+static int shared_fetch(struct run *r, const struct cache_ivals *mine, bool use_prior,
+			const atomic_int *cancel, struct cache_ivals *fetched, char *err)
+{
+	char cerr[CACHE_ERRLEN];
+	int rc;
+
+	r->pg_failed = false;
+	atomic_store(&r->store_rc, 0);
+	rc = fetch_pass(r, mine, use_prior, cancel, err);
+	for (size_t i = 0; i < mine->n && !(rc && r->pg_failed); i++) {
+		struct cache_query wq = query_part(r->q, mine->v[i].start, mine->v[i].end);
+		if (rc) {	/* the collector's failure: the claims given back */
+			if (cache_pg_release(r->pg, &wq, cerr)) {
+				pg_give(r->e, r->pg, false);	/* they go with it */
+				r->pg = NULL;
+				break;
+			}
+		} else if ((rc = cache_pg_done(r->pg, &wq, cerr))) {
+			r->pg_failed = true;
+			snprintf(err, FETCH_ERRLEN, "the shared cache: %s", cerr);
+		}
+	}
+	if (!rc && ivals_merge(fetched, mine)) {
+		snprintf(err, FETCH_ERRLEN, "out of memory");
+		rc = -ENOMEM;
+	}
+	return rc;
+}
+
+/*
+ * Spans the shared cache holds as done that stay missing here after a
+ * pull (a gap, or live windows older than live_ttl): fetched from the
+ * collector and stored here only, since no claim covers them there.  0
+ * with them added to fetched, or -errno with err.
+ */
+static int local_fetch(struct run *r, const struct cache_ivals *done, const atomic_int *cancel,
+		       struct cache_ivals *fetched, char *err)
+{
+	struct cache_ivals stale = {0};
+	struct cache_pg *pg = r->pg;
+	int rc = local_missing(r, done, fetched, &stale, err);
+
+	if (!rc && stale.n) {
+		r->pg = NULL;
+		atomic_store(&r->store_rc, 0);
+		rc = fetch_pass(r, &stale, false, cancel, err);
+		r->pg = pg;
+		if (!rc && ivals_merge(fetched, &stale)) {
+			snprintf(err, FETCH_ERRLEN, "out of memory");
+			rc = -ENOMEM;
+		}
+	}
+	cache_ivals_free(&stale);
+	return rc;
+}
+
+/*
+ * After the shared cache failed with rc (err says how): the session
+ * closed (its unfinished claims free at once, or at its expiry when the
+ * server is gone), and for a lost connection or claim a pause of
+ * 'attempts' seconds before the next attempt with a new session.  0: try
+ * again; rc: give up, err kept; -ECANCELED when cancelled meanwhile.
+ */
+static int shared_retry(struct run *r, unsigned *attempts, int rc, const atomic_int *cancel,
+			char *err)
+{
+	bool transient = rc == -ECONNRESET || rc == -ESTALE || rc == -ECONNREFUSED ||
+			 rc == -ETIMEDOUT;
+
+	pg_give(r->e, r->pg, false);
+	r->pg = NULL;
+	if (!transient || ++*attempts > PG_ATTEMPTS)
+		return rc;
+	engine_log(r->e, FETCH_LOG_INFO, r->prog, "%s; trying again with a new session (%u of %u)",
+		   err, *attempts, PG_ATTEMPTS);
+	for (int64_t until = mono_ms() + *attempts * 1000; mono_ms() < until;) {
+		if (cancel && atomic_load(cancel)) {
+			snprintf(err, FETCH_ERRLEN, "interrupted");
+			return -ECANCELED;
+		}
+		usleep(50 * 1000);
+	}
+	return 0;
+}
+
+/*
+ * One pass of a query with a shared cache (docs/design.md, "The shared
+ * cache", the engine's side), over missing0: until nothing of it is
+ * missing here (but what this pass asked the collector itself), pull what
+ * the team has done, claim the rest, fetch what was claimed (shared_fetch),
+ * fetch here what is done there but of no use here (local_fetch), and wait
+ * for what others hold (cache_pg_wait, bounded by half the expiry: a dead
+ * holder's claims are freed by the next claim after its expiry).  A
+ * failure of the shared cache is retried with a new session (shared_retry);
+ * a failure of the collector or of the local cache ends the pass.  0, or
+ * -errno with err.
+ */
+static int shared_pass(struct run *r, const struct cache_ivals *missing0, bool use_prior,
+		       const atomic_int *cancel, char *err)
+{
+	struct fetch_engine *e = r->e;
+	struct cache_ivals fetched = {0}, miss = {0};
+	struct cache_pg_claim cl = {0};
+	int wait_ms = e->o.pg_expiry_s * 500;
+	unsigned attempts = 0;
+	char cerr[CACHE_ERRLEN];
+	int rc;
+
+	if (wait_ms > 5000)
+		wait_ms = 5000;
+	for (;;) {
+		bool shared = true;	/* a failure of rc is the shared cache's */
+		cache_ivals_free(&miss);
+		cache_pg_claim_free(&cl);
+		if (cancel && atomic_load(cancel)) {
+			snprintf(err, FETCH_ERRLEN, "interrupted");
+			rc = -ECANCELED;
+			break;
+		}
+		if (!r->pg && (rc = pg_take(e, &r->pg, err)))
+			goto failed;
+		if ((rc = cache_pg_pull(r->pg, r->q, r->cache, NULL, cerr))) {
+			snprintf(err, FETCH_ERRLEN, "the shared cache: %s", cerr);
+			goto failed;
+		}
+		if ((rc = local_missing(r, missing0, &fetched, &miss, err)))
+			break;
+		if (miss.n == 0)
+			break;
+		if ((rc = shared_claim(r, &miss, &cl, err)))
+			goto failed;
+		if (cl.mine.n) {
+			rc = shared_fetch(r, &cl.mine, use_prior, cancel, &fetched, err);
+			use_prior = false;
+			shared = r->pg_failed;
+			if (rc)
+				goto failed;
+		}
+		if (cl.done.n) {
+			if ((rc = cache_pg_pull(r->pg, r->q, r->cache, NULL, cerr))) {
+				shared = true;
+				snprintf(err, FETCH_ERRLEN, "the shared cache: %s", cerr);
+				goto failed;
+			}
+			if ((rc = local_fetch(r, &cl.done, cancel, &fetched, err)))
+				break;
+		}
+		if (cl.others.n && (rc = cache_pg_wait(r->pg, r->q, wait_ms, cerr))) {
+			shared = true;
+			snprintf(err, FETCH_ERRLEN, "the shared cache: %s", cerr);
+			goto failed;
+		}
+		continue;
+failed:
+		if (!shared || (rc = shared_retry(r, &attempts, rc, cancel, err)))
+			break;
+	}
+	pg_give(e, r->pg, !r->pg_failed);
+	r->pg = NULL;
+	r->pg_failed = false;
+	cache_pg_claim_free(&cl);
+	cache_ivals_free(&miss);
+	cache_ivals_free(&fetched);
+	return rc;
+}
+
 int fetch_audit(struct fetch_engine *e, struct cache *c, const struct cache_query *q,
 		const struct fetch_result *res, struct cache_audit *a, char *err)
 {
@@ -1688,7 +2116,9 @@ int fetch_query(struct fetch_engine *e, const struct cache_query *q,
 		goto out;
 	}
 	for (unsigned pass = 0;; pass++) {
-		if (missing.n && (rc = fetch_pass(&r, &missing, pass == 0, cancel, err)))
+		if (missing.n && (rc = e->cache_url
+					     ? shared_pass(&r, &missing, pass == 0, cancel, err)
+					     : fetch_pass(&r, &missing, pass == 0, cancel, err)))
 			break;
 		cache_audit_free(&audit);
 		if ((rc = fetch_audit(e, r.cache, q, res, &audit, err)))

@@ -118,6 +118,23 @@
 #define FETCH_ACTIVE_TIMEOUT_ARG "S"
 #define FETCH_ACTIVE_TIMEOUT_HELP "nfdump: the exporters' active timeout"
 #define FETCH_ACTIVE_TIMEOUT_DEFAULT FETCH_ACTIVE_TIMEOUT_DEF
+/* The team's shared cache (cache_url, cache/pg.h): its session's heartbeat
+ * period, and the silence after which a session is expired and its claims
+ * are taken by others (a crashed or stopped client).  The expiry must
+ * exceed the heartbeat (fetch_engine_open refuses it otherwise). */
+#define FETCH_PG_HEARTBEAT_MIN 1
+#define FETCH_PG_HEARTBEAT_MAX 3600
+#define FETCH_PG_HEARTBEAT_FLAGS 0
+#define FETCH_PG_HEARTBEAT_DEF 5
+#define FETCH_PG_HEARTBEAT_ARG "S"
+#define FETCH_PG_HEARTBEAT_HELP "with cache_url: the session's heartbeat, every S seconds"
+#define FETCH_PG_EXPIRY_MIN 2
+#define FETCH_PG_EXPIRY_MAX 86400
+#define FETCH_PG_EXPIRY_FLAGS 0
+#define FETCH_PG_EXPIRY_DEF 30
+#define FETCH_PG_EXPIRY_ARG "S"
+#define FETCH_PG_EXPIRY_HELP "with cache_url: a session without a heartbeat for S " \
+	"seconds is expired, and others fetch what it had claimed (more than pg_heartbeat)"
 
 /* The help of the text options both fronts take, written once (the
  * fronts' tables use these; the defaults spell the front's own option). */
@@ -127,6 +144,11 @@
 #define FETCH_HELP_CACHE "the cache directory (yours, mode 0700; shared by flowfs and " \
 	"flowfetch)"
 #define FETCH_DEF_CACHE "$XDG_CACHE_HOME/flowfs, else ~/.cache/flowfs"
+#define FETCH_HELP_CACHE_URL "the team's shared cache on PostgreSQL: a libpq connection " \
+	"string (postgresql://user@host/db, key=value pairs or service=NAME); the password " \
+	"from ~/.pgpass, PGPASSFILE or the service file, never here; the local cache stays " \
+	"as its mirror"
+#define FETCH_DEF_CACHE_URL "none: this machine's cache only"
 #define FETCH_HELP_DRIVER "the collector's dialect (a driver with logins takes " \
 	"user:password as the token)"
 #define FETCH_HELP_TENANT "sna: the tenant (domain) id, when the Manager has several"
@@ -341,6 +363,12 @@ struct fetch_opts {
 	const char *identity;
 	const char *known_hosts;
 	const char *cache_dir;
+	/* The team's shared cache (cache/pg.h): a libpq connection string,
+	 * NULL for none (this machine's cache only, the path of old); never
+	 * logged whole (cache_pg_target).  Its session's heartbeat and expiry
+	 * in seconds (0: FETCH_PG_HEARTBEAT_DEF, FETCH_PG_EXPIRY_DEF). */
+	const char *cache_url;
+	int pg_heartbeat_s, pg_expiry_s;
 	unsigned max_inflight;		/* requests in flight (default 4) */
 	long connect_timeout_ms;	/* default 10,000 */
 	long stall_s;			/* no byte for this long: give up (default 30) */
@@ -503,7 +531,11 @@ bool fetch_clear_text_warning(const char *url, const char *what, char *msg, size
  * Probe the collector (its /info and the token), open the cache of that
  * collector, fetch the lookup tables when missing or older than a day.
  * -ECONNREFUSED, -ETIMEDOUT, -EACCES (token), -EPROTO (not a collector),
- * ... with the cause in err.
+ * ... with the cause in err.  With o->cache_url, also open a session of
+ * the team's shared cache (cache_pg_open): a connection string libpq
+ * cannot read, a server that cannot be reached or that refuses the
+ * credentials fails here, with err naming the target without its
+ * password ("the shared cache: ...").
  */
 int fetch_engine_open(const struct fetch_opts *o, struct fetch_engine **out,
 		      char *err);
@@ -523,6 +555,14 @@ struct cache_identity fetch_engine_identity(const struct fetch_engine *e);
  * window was closed), or -errno when it could not (unreachable, 401, 400,
  * retries exhausted, out of space; cause in err).  'cancel', when not NULL,
  * stops the query early (-ECANCELED) once set.  'prog' may be NULL.
+ *
+ * With a shared cache (fetch_opts.cache_url), what the team holds is
+ * copied in first, the rest is claimed and fetched here, and spans another
+ * member is fetching are waited for (docs/design.md, "The shared cache",
+ * the engine's side).  A lost connection or claim is retried with a new
+ * session a few times; then the query fails with "the shared cache: ..."
+ * in err, and nothing is marked done in the shared cache that was not
+ * committed there.
  */
 int fetch_query(struct fetch_engine *e, const struct cache_query *q,
 		struct fetch_progress *prog, const atomic_int *cancel,

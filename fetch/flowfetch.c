@@ -41,6 +41,8 @@ struct ff_opts {
 	char *driver, *tenant, *files_tz, *nfdump, *ssh_config, *identity, *known_hosts;
 	int max_inflight, live_ttl, stall_timeout, request_timeout, connect_timeout, retries;
 	int max_records, active_timeout, insecure, quiet;
+	char *cache_url;
+	int pg_heartbeat, pg_expiry;
 };
 
 enum { K_OUTPUT = 'o', K_HELP = 'h', K_VERSION = 256, K_MAN, K_OTHER };
@@ -79,6 +81,10 @@ static const struct opttab ff_opts_table[] = {
 	TEXT("known_hosts", "FILE", known_hosts, FETCH_HELP_KNOWN_HOSTS,
 	     .def_text = FETCH_DEF_KNOWN_HOSTS),
 	TEXT("cache", "DIR", cache, FETCH_HELP_CACHE, .def_text = FETCH_DEF_CACHE),
+	TEXT("cache_url", "CONNINFO", cache_url, FETCH_HELP_CACHE_URL,
+	     .def_text = FETCH_DEF_CACHE_URL),
+	FETCH_OPTTAB(PG_HEARTBEAT, "pg_heartbeat", K_OTHER, AT(pg_heartbeat)),
+	FETCH_OPTTAB(PG_EXPIRY, "pg_expiry", K_OTHER, AT(pg_expiry)),
 	FETCH_OPTTAB(MAX_INFLIGHT, "max_inflight", K_OTHER, AT(max_inflight)),
 	FETCH_OPTTAB(LIVE_TTL, "live_ttl", K_OTHER, AT(live_ttl)),
 	FETCH_OPTTAB(STALL_TIMEOUT, "stall_timeout", K_OTHER, AT(stall_timeout)),
@@ -463,6 +469,8 @@ static int ff_engine(const struct ff_opts *o, const char *url, bool *quiet, char
 		.files_tz = o->files_tz, .nfdump = o->nfdump,
 		.active_timeout_s = (unsigned)o->active_timeout, .ssh_config = o->ssh_config,
 		.identity = o->identity, .known_hosts = o->known_hosts,
+		.cache_url = o->cache_url, .pg_heartbeat_s = o->pg_heartbeat,
+		.pg_expiry_s = o->pg_expiry,
 		.log = say_log, .log_arg = quiet,
 	};
 	rc = fetch_engine_open(&fo, e, err);

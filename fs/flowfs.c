@@ -489,6 +489,10 @@ static const struct opttab fs_opts_table[] = {
 	TEXT("cache", "DIR", cache, FETCH_HELP_CACHE, .def_text = FETCH_DEF_CACHE),
 	TEXT("tz", "ZONE", tz, "the zone of the day folders and of the times in files",
 	     .def_text = "UTC"),
+	TEXT("cache_url", "CONNINFO", cache_url, FETCH_HELP_CACHE_URL,
+	     .def_text = FETCH_DEF_CACHE_URL),
+	FETCH_OPTTAB(PG_HEARTBEAT, "pg_heartbeat", FS_K_OTHER, AT(pg_heartbeat)),
+	FETCH_OPTTAB(PG_EXPIRY, "pg_expiry", FS_K_OTHER, AT(pg_expiry)),
 	FETCH_OPTTAB(LIVE_TTL, "live_ttl", FS_K_OTHER, AT(live_ttl)),
 	FETCH_OPTTAB(MAX_INFLIGHT, "max_inflight", FS_K_OTHER, AT(max_inflight)),
 	{.name = "max_queries", .type = OPTTAB_INT, .arg = "N", .lo = 1, .hi = 64, .def = 2,
@@ -863,6 +867,9 @@ static int fill_engine_opts(struct fs_ctx *c, struct fetch_opts *fo)
 	fo->ssh_config = c->o.ssh_config;
 	fo->identity = c->o.identity;
 	fo->known_hosts = c->o.known_hosts;
+	fo->cache_url = c->o.cache_url;
+	fo->pg_heartbeat_s = c->o.pg_heartbeat;
+	fo->pg_expiry_s = c->o.pg_expiry;
 	fo->log = engine_log_line;
 	fo->log_arg = c;
 	return 0;

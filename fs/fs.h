@@ -85,6 +85,8 @@ struct fs_opts {
 	int active_timeout;	/* nfdump: the exporters' active timeout, s */
 	char *ssh_config, *identity, *known_hosts;	/* nfdump+ssh: ssh's -F, -i, known_hosts */
 	int connect_timeout;	/* s: a connection (HTTP, ssh) not made by then fails */
+	char *cache_url;	/* the team's shared cache (libpq's), or NULL */
+	int pg_heartbeat, pg_expiry;	/* its session's heartbeat and expiry, s */
 	char *url;		/* the first non-option argument */
 	int nonopt;
 };
