@@ -325,7 +325,13 @@ static int pg_connect(struct cache_pg *p, const char *conninfo, PGconn **out, ch
 	snprintf(sql, sizeof(sql),
 		 "SET statement_timeout=%d; SET lock_timeout=%d;"
 		 " SET idle_in_transaction_session_timeout=%d",
-		 p->o.statement_ms, p->o.statement_ms, p->o.statement_ms);
+		 p->o.statement_ms, p->o.statement_ms,
+		 /* a client stopped inside a transaction (SIGSTOP, a laptop's
+		  * lid) holds its claim's row lock: the server ends it once
+		  * the session would have expired anyway, so that waiters
+		  * wait no longer than the expiry */
+		 p->o.expiry_s * 1000 < p->o.statement_ms ? p->o.expiry_s * 1000
+							  : p->o.statement_ms);
 	rc = pg_run(p, conn, sql, 0, NULL, NULL, err, "set timeouts");
 	if (rc) {
 		PQfinish(conn);
