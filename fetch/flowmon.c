@@ -399,7 +399,7 @@ static int fm_info_decode(struct driver *d, const char *body, size_t len,
 		const char *name = strrchr(id, '/') ? strrchr(id, '/') + 1 : id;
 		if (!fm_name_ok(name, strlen(name)) || nhave == FM_CHANNELS_MAX)
 			continue;
-		snprintf(have[nhave++], FM_NAME_MAX, "%s", name);
+		snprintf(have[nhave++], FM_NAME_MAX, "%.*s", FM_NAME_MAX - 1, name);
 		if (used < sizeof(list) - 1)
 			used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s",
 						 used ? ", " : "", name);
@@ -416,7 +416,7 @@ static int fm_info_decode(struct driver *d, const char *body, size_t len,
 		for (size_t k = 0; k < nhave && !found; k++)
 			found = strcmp(d->channels[i], have[k]) == 0;
 		if (!found) {
-			snprintf(err, FETCH_ERRLEN, "profile %s has no channel %s (it has: %s)",
+			snprintf(err, FETCH_ERRLEN, "profile %.64s has no channel %.64s (it has: %.200s)",
 				 d->profile, d->channels[i], list);
 			rc = -ENOENT;
 			goto out;
