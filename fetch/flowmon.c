@@ -16,14 +16,15 @@
  * when the URL would pass 2,000 characters) answers {"id": N}; its result
  * is polled (50 ms, half as long again each time, up to 2 s, for at most
  * 15 minutes): 202 still running, 200 the rows, 204 no rows or a result
- * the appliance forgot (the two look alike: flowsim, like the guide's
- * other methods, answers an empty result 202 then 204).  A 204 is "no
- * rows" by the second poll (no appliance forgets a result within 125 ms),
- * or when it came sooner after its listing than results were ever read
- * (kept_ms: the appliance keeps them at least that long).  Any other asks
- * the listing again, polled without backing off so that it is read before
- * the appliance forgets it again, up to FM_REASKS times; then the window
- * fails (-EAGAIN: retried, and at last reported), never taken as empty.
+ * the appliance forgot (the two look alike).  A 204 is told by the list
+ * of the appliance's results (GET /rest/fmc/analysis/results, "list of
+ * latest async results" with their state, G10 p.65-66): a result listed
+ * finished (state 1) has no rows; one not listed was forgotten (or fell
+ * off the list), and the listing is asked again, polled without backing
+ * off, up to FM_REASKS times; then the window fails (-EAGAIN: retried,
+ * and at last reported), never taken as empty.  No timing enters: an
+ * earlier rule that judged by how long results were seen kept lost flows
+ * under a slow build.
  *
  * Slots.  The appliance reads 5-minute nfcapd files, each holding the
  * flows exported in its slot, and a flow is exported up to the exporters'
@@ -78,9 +79,8 @@
 #define FM_RENEW_SHARE 4		/* or a quarter of its life when shorter */
 #define FM_POLL_FIRST_MS 50
 #define FM_POLL_MAX_MS 2000
+#define FM_POLL_FAST_MS 10		/* a listing asked again: its result was forgotten */
 #define FM_DEADLINE_MS (15 * 60 * 1000)
-#define FM_SURE_EMPTY_POLLS 2		/* a 204 by the second poll: no rows (a result is
-					 * not forgotten within 125 ms) */
 #define FM_REASKS 3			/* a part asked again after ambiguous 204s */
 #define FM_URL_MAX 2000			/* longer: a POST form (G10 p.10) */
 #define FM_CHANNELS_MAX 64
@@ -90,7 +90,7 @@
 #define FM_OUTPUT "[\"ts\",\"te\",\"td\",\"pr\",\"sa\",\"sp\",\"da\",\"dp\",\"flg\",\"pkt\"," \
 	"\"byt\",\"fl\",\"in\",\"out\",\"sas\",\"das\",\"ra\"]"
 
-enum { FM_LIST = 0, FM_POLL };
+enum { FM_LIST = 0, FM_POLL, FM_CHECK };
 
 struct driver {
 	char base[2048];
@@ -106,12 +106,6 @@ struct driver {
 	char token[FM_TOKEN_MAX], token_type[32], refresh[FM_TOKEN_MAX];
 	uint64_t gen;			/* 0: never logged in */
 	int64_t renew_ms;		/* monotonic: renew from then on */
-	/* The oldest a result surely was when it was read (from its
-	 * listing's answer to the poll's sending): the appliance keeps
-	 * results at least this long, so a 204 surely younger (from the
-	 * listing's sending to its own answer) is no rows, not a forgotten
-	 * result. */
-	atomic_int_fast64_t kept_ms;
 };
 
 /* The driver's notes on one window's exchange (driver_win.priv). */
@@ -124,9 +118,15 @@ struct fm_x {
 	struct flowmon_part stack[FM_STACK_MAX];
 	size_t nstack;
 	bool split;			/* parts were asked */
-	unsigned reasks;		/* the current part asked again after a 204 */
-	int64_t listed_ms;		/* monotonic: when its listing was answered, */
-	int64_t list_sent_ms;		/* and sent */
+	unsigned reasks;		/* the current part asked again: its result forgotten */
+	/* The lateness probe of the current part: the slots right after
+	 * those read (from `to`'s slot on), asked once the part answered;
+	 * its rows that started in the window and that the part's answer
+	 * lacks were exported later than active_timeout. */
+	bool probing;
+	char pfrom[24], pto[24];
+	size_t part_base;		/* the current part's first row in acc */
+	int64_t read_end_ms;		/* the slots read surely end no sooner */
 	struct decoded acc;		/* the rows kept so far (recs, n, rejected, inexact) */
 	size_t cap;			/* acc.recs' room */
 	size_t most;			/* the most rows one listing answered */
@@ -854,8 +854,8 @@ static int fm_listing(struct driver *d, struct fm_x *x, struct driver_win *w, st
 		used += (size_t)snprintf(chans + used, sizeof(chans) - used, "%s\"%s\"", i ? "," : "",
 					 d->channels[i]);
 	n = snprintf(search, sizeof(search), "{\"from\":\"%s\",\"to\":\"%s\",\"profile\":\"%s\","
-		     "\"channels\":[%s],\"filter\":\"%s\"}", x->from, x->to, d->profile, chans,
-		     filter);
+		     "\"channels\":[%s],\"filter\":\"%s\"}", x->probing ? x->pfrom : x->from,
+		     x->probing ? x->pto : x->to, d->profile, chans, filter);
 	if (n < 0 || (size_t)n >= sizeof(search) || !fetch_form_encode(search, es, sizeof(es)) ||
 	    !fetch_form_encode(FM_OUTPUT, eo, sizeof(eo)))
 		return -E2BIG;
@@ -904,9 +904,14 @@ static int fm_window_first(struct driver *d, const struct cache_query *q, const 
 			 FM_SLOT_MS;
 	int64_t last = x->we + d->reach_ms - 1;
 	last -= ((last % FM_SLOT_MS) + FM_SLOT_MS) % FM_SLOT_MS;
-	/* one slot more: right whether `to`'s slot is read or not */
+	/* one slot more: right whether `to`'s slot is read or not; the
+	 * probe starts at `to`'s slot (read twice when `to` is inclusive:
+	 * fm_late tells its rows apart) */
+	x->read_end_ms = last + FM_SLOT_MS;
 	if (fm_time_text(d->tz, x->ws, x->from, sizeof(x->from)) ||
-	    fm_time_text(d->tz, last + FM_SLOT_MS, x->to, sizeof(x->to))) {
+	    fm_time_text(d->tz, last + FM_SLOT_MS, x->to, sizeof(x->to)) ||
+	    fm_time_text(d->tz, last + FM_SLOT_MS, x->pfrom, sizeof(x->pfrom)) ||
+	    fm_time_text(d->tz, last + 2 * FM_SLOT_MS, x->pto, sizeof(x->pto))) {
 		free(x);
 		return -ERANGE;
 	}
@@ -1038,7 +1043,7 @@ static int fm_finish(struct driver_win *w, struct fm_x *x, bool full, size_t lim
 /* The next poll of listing w->id, after the backoff (fast: none). */
 static void fm_poll(struct driver *d, struct driver_win *w, bool fast, struct http_ask *a)
 {
-	int64_t delay = FM_POLL_FIRST_MS;
+	int64_t delay = fast ? FM_POLL_FAST_MS : FM_POLL_FIRST_MS;
 
 	for (unsigned i = 0; i < w->polls && delay < FM_POLL_MAX_MS && !fast; i++)
 		delay += delay / 2;
@@ -1065,6 +1070,182 @@ static int fm_relist(struct driver *d, struct fm_x *x, struct driver_win *w, str
 	return 1;
 }
 
+static int fm_idp_cmp(const void *x, const void *y)
+{
+	const struct flow_rec *const *a = x, *const *b = y;
+	return strcmp((*a)->id, (*b)->id);
+}
+
+/*
+ * The lateness check of the current part: acc's rows [part_base, before)
+ * are its answer, [before, acc.n) the probe's rows that started in the
+ * window.  A row of the probe the answer lacks (counted by identity, so
+ * that the slot both read when `to` is inclusive adds nothing) was
+ * exported after the slots read.  Returns how many such rows (*first: the
+ * earliest start among them), or -ENOMEM.
+ */
+static long fm_late(struct fm_x *x, size_t before, int64_t *first)
+{
+	size_t nm = before - x->part_base, np = x->acc.n - before;
+	struct flow_rec **vm = NULL, **vp = NULL;
+	long late = -ENOMEM;
+
+	if (np == 0)
+		return 0;
+	vm = malloc((nm ? nm : 1) * sizeof(*vm));
+	vp = malloc(np * sizeof(*vp));
+	if (!vm || !vp)
+		goto out;
+	for (size_t i = 0; i < nm; i++)
+		if (fm_row_id(vm[i] = &x->acc.recs[x->part_base + i]))
+			goto out;
+	for (size_t i = 0; i < np; i++)
+		if (fm_row_id(vp[i] = &x->acc.recs[before + i]))
+			goto out;
+	qsort(vm, nm, sizeof(*vm), fm_idp_cmp);
+	qsort(vp, np, sizeof(*vp), fm_idp_cmp);
+	late = 0;
+	for (size_t i = 0, j = 0, hi; i < np; i = hi) {
+		size_t seen = 0;
+		for (hi = i + 1; hi < np && strcmp(vp[hi]->id, vp[i]->id) == 0; hi++)
+			;
+		while (j < nm && strcmp(vm[j]->id, vp[i]->id) < 0)
+			j++;
+		while (j < nm && strcmp(vm[j]->id, vp[i]->id) == 0) {
+			j++;
+			seen++;
+		}
+		if (hi - i > seen) {
+			if (!late || vp[i]->start_ms < *first)
+				*first = vp[i]->start_ms;
+			late += (long)(hi - i - seen);
+		}
+	}
+out:
+	free(vm);
+	free(vp);
+	return late;
+}
+
+/* The probe's answer (rows already in acc from 'before' on): 0 when no
+ * row came late (the probe's rows dropped), -ERANGE with err naming the
+ * earliest late flow and the active_timeout it needs, -ENOMEM. */
+static int fm_probe_judge(struct driver *d, struct fm_x *x, size_t before, char *err)
+{
+	int64_t first = 0;
+	long late = fm_late(x, before, &first);
+
+	x->acc.n = before;
+	x->probing = false;
+	if (late < 0) {
+		snprintf(err, FETCH_ERRLEN, "out of memory comparing the lateness probe's rows");
+		return (int)late;
+	}
+	if (late == 0)
+		return 0;
+	char when[24] = "?";
+	fm_time_text(d->tz, first, when, sizeof(when));
+	snprintf(err, FETCH_ERRLEN, "%ld flow%s of this window exported more than active_timeout=%lld "
+		 "s after its start (the first started %s, appliance time, and was exported at "
+		 "least %lld s later): raise -o active_timeout (the exporters' active timeout plus "
+		 "the collector's delay)", late, late == 1 ? "" : "s",
+		 (long long)(d->reach_ms / 1000), when,
+		 (long long)((x->read_end_ms - first) / 1000));
+	return -ERANGE;
+}
+
+/* The next part of the exchange, or its end when none is left. */
+static int fm_next_part(struct driver *d, struct fm_x *x, struct driver_win *w,
+			struct http_ask *a, size_t limit, struct decoded *out, char *err)
+{
+	if (x->nstack == 0)
+		return fm_finish(w, x, false, limit, out, err);
+	x->cur = x->stack[--x->nstack];
+	x->reasks = 0;
+	x->part_base = x->acc.n;
+	return fm_relist(d, x, w, a, err);
+}
+
+/* A full answer of the current part: split into its disjoint parts
+ * (its rows dropped: the parts bring them again), else the window is
+ * full (the planner's to split, or a gap). */
+static int fm_part_full(struct driver *d, struct fm_x *x, struct driver_win *w,
+			struct http_ask *a, size_t limit, struct decoded *out, char *err)
+{
+	struct flowmon_part kids[3];
+	int nk = x->may_split ? flowmon_split(&x->cur, kids) : 0;
+
+	if (nk == 0 || x->nstack + (size_t)nk > FM_STACK_MAX)
+		return fm_finish(w, x, true, limit, out, err);
+	x->acc.n = x->part_base;
+	x->probing = false;
+	for (int i = nk - 1; i >= 0; i--)
+		x->stack[x->nstack++] = kids[i];
+	x->split = true;
+	return fm_next_part(d, x, w, a, limit, out, err);
+}
+
+/* The current part (or its probe) answered 'answered' rows, acc's from
+ * 'before' on (inexact: acc's count before them): next, its probe, the
+ * next part, or the end. */
+static int fm_answered(struct driver *d, struct fm_x *x, struct driver_win *w,
+		       struct http_ask *a, size_t answered, size_t before, size_t inexact,
+		       struct decoded *out, char *err)
+{
+	size_t limit = out->limit ? out->limit : d->limit;
+	int rc;
+
+	if (answered >= limit)
+		return fm_part_full(d, x, w, a, limit, out, err);
+	if (x->probing) {
+		x->acc.inexact = inexact;	/* the part's answer counted them */
+		if ((rc = fm_probe_judge(d, x, before, err)))
+			return rc;
+		return fm_next_part(d, x, w, a, limit, out, err);
+	}
+	if (answered > x->most)
+		x->most = answered;
+	if (out->sample_at && answered >= out->sample_at)
+		return fm_next_part(d, x, w, a, limit, out, err);	/* a sample: no probe */
+	/* the part answered whole: its lateness probe */
+	x->probing = true;
+	x->reasks = 0;
+	return fm_relist(d, x, w, a, err);
+}
+
+/* The state of result 'id' in the list of results (an array of
+ * {"id", "state"}): *state 0, 1 or 2, or -1 when it is not listed.
+ * 0, or -EBADMSG with err. */
+static int fm_result_state(const struct http_resp *resp, const char *id, int *state, char *err)
+{
+	cJSON *root = cJSON_ParseWithLength(resp->body ? resp->body : "", resp->len);
+	const cJSON *it;
+	int64_t want = strtoll(id, NULL, 10), v, st;
+	int rc = 0;
+
+	*state = -1;
+	if (resp->status != 200 || !cJSON_IsArray(root)) {
+		snprintf(err, FETCH_ERRLEN, "the list of results: HTTP %ld, %s", resp->status,
+			 resp->status == 200 ? "not a JSON array" : "not 200");
+		rc = resp->status == 200 ? -EBADMSG : -EAGAIN;
+		goto out;
+	}
+	cJSON_ArrayForEach(it, root) {
+		if (fetch_json_int(cJSON_GetObjectItemCaseSensitive(it, "id"), 0, FETCH_EXACT_MAX,
+				   &v) || v != want)
+			continue;
+		/* no state: finished (the field is optional, G10 p.45) */
+		const cJSON *s = cJSON_GetObjectItemCaseSensitive(it, "state");
+		*state = 1;
+		if (s && (fetch_json_int(s, 0, 2, &st) == 0))
+			*state = (int)st;
+		break;
+	}
+out:
+	cJSON_Delete(root);
+	return rc;
+}
+
 static int fm_window_next(struct driver *d, const struct http_resp *resp, struct driver_win *w,
 			  struct http_ask *a, struct decoded *out, char *err)
 {
@@ -1082,11 +1263,38 @@ static int fm_window_next(struct driver *d, const struct http_resp *resp, struct
 				 resp->status);
 			return -EBADMSG;
 		}
-			w->polls = 0;
-		x->listed_ms = mono_ms();
-		x->list_sent_ms = x->listed_ms - (int64_t)(resp->seconds * 1000) - 1;
+		w->polls = 0;
 		fm_poll(d, w, x->reasks > 0, a);
 		return 1;
+	}
+	if (w->stage == FM_CHECK) {
+		/* the list of results, after a 204: the result finished there
+		 * is one without rows; absent, it was forgotten */
+		int state = -1;
+		if ((rc = fm_result_state(resp, w->id, &state, err)))
+			return rc;
+		if (state == 0) {
+			fm_poll(d, w, false, a);	/* computing again: unheard of */
+			return 1;
+		}
+		if (state == 2) {
+			snprintf(err, FETCH_ERRLEN, "the appliance says search %s failed (state 2 "
+				 "in /rest/fmc/analysis/results)", w->id);
+			return -EAGAIN;
+		}
+		if (state < 0) {
+			/* forgotten: asked again, polled without backing off, up
+			 * to FM_REASKS times; then the window fails (retried, at
+			 * last reported): never taken as no rows */
+			if (x->reasks++ == FM_REASKS) {
+				snprintf(err, FETCH_ERRLEN, "result %s answered 204 and is not among "
+					 "the appliance's results, %d times: forgotten before it "
+					 "was read", w->id, FM_REASKS + 1);
+				return -EAGAIN;
+			}
+			return fm_relist(d, x, w, a, err);
+		}
+		return fm_answered(d, x, w, a, 0, x->acc.n, x->acc.inexact, out, err);
 	}
 	if (resp->status == 202) {
 		if (mono_ms() - w->started_ms > FM_DEADLINE_MS) {
@@ -1097,58 +1305,24 @@ static int fm_window_next(struct driver *d, const struct http_resp *resp, struct
 		fm_poll(d, w, x->reasks > 0, a);
 		return 1;
 	}
-	/* ages of a result on the appliance: at most (a 204) since its
-	 * listing was sent, at least (a 200) from its answer to this poll's
-	 * sending (resp->seconds: the exchange's duration) */
-	int64_t now = mono_ms(), sent = now - (int64_t)(resp->seconds * 1000) - 1;
-	int64_t age = now - x->list_sent_ms;
-	if (resp->status == 204 && w->polls > FM_SURE_EMPTY_POLLS &&
-	    age >= atomic_load(&d->kept_ms)) {
-		/* no rows, or a result forgotten while it was polled (as old
-		 * as results were ever read, or older): asked again, polled
-		 * without backing off, FM_REASKS times, then the window fails
-		 * (retried, and at last reported): never taken as no rows */
-		if (x->reasks++ == FM_REASKS) {
-			snprintf(err, FETCH_ERRLEN, "result %s answered 204 after %lld ms, %d times: "
-				 "forgotten, or no rows", w->id, (long long)age, FM_REASKS + 1);
-			return -EAGAIN;
-		}
-		return fm_relist(d, x, w, a, err);
+	if (resp->status == 204) {
+		/* no rows, or a result the appliance forgot (or never knew):
+		 * the list of its results tells (G10 p.65-66) */
+		memset(a, 0, sizeof(*a));
+		snprintf(a->url, sizeof(a->url), "%s/rest/fmc/analysis/results", d->base);
+		w->stage = FM_CHECK;
+		return 1;
 	}
-	if (resp->status == 200) {
-		/* results live at least this long */
-		int64_t k = atomic_load(&d->kept_ms), lived = sent - x->listed_ms;
-		while (lived > k && !atomic_compare_exchange_weak(&d->kept_ms, &k, lived))
-			;
-	}
-	if (resp->status != 200 && resp->status != 204) {
+	if (resp->status != 200) {
 		snprintf(err, FETCH_ERRLEN, "result %s: HTTP %ld, not 200, 202 or 204", w->id,
 			 resp->status);
 		return -EBADMSG;
 	}
-	size_t before = x->acc.n;
-	if (resp->status == 204) {
-		answered = 0;
-	} else if ((rc = fm_take_rows(d, x, resp, limit, out->sample_at, &answered, err))) {
+	size_t before = x->acc.n, inexact = x->acc.inexact;
+	if ((rc = fm_take_rows(d, x, resp, limit, x->probing ? 0 : out->sample_at, &answered,
+			       err)))
 		return rc;
-	}
-	if (answered >= limit) {
-		struct flowmon_part kids[3];
-		int nk = x->may_split ? flowmon_split(&x->cur, kids) : 0;
-		if (nk == 0 || x->nstack + (size_t)nk > FM_STACK_MAX)
-			return fm_finish(w, x, true, limit, out, err);	/* full: the planner's */
-		x->acc.n = before;	/* a sample: its parts bring every row again */
-		for (int i = nk - 1; i >= 0; i--)
-			x->stack[x->nstack++] = kids[i];
-		x->split = true;
-	} else if (answered > x->most) {
-		x->most = answered;
-	}
-	if (x->nstack == 0)
-		return fm_finish(w, x, false, limit, out, err);
-	x->cur = x->stack[--x->nstack];
-	x->reasks = 0;
-	return fm_relist(d, x, w, a, err);
+	return fm_answered(d, x, w, a, answered, before, inexact, out, err);
 }
 
 /* The appliance's error body: a ValidationResult's first fields and
