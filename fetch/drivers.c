@@ -19,6 +19,7 @@
 extern const struct driver_ops flowapi_driver;
 extern const struct driver_ops sna_driver;
 extern const struct driver_ops nfdump_driver;
+extern const struct driver_ops flowmon_driver;
 
 /* The first line is the default driver (no prefix, no option). */
 static const struct fetch_driver fetch_drivers[] = {
@@ -30,6 +31,9 @@ static const struct fetch_driver fetch_drivers[] = {
 	{.name = "nfdump", .prefix = {"nfdump:", "nfdump+"},
 	 .url_form = "nfdump:/ARCHIVE/DIR or nfdump+ssh://[USER@]HOST[:PORT]/ARCHIVE/DIR",
 	 .what = "an nfdump archive", .ops = &nfdump_driver},
+	{.name = "flowmon", .prefix = {"flowmon+"}, .url_form = "flowmon+https://APPLIANCE",
+	 .what = "a Flowmon appliance", .secret = "the Flowmon password",
+	 .caps = FETCH_DRIVER_HTTP | FETCH_DRIVER_SESSIONS, .ops = &flowmon_driver},
 };
 
 #define NDRIVERS (sizeof(fetch_drivers) / sizeof(fetch_drivers[0]))

@@ -873,6 +873,15 @@ static int retry_add(struct run *r, uint64_t tag, int64_t delay_ms)
 	return 0;
 }
 
+/* The driver's memory for an exchange that ends without its records
+ * (driver_win.priv): given back to the driver, once. */
+static void dw_drop(struct fetch_engine *e, struct driver_win *dw)
+{
+	if (dw->priv && e->ops->window_drop)
+		e->ops->window_drop(e->drv, dw);
+	dw->priv = NULL;
+}
+
 /* Drop a window's exchange in progress: its next attempt starts anew. */
 static void win_reset(struct win *w)
 {
@@ -979,6 +988,7 @@ static int send_win(struct run *r, uint64_t tag)
 	} else if (follow) {
 		a = *w->pending;
 	} else {
+		dw_drop(e, &w->dw);
 		memset(&w->dw, 0, sizeof(w->dw));
 		rc = e->ops->window_first(e->drv, r->q, &w->req, limit, &w->dw, &a);
 	}
@@ -1032,6 +1042,7 @@ static int failed(struct run *r, uint64_t tag, const struct http_resp *resp, int
 	unsigned bound = resp && resp->status == 429 ? r->e->o.max_retries * 3 : r->e->o.max_retries;
 
 	win_reset(w);		/* the next attempt asks the whole window again */
+	dw_drop(r->e, &w->dw);
 	w->midway = false;
 
 	if (resp && resp->status >= 500)
@@ -1175,10 +1186,10 @@ static size_t drop_foreign(const struct run *r, const struct plan_req *rq, struc
  * is stored later either (a peer split's slot, when its parts are done).
  */
 static int taint(struct run *r, const struct plan_req *rq, size_t malformed, size_t foreign,
-		 const char *why)
+		 size_t inexact, const char *why)
 {
 	struct plan_ev gap = {.kind = PLAN_GAP, .start = rq->start, .end = rq->end,
-			      .peer = rq->peer, .seen = (int64_t)(malformed + foreign)};
+			      .peer = rq->peer, .seen = (int64_t)(malformed + foreign + inexact)};
 	char reason[128];
 
 	if (!rq->has_peer)
@@ -1187,9 +1198,12 @@ static int taint(struct run *r, const struct plan_req *rq, size_t malformed, siz
 		snprintf(reason, sizeof(reason),
 			 "%zu records outside the question (window, subject or peer not asked)%s",
 			 foreign, malformed ? ", and malformed ones" : "");
-	else
-		snprintf(reason, sizeof(reason), "%zu malformed records rejected: %.80s", malformed,
+	else if (malformed)
+		snprintf(reason, sizeof(reason), "%zu malformed records rejected: %.60s", malformed,
 			 why);
+	else
+		snprintf(reason, sizeof(reason), "%zu records whose counts the collector sent "
+			 "inexact (scaled): kept, the text in extra, the column empty", inexact);
 	if (cache_ivals_add(&r->taint, rq->start, rq->end))
 		return -ENOMEM;
 	r->res->gaps++;
@@ -1267,6 +1281,7 @@ static int answered(struct run *r, struct decode_job *j, char *err)
 	 * complete answer's count, and only it taints its window. */
 	bool whole = answered_n < r->e->info.max_records;
 	size_t bad = whole ? j->out.rejected + foreign : 0;
+	size_t inexact = whole ? j->out.inexact : 0;	/* stored, yet not covered */
 	r->res->records += n;
 	r->res->rejected += bad;
 	r->res->foreign += whole ? foreign : 0;
@@ -1278,12 +1293,12 @@ static int answered(struct run *r, struct decode_job *j, char *err)
 	}
 	for (size_t i = 0; i < nev; i++)
 		if (ev[i].kind == PLAN_COVER && ev[i].start == w->req.start && ev[i].end == w->req.end &&
-		    !own && bad == 0)
+		    !own && bad == 0 && inexact == 0)
 			own = &ev[i];
 	/* what the store is handed: the records of an answer that was not a
 	 * sample (a tainted one's rejects are not among them) */
 	bool kept = !j->out.sampled;
-	rc = bad ? taint(r, &w->req, j->out.rejected, foreign, j->out.why) : 0;
+	rc = bad || inexact ? taint(r, &w->req, j->out.rejected, foreign, inexact, j->out.why) : 0;
 	if (rc) {
 		/* nothing stored of it */
 	} else if (j->out.sampled) {
@@ -1308,7 +1323,8 @@ static int answered(struct run *r, struct decode_job *j, char *err)
 			if (r->prog)
 				atomic_fetch_add(&r->prog->gaps, 1);
 			rc = store_push(r, NULL, 0, NULL, &ev[i], NULL, NULL);
-		} else if (ev[i].start != w->req.start || ev[i].end != w->req.end || bad == 0) {
+		} else if (ev[i].start != w->req.start || ev[i].end != w->req.end ||
+			   (bad == 0 && inexact == 0)) {
 			rc = cover_push(r, &ev[i], NULL, 0);
 		}
 	}
@@ -1329,11 +1345,13 @@ static void run_stop_threads(struct run *r)
 	struct qitem *it;
 	while ((it = q_pop(&r->dq_out, false))) {
 		struct decode_job *j = (struct decode_job *)it;
+		dw_drop(r->e, &j->dw);	/* its exchange will not go on */
 		decoded_free(&j->out);
 		free(j);
 	}
 	while ((it = q_pop(&r->dq_in, false))) {
 		struct decode_job *j = (struct decode_job *)it;
+		dw_drop(r->e, &j->dw);
 		http_resp_free(&j->resp);
 		held_release(r->e, j->held);
 		free(j);
@@ -1433,6 +1451,7 @@ static int decode_push(struct run *r, struct http_resp *resp)
 	j->resp = *resp;
 	j->held = resp->alloc;
 	j->dw = r->wins[tag].dw;
+	r->wins[tag].dw.priv = NULL;	/* the job's copy owns it now */
 	win_reset(&r->wins[tag]);	/* answered: no resend */
 	resp->body = NULL;
 	/* a full answer of a window the planner will split by time is only
@@ -1581,6 +1600,8 @@ static int take_decoded(struct run *r, char *err)
 			snprintf(err, FETCH_ERRLEN, "%s", j->err), rc = j->rc;
 		else if (!(rc = answered(r, j, err)))
 			win_free(r, j->tag);	/* done with: its slot is reused */
+		if (j->rc != 1)
+			dw_drop(e, &j->dw);
 		decoded_free(&j->out);
 		free(j);
 	}
@@ -1749,8 +1770,10 @@ out:
 	}
 	plan_free(r->plan);
 	r->plan = NULL;
-	for (size_t i = 0; i < r->nwins; i++)
+	for (size_t i = 0; i < r->nwins; i++) {
 		win_reset(&r->wins[i]);
+		dw_drop(r->e, &r->wins[i].dw);
+	}
 	free(r->wins);
 	free(r->retry);
 	free(r->decoders);

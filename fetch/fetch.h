@@ -19,6 +19,8 @@
  *               and the one reading of "URL + driver option"
  *   flowapi.c   the reference dialect's driver (flowapi/1): requests,
  *               decoding, its error format
+ *   flowmon.c   the Flowmon appliance's driver (OAuth, asynchronous
+ *               listings of 5-minute slots, a slot split by filters)
  *   sna.c       the SNA driver; each dialect is one file behind
  *               fetch_i.h's struct driver_ops, and one line of drivers.c
  *   nfdump_drv.c the nfdump archive's driver (no HTTP: it runs nfdump for
@@ -107,7 +109,8 @@
 #define FETCH_MAX_RECORDS_FLAGS OPTTAB_UNSET
 #define FETCH_MAX_RECORDS_DEF 10000
 #define FETCH_MAX_RECORDS_ARG "N"
-#define FETCH_MAX_RECORDS_HELP "the collector's cap when it does not say (sna); nfdump: " \
+#define FETCH_MAX_RECORDS_HELP "the collector's cap when it does not say (sna; flowmon: " \
+	"at most its 10000); nfdump: " \
 	"the most records a window may hold (the driver sets its own default)"
 /* An nfdump archive's exporters' active timeout: a flow that started in a
  * window may be written this long (and one file) after it. */
@@ -116,7 +119,8 @@
 #define FETCH_ACTIVE_TIMEOUT_FLAGS 0
 #define FETCH_ACTIVE_TIMEOUT_DEF 300
 #define FETCH_ACTIVE_TIMEOUT_ARG "S"
-#define FETCH_ACTIVE_TIMEOUT_HELP "nfdump: the exporters' active timeout"
+#define FETCH_ACTIVE_TIMEOUT_HELP "nfdump, flowmon: the exporters' active timeout (how " \
+	"long after its start a flow may be exported)"
 #define FETCH_ACTIVE_TIMEOUT_DEFAULT FETCH_ACTIVE_TIMEOUT_DEF
 /* The team's shared cache (cache_url, cache/pg.h): its session's heartbeat
  * period, and the silence after which a session is expired and its claims
@@ -140,7 +144,7 @@
  * fronts' tables use these; the defaults spell the front's own option). */
 #define FETCH_HELP_TOKEN_FILE "the bearer token: the file's first line (the file private " \
 	"to you: chmod 600; never the token on the command line); for an SNA Manager " \
-	"user:password"
+	"or a Flowmon appliance user:password"
 #define FETCH_HELP_CACHE "the cache directory (yours, mode 0700; shared by flowfs and " \
 	"flowfetch)"
 #define FETCH_DEF_CACHE "$XDG_CACHE_HOME/flowfs, else ~/.cache/flowfs"
@@ -152,6 +156,14 @@
 #define FETCH_HELP_DRIVER "the collector's dialect (a driver with logins takes " \
 	"user:password as the token)"
 #define FETCH_HELP_TENANT "sna: the tenant (domain) id, when the Manager has several"
+#define FETCH_HELP_PROFILE "flowmon: the profile whose channels are read"
+#define FETCH_DEF_PROFILE "live"
+#define FETCH_HELP_CHANNELS "flowmon: the channels to read, comma-separated (their names, " \
+	"the text after the last /)"
+#define FETCH_DEF_CHANNELS "every channel of the profile"
+#define FETCH_HELP_COLLECTOR_TZ "flowmon: the appliance's zone, of its searches' from/to " \
+	"and of its rows' times: UTC, an offset (+01:00) or a zone's name (Europe/Prague); " \
+	"wrong, flows land on the wrong day"
 #define FETCH_HELP_FILES_TZ "nfdump: the zone of the archive's file names: UTC, an " \
 	"offset (+01:00) or an IANA zone (Europe/Prague); checked at start against the " \
 	"newest file's flows"
@@ -347,6 +359,10 @@ struct fetch_opts {
 	 * for the unit tests' fake drivers; url is then given to it whole. */
 	const struct fetch_driver *driver_def;
 	const char *tenant;		/* sna: the tenant (domain) id; NULL: the only one */
+	/* flowmon: the profile (NULL: "live"), its channels (comma-separated
+	 * names; NULL: all of them) and the appliance's zone (NULL: UTC; as
+	 * files_tz: an offset or an IANA name); active_timeout_s applies too */
+	const char *profile, *channels, *collector_tz;
 	/* nfdump (an archive of nfcapd files): the zone of the file names
 	 * (NULL: the process's zone, TZ), the exporters' active timeout in
 	 * seconds (0: FETCH_ACTIVE_TIMEOUT_DEFAULT; at most

@@ -58,6 +58,7 @@ struct http_opts {
  * refused with a clear error, never cut). */
 #define HTTP_COOKIE_MAX 8192
 #define HTTP_XSRF_MAX 1024
+#define HTTP_AUTH_MAX 4096
 
 /* A request to send. */
 struct http_ask {
@@ -69,6 +70,9 @@ struct http_ask {
 	 * before the request is sent (empty: none). */
 	char cookie[HTTP_COOKIE_MAX];	/* "name=value; ..." for the Cookie header */
 	char xsrf[HTTP_XSRF_MAX];	/* the X-XSRF-TOKEN header's value */
+	/* The Authorization header's value ("bearer TOKEN"), for a session
+	 * whose token changes (Flowmon's OAuth); it replaces http_opts.token's */
+	char auth[HTTP_AUTH_MAX];
 	uint64_t auth_gen;		/* the session it was signed with */
 	int64_t delay_ms;		/* send no sooner than this after it is made */
 	long timeout_ms;		/* this request's deadline (0: the client's) */
@@ -154,6 +158,10 @@ struct decoded {
 	 * not put in recs (a driver that selects them, as nfdump's does):
 	 * counted as the engine counts those it drops (fetch_result.foreign) */
 	size_t foreign;
+	/* out: records kept whose values the collector sent inexact (Flowmon's
+	 * scaled "1.3 M": the text in extra, the column empty): stored, but
+	 * their window is not covered, and a gap says why (engine.c, taint) */
+	size_t inexact;
 };
 
 void decoded_free(struct decoded *d);
@@ -169,6 +177,12 @@ struct driver_win {
 	char id[64];			/* the collector's id of the exchange */
 	char body[4096];		/* the first request's body (a peer set: up to
 					 * PLAN_PEER_SET_MAX prefixes) */
+	/* The driver's own memory for the exchange (NULL: none), owned by
+	 * the one copy of these notes the engine holds at a time and given
+	 * back through driver_ops.window_drop when the exchange ends or is
+	 * abandoned (a driver that returns 0 from window_next frees or moves
+	 * it itself and sets it NULL). */
+	void *priv;
 };
 
 /*
@@ -247,6 +261,9 @@ struct driver_ops {
 	 * are not read.
 	 */
 	void (*error_text)(struct driver *d, const struct http_resp *resp, char *buf, size_t len);
+	/* Free w->priv of an exchange that ended without window_next's 0
+	 * (failed, asked again, the query ended); NULL: the driver keeps none. */
+	void (*window_drop)(struct driver *d, struct driver_win *w);
 
 	/* -- a driver without HTTP (no FETCH_DRIVER_HTTP) -- */
 
@@ -294,6 +311,10 @@ int fetch_json_groups(const struct cJSON *arr, uint32_t *out, uint8_t *n);
 bool fetch_json_str(const struct cJSON *o, const char *key, char *dst, size_t len);
 int fetch_lookup_add(struct cache_lookup **rows, size_t *n, size_t *cap,
 		     const struct cache_lookup *r);
+/* application/x-www-form-urlencoded (and URL query) spelling of s into
+ * out (len bytes): true, or false when it does not fit (out then holds a
+ * cut text: not to be sent). */
+bool fetch_form_encode(const char *s, char *out, size_t len);
 #define FETCH_EXACT_MAX 9007199254740992.0	/* 2^53: the integers a double holds */
 
 /* The nodes of a parsed answer whose key or string value a NUL cut short
@@ -370,6 +391,38 @@ int flowapi_decode_flows(const char *body, size_t len, size_t sample_at, struct 
  * with -EBADMSG before anything is allocated for them (struct decoded). */
 int flowapi_decode_capped(const char *body, size_t len, size_t sample_at, size_t limit,
 			  struct decoded *out, char *err);
+
+/* ---- flowmon.c: the Flowmon driver's parts, for the unit tests ----------- */
+
+/* One part of a slot split by disjoint filters: a protocol class, a
+ * destination and a source port range (inclusive). */
+enum { FLOWMON_ANY, FLOWMON_TCP, FLOWMON_UDP, FLOWMON_OTHER };
+struct flowmon_part {
+	uint8_t proto;
+	uint16_t dlo, dhi, slo, shi;
+};
+/* The parts of p, disjoint and covering p, into kids: the protocol
+ * classes (tcp, udp, neither) of a part of any protocol, else the halves
+ * of its destination port range, else of its source port range; 0 when
+ * p is one protocol class and one port each side (it cannot be split). */
+int flowmon_split(const struct flowmon_part *p, struct flowmon_part kids[3]);
+/* The nfdump filter of part p of a window whose own filter is 'window'
+ * (cut to len). */
+void flowmon_filter(const char *window, const struct flowmon_part *p, char *out, size_t len);
+/* A row's time "YYYY-MM-DD HH:MM[:SS[.mmm]]" in zone tz to UTC ms (a
+ * repeated hour's time: the earlier): 0, or -EINVAL. */
+struct nfd_tz;
+int flowmon_parse_time(const struct nfd_tz *tz, const char *s, int64_t *out);
+/* One row (every value a string, keys the column ids or the internal
+ * names) into f, or only its start and addresses when 'sample': 0
+ * (*inexact when a count was scaled: the column -1, the text in extra),
+ * or -EINVAL with the cause in why. */
+int flowmon_decode_row(const struct cJSON *o, const struct nfd_tz *tz, bool sample,
+		       struct flow_rec *f,
+		       bool *inexact, char *why, size_t len);
+/* The rows' ids: a hash of each one's fields, identical rows numbered
+ * ".2", ".3", ... in their order.  0, or -ENOMEM. */
+int flowmon_ids(struct flow_rec *recs, size_t n);
 
 /* ---- nfdump_drv.c: the nfdump driver's parts, for the unit tests -------- */
 

@@ -39,6 +39,7 @@ static void on_sigint(int sig)
 struct ff_opts {
 	char *ip, *peer, *from, *to, *tz, *token_file, *cache, *output, *ca_file;
 	char *driver, *tenant, *files_tz, *nfdump, *ssh_config, *identity, *known_hosts;
+	char *profile, *channels, *collector_tz;
 	int max_inflight, live_ttl, stall_timeout, request_timeout, connect_timeout, retries;
 	int max_records, active_timeout, insecure, quiet;
 	char *cache_url;
@@ -74,6 +75,9 @@ static const struct opttab ff_opts_table[] = {
 	TEXT("tenant", "ID", tenant, FETCH_HELP_TENANT),
 	FETCH_OPTTAB(MAX_RECORDS, "max_records", K_OTHER, AT(max_records)),
 	TEXT("files_tz", "ZONE", files_tz, FETCH_HELP_FILES_TZ, .def_text = "--tz"),
+	TEXT("profile", "ID", profile, FETCH_HELP_PROFILE, .def_text = FETCH_DEF_PROFILE),
+	TEXT("channels", "A,B", channels, FETCH_HELP_CHANNELS, .def_text = FETCH_DEF_CHANNELS),
+	TEXT("collector_tz", "ZONE", collector_tz, FETCH_HELP_COLLECTOR_TZ, .def_text = "UTC"),
 	FETCH_OPTTAB(ACTIVE_TIMEOUT, "active_timeout", K_OTHER, AT(active_timeout)),
 	TEXT("nfdump", "PROGRAM", nfdump, FETCH_HELP_NFDUMP, .def_text = FETCH_DEF_NFDUMP),
 	TEXT("ssh_config", "FILE", ssh_config, FETCH_HELP_SSH_CONFIG),
@@ -467,6 +471,7 @@ static int ff_engine(const struct ff_opts *o, const char *url, bool *quiet, char
 		.compress = -1, .insecure = o->insecure, .ca_file = o->ca_file,
 		.driver = o->driver, .tenant = o->tenant, .max_records = (uint32_t)o->max_records,
 		.files_tz = o->files_tz, .nfdump = o->nfdump,
+		.profile = o->profile, .channels = o->channels, .collector_tz = o->collector_tz,
 		.active_timeout_s = (unsigned)o->active_timeout, .ssh_config = o->ssh_config,
 		.identity = o->identity, .known_hosts = o->known_hosts,
 		.cache_url = o->cache_url, .pg_heartbeat_s = o->pg_heartbeat,

@@ -235,7 +235,15 @@ int http_submit(struct http *h, const struct http_ask *a, uint64_t tag)
 	s->resp.retry_after_s = -1;
 	s->cap = 0;
 	s->max = h->o.max_body;
-	int rc = h->auth ? http_hdr_add(s, h->auth) : 0;
+	int rc = 0;
+	if (a->auth[0]) {
+		char x[sizeof(a->auth) + 16];
+		snprintf(x, sizeof(x), "Authorization: %s", a->auth);
+		rc = http_hdr_add(s, x);
+		explicit_bzero(x, sizeof(x));
+	} else if (h->auth) {
+		rc = http_hdr_add(s, h->auth);
+	}
 	/* JSON, but what some endpoints label otherwise too: an SNA Manager
 	 * serves its tenants list as text/plain only, and answers 406 to a
 	 * strict JSON Accept (issue 11; the MCP client sends the same list).

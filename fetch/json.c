@@ -443,3 +443,27 @@ void fetch_error_message(const cJSON *m, char *out, size_t len)
 	if (cJSON_IsString(m))
 		cache_text_escape(out, len, m->valuestring, 200);
 }
+
+/* application/x-www-form-urlencoded (and URL query) spelling of s into out
+ * (len bytes); false when it does not fit. */
+bool fetch_form_encode(const char *s, char *out, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (o + 4 > len)
+			return false;
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '_' || c == '.' || c == '~') {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	out[o] = '\0';
+	return true;
+}

@@ -121,26 +121,6 @@ static void sna_close(struct driver *d)
 	free(d);
 }
 
-/* application/x-www-form-urlencoded spelling of s into out (len bytes). */
-static void form_encode(const char *s, char *out, size_t len)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t o = 0;
-
-	for (; *s && o + 4 < len; s++) {
-		unsigned char c = (unsigned char)*s;
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		    c == '-' || c == '_' || c == '.' || c == '~') {
-			out[o++] = (char)c;
-		} else {
-			out[o++] = '%';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 15];
-		}
-	}
-	out[o] = '\0';
-}
-
 /* Does a line in rest (Set-Cookie lines) set the cookie named
  * name[0..nl)? */
 static bool later_has(const char *rest, const char *name, size_t nl)
@@ -233,8 +213,8 @@ static int sna_login(struct driver *d, struct http *h, char *err)
 
 	mtx_assert_held(&d->lock);
 	memset(&a, 0, sizeof(a));
-	form_encode(d->user, u, sizeof(u));
-	form_encode(d->pass, pw, sizeof(pw));
+	fetch_form_encode(d->user, u, sizeof(u));
+	fetch_form_encode(d->pass, pw, sizeof(pw));
 	snprintf(form, sizeof(form), "username=%s&password=%s", u, pw);
 	snprintf(a.url, sizeof(a.url), "%s/token/v2/authenticate", d->base);
 	a.method = "POST";

@@ -510,6 +510,9 @@ static const struct opttab fs_opts_table[] = {
 	 .def = 90, .help = "days a subject folder lists when the collector does not say (sna); "
 	 "any past day can be entered by name", .at = AT(retention_days)},
 	TEXT("files_tz", "ZONE", files_tz, FETCH_HELP_FILES_TZ, .def_text = "-o tz"),
+	TEXT("profile", "ID", profile, FETCH_HELP_PROFILE, .def_text = FETCH_DEF_PROFILE),
+	TEXT("channels", "A,B", channels, FETCH_HELP_CHANNELS, .def_text = FETCH_DEF_CHANNELS),
+	TEXT("collector_tz", "ZONE", collector_tz, FETCH_HELP_COLLECTOR_TZ, .def_text = "UTC"),
 	FETCH_OPTTAB(ACTIVE_TIMEOUT, "active_timeout", FS_K_OTHER, AT(active_timeout)),
 	TEXT("nfdump", "PROGRAM", nfdump, FETCH_HELP_NFDUMP, .def_text = FETCH_DEF_NFDUMP),
 	TEXT("ssh_config", "FILE", ssh_config, FETCH_HELP_SSH_CONFIG),
@@ -861,6 +864,9 @@ static int fill_engine_opts(struct fs_ctx *c, struct fetch_opts *fo)
 	fo->tenant = c->o.tenant;
 	fo->max_records = c->o.max_records > 0 ? (uint32_t)c->o.max_records : 0;
 	fo->files_tz = c->o.files_tz;
+	fo->profile = c->o.profile;
+	fo->channels = c->o.channels;
+	fo->collector_tz = c->o.collector_tz;
 	fo->nfdump = c->o.nfdump;
 	fo->active_timeout_s = (unsigned)c->o.active_timeout;
 	fo->connect_timeout_ms = (long)c->o.connect_timeout * 1000;

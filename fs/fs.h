@@ -82,6 +82,7 @@ struct fs_opts {
 	char *snapshot_max;	/* the bound on the snapshots' bytes, as given */
 	char *log_level;	/* -o log_level=error|info|debug (default info) */
 	char *files_tz, *nfdump;	/* nfdump: the zone of the file names, the program */
+	char *profile, *channels, *collector_tz;	/* flowmon */
 	int active_timeout;	/* nfdump: the exporters' active timeout, s */
 	char *ssh_config, *identity, *known_hosts;	/* nfdump+ssh: ssh's -F, -i, known_hosts */
 	int connect_timeout;	/* s: a connection (HTTP, ssh) not made by then fails */

@@ -41,6 +41,7 @@
 #define FM_PORTS 64		/* ports of all "port in [...]" lists at most */
 #define FM_WORD 64		/* a filter token's length at most */
 #define FM_NCHANNELS 3
+#define FM_LIST_LATEST 256	/* results /rest/fmc/analysis/results lists (guess) */
 
 /* Append a string literal. */
 #define ADD(b, lit) sim_buf_add((b), (lit), sizeof(lit) - 1)
@@ -52,6 +53,7 @@ const char *const sim_fm_ep_names[SIM_FM_NEP] = {
 	"/rest/fmc/analysis/nfcolumns",
 	"/rest/fmc/analysis/flows",
 	"/rest/fmc/analysis/results/{id}",
+	"/rest/fmc/analysis/results",
 };
 
 /* The live profile's channels: channel i holds the flows of exporter i + 1
@@ -928,7 +930,7 @@ struct sim_fm {
 	struct fm_result *results;	/* FM_RESULTS slots, by id % FM_RESULTS */
 	uint64_t next_id;
 	uint64_t logins, refreshes, refused, expired_401, listings, pending_202,
-		 gone_204, empty_204;
+		 gone_204, empty_204, result_lists;
 };
 
 static int64_t mono_ms(void)
@@ -1003,6 +1005,8 @@ void sim_fm_route(const char *method, const char *url, struct sim_fm_route *r)
 	} else if (strcmp(url, "/rest/fmc/analysis/flows") == 0) {
 		r->ep = SIM_FM_FLOWS;
 		want2 = "POST";
+	} else if (strcmp(url, "/rest/fmc/analysis/results") == 0) {
+		r->ep = SIM_FM_RESULT_LIST;
 	} else if (strncmp(url, results, sizeof(results) - 1) == 0) {
 		const char *id = url + sizeof(results) - 1;
 		size_t n = strlen(id);
@@ -1427,6 +1431,38 @@ static int serve_listing(struct sim_fm *s, const struct sim_fm_req *rq,
 	return rc;
 }
 
+/* GET /rest/fmc/analysis/results: the latest results the appliance
+ * still knows (G10 p.65-66, "list of latest async results"), newest
+ * first, at most FM_LIST_LATEST of them (how many: a guess), each
+ * {"id", "name", "state"} with state 0 while it answers 202, else 1
+ * (finished; flowsim's searches never fail, 2); a forgotten result is
+ * not listed, as /results/ID answers it 204. */
+static int serve_result_list(struct sim_fm *s, struct sim_fm_answer *a)
+{
+	int64_t now = mono_ms();
+	size_t shown = 0;
+	int rc;
+
+	answer_json(a, 200);
+	rc = sim_buf_add(&a->body, "[", 1);
+	pthread_mutex_lock(&s->lock);
+	s->result_lists++;
+	for (uint64_t id = s->next_id; !rc && id-- > FM_FIRST_ID && shown < FM_LIST_LATEST;) {
+		const struct fm_result *r = &s->results[id % FM_RESULTS];
+		if (r->id != id)
+			break;	/* overwritten by a newer one: older ones are gone too */
+		if (now - r->created >= (int64_t)s->cfg->fm_result_ttl_s * 1000)
+			continue;
+		rc = sim_buf_printf(&a->body, "%s{\"id\":%llu,\"name\":\"flowfs-sim\",\"state\":%d}",
+				    shown++ ? "," : "", (unsigned long long)id,
+				    r->polls < s->cfg->fm_pending ? 0 : 1);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!rc)
+		rc = sim_buf_add(&a->body, "]", 1);
+	return rc;
+}
+
 /* GET /rest/fmc/analysis/results/ID: 202 while "computing", then the
  * rows, 204 when there are none or the result is unknown or forgotten. */
 static int serve_results(struct sim_fm *s, const struct sim_fm_req *rq,
@@ -1543,6 +1579,7 @@ int sim_fm_serve(struct sim_fm *s, const struct sim_fm_req *rq, struct sim_fm_an
 	case SIM_FM_CHANNELS: rc = serve_channels(rq, &form, a); break;
 	case SIM_FM_NFCOLUMNS: rc = serve_nfcolumns(a); break;
 	case SIM_FM_FLOWS: rc = serve_listing(s, rq, &form, a); break;
+	case SIM_FM_RESULT_LIST: rc = serve_result_list(s, a); break;
 	default: rc = serve_results(s, rq, a); break;
 	}
 out:
@@ -1560,11 +1597,13 @@ int sim_fm_counters(struct sim_fm *s, struct sim_buf *b)
 		live += s->tokens[i].seq && s->tokens[i].expires > now;
 	rc = sim_buf_printf(b, "{\"tokens\":%d,\"logins\":%llu,\"refreshes\":%llu,"
 			    "\"refused_logins\":%llu,\"expired_401\":%llu,\"listings\":%llu,"
-			    "\"pending_202\":%llu,\"gone_204\":%llu,\"empty_204\":%llu}", live,
+			    "\"pending_202\":%llu,\"gone_204\":%llu,\"empty_204\":%llu,"
+			    "\"result_lists\":%llu}", live,
 			    (unsigned long long)s->logins, (unsigned long long)s->refreshes,
 			    (unsigned long long)s->refused, (unsigned long long)s->expired_401,
 			    (unsigned long long)s->listings, (unsigned long long)s->pending_202,
-			    (unsigned long long)s->gone_204, (unsigned long long)s->empty_204);
+			    (unsigned long long)s->gone_204, (unsigned long long)s->empty_204,
+			    (unsigned long long)s->result_lists);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -1573,7 +1612,7 @@ void sim_fm_counters_reset(struct sim_fm *s)
 {
 	pthread_mutex_lock(&s->lock);
 	s->logins = s->refreshes = s->refused = s->expired_401 = 0;
-	s->listings = s->pending_202 = s->gone_204 = s->empty_204 = 0;
+	s->listings = s->pending_202 = s->gone_204 = s->empty_204 = s->result_lists = 0;
 	pthread_mutex_unlock(&s->lock);
 }
 

@@ -501,7 +501,7 @@ int sim_sna_expire_sessions(struct sim_sna *s);
 /* The Flowmon endpoints, in the order /_sim/counters lists them. */
 enum sim_fm_ep {
 	SIM_FM_TOKEN, SIM_FM_PROFILES, SIM_FM_CHANNELS, SIM_FM_NFCOLUMNS, SIM_FM_FLOWS,
-	SIM_FM_RESULTS, SIM_FM_NEP
+	SIM_FM_RESULTS, SIM_FM_RESULT_LIST, SIM_FM_NEP
 };
 extern const char *const sim_fm_ep_names[SIM_FM_NEP];
 

@@ -126,7 +126,12 @@ static void test_driver_resolve(void **state)
 	assert_non_null(strstr(err, "unknown driver 'netflow' (known: flowapi, sna"));
 	assert_int_equal(fetch_driver_resolve("ftp://c", NULL, &d, &bare, err), -EINVAL);
 	assert_string_equal(err, "the collector URL must start with http:// or https:// "
-			    "(sna+https:// for an SNA Manager)");
+			    "(sna+https:// for an SNA Manager, flowmon+https:// for a Flowmon "
+			    "appliance)");
+	assert_int_equal(fetch_driver_resolve("flowmon+https://f/", NULL, &d, &bare, err), 0);
+	assert_string_equal(d->name, "flowmon");
+	assert_string_equal(bare, "https://f/");
+	assert_true(d->caps & FETCH_DRIVER_SESSIONS);
 	assert_int_equal(fetch_driver_resolve("sna+ftp://c", NULL, &d, &bare, err), -EINVAL);
 
 	fetch_driver_help(help, sizeof(help));
