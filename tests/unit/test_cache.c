@@ -600,6 +600,18 @@ static void sql_text(sqlite3 *db, const char *sql, char *out, size_t len)
 	sqlite3_finalize(st);
 }
 
+/* The cache file at path replaced by one of version 1 (V1_SCHEMA, made by
+ * SQLite's defaults: 4 KiB pages, a rollback journal). */
+static void write_v1(const char *path)
+{
+	sqlite3 *db;
+
+	unlink_db(path);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, V1_SCHEMA, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
 /* A cache file of version 1 is migrated when it is opened: the column
  * extra appears, the old rows read back whole with extra NULL (""), their
  * coverage still counts, and new rows keep their extra. */
@@ -616,10 +628,7 @@ static void test_migrate_v1(void **state)
 
 	snprintf(path, sizeof(path), "%s", cache_path(c));
 	cache_close(c);
-	unlink_db(path);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, V1_SCHEMA, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	write_v1(path);
 
 	c = open_ok(dir);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
@@ -661,6 +670,36 @@ static void test_migrate_v1(void **state)
 
 	/* opened again: version 2 stays as it is */
 	c = open_ok(dir);
+	cache_close(c);
+	rmtree(dir);
+}
+
+/* A new cache has 16 KiB pages (STORE_PAGE_SIZE: the store thread's CPU);
+ * a file made with SQLite's default keeps its 4 KiB pages and its flows. */
+static void test_page_size(void **state)
+{
+	(void)state;
+	char *dir = tmpdir(), err[CACHE_ERRLEN] = "", path[600], buf[64];
+	struct cache_query q = Q("192.0.2.10", NULL, DAY0, DAY0 + HOUR);
+	struct cache *c = open_ok(dir);
+	struct flow_rec r = R("p1", DAY0 + 5, "192.0.2.10", "198.51.100.1");
+	sqlite3 *db;
+
+	assert_int_equal(cache_put_window(c, &q, &r, 1, NULL, err), 0);
+	snprintf(path, sizeof(path), "%s", cache_path(c));
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sql_text(db, "PRAGMA page_size", buf, sizeof(buf));
+	assert_string_equal(buf, "16384");
+	sqlite3_close(db);
+	cache_close(c);
+
+	write_v1(path);
+	c = open_ok(dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sql_text(db, "PRAGMA page_size", buf, sizeof(buf));
+	assert_string_equal(buf, "4096");
+	sqlite3_close(db);
+	assert_int_equal(count(c, &q), 1);
 	cache_close(c);
 	rmtree(dir);
 }
@@ -1389,6 +1428,7 @@ int main(void)
 		cmocka_unit_test(test_identity),
 		cmocka_unit_test(test_schema_versions),
 		cmocka_unit_test(test_migrate_v1),
+		cmocka_unit_test(test_page_size),
 		cmocka_unit_test(test_put_window),
 		cmocka_unit_test(test_put_window_atomic),
 		cmocka_unit_test(test_missing_provisional),
