@@ -92,14 +92,28 @@ static void ndjson_string(struct render_out *o, const char *str, size_t len)
 	o->n = (size_t)(d - o->buf);
 }
 
-/* The key prefixes: {"firstSeen": then ,"lastSeen": and so on. */
-static const char *const ndjson_keys[RENDER_NCOLS] = {
-	"{\"firstSeen\":", ",\"lastSeen\":", ",\"duration\":", ",\"proto\":",
-	",\"srcAddr\":", ",\"srcPort\":", ",\"dstAddr\":", ",\"dstPort\":",
-	",\"flags\":", ",\"packets\":", ",\"bytes\":", ",\"srcAS\":", ",\"dstAS\":",
-	",\"inIf\":", ",\"outIf\":", ",\"exporter\":", ",\"app\":",
-	",\"srcGroups\":", ",\"dstGroups\":", ",\"icmpType\":", ",\"icmpCode\":",
-	",\"sampling\":", ",\"ts\":", ",\"communityId\":", ",\"flowId\":",
+/* The key prefixes, {"firstSeen": then ,"lastSeen": and so on, with their
+ * lengths: strlen of each key on every row was 3% of flowfs's CPU in perf
+ * of the heavy day's first read of flows.ndjson; with the lengths here,
+ * bench_render ndjson of one hour of that day (85,000 rows) runs 3.2% fewer
+ * instructions (callgrind: 582.6 M -> 563.9 M), the bytes identical. */
+struct ndjson_key {
+	const char *s;
+	size_t len;
+};
+#define NDJSON_KEY(k) {k, sizeof(k) - 1}
+static const struct ndjson_key ndjson_keys[RENDER_NCOLS] = {
+	NDJSON_KEY("{\"firstSeen\":"), NDJSON_KEY(",\"lastSeen\":"),
+	NDJSON_KEY(",\"duration\":"), NDJSON_KEY(",\"proto\":"),
+	NDJSON_KEY(",\"srcAddr\":"), NDJSON_KEY(",\"srcPort\":"),
+	NDJSON_KEY(",\"dstAddr\":"), NDJSON_KEY(",\"dstPort\":"),
+	NDJSON_KEY(",\"flags\":"), NDJSON_KEY(",\"packets\":"), NDJSON_KEY(",\"bytes\":"),
+	NDJSON_KEY(",\"srcAS\":"), NDJSON_KEY(",\"dstAS\":"), NDJSON_KEY(",\"inIf\":"),
+	NDJSON_KEY(",\"outIf\":"), NDJSON_KEY(",\"exporter\":"), NDJSON_KEY(",\"app\":"),
+	NDJSON_KEY(",\"srcGroups\":"), NDJSON_KEY(",\"dstGroups\":"),
+	NDJSON_KEY(",\"icmpType\":"), NDJSON_KEY(",\"icmpCode\":"),
+	NDJSON_KEY(",\"sampling\":"), NDJSON_KEY(",\"ts\":"),
+	NDJSON_KEY(",\"communityId\":"), NDJSON_KEY(",\"flowId\":"),
 };
 
 /* One object and LF; a write error is kept in o->err. */
@@ -107,7 +121,7 @@ void render_ndjson_row(struct render_out *o, const struct render_row *row)
 {
 	for (int i = 0; i < RENDER_NCOLS; i++) {
 		const struct render_field *f = &row->f[i];
-		render_put(o, ndjson_keys[i], strlen(ndjson_keys[i]));
+		render_put(o, ndjson_keys[i].s, ndjson_keys[i].len);
 		switch (f->kind) {
 		case RK_NULL:
 			render_put(o, "null", 4);
