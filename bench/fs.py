@@ -54,7 +54,7 @@ import threading
 import time
 import urllib.parse
 
-from simctl import Sim, measure_guarded, report_end
+from simctl import Sim, load_note, measure_guarded, report_end
 
 NOW_ISO = "2026-11-29T12:00:00Z"
 NOW_MS = 1795953600000
@@ -742,15 +742,8 @@ def report(b, R, t_start):
              f"Baselines measured in the same run: flowfetch on the same day with another fresh cache; "
              f"`cat` of a local copy of the same bytes; the same listings of a local directory "
              f"with the same entries. Mounting took {R.get('mount_s', 0):.2f} s (start to first "
-             f"listing answered). Load average (1 min) {R.get('load0', 0):.2f} at the start, "
-             f"{R.get('load1', os.getloadavg()[0]):.2f} at the end.")
-    load = max(R.get("load0", 0), R.get("load1", os.getloadavg()[0]))
-    if load > os.cpu_count():
-        P.append("")
-        P.append(f"**The machine was loaded by other work** (load average up to {load:.1f} on "
-                 f"{os.cpu_count()} cores): every time here, the baselines' too, is longer than "
-                 f"on an idle machine, and the ratios between runs moved by more than usual.")
-    P.append("")
+             f"listing answered).")
+    load_note(P, R, ", and the ratios between runs moved by more than usual")
 
     # 1 ----------------------------------------------------------------------
     P.append("### Cold (1)")

@@ -61,7 +61,7 @@ import mkarchive        # noqa: E402
 import mkpcap           # noqa: E402
 from fs import (SUMMARY, Mount, cold_cat, cpu_s, fuse_ready, run_timed,  # noqa: E402
                 sha256_file, timed_cat)
-from simctl import measure_guarded, report_end  # noqa: E402
+from simctl import bench_main, report_end  # noqa: E402
 
 # flows the pcap is made for (nfpcapd makes as many records); a smaller
 # FLOWFS_BENCH_NFDUMP_FLOWS is for trying the script, not for the report
@@ -270,17 +270,9 @@ class Bench:
 
 
 def main():
-    if len(sys.argv) != 2:
-        print("usage: nfdump.py BUILD_DIR", file=sys.stderr)
-        return 2
-    if not fuse_ready("nfdump.py", ("fusermount3", "cat", "nfdump", "nfpcapd")):
-        return 1
-    t_start = time.monotonic()
-    b = Bench(sys.argv[1])
-    R = {}
-    measure_guarded(b, measure, R)
-    print(report(b, R, t_start))
-    return 0    # problems are in the section, so that the report shows them
+    return bench_main("nfdump.py",
+                      lambda: fuse_ready("nfdump.py", ("fusermount3", "cat", "nfdump", "nfpcapd")),
+                      Bench, measure, report)
 
 
 def measure(b, R):

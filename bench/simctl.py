@@ -144,6 +144,39 @@ def measure_guarded(b, measure, R):
         b.close()
 
 
+def load_note(P, R, more=""):
+    """Append the load average at the start and the end of a run (R's load0
+    and load1, else now), and a warning when it passed the cores."""
+    now = os.getloadavg()[0]
+    P[-1] += (f" Load average (1 min) {R.get('load0', 0):.2f} at the start, "
+              f"{R.get('load1', now):.2f} at the end.")
+    load = max(R.get("load0", 0), R.get("load1", now))
+    if load > os.cpu_count():
+        P.append("")
+        P.append(f"**The machine was loaded by other work** (load average up to {load:.1f} on "
+                 f"{os.cpu_count()} cores): every time here, the baselines' too, is longer than "
+                 f"on an idle machine{more}.")
+    P.append("")
+
+
+def bench_main(prog, ready, Bench, measure, report):
+    """A benchmark's main: BUILD_DIR as the only argument, ready() says
+    whether what it needs is there (else why, on stderr), then measure and
+    print the section; problems are in the section, so the status is 0."""
+    import sys
+    if len(sys.argv) != 2:
+        print(f"usage: {prog} BUILD_DIR", file=sys.stderr)
+        return 2
+    if not ready():
+        return 1
+    t_start = time.monotonic()
+    b = Bench(sys.argv[1])
+    R = {}
+    measure_guarded(b, measure, R)
+    print(report(b, R, t_start))
+    return 0
+
+
 def report_end(P, problems, t_start):
     """Append the run time and the problems seen to a section's lines P."""
     P.append(f"Benchmark run time: {time.monotonic() - t_start:.0f} s.")
