@@ -6,7 +6,9 @@ and bench/sna.py.
 The reference dialect by default; Sim(..., dialect="sna") serves the SNA
 dialect instead (docs/flowsim.md), with a private password, and its
 token_file then holds the "user:password" a client of the SNA driver
-reads; driver_url is the URL to give flowfetch or flowfs either way."""
+reads; dialect="flowmon" serves the Flowmon dialect, its token_file
+holding the "user:password" both flowsim and the driver read;
+driver_url is the URL to give flowfetch or flowfs either way."""
 import http.client
 import json
 import os
@@ -24,7 +26,7 @@ class Sim:
     """Our own flowsim: started on 127.0.0.1:0, stopped by its pid."""
 
     def __init__(self, binary, tmp, dialect="flowapi", args=()):
-        """dialect: "flowapi" (the reference) or "sna"; args: more flowsim
+        """dialect: "flowapi" (the reference), "sna" or "flowmon"; args: more flowsim
         options (--max-records, --sna-query-ms, ...).  tmp holds this sim's
         files: one directory a sim."""
         self.tmp = tmp
@@ -41,6 +43,10 @@ class Sim:
             self._private(self.token_file, f"{self.user}:{self.token}")
             cmd += ["--dialect", "sna", "--sna-user", self.user,
                     "--sna-password-file", self.password_file]
+        elif dialect == "flowmon":
+            self.user = "bench"
+            self._private(self.token_file, f"{self.user}:{self.token}")
+            cmd += ["--dialect", "flowmon", "--token-file", self.token_file]
         else:
             self._private(self.token_file, self.token)
             cmd += ["--token-file", self.token_file]
@@ -63,7 +69,7 @@ class Sim:
             self.stop()
             raise RuntimeError("flowsim did not start")
         self.url = f"http://127.0.0.1:{self.port}"
-        self.driver_url = ("sna+" if dialect == "sna" else "") + self.url
+        self.driver_url = {"sna": "sna+", "flowmon": "flowmon+"}.get(dialect, "") + self.url
         self.conn = None
 
     @staticmethod

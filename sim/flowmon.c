@@ -1407,7 +1407,9 @@ static int serve_listing(struct sim_fm *s, const struct sim_fm_req *rq,
 	if (!msg && so && (parse_uint(so, UINT32_MAX, &showonly) || showonly < 1 ||
 			   showonly > s->cfg->max_records)) {
 		field = "showonly";
-		msg = "showonly must be an integer from 1 to the maximum (10000)";
+		snprintf(err, sizeof(err), "showonly must be an integer from 1 to the maximum (%u)",
+			 s->cfg->max_records);
+		msg = err;
 	}
 	if (!msg && (msg = parse_output(param(rq, f, "output"), r)))
 		field = "output";

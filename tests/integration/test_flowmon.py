@@ -142,6 +142,12 @@ CASES = [
 
 @pytest.mark.parametrize("what,ip,day", CASES, ids=[c[0] for c in CASES])
 def test_flowfetch_equals_truth(fmsim, cred, tmp_path, what, ip, day):
+    if what == "scan day" and os.environ.get("ASAN_OPTIONS"):
+        # about 2,100 listings (bench/REPORT.md, flowmon): 14 minutes under
+        # ASan on 2 cores, most of it decoding full answers.  The plain
+        # build runs it; the flood day takes the same split and probe
+        # paths under ASan.
+        pytest.skip("the scan day runs in the plain build only (14 minutes under ASan)")
     r, data = fetch(fmsim, cred, ip, day_text(day), day_text(day), tmp_path)
     assert r.returncode == 0, r.stderr.decode()
     got, rows = csv_flows(data)
@@ -307,3 +313,25 @@ def test_scaled_counts_are_incomplete(make_sim, cred, tmp_path):
     _, rows = csv_flows(data)
     assert any(row["bytes"] == "" for row in rows)
     assert not any(re.search(r"[KMGT]", row["bytes"]) for row in rows)
+
+
+# ---- usage errors ---------------------------------------------------------------------
+
+def test_405_is_a_usage_error_naming_the_field(make_sim, cred, tmp_path):
+    """An appliance whose showonly maximum is below the 10,000 the driver
+    asks (flowsim --max-records 5000) refuses the listing with 405 and a
+    ValidationResult naming the field: flowfetch stops at once (not 3,
+    not retried: no more listings than are in flight at once) with the field and the appliance's
+    message, and writes no file."""
+    sim = make_sim(*ARGS, "--token-file", str(cred), "--max-records", "5000")
+    ip, day = "10.0.1.11", TODAY - 2 * DAY
+    r, data = fetch(sim, cred, ip, day_text(day), day_text(day), tmp_path)
+    err = r.stderr.decode()
+    assert r.returncode not in (0, 3), err
+    assert "HTTP 405" in err, err
+    assert "showonly: showonly must be an integer from 1 to the maximum (5000)" in err, err
+    listings = sim.get_json("/_sim/counters")["endpoints"]["/rest/fmc/analysis/flows"]
+    # the first windows may be in flight together (--max-inflight 4);
+    # none is sent again
+    assert set(listings) == {"405"} and listings["405"] <= 4, listings
+    assert data == b""
