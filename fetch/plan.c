@@ -340,7 +340,7 @@ static int split_points(const struct plan *p, const int64_t *pts, size_t n, int6
 	if (arr_grow(&v, &cap, 3, sizeof(*v)))
 		return -ENOMEM;
 	for (size_t i = 0; i < n;) {
-		int64_t t = floor_g(p, pts[i]);
+		int64_t t = floor_g(p, pts[i]), te = t + g;
 		size_t j = i;
 		while (j < n && floor_g(p, pts[j]) == t)
 			j++;
@@ -348,6 +348,18 @@ static int split_points(const struct plan *p, const int64_t *pts, size_t n, int6
 		if (arr_grow(&v, &cap, np + 3, sizeof(*v))) {
 			free(v);
 			return -ENOMEM;
+		}
+		/* a slot begun before the range (from off the granularity, or
+		 * points before it: flows that overlap it) counts from 'cur' on:
+		 * no part reaches before 'from' */
+		if (t < cur)
+			t = cur;
+		if (te > to)
+			te = to;
+		if (te <= t) {		/* the slot ended before 'cur': its points count in */
+			cnt += group;
+			i = j;
+			continue;
 		}
 		if (cnt > 0 && (double)(cnt + group) > target && t > cur) {
 			v[np++] = (struct part){cur, t, cnt};
@@ -358,9 +370,9 @@ static int split_points(const struct plan *p, const int64_t *pts, size_t n, int6
 			/* a slot denser than a part: on its own */
 			if (t > cur)
 				v[np++] = (struct part){cur, t, cnt};
-			if (t + g < to) {
-				v[np++] = (struct part){t, t + g, group};
-				cur = t + g;
+			if (te < to) {
+				v[np++] = (struct part){t, te, group};
+				cur = te;
 				cnt = 0;
 			} else {
 				cur = t;
@@ -479,7 +491,8 @@ static struct node *node_est(struct plan *p, struct node *n, int64_t s, int64_t 
 }
 
 /* [from, to) of node n cut into even slices of about a leaf each, at
- * least 'min' of them and none shorter than the granularity. */
+ * least 'min' of them (fewer when the granularity allows no more), cut
+ * on granularity boundaries (but at from and to). */
 static void even_slices(struct plan *p, struct node *n, int64_t from, int64_t to, double total,
 			double leaf, double rsd, int64_t min)
 {
@@ -487,12 +500,16 @@ static void even_slices(struct plan *p, struct node *n, int64_t from, int64_t to
 
 	if (k < min)
 		k = min;
-	int64_t step = (to - from + k - 1) / k;
-	if (step < p->cfg.granularity_ms)
-		step = p->cfg.granularity_ms;
-	for (int64_t s = from; s < to; s += step)
-		node_est(p, n, s, s + step < to ? s + step : to,
-			 total * (double)step / (double)(to - from), rsd, 0);
+	int64_t g = p->cfg.granularity_ms, step = (to - from + k - 1) / k;
+	/* whole granularity slots: a cut inside one would have two windows
+	 * read it (Flowmon's 5-minute files) */
+	step = (step + g - 1) / g * g;
+	for (int64_t s = from, e; s < to; s = e) {
+		e = floor_g(p, s + step);	/* > s: step is a slot or more */
+		if (e > to)
+			e = to;
+		node_est(p, n, s, e, total * (double)(e - s) / (double)(to - from), rsd, 0);
+	}
 }
 
 /* Plan [from, to) of node n, of about 'total' flows (relative standard
