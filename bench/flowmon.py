@@ -208,7 +208,7 @@ class Bench:
         before = self.counts(sim) if fm else None
         log(f"{label}: running")
         self.loads.append(os.getloadavg()[0])
-        rc, wall, _, err = run(cmd, rss=False)
+        rc, wall, _, err, _ = run(cmd, rss=False)
         res = {"rc": rc, "wall": wall, "summary": SUMMARY.search(err), "exact": False}
         if fm:
             after = self.counts(sim)

@@ -213,7 +213,7 @@ class Bench:
         before = sna_counts(sim) if sna else sim.flows_requests()
         exp = Expirer(sim) if expirer else None
         try:
-            rc, wall, rss, err = run(cmd)
+            rc, wall, rss, err, _ = run(cmd)
         finally:
             if exp:
                 exp.stop()
