@@ -74,10 +74,17 @@ static int64_t oldest_named(const struct fs_clock *clk)
 	return first < 0 ? day_add(first, 1) : first;
 }
 
-static int64_t today(const struct fs_clock *clk)
+/* The last day the grammar can name: 9999-12-31's local midnight. */
+static int64_t last_named_day(void)
 {
 	struct tm tm = {.tm_year = 9999 - 1900, .tm_mon = 11, .tm_mday = 31, .tm_isdst = -1};
-	int64_t last = (int64_t)cache_mktime(&tm) * 1000, d = day_start(clk->now_ms);
+
+	return (int64_t)cache_mktime(&tm) * 1000;
+}
+
+static int64_t today(const struct fs_clock *clk)
+{
+	int64_t last = last_named_day(), d = day_start(clk->now_ms);
 
 	return d < last ? d : last;
 }
@@ -227,8 +234,13 @@ static int lookup_query(const struct fs_node *parent, const char *name,
 			return path_refuse(why, wl, "the range starts after the collector's clock "
 					   "(now %s)", a);
 		}
-		if (n.q.end > day_add(last, 1)) {
-			cache_when_name(day_add(last, 1), false, a, sizeof(a));
+		/* tomorrow's midnight, but a time of year 9999 at the latest:
+		 * "9999-12-31T24:00" is 10000-01-01, which no name can write */
+		int64_t end_max = day_add(last, 1), named_max = day_add(last_named_day(), 1) - 1;
+		if (end_max > named_max)
+			end_max = named_max;
+		if (n.q.end > end_max) {
+			cache_when_name(end_max, false, a, sizeof(a));
 			return path_refuse(why, wl, "the range ends after today (the collector's "
 					   "today is %s): it may end at %s at the latest", b, a);
 		}

@@ -234,6 +234,18 @@ static void test_days_listing_bounds(void **state)
 	assert_int_equal(k, 3);
 	assert_int_equal(fs_path_parse("/10.0.0.1/9999-12-31", &late, &n), 0);
 	assert_int_equal(n.q.start, starts[k - 1]);
+	/* and a range's end: 24:00 of the last day is 10000-01-01, which no
+	 * canonical name can write (found by fuzz_path) */
+	assert_int_equal(fs_path_parse("/10.0.0.1/9999-12-30T23:00--9999-12-31T24:00", &late, &n),
+			 -ENOENT);
+	assert_int_equal(fs_path_parse("/10.0.0.1/9999-12-30T23:00--9999-12-31T23:59:59.999",
+				       &late, &n), 0);
+	char name[128], path[160];
+	struct fs_node back;
+	fs_node_name(&n, name, sizeof(name));
+	snprintf(path, sizeof(path), "/10.0.0.1/%s", name);
+	assert_int_equal(fs_path_parse(path, &late, &back), 0);	/* its name reads back */
+	assert_int_equal(back.q.end, n.q.end);
 	set_tz("Europe/Berlin");	/* 1970-01-01 began an hour before the epoch */
 	k = fs_days(&early, starts, 64);
 	assert_int_equal(k, 2);	/* 1970-01-02 and -03 */
