@@ -154,6 +154,7 @@ int fetch_driver_resolve(const char *url, const char *driver_opt, const struct f
 void decoded_free(struct decoded *d)
 {
 	free(d->recs);
+	free(d->parts);
 	memset(d, 0, sizeof(*d));
 }
 

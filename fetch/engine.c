@@ -1244,6 +1244,28 @@ static int cover_push(struct run *r, const struct plan_ev *ev, struct flow_rec *
 	return rc;
 }
 
+/* The parts a driver asked a window in (decoded.parts), one line each,
+ * after a line for the window: what "every part recorded" means. */
+static void log_parts(struct run *r, const struct plan_req *q, const struct decoded *d)
+{
+	char from[40], to[40], peer[64] = "any";
+	const char *p = d->parts;
+	unsigned i = 0;
+
+	cache_time_format(q->start, from, sizeof(from));
+	cache_time_format(q->end, to, sizeof(to));
+	if (q->has_peer)
+		cache_prefix_format(&q->peer, peer, sizeof(peer));
+	engine_log(r->e, FETCH_LOG_INFO, r->prog, "window %s to %s, peer %s: %zu records in %u "
+		   "disjoint parts, each answered whole", from, to, peer, d->n, d->nparts);
+	while (*p) {
+		size_t len = strcspn(p, "\n");
+		engine_log(r->e, FETCH_LOG_INFO, r->prog, "window %s part %u of %u: %.*s", from, ++i,
+			   d->nparts, (int)len, p);
+		p += len + (p[len] == '\n');
+	}
+}
+
 /* A decoded answer: tell the planner, hand the records to the store. */
 static int answered(struct run *r, struct decode_job *j, char *err)
 {
@@ -1280,6 +1302,8 @@ static int answered(struct run *r, struct decode_job *j, char *err)
 	/* A full answer's rejects are asked again in its parts: only a
 	 * complete answer's count, and only it taints its window. */
 	bool whole = answered_n < r->e->info.max_records;
+	if (whole && j->out.parts)
+		log_parts(r, &w->req, &j->out);
 	size_t bad = whole ? j->out.rejected + foreign : 0;
 	size_t inexact = whole ? j->out.inexact : 0;	/* stored, yet not covered */
 	r->res->records += n;

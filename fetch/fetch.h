@@ -196,6 +196,10 @@ void fetch_driver_values(int key, char *buf, size_t len);
  * peer.ipAddresses.includes is a list): the planner then asks the light
  * prefixes of a peer split together, up to PLAN_PEER_SET_MAX of them. */
 #define FETCH_SPLIT_PEER_SET 8u
+/* The driver splits a full window of one slot itself first (Flowmon's
+ * disjoint filters): the planner splits a slot by peer only once it came
+ * back full, never at once from a parent's sample (plan_slot_by_peer). */
+#define FETCH_SPLIT_PEER_LAST 16u
 #define PLAN_PEER_SET_MAX 48
 
 struct plan_cfg {

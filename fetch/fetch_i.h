@@ -162,6 +162,12 @@ struct decoded {
 	 * scaled "1.3 M": the text in extra, the column empty): stored, but
 	 * their window is not covered, and a gap says why (engine.c, taint) */
 	size_t inexact;
+	/* out: a window the driver asked in disjoint parts (Flowmon's
+	 * filters), each answered whole: "[FILTER] KEPT/ANSWERED; ..." for
+	 * each part, FILTER what the part adds to the window's own filter;
+	 * malloc'd, freed by decoded_free (NULL: asked whole) */
+	char *parts;
+	unsigned nparts;
 };
 
 void decoded_free(struct decoded *d);
@@ -394,18 +400,34 @@ int flowapi_decode_capped(const char *body, size_t len, size_t sample_at, size_t
 
 /* ---- flowmon.c: the Flowmon driver's parts, for the unit tests ----------- */
 
-/* One part of a slot split by disjoint filters: a protocol class, a
- * destination and a source port range (inclusive). */
-enum { FLOWMON_ANY, FLOWMON_TCP, FLOWMON_UDP, FLOWMON_OTHER };
+/* One part of a window split by disjoint filters: a set of protocol
+ * classes (FLOWMON_TCP | FLOWMON_UDP | FLOWMON_OTHER; FLOWMON_ANY all
+ * three), a destination and a source port range (inclusive). */
+enum { FLOWMON_TCP = 1, FLOWMON_UDP = 2, FLOWMON_OTHER = 4, FLOWMON_ANY = 7 };
 struct flowmon_part {
 	uint8_t proto;
 	uint16_t dlo, dhi, slo, shi;
 };
-/* The parts of p, disjoint and covering p, into kids: the protocol
- * classes (tcp, udp, neither) of a part of any protocol, else the halves
- * of its destination port range, else of its source port range; 0 when
- * p is one protocol class and one port each side (it cannot be split). */
-int flowmon_split(const struct flowmon_part *p, struct flowmon_part kids[3]);
+/* What a full answer says of a part's rows, to guide its split: each
+ * row's protocol class (one FLOWMON_* bit) and ports as nfdump's filter
+ * reads them (ICMP: dst port type * 256 + code, src port 0). */
+struct flowmon_key {
+	uint8_t cls;
+	uint16_t dp, sp;
+};
+/*
+ * The parts of p, disjoint and covering p whatever the keys, into kids;
+ * 0 when p is one protocol class and one port each side (it cannot be
+ * split).  keys (n of them, any order; sorted in place) are rows of p's
+ * full answer, a sample: the split follows them so that each part holds
+ * about half of them.  A part of several classes is split into the
+ * class most keys have and the others; else the destination port range,
+ * else the source port's: at the keys' median, or, when half the keys
+ * or more have one port, into that port and the ranges either side of
+ * it (3 parts); without keys in the range, halved.
+ */
+int flowmon_split(const struct flowmon_part *p, struct flowmon_key *keys, size_t n,
+		  struct flowmon_part kids[3]);
 /* The nfdump filter of part p of a window whose own filter is 'window'
  * (cut to len). */
 void flowmon_filter(const char *window, const struct flowmon_part *p, char *out, size_t len);

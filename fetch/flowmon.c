@@ -113,7 +113,7 @@ struct fm_x {
 	int64_t ws, we;			/* the rows kept: their start in [ws, we) */
 	char from[24], to[24];		/* the slots read, in the appliance's zone */
 	char filter[640];		/* the window's own filter (subject, peer) */
-	bool may_split;			/* one slot, one peer address: flowmon_split */
+	bool single;			/* one slot: a full part is split by filters */
 	struct flowmon_part cur;	/* the part being asked */
 	struct flowmon_part stack[FM_STACK_MAX];
 	size_t nstack;
@@ -125,11 +125,31 @@ struct fm_x {
 	 * lacks were exported later than active_timeout. */
 	bool probing;
 	char pfrom[24], pto[24];
+	/* A probe that answers the cap is split as a part is (its parts:
+	 * pcur and pstack), not the part it checks. */
+	struct flowmon_part pcur;
+	struct flowmon_part pstack[FM_STACK_MAX];
+	size_t npstack;
 	size_t part_base;		/* the current part's first row in acc */
+	size_t probe_base;		/* the probe's first row in acc */
+	/* acc's rejected and inexact counts when the current part, the
+	 * probe and the answer began: what a dropped answer gives back */
+	size_t part_rejected, part_inexact, probe_rejected, probe_inexact;
 	int64_t read_end_ms;		/* the slots read surely end no sooner */
 	struct decoded acc;		/* the rows kept so far (recs, n, rejected, inexact) */
 	size_t cap;			/* acc.recs' room */
 	size_t most;			/* the most rows one listing answered */
+	/* The current part's full answer, for its split: its rows' keys,
+	 * and how many of its rows started in the window. */
+	struct flowmon_key *keys;
+	size_t nkeys, own;
+	size_t ans_rejected, ans_inexact;
+	/* the parts answered whole, for decoded.parts */
+	char *parts;
+	size_t plen, pcap;
+	unsigned nparts;
+	bool noted;			/* the current part is the last noted */
+	size_t note_at;			/* where its note begins */
 };
 
 static int64_t mono_ms(void)
@@ -465,42 +485,139 @@ static int fm_lookup_decode(struct driver *d, enum cache_table t, const char *bo
 
 /* ---- filters ----------------------------------------------------------------- */
 
-void flowmon_filter(const char *window, const struct flowmon_part *p, char *out, size_t len)
+/* What part p adds to its window's filter ("" for the whole window):
+ * nfdump's terms joined by "and". */
+static void fm_part_text(const struct flowmon_part *p, char *out, size_t len)
 {
-	static const char *const protos[] = {"", " and proto tcp", " and proto udp",
-					     " and not (proto tcp or proto udp)"};
+	/* by the set of classes: bit 0 tcp, bit 1 udp, bit 2 neither */
+	static const char *const protos[8] = {
+		"", "proto tcp", "proto udp", "(proto tcp or proto udp)",
+		"not (proto tcp or proto udp)", "not proto udp", "not proto tcp", ""};
+	const char *pr = protos[p->proto & 7];
 	char dp[64] = "", sp[64] = "";
 
 	if (p->dlo != 0 || p->dhi != 65535)
-		snprintf(dp, sizeof(dp), " and dst port >= %u and dst port <= %u", p->dlo, p->dhi);
+		snprintf(dp, sizeof(dp), "%sdst port >= %u and dst port <= %u", *pr ? " and " : "",
+			 p->dlo, p->dhi);
 	if (p->slo != 0 || p->shi != 65535)
-		snprintf(sp, sizeof(sp), " and src port >= %u and src port <= %u", p->slo, p->shi);
-	snprintf(out, len, "(%s)%s%s%s", window, protos[p->proto < 4 ? p->proto : 0], dp, sp);
+		snprintf(sp, sizeof(sp), "%ssrc port >= %u and src port <= %u",
+			 *pr || *dp ? " and " : "", p->slo, p->shi);
+	snprintf(out, len, "%s%s%s", pr, dp, sp);
 }
 
-int flowmon_split(const struct flowmon_part *p, struct flowmon_part kids[3])
+void flowmon_filter(const char *window, const struct flowmon_part *p, char *out, size_t len)
 {
-	if (p->proto == FLOWMON_ANY) {
-		for (int i = 0; i < 3; i++) {
-			kids[i] = *p;
-			kids[i].proto = (uint8_t)(FLOWMON_TCP + i);
+	char part[192];
+
+	fm_part_text(p, part, sizeof(part));
+	snprintf(out, len, "(%s)%s%s", window, *part ? " and " : "", part);
+}
+
+static int fm_key_dp_cmp(const void *x, const void *y)
+{
+	const struct flowmon_key *a = x, *b = y;
+	return (a->dp > b->dp) - (a->dp < b->dp);
+}
+
+static int fm_key_sp_cmp(const void *x, const void *y)
+{
+	const struct flowmon_key *a = x, *b = y;
+	return (a->sp > b->sp) - (a->sp < b->sp);
+}
+
+/* The ranges [lo, hi] (lo < hi) is cut into, following the sorted
+ * values v (n of them, all in [lo, hi]): around a port half of them or
+ * more hold (that port alone between the ranges either side of it), else
+ * at their median; in halves without any.  Returns how many (2 or 3). */
+static int fm_cut(uint16_t lo, uint16_t hi, const uint16_t *v, size_t n, uint16_t r[3][2])
+{
+	int k = 0;
+	uint16_t cut;
+
+	/* a port held by half the values or more holds the middle one or
+	 * the one before it (n even) */
+	for (size_t at = n / 2, i = 0; n > 0 && i < 2; at = (n - 1) / 2, i++) {
+		size_t a = at, b = at;
+		while (a > 0 && v[a - 1] == v[at])
+			a--;
+		while (b < n && v[b] == v[at])
+			b++;
+		if (2 * (b - a) < n)
+			continue;
+		uint16_t m = v[at];
+		if (m > lo) {
+			r[k][0] = lo;
+			r[k++][1] = (uint16_t)(m - 1);
 		}
-		return 3;
+		r[k][0] = r[k][1] = m;
+		k++;
+		if (m < hi) {
+			r[k][0] = (uint16_t)(m + 1);
+			r[k++][1] = hi;
+		}
+		return k;
 	}
-	kids[0] = kids[1] = *p;
-	if (p->dlo < p->dhi) {
-		uint16_t mid = (uint16_t)(p->dlo + (p->dhi - p->dlo) / 2);
-		kids[0].dhi = mid;
-		kids[1].dlo = (uint16_t)(mid + 1);
+	if (n == 0)
+		cut = (uint16_t)(lo + (hi - lo) / 2);
+	else	/* both sides hold some of v */
+		cut = v[n / 2] > v[0] ? (uint16_t)(v[n / 2] - 1) : v[n / 2];
+	r[0][0] = lo;
+	r[0][1] = cut;
+	r[1][0] = (uint16_t)(cut + 1);
+	r[1][1] = hi;
+	return 2;
+}
+
+int flowmon_split(const struct flowmon_part *p, struct flowmon_key *keys, size_t n,
+		  struct flowmon_part kids[3])
+{
+	uint16_t r[3][2], *v = NULL;
+	size_t m = 0, count[3] = {0, 0, 0};
+	int k;
+
+	/* the keys of p only (a defence: its answer holds no other) */
+	for (size_t i = 0; i < n; i++) {
+		const struct flowmon_key *c = &keys[i];
+		if ((c->cls & p->proto) && c->dp >= p->dlo && c->dp <= p->dhi && c->sp >= p->slo &&
+		    c->sp <= p->shi)
+			keys[m++] = *c;
+	}
+	if (p->proto != FLOWMON_TCP && p->proto != FLOWMON_UDP && p->proto != FLOWMON_OTHER) {
+		uint8_t top = 0;
+		size_t most = 0;
+		for (size_t i = 0; i < m; i++)
+			count[keys[i].cls == FLOWMON_TCP ? 0 : keys[i].cls == FLOWMON_UDP ? 1 : 2]++;
+		for (int c = 0; c < 3; c++)
+			if ((p->proto & (1 << c)) && (!top || count[c] > most)) {
+				top = (uint8_t)(1 << c);
+				most = count[c];
+			}
+		kids[0] = kids[1] = *p;
+		kids[0].proto = top;
+		kids[1].proto = (uint8_t)(p->proto & ~top);
 		return 2;
 	}
-	if (p->slo < p->shi) {
-		uint16_t mid = (uint16_t)(p->slo + (p->shi - p->slo) / 2);
-		kids[0].shi = mid;
-		kids[1].slo = (uint16_t)(mid + 1);
-		return 2;
+	bool dst = p->dlo < p->dhi;
+	if (!dst && p->slo == p->shi)
+		return 0;
+	if (m && !(v = malloc(m * sizeof(*v))))
+		m = 0;	/* out of memory: halves, as without keys */
+	qsort(keys, m, sizeof(*keys), dst ? fm_key_dp_cmp : fm_key_sp_cmp);
+	for (size_t i = 0; i < m; i++)
+		v[i] = dst ? keys[i].dp : keys[i].sp;
+	k = dst ? fm_cut(p->dlo, p->dhi, v, m, r) : fm_cut(p->slo, p->shi, v, m, r);
+	free(v);
+	for (int i = 0; i < k; i++) {
+		kids[i] = *p;
+		if (dst) {
+			kids[i].dlo = r[i][0];
+			kids[i].dhi = r[i][1];
+		} else {
+			kids[i].slo = r[i][0];
+			kids[i].shi = r[i][1];
+		}
 	}
-	return 0;
+	return k;
 }
 
 /* "src net A/L" for the subject or a peer prefix (nfdump's syntax; a
@@ -849,7 +966,7 @@ static int fm_listing(struct driver *d, struct fm_x *x, struct driver_win *w, st
 	size_t used = 0;
 	int n;
 
-	flowmon_filter(x->filter, &x->cur, filter, sizeof(filter));
+	flowmon_filter(x->filter, x->probing ? &x->pcur : &x->cur, filter, sizeof(filter));
 	for (size_t i = 0; i < d->nchannels; i++)
 		used += (size_t)snprintf(chans + used, sizeof(chans) - used, "%s\"%s\"", i ? "," : "",
 					 d->channels[i]);
@@ -879,6 +996,8 @@ static void fm_x_free(struct fm_x *x)
 {
 	if (x) {
 		free(x->acc.recs);
+		free(x->keys);
+		free(x->parts);
 		free(x);
 	}
 }
@@ -916,7 +1035,7 @@ static int fm_window_first(struct driver *d, const struct cache_query *q, const 
 		return -ERANGE;
 	}
 	fm_window_filter(q, r, x->filter, sizeof(x->filter));
-	x->may_split = x->we - x->ws <= FM_SLOT_MS && r->has_peer && r->peer.len == 128;
+	x->single = x->we - x->ws <= FM_SLOT_MS;
 	x->cur = (struct flowmon_part){.proto = FLOWMON_ANY, .dlo = 0, .dhi = 65535, .slo = 0,
 				      .shi = 65535};
 	rc = fm_listing(d, x, w, a);
@@ -946,20 +1065,45 @@ static int fm_listing_id(const struct http_resp *resp, char *id, size_t len)
 	return rc;
 }
 
+/* A decoded row's key for flowmon_split, as nfdump's filter reads it:
+ * false when its protocol or ports are unknown. */
+static bool fm_key_of(const struct flow_rec *f, struct flowmon_key *k)
+{
+	if (f->proto < 0)
+		return false;
+	k->cls = f->proto == 6 ? FLOWMON_TCP : f->proto == 17 ? FLOWMON_UDP : FLOWMON_OTHER;
+	if (f->proto == 1 || f->proto == 58) {
+		if (f->icmp_type < 0)
+			return false;
+		k->dp = (uint16_t)(f->icmp_type * 256 + f->icmp_code);
+		k->sp = 0;
+		return true;
+	}
+	if (f->dport < 0 || f->sport < 0)
+		return false;
+	k->dp = (uint16_t)f->dport;
+	k->sp = (uint16_t)f->sport;
+	return true;
+}
+
 /* The rows of a result into x->acc (those whose start lies in the
  * window; of an answer of sample_at rows or more, only what a sample
- * needs, see struct decoded); *answered the rows of the listing.  0, -EBADMSG with err,
- * -ENOMEM. */
+ * needs, see struct decoded); *answered the rows of the listing.  Of a
+ * full answer (limit rows), every row's key goes to x->keys and x->own
+ * counts those kept, for fm_part_full.  0, -EBADMSG with err, -ENOMEM. */
 static int fm_take_rows(struct driver *d, struct fm_x *x, const struct http_resp *resp,
 			size_t limit, size_t sample_at, size_t *answered, char *err)
 {
-	struct flowmon_part kids[3];
 	cJSON *root = fetch_arena_parse(resp->body ? resp->body : "[]", resp->body ? resp->len : 2);
 	struct fetch_cuts cuts = {0};
 	const cJSON *it;
+	bool full;
 	int rc = 0;
 
 	*answered = 0;
+	x->nkeys = x->own = 0;
+	x->ans_rejected = x->acc.rejected;
+	x->ans_inexact = x->acc.inexact;
 	if (!cJSON_IsArray(root)) {
 		snprintf(err, FETCH_ERRLEN, "a result that is not a JSON array of rows (%zu bytes)",
 			 resp->len);
@@ -973,10 +1117,7 @@ static int fm_take_rows(struct driver *d, struct fm_x *x, const struct http_resp
 		rc = -EBADMSG;
 		goto out;
 	}
-	/* a full answer the driver splits: its rows are not read (its parts
-	 * bring them again) */
-	if (*answered >= limit && x->may_split && flowmon_split(&x->cur, kids) > 0)
-		goto out;
+	full = *answered >= limit;
 	if ((rc = fetch_json_cuts(resp->body, resp->len, root, &cuts)))
 		goto out;
 	if (x->acc.n + *answered > x->cap) {
@@ -989,22 +1130,30 @@ static int fm_take_rows(struct driver *d, struct fm_x *x, const struct http_resp
 		x->acc.recs = nr;
 		x->cap = cap;
 	}
+	if (full && !x->keys && !(x->keys = malloc(*answered * sizeof(*x->keys)))) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	cJSON_ArrayForEach(it, root) {
 		struct flow_rec *f = &x->acc.recs[x->acc.n];
 		bool inexact;
 		char why[160];
+		/* a full answer's rows whole: their ports guide its split */
 		if (fetch_json_cut(&cuts, it) ||
-		    flowmon_decode_row(it, d->tz, sample_at && *answered >= sample_at, f, &inexact,
-				       why, sizeof(why))) {
+		    flowmon_decode_row(it, d->tz, !full && sample_at && *answered >= sample_at, f,
+				       &inexact, why, sizeof(why))) {
 			if (!x->acc.rejected++)
 				snprintf(x->acc.why, sizeof(x->acc.why), "%s",
 					 fetch_json_cut(&cuts, it) ? "a row holding a NUL" : why);
 			continue;
 		}
+		if (full && x->nkeys < *answered && fm_key_of(f, &x->keys[x->nkeys]))
+			x->nkeys++;
 		if (f->start_ms < x->ws || f->start_ms >= x->we)
 			continue;	/* another window's flow */
 		x->acc.inexact += inexact;
 		x->acc.n++;
+		x->own += full;
 	}
 out:
 	fetch_cuts_free(&cuts);
@@ -1034,6 +1183,11 @@ static int fm_finish(struct driver_win *w, struct fm_x *x, bool full, size_t lim
 	out->answered = full ? limit : x->most;
 	out->sample_at = sample_at;
 	out->sampled = sample_at && out->answered >= sample_at;
+	if (x->split && !full) {
+		out->parts = x->parts;	/* the window was asked in parts */
+		out->nparts = x->nparts;
+		x->parts = NULL;
+	}
 	x->acc.recs = NULL;
 	fm_x_free(x);
 	w->priv = NULL;
@@ -1127,15 +1281,18 @@ out:
 	return late;
 }
 
-/* The probe's answer (rows already in acc from 'before' on): 0 when no
- * row came late (the probe's rows dropped), -ERANGE with err naming the
- * earliest late flow and the active_timeout it needs, -ENOMEM. */
-static int fm_probe_judge(struct driver *d, struct fm_x *x, size_t before, char *err)
+/* The probe's answers (rows in acc from probe_base on), all parts of it
+ * in: 0 when no row came late (the probe's rows dropped), -ERANGE with
+ * err naming the earliest late flow and the active_timeout it needs,
+ * -ENOMEM. */
+static int fm_probe_judge(struct driver *d, struct fm_x *x, char *err)
 {
 	int64_t first = 0;
-	long late = fm_late(x, before, &first);
+	long late = fm_late(x, x->probe_base, &first);
 
-	x->acc.n = before;
+	x->acc.n = x->probe_base;
+	x->acc.rejected = x->probe_rejected;	/* the part's answer counted them */
+	x->acc.inexact = x->probe_inexact;
 	x->probing = false;
 	if (late < 0) {
 		snprintf(err, FETCH_ERRLEN, "out of memory comparing the lateness probe's rows");
@@ -1162,22 +1319,42 @@ static int fm_next_part(struct driver *d, struct fm_x *x, struct driver_win *w,
 		return fm_finish(w, x, false, limit, out, err);
 	x->cur = x->stack[--x->nstack];
 	x->reasks = 0;
+	x->noted = false;
 	x->part_base = x->acc.n;
+	x->part_rejected = x->acc.rejected;
+	x->part_inexact = x->acc.inexact;
 	return fm_relist(d, x, w, a, err);
 }
 
-/* A full answer of the current part: split into its disjoint parts
- * (its rows dropped: the parts bring them again), else the window is
- * full (the planner's to split, or a gap). */
+/*
+ * A full answer of the current part: split into its disjoint parts (its
+ * rows dropped: the parts bring them again), else the window is full
+ * (the planner's to split by time or peer, or a gap).  A part is split
+ * when the window is one slot (time cannot be split further), when the
+ * window's parts are being asked already, or when fewer than half the
+ * rows answered started in the window: those that fill it were exported
+ * in its reach, later slots that every part of the window split by time
+ * would read again (the scan day's hour before the scan).
+ */
 static int fm_part_full(struct driver *d, struct fm_x *x, struct driver_win *w,
 			struct http_ask *a, size_t limit, struct decoded *out, char *err)
 {
 	struct flowmon_part kids[3];
-	int nk = x->may_split ? flowmon_split(&x->cur, kids) : 0;
+	bool by_filter = x->single || x->split || x->own * 2 < x->nkeys;
+	int nk = by_filter ? flowmon_split(&x->cur, x->keys, x->nkeys, kids) : 0;
 
 	if (nk == 0 || x->nstack + (size_t)nk > FM_STACK_MAX)
 		return fm_finish(w, x, true, limit, out, err);
 	x->acc.n = x->part_base;
+	x->acc.rejected = x->part_rejected;	/* its parts count them again */
+	x->acc.inexact = x->part_inexact;
+	if (x->noted) {
+		/* its probe was full and could not be split: not a part */
+		x->plen = x->note_at;
+		x->parts[x->plen] = '\0';
+		x->nparts--;
+		x->noted = false;
+	}
 	x->probing = false;
 	for (int i = nk - 1; i >= 0; i--)
 		x->stack[x->nstack++] = kids[i];
@@ -1185,30 +1362,101 @@ static int fm_part_full(struct driver *d, struct fm_x *x, struct driver_win *w,
 	return fm_next_part(d, x, w, a, limit, out, err);
 }
 
-/* The current part (or its probe) answered 'answered' rows, acc's from
- * 'before' on (inexact: acc's count before them): next, its probe, the
+/* Note the current part, answered whole (answered rows, acc's from
+ * part_base on kept), for decoded.parts: 0, or -ENOMEM. */
+static int fm_part_note(struct fm_x *x, size_t answered)
+{
+	char text[256];
+	int n;
+
+	fm_part_text(&x->cur, text, sizeof(text));
+	n = snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s%zu/%zu",
+		     *text ? ": " : "the whole window: ", x->acc.n - x->part_base, answered);
+	if (n < 0)
+		return -EINVAL;
+	size_t need = x->plen + strlen(text) + 2;
+	if (need > x->pcap) {
+		size_t cap = need * 2;
+		char *np = realloc(x->parts, cap);
+		if (!np)
+			return -ENOMEM;
+		x->parts = np;
+		x->pcap = cap;
+	}
+	x->note_at = x->plen;
+	x->noted = true;
+	x->plen += (size_t)sprintf(x->parts + x->plen, "%s%s", x->nparts ? "\n" : "", text);
+	x->nparts++;
+	return 0;
+}
+
+/*
+ * A full answer of a part of the probe: split into its disjoint parts,
+ * its rows dropped (one more listing each, where splitting the part it
+ * checks would ask the part's rows again, with a probe each: the slot
+ * right after a window before a burst holds the burst).  A probe part
+ * that cannot be split says nothing of the rows it left out: the part
+ * it checks is split instead (fm_part_full), as any full answer.
+ */
+static int fm_probe_full(struct driver *d, struct fm_x *x, struct driver_win *w,
+			 struct http_ask *a, size_t limit, size_t before, struct decoded *out,
+			 char *err)
+{
+	struct flowmon_part kids[3];
+	int nk = flowmon_split(&x->pcur, x->keys, x->nkeys, kids);
+
+	if (nk == 0 || x->npstack + (size_t)nk > FM_STACK_MAX)
+		return fm_part_full(d, x, w, a, limit, out, err);
+	x->acc.n = before;
+	x->acc.rejected = x->ans_rejected;
+	x->acc.inexact = x->ans_inexact;
+	for (int i = nk - 1; i >= 0; i--)
+		x->pstack[x->npstack++] = kids[i];
+	x->pcur = x->pstack[--x->npstack];
+	x->reasks = 0;
+	return fm_relist(d, x, w, a, err);
+}
+
+/* The current part (or a part of its probe) answered 'answered' rows,
+ * acc's from 'before' on: next, its probe, the probe's next part, the
  * next part, or the end. */
 static int fm_answered(struct driver *d, struct fm_x *x, struct driver_win *w,
-		       struct http_ask *a, size_t answered, size_t before, size_t inexact,
-		       struct decoded *out, char *err)
+		       struct http_ask *a, size_t answered, size_t before, struct decoded *out,
+		       char *err)
 {
 	size_t limit = out->limit ? out->limit : d->limit;
 	int rc;
 
-	if (answered >= limit)
-		return fm_part_full(d, x, w, a, limit, out, err);
 	if (x->probing) {
-		x->acc.inexact = inexact;	/* the part's answer counted them */
-		if ((rc = fm_probe_judge(d, x, before, err)))
+		if (answered >= limit)
+			return fm_probe_full(d, x, w, a, limit, before, out, err);
+		if (x->npstack) {
+			x->pcur = x->pstack[--x->npstack];
+			x->reasks = 0;
+			return fm_relist(d, x, w, a, err);
+		}
+		if ((rc = fm_probe_judge(d, x, err)))
 			return rc;
 		return fm_next_part(d, x, w, a, limit, out, err);
 	}
+	if (answered >= limit)
+		return fm_part_full(d, x, w, a, limit, out, err);
 	if (answered > x->most)
 		x->most = answered;
+	if ((rc = fm_part_note(x, answered))) {
+		snprintf(err, FETCH_ERRLEN, "out of memory noting the window's parts");
+		return rc;
+	}
 	if (out->sample_at && answered >= out->sample_at)
 		return fm_next_part(d, x, w, a, limit, out, err);	/* a sample: no probe */
-	/* the part answered whole: its lateness probe */
+	/* the part answered whole: its lateness probe, the part's filter over
+	 * the slots after those read */
 	x->probing = true;
+	x->pcur = x->cur;
+	x->npstack = 0;
+	x->probe_base = x->acc.n;
+	x->probe_rejected = x->acc.rejected;
+	x->probe_inexact = x->acc.inexact;
 	x->reasks = 0;
 	return fm_relist(d, x, w, a, err);
 }
@@ -1294,7 +1542,7 @@ static int fm_window_next(struct driver *d, const struct http_resp *resp, struct
 			}
 			return fm_relist(d, x, w, a, err);
 		}
-		return fm_answered(d, x, w, a, 0, x->acc.n, x->acc.inexact, out, err);
+		return fm_answered(d, x, w, a, 0, x->acc.n, out, err);
 	}
 	if (resp->status == 202) {
 		if (mono_ms() - w->started_ms > FM_DEADLINE_MS) {
@@ -1318,11 +1566,11 @@ static int fm_window_next(struct driver *d, const struct http_resp *resp, struct
 			 resp->status);
 		return -EBADMSG;
 	}
-	size_t before = x->acc.n, inexact = x->acc.inexact;
+	size_t before = x->acc.n;
 	if ((rc = fm_take_rows(d, x, resp, limit, x->probing ? 0 : out->sample_at, &answered,
 			       err)))
 		return rc;
-	return fm_answered(d, x, w, a, answered, before, inexact, out, err);
+	return fm_answered(d, x, w, a, answered, before, out, err);
 }
 
 /* The appliance's error body: a ValidationResult's first fields and
@@ -1371,7 +1619,7 @@ const struct driver_ops flowmon_driver = {
 	.granularity_ms = FM_SLOT_MS,
 	/* a day: a quiet host's day is one listing; flowsim takes 31 days */
 	.max_window_ms = CACHE_DAY_MS,
-	.split_dims = FETCH_SPLIT_PEER,
+	.split_dims = FETCH_SPLIT_PEER | FETCH_SPLIT_PEER_LAST,
 	/* flowsim's rows of 17 string columns: about 400 bytes; an
 	 * appliance's may carry longer values */
 	.record_max = 4096,

@@ -38,7 +38,8 @@
  *    prefixes expected to hold fill * cap flows: the prefixes the burst comes
  *    from are reached directly, not one bit at a time.  A slot that a sized
  *    parent's sample already shows to hold more than a leaf is split by peer
- *    when it is planned, without first being asked whole.  A driver that
+ *    when it is planned, without first being asked whole (unless the driver
+ *    splits a slot itself first: FETCH_SPLIT_PEER_LAST).  A driver that
  *    takes a list of peer prefixes (FETCH_SPLIT_PEER_SET) gets the light
  *    parts grouped into one request.  At a single address the window is
  *    a gap.
@@ -430,7 +431,8 @@ static int cmp_addr(const void *a, const void *b);
 static bool plan_slot_by_peer(struct plan *p, struct node *n, int64_t s, int64_t e, double est,
 			      const uint8_t (*peers)[16], size_t npts)
 {
-	if (!peers || npts < 8 || !(p->cfg.split_dims & FETCH_SPLIT_PEER))
+	if (!peers || npts < 8 || !(p->cfg.split_dims & FETCH_SPLIT_PEER) ||
+	    (p->cfg.split_dims & FETCH_SPLIT_PEER_LAST))
 		return false;
 	struct node *c = node_new(p, n, N_TIME, s, e, est);
 	uint8_t (*v)[16] = malloc(npts * 16);

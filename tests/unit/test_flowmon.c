@@ -169,12 +169,31 @@ static uint64_t rng_next(uint64_t *s)
 
 #define LEAVES_MAX 400
 
+/* Random keys of a full answer, as flowmon_split is given them: none,
+ * one port, a few, any; some outside the part (which it must ignore). */
+static size_t random_keys(uint64_t *r, struct flowmon_key *k, size_t max)
+{
+	size_t n = (size_t)(rng_next(r) % (max + 1));
+	unsigned shape = (unsigned)(rng_next(r) % 4);
+	uint16_t one = (uint16_t)rng_next(r);
+
+	if (shape == 0)
+		n = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t x = rng_next(r);
+		k[i].cls = (uint8_t)(1 << (x % 3));
+		k[i].dp = shape == 1 ? one : shape == 2 ? (uint16_t)(one + x % 5) : (uint16_t)(x >> 8);
+		k[i].sp = shape == 1 ? (uint16_t)(x >> 24) % 3 : (uint16_t)(x >> 32);
+	}
+	return n;
+}
+
 /*
- * Property: a part split any number of times, at random leaves, gives
- * leaves whose filters (flowmon_filter's text, parsed by flowsim's nfdump
- * matcher) select every flow of the window exactly once: disjoint, and
- * together the parent.  Flows of every protocol class, ICMP's type.code
- * port, ports at the ranges' ends.
+ * Property: a part split any number of times, at random leaves, following
+ * random keys, gives leaves whose filters (flowmon_filter's text, parsed
+ * by flowsim's nfdump matcher) select every flow of the window exactly
+ * once: disjoint, and together the parent.  Flows of every protocol
+ * class, ICMP's type.code port, ports at the ranges' ends.
  */
 static void test_split_disjoint_cover(void **state)
 {
@@ -194,7 +213,9 @@ static void test_split_disjoint_cover(void **state)
 		for (unsigned s = 0; s < steps; s++) {
 			size_t at = (size_t)(rng_next(&r) % n);
 			struct flowmon_part kids[3];
-			int k = flowmon_split(&leaves[at], kids);
+			struct flowmon_key keys[64];
+			size_t nk = random_keys(&r, keys, 64);
+			int k = flowmon_split(&leaves[at], keys, nk, kids);
 			if (k == 0 || n + (size_t)k > LEAVES_MAX)
 				continue;
 			leaves[at] = kids[0];
@@ -236,26 +257,66 @@ static void test_split_disjoint_cover(void **state)
 	}
 }
 
-/* Protocol first, then the destination port's halves, then the source
- * port's; a part of one class and one port a side cannot be split. */
-static void test_split_order(void **state)
+/* The class most keys have first, then the others; then the destination
+ * port at the keys' median (halves without keys), or around the keys'
+ * one port; then the source port's; a part of one class and one port a
+ * side cannot be split. */
+static void test_split_guided(void **state)
 {
 	struct flowmon_part p = {FLOWMON_ANY, 0, 65535, 0, 65535}, k[3];
+	struct flowmon_key keys[8];
 
 	(void)state;
-	assert_int_equal(flowmon_split(&p, k), 3);
+	for (int i = 0; i < 8; i++)
+		keys[i] = (struct flowmon_key){i < 5 ? FLOWMON_UDP : FLOWMON_TCP,
+					       (uint16_t)(1000 + 10 * i), 80};
+	assert_int_equal(flowmon_split(&p, keys, 8, k), 2);
+	assert_int_equal(k[0].proto, FLOWMON_UDP);
+	assert_int_equal(k[1].proto, FLOWMON_TCP | FLOWMON_OTHER);
+	/* no keys: tcp first */
+	assert_int_equal(flowmon_split(&p, NULL, 0, k), 2);
 	assert_int_equal(k[0].proto, FLOWMON_TCP);
-	assert_int_equal(k[2].proto, FLOWMON_OTHER);
-	p = k[0];
-	assert_int_equal(flowmon_split(&p, k), 2);
+	p = k[1];
+	assert_int_equal(flowmon_split(&p, NULL, 0, k), 2);
+	assert_int_equal(k[0].proto, FLOWMON_UDP);
+	assert_int_equal(k[1].proto, FLOWMON_OTHER);
+	/* the median of the udp keys (1000..1040): 1020 opens the upper part */
+	p = (struct flowmon_part){FLOWMON_UDP, 0, 65535, 0, 65535};
+	assert_int_equal(flowmon_split(&p, keys, 8, k), 2);
+	assert_int_equal(k[0].dhi, 1019);
+	assert_int_equal(k[1].dlo, 1020);
+	assert_int_equal(k[1].dhi, 65535);
+	assert_int_equal(flowmon_split(&p, NULL, 0, k), 2);
 	assert_int_equal(k[0].dhi, 32767);
 	assert_int_equal(k[1].dlo, 32768);
-	p = (struct flowmon_part){FLOWMON_UDP, 80, 80, 0, 65535};
-	assert_int_equal(flowmon_split(&p, k), 2);
+	/* one port: that port alone between the two sides */
+	for (int i = 0; i < 8; i++)
+		keys[i] = (struct flowmon_key){FLOWMON_TCP, 80, (uint16_t)(40000 + i)};
+	p = (struct flowmon_part){FLOWMON_TCP, 0, 65535, 0, 65535};
+	assert_int_equal(flowmon_split(&p, keys, 8, k), 3);
+	assert_int_equal(k[0].dhi, 79);
+	assert_int_equal(k[1].dlo, 80);
+	assert_int_equal(k[1].dhi, 80);
+	assert_int_equal(k[2].dlo, 81);
+	p = k[1];
+	assert_int_equal(flowmon_split(&p, keys, 8, k), 2);
 	assert_int_equal(k[0].dlo, 80);
-	assert_int_equal(k[0].shi, 32767);
+	assert_int_equal(k[0].shi, 40003);
+	assert_int_equal(k[1].slo, 40004);
+	/* half the keys or more on the median's port: that port alone */
+	for (int i = 0; i < 8; i++)
+		keys[i] = (struct flowmon_key){FLOWMON_TCP, (uint16_t)(i < 4 ? 443 : 1000 + i), 5};
+	p = (struct flowmon_part){FLOWMON_TCP, 0, 65535, 0, 65535};
+	assert_int_equal(flowmon_split(&p, keys, 8, k), 3);
+	assert_int_equal(k[1].dlo, 443);
+	assert_int_equal(k[1].dhi, 443);
+	/* fewer: the median cut (1004..1007 above it) */
+	keys[3].dp = 2000;
+	assert_int_equal(flowmon_split(&p, keys, 8, k), 2);
+	assert_int_equal(k[0].dhi, 1004);
+	assert_int_equal(k[1].dlo, 1005);
 	p = (struct flowmon_part){FLOWMON_TCP, 80, 80, 4000, 4000};
-	assert_int_equal(flowmon_split(&p, k), 0);
+	assert_int_equal(flowmon_split(&p, keys, 8, k), 0);
 }
 
 /* ---- ids ---------------------------------------------------------------------- */
@@ -293,7 +354,7 @@ int main(void)
 		cmocka_unit_test(test_row_scaled),
 		cmocka_unit_test(test_row_zone),
 		cmocka_unit_test(test_split_disjoint_cover),
-		cmocka_unit_test(test_split_order),
+		cmocka_unit_test(test_split_guided),
 		cmocka_unit_test(test_ids),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -39,6 +39,9 @@ struct fake {
 	 * start before bias_until by the factor bias (0: none) */
 	int64_t bias_until;
 	double bias;
+	/* requests for [watch, watch + GRAN) with no peer filter (0: none) */
+	int64_t watch;
+	unsigned watched;
 };
 
 static uint64_t rnd(uint64_t *s)
@@ -114,6 +117,9 @@ static size_t fake_answer(struct fake *f, const struct plan_req *r, int64_t **st
 			idx[m++] = i;
 	}
 	f->requests++;
+	if (f->watch && r->start == f->watch && r->end == f->watch + GRAN &&
+	    (!r->has_peer || r->peer.len == 0))
+		f->watched++;
 	if (m > CAP && f->bias > 0) {
 		/* shuffled, then the late flows kept with probability 1 / bias */
 		size_t k = 0;
@@ -432,6 +438,34 @@ static void scan_second(unsigned split, struct outcome *o)
 			fail_msg("flow %zu outside the gap was never answered", i);
 	cache_ivals_free(&o->covered);
 	fake_free(&f);
+}
+
+/* A driver that splits a full slot itself first (FETCH_SPLIT_PEER_LAST,
+ * Flowmon's filters): a flood's 5-minute slot that the day's sample shows
+ * to hold more than a leaf is asked whole before any peer split (the
+ * driver gets its chance), where without the flag it is split by peer at
+ * once; lossless either way. */
+static void test_peer_last(void **state)
+{
+	const int64_t slot = 3 * 3600000LL;
+	unsigned watched[2];
+
+	(void)state;
+	GRAN = 300000;
+	for (int last = 0; last < 2; last++) {
+		struct fake f = {.rng = 11, .watch = slot};
+		struct outcome o;
+		SPLIT = FETCH_SPLIT_PEER | (last ? FETCH_SPLIT_PEER_LAST : 0);
+		add_flows(&f, 5000, 0, CACHE_DAY_MS, 1, false);
+		add_flows(&f, 15000, slot + 120000, 1, 0, true);	/* many sources */
+		run(&f, 0, CACHE_DAY_MS, 4, &o);
+		assert_lossless(&f, 0, CACHE_DAY_MS, &o);
+		watched[last] = f.watched;
+		cache_ivals_free(&o.covered);
+		fake_free(&f);
+	}
+	assert_int_equal(watched[0], 0);
+	assert_int_equal(watched[1], 1);
 }
 
 static void test_peer_sets(void **state)
@@ -925,6 +959,7 @@ int main(void)
 		cmocka_unit_test(test_gap_when_unsplittable),
 		cmocka_unit_test_teardown(test_small_caps, reset_cap),
 		cmocka_unit_test_teardown(test_peer_sets, reset_cap),
+		cmocka_unit_test_teardown(test_peer_last, reset_cap),
 		cmocka_unit_test(test_steady_week_over_seeds),
 		cmocka_unit_test(test_rescale_after_low_measure),
 		cmocka_unit_test(test_random_shapes),
