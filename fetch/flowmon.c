@@ -130,6 +130,7 @@ struct fm_x {
 	struct flowmon_part pcur;
 	struct flowmon_part pstack[FM_STACK_MAX];
 	size_t npstack;
+	bool whole_probe;		/* the probe checks every part of the window */
 	size_t part_base;		/* the current part's first row in acc */
 	size_t probe_base;		/* the probe's first row in acc */
 	/* acc's rejected and inexact counts when the current part, the
@@ -1311,10 +1312,35 @@ static int fm_probe_judge(struct driver *d, struct fm_x *x, char *err)
 	return -ERANGE;
 }
 
-/* The next part of the exchange, or its end when none is left. */
+/* The lateness probe of acc's rows from part_base on: part p's filter
+ * over the slots after those read. */
+static int fm_probe(struct driver *d, struct fm_x *x, struct driver_win *w, struct http_ask *a,
+		    const struct flowmon_part *p, char *err)
+{
+	x->probing = true;
+	x->pcur = *p;
+	x->npstack = 0;
+	x->probe_base = x->acc.n;
+	x->probe_rejected = x->acc.rejected;
+	x->probe_inexact = x->acc.inexact;
+	x->reasks = 0;
+	return fm_relist(d, x, w, a, err);
+}
+
+/* The next part of the exchange; once a window split into parts has
+ * them all, one probe for the whole window (its parts are disjoint and
+ * cover it: a probe for each would cost a listing each); then its end. */
 static int fm_next_part(struct driver *d, struct fm_x *x, struct driver_win *w,
 			struct http_ask *a, size_t limit, struct decoded *out, char *err)
 {
+	static const struct flowmon_part whole = {FLOWMON_ANY, 0, 65535, 0, 65535};
+
+	if (x->nstack == 0 && x->split && !x->whole_probe) {
+		x->whole_probe = true;
+		x->noted = false;
+		x->part_base = 0;
+		return fm_probe(d, x, w, a, &whole, err);
+	}
 	if (x->nstack == 0)
 		return fm_finish(w, x, false, limit, out, err);
 	x->cur = x->stack[--x->nstack];
@@ -1405,6 +1431,12 @@ static int fm_probe_full(struct driver *d, struct fm_x *x, struct driver_win *w,
 	struct flowmon_part kids[3];
 	int nk = flowmon_split(&x->pcur, x->keys, x->nkeys, kids);
 
+	if ((nk == 0 || x->npstack + (size_t)nk > FM_STACK_MAX) && x->whole_probe) {
+		/* the window's probe says nothing of what it left out: the
+		 * window is full, the planner's to split */
+		x->acc.n = x->probe_base;
+		return fm_finish(w, x, true, limit, out, err);
+	}
 	if (nk == 0 || x->npstack + (size_t)nk > FM_STACK_MAX)
 		return fm_part_full(d, x, w, a, limit, out, err);
 	x->acc.n = before;
@@ -1447,18 +1479,12 @@ static int fm_answered(struct driver *d, struct fm_x *x, struct driver_win *w,
 		snprintf(err, FETCH_ERRLEN, "out of memory noting the window's parts");
 		return rc;
 	}
-	if (out->sample_at && answered >= out->sample_at)
-		return fm_next_part(d, x, w, a, limit, out, err);	/* a sample: no probe */
-	/* the part answered whole: its lateness probe, the part's filter over
-	 * the slots after those read */
-	x->probing = true;
-	x->pcur = x->cur;
-	x->npstack = 0;
-	x->probe_base = x->acc.n;
-	x->probe_rejected = x->acc.rejected;
-	x->probe_inexact = x->acc.inexact;
-	x->reasks = 0;
-	return fm_relist(d, x, w, a, err);
+	/* a sample: no probe; a part of a split window: the window's probe
+	 * once every part is in */
+	if ((out->sample_at && answered >= out->sample_at) || x->split)
+		return fm_next_part(d, x, w, a, limit, out, err);
+	/* the window answered whole: its lateness probe */
+	return fm_probe(d, x, w, a, &x->cur, err);
 }
 
 /* The state of result 'id' in the list of results (an array of

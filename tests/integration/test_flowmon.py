@@ -179,6 +179,37 @@ def test_default_reach_refuses_long_flows(fmsim, cred, tmp_path):
         assert not (got - want)
 
 
+def test_split_window_refuses_late_flows(make_sim, cred, tmp_path):
+    """A window asked in parts is checked as a whole: a busy host's flows
+    beside a flood in one slot, with the default active_timeout (300 s).
+    The slot answers the cap, the driver asks it in parts by filters, and
+    one lateness probe over the slots after them finds the slot's flows
+    exported too late (some last longer than 10 minutes): the query fails
+    naming the option, instead of the slot short with exit 0."""
+    scenario = tmp_path / "late.scenario"
+    scenario.write_text(
+        "steady name=busy addr=10.0.1.50 flows=40000 peers=198.18.0.0/15 pool=400 groups=13\n"
+        "flood name=f victim=10.0.1.50 day=-1 at=03:17:00.250 flows=15000\n")
+    sim = make_sim(*ARGS, "--token-file", str(cred), "--scenario", str(scenario))
+    ip, day = "10.0.1.50", TODAY - DAY
+    lo, hi = day + (3 * 60 + 15) * 60000, day + (3 * 60 + 20) * 60000
+    want = truth_flows(sim, ip, lo, hi)
+    assert sum(want.values()) > 10000, "the slot is not full: untested"
+    assert any(k[1] - k[0] > 600000 for k in want), "no long flow in the slot: untested"
+
+    def iso(ms):
+        return time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(ms // 1000))
+    before = fm_counters(sim)["listings"]
+    r, data = fetch(sim, cred, ip, iso(lo), iso(hi), tmp_path, reach=None)
+    err = r.stderr.decode()
+    assert r.returncode not in (0, 3), err
+    assert "exported more than active_timeout=300 s" in err, err
+    assert fm_counters(sim)["listings"] - before >= 4, "the slot was not asked in parts"
+    if data:
+        got, _ = csv_flows(data)
+        assert not (got - want)
+
+
 # ---- the mount ------------------------------------------------------------------------
 
 @pytest.fixture
