@@ -131,6 +131,7 @@ struct fm_x {
 	struct flowmon_part pstack[FM_STACK_MAX];
 	size_t npstack;
 	bool whole_probe;		/* the probe checks every part of the window */
+	bool hashed;			/* acc's rows have their hashes as ids (fm_late) */
 	size_t part_base;		/* the current part's first row in acc */
 	size_t probe_base;		/* the probe's first row in acc */
 	/* acc's rejected and inexact counts when the current part, the
@@ -931,13 +932,12 @@ static int fm_id_cmp(const void *x, const void *y)
 	return c ? c : *a < *b ? -1 : *a > *b;
 }
 
-int flowmon_ids(struct flow_rec *recs, size_t n)
+/* flowmon_ids' numbering of rows whose ids are their hashes: 0, or
+ * -ENOMEM. */
+static int fm_ids_number(struct flow_rec *recs, size_t n)
 {
 	struct flow_rec **v;
 
-	for (size_t i = 0; i < n; i++)
-		if (fm_row_id(&recs[i]))
-			return -ENOMEM;
 	if (n < 2)
 		return 0;
 	v = malloc(n * sizeof(*v));
@@ -954,6 +954,14 @@ int flowmon_ids(struct flow_rec *recs, size_t n)
 	}
 	free(v);
 	return 0;
+}
+
+int flowmon_ids(struct flow_rec *recs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (fm_row_id(&recs[i]))
+			return -ENOMEM;
+	return fm_ids_number(recs, n);
 }
 
 /* ---- the exchange ------------------------------------------------------------- */
@@ -1103,6 +1111,7 @@ static int fm_take_rows(struct driver *d, struct fm_x *x, const struct http_resp
 
 	*answered = 0;
 	x->nkeys = x->own = 0;
+	x->hashed = false;	/* rows are added: no longer all hashed */
 	x->ans_rejected = x->acc.rejected;
 	x->ans_inexact = x->acc.inexact;
 	if (!cJSON_IsArray(root)) {
@@ -1167,7 +1176,8 @@ static int fm_finish(struct driver_win *w, struct fm_x *x, bool full, size_t lim
 		     struct decoded *out, char *err)
 {
 	size_t sample_at = out->sample_at;
-	int rc = flowmon_ids(x->acc.recs, x->acc.n);
+	int rc = x->hashed ? fm_ids_number(x->acc.recs, x->acc.n)
+			   : flowmon_ids(x->acc.recs, x->acc.n);
 
 	if (rc) {
 		snprintf(err, FETCH_ERRLEN, "out of memory numbering the rows");
@@ -1254,6 +1264,9 @@ static long fm_late(struct fm_x *x, size_t before, int64_t *first)
 	for (size_t i = 0; i < nm; i++)
 		if (fm_row_id(vm[i] = &x->acc.recs[x->part_base + i]))
 			goto out;
+	/* the rows the window keeps, when the probe checked them all:
+	 * fm_finish only numbers them */
+	x->hashed = x->part_base == 0;
 	for (size_t i = 0; i < np; i++)
 		if (fm_row_id(vp[i] = &x->acc.recs[before + i]))
 			goto out;
