@@ -333,12 +333,15 @@ def report(b, t_start):
 
     P.append("### The lateness probe")
     P.append("")
-    P.append("Each part a window's listing answers whole is followed by one listing of the slots "
-             "right after the part's reach (the probe: a search of one slot). The same runs again "
-             "through a recording proxy that reads each listing's search: probe listings are "
-             "those of one slot, the others are the listings the windows would need without it.")
+    P.append("A window whose listing answers whole, or a window asked in parts once all of them "
+             "are in, is followed by one listing of the slots right after its reach (the probe: a "
+             "search of one slot; a probe that answers the cap is split by filters as a part is). "
+             "The same runs again through a recording proxy that reads each listing's search: "
+             "probe listings are those of one slot, the others are the listings the windows would "
+             "need without it.")
     P.append("")
-    P.append("| day | listings | probe listings (= parts answered whole) | listings without "
+    P.append("| day | listings | probe listings (one a window, and a full probe's parts) | "
+             "listings without "
              "the probe | listings / listings without | exact |")
     P.append("| --- | ---: | ---: | ---: | ---: | --- |")
     for label, *_ in DAYS:
@@ -377,10 +380,8 @@ def report(b, t_start):
                  "reported gaps whose windows saw 0 records of their own: "
                  + "; ".join(f"{label}, {len(r['gaps'])} gap(s), records seen "
                              f"{', '.join(r['gaps'])}" for label, r in gappy)
-                 + ". These are windows before the scan whose reach reads its rows; the planner "
-                 "cut them off the 5-minute slots, so the driver reads two slots and may not split "
-                 "by filters (it splits single slots only), and the window stays full: a false "
-                 "gap, found by this benchmark, not fixed here.")
+                 + ". A false gap: every flow was written, yet a window stayed full (docs/flowmon.md, "
+                 "\"A false gap, fixed\", for the last one found).")
         P.append("")
     P.append("For the days above (reach 3900) the minimal plan is the bound of the first table: "
              "every listing beyond it is the reach's, the probe's or a split's.")
