@@ -674,20 +674,39 @@ static int fm_time_text(const struct nfd_tz *tz, int64_t ms, char *out, size_t l
 	return 0;
 }
 
+/* The number in the n digits at s (no sign, no space), or -1. */
+static int fm_digits(const char *s, int n)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
 int flowmon_parse_time(const struct nfd_tz *tz, const char *s, int64_t *out)
 {
-	int y, mo, da, h, mi, se = 0, n = 0, ms = 0;
+	int y, mo, da, h, mi, se = 0, ms = 0;
 	int64_t first, second;
 	enum nfd_tz_fold fold;
 
-	if (!s || sscanf(s, "%4d-%2d-%2d %2d:%2d%n", &y, &mo, &da, &h, &mi, &n) != 5)
+	/* "YYYY-MM-DD HH:MM" exactly: digits where digits go (sscanf's %d
+	 * took signs and spaces, and "-1:-5" for a time) */
+	if (!s || strnlen(s, 16) < 16 || s[4] != '-' || s[7] != '-' || s[10] != ' ' ||
+	    s[13] != ':')
 		return -EINVAL;
-	s += n;
+	y = fm_digits(s, 4);
+	mo = fm_digits(s + 5, 2);
+	da = fm_digits(s + 8, 2);
+	h = fm_digits(s + 11, 2);
+	mi = fm_digits(s + 14, 2);
+	s += 16;
 	if (*s == ':') {
-		int k = 0;
-		if (sscanf(s, ":%2d%n", &se, &k) != 1)
-			return -EINVAL;
-		s += k;
+		se = fm_digits(s + 1, 2);
+		s += se < 0 ? 1 : 3;
 		if (*s == '.') {
 			int digits = 0;
 			for (s++; *s >= '0' && *s <= '9'; s++)
@@ -699,15 +718,15 @@ int flowmon_parse_time(const struct nfd_tz *tz, const char *s, int64_t *out)
 				ms *= 10;
 		}
 	}
-	if (*s || y < 1970 || mo < 1 || mo > 12 || da < 1 || da > 31 || h > 23 || mi > 59 ||
-	    se > 60)
+	if (*s || y < 1970 || mo < 1 || mo > 12 || da < 1 || da > 31 || h < 0 || h > 23 ||
+	    mi < 0 || mi > 59 || se < 0 || se > 60)
 		return -EINVAL;
 	struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = da, .tm_hour = h,
 			.tm_min = mi, .tm_sec = se};
 	int64_t wall = (int64_t)timegm(&tm);	/* the wall time on a UTC-like scale */
 	/* a repeated hour's time: the earlier (nothing in a row tells them
 	 * apart; README, "Flowmon") */
-	if (nfd_tz_utc(tz, wall, &first, &second, &fold))
+	if (nfd_tz_utc(tz, wall, &first, &second, &fold) || first < 0)
 		return -EINVAL;
 	*out = first * 1000 + ms;
 	return 0;

@@ -28,8 +28,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-TARGETS = ["flows", "tables", "path", "prefix", "ivals", "nfdump"]
-DICTS = {"flows": "json.dict", "tables": "json.dict", "path": "path.dict", "prefix": "prefix.dict",
+TARGETS = ["flows", "tables", "path", "prefix", "ivals", "nfdump", "flowmon"]
+DICTS = {"flows": "json.dict", "flowmon": "flowmon.dict", "tables": "json.dict", "path": "path.dict", "prefix": "prefix.dict",
          "nfdump": "nfdump.dict"}
 RSS_LIMIT_MB = 2048
 UNIT_TIMEOUT_S = 10

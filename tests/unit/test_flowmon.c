@@ -157,6 +157,32 @@ static void test_row_zone(void **state)
 			     "UTC", &f, &inexact), -EINVAL);
 }
 
+/* A time is digits where the guide's format has them: no sign, no space,
+ * nothing after; and not before 1970 in UTC. */
+static void test_time_strict(void **state)
+{
+	static const char *const bad[] = {
+		"2026-11-27 -1:-5", "2026-11-27  1:05", "+026-11-27 01:05", "2026-11-27 01:05:-1",
+		"2026-11-27 01:05 ", "2026-11-27 01:5", "2026-11-27T01:05", "2026-11-27 01:05:07.",
+		"2026-11-27 24:00", "1969-12-31 23:59", "2026-11-27 01:05:7",
+	};
+	struct nfd_tz *utc = zone("UTC"), *ist = zone("+05:30");
+	int64_t t;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (flowmon_parse_time(utc, bad[i], &t) != -EINVAL)
+			fail_msg("'%s' read as %lld", bad[i], (long long)t);
+	/* 00:30 in +05:30 is the evening before 1970 in UTC */
+	assert_int_equal(flowmon_parse_time(ist, "1970-01-01 00:30", &t), -EINVAL);
+	assert_int_equal(flowmon_parse_time(utc, "1970-01-01 00:30", &t), 0);
+	assert_int_equal(t, 1800000);
+	assert_int_equal(flowmon_parse_time(utc, "2026-11-27 01:05:07.5", &t), 0);
+	assert_int_equal(t, 1795741507500LL);
+	nfd_tz_free(utc);
+	nfd_tz_free(ist);
+}
+
 /* ---- the slot split ----------------------------------------------------------- */
 
 static uint64_t rng_next(uint64_t *s)
@@ -353,6 +379,7 @@ int main(void)
 		cmocka_unit_test(test_row_both_key_sets),
 		cmocka_unit_test(test_row_scaled),
 		cmocka_unit_test(test_row_zone),
+		cmocka_unit_test(test_time_strict),
 		cmocka_unit_test(test_split_disjoint_cover),
 		cmocka_unit_test(test_split_guided),
 		cmocka_unit_test(test_ids),
