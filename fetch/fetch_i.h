@@ -418,7 +418,7 @@ struct flowmon_key {
 /*
  * The parts of p, disjoint and covering p whatever the keys, into kids;
  * 0 when p is one protocol class and one port each side (it cannot be
- * split).  keys (n of them, any order; sorted in place) are rows of p's
+ * split).  keys (n of them, any order; reordered in place) are rows of p's
  * full answer, a sample: the split follows them so that each part holds
  * about half of them.  A part of several classes is split into the
  * class most keys have and the others; else the destination port range,
