@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Run the libFuzzer targets of a -Dfuzz=true build for a bounded time each.
 
-    run.py BUILD [--seconds N] [--targets flows,path] [--junit FILE]
+    run.py BUILD [--seconds N] [--targets flows,path] [--jobs J] [--junit FILE]
            [--markdown] [--fresh]
 
 Each target starts from its seed corpus (tests/fuzz/corpus/NAME, read only)
@@ -13,11 +13,13 @@ a failed property, a timeout or running out of memory fails the target: its
 reproducer is left in BUILD/fuzz-artifacts/ and its path printed, with the
 command that replays it.
 
---junit writes a JUnit report, one test case a target (tests/summarize.py
+--jobs runs J targets at once (default: 2, or 1 with --markdown, whose
+figures compare runs of one process each).  --junit writes a JUnit report, one test case a target (tests/summarize.py
 counts it); --markdown prints a table of the figures (bench/run fuzz);
 --fresh forgets what earlier runs found.  Exit status 1 when a target failed.
 """
 import argparse
+import concurrent.futures
 import os
 import re
 import shutil
@@ -161,18 +163,25 @@ def main():
     ap.add_argument("build", type=Path)
     ap.add_argument("--seconds", type=int, default=int(os.environ.get("FUZZ_SECONDS", "18")))
     ap.add_argument("--targets", default=",".join(TARGETS))
+    ap.add_argument("--jobs", type=int)
     ap.add_argument("--junit", type=Path)
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--fresh", action="store_true")
     a = ap.parse_args()
-    results = []
-    load_start = load()
-    for name in a.targets.split(","):
+    names = a.targets.split(",")
+    for name in names:
         if name not in TARGETS:
             ap.error(f"unknown target {name} (targets: {', '.join(TARGETS)})")
-        r = run_target(a.build.resolve(), name, a.seconds, a.fresh)
-        print(report_line(r), file=sys.stderr if a.markdown else sys.stdout, flush=True)
-        results.append(r)
+    jobs = a.jobs or (1 if a.markdown else 2)
+    load_start = load()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(run_target, a.build.resolve(), name, a.seconds, a.fresh)
+                   for name in names]
+        results = []
+        for f in futures:       # reported in the targets' order
+            r = f.result()
+            print(report_line(r), file=sys.stderr if a.markdown else sys.stdout, flush=True)
+            results.append(r)
     if a.junit:
         write_junit(a.junit, results)
     if a.markdown:
