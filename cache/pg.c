@@ -13,9 +13,17 @@
  * by the exclusion constraint claims_disjoint, which would refuse an
  * overlapping row even if a client skipped the lock.
  *
- * Flows are bulk loaded with COPY (text format) into a temporary table,
- * then INSERT ... SELECT ... ON CONFLICT DO NOTHING on the record's key
- * (collector, subject, start, id): a window sent twice adds nothing twice.
+ * Flows are bulk loaded with COPY (text format) straight into flows: a
+ * window inside this session's claim is new to the database (nobody else
+ * may write a claimed span), so the common case pays for no temporary
+ * table and no ON CONFLICT, the server's largest cost in storing a day
+ * (bench/REPORT.md, pg).  A window whose records are there already (a
+ * resend after a reconnect, a dead session's half-written span, a live
+ * window fetched again) fails that COPY on the primary key (SQLSTATE
+ * 23505): it is rolled back to a savepoint and sent again the old way,
+ * COPY into a temporary table, then INSERT ... SELECT ... ON CONFLICT DO
+ * NOTHING on the record's key (collector, subject, start, id), so a
+ * window sent twice adds nothing twice.
  *
  * Schema evolution as in cache/store.c: flowfs_meta.schema_version names
  * the schema a database holds; pg_migrations[v] turns v into v + 1
@@ -157,7 +165,7 @@ static void pg_oneline(const char *msg, char *buf, size_t len)
  * The errno for a failed statement: the connection lost (PostgreSQL
  * restarted or stopped, a network gone) -ECONNRESET; a server timeout
  * -ETIMEDOUT; authentication -EACCES; a full disk -ENOSPC; an overlapping
- * claim -EBUSY; anything else -EIO.
+ * claim -EBUSY; a unique key there already -EEXIST; anything else -EIO.
  */
 static int pg_errno(PGconn *conn, const PGresult *res)
 {
@@ -177,6 +185,8 @@ static int pg_errno(PGconn *conn, const PGresult *res)
 		return -ENOSPC;
 	if (strcmp(st, "23P01") == 0)
 		return -EBUSY;
+	if (strcmp(st, "23505") == 0)
+		return -EEXIST;		/* a key there already: put window's fallback */
 	return -EIO;
 }
 
@@ -1017,11 +1027,14 @@ static int pg_copy_rec(struct cache_pg *p, struct pg_copybuf *b, const char *sub
 	return rc ? -1 : 0;
 }
 
-/* COPY the records into flows_in; pg_fail's errno on failure (the COPY
- * ended with an error so that the connection is usable again). */
-static int pg_copy_window(struct cache_pg *p, const char *subject, const struct flow_rec *recs,
-			  size_t n, char *err)
+/* COPY the records into 'table' (flows, or the temporary flows_in);
+ * pg_fail's errno on failure, -EEXIST for a record whose key flows holds
+ * already (the COPY ended with an error so that the connection is usable
+ * again, the transaction aborted). */
+static int pg_copy_window(struct cache_pg *p, const char *table, const char *subject,
+			  const struct flow_rec *recs, size_t n, char *err)
 {
+	char sql[320];
 	struct pg_copybuf *b = malloc(sizeof(*b));
 	PGresult *res;
 	int rc = 0;
@@ -1029,7 +1042,9 @@ static int pg_copy_window(struct cache_pg *p, const char *subject, const struct 
 	if (!b)
 		return cache_fail(err, -ENOMEM, "out of memory");
 	b->len = 0;
-	res = PQexec(p->conn, "COPY flows_in (collector,subject," PG_FLOW_COLS ") FROM STDIN");
+	snprintf(sql, sizeof(sql), "COPY %s (collector,subject," PG_FLOW_COLS ") FROM STDIN",
+		 table);
+	res = PQexec(p->conn, sql);
 	if (!res || PQresultStatus(res) != PGRES_COPY_IN) {
 		rc = pg_fail(p, p->conn, res, err, "put window: copy");
 		PQclear(res);
@@ -1056,10 +1071,40 @@ static int pg_copy_window(struct cache_pg *p, const char *subject, const struct 
 }
 
 /*
- * The window's transaction (pg.h): claim locked, COPY, INSERT ... ON
- * CONFLICT DO NOTHING, the coverage row (a row there already keeps its
- * key and takes the newer fetch time), a final row replacing provisional
- * ones it overlaps, commit.  Anything failing rolls back all of it.
+ * The records of a window, inside the transaction pg_begin_claimed
+ * opened: COPY straight into flows under a savepoint; when a record's key
+ * is there already (-EEXIST), back to the savepoint and COPY into
+ * flows_in, then INSERT ... ON CONFLICT DO NOTHING.  0, or pg_fail's
+ * errno with the transaction to be rolled back.
+ */
+static int pg_put_flows(struct cache_pg *p, const char *subject, const struct flow_rec *recs,
+			size_t n, char *err)
+{
+	int rc = pg_run(p, p->conn, "SAVEPOINT flows_fresh", 0, NULL, NULL, err,
+			"put window: savepoint");
+
+	if (!rc)
+		rc = pg_copy_window(p, "flows", subject, recs, n, err);
+	if (rc != -EEXIST)
+		return rc;
+	rc = pg_run(p, p->conn, "ROLLBACK TO SAVEPOINT flows_fresh", 0, NULL, NULL, err,
+		    "put window: roll back to the savepoint");
+	if (!rc)
+		rc = pg_copy_window(p, "flows_in", subject, recs, n, err);
+	if (!rc)
+		rc = pg_run(p, p->conn,
+			    "INSERT INTO flows (collector,subject," PG_FLOW_COLS ")"
+			    " SELECT collector,subject," PG_FLOW_COLS " FROM flows_in"
+			    " ON CONFLICT (collector,subject,start,id) DO NOTHING",
+			    0, NULL, NULL, err, "put window: insert flows");
+	return rc;
+}
+
+/*
+ * The window's transaction (pg.h): claim locked, the records
+ * (pg_put_flows), the coverage row (a row there already keeps its key and
+ * takes the newer fetch time), a final row replacing provisional ones it
+ * overlaps, commit.  Anything failing rolls back all of it.
  */
 int cache_pg_put_window(struct cache_pg *p, const struct cache_query *q,
 			const struct flow_rec *recs, size_t n, const struct cache_cover *cover,
@@ -1080,17 +1125,8 @@ int cache_pg_put_window(struct cache_pg *p, const struct cache_query *q,
 	rc = pg_begin_claimed(p, q, s, e, "put window", err);
 	if (rc)
 		return rc;
-	if (n) {
-		rc = pg_copy_window(p, qp.subject, recs, n, err);
-		if (!rc)
-			rc = pg_run(p, p->conn,
-				    "INSERT INTO flows (collector,subject," PG_FLOW_COLS ")"
-				    " SELECT collector,subject," PG_FLOW_COLS " FROM flows_in"
-				    " ON CONFLICT (collector,subject,start,id) DO NOTHING",
-				    0, NULL, NULL, err, "put window: insert flows");
-		if (rc)
-			goto cleanup;
-	}
+	if (n && (rc = pg_put_flows(p, qp.subject, recs, n, err)))
+		goto cleanup;
 	if (cover) {
 		char f[24], r[24];
 		pg_i64(cover->fetched_ms, f);
