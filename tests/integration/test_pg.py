@@ -174,6 +174,22 @@ def test_window_sent_twice_adds_nothing_twice(pg, tmp_path):
     assert covers == [(0, 1000, 50)]
 
 
+def test_resent_window_with_more_records_adds_only_the_new(pg):
+    """A window sent again with more records (a window whose answer grew, a
+    resend after a reconnect): the first COPY straight into flows meets a
+    key there already (SQLSTATE 23505), rolls back and the window goes the
+    ON CONFLICT way: the records there stay once, the new ones are added."""
+    subject = "10.0.2.2"
+    # 50 records at 0, 20, 40, ... then 100 at 0, 10, 20, ...: only (0, r0)
+    # is the same record in both
+    pgrun(pg, subject, "claim", "0", "1000", "put", "0", "1000", "50", "A",
+          "put", "0", "1000", "100", "A", "done", "0", "1000")
+    where = f"subject='{subject}'"
+    assert count(pg, f"SELECT count(*) FROM flows WHERE {where}") == 149
+    assert count(pg, f"SELECT count(DISTINCT (start, id)) FROM flows WHERE {where}") == 149
+    assert count(pg, f"SELECT count(*) FROM coverage WHERE {where} AND records = 100") == 1
+
+
 def test_killed_holder_expires_and_another_finishes(pg):
     """kill -9 of a session holding a claim, one window written: another
     session waits for it (it is not asked of the collector), claims the
