@@ -148,15 +148,22 @@ def test_simultaneous_claims_are_disjoint_and_cover_the_span(pg):
             assert c["done"] == []
 
 
+def put_twice(pg, subject, first, second):
+    """One session claims [0, 1000) of subject, puts the window with
+    'first' made-up records, then again with 'second', and marks it done:
+    the SQL condition that selects the subject's rows."""
+    pgrun(pg, subject, "claim", "0", "1000", "put", "0", "1000", str(first), "A",
+          "put", "0", "1000", str(second), "A", "done", "0", "1000")
+    return f"subject='{subject}'"
+
+
 def test_window_sent_twice_adds_nothing_twice(pg, tmp_path):
     """A window put twice (a retry after a lost answer) holds each record
     once, one coverage row; a second session sees the span done; pulled
     twice into a local SQLite cache, it is there once, values intact
     (COPY's escapes round trip)."""
     subject = "10.0.2.1"
-    pgrun(pg, subject, "claim", "0", "1000", "put", "0", "1000", "50", "A",
-          "put", "0", "1000", "50", "A", "done", "0", "1000")
-    where = f"subject='{subject}'"
+    where = put_twice(pg, subject, 50, 50)
     assert count(pg, f"SELECT count(*) FROM flows WHERE {where}") == 50
     assert count(pg, f"SELECT count(*) FROM coverage WHERE {where}") == 1
     r = pgrun(pg, subject, "claim", "0", "1000")
@@ -179,12 +186,9 @@ def test_resent_window_with_more_records_adds_only_the_new(pg):
     resend after a reconnect): the first COPY straight into flows meets a
     key there already (SQLSTATE 23505), rolls back and the window goes the
     ON CONFLICT way: the records there stay once, the new ones are added."""
-    subject = "10.0.2.2"
     # 50 records at 0, 20, 40, ... then 100 at 0, 10, 20, ...: only (0, r0)
     # is the same record in both
-    pgrun(pg, subject, "claim", "0", "1000", "put", "0", "1000", "50", "A",
-          "put", "0", "1000", "100", "A", "done", "0", "1000")
-    where = f"subject='{subject}'"
+    where = put_twice(pg, "10.0.2.2", 50, 100)
     assert count(pg, f"SELECT count(*) FROM flows WHERE {where}") == 149
     assert count(pg, f"SELECT count(DISTINCT (start, id)) FROM flows WHERE {where}") == 149
     assert count(pg, f"SELECT count(*) FROM coverage WHERE {where} AND records = 100") == 1
