@@ -115,8 +115,8 @@ static const char *const pg_migrations[] = {
 	/* 2 -> 3: flows keyed on fixed-width columns, digests of the subject
 	 * and the id computed by the server (hashtextextended, 64 bits), so
 	 * that the key's B-tree compares integers, not text: its upkeep was
-	 * half the server's work in storing a day (bench/REPORT.md, pg).  The
-	 * table is rewritten once. */
+	 * half the server's work in storing a day (docs/design.md, "The shared
+	 * cache", perf).  The table is rewritten once. */
 	"ALTER TABLE flows"
 	"  ADD COLUMN sh bigint GENERATED ALWAYS AS (hashtextextended(subject, 0)) STORED,"
 	"  ADD COLUMN idh bigint GENERATED ALWAYS AS (hashtextextended(id, 0)) STORED;"
