@@ -13,9 +13,24 @@
  * by the exclusion constraint claims_disjoint, which would refuse an
  * overlapping row even if a client skipped the lock.
  *
- * Flows are bulk loaded with COPY (text format) into a temporary table,
- * then INSERT ... SELECT ... ON CONFLICT DO NOTHING on the record's key
- * (collector, subject, start, id): a window sent twice adds nothing twice.
+ * Flows are bulk loaded with COPY (binary format: the server parses no
+ * text, about a sixth of its work on a day's rows) straight into flows: a
+ * window inside this session's claim is new to the database (nobody else
+ * may write a claimed span), so the common case pays for no temporary
+ * table and no ON CONFLICT, the server's largest cost in storing a day
+ * (bench/REPORT.md, pg).  A window whose records are there already (a
+ * resend after a reconnect, a dead session's half-written span, a live
+ * window fetched again) fails that COPY on the primary key (SQLSTATE
+ * 23505): it is rolled back to a savepoint and sent again the old way,
+ * COPY into a temporary table, then INSERT ... SELECT ... ON CONFLICT DO
+ * NOTHING on the record's key, so a window sent twice adds nothing twice.
+ * The key (schema version 3) is (collector, sh, start, idh), sh and idh
+ * 64-bit digests of the subject and the id that the server computes
+ * (generated columns): integers compare faster than text and make a
+ * smaller index.  Two records of one collector, subject and millisecond
+ * whose ids share a digest would be taken for one (odds about n^2 / 2^65
+ * for n such records); the digests are the server's own, so only one
+ * server's values are ever compared.
  *
  * Schema evolution as in cache/store.c: flowfs_meta.schema_version names
  * the schema a database holds; pg_migrations[v] turns v into v + 1
@@ -97,6 +112,16 @@ static const char *const pg_migrations[] = {
 	/* 1 -> 2: what a collector says that has no column (flow_rec.extra),
 	 * as the SQLite store's version 2: NULL for older rows. */
 	"ALTER TABLE flows ADD COLUMN extra text;",
+	/* 2 -> 3: flows keyed on fixed-width columns, digests of the subject
+	 * and the id computed by the server (hashtextextended, 64 bits), so
+	 * that the key's B-tree compares integers, not text: its upkeep was
+	 * half the server's work in storing a day (docs/design.md, "The shared
+	 * cache", perf).  The table is rewritten once. */
+	"ALTER TABLE flows"
+	"  ADD COLUMN sh bigint GENERATED ALWAYS AS (hashtextextended(subject, 0)) STORED,"
+	"  ADD COLUMN idh bigint GENERATED ALWAYS AS (hashtextextended(id, 0)) STORED;"
+	"ALTER TABLE flows DROP CONSTRAINT flows_pkey;"
+	"ALTER TABLE flows ADD CONSTRAINT flows_pkey PRIMARY KEY (collector, sh, start, idh);",
 };
 
 _Static_assert(sizeof(pg_migrations) / sizeof(pg_migrations[0]) == CACHE_PG_SCHEMA_VERSION,
@@ -157,7 +182,7 @@ static void pg_oneline(const char *msg, char *buf, size_t len)
  * The errno for a failed statement: the connection lost (PostgreSQL
  * restarted or stopped, a network gone) -ECONNRESET; a server timeout
  * -ETIMEDOUT; authentication -EACCES; a full disk -ENOSPC; an overlapping
- * claim -EBUSY; anything else -EIO.
+ * claim -EBUSY; a unique key there already -EEXIST; anything else -EIO.
  */
 static int pg_errno(PGconn *conn, const PGresult *res)
 {
@@ -177,6 +202,8 @@ static int pg_errno(PGconn *conn, const PGresult *res)
 		return -ENOSPC;
 	if (strcmp(st, "23P01") == 0)
 		return -EBUSY;
+	if (strcmp(st, "23505") == 0)
+		return -EEXIST;		/* a key there already: put window's fallback */
 	return -EIO;
 }
 
@@ -623,6 +650,7 @@ int cache_pg_open(const char *conninfo, const struct cache_identity *id,
 	if (!rc)
 		rc = pg_run(p, p->conn,
 			    "CREATE TEMP TABLE flows_in (LIKE flows) ON COMMIT DELETE ROWS;"
+			    " ALTER TABLE flows_in DROP COLUMN sh, DROP COLUMN idh;"
 			    " LISTEN " PG_CHANNEL, 0, NULL, NULL, err, "prepare the session");
 	if (!rc)
 		rc = pg_heartbeat_start(p, conninfo, err);
@@ -938,56 +966,50 @@ static int pg_copy_put(PGconn *conn, struct pg_copybuf *b, const char *s, size_t
 	return 0;
 }
 
-/* A text field in COPY's text format: backslash, tab, newline and CR
- * escaped; "" as NULL when empty_null. */
-static int pg_copy_text(PGconn *conn, struct pg_copybuf *b, const char *s, size_t n,
-			bool empty_null, char sep)
+/* A field of COPY's binary format: its length (big-endian int32, -1 for
+ * NULL) and its bytes.  n is at most a few hundred bytes. */
+static int pg_copy_field(PGconn *conn, struct pg_copybuf *b, const void *s, int32_t n)
 {
-	char tmp[2 * CACHE_EXTRA_LEN + 2];
-	size_t j = 0;
+	uint32_t u = (uint32_t)n;
+	char len[4] = {(char)(u >> 24), (char)(u >> 16), (char)(u >> 8), (char)u};
 
-	if (!n && empty_null)
-		return pg_copy_put(conn, b, sep == '\n' ? "\\N\n" : "\\N\t", 3);
-	for (size_t i = 0; i < n && j + 3 < sizeof(tmp); i++) {
-		char c = s[i];
-		if (c == '\\' || c == '\t' || c == '\n' || c == '\r') {
-			tmp[j++] = '\\';
-			c = c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : '\\';
-		}
-		tmp[j++] = c;
-	}
-	tmp[j++] = sep;
-	return pg_copy_put(conn, b, tmp, j);
+	if (pg_copy_put(conn, b, len, 4))
+		return -1;
+	return n > 0 ? pg_copy_put(conn, b, s, (size_t)n) : 0;
 }
 
-/* A number, or \N for an unknown (negative) one. */
-static int pg_copy_num(PGconn *conn, struct pg_copybuf *b, int64_t v, bool opt)
+/* text: its bytes as they are (no escapes in the binary format); "" as
+ * NULL when empty_null. */
+static int pg_copy_text(PGconn *conn, struct pg_copybuf *b, const char *s, size_t n,
+			bool empty_null)
 {
-	char t[24];
-	size_t n;
+	return pg_copy_field(conn, b, s, !n && empty_null ? -1 : (int32_t)n);
+}
+
+/* An int4 (bytes 4) or int8 (bytes 8), big-endian; NULL for an unknown
+ * (negative) one when opt. */
+static int pg_copy_int(PGconn *conn, struct pg_copybuf *b, int64_t v, int bytes, bool opt)
+{
+	char t[8];
 
 	if (opt && v < 0)
-		return pg_copy_put(conn, b, "\\N\t", 3);
-	n = cache_i64_text(v, t);
-	t[n++] = '\t';
-	return pg_copy_put(conn, b, t, n);
+		return pg_copy_field(conn, b, NULL, -1);
+	for (int i = 0; i < bytes; i++)
+		t[i] = (char)((uint64_t)v >> (8 * (bytes - 1 - i)));
+	return pg_copy_field(conn, b, t, bytes);
 }
 
-/* 16 bytes as bytea's hex input, backslash escaped for COPY. */
-static int pg_copy_addr(PGconn *conn, struct pg_copybuf *b, const uint8_t a[16])
+/* The binary format's 19-byte header: signature, flags, extension length. */
+static int pg_copy_header(PGconn *conn, struct pg_copybuf *b)
 {
-	static const char hex[] = "0123456789abcdef";
-	char t[3 + 32 + 1] = "\\\\x";
+	static const char h[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
 
-	for (int i = 0; i < 16; i++) {
-		t[3 + 2 * i] = hex[a[i] >> 4];
-		t[4 + 2 * i] = hex[a[i] & 15];
-	}
-	t[35] = '\t';
-	return pg_copy_put(conn, b, t, sizeof(t));
+	return pg_copy_put(conn, b, h, sizeof(h));
 }
 
-/* One record as a line of COPY flows_in (collector, subject, PG_FLOW_COLS). */
+/* One record as a tuple of COPY ... (FORMAT binary) into (collector,
+ * subject, PG_FLOW_COLS): each field in its column's type (integer,
+ * bigint, bytea, text). */
 static int pg_copy_rec(struct cache_pg *p, struct pg_copybuf *b, const char *subject,
 		       const struct flow_rec *r)
 {
@@ -995,33 +1017,41 @@ static int pg_copy_rec(struct cache_pg *p, struct pg_copybuf *b, const char *sub
 	PGconn *c = p->conn;
 	size_t sgl = cache_groups_text(r->src_groups, r->nsrc_groups, sg);
 	size_t dgl = cache_groups_text(r->dst_groups, r->ndst_groups, dg);
-	const int64_t opt[] = {r->sport, r->dport, r->proto, r->tcp_flags, r->icmp_type,
-			       r->icmp_code, r->pkts, r->bytes, r->in_if, r->out_if,
-			       r->exporter, r->app, r->src_as, r->dst_as, r->sampling};
+	const int64_t opt4[] = {r->sport, r->dport, r->proto, r->tcp_flags, r->icmp_type,
+				r->icmp_code};
+	const int64_t opt8[] = {r->pkts, r->bytes, r->in_if, r->out_if, r->exporter, r->app,
+				r->src_as, r->dst_as, r->sampling};
+	const char nfields[2] = {0, 26};
 	int rc = 0;
 
-	rc |= pg_copy_text(c, b, p->collector_text, strlen(p->collector_text), false, '\t');
-	rc |= pg_copy_text(c, b, subject, strlen(subject), false, '\t');
-	rc |= pg_copy_num(c, b, r->start_ms, false);
-	rc |= pg_copy_text(c, b, r->id, strnlen(r->id, sizeof(r->id)), false, '\t');
-	rc |= pg_copy_num(c, b, r->end_ms, false);
-	rc |= pg_copy_addr(c, b, r->src);
-	rc |= pg_copy_addr(c, b, r->dst);
-	for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++)
-		rc |= pg_copy_num(c, b, opt[i], true);
-	rc |= pg_copy_text(c, b, sg, sgl, true, '\t');
-	rc |= pg_copy_text(c, b, dg, dgl, true, '\t');
+	rc |= pg_copy_put(c, b, nfields, 2);
+	rc |= pg_copy_int(c, b, p->collector, 4, false);
+	rc |= pg_copy_text(c, b, subject, strlen(subject), false);
+	rc |= pg_copy_int(c, b, r->start_ms, 8, false);
+	rc |= pg_copy_text(c, b, r->id, strnlen(r->id, sizeof(r->id)), false);
+	rc |= pg_copy_int(c, b, r->end_ms, 8, false);
+	rc |= pg_copy_field(c, b, r->src, 16);
+	rc |= pg_copy_field(c, b, r->dst, 16);
+	for (size_t i = 0; i < sizeof(opt4) / sizeof(opt4[0]); i++)
+		rc |= pg_copy_int(c, b, opt4[i], 4, true);
+	for (size_t i = 0; i < sizeof(opt8) / sizeof(opt8[0]); i++)
+		rc |= pg_copy_int(c, b, opt8[i], 8, true);
+	rc |= pg_copy_text(c, b, sg, sgl, true);
+	rc |= pg_copy_text(c, b, dg, dgl, true);
 	rc |= pg_copy_text(c, b, r->community_id, strnlen(r->community_id,
-							   sizeof(r->community_id)), true, '\t');
-	rc |= pg_copy_text(c, b, r->extra, strnlen(r->extra, sizeof(r->extra) - 1), true, '\n');
+							   sizeof(r->community_id)), true);
+	rc |= pg_copy_text(c, b, r->extra, strnlen(r->extra, sizeof(r->extra) - 1), true);
 	return rc ? -1 : 0;
 }
 
-/* COPY the records into flows_in; pg_fail's errno on failure (the COPY
- * ended with an error so that the connection is usable again). */
-static int pg_copy_window(struct cache_pg *p, const char *subject, const struct flow_rec *recs,
-			  size_t n, char *err)
+/* COPY the records into 'table' (flows, or the temporary flows_in);
+ * pg_fail's errno on failure, -EEXIST for a record whose key flows holds
+ * already (the COPY ended with an error so that the connection is usable
+ * again, the transaction aborted). */
+static int pg_copy_window(struct cache_pg *p, const char *table, const char *subject,
+			  const struct flow_rec *recs, size_t n, char *err)
 {
+	char sql[320];
 	struct pg_copybuf *b = malloc(sizeof(*b));
 	PGresult *res;
 	int rc = 0;
@@ -1029,7 +1059,9 @@ static int pg_copy_window(struct cache_pg *p, const char *subject, const struct 
 	if (!b)
 		return cache_fail(err, -ENOMEM, "out of memory");
 	b->len = 0;
-	res = PQexec(p->conn, "COPY flows_in (collector,subject," PG_FLOW_COLS ") FROM STDIN");
+	snprintf(sql, sizeof(sql),
+		 "COPY %s (collector,subject," PG_FLOW_COLS ") FROM STDIN (FORMAT binary)", table);
+	res = PQexec(p->conn, sql);
 	if (!res || PQresultStatus(res) != PGRES_COPY_IN) {
 		rc = pg_fail(p, p->conn, res, err, "put window: copy");
 		PQclear(res);
@@ -1037,14 +1069,16 @@ static int pg_copy_window(struct cache_pg *p, const char *subject, const struct 
 		return rc;
 	}
 	PQclear(res);
+	if (pg_copy_header(p->conn, b))
+		rc = pg_fail(p, p->conn, NULL, err, "put window: copy");
 	for (size_t i = 0; i < n && !rc; i++)
 		if (recs[i].id[0] == '\0' || strnlen(recs[i].id, sizeof(recs[i].id)) > CACHE_ID_MAX)
 			rc = cache_fail(err, -EINVAL, "put window: a record with an empty or "
 					"over-long id");
 		else if (pg_copy_rec(p, b, subject, &recs[i]))
 			rc = pg_fail(p, p->conn, NULL, err, "put window: copy");
-	if (!rc && pg_copy_flush(p->conn, b))
-		rc = pg_fail(p, p->conn, NULL, err, "put window: copy");
+	if (!rc && (pg_copy_put(p->conn, b, "\377\377", 2) || pg_copy_flush(p->conn, b)))
+		rc = pg_fail(p, p->conn, NULL, err, "put window: copy");	/* trailer: -1 */
 	PQputCopyEnd(p->conn, rc ? "refused by flowfs" : NULL);
 	while ((res = PQgetResult(p->conn))) {
 		if (!rc && PQresultStatus(res) != PGRES_COMMAND_OK)
@@ -1056,10 +1090,40 @@ static int pg_copy_window(struct cache_pg *p, const char *subject, const struct 
 }
 
 /*
- * The window's transaction (pg.h): claim locked, COPY, INSERT ... ON
- * CONFLICT DO NOTHING, the coverage row (a row there already keeps its
- * key and takes the newer fetch time), a final row replacing provisional
- * ones it overlaps, commit.  Anything failing rolls back all of it.
+ * The records of a window, inside the transaction pg_begin_claimed
+ * opened: COPY straight into flows under a savepoint; when a record's key
+ * is there already (-EEXIST), back to the savepoint and COPY into
+ * flows_in, then INSERT ... ON CONFLICT DO NOTHING.  0, or pg_fail's
+ * errno with the transaction to be rolled back.
+ */
+static int pg_put_flows(struct cache_pg *p, const char *subject, const struct flow_rec *recs,
+			size_t n, char *err)
+{
+	int rc = pg_run(p, p->conn, "SAVEPOINT flows_fresh", 0, NULL, NULL, err,
+			"put window: savepoint");
+
+	if (!rc)
+		rc = pg_copy_window(p, "flows", subject, recs, n, err);
+	if (rc != -EEXIST)
+		return rc;
+	rc = pg_run(p, p->conn, "ROLLBACK TO SAVEPOINT flows_fresh", 0, NULL, NULL, err,
+		    "put window: roll back to the savepoint");
+	if (!rc)
+		rc = pg_copy_window(p, "flows_in", subject, recs, n, err);
+	if (!rc)
+		rc = pg_run(p, p->conn,
+			    "INSERT INTO flows (collector,subject," PG_FLOW_COLS ")"
+			    " SELECT collector,subject," PG_FLOW_COLS " FROM flows_in"
+			    " ON CONFLICT (collector,sh,start,idh) DO NOTHING",
+			    0, NULL, NULL, err, "put window: insert flows");
+	return rc;
+}
+
+/*
+ * The window's transaction (pg.h): claim locked, the records
+ * (pg_put_flows), the coverage row (a row there already keeps its key and
+ * takes the newer fetch time), a final row replacing provisional ones it
+ * overlaps, commit.  Anything failing rolls back all of it.
  */
 int cache_pg_put_window(struct cache_pg *p, const struct cache_query *q,
 			const struct flow_rec *recs, size_t n, const struct cache_cover *cover,
@@ -1080,17 +1144,8 @@ int cache_pg_put_window(struct cache_pg *p, const struct cache_query *q,
 	rc = pg_begin_claimed(p, q, s, e, "put window", err);
 	if (rc)
 		return rc;
-	if (n) {
-		rc = pg_copy_window(p, qp.subject, recs, n, err);
-		if (!rc)
-			rc = pg_run(p, p->conn,
-				    "INSERT INTO flows (collector,subject," PG_FLOW_COLS ")"
-				    " SELECT collector,subject," PG_FLOW_COLS " FROM flows_in"
-				    " ON CONFLICT (collector,subject,start,id) DO NOTHING",
-				    0, NULL, NULL, err, "put window: insert flows");
-		if (rc)
-			goto cleanup;
-	}
+	if (n && (rc = pg_put_flows(p, qp.subject, recs, n, err)))
+		goto cleanup;
 	if (cover) {
 		char f[24], r[24];
 		pg_i64(cover->fetched_ms, f);
@@ -1328,8 +1383,8 @@ static int pg_pull_window(struct cache_pg *p, const struct cache_query *q, struc
 	pg_i64(cv->start, s);
 	pg_i64(cv->end, e);
 	rc = pg_run(p, p->conn,
-		    "SELECT " PG_FLOW_COLS " FROM flows WHERE collector=$1 AND subject=$2"
-		    " AND start>=$3 AND start<$4 ORDER BY start, id COLLATE \"C\"",
+		    "SELECT " PG_FLOW_COLS " FROM flows WHERE collector=$1"
+		    " AND sh=hashtextextended($2, 0) AND subject=$2 AND start>=$3 AND start<$4 ORDER BY start, id COLLATE \"C\"",
 		    4, params, &res, err, "pull: read flows");
 	if (rc)
 		return rc;

@@ -18,12 +18,13 @@
  *      disjoint even if the lock were skipped; spans that another live
  *      session holds are waited for (cache_pg_wait), not asked of the
  *      collector;
- *   4. writes each window it fetched here (cache_pg_put_window: COPY into
- *      a temporary table, then INSERT ... ON CONFLICT DO NOTHING on the
- *      record's key, so a window sent twice adds nothing twice; coverage
- *      and gap rows), in a transaction that first checks with SELECT ...
- *      FOR UPDATE that the claim is still this session's, and to the local
- *      cache (cache_put_window);
+ *   4. writes each window it fetched here (cache_pg_put_window: COPY
+ *      straight into flows; when a record's key is there already, COPY
+ *      into a temporary table, then INSERT ... ON CONFLICT DO NOTHING on
+ *      the key, so a window sent twice adds nothing twice; coverage and
+ *      gap rows), in a transaction that first checks with SELECT ... FOR
+ *      UPDATE that the claim is still this session's, and, once that
+ *      committed, to the local cache (cache_put_window);
  *   5. marks the claim done (cache_pg_done), which NOTIFYs the waiters.
  *
  * Sessions.  cache_pg_open inserts a session row and starts a thread, with
@@ -65,7 +66,7 @@
 #include "cache.h"
 
 /* The schema of the shared store (cache/pg.c's pg_migrations). */
-#define CACHE_PG_SCHEMA_VERSION 2
+#define CACHE_PG_SCHEMA_VERSION 3
 
 struct cache_pg;
 
@@ -144,8 +145,8 @@ int cache_pg_claim(struct cache_pg *p, const struct cache_query *q,
 
 /*
  * Store a window fetched inside one of this session's claims: its records
- * under q's subject (COPY, then ON CONFLICT DO NOTHING: a record there
- * already is kept) and, when cover is not NULL, its coverage row, in one
+ * under q's subject (COPY; a record there already is kept, the others
+ * added, by ON CONFLICT DO NOTHING) and, when cover is not NULL, its coverage row, in one
  * transaction that first locks the claim row (SELECT ... FOR UPDATE).
  * -ESTALE when no claim of this session spans [cover or q's range]
  * (expired and reclaimed, or never claimed): nothing is written.  Other

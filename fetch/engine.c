@@ -12,6 +12,10 @@
  *                        (window_run), the calling thread only waiting
  *   one store thread     writes each answer's records, and its coverage when
  *                        the answer closed its window, in one transaction
+ *   with a shared cache, one more store thread before it (pgput_main):
+ *                        each window committed to PostgreSQL first, then
+ *                        handed on, so that PostgreSQL's commit of one window
+ *                        overlaps the local store of the one before it
  *
  * Queues between them are bounded: when answers wait to be decoded or
  * stored, no new request is sent, so memory stays flat however large the
@@ -683,19 +687,23 @@ struct run {
 	size_t nretry, capretry;
 	int64_t hold_asked;	/* no new window before this (mono ms): a 429's Retry-After */
 	int64_t hold_backoff;	/* nor before a failure's backoff, until an answer comes */
-	struct queue dq_in, dq_out, sq;
-	pthread_t *decoders, storer;
+	/* dq_in: answers to decode; dq_out: decoded; pq: windows for the
+	 * shared cache (a pass with r->pg only), which its thread hands on to
+	 * sq once they are committed there; sq: windows for the local cache */
+	struct queue dq_in, dq_out, pq, sq;
+	pthread_t *decoders, pgputter, storer;
 	unsigned ndecoders;
-	bool storer_up;
+	bool pgputter_up, storer_up;
 	unsigned decoding;	/* jobs handed to decoders, not yet back */
 	unsigned running;	/* of them, windows run by a driver without HTTP */
 	const atomic_int *cancel;	/* the query's, given to window_run */
 	pthread_mutex_t statm;
 	double decode_s, store_s;
-	/* The store thread's failure, 0 while none.  Only the store thread
-	 * writes them, store_err first and then store_rc with release order;
-	 * another thread reads store_err only after an acquire load of
-	 * store_rc found it non-zero (see store_failed). */
+	/* The first failure of the store threads (the shared cache's and the
+	 * local one's), 0 while none.  store_failed writes them under statm,
+	 * store_err first and then store_rc with release order, only while
+	 * store_rc is 0; another thread reads store_err only after an acquire
+	 * load of store_rc found it non-zero. */
 	atomic_int store_rc;
 	char store_err[FETCH_ERRLEN];
 	int64_t collector_now;
@@ -707,9 +715,10 @@ struct run {
 	char send_err[FETCH_ERRLEN];	/* why a request could not be sent, when known */
 	/* The shared cache's session of this query (NULL: none, or a pass
 	 * that stores only here).  Between passes the calling thread uses it;
-	 * during a pass only the store thread does (its creation and join
-	 * order the two).  pg_failed: the store thread's failure came from
-	 * the shared cache (written by it before store_rc, read after). */
+	 * during a pass only the shared cache's store thread (pgput_main)
+	 * does (its creation and join order the two).  pg_failed: the
+	 * failure came from the shared cache (written by that thread, read
+	 * after its join). */
 	struct cache_pg *pg;
 	bool pg_failed;
 };
@@ -770,15 +779,27 @@ static void *decoder_main(void *arg)
 	return NULL;
 }
 
-/* On the store thread: publish its failure 'rc' with the message
- * 'what' 'cerr' for the calling thread (store_rc's comment says how). */
+/* On a store thread: publish its failure 'rc' with the message 'what'
+ * 'cerr' for the calling thread, unless one was published already (the
+ * first cause is the one told; store_rc's comment says how). */
 static void store_failed(struct run *r, int rc, const char *what, const char *cerr)
 {
-	snprintf(r->store_err, sizeof(r->store_err), "%s%s", what, cerr);
-	atomic_store_explicit(&r->store_rc, rc, memory_order_release);
+	pthread_mutex_lock(&r->statm);
+	if (!atomic_load_explicit(&r->store_rc, memory_order_relaxed)) {
+		snprintf(r->store_err, sizeof(r->store_err), "%s%s", what, cerr);
+		atomic_store_explicit(&r->store_rc, rc, memory_order_release);
+	}
+	pthread_mutex_unlock(&r->statm);
 }
 
-/* On the store thread: a job into the shared cache, inside this session's
+/* A store job's memory, given back. */
+static void store_job_free(struct store_job *j)
+{
+	free(j->recs);
+	free(j);
+}
+
+/* On the shared cache's store thread: a job into it, inside this session's
  * claim (records without cover checked against their window).  0, or
  * cache_pg_put_*'s -errno with cerr. */
 static int store_shared(struct run *r, const struct store_job *j, char *cerr)
@@ -795,6 +816,41 @@ static int store_shared(struct run *r, const struct store_job *j, char *cerr)
 				   cerr);
 }
 
+/*
+ * The shared cache's store thread (a pass with r->pg): each job written
+ * to PostgreSQL (store_shared: its own transaction, inside this session's
+ * claim), and only once committed there handed on to the local store
+ * thread, so that the two caches are written at once, each on its own
+ * window, and the local cache never holds a window the team lacks.
+ * After a failure (its own or the local store's) jobs are dropped.
+ */
+static void *pgput_main(void *arg)
+{
+	struct run *r = arg;
+	struct qitem *it;
+	char cerr[CACHE_ERRLEN];
+
+	pthread_setname_np(pthread_self(), "flow-pgput");
+	while ((it = q_pop(&r->pq, true))) {
+		struct store_job *j = (struct store_job *)it;
+		int rc = atomic_load_explicit(&r->store_rc, memory_order_acquire);
+		if (!rc && (rc = store_shared(r, j, cerr))) {
+			r->pg_failed = true;
+			store_failed(r, rc, "the shared cache: ", cerr);
+		}
+		if (rc) {
+			store_job_free(j);
+			http_wakeup(r->http);	/* the loop sees the failure */
+		} else {
+			q_push(&r->sq, &j->link);
+		}
+	}
+	return NULL;
+}
+
+/* The local store thread: each job into this thread's own connection to
+ * the local cache; after a failure (its own or the shared cache's) jobs
+ * are dropped. */
 static void *storer_main(void *arg)
 {
 	struct run *r = arg;
@@ -810,29 +866,21 @@ static void *storer_main(void *arg)
 	while ((it = q_pop(&r->sq, true))) {
 		struct store_job *j = (struct store_job *)it;
 		double t0 = mono_s();
-		/* relaxed: only this thread writes store_rc */
-		if (!atomic_load_explicit(&r->store_rc, memory_order_relaxed)) {
-			/* the shared cache first: a window is here only once the
-			 * team has it (a claim lost meanwhile stores nothing) */
-			rc = r->pg ? store_shared(r, j, cerr) : 0;
-			if (rc)
-				r->pg_failed = true;
-			else if (j->has_gap)
+		if (!atomic_load_explicit(&r->store_rc, memory_order_acquire)) {
+			if (j->has_gap)
 				rc = cache_put_gap(c, r->q, &j->gap, cerr);
 			else
 				rc = cache_put_window(c, r->q, j->recs, j->n,
 						      j->has_cover ? &j->cover : NULL, cerr);
 			if (rc) {
-				store_failed(r, rc, r->pg_failed ? "the shared cache: " : "the cache: ",
-					     cerr);
+				store_failed(r, rc, "the cache: ", cerr);
 				http_wakeup(r->http);
 			}
 		}
 		pthread_mutex_lock(&r->statm);
 		r->store_s += mono_s() - t0;
 		pthread_mutex_unlock(&r->statm);
-		free(j->recs);
-		free(j);
+		store_job_free(j);
 		http_wakeup(r->http);	/* room in the backlog: send more */
 	}
 	if (c)
@@ -1108,7 +1156,8 @@ static int store_push(struct run *r, struct flow_rec *recs, size_t n, const stru
 				 "more than %u records in %lld ms with the narrowest peer prefix",
 				 r->e->info.max_records, (long long)(gap->end - gap->start));
 	}
-	q_push(&r->sq, &j->link);
+	/* with a shared cache, PostgreSQL first (pgput_main hands it on) */
+	q_push(r->pgputter_up ? &r->pq : &r->sq, &j->link);
 	return 0;
 }
 
@@ -1363,6 +1412,9 @@ static void run_stop_threads(struct run *r)
 	q_close(&r->dq_in);
 	for (unsigned i = 0; i < r->ndecoders; i++)
 		pthread_join(r->decoders[i], NULL);
+	q_close(&r->pq);	/* drained into sq before its thread ends */
+	if (r->pgputter_up)
+		pthread_join(r->pgputter, NULL);
 	q_close(&r->sq);
 	if (r->storer_up)
 		pthread_join(r->storer, NULL);
@@ -1408,7 +1460,7 @@ static int send_held(struct run *r, uint64_t tag)
 static int send_due(struct run *r, int64_t now, int64_t *next_due, char *err)
 {
 	struct fetch_engine *e = r->e;
-	bool backlog = r->decoding + q_len(&r->sq) >= BACKLOG_MAX, full = false;
+	bool backlog = r->decoding + q_len(&r->pq) + q_len(&r->sq) >= BACKLOG_MAX, full = false;
 	int rc = 0;
 
 	for (size_t i = 0; i < r->nretry && !backlog && !full &&
@@ -1734,6 +1786,7 @@ static int fetch_pass(struct run *r, const struct cache_ivals *missing, bool use
 
 	q_init(&r->dq_in);
 	q_init(&r->dq_out);
+	q_init(&r->pq);
 	q_init(&r->sq);
 	rc = engine_http(e, e->body_max, &r->http, err);
 	if (rc)
@@ -1779,6 +1832,14 @@ static int fetch_pass(struct run *r, const struct cache_ivals *missing, bool use
 		goto out;
 	}
 	r->storer_up = true;
+	if (r->pg) {
+		if (pthread_create(&r->pgputter, NULL, pgput_main, r)) {
+			rc = -EAGAIN;
+			snprintf(err, FETCH_ERRLEN, "cannot start a thread");
+			goto out;
+		}
+		r->pgputter_up = true;
+	}
 	r->cancel = cancel;
 	rc = run_loop(r, cancel, err);
 out:
@@ -1787,7 +1848,7 @@ out:
 	r->http = NULL;
 	held_release(e, r->reserved * e->body_max);
 	r->reserved = 0;
-	int src = atomic_load(&r->store_rc);	/* the store thread has ended */
+	int src = atomic_load(&r->store_rc);	/* the store threads have ended */
 	if (!rc && src) {
 		rc = src;
 		snprintf(err, FETCH_ERRLEN, "%s", r->store_err);
@@ -1807,11 +1868,12 @@ out:
 	r->nwins = r->capwins = r->nretry = r->capretry = 0;
 	r->free_wins = 0;
 	r->ndecoders = 0;
-	r->storer_up = false;
+	r->storer_up = r->pgputter_up = false;
 	r->decoding = r->running = 0;
 	r->hold_asked = r->hold_backoff = 0;
 	q_destroy(&r->dq_in);
 	q_destroy(&r->dq_out);
+	q_destroy(&r->pq);
 	q_destroy(&r->sq);
 	return rc;
 }

@@ -148,15 +148,22 @@ def test_simultaneous_claims_are_disjoint_and_cover_the_span(pg):
             assert c["done"] == []
 
 
+def put_twice(pg, subject, first, second):
+    """One session claims [0, 1000) of subject, puts the window with
+    'first' made-up records, then again with 'second', and marks it done:
+    the SQL condition that selects the subject's rows."""
+    pgrun(pg, subject, "claim", "0", "1000", "put", "0", "1000", str(first), "A",
+          "put", "0", "1000", str(second), "A", "done", "0", "1000")
+    return f"subject='{subject}'"
+
+
 def test_window_sent_twice_adds_nothing_twice(pg, tmp_path):
     """A window put twice (a retry after a lost answer) holds each record
     once, one coverage row; a second session sees the span done; pulled
     twice into a local SQLite cache, it is there once, values intact
     (COPY's escapes round trip)."""
     subject = "10.0.2.1"
-    pgrun(pg, subject, "claim", "0", "1000", "put", "0", "1000", "50", "A",
-          "put", "0", "1000", "50", "A", "done", "0", "1000")
-    where = f"subject='{subject}'"
+    where = put_twice(pg, subject, 50, 50)
     assert count(pg, f"SELECT count(*) FROM flows WHERE {where}") == 50
     assert count(pg, f"SELECT count(*) FROM coverage WHERE {where}") == 1
     r = pgrun(pg, subject, "claim", "0", "1000")
@@ -172,6 +179,19 @@ def test_window_sent_twice_adds_nothing_twice(pg, tmp_path):
         covers = con.execute("SELECT start, \"end\", records FROM coverage").fetchall()
     assert rows == (50, 1, extra("A"), "3;12")
     assert covers == [(0, 1000, 50)]
+
+
+def test_resent_window_with_more_records_adds_only_the_new(pg):
+    """A window sent again with more records (a window whose answer grew, a
+    resend after a reconnect): the first COPY straight into flows meets a
+    key there already (SQLSTATE 23505), rolls back and the window goes the
+    ON CONFLICT way: the records there stay once, the new ones are added."""
+    # 50 records at 0, 20, 40, ... then 100 at 0, 10, 20, ...: only (0, r0)
+    # is the same record in both
+    where = put_twice(pg, "10.0.2.2", 50, 100)
+    assert count(pg, f"SELECT count(*) FROM flows WHERE {where}") == 149
+    assert count(pg, f"SELECT count(DISTINCT (start, id)) FROM flows WHERE {where}") == 149
+    assert count(pg, f"SELECT count(*) FROM coverage WHERE {where} AND records = 100") == 1
 
 
 def test_killed_holder_expires_and_another_finishes(pg):
@@ -259,34 +279,58 @@ def test_server_gone_fails_within_the_connect_timeout(pg, tmp_path):
     assert "cannot connect to the shared cache" in r.stderr
 
 
-def test_migration_from_version_1(pg, tmp_path):
-    """A database made at schema version 1 (no 'extra' column), with a flow
-    in it, is migrated on open: the flow is kept (extra NULL), the version
-    is 2, and it reads back into a local cache; a database newer than the
-    program is refused and left untouched."""
-    pg.psql("CREATE DATABASE flows_v1 OWNER analyst", db="postgres")
-    ci = pg.conninfo(db="flows_v1")
-    pgrun(pg, "10.0.7.1", opts=["--schema-upto", "1"], conninfo=ci)
-    assert pg.psql("SELECT value FROM flowfs_meta", db="flows_v1") == "1"
+def old_database(pg, version, subject, start, flow_id):
+    """A database flows_vVERSION made at that schema version, holding pgrun's
+    collector and one flow of subject (pkts 7): its conninfo."""
+    db = f"flows_v{version}"
+    pg.psql(f"CREATE DATABASE {db} OWNER analyst", db="postgres")
+    ci = pg.conninfo(db=db)
+    pgrun(pg, subject, opts=["--schema-upto", str(version)], conninfo=ci)
+    assert pg.psql("SELECT value FROM flowfs_meta", db=db) == str(version)
     pg.psql("INSERT INTO collectors(url,product,driver)"
             " VALUES ('http://collector.test','flowsim','flowapi');"
             "INSERT INTO flows(collector,subject,start,id,\"end\",src,dst,pkts)"
-            " SELECT id,'10.0.7.1',100,'old',110,'\\x00000000000000000000ffff0a000701'::bytea,"
-            " '\\x00000000000000000000ffffc0a80001'::bytea, 7 FROM collectors;"
-            "INSERT INTO coverage SELECT id,'10.0.7.1','',0,1000,1,false,1 FROM collectors",
+            f" SELECT id,'{subject}',{start},'{flow_id}',{start + 10},"
+            " '\\x00000000000000000000ffff0a000701'::bytea,"
+            " '\\x00000000000000000000ffffc0a80001'::bytea, 7 FROM collectors", db=db)
+    return ci
+
+
+def test_migration_from_version_1(pg, tmp_path):
+    """A database made at schema version 1 (no 'extra' column), with a flow
+    in it, is migrated on open: the flow is kept (extra NULL), the version
+    is 3, and it reads back into a local cache; a database newer than the
+    program is refused and left untouched."""
+    ci = old_database(pg, 1, "10.0.7.1", 100, "old")
+    pg.psql("INSERT INTO coverage SELECT id,'10.0.7.1','',0,1000,1,false,1 FROM collectors",
             db="flows_v1")
     r = pgrun(pg, "10.0.7.1", "claim", "0", "1000", "pull", str(tmp_path / "l"), "0", "1000",
               conninfo=ci)
     assert r.stdout.splitlines()[-1] == "pulled 1"
-    assert pg.psql("SELECT value FROM flowfs_meta", db="flows_v1") == "2"
+    assert pg.psql("SELECT value FROM flowfs_meta", db="flows_v1") == "3"
     assert pg.psql("SELECT id, pkts, extra IS NULL FROM flows", db="flows_v1") == "old|7|t"
     with sqlite3.connect(next((tmp_path / "l").glob("*.db"))) as con:
         assert con.execute("SELECT id, pkts, extra FROM flows").fetchall() == [("old", 7, None)]
     pg.psql("UPDATE flowfs_meta SET value='99'", db="flows_v1")
     r = pgrun(pg, "10.0.7.1", "claim", "0", "1000", conninfo=ci, check=False)
     assert r.returncode == 2 and "EPROTO" in r.stderr, r.stderr
-    assert "schema version 99, newer than this program's (2)" in r.stderr
+    assert "schema version 99, newer than this program's (3)" in r.stderr
     assert pg.psql("SELECT value FROM flowfs_meta", db="flows_v1") == "99"
+
+
+def test_migration_from_version_2_keeps_records_keyed(pg):
+    """A database at schema version 2 (flows keyed on the subject's and the
+    id's text) with a flow in it is migrated to version 3 (their digests):
+    the flow is kept, and a window sent again holding that same record
+    (same subject, start and id) adds only the others: the key the server
+    computed for the old row is the one it computes for the new."""
+    # the record pgrun's "put 0 1000 N" makes first: id r0 at 0
+    ci = old_database(pg, 2, "10.0.7.2", 0, "r0")
+    pgrun(pg, "10.0.7.2", "claim", "0", "1000", "put", "0", "1000", "4", "A", "done", "0",
+          "1000", conninfo=ci)
+    assert pg.psql("SELECT value FROM flowfs_meta", db="flows_v2") == "3"
+    assert pg.psql("SELECT count(*), count(DISTINCT (start, id)), sum(pkts) FROM flows",
+                   db="flows_v2") == "4|4|16"
 
 
 def test_password_never_printed_and_libpq_conventions(pg, tmp_path):

@@ -9,6 +9,9 @@ counters.
   alone asks (each window once), and both are exact;
 - kill -9 of the mount that holds the claim, mid-download: the other ends
   the query once the dead session expired, exact, no row twice;
+- kill -9 right after the mount says a folder is ready: a second machine
+  reads it from the team's store alone, exact (nothing marked done before
+  its flows were committed);
 - PostgreSQL restarted mid-query: the read ends exact (the engine retries
   with a new session) and complete only when exact; a read after it is
   exact;
@@ -147,6 +150,19 @@ def requests_of(m, ip):
     return [int(x) for x in pat.findall(m.stderr_text())]
 
 
+def kill9_when(m, reader, until):
+    """kill -9 the mount m once until() returns (False fails the test),
+    its background reader ended either way."""
+    try:
+        assert until() is not False, m.stderr_text()[-3000:]
+        m.want_status = -signal.SIGKILL
+        os.kill(m.proc.pid, signal.SIGKILL)
+        m.proc.wait(timeout=10)
+    finally:
+        reader.kill()
+        reader.wait()
+
+
 def test_two_mounts_ask_each_window_once(make_sim, token_file, mounts, pg, db):
     sim = sim_of(make_sim, token_file)
     a = pg_mount(mounts, sim, pg, db, "a")
@@ -178,17 +194,31 @@ def test_holder_killed_the_other_finishes(make_sim, token_file, mounts, pg, db):
     ip = IPS[0]
     a = pg_mount(mounts, sim, pg, db, "a")
     base = flows_requests(sim)
-    p = start_read(a, ip)
-    try:
-        wait_requests(sim, base, 4, "the holder's first answers")
-        a.want_status = -signal.SIGKILL
-        os.kill(a.proc.pid, signal.SIGKILL)
-        a.proc.wait(timeout=10)
-    finally:
-        p.kill()
-        p.wait()
+    kill9_when(a, start_read(a, ip),
+               lambda: wait_requests(sim, base, 4, "the holder's first answers"))
     b = pg_mount(mounts, sim, pg, db, "b")
     assert read_folder(b, ip) == truth_ids(sim, ip)
+    n, distinct = shared_rows(pg, db, ip)
+    assert n == distinct == len(truth_ids(sim, ip))
+
+
+def test_killed_right_after_ready_the_team_holds_it(make_sim, token_file, mounts, pg,
+                                                   db):
+    """kill -9 as soon as the mount's log says a folder is ready: what it
+    called ready is in PostgreSQL already (each window committed there
+    before its claim was marked done), so a second machine reads the folder
+    exact from the team's store without asking flowsim, each flow once."""
+    sim = sim_of(make_sim, token_file)
+    ip = IPS[0]
+    a = pg_mount(mounts, sim, pg, db, "a")
+    kill9_when(a, start_read(a, ip), lambda: bool(wait_for(lambda: requests_of(a, ip),
+                                                          READ_TIMEOUT_S, step=0.01)))
+    assert requests_of(a, ip)[0] > 10
+    b = pg_mount(mounts, sim, pg, db, "b")
+    base = flows_requests(sim)
+    assert read_folder(b, ip) == truth_ids(sim, ip)
+    assert flows_requests(sim) == base, "the second machine asked flowsim for a ready folder"
+    assert requests_of(b, ip) == [0]
     n, distinct = shared_rows(pg, db, ip)
     assert n == distinct == len(truth_ids(sim, ip))
 
