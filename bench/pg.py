@@ -22,6 +22,9 @@ figure is a ratio against a baseline measured in the same run:
      on the same day, each with a fresh local cache (and a fresh database):
      flows/s (target >= 0.8x); flowfs, PostgreSQL and flowsim CPU seconds
      over each read say where the time goes;
+  2b. the same cold reads with the server on a core of its own, as a
+     team's is on its own machine: flowfs, flowsim and the reader pinned
+     to core 0 in both runs, PostgreSQL to core 1 (target >= 0.8x);
   3. warm: the second read of flows.csv and of flows.sqlite in the same
      mount, with and without cache_url, median of WARM_RUNS (target 1.0x);
   4. rendering both ways: the same folder's flows read from PostgreSQL
@@ -411,6 +414,76 @@ def profile_store(b, R, db, rows_csv):
     R["profile"] = times
 
 
+def pin(pid, cpus):
+    """Every thread of process pid and of its descendants onto cpus (what
+    they start later inherits it)."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                kids.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(d))
+        except (OSError, ValueError, IndexError):
+            continue
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for t in os.listdir(f"/proc/{p}/task"):
+                os.sched_setaffinity(int(t), cpus)
+        except OSError:
+            pass
+        todo += kids.get(p, [])
+
+
+def cold_pinned(b, sim, m, folder, count, R, key):
+    """A cold read of flows.csv through m with the mount, flowsim and the
+    reader on core 0 (the server, when there is one, is on core 1)."""
+    pin(m.pid, {0})
+    load = os.getloadavg()[0]
+    r0, f0, s0, p0 = sim.flows_requests(), cpu_s(m.pid), cpu_s(sim.proc.pid), pg_cpu(b.pg)
+    first, total, nbytes, rc, err = cold_cat(os.path.join(folder, "flows.csv"), COLD_DEADLINE)
+    R[key] = {"first": first, "total": total, "rc": rc, "load": load,
+              "requests": sim.flows_requests() - r0, "fs_cpu": cpu_s(m.pid) - f0,
+              "sim_cpu": cpu_s(sim.proc.pid) - s0, "pg_cpu": pg_cpu(b.pg) - p0}
+    if rc != 0:
+        b.problems.append(f"{key}: cold read of flows.csv: status {rc}: {err} ({m.log_tail()})")
+    elif len(csv_ids(os.path.join(folder, "flows.csv"))) != count:
+        b.problems.append(f"{key}: flows.csv is not the truth's {fmt_int(count)} flows")
+
+
+def measure_own_core(b, R):
+    """Figure 2b: (2) again with the server on a core of its own, as a
+    team's server is on its own machine: flowfs, flowsim and the reader on
+    core 0 in both runs, PostgreSQL on core 1."""
+    if (os.cpu_count() or 1) < 2:
+        return
+    every = set(range(os.cpu_count()))
+    sim = b.sim()
+    day = day_of(YESTERDAY)
+    count = R.get("count") or sim.truth(HEAVY, YESTERDAY, TODAY)[0]
+    with open(b.pg.data / "postmaster.pid") as f:
+        pm = int(f.readline())
+    try:
+        os.sched_setaffinity(0, {0})        # the reader (cat) inherits it
+        pin(sim.proc.pid, {0})
+        log("2b: plain SQLite on core 0")
+        mp = b.mount(sim, "own-plain")
+        cold_pinned(b, sim, mp, os.path.join(mp.mnt, HEAVY, day), count, R, "own_plain")
+        b.unmount(mp)
+        log("2b: cache_url on core 0, PostgreSQL on core 1")
+        db = b.database()
+        pin(pm, {1})
+        m = b.mount(sim, "own-pg", db=db)
+        cold_pinned(b, sim, m, os.path.join(m.mnt, HEAVY, day), count, R, "own_pg")
+        b.unmount(m)
+    finally:
+        os.sched_setaffinity(0, every)
+        pin(pm, every)
+        pin(sim.proc.pid, every)
+
+
 def measure(b, R):
     R["load0"] = os.getloadavg()[0]
     log("starting a throwaway PostgreSQL cluster")
@@ -419,6 +492,7 @@ def measure(b, R):
     R["pg_version"] = b.pg.psql("SHOW server_version", db="postgres")
     measure_shared(b, R)
     measure_heavy(b, R)
+    measure_own_core(b, R)
     R["load1"] = os.getloadavg()[0]
 
 
@@ -543,6 +617,31 @@ def report(b, R, t_start):
     else:
         P.append("No figure (see problems).")
         P.append("")
+
+    # 2b ----------------------------------------------------------------------
+    c0, c1 = R.get("own_plain"), R.get("own_pg")
+    if c0 and c1 and c0["rc"] == 0 and c1["rc"] == 0:
+        ratio = c0["total"] / c1["total"]
+        P.append("### Cold throughput, the server on a core of its own (2b)")
+        P.append("")
+        P.append("(2) again, each mount fresh (a fresh local cache, a fresh database), with the "
+                 "processes pinned (sched_setaffinity, every thread): flowfs, flowsim and the "
+                 "reader on core 0 in both runs, PostgreSQL (the postmaster and every backend) on "
+                 "core 1, as a team's server has a machine of its own. Both mounts get the same "
+                 "core; what the shared cache adds on the mount's side is what it costs there.")
+        P.append("")
+        P.append("| mount | load at the start | total | flows/s | ratio | requests | flowfs CPU "
+                 "| PostgreSQL CPU | flowsim CPU |")
+        P.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for label, c, rt in (("plain SQLite, core 0 (baseline)", c0, "1.00"),
+                             ("cache_url, core 0; PostgreSQL, core 1", c1,
+                              f"**{ratio:.2f}** (target {TARGET_COLD}: "
+                              f"{verdict(ratio >= TARGET_COLD)})")):
+            P.append(f"| {label} | {c['load']:.1f} | {c['total']:.1f} s | "
+                     f"{count / c['total']:,.0f} | {rt} | {c['requests']} | {c['fs_cpu']:.1f} s "
+                     f"| {c['pg_cpu']:.1f} s | {c['sim_cpu']:.1f} s |")
+        P.append("")
+        R["own_ratio"] = ratio
 
     # 3 -----------------------------------------------------------------------
     P.append("### Warm reads (3)")
