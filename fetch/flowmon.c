@@ -604,7 +604,8 @@ int flowmon_split(const struct flowmon_part *p, struct flowmon_key *keys, size_t
 		return 0;
 	if (m && !(v = malloc(m * sizeof(*v))))
 		m = 0;	/* out of memory: halves, as without keys */
-	qsort(keys, m, sizeof(*keys), dst ? fm_key_dp_cmp : fm_key_sp_cmp);
+	if (m)	/* keys may be NULL without any */
+		qsort(keys, m, sizeof(*keys), dst ? fm_key_dp_cmp : fm_key_sp_cmp);
 	for (size_t i = 0; i < m; i++)
 		v[i] = dst ? keys[i].dp : keys[i].sp;
 	k = dst ? fm_cut(p->dlo, p->dhi, v, m, r) : fm_cut(p->slo, p->shi, v, m, r);
