@@ -1880,46 +1880,6 @@ out:
 
 /* ---- the team's shared cache (cache_url) ------------------------------------ */
 
-/*
- * What the local cache misses of 'within' (each interval read with q's
- * subject and peer, the query's clock and live_ttl), less 'fetched' (what
- * this query asked the collector itself already: a gap stays missing, and
- * is not asked twice).  0 with *out (the caller frees it), or -errno with
- * err.
- */
-static int local_missing(struct run *r, const struct cache_ivals *within,
-			 const struct cache_ivals *fetched, struct cache_ivals *out, char *err)
-{
-	char cerr[CACHE_ERRLEN];
-	int rc = 0;
-
-	memset(out, 0, sizeof(*out));
-	for (size_t i = 0; !rc && i < within->n; i++) {
-		struct cache_query wq = *r->q;
-		struct cache_ivals m = {0};
-		wq.start = within->v[i].start;
-		wq.end = within->v[i].end;
-		rc = cache_missing(r->cache, &wq, r->res->started_ms, r->e->o.live_ttl_ms, &m, cerr);
-		if (rc) {
-			snprintf(err, FETCH_ERRLEN, "the cache: %s", cerr);
-			break;
-		}
-		for (size_t k = 0; !rc && k < m.n; k++) {
-			struct cache_ivals left = {0};
-			rc = cache_ivals_subtract(fetched, m.v[k].start, m.v[k].end, &left);
-			for (size_t x = 0; !rc && x < left.n; x++)
-				rc = cache_ivals_add(out, left.v[x].start, left.v[x].end);
-			cache_ivals_free(&left);
-		}
-		cache_ivals_free(&m);
-		if (rc)
-			snprintf(err, FETCH_ERRLEN, "out of memory");
-	}
-	if (rc)
-		cache_ivals_free(out);
-	return rc;
-}
-
 /* Add every interval of from to to: 0 or -ENOMEM. */
 static int ivals_merge(struct cache_ivals *to, const struct cache_ivals *from)
 {
@@ -1938,6 +1898,44 @@ static struct cache_query query_part(const struct cache_query *q, int64_t start,
 	wq.start = start;
 	wq.end = end;
 	return wq;
+}
+
+/*
+ * What the local cache misses of 'within' (each interval read with q's
+ * subject and peer, the query's clock and live_ttl), less 'fetched' (what
+ * this query asked the collector itself already: a gap stays missing, and
+ * is not asked twice).  0 with *out (the caller frees it), or -errno with
+ * err.
+ */
+static int local_missing(struct run *r, const struct cache_ivals *within,
+			 const struct cache_ivals *fetched, struct cache_ivals *out, char *err)
+{
+	char cerr[CACHE_ERRLEN];
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; !rc && i < within->n; i++) {
+		struct cache_query wq = query_part(r->q, within->v[i].start, within->v[i].end);
+		struct cache_ivals m = {0};
+		rc = cache_missing(r->cache, &wq, r->res->started_ms, r->e->o.live_ttl_ms, &m, cerr);
+		if (rc) {
+			snprintf(err, FETCH_ERRLEN, "the cache: %s", cerr);
+			break;
+		}
+		for (size_t k = 0; !rc && k < m.n; k++) {
+			struct cache_ivals left = {0};
+			rc = cache_ivals_subtract(fetched, m.v[k].start, m.v[k].end, &left);
+			if (!rc)
+				rc = ivals_merge(out, &left);
+			cache_ivals_free(&left);
+		}
+		cache_ivals_free(&m);
+		if (rc)
+			snprintf(err, FETCH_ERRLEN, "out of memory");
+	}
+	if (rc)
+		cache_ivals_free(out);
+	return rc;
 }
 
 /*

@@ -150,8 +150,6 @@ struct fm_x {
 	char *parts;
 	size_t plen, pcap;
 	unsigned nparts;
-	bool noted;			/* the current part is the last noted */
-	size_t note_at;			/* where its note begins */
 };
 
 static int64_t mono_ms(void)
@@ -1370,15 +1368,13 @@ static int fm_next_part(struct driver *d, struct fm_x *x, struct driver_win *w,
 
 	if (x->nstack == 0 && x->split && !x->whole_probe) {
 		x->whole_probe = true;
-		x->noted = false;
-		x->part_base = 0;
+			x->part_base = 0;
 		return fm_probe(d, x, w, a, &whole, err);
 	}
 	if (x->nstack == 0)
 		return fm_finish(w, x, false, limit, out, err);
 	x->cur = x->stack[--x->nstack];
 	x->reasks = 0;
-	x->noted = false;
 	x->part_base = x->acc.n;
 	x->part_rejected = x->acc.rejected;
 	x->part_inexact = x->acc.inexact;
@@ -1407,12 +1403,12 @@ static int fm_part_full(struct driver *d, struct fm_x *x, struct driver_win *w,
 	x->acc.n = x->part_base;
 	x->acc.rejected = x->part_rejected;	/* its parts count them again */
 	x->acc.inexact = x->part_inexact;
-	if (x->noted) {
-		/* its probe was full and could not be split: not a part */
-		x->plen = x->note_at;
-		x->parts[x->plen] = '\0';
-		x->nparts--;
-		x->noted = false;
+	if (!x->split) {
+		/* the first split: a note so far is the whole window's, whose
+		 * probe was full and could not be split (in a split window only
+		 * a part's full answer comes here, before any note of it) */
+		x->plen = 0;
+		x->nparts = 0;
 	}
 	x->probing = false;
 	for (int i = nk - 1; i >= 0; i--)
@@ -1442,8 +1438,6 @@ static int fm_part_note(struct fm_x *x, size_t answered)
 		x->parts = np;
 		x->pcap = cap;
 	}
-	x->note_at = x->plen;
-	x->noted = true;
 	x->plen += (size_t)sprintf(x->parts + x->plen, "%s%s", x->nparts ? "\n" : "", text);
 	x->nparts++;
 	return 0;

@@ -234,11 +234,6 @@ def test_mount_equals_truth(fmsim, cred, mounts, tmp_path):
     assert info["collector_tz"] == "UTC" and info["active_timeout_s"] == int(REACH), info
 
 
-def iso_ms(text):
-    return int(datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
-               .replace(tzinfo=timezone.utc).timestamp() * 1000)
-
-
 def test_flood_slot_split_by_disjoint_filters(fmsim, cred, mounts, tmp_path):
     """The flood's slot (15,000 flows at 03:17:00.250) answers the cap: the
     driver asks it again in parts by disjoint filters, and the mount's log
@@ -255,10 +250,10 @@ def test_flood_slot_split_by_disjoint_filters(fmsim, cred, mounts, tmp_path):
     log = m.stderr_text()
     windows = [w for w in re.finditer(
         r"window (\S+) to (\S+), peer any: (\d+) records in (\d+) disjoint parts", log)
-        if iso_ms(w.group(1)) <= flood < iso_ms(w.group(2))]
+        if ms_of(w.group(1)) <= flood < ms_of(w.group(2))]
     assert len(windows) == 1, f"the flood's window was not asked in parts: {log[-2000:]}"
     w = windows[0]
-    start, end, records, nparts = (iso_ms(w.group(1)), iso_ms(w.group(2)), int(w.group(3)),
+    start, end, records, nparts = (ms_of(w.group(1)), ms_of(w.group(2)), int(w.group(3)),
                                    int(w.group(4)))
     parts = re.findall(rf"window {re.escape(w.group(1))} part (\d+) of {nparts}: (.*): "
                        r"(\d+)/(\d+)$", log, re.M)
